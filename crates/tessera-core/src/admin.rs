@@ -1,0 +1,380 @@
+//! Administration: what the `tessera` CLI (and `serve --dev`) do to the registry. Each function
+//! validates its input, writes through the store, and returns what the CLI prints. Changes reach
+//! running servers through the change feed the store writes alongside.
+
+use std::collections::HashSet;
+
+use crate::keys::{Alg, MasterKey, StoredKey, generate_key};
+use crate::model::{Client, GrantType, Partner, PartnerStatus, Role, User};
+use crate::password::{check_strength, hash_blocking};
+use crate::policy::{MAX_EMAIL_LEN, MAX_NAME_LEN};
+use crate::scope::ScopeSet;
+use crate::secret::{Secret, SecretKind, generate, random_bytes};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("a partner with email {0} already exists")]
+    DuplicateEmail(String),
+    #[error("org code {0} is already used by another partner")]
+    DuplicateOrgCode(String),
+    #[error("user {0} already exists for this partner")]
+    DuplicateUsername(String),
+    #[error("unknown partner {0}")]
+    UnknownPartner(String),
+    #[error("unknown account {0} (or it belongs to another partner)")]
+    UnknownAccount(String),
+    #[error("unknown scope(s): {} (register them first with `tessera scope add`)", .0.join(", "))]
+    UnknownScopes(Vec<String>),
+    #[error("scope(s) outside the partner's allowed scopes: {}", .0.join(", "))]
+    ScopesOutsidePartner(Vec<String>),
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct NewPartner<'a> {
+    pub name: &'a str,
+    pub email: &'a str,
+    pub password: &'a str,
+    pub scopes: &'a str,
+    pub org_code: Option<&'a str>,
+}
+
+/// Check the scopes are registered, returning the parsed set.
+async fn registered_scopes(store: &dyn Store, scopes: &str) -> Result<ScopeSet, AdminError> {
+    let set = ScopeSet::parse(scopes).map_err(|e| AdminError::Invalid(e.to_string()))?;
+    let known: HashSet<String> = store.list_scopes().await?.into_iter().collect();
+    let unknown: Vec<String> = set
+        .iter()
+        .filter(|s| !known.contains(*s))
+        .map(str::to_string)
+        .collect();
+    if unknown.is_empty() {
+        Ok(set)
+    } else {
+        Err(AdminError::UnknownScopes(unknown))
+    }
+}
+
+fn check_name(name: &str) -> Result<(), AdminError> {
+    if name.trim().is_empty() || name.chars().count() > MAX_NAME_LEN {
+        return Err(AdminError::Invalid(format!(
+            "the name must be 1 to {MAX_NAME_LEN} characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_email(email: &str) -> Result<String, AdminError> {
+    let email = email.trim().to_ascii_lowercase();
+    let valid = email.len() <= MAX_EMAIL_LEN
+        && email
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
+        && !email.contains(char::is_whitespace)
+        && !email.contains(':');
+    if valid {
+        Ok(email)
+    } else {
+        Err(AdminError::Invalid(format!(
+            "{email:?} is not a valid email address"
+        )))
+    }
+}
+
+fn new_org_code() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    random_bytes::<8>()
+        .iter()
+        .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
+        .collect()
+}
+
+pub async fn create_partner(
+    store: &dyn Store,
+    input: NewPartner<'_>,
+    now: i64,
+) -> Result<Partner, AdminError> {
+    check_name(input.name)?;
+    let email = check_email(input.email)?;
+    check_strength(input.password).map_err(AdminError::Invalid)?;
+    let scopes = registered_scopes(store, input.scopes).await?;
+    let org_code = match input.org_code {
+        Some(c) => {
+            if !(2..=32).contains(&c.len())
+                || !c
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(AdminError::Invalid(
+                    "the org code must be 2 to 32 letters, digits, '-' or '_'".into(),
+                ));
+            }
+            c.to_string()
+        }
+        None => new_org_code(),
+    };
+    let partner = Partner {
+        id: uuid::Uuid::now_v7().to_string(),
+        name: input.name.trim().to_string(),
+        email: email.clone(),
+        org_code: org_code.clone(),
+        status: PartnerStatus::Active,
+        scopes,
+        password_hash: hash_blocking(input.password),
+        created_at: now,
+    };
+    match store.insert_partner(&partner).await {
+        Ok(()) => Ok(partner),
+        Err(StoreError::Conflict("email")) => Err(AdminError::DuplicateEmail(email)),
+        Err(StoreError::Conflict(_)) => Err(AdminError::DuplicateOrgCode(org_code)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn set_partner_status(
+    store: &dyn Store,
+    partner_id: &str,
+    status: PartnerStatus,
+) -> Result<(), AdminError> {
+    match store.set_partner_status(partner_id, status).await {
+        Err(StoreError::NotFound(_)) => Err(AdminError::UnknownPartner(partner_id.into())),
+        other => Ok(other?),
+    }
+}
+
+/// Mint a partner API token; the clear token is returned once.
+pub async fn create_partner_token(
+    store: &dyn Store,
+    partner_id: &str,
+    now: i64,
+) -> Result<Secret, AdminError> {
+    let token = generate(SecretKind::PartnerToken);
+    match store
+        .insert_partner_token(partner_id, &token.digest(), now)
+        .await
+    {
+        Err(StoreError::NotFound(_)) => Err(AdminError::UnknownPartner(partner_id.into())),
+        other => {
+            other?;
+            Ok(token)
+        }
+    }
+}
+
+pub struct NewClient<'a> {
+    pub partner_id: &'a str,
+    pub name: &'a str,
+    pub grant_types: &'a [String],
+    pub scopes: &'a str,
+    pub redirect_uris: &'a [String],
+    pub frame_origins: &'a [String],
+    pub dev: bool,
+}
+
+/// Register a client; returns it and its secret, shown once.
+pub async fn create_client(
+    store: &dyn Store,
+    input: NewClient<'_>,
+    now: i64,
+) -> Result<(Client, Secret), AdminError> {
+    check_name(input.name)?;
+    let partner = store
+        .partner_by_id(input.partner_id)
+        .await?
+        .ok_or_else(|| AdminError::UnknownPartner(input.partner_id.into()))?;
+    let mut grant_types = Vec::new();
+    for g in input.grant_types.iter().flat_map(|g| g.split(',')) {
+        let gt = GrantType::parse(g.trim()).ok_or_else(|| {
+            AdminError::Invalid(format!(
+                "unknown grant type {g:?}: use client_credentials, password, refresh_token, authorization_code or token_exchange"
+            ))
+        })?;
+        if !grant_types.contains(&gt) {
+            grant_types.push(gt);
+        }
+    }
+    if grant_types.is_empty() {
+        return Err(AdminError::Invalid("give at least one grant type".into()));
+    }
+    let scopes = registered_scopes(store, input.scopes).await?;
+    let outside = scopes.outside(&partner.scopes);
+    if !outside.is_empty() {
+        return Err(AdminError::ScopesOutsidePartner(outside));
+    }
+    for uri in input.redirect_uris {
+        check_redirect_uri(uri)?;
+    }
+    for origin in input.frame_origins {
+        if !(origin.starts_with("https://") || origin.starts_with("http://"))
+            || origin[8..].contains('/')
+        {
+            return Err(AdminError::Invalid(format!(
+                "{origin:?} is not an origin (scheme://host[:port], no path)"
+            )));
+        }
+    }
+    let secret = generate(SecretKind::ClientSecret);
+    let client = Client {
+        id: format!("tc_{}", uuid::Uuid::now_v7().simple()),
+        partner_id: partner.id,
+        name: input.name.trim().to_string(),
+        secret_digest: secret.digest(),
+        grant_types,
+        scopes,
+        redirect_uris: input.redirect_uris.to_vec(),
+        frame_origins: input.frame_origins.to_vec(),
+        dev: input.dev,
+        created_at: now,
+    };
+    store.insert_client(&client).await?;
+    Ok((client, secret))
+}
+
+/// RFC 9700 §2.1: exact match later, so require an absolute URI without a fragment; plain HTTP
+/// only for loopback (RFC 8252 §7.3).
+fn check_redirect_uri(uri: &str) -> Result<(), AdminError> {
+    let bad = |why: &str| AdminError::Invalid(format!("redirect URI {uri:?} {why}"));
+    if uri.len() > 2000 {
+        return Err(bad("is too long"));
+    }
+    if uri.contains('#') {
+        return Err(bad("must not contain a fragment"));
+    }
+    if let Some(rest) = uri.strip_prefix("http://") {
+        let host = rest.split(['/', ':']).next().unwrap_or("");
+        if !matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
+            return Err(bad("must use https (http is allowed only for loopback)"));
+        }
+    } else if !uri.starts_with("https://") {
+        let scheme_ok = uri
+            .split_once(':')
+            .is_some_and(|(s, _)| s.contains('.') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'));
+        if !scheme_ok {
+            return Err(bad(
+                "must be https, loopback http, or a private-use scheme such as com.example.app:/cb",
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub struct NewUser<'a> {
+    pub partner_id: &'a str,
+    pub username: &'a str,
+    pub password: &'a str,
+    pub role: Role,
+    pub account_id: Option<&'a str>,
+}
+
+pub async fn create_user(
+    store: &dyn Store,
+    input: NewUser<'_>,
+    now: i64,
+) -> Result<User, AdminError> {
+    let username = input.username.trim().to_ascii_lowercase();
+    if username.is_empty() || username.len() > MAX_EMAIL_LEN {
+        return Err(AdminError::Invalid(format!(
+            "the username must be 1 to {MAX_EMAIL_LEN} characters"
+        )));
+    }
+    check_strength(input.password).map_err(AdminError::Invalid)?;
+    store
+        .partner_by_id(input.partner_id)
+        .await?
+        .ok_or_else(|| AdminError::UnknownPartner(input.partner_id.into()))?;
+    match (input.role, input.account_id) {
+        (Role::Member, None) => {
+            return Err(AdminError::Invalid(
+                "a member user belongs to an account: give --account".into(),
+            ));
+        }
+        (Role::Admin | Role::Customer, Some(_)) => {
+            return Err(AdminError::Invalid(
+                "only member users belong to an account; drop --account".into(),
+            ));
+        }
+        (_, Some(account)) => {
+            let owned = store
+                .account_by_id(account)
+                .await?
+                .is_some_and(|a| a.partner_id == input.partner_id);
+            if !owned {
+                return Err(AdminError::UnknownAccount(account.into()));
+            }
+        }
+        _ => {}
+    }
+    let user = User {
+        id: uuid::Uuid::now_v7().to_string(),
+        partner_id: input.partner_id.to_string(),
+        account_id: input.account_id.map(str::to_string),
+        username: username.clone(),
+        role: input.role,
+        password_hash: hash_blocking(input.password),
+        created_at: now,
+    };
+    match store.insert_user(&user).await {
+        Err(StoreError::Conflict(_)) => Err(AdminError::DuplicateUsername(username)),
+        other => {
+            other?;
+            Ok(user)
+        }
+    }
+}
+
+pub async fn add_scopes(store: &dyn Store, names: &[String]) -> Result<Vec<String>, AdminError> {
+    if names.is_empty() {
+        return Err(AdminError::Invalid("name at least one scope".into()));
+    }
+    let set = ScopeSet::parse(&names.join(" ")).map_err(|e| AdminError::Invalid(e.to_string()))?;
+    let names: Vec<String> = set.iter().map(str::to_string).collect();
+    store.add_scopes(&names).await?;
+    Ok(names)
+}
+
+/// Create a new active signing key and retire the others (they stay published until every token
+/// they signed has expired).
+pub async fn rotate_keys(
+    store: &dyn Store,
+    master: &MasterKey,
+    alg: Alg,
+    now: i64,
+) -> Result<StoredKey, AdminError> {
+    let key = generate_key(alg, master, now)?;
+    store.rotate_keys(&key, now).await?;
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uris_follow_the_bcp() {
+        assert!(check_redirect_uri("https://app.example/cb").is_ok());
+        assert!(check_redirect_uri("http://127.0.0.1:9000/cb").is_ok());
+        assert!(check_redirect_uri("com.example.app:/cb").is_ok());
+        assert!(check_redirect_uri("http://app.example/cb").is_err());
+        assert!(check_redirect_uri("https://app.example/cb#x").is_err());
+        assert!(check_redirect_uri("javascript:alert(1)").is_err());
+    }
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(check_email(" A@B.example ").unwrap(), "a@b.example");
+        assert!(check_email("no-at-sign").is_err());
+        assert!(check_email("a:b@c.example").is_err());
+    }
+
+    #[test]
+    fn org_codes_are_eight_unambiguous_characters() {
+        let c = new_org_code();
+        assert_eq!(c.len(), 8);
+        assert!(!c.contains(['0', 'O', '1', 'I']));
+    }
+}

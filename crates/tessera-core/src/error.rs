@@ -1,0 +1,82 @@
+//! The engine's one error type. Each variant is a distinct outcome that a dialect maps to its own
+//! wire code in exactly one function (`tessera-server`'s `partner::error` and, later, the
+//! standard dialect's). Messages are written for the partner who will read them; internal detail
+//! (database errors) goes to the log, never to the wire.
+
+use crate::jwt::JwtError;
+use crate::store::StoreError;
+
+/// A field that failed validation: its JSON path and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error("the request is invalid")]
+    Validation(Vec<FieldError>),
+    #[error("grant_type {0:?} is not supported")]
+    UnsupportedGrantType(String),
+    #[error("{0}")]
+    AuthorizationHeader(&'static str),
+    #[error("wrong credentials")]
+    InvalidCredentials,
+    #[error("the partner API token is unknown or revoked")]
+    InvalidPartnerToken,
+    #[error("the partner is inactive")]
+    PartnerInactive,
+    #[error("the token is invalid or expired: {0}")]
+    TokenInvalid(JwtError),
+    #[error("the token is unknown or has been revoked")]
+    TokenUnknownOrRevoked,
+    #[error("subject_token_type must be {expected}")]
+    SubjectTokenTypeMismatch { expected: &'static str },
+    #[error("the subject token was issued to another partner")]
+    RequestedSubjectMismatch,
+    #[error("the {0} does not belong to the calling partner")]
+    NotPartnersResource(&'static str),
+    #[error("scope not permitted: {}", .0.join(" "))]
+    ScopeForbidden(Vec<String>),
+    #[error("the refresh token is invalid: {0}")]
+    RefreshTokenInvalid(&'static str),
+    #[error("the token was issued to another client")]
+    ClientIdMismatch,
+    #[error("too many token requests")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("the service is temporarily unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+impl GrantError {
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> GrantError {
+        GrantError::Validation(vec![FieldError::new(field, message)])
+    }
+}
+
+impl From<StoreError> for GrantError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(why) => {
+                tracing::warn!(error = %why, "database unavailable");
+                GrantError::Unavailable
+            }
+            other => {
+                tracing::error!(error = %other, "storage error");
+                GrantError::Internal
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! `refresh_token` (RFC 6749 §6) with rotation on every use (RFC 9700 §4.14.2): the presented
+//! token is exchanged atomically for a successor; of concurrent uses exactly one wins. Reuse of a
+//! rotated token within the grace period is refused and nothing else happens (a client retrying a
+//! lost response); reuse after it is treated as theft and revokes the whole family.
+
+use crate::engine::Engine;
+use crate::error::GrantError;
+use crate::grants::token_exchange::account_claims;
+use crate::grants::{Caller, Issued};
+use crate::jwt::TokenUse;
+use crate::model::RefreshToken;
+use crate::policy::MAX_ACCESS_TOKEN_TTL;
+use crate::scope::ScopeSet;
+use crate::secret::{SecretDigest, SecretKind, generate};
+use crate::store::{Rotation, Successor};
+
+#[derive(Debug)]
+pub struct Request {
+    pub refresh_token: String,
+}
+
+/// Why a refresh token that was found could not be used, decided from its record alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Revoked,
+    Expired,
+    /// Rotated less than the grace period ago: refuse, keep the family.
+    ReusedWithinGrace,
+    /// Rotated longer ago: refuse and revoke the family.
+    ReuseDetected,
+}
+
+/// Classify a token the store reported as not active.
+pub fn classify(record: &RefreshToken, now: i64, grace: i64) -> Refusal {
+    if record.revoked_at.is_some() {
+        Refusal::Revoked
+    } else if let Some(rotated) = record.rotated_at {
+        if now - rotated <= grace {
+            Refusal::ReusedWithinGrace
+        } else {
+            Refusal::ReuseDetected
+        }
+    } else {
+        Refusal::Expired
+    }
+}
+
+#[tracing::instrument(skip_all, name = "refresh_token", fields(client_id = caller.client_id()))]
+pub async fn grant(
+    engine: &Engine,
+    caller: &Caller,
+    request: Request,
+    now: i64,
+) -> Result<Issued, GrantError> {
+    if SecretKind::of(&request.refresh_token) != Some(SecretKind::RefreshToken) {
+        return Err(GrantError::RefreshTokenInvalid("it is not a Tessera refresh token"));
+    }
+    let presented = SecretDigest::of(&request.refresh_token);
+    let successor = generate(SecretKind::RefreshToken);
+    let next = Successor {
+        digest: successor.digest(),
+        expires_at: now + engine.config.refresh_token_ttl,
+    };
+    let record = match engine
+        .store
+        .rotate_refresh_token(&presented, caller.client_id(), &next, now)
+        .await?
+    {
+        Rotation::Rotated(record) => record,
+        Rotation::Unknown => return Err(GrantError::RefreshTokenInvalid("it is unknown")),
+        Rotation::WrongClient => return Err(GrantError::ClientIdMismatch),
+        Rotation::NotActive(record) => {
+            return Err(refuse(engine, &record, now).await?);
+        }
+    };
+    let ttl = engine.config.client_access_token_ttl;
+    let claims = account_claims(engine, caller, &record, ttl, now);
+    Ok(Issued {
+        access_token: engine.mint(&claims),
+        expires_in: ttl,
+        refresh_token: Some(successor),
+        scope: ScopeSet::parse(&record.scope).map_err(|_| GrantError::Internal)?,
+        token_use: TokenUse::ClientAccessToken,
+    })
+}
+
+async fn refuse(engine: &Engine, record: &RefreshToken, now: i64) -> Result<GrantError, GrantError> {
+    Ok(match classify(record, now, engine.config.refresh_reuse_grace) {
+        Refusal::Revoked => GrantError::RefreshTokenInvalid("it has been revoked"),
+        Refusal::Expired => GrantError::RefreshTokenInvalid("it has expired"),
+        Refusal::ReusedWithinGrace => GrantError::RefreshTokenInvalid(
+            "it has already been used; use the refresh token returned by that request",
+        ),
+        Refusal::ReuseDetected => {
+            tracing::warn!(family = %record.family_id, "refresh token reuse detected; revoking the family");
+            let until = now + MAX_ACCESS_TOKEN_TTL;
+            engine.store.revoke_family(&record.family_id, until, now).await?;
+            engine.note_revoked(&record.family_id, until);
+            GrantError::RefreshTokenInvalid(
+                "it was already used; as a precaution every token of this authorization is revoked",
+            )
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> RefreshToken {
+        RefreshToken {
+            digest: SecretDigest([0; 32]),
+            family_id: "f".into(),
+            partner_id: "p".into(),
+            client_id: "p".into(),
+            subject: "a".into(),
+            account_id: Some("a".into()),
+            scope: "crm".into(),
+            issued_at: 0,
+            expires_at: 1000,
+            family_issued_at: 0,
+            rotated_at: None,
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn reuse_within_grace_keeps_the_family_and_after_it_revokes() {
+        let mut r = record();
+        r.rotated_at = Some(100);
+        assert_eq!(classify(&r, 100, 30), Refusal::ReusedWithinGrace);
+        assert_eq!(classify(&r, 130, 30), Refusal::ReusedWithinGrace);
+        assert_eq!(classify(&r, 131, 30), Refusal::ReuseDetected);
+        assert_eq!(classify(&r, 131, 0), Refusal::ReuseDetected);
+    }
+
+    #[test]
+    fn revocation_wins_over_rotation_and_expiry_is_last() {
+        let mut r = record();
+        r.rotated_at = Some(100);
+        r.revoked_at = Some(200);
+        assert_eq!(classify(&r, 101, 30), Refusal::Revoked);
+        let r = record();
+        assert_eq!(classify(&r, 5000, 30), Refusal::Expired);
+    }
+}

@@ -1,0 +1,267 @@
+//! JWT access tokens (RFC 9068 profile, `typ: at+jwt`): minting and verification against the
+//! deployment's own [`KeySet`].
+//!
+//! Verification is deliberately narrow: only compact JWS, only the three algorithms Tessera signs
+//! with, the `alg` in the header must equal the algorithm of the key named by `kid` (no `none`,
+//! no algorithm confusion), and the issuer must be this deployment.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use crate::keys::KeySet;
+
+/// Longest token this server accepts for verification, far above any it mints.
+pub const MAX_JWT_LEN: usize = 8192;
+/// Clock skew tolerated on `iat`.
+const LEEWAY_SECS: i64 = 60;
+
+/// What a token is for; the `token_use` claim. Names follow SPEC §2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenUse {
+    /// A partner's own token (partner dialect, `client_credentials`).
+    MachineToken,
+    /// A token acting for an account or user with a refresh token beside it.
+    ClientAccessToken,
+    /// A client's own token (standard dialect, `client_credentials`).
+    AppToken,
+    /// A partner admin user's token (standard dialect, `password`).
+    UserToken,
+    /// A partner customer's token (standard dialect, `password`).
+    CustomerToken,
+}
+
+/// RFC 8693 §4.1 actor claim.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub sub: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub client_id: String,
+    pub scope: String,
+    pub token_use: TokenUse,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+    /// The refresh-token family (session) this token belongs to, if any: revoking the family
+    /// makes the token inactive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Header<'a> {
+    alg: &'a str,
+    typ: &'static str,
+    kid: &'a str,
+}
+
+#[derive(Deserialize)]
+struct ParsedHeader {
+    alg: String,
+    kid: Option<String>,
+}
+
+/// Why a presented JWT was refused. The first three mean "invalid or expired"; the last means
+/// "well-formed, but not one of ours".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum JwtError {
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    #[error("the token's signature does not verify")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token was not issued by this server")]
+    NotOurs,
+}
+
+/// Sign `claims` with the active key of `keys`.
+pub fn encode(keys: &KeySet, claims: &Claims) -> String {
+    let signer = keys.signer();
+    let header = serde_json::to_vec(&Header {
+        alg: signer.alg.as_str(),
+        typ: "at+jwt",
+        kid: &signer.kid,
+    })
+    .expect("header serializes");
+    let body = serde_json::to_vec(claims).expect("claims serialize");
+    let mut token = String::with_capacity(64 + body.len() * 4 / 3 + 100);
+    URL_SAFE_NO_PAD.encode_string(&header, &mut token);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&body, &mut token);
+    let sig = signer.sign(token.as_bytes());
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&sig, &mut token);
+    token
+}
+
+/// Verify signature, issuer and expiry; return the claims.
+pub fn decode(keys: &KeySet, token: &str, issuer: &str, now: i64) -> Result<Claims, JwtError> {
+    let claims = decode_ignoring_expiry(keys, token, issuer)?;
+    if claims.exp <= now {
+        return Err(JwtError::Expired);
+    }
+    if claims.iat > now + LEEWAY_SECS {
+        return Err(JwtError::Malformed);
+    }
+    Ok(claims)
+}
+
+/// Verify signature and issuer only: for revocation, where an expired token is still ours.
+pub fn decode_ignoring_expiry(
+    keys: &KeySet,
+    token: &str,
+    issuer: &str,
+) -> Result<Claims, JwtError> {
+    if token.len() > MAX_JWT_LEN {
+        return Err(JwtError::Malformed);
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(b), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwtError::Malformed);
+    };
+    let header: ParsedHeader = URL_SAFE_NO_PAD
+        .decode(h)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or(JwtError::Malformed)?;
+    let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwtError::Malformed)?;
+    let kid = header.kid.ok_or(JwtError::NotOurs)?;
+    let verifier = keys.verifier(&kid).ok_or(JwtError::NotOurs)?;
+    if header.alg != verifier.alg.as_str() {
+        return Err(JwtError::BadSignature);
+    }
+    let signed_len = h.len() + 1 + b.len();
+    if !verifier.verify(&token.as_bytes()[..signed_len], &sig) {
+        return Err(JwtError::BadSignature);
+    }
+    let claims: Claims = URL_SAFE_NO_PAD
+        .decode(b)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or(JwtError::Malformed)?;
+    if claims.iss != issuer {
+        return Err(JwtError::NotOurs);
+    }
+    Ok(claims)
+}
+
+/// Whether a string has the shape of a compact JWS (three base64url parts), without verifying.
+pub fn looks_like_jwt(token: &str) -> bool {
+    token.len() <= MAX_JWT_LEN
+        && token.split('.').count() == 3
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{Alg, MasterKey, generate_key};
+
+    fn keyset(alg: Alg) -> KeySet {
+        let m = MasterKey::generate();
+        KeySet::load(&[generate_key(alg, &m, 0).unwrap()], &m, 0)
+            .unwrap()
+            .unwrap()
+    }
+
+    fn claims(now: i64) -> Claims {
+        Claims {
+            iss: "https://as.example".into(),
+            sub: "p1".into(),
+            aud: "https://as.example".into(),
+            exp: now + 100,
+            iat: now,
+            jti: "j1".into(),
+            client_id: "p1".into(),
+            scope: "crm".into(),
+            token_use: TokenUse::MachineToken,
+            partner_id: Some("p1".into()),
+            org_code: None,
+            account_id: None,
+            role: None,
+            act: None,
+            sid: None,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_expiry_with_explicit_now() {
+        let keys = keyset(Alg::ES256);
+        let now = 1_700_000_000;
+        let t = encode(&keys, &claims(now));
+        assert!(looks_like_jwt(&t));
+        assert_eq!(
+            decode(&keys, &t, "https://as.example", now + 99).unwrap(),
+            claims(now)
+        );
+        assert_eq!(
+            decode(&keys, &t, "https://as.example", now + 100),
+            Err(JwtError::Expired)
+        );
+        assert!(decode_ignoring_expiry(&keys, &t, "https://as.example").is_ok());
+        assert_eq!(
+            decode(&keys, &t, "https://other.example", now),
+            Err(JwtError::NotOurs)
+        );
+    }
+
+    #[test]
+    fn tampering_and_foreign_keys_are_refused() {
+        let keys = keyset(Alg::EdDSA);
+        let t = encode(&keys, &claims(0));
+        let mut parts: Vec<&str> = t.split('.').collect();
+        let mut forged = claims(0);
+        forged.sub = "p2".into();
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
+        parts[1] = &body;
+        assert_eq!(
+            decode(&keys, &parts.join("."), "https://as.example", 1),
+            Err(JwtError::BadSignature)
+        );
+        let other = keyset(Alg::EdDSA);
+        assert_eq!(
+            decode(&other, &t, "https://as.example", 1),
+            Err(JwtError::NotOurs)
+        );
+        for garbage in ["", "a.b", "a.b.c.d", "!!.??.**", "e30.e30.e30"] {
+            assert!(decode(&keys, garbage, "https://as.example", 1).is_err());
+        }
+    }
+
+    #[test]
+    fn alg_in_header_must_match_the_key() {
+        let keys = keyset(Alg::ES256);
+        let t = encode(&keys, &claims(0));
+        let header = URL_SAFE_NO_PAD.encode(
+            serde_json::to_vec(&serde_json::json!({"alg": "none", "kid": keys.signer().kid}))
+                .unwrap(),
+        );
+        let rest: Vec<&str> = t.splitn(2, '.').collect();
+        let forged = format!("{header}.{}", rest[1]);
+        assert_eq!(
+            decode(&keys, &forged, "https://as.example", 1),
+            Err(JwtError::BadSignature)
+        );
+    }
+}

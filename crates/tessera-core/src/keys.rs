@@ -1,0 +1,460 @@
+//! Signing keys: generation, encryption at rest, the in-memory key set, and JWKS.
+//!
+//! Private keys are parsed once into aws-lc-rs key pairs and kept in [`KeySet`]; re-parsing a
+//! PKCS#8 document per signature (as general JOSE crates do) doubles ES256 cost and makes RS256
+//! cost 1.5 ms. At rest a private key is sealed with AES-256-GCM under the deployment's master
+//! key, with the `kid` as associated data so that a sealed key cannot be swapped between rows.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{
+    self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, ParsedPublicKey, RsaKeyPair,
+};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::secret::random_bytes;
+
+/// How long a retired key stays published: every access token it signed has expired by then
+/// (access-token lifetimes are capped at [`crate::policy::MAX_ACCESS_TOKEN_TTL`]), plus a minute
+/// of clock skew.
+pub const RETIRED_KEY_PUBLISH_SECS: i64 = crate::policy::MAX_ACCESS_TOKEN_TTL + 60;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Alg {
+    ES256,
+    EdDSA,
+    RS256,
+}
+
+impl Alg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Alg::ES256 => "ES256",
+            Alg::EdDSA => "EdDSA",
+            Alg::RS256 => "RS256",
+        }
+    }
+}
+
+impl std::str::FromStr for Alg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ES256" => Ok(Alg::ES256),
+            "EdDSA" => Ok(Alg::EdDSA),
+            "RS256" => Ok(Alg::RS256),
+            other => Err(format!(
+                "unknown signing algorithm {other:?}: use ES256, EdDSA or RS256"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("the master key must be 32 bytes, given as 64 hex digits or base64 ({0})")]
+    BadMasterKey(&'static str),
+    #[error(
+        "signing key {kid} could not be decrypted: is this the master key the database was created with?"
+    )]
+    Decrypt { kid: String },
+    #[error("signing key {kid} is malformed: {why}")]
+    Malformed { kid: String, why: String },
+    #[error("key generation failed")]
+    Generate,
+}
+
+/// The 256-bit key that seals private signing keys at rest. `Debug` never prints it.
+pub struct MasterKey(Zeroizing<[u8; 32]>);
+
+impl MasterKey {
+    pub fn generate() -> MasterKey {
+        MasterKey(Zeroizing::new(random_bytes::<32>()))
+    }
+
+    /// Parse 64 hex digits or standard/url-safe base64 of exactly 32 bytes.
+    pub fn parse(text: &str) -> Result<MasterKey, KeyError> {
+        let t = text.trim();
+        let bytes: Zeroizing<Vec<u8>> = if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            Zeroizing::new(
+                (0..32)
+                    .map(|i| u8::from_str_radix(&t[2 * i..2 * i + 2], 16).unwrap_or(0))
+                    .collect(),
+            )
+        } else {
+            Zeroizing::new(
+                STANDARD
+                    .decode(t)
+                    .or_else(|_| URL_SAFE_NO_PAD.decode(t.trim_end_matches('=')))
+                    .map_err(|_| KeyError::BadMasterKey("not hex or base64"))?,
+            )
+        };
+        let arr: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| KeyError::BadMasterKey("wrong length"))?;
+        Ok(MasterKey(Zeroizing::new(arr)))
+    }
+
+    pub fn to_hex(&self) -> Zeroizing<String> {
+        Zeroizing::new(self.0.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    fn aead(&self) -> LessSafeKey {
+        LessSafeKey::new(UnboundKey::new(&aead::AES_256_GCM, &self.0[..]).expect("32-byte key"))
+    }
+
+    fn seal(&self, kid: &str, plaintext: &[u8]) -> Vec<u8> {
+        let nonce = random_bytes::<12>();
+        let mut buf = plaintext.to_vec();
+        self.aead()
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(kid.as_bytes()),
+                &mut buf,
+            )
+            .expect("AES-GCM seal cannot fail for in-memory buffers");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        out
+    }
+
+    fn open(&self, kid: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        if sealed.len() < 12 + 16 {
+            return Err(KeyError::Decrypt {
+                kid: kid.to_string(),
+            });
+        }
+        let nonce = Nonce::try_assume_unique_for_key(&sealed[..12]).map_err(|_| {
+            KeyError::Decrypt {
+                kid: kid.to_string(),
+            }
+        })?;
+        let mut buf = Zeroizing::new(sealed[12..].to_vec());
+        let len = self
+            .aead()
+            .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buf)
+            .map_err(|_| KeyError::Decrypt {
+                kid: kid.to_string(),
+            })?
+            .len();
+        buf.truncate(len);
+        Ok(buf)
+    }
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+/// A signing key as the store keeps it: public JWK in clear, private key sealed.
+#[derive(Clone)]
+pub struct StoredKey {
+    pub kid: String,
+    pub alg: Alg,
+    pub public_jwk: serde_json::Value,
+    pub private_sealed: Vec<u8>,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+}
+
+impl fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Generate a new key pair and seal it for storage.
+pub fn generate_key(alg: Alg, master: &MasterKey, now: i64) -> Result<StoredKey, KeyError> {
+    let kid = uuid::Uuid::now_v7().simple().to_string();
+    let pkcs8: Zeroizing<Vec<u8>> = match alg {
+        Alg::ES256 => Zeroizing::new(
+            EcdsaKeyPair::generate_pkcs8(
+                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                &SystemRandom::new(),
+            )
+            .map_err(|_| KeyError::Generate)?
+            .as_ref()
+            .to_vec(),
+        ),
+        Alg::EdDSA => Zeroizing::new(
+            Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+                .map_err(|_| KeyError::Generate)?
+                .as_ref()
+                .to_vec(),
+        ),
+        Alg::RS256 => Zeroizing::new(
+            RsaKeyPair::generate(KeySize::Rsa2048)
+                .map_err(|_| KeyError::Generate)?
+                .as_der()
+                .map_err(|_| KeyError::Generate)?
+                .as_ref()
+                .to_vec(),
+        ),
+    };
+    let signer = Signer::from_pkcs8(&kid, alg, &pkcs8)?;
+    Ok(StoredKey {
+        public_jwk: signer.jwk(),
+        private_sealed: master.seal(&kid, &pkcs8),
+        kid,
+        alg,
+        created_at: now,
+        retired_at: None,
+    })
+}
+
+enum SigningKey {
+    Ec(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
+    Rsa(RsaKeyPair),
+}
+
+/// A parsed private key, ready to sign.
+pub struct Signer {
+    pub kid: String,
+    pub alg: Alg,
+    key: SigningKey,
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signer({} {})", self.alg.as_str(), self.kid)
+    }
+}
+
+impl Signer {
+    fn from_pkcs8(kid: &str, alg: Alg, pkcs8: &[u8]) -> Result<Signer, KeyError> {
+        let malformed = |e: aws_lc_rs::error::KeyRejected| KeyError::Malformed {
+            kid: kid.to_string(),
+            why: e.to_string(),
+        };
+        let key = match alg {
+            Alg::ES256 => SigningKey::Ec(
+                EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
+                    .map_err(malformed)?,
+            ),
+            Alg::EdDSA => SigningKey::Ed(Ed25519KeyPair::from_pkcs8(pkcs8).map_err(malformed)?),
+            Alg::RS256 => SigningKey::Rsa(RsaKeyPair::from_pkcs8(pkcs8).map_err(malformed)?),
+        };
+        Ok(Signer {
+            kid: kid.to_string(),
+            alg,
+            key,
+        })
+    }
+
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        match &self.key {
+            SigningKey::Ec(k) => k
+                .sign(&SystemRandom::new(), message)
+                .expect("ECDSA signing failed")
+                .as_ref()
+                .to_vec(),
+            SigningKey::Ed(k) => k.sign(message).as_ref().to_vec(),
+            SigningKey::Rsa(k) => {
+                let mut sig = vec![0u8; k.public_modulus_len()];
+                k.sign(
+                    &signature::RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    message,
+                    &mut sig,
+                )
+                .expect("RSA signing failed");
+                sig
+            }
+        }
+    }
+
+    fn public_bytes(&self) -> Vec<u8> {
+        match &self.key {
+            SigningKey::Ec(k) => k.public_key().as_ref().to_vec(),
+            SigningKey::Ed(k) => k.public_key().as_ref().to_vec(),
+            SigningKey::Rsa(k) => k.public_key().as_ref().to_vec(),
+        }
+    }
+
+    /// The public half as an RFC 7517 JWK.
+    pub fn jwk(&self) -> serde_json::Value {
+        let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+        match &self.key {
+            SigningKey::Ec(k) => {
+                let p = k.public_key().as_ref();
+                json!({"kty": "EC", "crv": "P-256", "x": b64(&p[1..33]), "y": b64(&p[33..65]),
+                       "kid": self.kid, "use": "sig", "alg": "ES256"})
+            }
+            SigningKey::Ed(k) => {
+                json!({"kty": "OKP", "crv": "Ed25519", "x": b64(k.public_key().as_ref()),
+                       "kid": self.kid, "use": "sig", "alg": "EdDSA"})
+            }
+            SigningKey::Rsa(k) => {
+                let pk = k.public_key();
+                json!({"kty": "RSA", "n": b64(pk.modulus().big_endian_without_leading_zero()),
+                       "e": b64(pk.exponent().big_endian_without_leading_zero()),
+                       "kid": self.kid, "use": "sig", "alg": "RS256"})
+            }
+        }
+    }
+}
+
+/// A parsed public key, ready to verify.
+pub struct Verifier {
+    pub alg: Alg,
+    key: ParsedPublicKey,
+}
+
+impl Verifier {
+    pub fn verify(&self, message: &[u8], sig: &[u8]) -> bool {
+        self.key.verify_sig(message, sig).is_ok()
+    }
+}
+
+/// The deployment's keys as one node sees them: the active signer and every published verifier.
+pub struct KeySet {
+    active: Signer,
+    verifiers: HashMap<String, Verifier>,
+    jwks: serde_json::Value,
+}
+
+impl KeySet {
+    /// Build from stored keys: the newest key that is not retired signs; every key that is not
+    /// retired, or was retired less than [`RETIRED_KEY_PUBLISH_SECS`] ago, is published.
+    pub fn load(
+        keys: &[StoredKey],
+        master: &MasterKey,
+        now: i64,
+    ) -> Result<Option<KeySet>, KeyError> {
+        let mut active: Option<(i64, Signer)> = None;
+        let mut verifiers = HashMap::new();
+        let mut jwks = Vec::new();
+        for k in keys {
+            let published = k
+                .retired_at
+                .is_none_or(|r| r + RETIRED_KEY_PUBLISH_SECS > now);
+            if !published {
+                continue;
+            }
+            let pkcs8 = master.open(&k.kid, &k.private_sealed)?;
+            let signer = Signer::from_pkcs8(&k.kid, k.alg, &pkcs8)?;
+            let alg: &'static dyn signature::VerificationAlgorithm = match k.alg {
+                Alg::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
+                Alg::EdDSA => &signature::ED25519,
+                Alg::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+            };
+            let parsed =
+                ParsedPublicKey::new(alg, signer.public_bytes()).map_err(|e| KeyError::Malformed {
+                    kid: k.kid.clone(),
+                    why: e.to_string(),
+                })?;
+            verifiers.insert(
+                k.kid.clone(),
+                Verifier {
+                    alg: k.alg,
+                    key: parsed,
+                },
+            );
+            jwks.push(signer.jwk());
+            if k.retired_at.is_none() && active.as_ref().is_none_or(|(c, _)| k.created_at >= *c) {
+                active = Some((k.created_at, signer));
+            }
+        }
+        Ok(active.map(|(_, active)| KeySet {
+            active,
+            verifiers,
+            jwks: json!({ "keys": jwks }),
+        }))
+    }
+
+    pub fn signer(&self) -> &Signer {
+        &self.active
+    }
+
+    pub fn verifier(&self, kid: &str) -> Option<&Verifier> {
+        self.verifiers.get(kid)
+    }
+
+    /// `{"keys": [...]}` as served at `/.well-known/jwks.json`.
+    pub fn jwks(&self) -> &serde_json::Value {
+        &self.jwks
+    }
+}
+
+/// Shared handle to the current key set, swapped atomically when keys change.
+pub type SharedKeySet = Arc<arc_swap::ArcSwap<KeySet>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_keys_open_only_with_their_master_key_and_kid() {
+        let m = MasterKey::generate();
+        let k = generate_key(Alg::ES256, &m, 100).unwrap();
+        assert!(KeySet::load(std::slice::from_ref(&k), &m, 100).unwrap().is_some());
+        let other = MasterKey::generate();
+        assert!(matches!(
+            KeySet::load(std::slice::from_ref(&k), &other, 100),
+            Err(KeyError::Decrypt { .. })
+        ));
+        let mut swapped = k.clone();
+        swapped.kid = "other".into();
+        assert!(KeySet::load(&[swapped], &m, 100).is_err());
+    }
+
+    #[test]
+    fn every_algorithm_signs_and_verifies() {
+        let m = MasterKey::generate();
+        for alg in [Alg::ES256, Alg::EdDSA, Alg::RS256] {
+            let k = generate_key(alg, &m, 0).unwrap();
+            let set = KeySet::load(&[k], &m, 0).unwrap().unwrap();
+            let sig = set.signer().sign(b"hello");
+            let v = set.verifier(&set.signer().kid).unwrap();
+            assert!(v.verify(b"hello", &sig), "{alg:?}");
+            assert!(!v.verify(b"hullo", &sig), "{alg:?}");
+            assert_eq!(set.jwks()["keys"][0]["alg"], alg.as_str());
+        }
+    }
+
+    #[test]
+    fn rotation_keeps_the_old_key_published_until_its_tokens_expire() {
+        let m = MasterKey::generate();
+        let mut old = generate_key(Alg::ES256, &m, 0).unwrap();
+        let new = generate_key(Alg::ES256, &m, 10).unwrap();
+        old.retired_at = Some(10);
+        let keys = [old.clone(), new.clone()];
+        let set = KeySet::load(&keys, &m, 10).unwrap().unwrap();
+        assert_eq!(set.signer().kid, new.kid);
+        assert!(set.verifier(&old.kid).is_some());
+        let later = 10 + RETIRED_KEY_PUBLISH_SECS;
+        let set = KeySet::load(&keys, &m, later).unwrap().unwrap();
+        assert!(set.verifier(&old.kid).is_none());
+        assert_eq!(set.jwks()["keys"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn master_key_parses_hex_and_base64() {
+        let m = MasterKey::generate();
+        let hex = m.to_hex();
+        assert!(MasterKey::parse(&hex).is_ok());
+        assert!(MasterKey::parse(&STANDARD.encode([7u8; 32])).is_ok());
+        assert!(MasterKey::parse("short").is_err());
+        assert_eq!(format!("{m:?}"), "MasterKey(<redacted>)");
+    }
+}

@@ -1,0 +1,36 @@
+//! Tessera's engine: everything an OAuth authorization server decides, with no HTTP and no SQL.
+//!
+//! Layout: [`grants`] holds one module per grant type, each a plain function of
+//! `(engine, caller, request, now)`; [`engine`] holds the per-process state both dialects share
+//! (key set, caches, rate limiter, change-feed sync); [`store`] defines the storage contract that
+//! `tessera-store` implements per database; [`jwt`] and [`keys`] mint and verify tokens with
+//! keys parsed once; [`secret`] and [`password`] handle generated secrets (SHA-256 at rest) and
+//! human passwords (Argon2id); [`admin`] is what the CLI does; [`error`] is the one error type
+//! that each dialect maps to its wire format in one place. Time is always passed in as `now`
+//! (unix seconds), so expiry and rotation are tested without sleeping.
+
+pub mod accounts;
+pub mod admin;
+pub mod engine;
+pub mod error;
+pub mod grants;
+pub mod jwt;
+pub mod keys;
+pub mod model;
+pub mod password;
+pub mod policy;
+pub mod revoke;
+pub mod scope;
+pub mod secret;
+pub mod store;
+
+pub use engine::{Engine, EngineConfig};
+pub use error::{FieldError, GrantError};
+
+/// The current time in unix seconds, read at the edges (handlers, CLI) and passed inward.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

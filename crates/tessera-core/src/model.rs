@@ -1,0 +1,260 @@
+//! The records Tessera keeps, as the engine sees them.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::scope::ScopeSet;
+use crate::secret::SecretDigest;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartnerStatus {
+    Active,
+    Inactive,
+}
+
+impl PartnerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartnerStatus::Active => "active",
+            PartnerStatus::Inactive => "inactive",
+        }
+    }
+}
+
+impl std::str::FromStr for PartnerStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "active" => Ok(PartnerStatus::Active),
+            "inactive" => Ok(PartnerStatus::Inactive),
+            other => Err(format!("unknown status {other:?}: use active or inactive")),
+        }
+    }
+}
+
+/// An Argon2id PHC string. `Debug` does not print it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordHash(pub String);
+
+impl fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordHash(<redacted>)")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Partner {
+    pub id: String,
+    pub name: String,
+    /// Lower-cased; unique.
+    pub email: String,
+    pub org_code: String,
+    pub status: PartnerStatus,
+    pub scopes: ScopeSet,
+    pub password_hash: PasswordHash,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub id: String,
+    pub partner_id: String,
+    pub name: String,
+    pub external_id: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    ClientCredentials,
+    Password,
+    RefreshToken,
+    AuthorizationCode,
+    TokenExchange,
+}
+
+impl GrantType {
+    pub const TOKEN_EXCHANGE_URN: &'static str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::ClientCredentials => "client_credentials",
+            GrantType::Password => "password",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::TokenExchange => Self::TOKEN_EXCHANGE_URN,
+        }
+    }
+
+    /// Parse a wire `grant_type`; `token_exchange` is accepted as a short name in the CLI.
+    pub fn parse(s: &str) -> Option<GrantType> {
+        Some(match s {
+            "client_credentials" => GrantType::ClientCredentials,
+            "password" => GrantType::Password,
+            "refresh_token" => GrantType::RefreshToken,
+            "authorization_code" => GrantType::AuthorizationCode,
+            Self::TOKEN_EXCHANGE_URN | "token_exchange" | "token-exchange" => {
+                GrantType::TokenExchange
+            }
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub id: String,
+    pub partner_id: String,
+    pub name: String,
+    pub secret_digest: SecretDigest,
+    pub grant_types: Vec<GrantType>,
+    pub scopes: ScopeSet,
+    pub redirect_uris: Vec<String>,
+    pub frame_origins: Vec<String>,
+    pub dev: bool,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Customer,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Customer => "customer",
+            Role::Member => "member",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "customer" => Ok(Role::Customer),
+            "member" => Ok(Role::Member),
+            other => Err(format!(
+                "unknown role {other:?}: use admin, customer or member"
+            )),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: String,
+    pub partner_id: String,
+    pub account_id: Option<String>,
+    /// Lower-cased email or phone; unique within the partner.
+    pub username: String,
+    pub role: Role,
+    pub password_hash: PasswordHash,
+    pub created_at: i64,
+}
+
+/// One refresh token. The clear token is never stored; `digest` is its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshToken {
+    pub digest: SecretDigest,
+    /// Every token rotated from one issuance shares the family; revoking it revokes them all.
+    pub family_id: String,
+    pub partner_id: String,
+    pub client_id: String,
+    /// Whom the access tokens speak for (`sub`).
+    pub subject: String,
+    pub account_id: Option<String>,
+    pub scope: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    /// When the family was first issued; bounds its total life.
+    pub family_issued_at: i64,
+    pub rotated_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// Something that changed in the store and that every node's caches must learn of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A partner's status, password or scopes changed.
+    Partner(String),
+    /// A partner API token was created or revoked.
+    PartnerToken(String),
+    Client(String),
+    Scopes,
+    Keys,
+    /// A token `jti` or a refresh family `sid` was revoked; the value is when it no longer
+    /// matters (the latest expiry of any access token it covers).
+    Revoked { id: String, until: i64 },
+}
+
+impl Change {
+    /// `(kind, key)` as the change feed stores them.
+    pub fn encode(&self) -> (&'static str, String) {
+        match self {
+            Change::Partner(id) => ("partner", id.clone()),
+            Change::PartnerToken(id) => ("partner_token", id.clone()),
+            Change::Client(id) => ("client", id.clone()),
+            Change::Scopes => ("scopes", String::new()),
+            Change::Keys => ("keys", String::new()),
+            Change::Revoked { id, until } => ("revoked", format!("{until}:{id}")),
+        }
+    }
+
+    pub fn decode(kind: &str, key: &str) -> Option<Change> {
+        Some(match kind {
+            "partner" => Change::Partner(key.to_string()),
+            "partner_token" => Change::PartnerToken(key.to_string()),
+            "client" => Change::Client(key.to_string()),
+            "scopes" => Change::Scopes,
+            "keys" => Change::Keys,
+            "revoked" => {
+                let (until, id) = key.split_once(':')?;
+                Change::Revoked {
+                    id: id.to_string(),
+                    until: until.parse().ok()?,
+                }
+            }
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_round_trip_through_the_feed_encoding() {
+        for c in [
+            Change::Partner("p".into()),
+            Change::PartnerToken("p".into()),
+            Change::Client("c".into()),
+            Change::Scopes,
+            Change::Keys,
+            Change::Revoked {
+                id: "j:1".into(),
+                until: 42,
+            },
+        ] {
+            let (k, v) = c.encode();
+            assert_eq!(Change::decode(k, &v), Some(c));
+        }
+        assert_eq!(Change::decode("nope", ""), None);
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug() {
+        let h = PasswordHash("$argon2id$secret".into());
+        assert!(!format!("{h:?}").contains("secret"));
+    }
+}

@@ -1,0 +1,121 @@
+//! Human passwords: Argon2id with OWASP parameters, run off the async threads behind a semaphore
+//! (each hash holds ≈ 19 MiB), with the same cost for an unknown user as for a wrong password.
+
+use std::sync::Arc;
+
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
+
+use crate::model::PasswordHash;
+use crate::policy::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
+use crate::secret::random_bytes;
+
+#[derive(Clone)]
+pub struct Passwords {
+    permits: Arc<Semaphore>,
+    /// A hash of a random password, verified against when the user does not exist so that an
+    /// unknown username costs the same as a wrong password.
+    dummy: Arc<PasswordHash>,
+}
+
+impl Passwords {
+    pub fn new() -> Passwords {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let random = crate::secret::generate(crate::secret::SecretKind::ClientSecret);
+        Passwords {
+            permits: Arc::new(Semaphore::new(cores)),
+            dummy: Arc::new(hash_blocking(random.expose())),
+        }
+    }
+
+    pub async fn hash(&self, password: &str) -> PasswordHash {
+        let _permit = self.permits.acquire().await.expect("semaphore is never closed");
+        let pw = Zeroizing::new(password.to_string());
+        tokio::task::spawn_blocking(move || hash_blocking(&pw))
+            .await
+            .expect("hashing task panicked")
+    }
+
+    /// Verify `password` against `hash`, or against a dummy hash when `hash` is `None` (unknown
+    /// user), in which case the answer is always `false` after the same work.
+    pub async fn verify(&self, hash: Option<&PasswordHash>, password: &str) -> bool {
+        let _permit = self.permits.acquire().await.expect("semaphore is never closed");
+        let known = hash.is_some();
+        let hash = hash.cloned().unwrap_or_else(|| (*self.dummy).clone());
+        let pw = Zeroizing::new(password.to_string());
+        let ok = tokio::task::spawn_blocking(move || {
+            Argon2::default()
+                .verify_password(pw.as_bytes(), hash.0.as_str())
+                .is_ok()
+        })
+        .await
+        .expect("verification task panicked");
+        ok && known
+    }
+}
+
+impl Default for Passwords {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Hash synchronously (CLI and start-up).
+pub fn hash_blocking(password: &str) -> PasswordHash {
+    let salt = random_bytes::<16>();
+    let phc = Argon2::default()
+        .hash_password_with_salt(password.as_bytes(), &salt)
+        .expect("Argon2 with default parameters and a 16-byte salt cannot fail");
+    PasswordHash(phc.to_string())
+}
+
+/// Refuse passwords a person should not be allowed to set.
+pub fn check_strength(password: &str) -> Result<(), String> {
+    let chars = password.chars().count();
+    if chars < MIN_PASSWORD_LEN {
+        return Err(format!(
+            "the password is too weak: use at least {MIN_PASSWORD_LEN} characters"
+        ));
+    }
+    if password.len() > MAX_PASSWORD_LEN {
+        return Err(format!(
+            "the password is longer than {MAX_PASSWORD_LEN} bytes"
+        ));
+    }
+    let first = password.chars().next();
+    if password.chars().all(|c| Some(c) == first) {
+        return Err("the password is too weak: it repeats one character".into());
+    }
+    let lower = password.to_lowercase();
+    if ["password", "123456789", "qwertyuiop", "letmein"]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
+        return Err("the password is too weak: it contains a common password".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn verifies_right_and_refuses_wrong_and_unknown() {
+        let p = Passwords::new();
+        let h = p.hash("correct horse battery").await;
+        assert!(h.0.starts_with("$argon2id$"));
+        assert!(p.verify(Some(&h), "correct horse battery").await);
+        assert!(!p.verify(Some(&h), "wrong horse battery").await);
+        assert!(!p.verify(None, "correct horse battery").await);
+    }
+
+    #[test]
+    fn weak_passwords_are_refused() {
+        assert!(check_strength("short").is_err());
+        assert!(check_strength("aaaaaaaaaaaaaaaa").is_err());
+        assert!(check_strength("MyPassword2024!").is_err());
+        assert!(check_strength("violet-harbor-engine").is_ok());
+    }
+}

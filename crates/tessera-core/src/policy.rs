@@ -1,0 +1,24 @@
+//! Fixed limits and defaults of the engine, in one place.
+
+/// The longest access-token lifetime any configuration may set (seconds). Retired signing keys
+/// stay published this long, so every token they signed can still be verified until it expires.
+pub const MAX_ACCESS_TOKEN_TTL: i64 = 86_400;
+
+/// Default lifetimes (SPEC §2).
+pub const MACHINE_TOKEN_TTL: i64 = 28_800;
+pub const CLIENT_ACCESS_TOKEN_TTL: i64 = 86_400;
+/// Refresh tokens live 30 days unless used; each use rotates it and starts a new 30 days.
+pub const REFRESH_TOKEN_TTL: i64 = 30 * 86_400;
+/// Reuse of a rotated refresh token within this many seconds is refused without revoking the
+/// family (a client's lost response or a retry); after it, reuse is theft and revokes the family.
+pub const REFRESH_REUSE_GRACE: i64 = 30;
+
+/// Input limits applied to every field that reaches the engine.
+pub const MAX_NAME_LEN: usize = 200;
+pub const MAX_EXTERNAL_ID_LEN: usize = 200;
+pub const MAX_EMAIL_LEN: usize = 254;
+pub const MAX_PASSWORD_LEN: usize = 1024;
+pub const MIN_PASSWORD_LEN: usize = 12;
+pub const MAX_TOKEN_LEN: usize = crate::jwt::MAX_JWT_LEN;
+pub const MAX_PAGE_SIZE: u32 = 200;
+pub const DEFAULT_PAGE_SIZE: u32 = 50;

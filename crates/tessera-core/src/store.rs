@@ -1,0 +1,185 @@
+//! The storage contract: traits shaped as OAuth operations, implemented once per database in
+//! `tessera-store`. The traits live here, beside the grants that call them, so that the engine
+//! depends on no database driver; the contracts in the doc comments are what the store
+//! conformance suite checks on every backend.
+//!
+//! Every method that changes something other nodes cache (partners, clients, scopes, keys,
+//! revocations) appends the matching [`Change`] to the change feed **in the same transaction**,
+//! so that a node that reads the feed never misses a change that was committed.
+
+use async_trait::async_trait;
+
+use crate::keys::StoredKey;
+use crate::model::{Account, Change, Client, Partner, PartnerStatus, RefreshToken, User};
+use crate::secret::SecretDigest;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken; the string names the field (`email`, `username`, …).
+    #[error("{0} is already taken")]
+    Conflict(&'static str),
+    /// A referenced record does not exist; the string names it (`partner`, `account`, …).
+    #[error("unknown {0}")]
+    NotFound(&'static str),
+    /// The database could not be reached or did not answer in time.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage error: {0}")]
+    Other(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What [`TokenStore::rotate_refresh_token`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The presented token was active and is now rotated; the successor is stored. Carries the
+    /// presented token's record as it was before rotation.
+    Rotated(RefreshToken),
+    /// The presented token was not active (already rotated, revoked or expired); nothing was
+    /// written. Carries its record so that the caller can tell reuse from expiry.
+    NotActive(RefreshToken),
+    /// No such token.
+    Unknown,
+    /// The token belongs to another client; nothing was written.
+    WrongClient,
+}
+
+/// The new token of a rotation: everything else is copied from the presented one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Successor {
+    pub digest: SecretDigest,
+    pub expires_at: i64,
+}
+
+#[async_trait]
+pub trait PartnerStore {
+    /// Insert a partner. Fails with `Conflict("email")` or `Conflict("org_code")`.
+    async fn insert_partner(&self, partner: &Partner) -> StoreResult<()>;
+    async fn partner_by_id(&self, id: &str) -> StoreResult<Option<Partner>>;
+    /// Look up by lower-cased email.
+    async fn partner_by_email(&self, email: &str) -> StoreResult<Option<Partner>>;
+    /// Set the status; emits `Change::Partner`. `NotFound("partner")` when unknown.
+    async fn set_partner_status(&self, id: &str, status: PartnerStatus) -> StoreResult<()>;
+    /// Replace the password hash; emits `Change::Partner`.
+    async fn set_partner_password(
+        &self,
+        id: &str,
+        hash: &crate::model::PasswordHash,
+    ) -> StoreResult<()>;
+    /// Store a partner API token digest. `NotFound("partner")` when unknown.
+    async fn insert_partner_token(
+        &self,
+        partner_id: &str,
+        digest: &SecretDigest,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// The partner owning an unrevoked API token.
+    async fn partner_by_token(&self, digest: &SecretDigest) -> StoreResult<Option<String>>;
+}
+
+#[async_trait]
+pub trait AccountStore {
+    /// Insert an account. `Conflict("external_id")` when the partner already has an account with
+    /// that external id.
+    async fn insert_account(&self, account: &Account) -> StoreResult<()>;
+    async fn account_by_id(&self, id: &str) -> StoreResult<Option<Account>>;
+    /// A page of the partner's accounts ordered by id, starting after `after`.
+    async fn list_accounts(
+        &self,
+        partner_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Account>>;
+}
+
+#[async_trait]
+pub trait ClientStore {
+    /// Insert a client. `NotFound("partner")` when its partner is unknown.
+    async fn insert_client(&self, client: &Client) -> StoreResult<()>;
+    async fn client_by_id(&self, id: &str) -> StoreResult<Option<Client>>;
+}
+
+#[async_trait]
+pub trait UserStore {
+    /// Insert a user. `Conflict("username")` when the partner already has that username.
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    async fn user_by_username(&self, partner_id: &str, username: &str)
+    -> StoreResult<Option<User>>;
+}
+
+#[async_trait]
+pub trait ScopeStore {
+    /// Register scope names (existing names are left alone); emits `Change::Scopes`.
+    async fn add_scopes(&self, names: &[String]) -> StoreResult<()>;
+    async fn list_scopes(&self) -> StoreResult<Vec<String>>;
+}
+
+#[async_trait]
+pub trait KeyStore {
+    async fn list_keys(&self) -> StoreResult<Vec<StoredKey>>;
+    /// Insert `key` as the active key and retire every other unretired key at `now`, atomically;
+    /// emits `Change::Keys`.
+    async fn rotate_keys(&self, key: &StoredKey, now: i64) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait TokenStore {
+    /// Store a new refresh token (the first of a family, or an authorization's).
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()>;
+
+    /// Atomically rotate `presented` into a successor: if and only if the presented token exists,
+    /// belongs to `client_id`, is neither rotated nor revoked, and `expires_at > now`, mark it
+    /// rotated at `now` and insert the successor (same family, client, subject and scope, issued
+    /// at `now`, with `successor`'s digest and expiry), in one transaction. Of any number of
+    /// concurrent calls with the same presented token (on any number of nodes), exactly one
+    /// returns `Rotated`. A token of another client is left untouched (`WrongClient`).
+    async fn rotate_refresh_token(
+        &self,
+        presented: &SecretDigest,
+        client_id: &str,
+        successor: &Successor,
+        now: i64,
+    ) -> StoreResult<Rotation>;
+
+    async fn refresh_token(&self, digest: &SecretDigest) -> StoreResult<Option<RefreshToken>>;
+
+    /// Revoke every token of the family at `now` and record `Change::Revoked` for the family id
+    /// (its `sid`) until `until`. Idempotent.
+    async fn revoke_family(&self, family_id: &str, until: i64, now: i64) -> StoreResult<()>;
+
+    /// Record that the access token `jti` is revoked until `until` (its `exp`); emits
+    /// `Change::Revoked`. Idempotent.
+    async fn revoke_jti(&self, jti: &str, until: i64) -> StoreResult<()>;
+
+    /// Every revocation still in force at `now` as `(id, until)`.
+    async fn active_revocations(&self, now: i64) -> StoreResult<Vec<(String, i64)>>;
+}
+
+#[async_trait]
+pub trait ChangeFeed {
+    /// The sequence number of the newest change (0 when none).
+    async fn latest_change(&self) -> StoreResult<i64>;
+    /// Changes with a sequence number above `after`, oldest first, at most `limit`.
+    async fn changes_since(&self, after: i64, limit: u32) -> StoreResult<Vec<(i64, Change)>>;
+    /// Delete changes older than `before` (unix seconds); nodes that slept longer reload all.
+    async fn prune_changes(&self, before: i64) -> StoreResult<u64>;
+}
+
+/// Everything the engine needs from a database.
+#[async_trait]
+pub trait Store:
+    PartnerStore
+    + AccountStore
+    + ClientStore
+    + UserStore
+    + ScopeStore
+    + KeyStore
+    + TokenStore
+    + ChangeFeed
+    + Send
+    + Sync
+{
+    /// A cheap round trip, for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+}

@@ -1,0 +1,73 @@
+//! Tessera's storage backends. Each database has its own module and its own migrations folder
+//! (`migrations/<backend>/`), and implements the OAuth-shaped traits of `tessera_core::store`;
+//! there is no `Any` driver, because SQLite and PostgreSQL differ exactly where it matters
+//! (locking, upserts, error codes). [`open`] picks the backend from the database URL.
+//!
+//! The conformance suite in `tests/conformance.rs` runs the same contract checks against every
+//! backend.
+
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use tessera_core::store::{Store, StoreError};
+
+/// Open (creating and migrating when needed) the database named by `url`.
+pub async fn open(url: &str, pool_size: Option<u32>) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url, pool_size).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Err(StoreError::Other(
+            "PostgreSQL support is not built yet; use a sqlite:// database".into(),
+        ))
+    } else {
+        Err(StoreError::Other(format!(
+            "unsupported database URL {:?}: use sqlite://PATH",
+            redact_url(url)
+        )))
+    }
+}
+
+/// The URL with any password removed, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{}:***@{}", &url[..s], user, &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The file path of a `sqlite://` URL, if it names a file.
+pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path == ":memory:" {
+        None
+    } else {
+        Some(std::path::PathBuf::from(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted_and_paths_found() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+        assert_eq!(
+            sqlite_path("sqlite://data/t.db?mode=rwc"),
+            Some("data/t.db".into())
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+    }
+}

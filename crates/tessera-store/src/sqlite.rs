@@ -1,0 +1,733 @@
+//! The SQLite backend: one file, WAL journal, `synchronous = FULL` (a committed refresh token
+//! survives a power cut, not only a process crash), `BEGIN IMMEDIATE` for every transaction that
+//! writes so that two writers never deadlock on a lock upgrade.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, raw_sql};
+use tessera_core::keys::{Alg, StoredKey};
+use tessera_core::model::{
+    Account, Change, Client, GrantType, Partner, PartnerStatus, PasswordHash, RefreshToken, Role,
+    User,
+};
+use tessera_core::scope::ScopeSet;
+use tessera_core::secret::SecretDigest;
+use tessera_core::store::{
+    AccountStore, ChangeFeed, ClientStore, KeyStore, PartnerStore, Rotation, ScopeStore, Store,
+    StoreError, StoreResult, Successor, TokenStore, UserStore,
+};
+
+/// Migrations, applied in order inside one transaction each; the applied version is kept in
+/// `schema_version`.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            let msg = db.message();
+            StoreError::Conflict(if msg.contains("email") {
+                "email"
+            } else if msg.contains("org_code") {
+                "org_code"
+            } else if msg.contains("external_id") {
+                "external_id"
+            } else if msg.contains("username") {
+                "username"
+            } else {
+                "id"
+            })
+        }
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            StoreError::Unavailable(e.to_string())
+        }
+        sqlx::Error::Database(db) if db.message().contains("database is locked") => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+fn bad_row(what: &str) -> StoreError {
+    StoreError::Other(format!("a stored {what} is malformed"))
+}
+
+fn unix_now() -> i64 {
+    tessera_core::unix_now()
+}
+
+async fn emit(conn: &mut SqliteConnection, change: &Change) -> StoreResult<()> {
+    let (kind, key) = change.encode();
+    sqlx::query("INSERT INTO changes (kind, key, at) VALUES (?, ?, ?)")
+        .bind(kind)
+        .bind(key)
+        .bind(unix_now())
+        .execute(conn)
+        .await
+        .map_err(err)?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Open `url` (`sqlite://PATH`), creating the file and applying migrations when needed.
+    pub async fn open(url: &str, pool_size: Option<u32>) -> StoreResult<SqliteStore> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Other(format!("bad SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(pool_size.unwrap_or(8).max(1))
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(err)?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        raw_sql("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        let current: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM schema_version")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err)?;
+        let current = current.unwrap_or(0);
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            raw_sql(*sql).execute(&mut *tx).await.map_err(err)?;
+            sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
+                .bind(version)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            tracing::info!(version, "applied SQLite migration");
+        }
+        tx.commit().await.map_err(err)
+    }
+}
+
+fn digest_of(row: &SqliteRow, col: &str) -> StoreResult<SecretDigest> {
+    let bytes: Vec<u8> = row.try_get(col).map_err(err)?;
+    bytes
+        .try_into()
+        .map(SecretDigest)
+        .map_err(|_| bad_row("digest"))
+}
+
+fn partner_of(row: &SqliteRow) -> StoreResult<Partner> {
+    let status: String = row.try_get("status").map_err(err)?;
+    let scopes: String = row.try_get("scopes").map_err(err)?;
+    Ok(Partner {
+        id: row.try_get("id").map_err(err)?,
+        name: row.try_get("name").map_err(err)?,
+        email: row.try_get("email").map_err(err)?,
+        org_code: row.try_get("org_code").map_err(err)?,
+        status: PartnerStatus::from_str(&status).map_err(|_| bad_row("partner status"))?,
+        scopes: ScopeSet::parse(&scopes).map_err(|_| bad_row("scope list"))?,
+        password_hash: PasswordHash(row.try_get("password_hash").map_err(err)?),
+        created_at: row.try_get("created_at").map_err(err)?,
+    })
+}
+
+fn account_of(row: &SqliteRow) -> StoreResult<Account> {
+    Ok(Account {
+        id: row.try_get("id").map_err(err)?,
+        partner_id: row.try_get("partner_id").map_err(err)?,
+        name: row.try_get("name").map_err(err)?,
+        external_id: row.try_get("external_id").map_err(err)?,
+        created_at: row.try_get("created_at").map_err(err)?,
+    })
+}
+
+fn json_list(row: &SqliteRow, col: &str) -> StoreResult<Vec<String>> {
+    let text: String = row.try_get(col).map_err(err)?;
+    serde_json::from_str(&text).map_err(|_| bad_row(col))
+}
+
+fn client_of(row: &SqliteRow) -> StoreResult<Client> {
+    let scopes: String = row.try_get("scopes").map_err(err)?;
+    let grant_types = json_list(row, "grant_types")?
+        .iter()
+        .map(|g| GrantType::parse(g).ok_or_else(|| bad_row("grant type")))
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Client {
+        id: row.try_get("id").map_err(err)?,
+        partner_id: row.try_get("partner_id").map_err(err)?,
+        name: row.try_get("name").map_err(err)?,
+        secret_digest: digest_of(row, "secret_digest")?,
+        grant_types,
+        scopes: ScopeSet::parse(&scopes).map_err(|_| bad_row("scope list"))?,
+        redirect_uris: json_list(row, "redirect_uris")?,
+        frame_origins: json_list(row, "frame_origins")?,
+        dev: row.try_get::<i64, _>("dev").map_err(err)? != 0,
+        created_at: row.try_get("created_at").map_err(err)?,
+    })
+}
+
+fn user_of(row: &SqliteRow) -> StoreResult<User> {
+    let role: String = row.try_get("role").map_err(err)?;
+    Ok(User {
+        id: row.try_get("id").map_err(err)?,
+        partner_id: row.try_get("partner_id").map_err(err)?,
+        account_id: row.try_get("account_id").map_err(err)?,
+        username: row.try_get("username").map_err(err)?,
+        role: Role::from_str(&role).map_err(|_| bad_row("role"))?,
+        password_hash: PasswordHash(row.try_get("password_hash").map_err(err)?),
+        created_at: row.try_get("created_at").map_err(err)?,
+    })
+}
+
+fn refresh_of(row: &SqliteRow) -> StoreResult<RefreshToken> {
+    Ok(RefreshToken {
+        digest: digest_of(row, "digest")?,
+        family_id: row.try_get("family_id").map_err(err)?,
+        partner_id: row.try_get("partner_id").map_err(err)?,
+        client_id: row.try_get("client_id").map_err(err)?,
+        subject: row.try_get("subject").map_err(err)?,
+        account_id: row.try_get("account_id").map_err(err)?,
+        scope: row.try_get("scope").map_err(err)?,
+        issued_at: row.try_get("issued_at").map_err(err)?,
+        expires_at: row.try_get("expires_at").map_err(err)?,
+        family_issued_at: row.try_get("family_issued_at").map_err(err)?,
+        rotated_at: row.try_get("rotated_at").map_err(err)?,
+        revoked_at: row.try_get("revoked_at").map_err(err)?,
+    })
+}
+
+fn key_of(row: &SqliteRow) -> StoreResult<StoredKey> {
+    let alg: String = row.try_get("alg").map_err(err)?;
+    let jwk: String = row.try_get("public_jwk").map_err(err)?;
+    Ok(StoredKey {
+        kid: row.try_get("kid").map_err(err)?,
+        alg: Alg::from_str(&alg).map_err(|_| bad_row("key algorithm"))?,
+        public_jwk: serde_json::from_str(&jwk).map_err(|_| bad_row("public key"))?,
+        private_sealed: row.try_get("private_sealed").map_err(err)?,
+        created_at: row.try_get("created_at").map_err(err)?,
+        retired_at: row.try_get("retired_at").map_err(err)?,
+    })
+}
+
+async fn partner_exists(conn: &mut SqliteConnection, id: &str) -> StoreResult<bool> {
+    Ok(sqlx::query("SELECT 1 FROM partners WHERE id = ?")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .map_err(err)?
+        .is_some())
+}
+
+#[async_trait]
+impl PartnerStore for SqliteStore {
+    async fn insert_partner(&self, p: &Partner) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO partners (id, name, email, org_code, status, scopes, password_hash, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&p.id)
+        .bind(&p.name)
+        .bind(&p.email)
+        .bind(&p.org_code)
+        .bind(p.status.as_str())
+        .bind(p.scopes.to_claim())
+        .bind(&p.password_hash.0)
+        .bind(p.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn partner_by_id(&self, id: &str) -> StoreResult<Option<Partner>> {
+        sqlx::query("SELECT * FROM partners WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .as_ref()
+            .map(partner_of)
+            .transpose()
+    }
+
+    async fn partner_by_email(&self, email: &str) -> StoreResult<Option<Partner>> {
+        sqlx::query("SELECT * FROM partners WHERE email = ?")
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .as_ref()
+            .map(partner_of)
+            .transpose()
+    }
+
+    async fn set_partner_status(&self, id: &str, status: PartnerStatus) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let n = sqlx::query("UPDATE partners SET status = ? WHERE id = ?")
+            .bind(status.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound("partner"));
+        }
+        emit(&mut tx, &Change::Partner(id.to_string())).await?;
+        tx.commit().await.map_err(err)
+    }
+
+    async fn set_partner_password(&self, id: &str, hash: &PasswordHash) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let n = sqlx::query("UPDATE partners SET password_hash = ? WHERE id = ?")
+            .bind(&hash.0)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound("partner"));
+        }
+        emit(&mut tx, &Change::Partner(id.to_string())).await?;
+        tx.commit().await.map_err(err)
+    }
+
+    async fn insert_partner_token(
+        &self,
+        partner_id: &str,
+        digest: &SecretDigest,
+        now: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        if !partner_exists(&mut tx, partner_id).await? {
+            return Err(StoreError::NotFound("partner"));
+        }
+        sqlx::query("INSERT INTO partner_tokens (digest, partner_id, created_at) VALUES (?, ?, ?)")
+            .bind(&digest.0[..])
+            .bind(partner_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        emit(&mut tx, &Change::PartnerToken(partner_id.to_string())).await?;
+        tx.commit().await.map_err(err)
+    }
+
+    async fn partner_by_token(&self, digest: &SecretDigest) -> StoreResult<Option<String>> {
+        sqlx::query_scalar(
+            "SELECT partner_id FROM partner_tokens WHERE digest = ? AND revoked_at IS NULL",
+        )
+        .bind(&digest.0[..])
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)
+    }
+}
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn insert_account(&self, a: &Account) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO accounts (id, partner_id, name, external_id, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&a.id)
+        .bind(&a.partner_id)
+        .bind(&a.name)
+        .bind(&a.external_id)
+        .bind(a.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn account_by_id(&self, id: &str) -> StoreResult<Option<Account>> {
+        sqlx::query("SELECT * FROM accounts WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .as_ref()
+            .map(account_of)
+            .transpose()
+    }
+
+    async fn list_accounts(
+        &self,
+        partner_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Account>> {
+        sqlx::query(
+            "SELECT * FROM accounts WHERE partner_id = ? AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(partner_id)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?
+        .iter()
+        .map(account_of)
+        .collect()
+    }
+}
+
+#[async_trait]
+impl ClientStore for SqliteStore {
+    async fn insert_client(&self, c: &Client) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        if !partner_exists(&mut tx, &c.partner_id).await? {
+            return Err(StoreError::NotFound("partner"));
+        }
+        let grant_types: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO clients (id, partner_id, name, secret_digest, grant_types, scopes,
+                                  redirect_uris, frame_origins, dev, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.id)
+        .bind(&c.partner_id)
+        .bind(&c.name)
+        .bind(&c.secret_digest.0[..])
+        .bind(serde_json::to_string(&grant_types).expect("strings serialize"))
+        .bind(c.scopes.to_claim())
+        .bind(serde_json::to_string(&c.redirect_uris).expect("strings serialize"))
+        .bind(serde_json::to_string(&c.frame_origins).expect("strings serialize"))
+        .bind(i64::from(c.dev))
+        .bind(c.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        emit(&mut tx, &Change::Client(c.id.clone())).await?;
+        tx.commit().await.map_err(err)
+    }
+
+    async fn client_by_id(&self, id: &str) -> StoreResult<Option<Client>> {
+        sqlx::query("SELECT * FROM clients WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .as_ref()
+            .map(client_of)
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn insert_user(&self, u: &User) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO users (id, partner_id, account_id, username, role, password_hash, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&u.id)
+        .bind(&u.partner_id)
+        .bind(&u.account_id)
+        .bind(&u.username)
+        .bind(u.role.as_str())
+        .bind(&u.password_hash.0)
+        .bind(u.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn user_by_username(&self, partner_id: &str, username: &str) -> StoreResult<Option<User>> {
+        sqlx::query("SELECT * FROM users WHERE partner_id = ? AND username = ?")
+            .bind(partner_id)
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .as_ref()
+            .map(user_of)
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl ScopeStore for SqliteStore {
+    async fn add_scopes(&self, names: &[String]) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        for name in names {
+            sqlx::query("INSERT INTO scopes (name) VALUES (?) ON CONFLICT (name) DO NOTHING")
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+        }
+        emit(&mut tx, &Change::Scopes).await?;
+        tx.commit().await.map_err(err)
+    }
+
+    async fn list_scopes(&self) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar("SELECT name FROM scopes ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn list_keys(&self) -> StoreResult<Vec<StoredKey>> {
+        sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?
+            .iter()
+            .map(key_of)
+            .collect()
+    }
+
+    async fn rotate_keys(&self, key: &StoredKey, now: i64) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        sqlx::query("UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, public_jwk, private_sealed, created_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&key.kid)
+        .bind(key.alg.as_str())
+        .bind(key.public_jwk.to_string())
+        .bind(&key.private_sealed)
+        .bind(key.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        emit(&mut tx, &Change::Keys).await?;
+        tx.commit().await.map_err(err)
+    }
+}
+
+#[async_trait]
+impl TokenStore for SqliteStore {
+    async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (digest, family_id, partner_id, client_id, subject, account_id,
+                 scope, issued_at, expires_at, family_issued_at, rotated_at, revoked_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&t.digest.0[..])
+        .bind(&t.family_id)
+        .bind(&t.partner_id)
+        .bind(&t.client_id)
+        .bind(&t.subject)
+        .bind(&t.account_id)
+        .bind(&t.scope)
+        .bind(t.issued_at)
+        .bind(t.expires_at)
+        .bind(t.family_issued_at)
+        .bind(t.rotated_at)
+        .bind(t.revoked_at)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented: &SecretDigest,
+        client_id: &str,
+        successor: &Successor,
+        now: i64,
+    ) -> StoreResult<Rotation> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let rotated = sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = ?1
+             WHERE digest = ?2 AND client_id = ?3 AND rotated_at IS NULL AND revoked_at IS NULL
+               AND expires_at > ?1
+             RETURNING *",
+        )
+        .bind(now)
+        .bind(&presented.0[..])
+        .bind(client_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+        let Some(row) = rotated else {
+            let found = sqlx::query("SELECT * FROM refresh_tokens WHERE digest = ?")
+                .bind(&presented.0[..])
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?;
+            return Ok(match found {
+                None => Rotation::Unknown,
+                Some(row) => {
+                    let record = refresh_of(&row)?;
+                    if record.client_id != client_id {
+                        Rotation::WrongClient
+                    } else {
+                        Rotation::NotActive(record)
+                    }
+                }
+            });
+        };
+        let mut old = refresh_of(&row)?;
+        old.rotated_at = None;
+        let next = RefreshToken {
+            digest: successor.digest,
+            issued_at: now,
+            expires_at: successor.expires_at,
+            rotated_at: None,
+            revoked_at: None,
+            ..old.clone()
+        };
+        sqlx::query(
+            "INSERT INTO refresh_tokens (digest, family_id, partner_id, client_id, subject, account_id,
+                 scope, issued_at, expires_at, family_issued_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&next.digest.0[..])
+        .bind(&next.family_id)
+        .bind(&next.partner_id)
+        .bind(&next.client_id)
+        .bind(&next.subject)
+        .bind(&next.account_id)
+        .bind(&next.scope)
+        .bind(next.issued_at)
+        .bind(next.expires_at)
+        .bind(next.family_issued_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(Rotation::Rotated(old))
+    }
+
+    async fn refresh_token(&self, digest: &SecretDigest) -> StoreResult<Option<RefreshToken>> {
+        sqlx::query("SELECT * FROM refresh_tokens WHERE digest = ?")
+            .bind(&digest.0[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .as_ref()
+            .map(refresh_of)
+            .transpose()
+    }
+
+    async fn revoke_family(&self, family_id: &str, until: i64, now: i64) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(family_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        record_revocation(&mut tx, family_id, until).await?;
+        tx.commit().await.map_err(err)
+    }
+
+    async fn revoke_jti(&self, jti: &str, until: i64) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        record_revocation(&mut tx, jti, until).await?;
+        tx.commit().await.map_err(err)
+    }
+
+    async fn active_revocations(&self, now: i64) -> StoreResult<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT id, until FROM revocations WHERE until > ?")
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id").map_err(err)?, r.try_get("until").map_err(err)?)))
+            .collect()
+    }
+}
+
+async fn record_revocation(conn: &mut SqliteConnection, id: &str, until: i64) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO revocations (id, until) VALUES (?, ?)
+         ON CONFLICT (id) DO UPDATE SET until = max(until, excluded.until)",
+    )
+    .bind(id)
+    .bind(until)
+    .execute(&mut *conn)
+    .await
+    .map_err(err)?;
+    emit(
+        conn,
+        &Change::Revoked {
+            id: id.to_string(),
+            until,
+        },
+    )
+    .await
+}
+
+#[async_trait]
+impl ChangeFeed for SqliteStore {
+    async fn latest_change(&self) -> StoreResult<i64> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM changes")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    async fn changes_since(&self, after: i64, limit: u32) -> StoreResult<Vec<(i64, Change)>> {
+        let rows = sqlx::query("SELECT seq, kind, key FROM changes WHERE seq > ? ORDER BY seq LIMIT ?")
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let seq: i64 = r.try_get("seq").map_err(err)?;
+            let kind: String = r.try_get("kind").map_err(err)?;
+            let key: String = r.try_get("key").map_err(err)?;
+            match Change::decode(&kind, &key) {
+                Some(c) => out.push((seq, c)),
+                None => tracing::warn!(seq, kind, "skipping an unknown change kind"),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn prune_changes(&self, before: i64) -> StoreResult<u64> {
+        Ok(sqlx::query("DELETE FROM changes WHERE at < ?")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?
+            .rows_affected())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(err)
+            .map(|_| ())
+    }
+}
