@@ -88,7 +88,10 @@ impl Engine {
             ));
         }
         if cursor.is_some_and(|c| c.len() > 64) {
-            return Err(GrantError::field("cursor", "is not a cursor this server issued"));
+            return Err(GrantError::field(
+                "cursor",
+                "is not a cursor this server issued",
+            ));
         }
         let mut accounts = self
             .store

@@ -103,6 +103,9 @@ pub async fn create_partner(
     let email = check_email(input.email)?;
     check_strength(input.password).map_err(AdminError::Invalid)?;
     let scopes = registered_scopes(store, input.scopes).await?;
+    if store.partner_by_email(&email).await?.is_some() {
+        return Err(AdminError::DuplicateEmail(email));
+    }
     let org_code = match input.org_code {
         Some(c) => {
             if !(2..=32).contains(&c.len())
@@ -251,9 +254,9 @@ fn check_redirect_uri(uri: &str) -> Result<(), AdminError> {
             return Err(bad("must use https (http is allowed only for loopback)"));
         }
     } else if !uri.starts_with("https://") {
-        let scheme_ok = uri
-            .split_once(':')
-            .is_some_and(|(s, _)| s.contains('.') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'));
+        let scheme_ok = uri.split_once(':').is_some_and(|(s, _)| {
+            s.contains('.') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
+        });
         if !scheme_ok {
             return Err(bad(
                 "must be https, loopback http, or a private-use scheme such as com.example.app:/cb",

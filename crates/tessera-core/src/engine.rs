@@ -351,7 +351,8 @@ impl Engine {
                     partner_id: Arc::from(partner.id.as_str()),
                 },
             );
-            self.partners.insert(partner.id.clone(), Arc::clone(&partner));
+            self.partners
+                .insert(partner.id.clone(), Arc::clone(&partner));
         }
         active(partner)
     }
@@ -411,8 +412,8 @@ impl Engine {
 
     /// Verify a presented access token: signature, issuer, expiry, and revocation.
     pub fn verify_token(&self, token: &str, now: i64) -> Result<Claims, GrantError> {
-        let claims = jwt::decode(&self.keys.load(), token, &self.config.issuer, now)
-            .map_err(jwt_error)?;
+        let claims =
+            jwt::decode(&self.keys.load(), token, &self.config.issuer, now).map_err(jwt_error)?;
         if self.is_revoked(&claims) {
             return Err(GrantError::TokenUnknownOrRevoked);
         }

@@ -134,7 +134,8 @@ pub fn decode_ignoring_expiry(
         return Err(JwtError::Malformed);
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(b), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(b), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(JwtError::Malformed);
     };

@@ -136,11 +136,10 @@ impl MasterKey {
                 kid: kid.to_string(),
             });
         }
-        let nonce = Nonce::try_assume_unique_for_key(&sealed[..12]).map_err(|_| {
-            KeyError::Decrypt {
+        let nonce =
+            Nonce::try_assume_unique_for_key(&sealed[..12]).map_err(|_| KeyError::Decrypt {
                 kid: kid.to_string(),
-            }
-        })?;
+            })?;
         let mut buf = Zeroizing::new(sealed[12..].to_vec());
         let len = self
             .aead()
@@ -358,11 +357,12 @@ impl KeySet {
                 Alg::EdDSA => &signature::ED25519,
                 Alg::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
             };
-            let parsed =
-                ParsedPublicKey::new(alg, signer.public_bytes()).map_err(|e| KeyError::Malformed {
+            let parsed = ParsedPublicKey::new(alg, signer.public_bytes()).map_err(|e| {
+                KeyError::Malformed {
                     kid: k.kid.clone(),
                     why: e.to_string(),
-                })?;
+                }
+            })?;
             verifiers.insert(
                 k.kid.clone(),
                 Verifier {
@@ -407,7 +407,11 @@ mod tests {
     fn sealed_keys_open_only_with_their_master_key_and_kid() {
         let m = MasterKey::generate();
         let k = generate_key(Alg::ES256, &m, 100).unwrap();
-        assert!(KeySet::load(std::slice::from_ref(&k), &m, 100).unwrap().is_some());
+        assert!(
+            KeySet::load(std::slice::from_ref(&k), &m, 100)
+                .unwrap()
+                .is_some()
+        );
         let other = MasterKey::generate();
         assert!(matches!(
             KeySet::load(std::slice::from_ref(&k), &other, 100),

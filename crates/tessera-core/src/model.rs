@@ -194,7 +194,10 @@ pub enum Change {
     Keys,
     /// A token `jti` or a refresh family `sid` was revoked; the value is when it no longer
     /// matters (the latest expiry of any access token it covers).
-    Revoked { id: String, until: i64 },
+    Revoked {
+        id: String,
+        until: i64,
+    },
 }
 
 impl Change {

@@ -30,7 +30,11 @@ impl Passwords {
     }
 
     pub async fn hash(&self, password: &str) -> PasswordHash {
-        let _permit = self.permits.acquire().await.expect("semaphore is never closed");
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("semaphore is never closed");
         let pw = Zeroizing::new(password.to_string());
         tokio::task::spawn_blocking(move || hash_blocking(&pw))
             .await
@@ -40,7 +44,11 @@ impl Passwords {
     /// Verify `password` against `hash`, or against a dummy hash when `hash` is `None` (unknown
     /// user), in which case the answer is always `false` after the same work.
     pub async fn verify(&self, hash: Option<&PasswordHash>, password: &str) -> bool {
-        let _permit = self.permits.acquire().await.expect("semaphore is never closed");
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("semaphore is never closed");
         let known = hash.is_some();
         let hash = hash.cloned().unwrap_or_else(|| (*self.dummy).clone());
         let pw = Zeroizing::new(password.to_string());

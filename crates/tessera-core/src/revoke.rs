@@ -19,7 +19,9 @@ impl Engine {
                 return Err(GrantError::NotPartnersResource("token"));
             }
             let until = now + MAX_ACCESS_TOKEN_TTL;
-            self.store.revoke_family(&record.family_id, until, now).await?;
+            self.store
+                .revoke_family(&record.family_id, until, now)
+                .await?;
             self.note_revoked(&record.family_id, until);
             tracing::info!("refresh token family revoked");
             return Ok(());

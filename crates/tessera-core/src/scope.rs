@@ -10,7 +10,9 @@ pub struct ScopeSet(BTreeSet<String>);
 /// Why a scope string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScopeParseError {
-    #[error("scope name {0:?} has characters outside RFC 6749 §3.3 (printable ASCII except space, '\"' and '\\\\')")]
+    #[error(
+        "scope name {0:?} has characters outside RFC 6749 §3.3 (printable ASCII except space, '\"' and '\\\\')"
+    )]
     BadCharacter(String),
     #[error("scope name is longer than 128 characters")]
     TooLong,

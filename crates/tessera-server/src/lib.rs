@@ -1,1 +1,188 @@
-//! tessera-server
+//! Tessera's HTTP layer. One axum router serves both dialects over one [`Engine`]:
+//! [`partner`] (JSON, `/v2/...`, seed 000) and the operational endpoints in [`ops`] (health,
+//! readiness, JWKS). Each dialect parses its own wire format into the engine's `GrantRequest`
+//! and maps `GrantError` to its wire format in exactly one function.
+//!
+//! [`start`] binds a listener (port 0 in tests), builds the engine's state, starts the
+//! change-feed sync and serves until [`RunningServer::shutdown`], which lets in-flight requests
+//! finish.
+
+pub mod body;
+pub mod ops;
+pub mod partner;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tessera_core::engine::StartError;
+use tessera_core::keys::MasterKey;
+use tessera_core::store::Store;
+use tessera_core::{Engine, EngineConfig, GrantError, unix_now};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// Largest request body accepted (bytes). Tessera's largest request is a token exchange with a
+/// JWT inside, well under 16 KiB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+}
+
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// `iss` of tokens; `http://<bound address>` when absent.
+    pub issuer: Option<String>,
+    /// Lifetimes, limits and algorithm; its `issuer` and `audience` are set by [`start`].
+    pub engine: EngineConfig,
+}
+
+/// The whole router, for a given state.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(partner::routes())
+        .merge(ops::routes())
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(access_log))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .with_state(state)
+}
+
+/// Mark a response as not cacheable (RFC 6749 §5.1).
+pub fn no_store(response: &mut Response) {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+async fn not_found(request: Request) -> Response {
+    let now = unix_now();
+    if request.uri().path().starts_with("/v2/") {
+        let mut r = partner::error::render(&GrantError::Internal, now);
+        *r.status_mut() = StatusCode::NOT_FOUND;
+        let body = serde_json::json!({
+            "error": {"code": tessera_proto::partner::codes::NOT_FOUND,
+                      "message": "no such endpoint; see the README for the partner API"},
+            "meta": {"timestamp": now}
+        });
+        return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+    }
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(
+            serde_json::json!({"error": "not_found", "error_description": "no such endpoint"}),
+        ),
+    )
+        .into_response()
+}
+
+/// One line per request for operators: method, route template, status, duration. Never the
+/// query string, headers or body, which carry credentials.
+async fn access_log(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let response = next.run(request).await;
+    tracing::info!(
+        target: "tessera::access",
+        %method,
+        route,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+/// A server running in this process.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub engine: Arc<Engine>,
+    shutdown: oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
+    sync: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stop accepting connections, let in-flight requests finish, then return.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(());
+        let result = self.served.await.unwrap_or(Ok(()));
+        self.sync.abort();
+        result
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Start(#[from] StartError),
+}
+
+/// Bind, build the engine, and serve in the background.
+pub async fn start(
+    store: Arc<dyn Store>,
+    master: MasterKey,
+    config: ServerConfig,
+) -> Result<RunningServer, ServeError> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let mut engine_config = config.engine;
+    engine_config.issuer = config.issuer.unwrap_or_else(|| format!("http://{addr}"));
+    if engine_config.audience.is_empty() {
+        engine_config.audience = engine_config.issuer.clone();
+    }
+    let engine = Arc::new(Engine::start(store, engine_config, master, unix_now()).await?);
+    let sync = engine.spawn_sync();
+    let app = router(AppState {
+        engine: Arc::clone(&engine),
+    });
+    let (tx, rx) = oneshot::channel();
+    let served = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(RunningServer {
+        addr,
+        engine,
+        shutdown: tx,
+        served,
+        sync,
+    })
+}

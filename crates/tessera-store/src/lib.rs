@@ -9,13 +9,33 @@
 pub mod sqlite;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tessera_core::store::{Store, StoreError};
 
+/// How to connect.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Connections in the pool [default: 8].
+    pub pool_size: Option<u32>,
+    /// How long a request may wait for a connection or a lock before the store answers
+    /// `Unavailable`.
+    pub timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            pool_size: None,
+            timeout: Duration::from_secs(2),
+        }
+    }
+}
+
 /// Open (creating and migrating when needed) the database named by `url`.
-pub async fn open(url: &str, pool_size: Option<u32>) -> Result<Arc<dyn Store>, StoreError> {
+pub async fn open(url: &str, options: &Options) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::open(url, pool_size).await?))
+        Ok(Arc::new(sqlite::SqliteStore::open(url, options).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Err(StoreError::Other(
             "PostgreSQL support is not built yet; use a sqlite:// database".into(),

@@ -79,17 +79,17 @@ async fn emit(conn: &mut SqliteConnection, change: &Change) -> StoreResult<()> {
 
 impl SqliteStore {
     /// Open `url` (`sqlite://PATH`), creating the file and applying migrations when needed.
-    pub async fn open(url: &str, pool_size: Option<u32>) -> StoreResult<SqliteStore> {
+    pub async fn open(url: &str, opts: &crate::Options) -> StoreResult<SqliteStore> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Other(format!("bad SQLite URL: {e}")))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(opts.timeout.max(Duration::from_millis(100)));
         let pool = SqlitePoolOptions::new()
-            .max_connections(pool_size.unwrap_or(8).max(1))
-            .acquire_timeout(Duration::from_secs(5))
+            .max_connections(opts.pool_size.unwrap_or(8).max(1))
+            .acquire_timeout(opts.timeout.max(Duration::from_millis(100)))
             .connect_with(options)
             .await
             .map_err(err)?;
@@ -373,18 +373,16 @@ impl AccountStore for SqliteStore {
         after: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<Account>> {
-        sqlx::query(
-            "SELECT * FROM accounts WHERE partner_id = ? AND id > ? ORDER BY id LIMIT ?",
-        )
-        .bind(partner_id)
-        .bind(after.unwrap_or(""))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(err)?
-        .iter()
-        .map(account_of)
-        .collect()
+        sqlx::query("SELECT * FROM accounts WHERE partner_id = ? AND id > ? ORDER BY id LIMIT ?")
+            .bind(partner_id)
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?
+            .iter()
+            .map(account_of)
+            .collect()
     }
 }
 
@@ -450,7 +448,11 @@ impl UserStore for SqliteStore {
         Ok(())
     }
 
-    async fn user_by_username(&self, partner_id: &str, username: &str) -> StoreResult<Option<User>> {
+    async fn user_by_username(
+        &self,
+        partner_id: &str,
+        username: &str,
+    ) -> StoreResult<Option<User>> {
         sqlx::query("SELECT * FROM users WHERE partner_id = ? AND username = ?")
             .bind(partner_id)
             .bind(username)
@@ -656,7 +658,12 @@ impl TokenStore for SqliteStore {
             .await
             .map_err(err)?;
         rows.iter()
-            .map(|r| Ok((r.try_get("id").map_err(err)?, r.try_get("until").map_err(err)?)))
+            .map(|r| {
+                Ok((
+                    r.try_get("id").map_err(err)?,
+                    r.try_get("until").map_err(err)?,
+                ))
+            })
             .collect()
     }
 }
@@ -692,12 +699,13 @@ impl ChangeFeed for SqliteStore {
     }
 
     async fn changes_since(&self, after: i64, limit: u32) -> StoreResult<Vec<(i64, Change)>> {
-        let rows = sqlx::query("SELECT seq, kind, key FROM changes WHERE seq > ? ORDER BY seq LIMIT ?")
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)?;
+        let rows =
+            sqlx::query("SELECT seq, kind, key FROM changes WHERE seq > ? ORDER BY seq LIMIT ?")
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let seq: i64 = r.try_get("seq").map_err(err)?;

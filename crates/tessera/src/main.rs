@@ -1,1 +1,76 @@
-fn main() {}
+//! The `tessera` binary: `tessera serve` runs the authorization server; every other subcommand
+//! is an administration command that works on the database directly and prints JSON. The CLI is
+//! a thin layer: parsing here, the work in `tessera_core::admin`, storage in `tessera-store`.
+
+mod admin;
+mod config;
+mod dev;
+mod master;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "An OAuth 2.x authorization server for partner platforms"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve both dialects on one listener.
+    Serve(Box<config::ServeArgs>),
+    /// Manage partners.
+    #[command(subcommand)]
+    Partner(admin::PartnerCommand),
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Client(admin::ClientCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(admin::UserCommand),
+    /// Manage the scope registry.
+    #[command(subcommand)]
+    Scope(admin::ScopeCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(admin::KeysCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(*args).await,
+            Command::Partner(c) => admin::partner(c).await,
+            Command::Client(c) => admin::client(c).await,
+            Command::User(c) => admin::user(c).await,
+            Command::Scope(c) => admin::scope(c).await,
+            Command::Keys(c) => admin::keys(c).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

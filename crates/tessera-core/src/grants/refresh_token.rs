@@ -53,7 +53,9 @@ pub async fn grant(
     now: i64,
 ) -> Result<Issued, GrantError> {
     if SecretKind::of(&request.refresh_token) != Some(SecretKind::RefreshToken) {
-        return Err(GrantError::RefreshTokenInvalid("it is not a Tessera refresh token"));
+        return Err(GrantError::RefreshTokenInvalid(
+            "it is not a Tessera refresh token; repeat the authorization to get a new pair",
+        ));
     }
     let presented = SecretDigest::of(&request.refresh_token);
     let successor = generate(SecretKind::RefreshToken);
@@ -67,7 +69,11 @@ pub async fn grant(
         .await?
     {
         Rotation::Rotated(record) => record,
-        Rotation::Unknown => return Err(GrantError::RefreshTokenInvalid("it is unknown")),
+        Rotation::Unknown => {
+            return Err(GrantError::RefreshTokenInvalid(
+                "it is unknown; repeat the authorization to get a new pair",
+            ));
+        }
         Rotation::WrongClient => return Err(GrantError::ClientIdMismatch),
         Rotation::NotActive(record) => {
             return Err(refuse(engine, &record, now).await?);
@@ -84,23 +90,37 @@ pub async fn grant(
     })
 }
 
-async fn refuse(engine: &Engine, record: &RefreshToken, now: i64) -> Result<GrantError, GrantError> {
-    Ok(match classify(record, now, engine.config.refresh_reuse_grace) {
-        Refusal::Revoked => GrantError::RefreshTokenInvalid("it has been revoked"),
-        Refusal::Expired => GrantError::RefreshTokenInvalid("it has expired"),
-        Refusal::ReusedWithinGrace => GrantError::RefreshTokenInvalid(
-            "it has already been used; use the refresh token returned by that request",
-        ),
-        Refusal::ReuseDetected => {
-            tracing::warn!(family = %record.family_id, "refresh token reuse detected; revoking the family");
-            let until = now + MAX_ACCESS_TOKEN_TTL;
-            engine.store.revoke_family(&record.family_id, until, now).await?;
-            engine.note_revoked(&record.family_id, until);
-            GrantError::RefreshTokenInvalid(
-                "it was already used; as a precaution every token of this authorization is revoked",
-            )
-        }
-    })
+async fn refuse(
+    engine: &Engine,
+    record: &RefreshToken,
+    now: i64,
+) -> Result<GrantError, GrantError> {
+    Ok(
+        match classify(record, now, engine.config.refresh_reuse_grace) {
+            Refusal::Revoked => GrantError::RefreshTokenInvalid(
+                "it has been revoked; repeat the authorization to get a new pair",
+            ),
+            Refusal::Expired => GrantError::RefreshTokenInvalid(
+                "it has expired; repeat the authorization to get a new pair",
+            ),
+            Refusal::ReusedWithinGrace => GrantError::RefreshTokenInvalid(
+                "it has already been used; use the refresh token returned by that use",
+            ),
+            Refusal::ReuseDetected => {
+                tracing::warn!(family = %record.family_id, "refresh token reuse detected; revoking the family");
+                let until = now + MAX_ACCESS_TOKEN_TTL;
+                engine
+                    .store
+                    .revoke_family(&record.family_id, until, now)
+                    .await?;
+                engine.note_revoked(&record.family_id, until);
+                GrantError::RefreshTokenInvalid(
+                    "it was used twice, so as a precaution every token of this authorization is revoked; \
+                 repeat the authorization to get a new pair",
+                )
+            }
+        },
+    )
 }
 
 #[cfg(test)]

@@ -1,0 +1,146 @@
+//! The partner dialect (SPEC §3): JSON bodies, `{"data": …, "meta": {"timestamp": …}}` on success
+//! and `{"error": {"code", "message", "details"?}, "meta": …}` on failure.
+
+use serde::{Deserialize, Serialize};
+
+/// `meta` of every response.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Meta {
+    /// Unix seconds when the response was made.
+    pub timestamp: i64,
+}
+
+/// A successful response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub data: T,
+    pub meta: Meta,
+}
+
+/// A failed response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+    pub meta: Meta,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// One of the codes of SPEC §3, e.g. `OAUTH_SCOPE_FORBIDDEN`.
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Vec<ErrorDetail>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorDetail {
+    /// JSON path of the offending field, e.g. `token_exchange_data.scope`.
+    pub field: String,
+    pub message: String,
+}
+
+/// `POST /v2/oauth/token`. Exactly one `*_data` object matches `grant_type`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TokenRequest {
+    pub grant_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_credentials_data: Option<ClientCredentialsData>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_exchange_data: Option<TokenExchangeData>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_data: Option<RefreshTokenData>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientCredentialsData {
+    /// Comma- or space-separated scope names.
+    pub scope: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenExchangeData {
+    pub subject_token: String,
+    /// `urn:wazzup:oauth:token-type:machine_token`.
+    pub subject_token_type: String,
+    /// The account to act for.
+    pub requested_subject: String,
+    pub scope: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshTokenData {
+    pub refresh_token: String,
+}
+
+/// `data` of a successful token response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Always `Bearer`.
+    pub token_type: String,
+    pub expires_in: i64,
+}
+
+/// `POST /v2/accounts`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateAccountRequest {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+}
+
+/// An end-customer account as the partner sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccountView {
+    pub account_id: String,
+    pub name: String,
+    pub external_id: Option<String>,
+    pub created_at: i64,
+}
+
+/// `data` of `GET /v2/accounts`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccountPage {
+    pub accounts: Vec<AccountView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /v2/oauth/revoke` (RFC 7009 parameters in JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RevokeRequest {
+    pub token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type_hint: Option<String>,
+}
+
+/// The partner dialect's error codes (SPEC §3), as constants for matching.
+pub mod codes {
+    pub const VALIDATION_FAILED: &str = "VALIDATION_FAILED";
+    pub const OAUTH_INVALID_GRANT_TYPE: &str = "OAUTH_INVALID_GRANT_TYPE";
+    pub const OAUTH_REDIRECT_URI_MISMATCH: &str = "OAUTH_REDIRECT_URI_MISMATCH";
+    pub const OAUTH_AUTHORIZATION_CODE_INVALID: &str = "OAUTH_AUTHORIZATION_CODE_INVALID";
+    pub const OAUTH_CODE_CHALLENGE_METHOD_UNSUPPORTED: &str =
+        "OAUTH_CODE_CHALLENGE_METHOD_UNSUPPORTED";
+    pub const OAUTH_CODE_VERIFIER_INVALID: &str = "OAUTH_CODE_VERIFIER_INVALID";
+    pub const OAUTH_REQUESTED_SUBJECT_MISMATCH: &str = "OAUTH_REQUESTED_SUBJECT_MISMATCH";
+    pub const OAUTH_SUBJECT_TOKEN_TYPE_MISMATCH: &str = "OAUTH_SUBJECT_TOKEN_TYPE_MISMATCH";
+    pub const OAUTH_CLIENT_ID_MISMATCH: &str = "OAUTH_CLIENT_ID_MISMATCH";
+    pub const OAUTH_REFRESH_TOKEN_INVALID: &str = "OAUTH_REFRESH_TOKEN_INVALID";
+    pub const OAUTH_AUTHORIZATION_HEADER_INVALID: &str = "OAUTH_AUTHORIZATION_HEADER_INVALID";
+    pub const OAUTH_INVALID_PARTNER_TOKEN: &str = "OAUTH_INVALID_PARTNER_TOKEN";
+    pub const OAUTH_TOKEN_INVALID_OR_EXPIRED: &str = "OAUTH_TOKEN_INVALID_OR_EXPIRED";
+    pub const OAUTH_TOKEN_UNKNOWN_OR_REVOKED: &str = "OAUTH_TOKEN_UNKNOWN_OR_REVOKED";
+    pub const OAUTH_PARTNER_NOT_FOUND: &str = "OAUTH_PARTNER_NOT_FOUND";
+    pub const OAUTH_PARTNER_INACTIVE: &str = "OAUTH_PARTNER_INACTIVE";
+    pub const OAUTH_CLIENT_NOT_BELONG_TO_PARTNER: &str = "OAUTH_CLIENT_NOT_BELONG_TO_PARTNER";
+    pub const OAUTH_SCOPE_FORBIDDEN: &str = "OAUTH_SCOPE_FORBIDDEN";
+    pub const OAUTH_MISSING_GRANT: &str = "OAUTH_MISSING_GRANT";
+    pub const TOO_MANY_REQUESTS: &str = "TOO_MANY_REQUESTS";
+    pub const SERVICE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
+    pub const INTERNAL_ERROR: &str = "INTERNAL_ERROR";
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+}

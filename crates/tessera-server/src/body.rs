@@ -1,0 +1,134 @@
+//! Reading untrusted JSON: size is capped by the router's body limit; here nesting depth is
+//! capped before serde sees the bytes, and every serde error is turned into a
+//! [`GrantError::Validation`] naming the field (`token_exchange_data.scope`), never a panic.
+//! Unknown fields are ignored, as clients may send more than Tessera reads.
+
+use serde::de::DeserializeOwned;
+use tessera_core::{FieldError, GrantError};
+
+/// Deepest nesting of arrays and objects accepted; Tessera's own requests need 2.
+pub const MAX_JSON_DEPTH: usize = 16;
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GrantError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(GrantError::field("body", "send a JSON object"));
+    }
+    if !depth_within(bytes, MAX_JSON_DEPTH) {
+        return Err(GrantError::field(
+            "body",
+            format!("JSON nested deeper than {MAX_JSON_DEPTH} levels"),
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        field_error(&path, &e.into_inner())
+    })?;
+    de.end()
+        .map_err(|_| GrantError::field("body", "unexpected data after the JSON value"))?;
+    Ok(value)
+}
+
+fn field_error(path: &str, e: &serde_json::Error) -> GrantError {
+    use serde_json::error::Category;
+    let raw = e.to_string();
+    // serde_json appends " at line L column C"; the field name says more to a partner.
+    let message = raw
+        .rsplit_once(" at line ")
+        .map_or(raw.as_str(), |(m, _)| m)
+        .to_string();
+    let base = if path == "." { "" } else { path };
+    let field = match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => "body".to_string(),
+        Category::Data => match missing_field(&message) {
+            Some(name) if base.is_empty() => name.to_string(),
+            Some(name) => format!("{base}.{name}"),
+            None if base.is_empty() => "body".to_string(),
+            None => base.to_string(),
+        },
+    };
+    let message = match e.classify() {
+        Category::Syntax | Category::Eof => format!("malformed JSON: {message}"),
+        _ => message,
+    };
+    GrantError::Validation(vec![FieldError { field, message }])
+}
+
+fn missing_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("missing field `")?;
+    rest.split('`').next()
+}
+
+/// Whether arrays/objects nest at most `max` deep, ignoring brackets inside strings.
+fn depth_within(bytes: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return false;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_proto::partner::TokenRequest;
+
+    fn fields(e: GrantError) -> Vec<String> {
+        match e {
+            GrantError::Validation(v) => v.into_iter().map(|f| f.field).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_the_field_for_missing_and_ill_typed_values() {
+        let e = parse_json::<TokenRequest>(
+            br#"{"grant_type":"client_credentials","client_credentials_data":{}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(fields(e), ["client_credentials_data.scope"]);
+        let e = parse_json::<TokenRequest>(br#"{"grant_type":5}"#).unwrap_err();
+        assert_eq!(fields(e), ["grant_type"]);
+        let e =
+            parse_json::<TokenRequest>(br#"{"token_exchange_data":{"scope":[1]}}"#).unwrap_err();
+        assert_eq!(fields(e), ["token_exchange_data.scope"]);
+    }
+
+    #[test]
+    fn malformed_deep_or_trailing_input_is_a_body_error() {
+        for input in [&b"{"[..], b"", b"   ", b"[]", b"{} {}", b"\xff\xfe"] {
+            let e = parse_json::<TokenRequest>(input).unwrap_err();
+            assert_eq!(fields(e), ["body"], "{input:?}");
+        }
+        let deep = format!("{}{}", "[".repeat(17), "]".repeat(17));
+        assert!(parse_json::<serde_json::Value>(deep.as_bytes()).is_err());
+        let in_string = format!("{{\"a\":\"{}\"}}", "[".repeat(100));
+        assert!(parse_json::<serde_json::Value>(in_string.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_are_tolerated() {
+        let r: TokenRequest =
+            parse_json(br#"{"grant_type":"client_credentials","extra":{"x":1}}"#).unwrap();
+        assert_eq!(r.grant_type.as_deref(), Some("client_credentials"));
+    }
+}

@@ -1,0 +1,54 @@
+//! Operational endpoints: liveness, readiness, and the public keys.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/.well-known/jwks.json", get(jwks))
+}
+
+/// The process is up.
+async fn healthz() -> Response {
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+/// The process can serve: the database answers within 2 s.
+async fn readyz(State(app): State<AppState>) -> Response {
+    match tokio::time::timeout(Duration::from_secs(2), app.engine.store().ping()).await {
+        Ok(Ok(())) => axum::Json(json!({"status": "ready"})).into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({"status": "unavailable", "reason": "database error"})),
+            )
+                .into_response()
+        }
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "unavailable", "reason": "database timeout"})),
+        )
+            .into_response(),
+    }
+}
+
+/// RFC 7517 key set; cacheable for a minute, so a rotated key is seen soon.
+async fn jwks(State(app): State<AppState>) -> Response {
+    let mut r = axum::Json(app.engine.jwks()).into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    r
+}

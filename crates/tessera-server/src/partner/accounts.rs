@@ -1,0 +1,98 @@
+//! `/v2/accounts`: end-customer accounts owned by the calling partner.
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use tessera_core::model::Account;
+use tessera_core::{GrantError, unix_now};
+use tessera_proto::partner::{AccountPage, AccountView, CreateAccountRequest};
+
+use super::{auth, error, ok};
+use crate::AppState;
+use crate::body::parse_json;
+
+fn view(a: Account) -> AccountView {
+    AccountView {
+        account_id: a.id,
+        name: a.name,
+        external_id: a.external_id,
+        created_at: a.created_at,
+    }
+}
+
+pub async fn create(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let now = unix_now();
+    let result = async {
+        let partner = auth::partner(&app.engine, &headers).await?;
+        let req: CreateAccountRequest = parse_json(&body)?;
+        app.engine
+            .create_account(&partner, &req.name, req.external_id.as_deref(), now)
+            .await
+    }
+    .await;
+    match result {
+        Ok(a) => ok(StatusCode::CREATED, view(a), now),
+        Err(e) => error::render(&e, now),
+    }
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(account_id): Path<String>,
+) -> Response {
+    let now = unix_now();
+    let result = async {
+        let partner = auth::partner(&app.engine, &headers).await?;
+        app.engine.get_account(&partner, &account_id).await
+    }
+    .await;
+    match result {
+        Ok(a) => ok(StatusCode::OK, view(a), now),
+        Err(e) => error::render(&e, now),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
+    let now = unix_now();
+    let result = async {
+        let partner = auth::partner(&app.engine, &headers).await?;
+        let Query(q) = query.map_err(|_| GrantError::field("query", "malformed query string"))?;
+        let limit = q
+            .limit
+            .as_deref()
+            .map(|l| {
+                l.parse::<u32>()
+                    .map_err(|_| GrantError::field("limit", "must be a positive integer"))
+            })
+            .transpose()?;
+        app.engine
+            .list_accounts(&partner, q.cursor.as_deref(), limit)
+            .await
+    }
+    .await;
+    match result {
+        Ok(page) => ok(
+            StatusCode::OK,
+            AccountPage {
+                accounts: page.accounts.into_iter().map(view).collect(),
+                next_cursor: page.next_cursor,
+            },
+            now,
+        ),
+        Err(e) => error::render(&e, now),
+    }
+}

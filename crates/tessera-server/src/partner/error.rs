@@ -1,0 +1,150 @@
+//! The partner dialect's one mapping from [`GrantError`] to the wire (SPEC §3): status, code,
+//! message and details. Every handler renders its errors through [`render`]; no handler builds an
+//! error body by hand.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tessera_core::GrantError;
+use tessera_core::jwt::JwtError;
+use tessera_proto::partner::{ErrorBody, ErrorDetail, ErrorEnvelope, Meta, codes};
+
+/// Status, code and message of an error in the partner dialect.
+pub fn classify(e: &GrantError) -> (StatusCode, &'static str, String) {
+    use GrantError as E;
+    match e {
+        E::Validation(_) => (
+            StatusCode::BAD_REQUEST,
+            codes::VALIDATION_FAILED,
+            "the request is invalid; see details for each field".into(),
+        ),
+        E::UnsupportedGrantType(g) => (
+            StatusCode::BAD_REQUEST,
+            codes::OAUTH_INVALID_GRANT_TYPE,
+            format!(
+                "grant_type {g:?} is not supported here: use client_credentials, \
+                 urn:ietf:params:oauth:grant-type:token-exchange or refresh_token"
+            ),
+        ),
+        E::AuthorizationHeader(why) => (
+            StatusCode::UNAUTHORIZED,
+            codes::OAUTH_AUTHORIZATION_HEADER_INVALID,
+            format!(
+                "{why}: send Authorization: Basic base64(email:password) or Bearer <partner token>"
+            ),
+        ),
+        E::InvalidCredentials => (
+            StatusCode::UNAUTHORIZED,
+            codes::OAUTH_PARTNER_NOT_FOUND,
+            "no partner matches this email and password".into(),
+        ),
+        E::InvalidPartnerToken => (
+            StatusCode::UNAUTHORIZED,
+            codes::OAUTH_INVALID_PARTNER_TOKEN,
+            "the partner token is unknown, expired or revoked; ask your manager for a valid one"
+                .into(),
+        ),
+        E::PartnerInactive => (
+            StatusCode::FORBIDDEN,
+            codes::OAUTH_PARTNER_INACTIVE,
+            "the partner account is inactive; contact your manager to activate it".into(),
+        ),
+        E::TokenInvalid(why) => (
+            StatusCode::UNAUTHORIZED,
+            codes::OAUTH_TOKEN_INVALID_OR_EXPIRED,
+            match why {
+                JwtError::Expired => {
+                    "the token has expired; obtain a new one and repeat the request".into()
+                }
+                _ => "the token is malformed or its signature does not verify".into(),
+            },
+        ),
+        E::TokenUnknownOrRevoked => (
+            StatusCode::UNAUTHORIZED,
+            codes::OAUTH_TOKEN_UNKNOWN_OR_REVOKED,
+            "the token is unknown or has been revoked; obtain a new one".into(),
+        ),
+        E::SubjectTokenTypeMismatch { expected } => (
+            StatusCode::BAD_REQUEST,
+            codes::OAUTH_SUBJECT_TOKEN_TYPE_MISMATCH,
+            format!(
+                "subject_token must be a machine token and subject_token_type must be {expected}"
+            ),
+        ),
+        E::RequestedSubjectMismatch => (
+            StatusCode::BAD_REQUEST,
+            codes::OAUTH_REQUESTED_SUBJECT_MISMATCH,
+            "the machine token was issued to another partner; use your own machine token".into(),
+        ),
+        E::NotPartnersResource(what) => (
+            StatusCode::FORBIDDEN,
+            codes::OAUTH_CLIENT_NOT_BELONG_TO_PARTNER,
+            format!("the {what} does not belong to your partner account"),
+        ),
+        E::ScopeForbidden(scopes) => (
+            StatusCode::FORBIDDEN,
+            codes::OAUTH_SCOPE_FORBIDDEN,
+            format!(
+                "scope not permitted: {}; agree the required scopes with your manager",
+                scopes.join(" ")
+            ),
+        ),
+        E::RefreshTokenInvalid(why) => (
+            StatusCode::BAD_REQUEST,
+            codes::OAUTH_REFRESH_TOKEN_INVALID,
+            format!("the refresh token cannot be used: {why}"),
+        ),
+        E::ClientIdMismatch => (
+            StatusCode::BAD_REQUEST,
+            codes::OAUTH_CLIENT_ID_MISMATCH,
+            "the token was issued to another client".into(),
+        ),
+        E::RateLimited { .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            codes::TOO_MANY_REQUESTS,
+            "too many token requests; cache tokens and retry after the Retry-After delay".into(),
+        ),
+        E::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            codes::SERVICE_UNAVAILABLE,
+            "the service is temporarily unavailable; retry shortly".into(),
+        ),
+        E::Internal => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::INTERNAL_ERROR,
+            "an internal error occurred; it has been logged".into(),
+        ),
+    }
+}
+
+/// Render `e` as the partner dialect's error envelope.
+pub fn render(e: &GrantError, now: i64) -> Response {
+    let (status, code, message) = classify(e);
+    let details = match e {
+        GrantError::Validation(fields) => Some(
+            fields
+                .iter()
+                .map(|f| ErrorDetail {
+                    field: f.field.clone(),
+                    message: f.message.clone(),
+                })
+                .collect(),
+        ),
+        _ => None,
+    };
+    let body = ErrorEnvelope {
+        error: ErrorBody {
+            code: code.to_string(),
+            message,
+            details,
+        },
+        meta: Meta { timestamp: now },
+    };
+    let mut response = (status, axum::Json(body)).into_response();
+    if let GrantError::RateLimited { retry_after_secs } = e {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(retry_after_secs.max(&1).to_owned()),
+        );
+    }
+    response
+}

@@ -1,0 +1,45 @@
+//! `POST /v2/oauth/revoke` (RFC 7009 in the partner envelope): 200 with an empty `data` object,
+//! also for unknown tokens (§2.2).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use tessera_core::grants::Caller;
+use tessera_core::policy::MAX_TOKEN_LEN;
+use tessera_core::{GrantError, unix_now};
+use tessera_proto::partner::RevokeRequest;
+
+use super::{auth, error, ok};
+use crate::AppState;
+use crate::body::parse_json;
+
+pub async fn revoke(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let now = unix_now();
+    match run(&app, &headers, &body, now).await {
+        Ok(()) => ok(StatusCode::OK, serde_json::json!({}), now),
+        Err(e) => error::render(&e, now),
+    }
+}
+
+async fn run(app: &AppState, headers: &HeaderMap, body: &[u8], now: i64) -> Result<(), GrantError> {
+    let partner = auth::partner(&app.engine, headers).await?;
+    let req: RevokeRequest = parse_json(body)?;
+    if req.token.is_empty() || req.token.len() > MAX_TOKEN_LEN {
+        return Err(GrantError::field(
+            "token",
+            format!("must be 1 to {MAX_TOKEN_LEN} bytes"),
+        ));
+    }
+    if let Some(hint) = &req.token_type_hint
+        && !matches!(hint.as_str(), "access_token" | "refresh_token")
+    {
+        return Err(GrantError::field(
+            "token_type_hint",
+            "must be access_token or refresh_token",
+        ));
+    }
+    app.engine
+        .revoke(&Caller::Partner(partner), &req.token, now)
+        .await
+}

@@ -1,0 +1,126 @@
+//! `POST /v2/oauth/token`: parse the partner dialect's JSON into a [`GrantRequest`], run it, and
+//! render the result. RFC 6749 §5.1 / RFC 8693 §2.2 in seed 000's envelope.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use tessera_core::grants::{self, Caller, GrantRequest, Issued};
+use tessera_core::model::GrantType;
+use tessera_core::policy::MAX_TOKEN_LEN;
+use tessera_core::scope::ScopeSet;
+use tessera_core::{GrantError, unix_now};
+use tessera_proto::partner::{TokenRequest, TokenResponse};
+
+use super::{auth, error, ok};
+use crate::AppState;
+use crate::body::parse_json;
+
+pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let now = unix_now();
+    match run(&app, &headers, &body, now).await {
+        Ok(issued) => ok(
+            StatusCode::OK,
+            TokenResponse {
+                access_token: issued.access_token,
+                refresh_token: issued.refresh_token.map(|r| r.expose().to_string()),
+                token_type: "Bearer".into(),
+                expires_in: issued.expires_in,
+            },
+            now,
+        ),
+        Err(e) => error::render(&e, now),
+    }
+}
+
+async fn run(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: i64,
+) -> Result<Issued, GrantError> {
+    let partner = auth::partner(&app.engine, headers).await?;
+    let request = parse(parse_json(body)?)?;
+    app.engine
+        .grant(&Caller::Partner(partner), request, now)
+        .await
+}
+
+/// The partner dialect's wire request → the engine's [`GrantRequest`].
+pub fn parse(req: TokenRequest) -> Result<GrantRequest, GrantError> {
+    let grant_type = req
+        .grant_type
+        .ok_or_else(|| GrantError::field("grant_type", "is required"))?;
+    let missing =
+        |field: &str| GrantError::field(field, format!("is required for grant_type {grant_type}"));
+    match grant_type.as_str() {
+        "client_credentials" => {
+            let data = req
+                .client_credentials_data
+                .ok_or_else(|| missing("client_credentials_data"))?;
+            Ok(GrantRequest::ClientCredentials(
+                grants::client_credentials::Request {
+                    scope: scope(&data.scope, "client_credentials_data.scope")?,
+                },
+            ))
+        }
+        GrantType::TOKEN_EXCHANGE_URN => {
+            let data = req
+                .token_exchange_data
+                .ok_or_else(|| missing("token_exchange_data"))?;
+            bounded(&data.subject_token, "token_exchange_data.subject_token")?;
+            bounded(
+                &data.subject_token_type,
+                "token_exchange_data.subject_token_type",
+            )?;
+            bounded(
+                &data.requested_subject,
+                "token_exchange_data.requested_subject",
+            )?;
+            Ok(GrantRequest::TokenExchange(
+                grants::token_exchange::Request {
+                    scope: scope(&data.scope, "token_exchange_data.scope")?,
+                    subject_token: data.subject_token,
+                    subject_token_type: data.subject_token_type,
+                    requested_subject: data.requested_subject,
+                },
+            ))
+        }
+        "refresh_token" => {
+            let data = req
+                .refresh_token_data
+                .ok_or_else(|| missing("refresh_token_data"))?;
+            bounded(&data.refresh_token, "refresh_token_data.refresh_token")?;
+            Ok(GrantRequest::RefreshToken(grants::refresh_token::Request {
+                refresh_token: data.refresh_token,
+            }))
+        }
+        _ => Err(GrantError::UnsupportedGrantType(truncate(&grant_type))),
+    }
+}
+
+fn scope(s: &str, field: &str) -> Result<ScopeSet, GrantError> {
+    let set = ScopeSet::parse(s).map_err(|e| GrantError::field(field, e.to_string()))?;
+    if set.is_empty() {
+        return Err(GrantError::field(field, "request at least one scope"));
+    }
+    Ok(set)
+}
+
+fn bounded(s: &str, field: &str) -> Result<(), GrantError> {
+    if s.is_empty() {
+        Err(GrantError::field(field, "must not be empty"))
+    } else if s.len() > MAX_TOKEN_LEN {
+        Err(GrantError::field(
+            field,
+            format!("must be at most {MAX_TOKEN_LEN} bytes"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Echo at most 64 characters of a caller's value back in a message.
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}

@@ -1,0 +1,453 @@
+//! The store conformance suite: the contracts written on the traits of `tessera_core::store`,
+//! checked against every backend. SQLite always; PostgreSQL joins this suite when its backend
+//! exists and `TESSERA_TEST_POSTGRES_URL` is set.
+
+use std::sync::Arc;
+
+use tessera_core::keys::{Alg, MasterKey, generate_key};
+use tessera_core::model::{
+    Account, Change, Partner, PartnerStatus, PasswordHash, RefreshToken, Role, User,
+};
+use tessera_core::scope::ScopeSet;
+use tessera_core::secret::SecretDigest;
+use tessera_core::store::{Rotation, Store, StoreError, Successor};
+
+/// A fresh, empty store of each backend under test.
+async fn stores() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("c.db").display());
+    let sqlite = tessera_store::open(&url, &tessera_store::Options::default())
+        .await
+        .unwrap();
+    vec![("sqlite", sqlite, Some(dir))]
+}
+
+fn partner(id: &str, email: &str, org: &str) -> Partner {
+    Partner {
+        id: id.into(),
+        name: "P".into(),
+        email: email.into(),
+        org_code: org.into(),
+        status: PartnerStatus::Active,
+        scopes: ScopeSet::parse("crm transport").unwrap(),
+        password_hash: PasswordHash("$argon2id$x".into()),
+        created_at: 1,
+    }
+}
+
+fn refresh(digest: u8, family: &str, expires_at: i64) -> RefreshToken {
+    RefreshToken {
+        digest: SecretDigest([digest; 32]),
+        family_id: family.into(),
+        partner_id: "p1".into(),
+        client_id: "p1".into(),
+        subject: "a1".into(),
+        account_id: Some("a1".into()),
+        scope: "crm".into(),
+        issued_at: 100,
+        expires_at,
+        family_issued_at: 100,
+        rotated_at: None,
+        revoked_at: None,
+    }
+}
+
+async fn changes(store: &dyn Store) -> Vec<Change> {
+    store
+        .changes_since(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect()
+}
+
+#[tokio::test]
+async fn partners_are_unique_by_email_and_org_code_and_changes_are_fed() {
+    for (name, s, _dir) in stores().await {
+        s.insert_partner(&partner("p1", "a@x.example", "ORG1"))
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                s.insert_partner(&partner("p2", "a@x.example", "ORG2"))
+                    .await,
+                Err(StoreError::Conflict("email"))
+            ),
+            "{name}"
+        );
+        assert!(
+            matches!(
+                s.insert_partner(&partner("p3", "b@x.example", "ORG1"))
+                    .await,
+                Err(StoreError::Conflict("org_code"))
+            ),
+            "{name}"
+        );
+        let p = s.partner_by_email("a@x.example").await.unwrap().unwrap();
+        assert_eq!(
+            (p.id.as_str(), p.scopes.to_claim()),
+            ("p1", "crm transport".into())
+        );
+        assert!(s.partner_by_id("nope").await.unwrap().is_none());
+
+        let before = s.latest_change().await.unwrap();
+        s.set_partner_status("p1", PartnerStatus::Inactive)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.partner_by_id("p1").await.unwrap().unwrap().status,
+            PartnerStatus::Inactive
+        );
+        assert!(matches!(
+            s.set_partner_status("nope", PartnerStatus::Active).await,
+            Err(StoreError::NotFound("partner"))
+        ));
+        let fed = s.changes_since(before, 10).await.unwrap();
+        assert_eq!(fed.len(), 1, "{name}");
+        assert_eq!(fed[0].1, Change::Partner("p1".into()));
+        assert!(fed[0].0 > before);
+    }
+}
+
+#[tokio::test]
+async fn partner_tokens_resolve_only_for_known_partners() {
+    for (name, s, _dir) in stores().await {
+        s.insert_partner(&partner("p1", "a@x.example", "ORG1"))
+            .await
+            .unwrap();
+        let d = SecretDigest([7; 32]);
+        s.insert_partner_token("p1", &d, 5).await.unwrap();
+        assert_eq!(
+            s.partner_by_token(&d).await.unwrap().as_deref(),
+            Some("p1"),
+            "{name}"
+        );
+        assert!(
+            s.partner_by_token(&SecretDigest([8; 32]))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(matches!(
+            s.insert_partner_token("nope", &SecretDigest([9; 32]), 5)
+                .await,
+            Err(StoreError::NotFound("partner"))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn accounts_page_in_id_order_and_external_ids_are_unique_per_partner() {
+    for (name, s, _dir) in stores().await {
+        s.insert_partner(&partner("p1", "a@x.example", "ORG1"))
+            .await
+            .unwrap();
+        s.insert_partner(&partner("p2", "b@x.example", "ORG2"))
+            .await
+            .unwrap();
+        for (id, owner, ext) in [
+            ("a3", "p1", Some("e1")),
+            ("a1", "p1", None),
+            ("a2", "p1", None),
+            ("b1", "p2", Some("e1")),
+        ] {
+            s.insert_account(&Account {
+                id: id.into(),
+                partner_id: owner.into(),
+                name: "n".into(),
+                external_id: ext.map(Into::into),
+                created_at: 1,
+            })
+            .await
+            .unwrap();
+        }
+        assert!(
+            matches!(
+                s.insert_account(&Account {
+                    id: "a4".into(),
+                    partner_id: "p1".into(),
+                    name: "n".into(),
+                    external_id: Some("e1".into()),
+                    created_at: 1
+                })
+                .await,
+                Err(StoreError::Conflict("external_id"))
+            ),
+            "{name}"
+        );
+        let page: Vec<String> = s
+            .list_accounts("p1", None, 2)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(page, ["a1", "a2"]);
+        let page: Vec<String> = s
+            .list_accounts("p1", Some("a2"), 2)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(page, ["a3"]);
+        assert_eq!(
+            s.account_by_id("b1").await.unwrap().unwrap().partner_id,
+            "p2"
+        );
+    }
+}
+
+#[tokio::test]
+async fn users_are_unique_per_partner() {
+    for (name, s, _dir) in stores().await {
+        s.insert_partner(&partner("p1", "a@x.example", "ORG1"))
+            .await
+            .unwrap();
+        s.insert_partner(&partner("p2", "b@x.example", "ORG2"))
+            .await
+            .unwrap();
+        let user = |id: &str, p: &str| User {
+            id: id.into(),
+            partner_id: p.into(),
+            account_id: None,
+            username: "+15550001".into(),
+            role: Role::Customer,
+            password_hash: PasswordHash("h".into()),
+            created_at: 1,
+        };
+        s.insert_user(&user("u1", "p1")).await.unwrap();
+        s.insert_user(&user("u2", "p2")).await.unwrap();
+        assert!(
+            matches!(
+                s.insert_user(&user("u3", "p1")).await,
+                Err(StoreError::Conflict("username"))
+            ),
+            "{name}"
+        );
+        assert_eq!(
+            s.user_by_username("p2", "+15550001")
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            "u2"
+        );
+        assert!(s.user_by_username("p1", "nobody").await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn rotation_is_a_compare_and_swap_with_reuse_evidence() {
+    for (name, s, _dir) in stores().await {
+        s.insert_refresh_token(&refresh(1, "f1", 1000))
+            .await
+            .unwrap();
+        let next = Successor {
+            digest: SecretDigest([2; 32]),
+            expires_at: 2000,
+        };
+
+        // Another client's attempt changes nothing.
+        assert_eq!(
+            s.rotate_refresh_token(&SecretDigest([1; 32]), "other", &next, 200)
+                .await
+                .unwrap(),
+            Rotation::WrongClient,
+            "{name}"
+        );
+        let Rotation::Rotated(old) = s
+            .rotate_refresh_token(&SecretDigest([1; 32]), "p1", &next, 200)
+            .await
+            .unwrap()
+        else {
+            panic!("{name}: first rotation must win");
+        };
+        assert_eq!(old.family_id, "f1");
+        let succ = s
+            .refresh_token(&SecretDigest([2; 32]))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                succ.family_id.as_str(),
+                succ.issued_at,
+                succ.expires_at,
+                succ.family_issued_at
+            ),
+            ("f1", 200, 2000, 100)
+        );
+        assert_eq!(succ.subject, "a1");
+
+        // A second use reports the rotated record and writes nothing.
+        let again = Successor {
+            digest: SecretDigest([3; 32]),
+            expires_at: 2000,
+        };
+        match s
+            .rotate_refresh_token(&SecretDigest([1; 32]), "p1", &again, 201)
+            .await
+            .unwrap()
+        {
+            Rotation::NotActive(r) => assert_eq!(r.rotated_at, Some(200), "{name}"),
+            other => panic!("{name}: {other:?}"),
+        }
+        assert!(
+            s.refresh_token(&SecretDigest([3; 32]))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            s.rotate_refresh_token(&SecretDigest([9; 32]), "p1", &again, 201)
+                .await
+                .unwrap(),
+            Rotation::Unknown
+        );
+
+        // Expired tokens do not rotate.
+        s.insert_refresh_token(&refresh(4, "f2", 300))
+            .await
+            .unwrap();
+        let n = Successor {
+            digest: SecretDigest([5; 32]),
+            expires_at: 2000,
+        };
+        assert!(matches!(
+            s.rotate_refresh_token(&SecretDigest([4; 32]), "p1", &n, 300)
+                .await
+                .unwrap(),
+            Rotation::NotActive(_)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn concurrent_rotations_have_exactly_one_winner() {
+    for (name, s, _dir) in stores().await {
+        s.insert_refresh_token(&refresh(1, "f1", 1000))
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..24u8 {
+            let s = Arc::clone(&s);
+            tasks.push(tokio::spawn(async move {
+                let next = Successor {
+                    digest: SecretDigest([100 + i; 32]),
+                    expires_at: 2000,
+                };
+                s.rotate_refresh_token(&SecretDigest([1; 32]), "p1", &next, 200)
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut winners = 0;
+        for t in tasks {
+            if matches!(t.await.unwrap(), Rotation::Rotated(_)) {
+                winners += 1;
+            }
+        }
+        assert_eq!(winners, 1, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn revoking_a_family_revokes_every_token_and_is_fed() {
+    for (name, s, _dir) in stores().await {
+        s.insert_refresh_token(&refresh(1, "f1", 1000))
+            .await
+            .unwrap();
+        let next = Successor {
+            digest: SecretDigest([2; 32]),
+            expires_at: 2000,
+        };
+        s.rotate_refresh_token(&SecretDigest([1; 32]), "p1", &next, 200)
+            .await
+            .unwrap();
+        s.insert_refresh_token(&refresh(3, "other", 1000))
+            .await
+            .unwrap();
+        s.revoke_family("f1", 5000, 300).await.unwrap();
+        s.revoke_family("f1", 5000, 301).await.unwrap(); // idempotent
+        for d in [1u8, 2] {
+            assert_eq!(
+                s.refresh_token(&SecretDigest([d; 32]))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .revoked_at,
+                Some(300),
+                "{name}"
+            );
+        }
+        assert!(
+            s.refresh_token(&SecretDigest([3; 32]))
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at
+                .is_none()
+        );
+        s.revoke_jti("j1", 400).await.unwrap();
+        let active = s.active_revocations(399).await.unwrap();
+        assert!(active.contains(&("f1".into(), 5000)) && active.contains(&("j1".into(), 400)));
+        assert_eq!(
+            s.active_revocations(4999).await.unwrap(),
+            vec![("f1".to_string(), 5000)]
+        );
+        assert!(changes(s.as_ref()).await.contains(&Change::Revoked {
+            id: "j1".into(),
+            until: 400
+        }));
+    }
+}
+
+#[tokio::test]
+async fn key_rotation_retires_the_previous_key_atomically() {
+    for (name, s, _dir) in stores().await {
+        let m = MasterKey::generate();
+        let k1 = generate_key(Alg::ES256, &m, 10).unwrap();
+        let k2 = generate_key(Alg::EdDSA, &m, 20).unwrap();
+        s.rotate_keys(&k1, 10).await.unwrap();
+        s.rotate_keys(&k2, 20).await.unwrap();
+        let keys = s.list_keys().await.unwrap();
+        assert_eq!(keys.len(), 2, "{name}");
+        assert_eq!(
+            (keys[0].kid.as_str(), keys[0].retired_at),
+            (k1.kid.as_str(), Some(20))
+        );
+        assert_eq!(
+            (keys[1].kid.as_str(), keys[1].retired_at, keys[1].alg),
+            (k2.kid.as_str(), None, Alg::EdDSA)
+        );
+        assert_eq!(keys[1].private_sealed, k2.private_sealed);
+        assert_eq!(keys[1].public_jwk, k2.public_jwk);
+        assert_eq!(
+            changes(s.as_ref())
+                .await
+                .iter()
+                .filter(|c| **c == Change::Keys)
+                .count(),
+            2
+        );
+    }
+}
+
+#[tokio::test]
+async fn scopes_register_idempotently_and_the_feed_pages_and_prunes() {
+    for (name, s, _dir) in stores().await {
+        s.add_scopes(&["crm".into(), "WRITE".into()]).await.unwrap();
+        s.add_scopes(&["crm".into()]).await.unwrap();
+        assert_eq!(s.list_scopes().await.unwrap(), ["WRITE", "crm"], "{name}");
+        let all = s.changes_since(0, 1000).await.unwrap();
+        assert_eq!(all.len(), 2);
+        let first = s.changes_since(0, 1).await.unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(s.changes_since(first[0].0, 10).await.unwrap().len(), 1);
+        assert_eq!(s.latest_change().await.unwrap(), all[1].0);
+        assert_eq!(s.prune_changes(i64::MAX).await.unwrap(), 2);
+        s.ping().await.unwrap();
+    }
+}

@@ -1,0 +1,322 @@
+//! Administration subcommands: parse, call `tessera_core::admin`, print JSON on stdout. Errors go
+//! to stderr with a non-zero exit (see `main`). Passwords are read from stdin, never argv.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use tessera_core::admin::{self, NewClient, NewPartner, NewUser};
+use tessera_core::keys::{Alg, RETIRED_KEY_PUBLISH_SECS};
+use tessera_core::model::{PartnerStatus, Role};
+use tessera_core::store::Store;
+use tessera_core::unix_now;
+use zeroize::Zeroizing;
+
+use crate::config::DEFAULT_DATABASE;
+use crate::master;
+
+#[derive(Args, Debug)]
+pub struct Db {
+    /// Database URL.
+    #[arg(long, env = "TESSERA_DATABASE", default_value = DEFAULT_DATABASE, global = true)]
+    database: String,
+}
+
+impl Db {
+    async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        let options = tessera_store::Options {
+            pool_size: Some(2),
+            timeout: std::time::Duration::from_secs(5),
+        };
+        tessera_store::open(&self.database, &options)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the database {}",
+                    tessera_store::redact_url(&self.database)
+                )
+            })
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PartnerCommand {
+    /// Create a partner; prints {"partner_id", "org_code"}.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: String,
+        /// Read the password from stdin (required: passwords never go on the command line).
+        #[arg(long)]
+        password_stdin: bool,
+        /// Allowed scopes, comma- or space-separated; each must be registered.
+        #[arg(long)]
+        scopes: String,
+        #[arg(long)]
+        org_code: Option<String>,
+        #[command(flatten)]
+        db: Db,
+    },
+    /// Activate or deactivate a partner.
+    SetStatus {
+        #[arg(long)]
+        partner: String,
+        #[arg(long)]
+        status: PartnerStatus,
+        #[command(flatten)]
+        db: Db,
+    },
+    /// Partner API tokens.
+    #[command(subcommand)]
+    Token(PartnerTokenCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PartnerTokenCommand {
+    /// Create a partner API token; prints {"partner_token"} once.
+    Create {
+        #[arg(long)]
+        partner: String,
+        #[command(flatten)]
+        db: Db,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Register an OAuth client; prints {"client_id", "client_secret"} once.
+    Create {
+        #[arg(long)]
+        partner: String,
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: client_credentials, password, refresh_token, authorization_code,
+        /// token_exchange.
+        #[arg(long, value_delimiter = ',', required = true)]
+        grant_types: Vec<String>,
+        #[arg(long)]
+        scopes: String,
+        /// Registered redirect URI (repeatable).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Origin allowed to frame the authorization pages (repeatable).
+        #[arg(long = "frame-origin")]
+        frame_origins: Vec<String>,
+        /// The client is in development and may use the debug callback page.
+        #[arg(long)]
+        dev: bool,
+        #[command(flatten)]
+        db: Db,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user; prints {"user_id"}.
+    Create {
+        #[arg(long)]
+        partner: String,
+        #[arg(long)]
+        username: String,
+        /// Read the password from stdin (required).
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        role: Role,
+        /// The account of a `member` user.
+        #[arg(long)]
+        account: Option<String>,
+        #[command(flatten)]
+        db: Db,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ScopeCommand {
+    /// Register scope names.
+    Add {
+        #[arg(required = true)]
+        names: Vec<String>,
+        #[command(flatten)]
+        db: Db,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// List signing keys and their state.
+    List {
+        #[command(flatten)]
+        db: Db,
+    },
+    /// Make a new key active; older keys stay published until their tokens have expired.
+    Rotate {
+        #[arg(long, default_value = "ES256")]
+        alg: Alg,
+        #[command(flatten)]
+        db: Db,
+    },
+}
+
+fn print(value: serde_json::Value) {
+    println!("{value}");
+}
+
+fn read_password(flag: bool) -> anyhow::Result<Zeroizing<String>> {
+    if !flag {
+        bail!("pass --password-stdin and write the password on standard input");
+    }
+    let mut buf = Zeroizing::new(String::new());
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut buf)
+        .context("cannot read the password from stdin")?;
+    let pw = buf.trim_end_matches(['\n', '\r']).to_string();
+    if pw.is_empty() {
+        bail!("no password on stdin");
+    }
+    Ok(Zeroizing::new(pw))
+}
+
+pub async fn partner(cmd: PartnerCommand) -> anyhow::Result<()> {
+    match cmd {
+        PartnerCommand::Create {
+            name,
+            email,
+            password_stdin,
+            scopes,
+            org_code,
+            db,
+        } => {
+            let password = read_password(password_stdin)?;
+            let store = db.open().await?;
+            let p = admin::create_partner(
+                store.as_ref(),
+                NewPartner {
+                    name: &name,
+                    email: &email,
+                    password: &password,
+                    scopes: &scopes,
+                    org_code: org_code.as_deref(),
+                },
+                unix_now(),
+            )
+            .await?;
+            print(json!({"partner_id": p.id, "org_code": p.org_code}));
+        }
+        PartnerCommand::SetStatus {
+            partner,
+            status,
+            db,
+        } => {
+            let store = db.open().await?;
+            admin::set_partner_status(store.as_ref(), &partner, status).await?;
+            print(json!({"partner_id": partner, "status": status.as_str()}));
+        }
+        PartnerCommand::Token(PartnerTokenCommand::Create { partner, db }) => {
+            let store = db.open().await?;
+            let token = admin::create_partner_token(store.as_ref(), &partner, unix_now()).await?;
+            print(json!({"partner_token": token.expose()}));
+        }
+    }
+    Ok(())
+}
+
+pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
+    let ClientCommand::Create {
+        partner,
+        name,
+        grant_types,
+        scopes,
+        redirect_uris,
+        frame_origins,
+        dev,
+        db,
+    } = cmd;
+    let store = db.open().await?;
+    let (client, secret) = admin::create_client(
+        store.as_ref(),
+        NewClient {
+            partner_id: &partner,
+            name: &name,
+            grant_types: &grant_types,
+            scopes: &scopes,
+            redirect_uris: &redirect_uris,
+            frame_origins: &frame_origins,
+            dev,
+        },
+        unix_now(),
+    )
+    .await?;
+    print(json!({"client_id": client.id, "client_secret": secret.expose()}));
+    Ok(())
+}
+
+pub async fn user(cmd: UserCommand) -> anyhow::Result<()> {
+    let UserCommand::Create {
+        partner,
+        username,
+        password_stdin,
+        role,
+        account,
+        db,
+    } = cmd;
+    let password = read_password(password_stdin)?;
+    let store = db.open().await?;
+    let user = admin::create_user(
+        store.as_ref(),
+        NewUser {
+            partner_id: &partner,
+            username: &username,
+            password: &password,
+            role,
+            account_id: account.as_deref(),
+        },
+        unix_now(),
+    )
+    .await?;
+    print(json!({"user_id": user.id}));
+    Ok(())
+}
+
+pub async fn scope(cmd: ScopeCommand) -> anyhow::Result<()> {
+    let ScopeCommand::Add { names, db } = cmd;
+    let store = db.open().await?;
+    let added = admin::add_scopes(store.as_ref(), &names).await?;
+    print(json!({"scopes": added}));
+    Ok(())
+}
+
+pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
+    match cmd {
+        KeysCommand::List { db } => {
+            let store = db.open().await?;
+            let now = unix_now();
+            let keys: Vec<_> = store
+                .list_keys()
+                .await?
+                .into_iter()
+                .map(|k| {
+                    let state = match k.retired_at {
+                        None => "active",
+                        Some(r) if r + RETIRED_KEY_PUBLISH_SECS > now => "published",
+                        Some(_) => "expired",
+                    };
+                    json!({"kid": k.kid, "alg": k.alg.as_str(), "state": state,
+                           "created_at": k.created_at, "retired_at": k.retired_at})
+                })
+                .collect();
+            print(json!({"keys": keys}));
+        }
+        KeysCommand::Rotate { alg, db } => {
+            let store = db.open().await?;
+            let master = master::load(&db.database, true)?;
+            let key = admin::rotate_keys(store.as_ref(), &master, alg, unix_now()).await?;
+            print(json!({"kid": key.kid, "alg": key.alg.as_str()}));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! `tessera serve` options: flags, then `TESSERA_*` environment variables, then a `--config`
+//! TOML file, then defaults (SPEC §5). Flags win.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use serde::Deserialize;
+use tessera_core::EngineConfig;
+use tessera_core::keys::Alg;
+
+pub const DEFAULT_DATABASE: &str = "sqlite://tessera.db";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// TOML file with any of the options below (snake_case keys).
+    #[arg(long, env = "TESSERA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "TESSERA_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Database URL [default: sqlite://tessera.db].
+    #[arg(long, env = "TESSERA_DATABASE")]
+    pub database: Option<String>,
+    /// `iss` of every token [default: http://<listen address>].
+    #[arg(long, env = "TESSERA_ISSUER")]
+    pub issuer: Option<String>,
+    /// Token requests a second per partner or client (burst of as many); 0 turns it off
+    /// [default: 50].
+    #[arg(long, env = "TESSERA_TOKEN_RATE_LIMIT")]
+    pub token_rate_limit: Option<u32>,
+    /// Algorithm of a signing key created when none exists: ES256, EdDSA or RS256
+    /// [default: ES256].
+    #[arg(long, env = "TESSERA_SIGNING_ALG")]
+    pub signing_alg: Option<Alg>,
+    /// Database connection pool size [default: 8].
+    #[arg(long, env = "TESSERA_DB_POOL")]
+    pub db_pool: Option<u32>,
+    /// Seconds within which a request that needs the database must get it [default: 2].
+    #[arg(long, env = "TESSERA_DB_TIMEOUT")]
+    pub db_timeout: Option<u64>,
+    /// Seconds during which reuse of a rotated refresh token is refused without revoking its
+    /// family [default: 30].
+    #[arg(long, env = "TESSERA_REFRESH_REUSE_GRACE")]
+    pub refresh_reuse_grace: Option<i64>,
+    /// Create demo data on an empty database and print how to use it.
+    #[arg(long, env = "TESSERA_DEV")]
+    pub dev: bool,
+}
+
+/// The `--config` file: the same options, all optional; unknown keys are an error, so a typo
+/// does not silently fall back to a default.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    database: Option<String>,
+    issuer: Option<String>,
+    token_rate_limit: Option<u32>,
+    signing_alg: Option<Alg>,
+    db_pool: Option<u32>,
+    db_timeout: Option<u64>,
+    refresh_reuse_grace: Option<i64>,
+    dev: Option<bool>,
+}
+
+/// Everything `serve` needs, resolved.
+#[derive(Debug)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub database: String,
+    pub issuer: Option<String>,
+    pub db_pool: Option<u32>,
+    pub db_timeout: u64,
+    pub dev: bool,
+    pub engine: EngineConfig,
+}
+
+impl ServeArgs {
+    pub fn resolve(self) -> anyhow::Result<ServeConfig> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let mut engine = EngineConfig::new(String::new());
+        engine.audience = String::new();
+        if let Some(n) = self.token_rate_limit.or(file.token_rate_limit) {
+            engine.token_rate_limit = n;
+        }
+        if let Some(alg) = self.signing_alg.or(file.signing_alg) {
+            engine.signing_alg = alg;
+        }
+        if let Some(g) = self.refresh_reuse_grace.or(file.refresh_reuse_grace) {
+            anyhow::ensure!(g >= 0, "refresh_reuse_grace must not be negative");
+            engine.refresh_reuse_grace = g;
+        }
+        let issuer = self.issuer.or(file.issuer);
+        if let Some(i) = &issuer {
+            anyhow::ensure!(
+                i.starts_with("https://") || i.starts_with("http://"),
+                "the issuer must be an http(s) URL, got {i:?}"
+            );
+        }
+        Ok(ServeConfig {
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
+            database: self
+                .database
+                .or(file.database)
+                .unwrap_or_else(|| DEFAULT_DATABASE.to_string()),
+            issuer: issuer.map(|i| i.trim_end_matches('/').to_string()),
+            db_pool: self.db_pool.or(file.db_pool),
+            db_timeout: self.db_timeout.or(file.db_timeout).unwrap_or(2),
+            dev: self.dev || file.dev.unwrap_or(false),
+            engine,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9999\"\ntoken_rate_limit = 7\ndatabase = \"sqlite://f.db\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            token_rate_limit: Some(3),
+            ..Default::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.engine.token_rate_limit, 3);
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.database, "sqlite://f.db");
+        assert_eq!(c.db_timeout, 2);
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "lissten = \"x\"\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        assert!(args.resolve().is_err());
+    }
+}

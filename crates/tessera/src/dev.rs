@@ -1,0 +1,161 @@
+//! `tessera serve --dev`: on an empty database, create a demo partner, account, OAuth client and
+//! admin user with random secrets, and print them once with ready-to-paste curl commands for
+//! seed 000's flow. On a database that already has them, reuse them (their secrets were shown when
+//! they were created and are stored only as hashes).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tessera_core::admin::{self, NewClient, NewPartner, NewUser};
+use tessera_core::model::Role;
+use tessera_core::secret::random_bytes;
+use tessera_core::store::Store;
+use tessera_core::unix_now;
+
+pub const DEMO_EMAIL: &str = "demo-partner@tessera.example";
+const DEMO_ADMIN: &str = "demo-admin@tessera.example";
+
+pub struct Demo {
+    pub partner_id: String,
+    pub account_id: String,
+    /// Present only when the demo data was created by this run.
+    pub secrets: Option<DemoSecrets>,
+}
+
+pub struct DemoSecrets {
+    pub partner_password: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub admin_password: String,
+}
+
+fn random_password() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<18>())
+}
+
+pub async fn ensure_demo_data(store: &dyn Store) -> anyhow::Result<Demo> {
+    if let Some(p) = store.partner_by_email(DEMO_EMAIL).await? {
+        let accounts = store.list_accounts(&p.id, None, 1).await?;
+        return Ok(Demo {
+            partner_id: p.id,
+            account_id: accounts.first().map(|a| a.id.clone()).unwrap_or_default(),
+            secrets: None,
+        });
+    }
+    let now = unix_now();
+    admin::add_scopes(store, &["transport".into(), "crm".into(), "WRITE".into()]).await?;
+    let partner_password = random_password();
+    let partner = admin::create_partner(
+        store,
+        NewPartner {
+            name: "Demo Partner",
+            email: DEMO_EMAIL,
+            password: &partner_password,
+            scopes: "transport crm WRITE",
+            org_code: None,
+        },
+        now,
+    )
+    .await?;
+    let account = tessera_core::model::Account {
+        id: uuid_like(),
+        partner_id: partner.id.clone(),
+        name: "Demo Customer".into(),
+        external_id: Some("demo-1".into()),
+        created_at: now,
+    };
+    store.insert_account(&account).await?;
+    let (client, client_secret) = admin::create_client(
+        store,
+        NewClient {
+            partner_id: &partner.id,
+            name: "Demo App",
+            grant_types: &[
+                "client_credentials".into(),
+                "password".into(),
+                "refresh_token".into(),
+            ],
+            scopes: "WRITE",
+            redirect_uris: &["http://127.0.0.1:9999/callback".into()],
+            frame_origins: &[],
+            dev: true,
+        },
+        now,
+    )
+    .await?;
+    let admin_password = random_password();
+    admin::create_user(
+        store,
+        NewUser {
+            partner_id: &partner.id,
+            username: DEMO_ADMIN,
+            password: &admin_password,
+            role: Role::Admin,
+            account_id: None,
+        },
+        now,
+    )
+    .await?;
+    Ok(Demo {
+        partner_id: partner.id,
+        account_id: account.id,
+        secrets: Some(DemoSecrets {
+            partner_password,
+            client_id: client.id,
+            client_secret: client_secret.expose().to_string(),
+            admin_password,
+        }),
+    })
+}
+
+fn uuid_like() -> String {
+    // Accounts made by the API get UUIDv7 ids; the demo account gets a numeric one, like seed
+    // 000's example, to show that ids are opaque strings.
+    let n = u64::from_be_bytes(random_bytes::<8>()) % 90_000_000 + 10_000_000;
+    n.to_string()
+}
+
+/// Print the demo credentials (once) and the seed 000 requests, on stdout.
+pub fn print_instructions(demo: &Demo, base: &str) {
+    let Some(s) = &demo.secrets else {
+        println!(
+            "Demo data already exists (partner {DEMO_EMAIL}, partner_id {}, account_id {}).\n\
+             Its secrets were printed when it was created and are stored only as hashes;\n\
+             delete the database (and its .key file) to start over.",
+            demo.partner_id, demo.account_id
+        );
+        return;
+    };
+    let basic = format!("{DEMO_EMAIL}:{}", s.partner_password);
+    println!(
+        r#"
+Demo data created. These secrets are shown once:
+  partner email     {DEMO_EMAIL}
+  partner password  {pw}
+  partner_id        {pid}
+  account_id        {aid}
+  client_id         {cid}
+  client_secret     {cs}
+  admin user        {DEMO_ADMIN} / {apw}
+
+Seed 000, step 1: create an end-customer account
+  curl -s {base}/v2/accounts -u '{basic}' -H 'Content-Type: application/json' \
+    -d '{{"name": "Acme Ltd", "external_id": "acme-1"}}'
+
+Step 2: get a machine token
+  curl -s {base}/v2/oauth/token -u '{basic}' -H 'Content-Type: application/json' \
+    -d '{{"grant_type": "client_credentials", "client_credentials_data": {{"scope": "transport,crm"}}}}'
+
+Step 3: exchange it for the account's tokens (put the machine token in MT)
+  curl -s {base}/v2/oauth/token -u '{basic}' -H 'Content-Type: application/json' \
+    -d '{{"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "token_exchange_data": {{"subject_token": "'"$MT"'", "subject_token_type": "urn:wazzup:oauth:token-type:machine_token", "requested_subject": "{aid}", "scope": "transport,crm"}}}}'
+
+Public keys: {base}/.well-known/jwks.json
+"#,
+        pw = s.partner_password,
+        pid = demo.partner_id,
+        aid = demo.account_id,
+        cid = s.client_id,
+        cs = s.client_secret,
+        apw = s.admin_password,
+    );
+}

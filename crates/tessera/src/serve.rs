@@ -1,0 +1,92 @@
+//! `tessera serve`: open and migrate the database, load or create the master and signing keys,
+//! serve until SIGTERM or Ctrl-C, then let in-flight requests finish.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use tessera_server::ServerConfig;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::ServeArgs;
+use crate::{dev, master};
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    init_logging();
+    let config = args.resolve()?;
+    let options = tessera_store::Options {
+        pool_size: config.db_pool,
+        timeout: std::time::Duration::from_secs(config.db_timeout),
+    };
+    let store = tessera_store::open(&config.database, &options)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                tessera_store::redact_url(&config.database)
+            )
+        })?;
+    let master = master::load(&config.database, true)?;
+    let demo = if config.dev {
+        Some(dev::ensure_demo_data(store.as_ref()).await?)
+    } else {
+        None
+    };
+    let server = tessera_server::start(
+        store,
+        master,
+        ServerConfig {
+            listen: config.listen,
+            issuer: config.issuer.clone(),
+            engine: config.engine,
+        },
+    )
+    .await?;
+    let base = config
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", server.addr));
+    tracing::info!(
+        addr = %server.addr,
+        issuer = %server.engine.config().issuer,
+        database = %tessera_store::redact_url(&config.database),
+        ready_ms = started.elapsed().as_millis() as u64,
+        "tessera listening on http://{}", server.addr
+    );
+    if let Some(demo) = demo {
+        dev::print_instructions(&demo, &base);
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    server.shutdown().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn init_logging() {
+    let filter =
+        EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,376 @@
+//! The admin CLI as SPEC §5 writes it, run as the real binary against a database that a running
+//! server also uses: JSON on stdout, clear errors on stderr with a non-zero exit, passwords only
+//! from stdin, and changes seen by the server within one second.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tessera_core::keys::MasterKey;
+
+use crate::support::{TestServer, config, machine_token_body};
+
+fn tessera(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .args(["--database", db])
+        .env_remove("TESSERA_MASTER_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+#[track_caller]
+fn ok_json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+#[track_caller]
+fn fails_with(out: &Output, needle: &str) {
+    assert!(!out.status.success(), "should have failed");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(needle),
+        "stderr {err:?} should mention {needle:?}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+/// Poll until `check` holds, for at most one second (the coherence promise).
+async fn within_one_second<F, Fut>(mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "the running server did not see the change within 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_cli_contract_and_a_running_server_that_follows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+
+    // Registry set-up through the CLI, before any server exists.
+    let out = ok_json(&tessera(&db, &["scope", "add", "transport", "crm"], None));
+    assert_eq!(out["scopes"], serde_json::json!(["crm", "transport"]));
+    let create = [
+        "partner",
+        "create",
+        "--name",
+        "Acme",
+        "--email",
+        "ops@acme.example",
+        "--password-stdin",
+        "--scopes",
+        "transport,crm",
+        "--org-code",
+        "ACME",
+    ];
+    let out = ok_json(&tessera(&db, &create, Some("a-long-enough-secret\n")));
+    let partner_id = out["partner_id"].as_str().unwrap().to_string();
+    assert_eq!(out["org_code"], "ACME");
+
+    fails_with(
+        &tessera(&db, &create, Some("a-long-enough-secret\n")),
+        "already exists",
+    );
+    let mut weak = create;
+    weak[5] = "weak@acme.example";
+    fails_with(&tessera(&db, &weak, Some("short\n")), "too weak");
+    let mut unknown_scope = create;
+    unknown_scope[5] = "scope@acme.example";
+    unknown_scope[8] = "transport,teleport";
+    fails_with(
+        &tessera(&db, &unknown_scope, Some("a-long-enough-secret\n")),
+        "unknown scope",
+    );
+    let mut no_stdin = create.to_vec();
+    no_stdin.retain(|a| *a != "--password-stdin");
+    no_stdin[5] = "argv@acme.example";
+    fails_with(&tessera(&db, &no_stdin, None), "--password-stdin");
+    fails_with(
+        &tessera(
+            &db,
+            &[
+                "partner",
+                "set-status",
+                "--partner",
+                "nope",
+                "--status",
+                "inactive",
+            ],
+            None,
+        ),
+        "unknown partner",
+    );
+    fails_with(
+        &tessera(
+            &db,
+            &["partner", "token", "create", "--partner", "nope"],
+            None,
+        ),
+        "unknown partner",
+    );
+
+    let out = ok_json(&tessera(
+        &db,
+        &[
+            "client",
+            "create",
+            "--partner",
+            &partner_id,
+            "--name",
+            "App",
+            "--grant-types",
+            "client_credentials,refresh_token",
+            "--scopes",
+            "crm",
+            "--redirect-uri",
+            "https://app.example/cb",
+        ],
+        None,
+    ));
+    assert!(out["client_id"].as_str().unwrap().starts_with("tc_"));
+    assert!(out["client_secret"].as_str().unwrap().starts_with("tcs_"));
+    fails_with(
+        &tessera(
+            &db,
+            &[
+                "client",
+                "create",
+                "--partner",
+                "nope",
+                "--name",
+                "App",
+                "--grant-types",
+                "client_credentials",
+                "--scopes",
+                "crm",
+            ],
+            None,
+        ),
+        "unknown partner",
+    );
+    let out = ok_json(&tessera(
+        &db,
+        &[
+            "user",
+            "create",
+            "--partner",
+            &partner_id,
+            "--username",
+            "admin@acme.example",
+            "--password-stdin",
+            "--role",
+            "admin",
+        ],
+        Some("another-long-secret\n"),
+    ));
+    assert!(out["user_id"].is_string());
+
+    // Now a server on the same database.
+    let master_hex =
+        std::fs::read_to_string(format!("{}.key", db.trim_start_matches("sqlite://"))).ok();
+    assert!(
+        master_hex.is_none(),
+        "no key file until serve or keys rotate"
+    );
+    let key_path = dir.path().join("cli.db.key");
+    let master = MasterKey::generate();
+    std::fs::write(&key_path, master.to_hex().as_bytes()).unwrap();
+    let t = TestServer::start_on(
+        dir,
+        db.clone(),
+        config(),
+        MasterKey::parse(&master.to_hex()).unwrap(),
+    )
+    .await;
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            "ops@acme.example:a-long-enough-secret"
+        )
+    );
+    let r = t
+        .post(
+            "/v2/oauth/token",
+            Some(&basic),
+            &machine_token_body("transport,crm"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // A partner token made by the CLI works at once.
+    let out = ok_json(&tessera(
+        &db,
+        &["partner", "token", "create", "--partner", &partner_id],
+        None,
+    ));
+    let bearer = format!("Bearer {}", out["partner_token"].as_str().unwrap());
+    let r = t
+        .post("/v2/accounts", Some(&bearer), r#"{"name":"x"}"#)
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    // Deactivation reaches the server (and its credential cache) within one second.
+    ok_json(&tessera(
+        &db,
+        &[
+            "partner",
+            "set-status",
+            "--partner",
+            &partner_id,
+            "--status",
+            "inactive",
+        ],
+        None,
+    ));
+    within_one_second(|| async {
+        t.post("/v2/oauth/token", Some(&basic), &machine_token_body("crm"))
+            .await
+            .code()
+            == "OAUTH_PARTNER_INACTIVE"
+    })
+    .await;
+    ok_json(&tessera(
+        &db,
+        &[
+            "partner",
+            "set-status",
+            "--partner",
+            &partner_id,
+            "--status",
+            "active",
+        ],
+        None,
+    ));
+    within_one_second(|| async {
+        t.post("/v2/oauth/token", Some(&basic), &machine_token_body("crm"))
+            .await
+            .status
+            == 200
+    })
+    .await;
+
+    // Key rotation: the new key signs and is published within one second; the old stays published.
+    let before = ok_json(&tessera(&db, &["keys", "list"], None));
+    let old_kid = before["keys"][0]["kid"].as_str().unwrap().to_string();
+    assert_eq!(before["keys"][0]["state"], "active");
+    let out = ok_json(&tessera(&db, &["keys", "rotate", "--alg", "EdDSA"], None));
+    let new_kid = out["kid"].as_str().unwrap().to_string();
+    within_one_second(|| async {
+        let r = t
+            .post("/v2/oauth/token", Some(&basic), &machine_token_body("crm"))
+            .await;
+        let token = r.data("access_token");
+        let header: Value = serde_json::from_slice(
+            &base64::Engine::decode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                token.split('.').next().unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        header["kid"] == new_kid.as_str() && header["alg"] == "EdDSA"
+    })
+    .await;
+    let jwks = t.get("/.well-known/jwks.json", None).await;
+    let kids: Vec<&str> = jwks.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(kids.contains(&old_kid.as_str()) && kids.contains(&new_kid.as_str()));
+    let after = ok_json(&tessera(&db, &["keys", "list"], None));
+    let states: Vec<&str> = after["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["published", "active"]);
+}
+
+#[tokio::test]
+async fn serve_dev_creates_demo_data_once_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("dev.db").display());
+    let run = |expect_secrets: bool| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args([
+                "serve",
+                "--dev",
+                "--listen",
+                "127.0.0.1:0",
+                "--database",
+                &db,
+            ])
+            .env_remove("TESSERA_MASTER_KEY")
+            .env("TESSERA_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait for the "listening" line on stderr.
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+        let addr = loop {
+            let line = lines.next().expect("serve exited early").unwrap();
+            if let Some(rest) = line.split("tessera listening on http://").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        let ok = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "serve should exit 0 on SIGTERM");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            stdout.contains("partner password"),
+            expect_secrets,
+            "{stdout}"
+        );
+        assert!(stdout.contains("demo-partner@tessera.example"));
+        addr
+    };
+    let addr = run(true);
+    assert!(addr.starts_with("127.0.0.1:"));
+    run(false);
+    let key = dir.path().join("dev.db.key");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+}

@@ -1,0 +1,72 @@
+//! Hostile input: oversized bodies, deep nesting, bytes that are not JSON, odd headers. Nothing
+//! may panic or answer 5xx; everything answers the dialect's envelope.
+
+use crate::support::TestServer;
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let t = TestServer::start().await;
+    let p = t.partner().await;
+    let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(70 * 1024));
+    let r = t.post("/v2/accounts", Some(&p.basic()), &big).await;
+    assert_eq!(r.status, 413, "{}", r.body);
+}
+
+#[tokio::test]
+async fn deep_and_garbage_bodies_answer_validation_failed() {
+    let t = TestServer::start().await;
+    let p = t.partner().await;
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let long_field = format!(
+        r#"{{"grant_type":"refresh_token","refresh_token_data":{{"refresh_token":"{}"}}}}"#,
+        "a".repeat(9000)
+    );
+    let long_name = format!(r#"{{"name":"{}"}}"#, "n".repeat(300));
+    let inputs: Vec<String> = vec![
+        deep,
+        long_field,
+        "\u{0}\u{1}\u{2}".into(),
+        "null".into(),
+        "[]".into(),
+        "\"string\"".into(),
+        r#"{"grant_type":null}"#.into(),
+        r#"{"grant_type":"client_credentials","client_credentials_data":[]}"#.into(),
+        r#"{"grant_type":"client_credentials","client_credentials_data":{"scope":"a\"b"}}"#.into(),
+        r#"{"grant_type":"urn:ietf:params:oauth:grant-type:token-exchange","token_exchange_data":{"subject_token":"","subject_token_type":"","requested_subject":"","scope":""}}"#.into(),
+        "{\"grant_type\":\"\u{10FFFF}\"}".into(),
+    ];
+    for body in &inputs {
+        for path in ["/v2/oauth/token", "/v2/accounts", "/v2/oauth/revoke"] {
+            let r = t.post(path, Some(&p.basic()), body).await;
+            assert!(
+                r.status == 400 || r.status == 403,
+                "{path} {}: {} {}",
+                &body[..body.len().min(40)],
+                r.status,
+                r.body
+            );
+            assert!(r.body["error"]["code"].is_string(), "{}", r.body);
+        }
+    }
+    let r = t.post("/v2/accounts", Some(&p.basic()), &long_name).await;
+    assert_eq!(r.code(), "VALIDATION_FAILED");
+    assert_eq!(r.body["error"]["details"][0]["field"], "name");
+}
+
+#[tokio::test]
+async fn odd_authorization_headers_never_cause_a_5xx() {
+    let t = TestServer::start().await;
+    let long = format!("Basic {}", "A".repeat(5000));
+    for h in [
+        "Basic ",
+        "Basic ====",
+        "Bearer",
+        "basic Og==",
+        "Bearer tpt_",
+        long.as_str(),
+        "\t",
+    ] {
+        let r = t.post("/v2/accounts", Some(h), r#"{"name":"x"}"#).await;
+        assert!(r.status == 401, "{h:?}: {} {}", r.status, r.body);
+    }
+}

@@ -1,0 +1,171 @@
+//! Refresh-token rotation through the real server: one winner among concurrent uses, reuse within
+//! the grace period keeps the family, reuse after it revokes the family (and its access tokens).
+
+use std::time::Duration;
+
+use tessera_core::unix_now;
+
+use crate::support::{TestServer, config, exchange_body, machine_token_body, refresh_body};
+
+async fn pair(t: &TestServer, auth: &str) -> (String, String) {
+    let r = t
+        .post("/v2/oauth/token", Some(auth), &machine_token_body("crm"))
+        .await;
+    let mt = r.data("access_token");
+    let r = t.post("/v2/accounts", Some(auth), r#"{"name":"A"}"#).await;
+    let acc = r.data("account_id");
+    let r = t
+        .post(
+            "/v2/oauth/token",
+            Some(auth),
+            &exchange_body(&mt, &acc, "crm"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    (r.data("access_token"), r.data("refresh_token"))
+}
+
+#[tokio::test]
+async fn rotation_within_grace_refuses_the_old_token_but_keeps_the_family() {
+    let t = TestServer::start().await; // grace 30 s
+    let p = t.partner().await;
+    let b = p.basic();
+    let (_, rt1) = pair(&t, &b).await;
+    let r = t
+        .post("/v2/oauth/token", Some(&b), &refresh_body(&rt1))
+        .await;
+    assert_eq!(r.status, 200);
+    let rt2 = r.data("refresh_token");
+    let r = t
+        .post("/v2/oauth/token", Some(&b), &refresh_body(&rt1))
+        .await;
+    assert_eq!(r.code(), "OAUTH_REFRESH_TOKEN_INVALID");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already been used")
+    );
+    // The newest token still works.
+    let r = t
+        .post("/v2/oauth/token", Some(&b), &refresh_body(&rt2))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test]
+async fn reuse_after_grace_revokes_the_family_and_its_access_tokens() {
+    let mut c = config();
+    c.refresh_reuse_grace = 0;
+    let t = TestServer::start_with(c).await;
+    let p = t.partner().await;
+    let b = p.basic();
+    let (at1, rt1) = pair(&t, &b).await;
+    let r = t
+        .post("/v2/oauth/token", Some(&b), &refresh_body(&rt1))
+        .await;
+    let (at2, rt2) = (r.data("access_token"), r.data("refresh_token"));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = t
+        .post("/v2/oauth/token", Some(&b), &refresh_body(&rt1))
+        .await;
+    assert_eq!(r.code(), "OAUTH_REFRESH_TOKEN_INVALID");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("revoked")
+    );
+    let r = t
+        .post("/v2/oauth/token", Some(&b), &refresh_body(&rt2))
+        .await;
+    assert_eq!(r.code(), "OAUTH_REFRESH_TOKEN_INVALID", "{}", r.body);
+    for at in [at1, at2] {
+        assert!(matches!(
+            t.engine().verify_token(&at, unix_now()),
+            Err(tessera_core::GrantError::TokenUnknownOrRevoked)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn concurrent_uses_of_one_token_have_exactly_one_winner() {
+    let t = TestServer::start().await;
+    let p = t.partner().await;
+    let b = p.basic();
+    let (_, rt) = pair(&t, &b).await;
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (http, url, b, body) = (
+            t.http.clone(),
+            t.url("/v2/oauth/token"),
+            b.clone(),
+            refresh_body(&rt),
+        );
+        tasks.push(tokio::spawn(async move {
+            http.post(url)
+                .header("Authorization", b)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            200 => ok += 1,
+            400 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(ok, 1);
+}
+
+#[tokio::test]
+async fn revoking_a_refresh_token_revokes_its_family() {
+    let t = TestServer::start().await;
+    let p = t.partner().await;
+    let b = p.basic();
+    let (at, rt1) = pair(&t, &b).await;
+    let r = t
+        .post("/v2/oauth/token", Some(&b), &refresh_body(&rt1))
+        .await;
+    let rt2 = r.data("refresh_token");
+    let r = t
+        .post(
+            "/v2/oauth/revoke",
+            Some(&b),
+            &serde_json::json!({"token": rt2, "token_type_hint": "refresh_token"}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = t
+        .post("/v2/oauth/token", Some(&b), &refresh_body(&rt2))
+        .await;
+    assert_eq!(r.code(), "OAUTH_REFRESH_TOKEN_INVALID");
+    assert!(t.engine().verify_token(&at, unix_now()).is_err());
+}
+
+#[tokio::test]
+async fn revoking_an_access_token_revokes_only_it() {
+    let t = TestServer::start().await;
+    let p = t.partner().await;
+    let b = p.basic();
+    let (at, rt) = pair(&t, &b).await;
+    let r = t
+        .post(
+            "/v2/oauth/revoke",
+            Some(&b),
+            &serde_json::json!({"token": at}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(t.engine().verify_token(&at, unix_now()).is_err());
+    let r = t
+        .post("/v2/oauth/token", Some(&b), &refresh_body(&rt))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}

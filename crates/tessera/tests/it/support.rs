@@ -1,0 +1,274 @@
+//! The test kit: a real Tessera server on port 0 over a fresh SQLite file, partners made through
+//! the same admin code the CLI uses, and every log line of the test binary captured in memory so
+//! that tests can check what reached the logs.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::Value;
+use tessera_client::{Credentials, PartnerClient};
+use tessera_core::admin::{self, NewPartner};
+use tessera_core::keys::MasterKey;
+use tessera_core::store::Store;
+use tessera_core::{EngineConfig, unix_now};
+use tessera_server::{RunningServer, ServerConfig};
+
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+#[derive(Clone)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Install the capturing subscriber once, at DEBUG for Tessera's crates.
+fn init_logs() -> Arc<Mutex<Vec<u8>>> {
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = Capture(Arc::clone(&buf));
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "debug,hyper=info,hyper_util=info,reqwest=info,h2=info",
+            ))
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        buf
+    })
+    .clone()
+}
+
+/// Everything logged so far by any test in this binary.
+pub fn logs() -> String {
+    String::from_utf8_lossy(&init_logs().lock().unwrap()).into_owned()
+}
+
+pub struct TestServer {
+    pub base: String,
+    pub server: Option<RunningServer>,
+    pub store: Arc<dyn Store>,
+    /// Keeps the database directory alive as long as the server.
+    _dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+pub struct TestPartner {
+    pub id: String,
+    pub email: String,
+    pub password: String,
+    pub org_code: String,
+}
+
+impl TestPartner {
+    pub fn basic(&self) -> String {
+        format!(
+            "Basic {}",
+            STANDARD.encode(format!("{}:{}", self.email, self.password))
+        )
+    }
+}
+
+/// Test defaults: no rate limit unless a test asks for one.
+pub fn config() -> EngineConfig {
+    let mut c = EngineConfig::new(String::new());
+    c.audience = String::new();
+    c.token_rate_limit = 0;
+    c
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(config()).await
+    }
+
+    pub async fn start_with(engine: EngineConfig) -> TestServer {
+        init_logs();
+        let dir = tempfile::tempdir().unwrap();
+        let db_url = format!("sqlite://{}", dir.path().join("t.db").display());
+        Self::start_on(dir, db_url, engine, MasterKey::generate()).await
+    }
+
+    pub async fn start_on(
+        dir: tempfile::TempDir,
+        db_url: String,
+        engine: EngineConfig,
+        master: MasterKey,
+    ) -> TestServer {
+        let store = tessera_store::open(&db_url, &tessera_store::Options::default())
+            .await
+            .unwrap();
+        if store.list_scopes().await.unwrap().is_empty() {
+            admin::add_scopes(
+                store.as_ref(),
+                &[
+                    "transport".into(),
+                    "crm".into(),
+                    "WRITE".into(),
+                    "billing".into(),
+                ],
+            )
+            .await
+            .unwrap();
+        }
+        let server = tessera_server::start(
+            Arc::clone(&store),
+            master,
+            ServerConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                issuer: None,
+                engine,
+            },
+        )
+        .await
+        .unwrap();
+        TestServer {
+            base: format!("http://{}", server.addr),
+            server: Some(server),
+            store,
+            _dir: dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn engine(&self) -> &tessera_core::Engine {
+        &self.server.as_ref().unwrap().engine
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A partner allowed `transport crm WRITE` unless told otherwise.
+    pub async fn partner(&self) -> TestPartner {
+        self.partner_with_scopes("transport crm WRITE").await
+    }
+
+    pub async fn partner_with_scopes(&self, scopes: &str) -> TestPartner {
+        let n = uuid_suffix();
+        let email = format!("partner-{n}@example.com");
+        let password = format!("correct-horse-{n}");
+        let p = admin::create_partner(
+            self.store.as_ref(),
+            NewPartner {
+                name: "Test Partner",
+                email: &email,
+                password: &password,
+                scopes,
+                org_code: None,
+            },
+            unix_now(),
+        )
+        .await
+        .unwrap();
+        TestPartner {
+            id: p.id,
+            email,
+            password,
+            org_code: p.org_code,
+        }
+    }
+
+    pub fn client(&self, p: &TestPartner) -> PartnerClient {
+        PartnerClient::new(&self.base, Credentials::basic(&p.email, &p.password))
+    }
+
+    /// POST JSON with an Authorization header; returns status, headers and parsed body.
+    pub async fn post(&self, path: &str, auth: Option<&str>, body: &str) -> Resp {
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        Resp::from(req.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, auth: Option<&str>) -> Resp {
+        let mut req = self.http.get(self.url(path));
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        Resp::from(req.send().await.unwrap()).await
+    }
+
+    /// Wait for the change feed (polled every 250 ms) to reach this node.
+    pub async fn settle(&self) {
+        self.engine().sync(unix_now()).await.unwrap();
+    }
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    async fn from(r: reqwest::Response) -> Resp {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let bytes = r.bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("<none>")
+    }
+
+    pub fn data(&self, field: &str) -> String {
+        self.body["data"][field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no data.{field} in {}", self.body))
+            .to_string()
+    }
+}
+
+pub fn uuid_suffix() -> String {
+    URL_SAFE_NO_PAD.encode(tessera_core::secret::random_bytes::<6>())
+}
+
+/// The claims of a JWT, without verifying it (tests verify through JWKS elsewhere).
+pub fn claims(jwt: &str) -> Value {
+    let part = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+pub fn machine_token_body(scope: &str) -> String {
+    serde_json::json!({"grant_type": "client_credentials", "client_credentials_data": {"scope": scope}})
+        .to_string()
+}
+
+pub fn exchange_body(machine: &str, account: &str, scope: &str) -> String {
+    serde_json::json!({
+        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+        "token_exchange_data": {
+            "subject_token": machine,
+            "subject_token_type": "urn:wazzup:oauth:token-type:machine_token",
+            "requested_subject": account,
+            "scope": scope
+        }
+    })
+    .to_string()
+}
+
+pub fn refresh_body(rt: &str) -> String {
+    serde_json::json!({"grant_type": "refresh_token", "refresh_token_data": {"refresh_token": rt}})
+        .to_string()
+}
