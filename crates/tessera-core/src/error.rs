@@ -26,6 +26,8 @@ impl FieldError {
 pub enum GrantError {
     #[error("the request is invalid")]
     Validation(Vec<FieldError>),
+    #[error("the request body is larger than {0} bytes")]
+    BodyTooLarge(usize),
     #[error("grant_type {0:?} is not supported")]
     UnsupportedGrantType(String),
     #[error("{0}")]

@@ -1,7 +1,23 @@
 //! The partner dialect (SPEC §3): JSON bodies, `{"data": …, "meta": {"timestamp": …}}` on success
 //! and `{"error": {"code", "message", "details"?}, "meta": …}` on failure.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
+
+/// `Debug` for types that carry bearer credentials: the named fields print as `<redacted>`.
+macro_rules! redacted_debug {
+    ($ty:ident { $($field:ident),* } secret { $($secret:ident),* }) => {
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($field), &self.$field))*
+                    $(.field(stringify!($secret), &"<redacted>"))*
+                    .finish()
+            }
+        }
+    };
+}
 
 /// `meta` of every response.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -58,7 +74,7 @@ pub struct ClientCredentialsData {
     pub scope: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct TokenExchangeData {
     pub subject_token: String,
     /// `urn:wazzup:oauth:token-type:machine_token`.
@@ -68,13 +84,16 @@ pub struct TokenExchangeData {
     pub scope: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct RefreshTokenData {
     pub refresh_token: String,
 }
 
+redacted_debug!(TokenExchangeData { subject_token_type, requested_subject, scope } secret { subject_token });
+redacted_debug!(RefreshTokenData {} secret { refresh_token });
+
 /// `data` of a successful token response.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct TokenResponse {
     pub access_token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,6 +102,8 @@ pub struct TokenResponse {
     pub token_type: String,
     pub expires_in: i64,
 }
+
+redacted_debug!(TokenResponse { token_type, expires_in } secret { access_token, refresh_token });
 
 /// `POST /v2/accounts`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,12 +131,14 @@ pub struct AccountPage {
 }
 
 /// `POST /v2/oauth/revoke` (RFC 7009 parameters in JSON).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct RevokeRequest {
     pub token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_type_hint: Option<String>,
 }
+
+redacted_debug!(RevokeRequest { token_type_hint } secret { token });
 
 /// The partner dialect's error codes (SPEC §3), as constants for matching.
 pub mod codes {

@@ -3,8 +3,28 @@
 //! [`GrantError::Validation`] naming the field (`token_exchange_data.scope`), never a panic.
 //! Unknown fields are ignored, as clients may send more than Tessera reads.
 
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use serde::de::DeserializeOwned;
 use tessera_core::{FieldError, GrantError};
+
+/// A request body as handlers take it: `Result<Bytes, BytesRejection>`, so that an oversized or
+/// unreadable body is answered in the dialect's own error shape, not axum's plain text.
+pub type RawBody = Result<Bytes, BytesRejection>;
+
+/// The bytes of a body, or the error to answer.
+pub fn bytes(body: &RawBody) -> Result<&[u8], GrantError> {
+    match body {
+        Ok(b) => Ok(b),
+        Err(r) if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(GrantError::BodyTooLarge(crate::MAX_BODY_BYTES))
+        }
+        Err(_) => Err(GrantError::field(
+            "body",
+            "the request body could not be read",
+        )),
+    }
+}
 
 /// Deepest nesting of arrays and objects accepted; Tessera's own requests need 2.
 pub const MAX_JSON_DEPTH: usize = 16;

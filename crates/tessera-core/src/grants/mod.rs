@@ -55,14 +55,25 @@ pub enum GrantRequest {
     RefreshToken(refresh_token::Request),
 }
 
-/// What a grant hands out.
-#[derive(Debug)]
+/// What a grant hands out. `Debug` prints no token.
 pub struct Issued {
     pub access_token: String,
     pub expires_in: i64,
     pub refresh_token: Option<Secret>,
     pub scope: ScopeSet,
     pub token_use: TokenUse,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("access_token", &"<redacted>")
+            .field("expires_in", &self.expires_in)
+            .field("refresh_token", &self.refresh_token)
+            .field("scope", &self.scope)
+            .field("token_use", &self.token_use)
+            .finish()
+    }
 }
 
 impl Engine {
@@ -94,5 +105,35 @@ pub(crate) fn require_within(requested: &ScopeSet, allowed: &ScopeSet) -> Result
         Ok(())
     } else {
         Err(GrantError::ScopeForbidden(outside))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_carries_no_token() {
+        let r = refresh_token::Request {
+            refresh_token: "trt_SECRET".into(),
+        };
+        let x = token_exchange::Request {
+            subject_token: "eyJ.SECRET.x".into(),
+            subject_token_type: MACHINE_TOKEN_TYPE.into(),
+            requested_subject: "a".into(),
+            scope: ScopeSet::default(),
+        };
+        let i = Issued {
+            access_token: "eyJ.SECRET.y".into(),
+            expires_in: 1,
+            refresh_token: Some(crate::secret::generate(
+                crate::secret::SecretKind::RefreshToken,
+            )),
+            scope: ScopeSet::default(),
+            token_use: TokenUse::ClientAccessToken,
+        };
+        for text in [format!("{r:?}"), format!("{x:?}"), format!("{i:?}")] {
+            assert!(!text.contains("SECRET") && !text.contains("trt_"), "{text}");
+        }
     }
 }

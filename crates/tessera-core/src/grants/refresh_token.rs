@@ -14,9 +14,15 @@ use crate::scope::ScopeSet;
 use crate::secret::{SecretDigest, SecretKind, generate};
 use crate::store::{Rotation, Successor};
 
-#[derive(Debug)]
 pub struct Request {
+    /// A bearer credential: never printed by `Debug`.
     pub refresh_token: String,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshToken { refresh_token: <redacted> }")
+    }
 }
 
 /// Why a refresh token that was found could not be used, decided from its record alone.

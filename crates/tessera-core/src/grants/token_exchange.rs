@@ -10,13 +10,24 @@ use crate::model::RefreshToken;
 use crate::scope::ScopeSet;
 use crate::secret::{SecretKind, generate};
 
-#[derive(Debug)]
 pub struct Request {
+    /// A bearer credential: never printed by `Debug`.
     pub subject_token: String,
     pub subject_token_type: String,
     /// The account to act for.
     pub requested_subject: String,
     pub scope: ScopeSet,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenExchange")
+            .field("subject_token", &"<redacted>")
+            .field("subject_token_type", &self.subject_token_type)
+            .field("requested_subject", &self.requested_subject)
+            .field("scope", &self.scope)
+            .finish()
+    }
 }
 
 #[tracing::instrument(skip_all, name = "token_exchange", fields(client_id = caller.client_id()))]

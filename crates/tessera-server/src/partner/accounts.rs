@@ -1,6 +1,5 @@
 //! `/v2/accounts`: end-customer accounts owned by the calling partner.
 
-use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -12,7 +11,7 @@ use tessera_proto::partner::{AccountPage, AccountView, CreateAccountRequest};
 
 use super::{auth, error, ok};
 use crate::AppState;
-use crate::body::parse_json;
+use crate::body::{RawBody, bytes, parse_json};
 
 fn view(a: Account) -> AccountView {
     AccountView {
@@ -23,11 +22,11 @@ fn view(a: Account) -> AccountView {
     }
 }
 
-pub async fn create(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn create(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let now = unix_now();
     let result = async {
         let partner = auth::partner(&app.engine, &headers).await?;
-        let req: CreateAccountRequest = parse_json(&body)?;
+        let req: CreateAccountRequest = parse_json(bytes(&body)?)?;
         app.engine
             .create_account(&partner, &req.name, req.external_id.as_deref(), now)
             .await

@@ -17,6 +17,11 @@ pub fn classify(e: &GrantError) -> (StatusCode, &'static str, String) {
             codes::VALIDATION_FAILED,
             "the request is invalid; see details for each field".into(),
         ),
+        E::BodyTooLarge(limit) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            codes::VALIDATION_FAILED,
+            format!("the request body is larger than {limit} bytes"),
+        ),
         E::UnsupportedGrantType(g) => (
             StatusCode::BAD_REQUEST,
             codes::OAUTH_INVALID_GRANT_TYPE,

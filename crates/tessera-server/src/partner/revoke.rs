@@ -1,7 +1,6 @@
 //! `POST /v2/oauth/revoke` (RFC 7009 in the partner envelope): 200 with an empty `data` object,
 //! also for unknown tokens (§2.2).
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -12,9 +11,9 @@ use tessera_proto::partner::RevokeRequest;
 
 use super::{auth, error, ok};
 use crate::AppState;
-use crate::body::parse_json;
+use crate::body::{RawBody, bytes, parse_json};
 
-pub async fn revoke(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn revoke(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let now = unix_now();
     match run(&app, &headers, &body, now).await {
         Ok(()) => ok(StatusCode::OK, serde_json::json!({}), now),
@@ -22,9 +21,14 @@ pub async fn revoke(State(app): State<AppState>, headers: HeaderMap, body: Bytes
     }
 }
 
-async fn run(app: &AppState, headers: &HeaderMap, body: &[u8], now: i64) -> Result<(), GrantError> {
+async fn run(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: &RawBody,
+    now: i64,
+) -> Result<(), GrantError> {
     let partner = auth::partner(&app.engine, headers).await?;
-    let req: RevokeRequest = parse_json(body)?;
+    let req: RevokeRequest = parse_json(bytes(body)?)?;
     if req.token.is_empty() || req.token.len() > MAX_TOKEN_LEN {
         return Err(GrantError::field(
             "token",

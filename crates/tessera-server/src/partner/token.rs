@@ -1,7 +1,6 @@
 //! `POST /v2/oauth/token`: parse the partner dialect's JSON into a [`GrantRequest`], run it, and
 //! render the result. RFC 6749 §5.1 / RFC 8693 §2.2 in seed 000's envelope.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -14,9 +13,9 @@ use tessera_proto::partner::{TokenRequest, TokenResponse};
 
 use super::{auth, error, ok};
 use crate::AppState;
-use crate::body::parse_json;
+use crate::body::{RawBody, bytes, parse_json};
 
-pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let now = unix_now();
     match run(&app, &headers, &body, now).await {
         Ok(issued) => ok(
@@ -36,11 +35,11 @@ pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: Bytes)
 async fn run(
     app: &AppState,
     headers: &HeaderMap,
-    body: &[u8],
+    body: &RawBody,
     now: i64,
 ) -> Result<Issued, GrantError> {
     let partner = auth::partner(&app.engine, headers).await?;
-    let request = parse(parse_json(body)?)?;
+    let request = parse(parse_json(bytes(body)?)?)?;
     app.engine
         .grant(&Caller::Partner(partner), request, now)
         .await

@@ -9,7 +9,12 @@ async fn oversized_bodies_are_refused() {
     let p = t.partner().await;
     let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(70 * 1024));
     let r = t.post("/v2/accounts", Some(&p.basic()), &big).await;
-    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(
+        (r.status, r.code()),
+        (413, "VALIDATION_FAILED"),
+        "{}",
+        r.body
+    );
 }
 
 #[tokio::test]
