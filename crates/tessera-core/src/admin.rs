@@ -319,6 +319,9 @@ pub async fn create_user(
         username: username.clone(),
         role: input.role,
         password_hash: hash_blocking(input.password),
+        first_name: None,
+        last_name: None,
+        external_id: None,
         created_at: now,
     };
     match store.insert_user(&user).await {

@@ -19,10 +19,12 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use quick_cache::sync::Cache;
 
 use crate::error::GrantError;
+use crate::grants::Caller;
 use crate::jwt::{self, Claims, JwtError};
 use crate::keys::{Alg, KeyError, KeySet, MasterKey, generate_key};
-use crate::model::{Account, Change, Partner, PartnerStatus};
-use crate::password::Passwords;
+use crate::lockout::{Lockout, LockoutPolicy};
+use crate::model::{Account, Change, Client, Partner, PartnerStatus, User};
+use crate::password::{Passwords, StoredPassword};
 use crate::policy;
 use crate::secret::{CacheKeyer, SecretDigest, SecretKind};
 use crate::store::Store;
@@ -38,6 +40,10 @@ pub struct EngineConfig {
     pub signing_alg: Alg,
     pub machine_token_ttl: i64,
     pub client_access_token_ttl: i64,
+    /// Standard dialect: `client_credentials` (app_token).
+    pub app_token_ttl: i64,
+    /// Standard dialect: `password` grant (user_token, customer_token).
+    pub user_token_ttl: i64,
     pub refresh_token_ttl: i64,
     /// Seconds during which reuse of a rotated refresh token is refused without revoking the
     /// family.
@@ -57,6 +63,8 @@ impl EngineConfig {
             signing_alg: Alg::ES256,
             machine_token_ttl: policy::MACHINE_TOKEN_TTL,
             client_access_token_ttl: policy::CLIENT_ACCESS_TOKEN_TTL,
+            app_token_ttl: policy::APP_TOKEN_TTL,
+            user_token_ttl: policy::USER_TOKEN_TTL,
             refresh_token_ttl: policy::REFRESH_TOKEN_TTL,
             refresh_reuse_grace: policy::REFRESH_REUSE_GRACE,
             token_rate_limit: 50,
@@ -75,9 +83,11 @@ pub enum StartError {
     Config(String),
 }
 
+/// A credential pair verified recently. `owner` is the partner id for a partner's login, and
+/// `partner_id:username` for a user's, so that invalidations can find it.
 #[derive(Clone)]
 struct VerifiedCredential {
-    partner_id: Arc<str>,
+    owner: Arc<str>,
 }
 
 pub struct Engine {
@@ -91,6 +101,12 @@ pub struct Engine {
     credentials: Cache<[u8; 32], VerifiedCredential>,
     partners: Cache<String, Arc<Partner>>,
     partner_tokens: Cache<SecretDigest, Arc<str>>,
+    clients: Cache<String, Arc<Client>>,
+    /// (partner id, username) → user.
+    users: Cache<(String, String), Arc<User>>,
+    lockout: Lockout,
+    /// The scope registry, for discovery.
+    scopes: ArcSwap<Vec<String>>,
     accounts: Cache<String, Arc<Account>>,
     /// Revoked `jti`s and refresh-family `sid`s → until when the revocation matters.
     revoked: DashMap<String, i64>,
@@ -118,7 +134,12 @@ impl Engine {
         master: MasterKey,
         now: i64,
     ) -> Result<Engine, StartError> {
-        for ttl in [config.machine_token_ttl, config.client_access_token_ttl] {
+        for ttl in [
+            config.machine_token_ttl,
+            config.client_access_token_ttl,
+            config.app_token_ttl,
+            config.user_token_ttl,
+        ] {
             if !(1..=policy::MAX_ACCESS_TOKEN_TTL).contains(&ttl) {
                 return Err(StartError::Config(format!(
                     "access-token lifetimes must lie between 1 and {} seconds",
@@ -144,6 +165,7 @@ impl Engine {
         let limiter = NonZeroU32::new(config.token_rate_limit)
             .map(|n| RateLimiter::keyed(Quota::per_second(n).allow_burst(n)));
         let cache = config.credential_cache_size.max(16);
+        let scopes = store.list_scopes().await?;
         Ok(Engine {
             store,
             master,
@@ -153,6 +175,10 @@ impl Engine {
             credentials: Cache::new(cache),
             partners: Cache::new(cache),
             partner_tokens: Cache::new(cache),
+            clients: Cache::new(cache),
+            users: Cache::new(cache),
+            lockout: Lockout::new(LockoutPolicy::default()),
+            scopes: ArcSwap::from_pointee(scopes),
             accounts: Cache::new(cache * 4),
             revoked,
             limiter,
@@ -172,6 +198,11 @@ impl Engine {
 
     pub fn passwords(&self) -> &Passwords {
         &self.passwords
+    }
+
+    /// The registered scope names.
+    pub fn scopes(&self) -> Arc<Vec<String>> {
+        self.scopes.load_full()
     }
 
     /// The published keys as a JWKS document.
@@ -206,14 +237,29 @@ impl Engine {
             Change::Partner(id) => {
                 self.epoch.fetch_add(1, Ordering::AcqRel);
                 self.partners.remove(&id);
-                self.credentials.retain(|_, v| *v.partner_id != *id);
+                let users_prefix = format!("{id}:");
+                self.credentials
+                    .retain(|_, v| *v.owner != *id && !v.owner.starts_with(&users_prefix));
                 self.partner_tokens.retain(|_, v| **v != *id);
+            }
+            Change::User {
+                partner_id,
+                username,
+            } => {
+                self.epoch.fetch_add(1, Ordering::AcqRel);
+                let owner = format!("{partner_id}:{username}");
+                self.credentials.retain(|_, v| *v.owner != *owner);
+                self.users.remove(&(partner_id, username));
             }
             Change::PartnerToken(id) => {
                 self.epoch.fetch_add(1, Ordering::AcqRel);
                 self.partner_tokens.retain(|_, v| **v != *id);
             }
-            Change::Client(_) | Change::Scopes => {}
+            Change::Client(id) => {
+                self.epoch.fetch_add(1, Ordering::AcqRel);
+                self.clients.remove(&id);
+            }
+            Change::Scopes => self.scopes.store(Arc::new(self.store.list_scopes().await?)),
             Change::Keys => self.reload_keys(now).await?,
             Change::Revoked { id, until } => {
                 if until > now {
@@ -246,6 +292,7 @@ impl Engine {
     /// Forget revocations of tokens that have expired anyway, and rate-limit state of idle keys.
     pub fn housekeeping(&self, now: i64) {
         self.revoked.retain(|_, until| *until > now);
+        self.lockout.prune(now);
         if let Some(l) = &self.limiter {
             l.retain_recent();
         }
@@ -318,6 +365,7 @@ impl Engine {
         &self,
         email: &str,
         password: &str,
+        now: i64,
     ) -> Result<Arc<Partner>, GrantError> {
         if email.len() > policy::MAX_EMAIL_LEN || password.len() > policy::MAX_PASSWORD_LEN {
             return Err(GrantError::InvalidCredentials);
@@ -327,10 +375,14 @@ impl Engine {
             .keyer
             .key(&[b"partner", email.as_bytes(), password.as_bytes()]);
         if let Some(hit) = self.credentials.get(&key)
-            && let Some(p) = self.partner(&hit.partner_id).await?
+            && let Some(p) = self.partner(&hit.owner).await?
         {
             return active(p);
         }
+        let lock_key = self.keyer.key(&[b"lock-partner", email.as_bytes()]);
+        self.lockout
+            .check(&lock_key, now)
+            .map_err(|retry_after_secs| GrantError::Locked { retry_after_secs })?;
         let epoch = self.epoch.load(Ordering::Acquire);
         let partner = self.store.partner_by_email(&email).await?;
         let ok = self
@@ -340,15 +392,17 @@ impl Engine {
         let partner = match partner {
             Some(p) if ok => Arc::new(p),
             _ => {
-                tracing::info!("partner authentication failed");
+                let locked_for = self.lockout.failure(&lock_key, now);
+                tracing::info!(locked_for, "partner authentication failed");
                 return Err(GrantError::InvalidCredentials);
             }
         };
+        self.lockout.success(&lock_key);
         if self.epoch.load(Ordering::Acquire) == epoch {
             self.credentials.insert(
                 key,
                 VerifiedCredential {
-                    partner_id: Arc::from(partner.id.as_str()),
+                    owner: Arc::from(partner.id.as_str()),
                 },
             );
             self.partners
@@ -388,6 +442,150 @@ impl Engine {
             .await?
             .ok_or(GrantError::InvalidPartnerToken)?;
         active(partner)
+    }
+
+    // ---- client and user authentication (standard dialect) ------------------------------------
+
+    pub(crate) async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, GrantError> {
+        if let Some(c) = self.clients.get(id) {
+            return Ok(Some(c));
+        }
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let Some(c) = self.store.client_by_id(id).await? else {
+            return Ok(None);
+        };
+        let c = Arc::new(c);
+        if self.epoch.load(Ordering::Acquire) == epoch {
+            self.clients.insert(id.to_string(), Arc::clone(&c));
+        }
+        Ok(Some(c))
+    }
+
+    /// RFC 6749 §2.3.1: a client id and its secret. Secrets are 256-bit and stored as SHA-256,
+    /// so this costs one hash and a constant-time comparison, never Argon2.
+    #[tracing::instrument(skip_all, name = "client_auth")]
+    pub async fn authenticate_client(
+        &self,
+        client_id: &str,
+        secret: &str,
+    ) -> Result<Caller, GrantError> {
+        if client_id.len() > 128 || secret.len() > 256 {
+            return Err(GrantError::InvalidClient("unknown client or wrong secret"));
+        }
+        let presented = SecretDigest::of(secret);
+        let client = self.client(client_id).await?;
+        let Some(client) = client.filter(|c| c.secret_digest.ct_eq(&presented)) else {
+            tracing::info!("client authentication failed");
+            return Err(GrantError::InvalidClient("unknown client or wrong secret"));
+        };
+        let partner = self
+            .partner(&client.partner_id)
+            .await?
+            .ok_or(GrantError::InvalidClient("unknown client or wrong secret"))?;
+        if partner.status != PartnerStatus::Active {
+            return Err(GrantError::InvalidClient(
+                "the client's organisation is inactive",
+            ));
+        }
+        Ok(Caller::Client { client, partner })
+    }
+
+    pub(crate) async fn user(
+        &self,
+        partner_id: &str,
+        username: &str,
+    ) -> Result<Option<Arc<User>>, GrantError> {
+        let key = (partner_id.to_string(), username.to_string());
+        if let Some(u) = self.users.get(&key) {
+            return Ok(Some(u));
+        }
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let Some(u) = self.store.user_by_username(partner_id, username).await? else {
+            return Ok(None);
+        };
+        let u = Arc::new(u);
+        if self.epoch.load(Ordering::Acquire) == epoch {
+            self.users.insert(key, Arc::clone(&u));
+        }
+        Ok(Some(u))
+    }
+
+    pub(crate) fn forget_user(&self, partner_id: &str, username: &str) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        let owner = format!("{partner_id}:{username}");
+        self.credentials.retain(|_, v| *v.owner != *owner);
+        self.users
+            .remove(&(partner_id.to_string(), username.to_string()));
+    }
+
+    /// A user's password, within one partner. People's passwords are Argon2id behind the
+    /// credential cache; generated `clientUserToken`s are SHA-256. An unknown username costs what
+    /// a wrong password of the same shape costs. Every check goes through the lockout.
+    #[tracing::instrument(skip_all, name = "user_password")]
+    pub async fn authenticate_user(
+        &self,
+        partner_id: &str,
+        username: &str,
+        password: &str,
+        now: i64,
+    ) -> Result<Arc<User>, GrantError> {
+        let username = normalize_username(username);
+        if username.is_empty()
+            || username.len() > policy::MAX_EMAIL_LEN
+            || password.len() > policy::MAX_PASSWORD_LEN
+        {
+            return Err(GrantError::InvalidUserCredentials);
+        }
+        let owner = format!("{partner_id}:{username}");
+        let key = self
+            .keyer
+            .key(&[b"user", owner.as_bytes(), password.as_bytes()]);
+        if self.credentials.get(&key).is_some()
+            && let Some(u) = self.user(partner_id, &username).await?
+        {
+            return Ok(u);
+        }
+        let lock_key = self.keyer.key(&[b"lock-user", owner.as_bytes()]);
+        self.lockout
+            .check(&lock_key, now)
+            .map_err(|retry_after_secs| GrantError::Locked { retry_after_secs })?;
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let user = self.user(partner_id, &username).await?;
+        let generated_shape = SecretKind::of(password) == Some(SecretKind::ClientUserToken);
+        let (ok, slow) = match user
+            .as_deref()
+            .map(|u| StoredPassword::of(&u.password_hash))
+        {
+            Some(StoredPassword::Generated(digest)) => {
+                (digest.ct_eq(&SecretDigest::of(password)), false)
+            }
+            Some(StoredPassword::Argon2(hash)) => {
+                (self.passwords.verify(Some(hash), password).await, true)
+            }
+            None if generated_shape => {
+                let _ = SecretDigest::of(password).ct_eq(&SecretDigest([0; 32]));
+                (false, false)
+            }
+            None => (self.passwords.verify(None, password).await, true),
+        };
+        let user = match user {
+            Some(u) if ok => u,
+            _ => {
+                let locked_for = self.lockout.failure(&lock_key, now);
+                tracing::info!(locked_for, "user authentication failed");
+                return Err(GrantError::InvalidUserCredentials);
+            }
+        };
+        self.lockout.success(&lock_key);
+        if slow && self.epoch.load(Ordering::Acquire) == epoch {
+            self.credentials.insert(
+                key,
+                VerifiedCredential {
+                    owner: Arc::from(owner.as_str()),
+                },
+            );
+        }
+        Ok(user)
     }
 
     // ---- tokens ------------------------------------------------------------------------------
@@ -437,6 +635,11 @@ impl Engine {
     pub(crate) fn note_revoked(&self, id: &str, until: i64) {
         self.revoked.insert(id.to_string(), until);
     }
+}
+
+/// Usernames (emails, phone numbers) compare case-insensitively and without spaces around.
+pub fn normalize_username(username: &str) -> String {
+    username.trim().to_lowercase()
 }
 
 fn jwt_error(e: JwtError) -> GrantError {

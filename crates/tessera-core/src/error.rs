@@ -34,6 +34,27 @@ pub enum GrantError {
     AuthorizationHeader(&'static str),
     #[error("wrong credentials")]
     InvalidCredentials,
+    /// Client authentication failed (RFC 6749 §5.2 `invalid_client`).
+    #[error("client authentication failed: {0}")]
+    InvalidClient(&'static str),
+    /// Wrong username or password in the password grant.
+    #[error("wrong username or password")]
+    InvalidUserCredentials,
+    /// Too many failed password checks for this username; no password was checked.
+    #[error("too many failed attempts")]
+    Locked { retry_after_secs: u64 },
+    /// The client may not use this grant type.
+    #[error("the client may not use {0}")]
+    UnauthorizedClient(&'static str),
+    /// Any other refusal of a grant (RFC 6749 §5.2 `invalid_grant`).
+    #[error("{0}")]
+    InvalidGrant(&'static str),
+    /// RFC 8693 `invalid_target`: an audience this server does not issue for.
+    #[error("the requested audience is not served here")]
+    InvalidTarget,
+    /// A bearer token of the wrong kind for a resource (RFC 6750 `insufficient_scope`).
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error("the partner API token is unknown or revoked")]
     InvalidPartnerToken,
     #[error("the partner is inactive")]

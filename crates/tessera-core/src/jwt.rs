@@ -32,10 +32,12 @@ pub enum TokenUse {
     CustomerToken,
 }
 
-/// RFC 8693 §4.1 actor claim.
+/// RFC 8693 §4.1 actor claim; `act` nests the earlier actors of a delegation chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
     pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<Actor>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

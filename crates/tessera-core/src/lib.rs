@@ -14,8 +14,10 @@ pub mod admin;
 pub mod engine;
 pub mod error;
 pub mod grants;
+pub mod introspect;
 pub mod jwt;
 pub mod keys;
+pub mod lockout;
 pub mod model;
 pub mod password;
 pub mod policy;
@@ -23,6 +25,7 @@ pub mod revoke;
 pub mod scope;
 pub mod secret;
 pub mod store;
+pub mod users;
 
 pub use engine::{Engine, EngineConfig};
 pub use error::{FieldError, GrantError};

@@ -158,7 +158,12 @@ pub struct User {
     /// Lower-cased email or phone; unique within the partner.
     pub username: String,
     pub role: Role,
+    /// Argon2id for passwords people chose; `sha256$<hex>` for a generated `clientUserToken`.
     pub password_hash: PasswordHash,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// The partner's own id for this user (`clientUserId` at sign-up).
+    pub external_id: Option<String>,
     pub created_at: i64,
 }
 
@@ -190,6 +195,11 @@ pub enum Change {
     /// A partner API token was created or revoked.
     PartnerToken(String),
     Client(String),
+    /// A user's password (or `clientUserToken`) changed.
+    User {
+        partner_id: String,
+        username: String,
+    },
     Scopes,
     Keys,
     /// A token `jti` or a refresh family `sid` was revoked; the value is when it no longer
@@ -207,6 +217,10 @@ impl Change {
             Change::Partner(id) => ("partner", id.clone()),
             Change::PartnerToken(id) => ("partner_token", id.clone()),
             Change::Client(id) => ("client", id.clone()),
+            Change::User {
+                partner_id,
+                username,
+            } => ("user", format!("{partner_id}:{username}")),
             Change::Scopes => ("scopes", String::new()),
             Change::Keys => ("keys", String::new()),
             Change::Revoked { id, until } => ("revoked", format!("{until}:{id}")),
@@ -218,6 +232,13 @@ impl Change {
             "partner" => Change::Partner(key.to_string()),
             "partner_token" => Change::PartnerToken(key.to_string()),
             "client" => Change::Client(key.to_string()),
+            "user" => {
+                let (partner_id, username) = key.split_once(':')?;
+                Change::User {
+                    partner_id: partner_id.to_string(),
+                    username: username.to_string(),
+                }
+            }
             "scopes" => Change::Scopes,
             "keys" => Change::Keys,
             "revoked" => {
@@ -242,6 +263,10 @@ mod tests {
             Change::Partner("p".into()),
             Change::PartnerToken("p".into()),
             Change::Client("c".into()),
+            Change::User {
+                partner_id: "p".into(),
+                username: "+1:555".into(),
+            },
             Change::Scopes,
             Change::Keys,
             Change::Revoked {

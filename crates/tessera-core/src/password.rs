@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::model::PasswordHash;
 use crate::policy::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
-use crate::secret::random_bytes;
+use crate::secret::{SecretDigest, random_bytes};
 
 #[derive(Clone)]
 pub struct Passwords {
@@ -67,6 +67,34 @@ impl Default for Passwords {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// How a stored password is checked.
+pub enum StoredPassword<'a> {
+    /// A password a person chose: Argon2id.
+    Argon2(&'a PasswordHash),
+    /// A secret Tessera generated (a `clientUserToken`): SHA-256, as for every generated secret.
+    Generated(SecretDigest),
+}
+
+const GENERATED_PREFIX: &str = "sha256$";
+
+impl<'a> StoredPassword<'a> {
+    pub fn of(hash: &'a PasswordHash) -> StoredPassword<'a> {
+        match hash
+            .0
+            .strip_prefix(GENERATED_PREFIX)
+            .and_then(SecretDigest::from_hex)
+        {
+            Some(d) => StoredPassword::Generated(d),
+            None => StoredPassword::Argon2(hash),
+        }
+    }
+}
+
+/// The stored form of a generated password.
+pub fn generated_hash(secret: &crate::secret::Secret) -> PasswordHash {
+    PasswordHash(format!("{GENERATED_PREFIX}{}", secret.digest().to_hex()))
 }
 
 /// Hash synchronously (CLI and start-up).

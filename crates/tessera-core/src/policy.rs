@@ -7,6 +7,8 @@ pub const MAX_ACCESS_TOKEN_TTL: i64 = 86_400;
 /// Default lifetimes (SPEC §2).
 pub const MACHINE_TOKEN_TTL: i64 = 28_800;
 pub const CLIENT_ACCESS_TOKEN_TTL: i64 = 86_400;
+pub const APP_TOKEN_TTL: i64 = 3_600;
+pub const USER_TOKEN_TTL: i64 = 3_600;
 /// Refresh tokens live 30 days unless used; each use rotates it and starts a new 30 days.
 pub const REFRESH_TOKEN_TTL: i64 = 30 * 86_400;
 /// Reuse of a rotated refresh token within this many seconds is refused without revoking the

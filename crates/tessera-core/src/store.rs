@@ -106,6 +106,13 @@ pub trait UserStore {
     async fn insert_user(&self, user: &User) -> StoreResult<()>;
     async fn user_by_username(&self, partner_id: &str, username: &str)
     -> StoreResult<Option<User>>;
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
+    /// Sign-up of a `customer` user: if the partner has no user with `user.username`, insert
+    /// `user`; if it has a customer with it, replace that user's password hash (and names and
+    /// external id, when given) and keep its id; if the username belongs to a user of another
+    /// role, change nothing and return that user. Atomic; emits `Change::User` when it writes.
+    /// Returns the stored user and whether it existed before.
+    async fn upsert_customer(&self, user: &User) -> StoreResult<(User, bool)>;
 }
 
 #[async_trait]

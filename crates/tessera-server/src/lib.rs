@@ -10,6 +10,8 @@
 pub mod body;
 pub mod ops;
 pub mod partner;
+pub mod standard;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,12 +46,15 @@ pub struct ServerConfig {
     pub issuer: Option<String>,
     /// Lifetimes, limits and algorithm; its `issuer` and `audience` are set by [`start`].
     pub engine: EngineConfig,
+    /// Serve HTTPS with this certificate and key instead of plain HTTP.
+    pub tls: Option<tls::TlsFiles>,
 }
 
 /// The whole router, for a given state.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(partner::routes())
+        .merge(standard::routes())
         .merge(ops::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -142,6 +147,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Start(#[from] StartError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Bind, build the engine, and serve in the background.
@@ -150,6 +157,7 @@ pub async fn start(
     master: MasterKey,
     config: ServerConfig,
 ) -> Result<RunningServer, ServeError> {
+    let tls_config = config.tls.as_ref().map(tls::server_config).transpose()?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -161,7 +169,14 @@ pub async fn start(
         source,
     })?;
     let mut engine_config = config.engine;
-    engine_config.issuer = config.issuer.unwrap_or_else(|| format!("http://{addr}"));
+    let scheme = if tls_config.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    engine_config.issuer = config
+        .issuer
+        .unwrap_or_else(|| format!("{scheme}://{addr}"));
     if engine_config.audience.is_empty() {
         engine_config.audience = engine_config.issuer.clone();
     }
@@ -170,14 +185,29 @@ pub async fn start(
     let app = router(AppState {
         engine: Arc::clone(&engine),
     });
-    let (tx, rx) = oneshot::channel();
-    let served = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
+    let (tx, rx) = oneshot::channel::<()>();
+    let stop = async {
+        let _ = rx.await;
+    };
+    let served = match tls_config {
+        None => tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+        }),
+        Some(tls_config) => {
+            let listener =
+                tls::TlsListener::new(listener, tls_config).map_err(|source| ServeError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
             })
-            .await
-    });
+        }
+    };
     Ok(RunningServer {
         addr,
         engine,

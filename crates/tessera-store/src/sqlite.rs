@@ -25,7 +25,13 @@ use tessera_core::store::{
 
 /// Migrations, applied in order inside one transaction each; the applied version is kept in
 /// `schema_version`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        include_str!("../migrations/sqlite/0002_user_profile.sql"),
+    ),
+];
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -189,6 +195,9 @@ fn user_of(row: &SqliteRow) -> StoreResult<User> {
         username: row.try_get("username").map_err(err)?,
         role: Role::from_str(&role).map_err(|_| bad_row("role"))?,
         password_hash: PasswordHash(row.try_get("password_hash").map_err(err)?),
+        first_name: row.try_get("first_name").map_err(err)?,
+        last_name: row.try_get("last_name").map_err(err)?,
+        external_id: row.try_get("external_id").map_err(err)?,
         created_at: row.try_get("created_at").map_err(err)?,
     })
 }
@@ -221,6 +230,31 @@ fn key_of(row: &SqliteRow) -> StoreResult<StoredKey> {
         created_at: row.try_get("created_at").map_err(err)?,
         retired_at: row.try_get("retired_at").map_err(err)?,
     })
+}
+
+async fn insert_user<'c, E>(conn: E, u: &User) -> StoreResult<()>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO users (id, partner_id, account_id, username, role, password_hash,
+                            first_name, last_name, external_id, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&u.id)
+    .bind(&u.partner_id)
+    .bind(&u.account_id)
+    .bind(&u.username)
+    .bind(u.role.as_str())
+    .bind(&u.password_hash.0)
+    .bind(&u.first_name)
+    .bind(&u.last_name)
+    .bind(&u.external_id)
+    .bind(u.created_at)
+    .execute(conn)
+    .await
+    .map_err(err)?;
+    Ok(())
 }
 
 async fn partner_exists(conn: &mut SqliteConnection, id: &str) -> StoreResult<bool> {
@@ -431,21 +465,71 @@ impl ClientStore for SqliteStore {
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn insert_user(&self, u: &User) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO users (id, partner_id, account_id, username, role, password_hash, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        insert_user(&self.pool, u).await
+    }
+
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+        sqlx::query("SELECT * FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .as_ref()
+            .map(user_of)
+            .transpose()
+    }
+
+    async fn upsert_customer(&self, u: &User) -> StoreResult<(User, bool)> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let existing = sqlx::query("SELECT * FROM users WHERE partner_id = ? AND username = ?")
+            .bind(&u.partner_id)
+            .bind(&u.username)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?
+            .as_ref()
+            .map(user_of)
+            .transpose()?;
+        let result = match existing {
+            // A staff user with this username is never touched by a customer sign-up.
+            Some(old) if old.role != Role::Customer => return Ok((old, true)),
+            None => {
+                insert_user(&mut *tx, u).await?;
+                (u.clone(), false)
+            }
+            Some(old) => {
+                let updated = User {
+                    password_hash: u.password_hash.clone(),
+                    first_name: u.first_name.clone().or(old.first_name.clone()),
+                    last_name: u.last_name.clone().or(old.last_name.clone()),
+                    external_id: u.external_id.clone().or(old.external_id.clone()),
+                    ..old
+                };
+                sqlx::query(
+                    "UPDATE users SET password_hash = ?, first_name = ?, last_name = ?, external_id = ?
+                     WHERE id = ?",
+                )
+                .bind(&updated.password_hash.0)
+                .bind(&updated.first_name)
+                .bind(&updated.last_name)
+                .bind(&updated.external_id)
+                .bind(&updated.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+                (updated, true)
+            }
+        };
+        emit(
+            &mut tx,
+            &Change::User {
+                partner_id: u.partner_id.clone(),
+                username: u.username.clone(),
+            },
         )
-        .bind(&u.id)
-        .bind(&u.partner_id)
-        .bind(&u.account_id)
-        .bind(&u.username)
-        .bind(u.role.as_str())
-        .bind(&u.password_hash.0)
-        .bind(u.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(err)?;
-        Ok(())
+        .await?;
+        tx.commit().await.map_err(err)?;
+        Ok(result)
     }
 
     async fn user_by_username(

@@ -215,6 +215,9 @@ async fn users_are_unique_per_partner() {
             username: "+15550001".into(),
             role: Role::Customer,
             password_hash: PasswordHash("h".into()),
+            first_name: None,
+            last_name: None,
+            external_id: None,
             created_at: 1,
         };
         s.insert_user(&user("u1", "p1")).await.unwrap();
@@ -449,5 +452,64 @@ async fn scopes_register_idempotently_and_the_feed_pages_and_prunes() {
         assert_eq!(s.latest_change().await.unwrap(), all[1].0);
         assert_eq!(s.prune_changes(i64::MAX).await.unwrap(), 2);
         s.ping().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn customer_sign_up_upserts_but_never_takes_over_staff_users() {
+    for (name, s, _dir) in stores().await {
+        s.insert_partner(&partner("p1", "a@x.example", "ORG1"))
+            .await
+            .unwrap();
+        let user = |id: &str, username: &str, role: Role, hash: &str| User {
+            id: id.into(),
+            partner_id: "p1".into(),
+            account_id: None,
+            username: username.into(),
+            role,
+            password_hash: PasswordHash(hash.into()),
+            first_name: Some("Ann".into()),
+            last_name: None,
+            external_id: Some("ext-1".into()),
+            created_at: 1,
+        };
+        let (u, existed) = s
+            .upsert_customer(&user("u1", "+1555", Role::Customer, "h1"))
+            .await
+            .unwrap();
+        assert_eq!((u.id.as_str(), existed), ("u1", false), "{name}");
+        let mut again = user("u2", "+1555", Role::Customer, "h2");
+        again.first_name = None;
+        let (u, existed) = s.upsert_customer(&again).await.unwrap();
+        assert_eq!(
+            (u.id.as_str(), existed, u.password_hash.0.as_str()),
+            ("u1", true, "h2")
+        );
+        assert_eq!(
+            u.first_name.as_deref(),
+            Some("Ann"),
+            "names are kept when not given"
+        );
+        assert_eq!(
+            s.user_by_id("u1").await.unwrap().unwrap().password_hash.0,
+            "h2"
+        );
+        assert!(changes(s.as_ref()).await.contains(&Change::User {
+            partner_id: "p1".into(),
+            username: "+1555".into()
+        }));
+
+        s.insert_user(&user("a1", "boss@x.example", Role::Admin, "argon"))
+            .await
+            .unwrap();
+        let (u, existed) = s
+            .upsert_customer(&user("u3", "boss@x.example", Role::Customer, "h3"))
+            .await
+            .unwrap();
+        assert_eq!((u.id.as_str(), u.role, existed), ("a1", Role::Admin, true));
+        assert_eq!(
+            s.user_by_id("a1").await.unwrap().unwrap().password_hash.0,
+            "argon"
+        );
     }
 }

@@ -35,6 +35,12 @@ pub struct ServeArgs {
     /// [default: ES256].
     #[arg(long, env = "TESSERA_SIGNING_ALG")]
     pub signing_alg: Option<Alg>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, env = "TESSERA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "TESSERA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Database connection pool size [default: 8].
     #[arg(long, env = "TESSERA_DB_POOL")]
     pub db_pool: Option<u32>,
@@ -60,6 +66,8 @@ struct FileConfig {
     issuer: Option<String>,
     token_rate_limit: Option<u32>,
     signing_alg: Option<Alg>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     db_pool: Option<u32>,
     db_timeout: Option<u64>,
     refresh_reuse_grace: Option<i64>,
@@ -75,6 +83,7 @@ pub struct ServeConfig {
     pub db_pool: Option<u32>,
     pub db_timeout: u64,
     pub dev: bool,
+    pub tls: Option<tessera_server::tls::TlsFiles>,
     pub engine: EngineConfig,
 }
 
@@ -103,7 +112,16 @@ impl ServeArgs {
                 "the issuer must be an http(s) URL, got {i:?}"
             );
         }
+        let tls = match (
+            self.tls_cert.or(file.tls_cert),
+            self.tls_key.or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(tessera_server::tls::TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => anyhow::bail!("give both tls_cert and tls_key, or neither"),
+        };
         Ok(ServeConfig {
+            tls,
             listen: self
                 .listen
                 .or(file.listen)

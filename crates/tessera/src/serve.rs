@@ -39,19 +39,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             listen: config.listen,
             issuer: config.issuer.clone(),
             engine: config.engine,
+            tls: config.tls.clone(),
         },
     )
     .await?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let base = config
         .issuer
         .clone()
-        .unwrap_or_else(|| format!("http://{}", server.addr));
+        .unwrap_or_else(|| format!("{scheme}://{}", server.addr));
     tracing::info!(
         addr = %server.addr,
         issuer = %server.engine.config().issuer,
         database = %tessera_store::redact_url(&config.database),
         ready_ms = started.elapsed().as_millis() as u64,
-        "tessera listening on http://{}", server.addr
+        "tessera listening on {scheme}://{}", server.addr
     );
     if let Some(demo) = demo {
         dev::print_instructions(&demo, &base);

@@ -1,14 +1,16 @@
 //! `client_credentials` (RFC 6749 §4.4). In the partner dialect it mints the partner's
-//! machine_token (SPEC §2): no refresh token, no database write.
+//! machine_token; for a registered client (standard dialect) the client's app_token (SPEC §2).
+//! No refresh token, no database write.
 
 use crate::engine::Engine;
 use crate::error::GrantError;
-use crate::grants::{Caller, Issued, new_jti, require_within};
+use crate::grants::{Caller, Issued, effective_scope, new_jti};
 use crate::jwt::{Claims, TokenUse};
 use crate::scope::ScopeSet;
 
 #[derive(Debug)]
 pub struct Request {
+    /// Empty means "everything the caller may have" for clients; partners must name scopes.
     pub scope: ScopeSet,
 }
 
@@ -19,25 +21,28 @@ pub fn grant(
     request: Request,
     now: i64,
 ) -> Result<Issued, GrantError> {
-    let Caller::Partner(partner) = caller;
-    if request.scope.is_empty() {
+    if matches!(caller, Caller::Partner(_)) && request.scope.is_empty() {
         return Err(GrantError::field(
             "client_credentials_data.scope",
             "request at least one scope",
         ));
     }
-    require_within(&request.scope, &partner.scopes)?;
-    let ttl = engine.config.machine_token_ttl;
+    let scope = effective_scope(request.scope, caller)?;
+    let (token_use, ttl) = match caller {
+        Caller::Partner(_) => (TokenUse::MachineToken, engine.config.machine_token_ttl),
+        Caller::Client { .. } => (TokenUse::AppToken, engine.config.app_token_ttl),
+    };
+    let partner = caller.partner();
     let claims = Claims {
         iss: engine.config.issuer.clone(),
-        sub: partner.id.clone(),
+        sub: caller.client_id().to_string(),
         aud: engine.config.audience.clone(),
         exp: now + ttl,
         iat: now,
         jti: new_jti(),
-        client_id: partner.id.clone(),
-        scope: request.scope.to_claim(),
-        token_use: TokenUse::MachineToken,
+        client_id: caller.client_id().to_string(),
+        scope: scope.to_claim(),
+        token_use,
         partner_id: Some(partner.id.clone()),
         org_code: Some(partner.org_code.clone()),
         account_id: None,
@@ -49,7 +54,7 @@ pub fn grant(
         access_token: engine.mint(&claims),
         expires_in: ttl,
         refresh_token: None,
-        scope: request.scope,
-        token_use: TokenUse::MachineToken,
+        scope,
+        token_use,
     })
 }

@@ -4,6 +4,7 @@
 //! no grant knows which dialect called it.
 
 pub mod client_credentials;
+pub mod password;
 pub mod refresh_token;
 pub mod token_exchange;
 
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use crate::engine::Engine;
 use crate::error::GrantError;
 use crate::jwt::TokenUse;
-use crate::model::Partner;
+use crate::model::{Client, GrantType, Partner};
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
 
@@ -25,12 +26,18 @@ pub enum Caller {
     /// A partner, by Basic email:password or a partner API token (partner dialect). The partner
     /// is its own OAuth client: `client_id` claims name the partner id.
     Partner(Arc<Partner>),
+    /// A registered OAuth client of a partner, by its id and secret (standard dialect).
+    Client {
+        client: Arc<Client>,
+        partner: Arc<Partner>,
+    },
 }
 
 impl Caller {
     pub fn partner(&self) -> &Arc<Partner> {
         match self {
             Caller::Partner(p) => p,
+            Caller::Client { partner, .. } => partner,
         }
     }
 
@@ -38,6 +45,30 @@ impl Caller {
     pub fn client_id(&self) -> &str {
         match self {
             Caller::Partner(p) => &p.id,
+            Caller::Client { client, .. } => &client.id,
+        }
+    }
+
+    /// Scopes the caller may ask for at all: the partner's, narrowed by the client's.
+    pub fn allowed_scopes(&self) -> ScopeSet {
+        match self {
+            Caller::Partner(p) => p.scopes.clone(),
+            Caller::Client { client, partner } => ScopeSet::from_names(
+                client
+                    .scopes
+                    .iter()
+                    .filter(|s| partner.scopes.contains(s))
+                    .map(str::to_string),
+            ),
+        }
+    }
+
+    /// Whether the caller may use `grant`: partners use the partner dialect's grants; clients
+    /// only those registered for them.
+    pub fn may_use(&self, grant: GrantType) -> bool {
+        match self {
+            Caller::Partner(_) => !matches!(grant, GrantType::Password),
+            Caller::Client { client, .. } => client.grant_types.contains(&grant),
         }
     }
 
@@ -51,8 +82,20 @@ impl Caller {
 #[derive(Debug)]
 pub enum GrantRequest {
     ClientCredentials(client_credentials::Request),
+    Password(password::Request),
     TokenExchange(token_exchange::Request),
     RefreshToken(refresh_token::Request),
+}
+
+impl GrantRequest {
+    pub fn grant_type(&self) -> GrantType {
+        match self {
+            GrantRequest::ClientCredentials(_) => GrantType::ClientCredentials,
+            GrantRequest::Password(_) => GrantType::Password,
+            GrantRequest::TokenExchange(_) => GrantType::TokenExchange,
+            GrantRequest::RefreshToken(_) => GrantType::RefreshToken,
+        }
+    }
 }
 
 /// What a grant hands out. `Debug` prints no token.
@@ -85,8 +128,14 @@ impl Engine {
         now: i64,
     ) -> Result<Issued, GrantError> {
         self.check_rate(caller.rate_key())?;
+        if !caller.may_use(request.grant_type()) {
+            return Err(GrantError::UnauthorizedClient(
+                request.grant_type().as_str(),
+            ));
+        }
         match request {
             GrantRequest::ClientCredentials(r) => client_credentials::grant(self, caller, r, now),
+            GrantRequest::Password(r) => password::grant(self, caller, r, now).await,
             GrantRequest::TokenExchange(r) => token_exchange::grant(self, caller, r, now).await,
             GrantRequest::RefreshToken(r) => refresh_token::grant(self, caller, r, now).await,
         }
@@ -96,6 +145,20 @@ impl Engine {
 /// A fresh `jti` (UUID v7: unique and time-ordered).
 pub(crate) fn new_jti() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+/// The requested scope, or all the caller may have when none was requested (RFC 6749 §3.3),
+/// refused when it reaches outside what the caller may have.
+pub(crate) fn effective_scope(
+    requested: ScopeSet,
+    caller: &Caller,
+) -> Result<ScopeSet, GrantError> {
+    let allowed = caller.allowed_scopes();
+    if requested.is_empty() {
+        return Ok(allowed);
+    }
+    require_within(&requested, &allowed)?;
+    Ok(requested)
 }
 
 /// Refuse scopes outside `allowed`.
@@ -116,12 +179,16 @@ mod tests {
     fn debug_output_carries_no_token() {
         let r = refresh_token::Request {
             refresh_token: "trt_SECRET".into(),
+            scope: None,
         };
         let x = token_exchange::Request {
             subject_token: "eyJ.SECRET.x".into(),
             subject_token_type: MACHINE_TOKEN_TYPE.into(),
-            requested_subject: "a".into(),
+            requested_subject: Some("a".into()),
             scope: ScopeSet::default(),
+            actor: Some(("eyJ.SECRET.z".into(), "t".into())),
+            audience: None,
+            requested_token_type: None,
         };
         let i = Issued {
             access_token: "eyJ.SECRET.y".into(),

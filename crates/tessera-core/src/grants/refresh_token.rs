@@ -6,7 +6,7 @@
 use crate::engine::Engine;
 use crate::error::GrantError;
 use crate::grants::token_exchange::account_claims;
-use crate::grants::{Caller, Issued};
+use crate::grants::{Caller, Issued, require_within};
 use crate::jwt::TokenUse;
 use crate::model::RefreshToken;
 use crate::policy::MAX_ACCESS_TOKEN_TTL;
@@ -17,6 +17,9 @@ use crate::store::{Rotation, Successor};
 pub struct Request {
     /// A bearer credential: never printed by `Debug`.
     pub refresh_token: String,
+    /// RFC 6749 §6: a narrower scope for the new access token; the refresh token keeps the
+    /// original one.
+    pub scope: Option<ScopeSet>,
 }
 
 impl std::fmt::Debug for Request {
@@ -64,6 +67,14 @@ pub async fn grant(
         ));
     }
     let presented = SecretDigest::of(&request.refresh_token);
+    let narrowed = request.scope.filter(|s| !s.is_empty());
+    if let Some(scope) = &narrowed
+        && let Some(record) = engine.store.refresh_token(&presented).await?
+        && record.client_id == caller.client_id()
+    {
+        let granted = ScopeSet::parse(&record.scope).map_err(|_| GrantError::Internal)?;
+        require_within(scope, &granted)?;
+    }
     let successor = generate(SecretKind::RefreshToken);
     let next = Successor {
         digest: successor.digest(),
@@ -86,12 +97,19 @@ pub async fn grant(
         }
     };
     let ttl = engine.config.client_access_token_ttl;
-    let claims = account_claims(engine, caller, &record, ttl, now);
+    let mut claims = account_claims(engine, caller, &record, ttl, now);
+    let scope = match narrowed {
+        Some(s) => {
+            claims.scope = s.to_claim();
+            s
+        }
+        None => ScopeSet::parse(&record.scope).map_err(|_| GrantError::Internal)?,
+    };
     Ok(Issued {
         access_token: engine.mint(&claims),
         expires_in: ttl,
         refresh_token: Some(successor),
-        scope: ScopeSet::parse(&record.scope).map_err(|_| GrantError::Internal)?,
+        scope,
         token_use: TokenUse::ClientAccessToken,
     })
 }

@@ -1,22 +1,41 @@
-//! RFC 8693 token exchange: a partner trades its machine_token for a client access token and a
-//! refresh token that act for one of its accounts (seed 000, Step 3). The access token names the
-//! account in `sub` and `account_id`, and the partner in the `act` claim (RFC 8693 §4.1).
+//! RFC 8693 token exchange.
+//!
+//! Partner dialect (seed 000, Step 3): a partner trades its own machine_token for a client access
+//! token and a refresh token that act for one of its accounts (`requested_subject`); the token
+//! names the account in `sub` and `account_id` and the partner in `act` (§4.1).
+//!
+//! Standard dialect: a client presents any Tessera access token of its own partner
+//! (`subject_token_type` access_token, jwt or the machine-token type) and gets a token for the
+//! same subject, or, with `requested_subject` (as Keycloak accepts it), for one of the partner's
+//! accounts. The actor is the `actor_token`'s subject when one is given, else the client; an
+//! actor already in the subject token is nested under it (§4.1 delegation chain). A refresh token
+//! comes with it when the client may use the `refresh_token` grant.
 
 use crate::engine::Engine;
 use crate::error::GrantError;
 use crate::grants::{Caller, Issued, MACHINE_TOKEN_TYPE, new_jti, require_within};
 use crate::jwt::{Actor, Claims, TokenUse};
-use crate::model::RefreshToken;
+use crate::model::{GrantType, RefreshToken};
 use crate::scope::ScopeSet;
 use crate::secret::{SecretKind, generate};
+
+/// RFC 8693 §3 token type identifiers Tessera accepts.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+pub const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+pub const REFRESH_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:refresh_token";
 
 pub struct Request {
     /// A bearer credential: never printed by `Debug`.
     pub subject_token: String,
     pub subject_token_type: String,
-    /// The account to act for.
-    pub requested_subject: String,
+    /// The account to act for; required in the partner dialect.
+    pub requested_subject: Option<String>,
+    /// Empty means "the subject token's scope".
     pub scope: ScopeSet,
+    /// `(actor_token, actor_token_type)`; never printed by `Debug`.
+    pub actor: Option<(String, String)>,
+    pub audience: Option<String>,
+    pub requested_token_type: Option<String>,
 }
 
 impl std::fmt::Debug for Request {
@@ -26,6 +45,8 @@ impl std::fmt::Debug for Request {
             .field("subject_token_type", &self.subject_token_type)
             .field("requested_subject", &self.requested_subject)
             .field("scope", &self.scope)
+            .field("actor_token", &self.actor.as_ref().map(|_| "<redacted>"))
+            .field("audience", &self.audience)
             .finish()
     }
 }
@@ -37,14 +58,39 @@ pub async fn grant(
     request: Request,
     now: i64,
 ) -> Result<Issued, GrantError> {
-    let Caller::Partner(partner) = caller;
-    if request.subject_token_type != MACHINE_TOKEN_TYPE {
+    let partner = caller.partner();
+    let type_ok = match caller {
+        Caller::Partner(_) => request.subject_token_type == MACHINE_TOKEN_TYPE,
+        Caller::Client { .. } => [MACHINE_TOKEN_TYPE, ACCESS_TOKEN_TYPE, JWT_TYPE]
+            .contains(&request.subject_token_type.as_str()),
+    };
+    if !type_ok {
         return Err(GrantError::SubjectTokenTypeMismatch {
-            expected: MACHINE_TOKEN_TYPE,
+            expected: match caller {
+                Caller::Partner(_) => MACHINE_TOKEN_TYPE,
+                Caller::Client { .. } => ACCESS_TOKEN_TYPE,
+            },
         });
     }
+    if let Some(t) = &request.requested_token_type
+        && t != ACCESS_TOKEN_TYPE
+    {
+        return Err(GrantError::field(
+            "requested_token_type",
+            format!("only {ACCESS_TOKEN_TYPE} can be requested"),
+        ));
+    }
+    if let Some(aud) = &request.audience
+        && aud != &engine.config.audience
+        && aud != &engine.config.issuer
+    {
+        return Err(GrantError::InvalidTarget);
+    }
     let subject = engine.verify_token(&request.subject_token, now)?;
-    if subject.token_use != TokenUse::MachineToken {
+    let is_machine = subject.token_use == TokenUse::MachineToken;
+    if (request.subject_token_type == MACHINE_TOKEN_TYPE || matches!(caller, Caller::Partner(_)))
+        && !is_machine
+    {
         return Err(GrantError::SubjectTokenTypeMismatch {
             expected: MACHINE_TOKEN_TYPE,
         });
@@ -52,52 +98,121 @@ pub async fn grant(
     if subject.partner_id.as_deref() != Some(partner.id.as_str()) {
         return Err(GrantError::RequestedSubjectMismatch);
     }
-    if request.scope.is_empty() {
-        return Err(GrantError::field(
-            "token_exchange_data.scope",
-            "request at least one scope",
-        ));
-    }
     let granted = ScopeSet::parse(&subject.scope).map_err(|_| GrantError::Internal)?;
-    require_within(&request.scope, &granted)?;
-    require_within(&request.scope, &partner.scopes)?;
-    let account = engine
-        .account(&request.requested_subject)
-        .await?
-        .filter(|a| a.partner_id == partner.id)
-        .ok_or(GrantError::NotPartnersResource("account"))?;
-
-    let refresh = generate(SecretKind::RefreshToken);
-    let family_id = new_jti();
-    let record = RefreshToken {
-        digest: refresh.digest(),
-        family_id: family_id.clone(),
-        partner_id: partner.id.clone(),
-        client_id: caller.client_id().to_string(),
-        subject: account.id.clone(),
-        account_id: Some(account.id.clone()),
-        scope: request.scope.to_claim(),
-        issued_at: now,
-        expires_at: now + engine.config.refresh_token_ttl,
-        family_issued_at: now,
-        rotated_at: None,
-        revoked_at: None,
+    let scope = if request.scope.is_empty() {
+        if matches!(caller, Caller::Partner(_)) {
+            return Err(GrantError::field(
+                "token_exchange_data.scope",
+                "request at least one scope",
+            ));
+        }
+        granted.clone()
+    } else {
+        request.scope
     };
-    // Durable before it is shown: the response is built only after the commit.
-    engine.store.insert_refresh_token(&record).await?;
+    require_within(&scope, &granted)?;
+    require_within(&scope, &caller.allowed_scopes())?;
+
+    let actor = match &request.actor {
+        Some((token, kind)) => {
+            if ![ACCESS_TOKEN_TYPE, JWT_TYPE, MACHINE_TOKEN_TYPE].contains(&kind.as_str()) {
+                return Err(GrantError::field(
+                    "actor_token_type",
+                    format!("must be {ACCESS_TOKEN_TYPE}"),
+                ));
+            }
+            let a = engine.verify_token(token, now)?;
+            if a.partner_id.as_deref() != Some(partner.id.as_str()) {
+                return Err(GrantError::RequestedSubjectMismatch);
+            }
+            a.sub
+        }
+        None => caller.client_id().to_string(),
+    };
+
+    let (sub, account_id) = match (&request.requested_subject, caller) {
+        (Some(account), _) => {
+            let account = engine
+                .account(account)
+                .await?
+                .filter(|a| a.partner_id == partner.id)
+                .ok_or(GrantError::NotPartnersResource("account"))?;
+            (account.id.clone(), Some(account.id.clone()))
+        }
+        (None, Caller::Partner(_)) => {
+            return Err(GrantError::field(
+                "token_exchange_data.requested_subject",
+                "is required",
+            ));
+        }
+        (None, Caller::Client { .. }) => (subject.sub.clone(), subject.account_id.clone()),
+    };
+    let act = Actor {
+        sub: actor,
+        act: subject.act.clone().map(Box::new),
+    };
+
+    let wants_refresh = match caller {
+        Caller::Partner(_) => true,
+        Caller::Client { client, .. } => client.grant_types.contains(&GrantType::RefreshToken),
+    };
+    let (refresh, sid) = if wants_refresh {
+        let refresh = generate(SecretKind::RefreshToken);
+        let family_id = new_jti();
+        let record = RefreshToken {
+            digest: refresh.digest(),
+            family_id: family_id.clone(),
+            partner_id: partner.id.clone(),
+            client_id: caller.client_id().to_string(),
+            subject: sub.clone(),
+            account_id: account_id.clone(),
+            scope: scope.to_claim(),
+            issued_at: now,
+            expires_at: now + engine.config.refresh_token_ttl,
+            family_issued_at: now,
+            rotated_at: None,
+            revoked_at: None,
+        };
+        // Durable before it is shown: the response is built only after the commit.
+        engine.store.insert_refresh_token(&record).await?;
+        (Some(refresh), Some(family_id))
+    } else {
+        (None, None)
+    };
 
     let ttl = engine.config.client_access_token_ttl;
-    let claims = account_claims(engine, caller, &record, ttl, now);
+    let claims = Claims {
+        iss: engine.config.issuer.clone(),
+        sub,
+        aud: engine.config.audience.clone(),
+        exp: now + ttl,
+        iat: now,
+        jti: new_jti(),
+        client_id: caller.client_id().to_string(),
+        scope: scope.to_claim(),
+        token_use: TokenUse::ClientAccessToken,
+        partner_id: Some(partner.id.clone()),
+        org_code: Some(partner.org_code.clone()),
+        account_id,
+        role: if request.requested_subject.is_none() {
+            subject.role.clone()
+        } else {
+            None
+        },
+        act: Some(act),
+        sid,
+    };
     Ok(Issued {
         access_token: engine.mint(&claims),
         expires_in: ttl,
-        refresh_token: Some(refresh),
-        scope: request.scope,
+        refresh_token: refresh,
+        scope,
         token_use: TokenUse::ClientAccessToken,
     })
 }
 
-/// Claims of a client access token for the account (and family) of a refresh-token record.
+/// Claims of a client access token for the subject (and family) of a refresh-token record; the
+/// actor is the client the family was issued to.
 pub(crate) fn account_claims(
     engine: &Engine,
     caller: &Caller,
@@ -120,7 +235,8 @@ pub(crate) fn account_claims(
         account_id: record.account_id.clone(),
         role: None,
         act: Some(Actor {
-            sub: record.partner_id.clone(),
+            sub: record.client_id.clone(),
+            act: None,
         }),
         sid: Some(record.family_id.clone()),
     }

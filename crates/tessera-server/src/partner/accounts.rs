@@ -25,7 +25,7 @@ fn view(a: Account) -> AccountView {
 pub async fn create(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let now = unix_now();
     let result = async {
-        let partner = auth::partner(&app.engine, &headers).await?;
+        let partner = auth::partner(&app.engine, &headers, now).await?;
         let req: CreateAccountRequest = parse_json(bytes(&body)?)?;
         app.engine
             .create_account(&partner, &req.name, req.external_id.as_deref(), now)
@@ -45,7 +45,7 @@ pub async fn get(
 ) -> Response {
     let now = unix_now();
     let result = async {
-        let partner = auth::partner(&app.engine, &headers).await?;
+        let partner = auth::partner(&app.engine, &headers, now).await?;
         app.engine.get_account(&partner, &account_id).await
     }
     .await;
@@ -68,7 +68,7 @@ pub async fn list(
 ) -> Response {
     let now = unix_now();
     let result = async {
-        let partner = auth::partner(&app.engine, &headers).await?;
+        let partner = auth::partner(&app.engine, &headers, now).await?;
         let Query(q) = query.map_err(|_| GrantError::field("query", "malformed query string"))?;
         let limit = q
             .limit

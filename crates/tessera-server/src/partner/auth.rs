@@ -13,11 +13,17 @@ use zeroize::Zeroizing;
 /// Longest Authorization header read; longer ones are malformed.
 const MAX_AUTHORIZATION_LEN: usize = 2048;
 
-pub async fn partner(engine: &Engine, headers: &HeaderMap) -> Result<Arc<Partner>, GrantError> {
+pub async fn partner(
+    engine: &Engine,
+    headers: &HeaderMap,
+    now: i64,
+) -> Result<Arc<Partner>, GrantError> {
     match parse(headers)? {
         Credentials::Basic { email, password } => {
             let password = Zeroizing::new(password);
-            engine.authenticate_partner_basic(&email, &password).await
+            engine
+                .authenticate_partner_basic(&email, &password, now)
+                .await
         }
         Credentials::Bearer(token) => engine.authenticate_partner_token(&token).await,
     }

@@ -42,6 +42,38 @@ pub fn classify(e: &GrantError) -> (StatusCode, &'static str, String) {
             codes::OAUTH_PARTNER_NOT_FOUND,
             "no partner matches this email and password".into(),
         ),
+        E::Locked { .. } => (
+            StatusCode::UNAUTHORIZED,
+            codes::OAUTH_PARTNER_NOT_FOUND,
+            "too many failed sign-ins for this email; retry after the Retry-After delay".into(),
+        ),
+        E::InvalidClient(_) | E::InvalidUserCredentials => (
+            StatusCode::UNAUTHORIZED,
+            codes::OAUTH_PARTNER_NOT_FOUND,
+            "no partner matches these credentials".into(),
+        ),
+        E::UnauthorizedClient(grant) => (
+            StatusCode::BAD_REQUEST,
+            codes::OAUTH_INVALID_GRANT_TYPE,
+            format!(
+                "grant_type {grant} is not available to partners; use client_credentials, token exchange or refresh_token"
+            ),
+        ),
+        E::InvalidGrant(why) => (
+            StatusCode::BAD_REQUEST,
+            codes::VALIDATION_FAILED,
+            (*why).into(),
+        ),
+        E::InvalidTarget => (
+            StatusCode::BAD_REQUEST,
+            codes::VALIDATION_FAILED,
+            "the requested audience is not served here".into(),
+        ),
+        E::Forbidden(why) => (
+            StatusCode::FORBIDDEN,
+            codes::OAUTH_SCOPE_FORBIDDEN,
+            (*why).into(),
+        ),
         E::InvalidPartnerToken => (
             StatusCode::UNAUTHORIZED,
             codes::OAUTH_INVALID_PARTNER_TOKEN,
@@ -145,7 +177,9 @@ pub fn render(e: &GrantError, now: i64) -> Response {
         meta: Meta { timestamp: now },
     };
     let mut response = (status, axum::Json(body)).into_response();
-    if let GrantError::RateLimited { retry_after_secs } = e {
+    if let GrantError::RateLimited { retry_after_secs } | GrantError::Locked { retry_after_secs } =
+        e
+    {
         response.headers_mut().insert(
             header::RETRY_AFTER,
             HeaderValue::from(retry_after_secs.max(&1).to_owned()),

@@ -27,7 +27,7 @@ async fn run(
     body: &RawBody,
     now: i64,
 ) -> Result<(), GrantError> {
-    let partner = auth::partner(&app.engine, headers).await?;
+    let partner = auth::partner(&app.engine, headers, now).await?;
     let req: RevokeRequest = parse_json(bytes(body)?)?;
     if req.token.is_empty() || req.token.len() > MAX_TOKEN_LEN {
         return Err(GrantError::field(

@@ -38,7 +38,7 @@ async fn run(
     body: &RawBody,
     now: i64,
 ) -> Result<Issued, GrantError> {
-    let partner = auth::partner(&app.engine, headers).await?;
+    let partner = auth::partner(&app.engine, headers, now).await?;
     let request = parse(parse_json(bytes(body)?)?)?;
     app.engine
         .grant(&Caller::Partner(partner), request, now)
@@ -81,7 +81,10 @@ pub fn parse(req: TokenRequest) -> Result<GrantRequest, GrantError> {
                     scope: scope(&data.scope, "token_exchange_data.scope")?,
                     subject_token: data.subject_token,
                     subject_token_type: data.subject_token_type,
-                    requested_subject: data.requested_subject,
+                    requested_subject: Some(data.requested_subject),
+                    actor: None,
+                    audience: None,
+                    requested_token_type: None,
                 },
             ))
         }
@@ -92,6 +95,7 @@ pub fn parse(req: TokenRequest) -> Result<GrantRequest, GrantError> {
             bounded(&data.refresh_token, "refresh_token_data.refresh_token")?;
             Ok(GrantRequest::RefreshToken(grants::refresh_token::Request {
                 refresh_token: data.refresh_token,
+                scope: None,
             }))
         }
         _ => Err(GrantError::UnsupportedGrantType(truncate(&grant_type))),

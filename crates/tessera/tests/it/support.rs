@@ -126,6 +126,7 @@ impl TestServer {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 issuer: None,
                 engine,
+                tls: None,
             },
         )
         .await

@@ -1,0 +1,79 @@
+//! Resource owner password credentials (RFC 6749 §4.3), as seed 002 uses it: a client of a
+//! partner signs in that partner's `admin` user (user_token) or `customer` user, whose password is
+//! the `clientUserToken` Tessera generated at sign-up (customer_token). Usernames are looked up
+//! only within the client's partner. No refresh token (seed 002: "No refresh token is issued").
+//! RFC 9700 §2.4 deprecates this grant; it is offered only to clients registered for it.
+
+use crate::engine::Engine;
+use crate::error::GrantError;
+use crate::grants::{Caller, Issued, effective_scope, new_jti};
+use crate::jwt::{Claims, TokenUse};
+use crate::model::Role;
+use crate::scope::ScopeSet;
+
+pub struct Request {
+    pub username: String,
+    /// Never printed by `Debug`.
+    pub password: String,
+    pub scope: ScopeSet,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Password")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+#[tracing::instrument(skip_all, name = "password", fields(client_id = caller.client_id()))]
+pub async fn grant(
+    engine: &Engine,
+    caller: &Caller,
+    request: Request,
+    now: i64,
+) -> Result<Issued, GrantError> {
+    let Caller::Client { partner, .. } = caller else {
+        return Err(GrantError::UnauthorizedClient("password"));
+    };
+    let scope = effective_scope(request.scope, caller)?;
+    let user = engine
+        .authenticate_user(&partner.id, &request.username, &request.password, now)
+        .await?;
+    let token_use = match user.role {
+        Role::Admin => TokenUse::UserToken,
+        Role::Customer => TokenUse::CustomerToken,
+        Role::Member => {
+            return Err(GrantError::InvalidGrant(
+                "account members sign in through the authorization pages, not the password grant",
+            ));
+        }
+    };
+    let ttl = engine.config.user_token_ttl;
+    let claims = Claims {
+        iss: engine.config.issuer.clone(),
+        sub: user.id.clone(),
+        aud: engine.config.audience.clone(),
+        exp: now + ttl,
+        iat: now,
+        jti: new_jti(),
+        client_id: caller.client_id().to_string(),
+        scope: scope.to_claim(),
+        token_use,
+        partner_id: Some(partner.id.clone()),
+        org_code: Some(partner.org_code.clone()),
+        account_id: user.account_id.clone(),
+        role: Some(user.role.as_str().to_string()),
+        act: None,
+        sid: None,
+    };
+    Ok(Issued {
+        access_token: engine.mint(&claims),
+        expires_in: ttl,
+        refresh_token: None,
+        scope,
+        token_use,
+    })
+}

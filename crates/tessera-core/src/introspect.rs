@@ -1,0 +1,50 @@
+//! Token introspection (RFC 7662). A token is active only if Tessera issued it, it has not
+//! expired or been revoked, and it belongs to the caller's partner: a client cannot learn anything
+//! about another organisation's tokens, not even that they exist.
+
+use crate::engine::Engine;
+use crate::error::GrantError;
+use crate::grants::Caller;
+use crate::jwt::{Claims, looks_like_jwt};
+use crate::model::RefreshToken;
+use crate::secret::{SecretDigest, SecretKind};
+
+#[derive(Debug)]
+pub enum Introspection {
+    Inactive,
+    Access(Claims),
+    Refresh(RefreshToken),
+}
+
+impl Engine {
+    #[tracing::instrument(skip_all, name = "introspect", fields(client_id = caller.client_id()))]
+    pub async fn introspect(
+        &self,
+        caller: &Caller,
+        token: &str,
+        now: i64,
+    ) -> Result<Introspection, GrantError> {
+        let partner_id = caller.partner().id.as_str();
+        if SecretKind::of(token) == Some(SecretKind::RefreshToken) {
+            let record = self.store.refresh_token(&SecretDigest::of(token)).await?;
+            return Ok(match record {
+                Some(r)
+                    if r.partner_id == partner_id
+                        && r.rotated_at.is_none()
+                        && r.revoked_at.is_none()
+                        && r.expires_at > now =>
+                {
+                    Introspection::Refresh(r)
+                }
+                _ => Introspection::Inactive,
+            });
+        }
+        if !looks_like_jwt(token) {
+            return Ok(Introspection::Inactive);
+        }
+        Ok(match self.verify_token(token, now) {
+            Ok(c) if c.partner_id.as_deref() == Some(partner_id) => Introspection::Access(c),
+            _ => Introspection::Inactive,
+        })
+    }
+}

@@ -1,0 +1,204 @@
+//! The standard dialect's mappings from [`GrantError`] to the wire (SPEC §4): RFC 6749 §5.2 for
+//! the token, introspection and revocation endpoints ([`render`]), and RFC 6750 §3.1 for the
+//! bearer-protected resource endpoints ([`render_resource`]). Both answer
+//! `{"error", "error_description"}`; no handler builds an error body by hand.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tessera_core::GrantError;
+
+/// Status, RFC error code and description at the token endpoint.
+pub fn classify(e: &GrantError) -> (StatusCode, &'static str, String) {
+    use GrantError as E;
+    let bad = StatusCode::BAD_REQUEST;
+    match e {
+        E::Validation(fields) => (
+            bad,
+            "invalid_request",
+            fields
+                .iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        E::BodyTooLarge(n) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            format!("the request body is larger than {n} bytes"),
+        ),
+        E::UnsupportedGrantType(g) => (
+            bad,
+            "unsupported_grant_type",
+            format!(
+                "grant_type {g:?} is not supported: use client_credentials, password, \
+                 refresh_token or urn:ietf:params:oauth:grant-type:token-exchange"
+            ),
+        ),
+        E::AuthorizationHeader(why) => (
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            format!(
+                "{why}: authenticate the client with HTTP Basic (client_id:client_secret) or client_id and client_secret in the form"
+            ),
+        ),
+        E::InvalidClient(why) => (StatusCode::UNAUTHORIZED, "invalid_client", (*why).into()),
+        E::InvalidCredentials | E::InvalidPartnerToken => (
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "unknown client or wrong secret".into(),
+        ),
+        E::InvalidUserCredentials => (
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+            "wrong username or password".into(),
+        ),
+        E::Locked { .. } => (
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+            "too many failed sign-ins for this username; retry after the Retry-After delay".into(),
+        ),
+        E::PartnerInactive => (
+            bad,
+            "unauthorized_client",
+            "the client's organisation is inactive".into(),
+        ),
+        E::UnauthorizedClient(grant) => (
+            bad,
+            "unauthorized_client",
+            format!("this client is not registered for the {grant} grant"),
+        ),
+        E::TokenInvalid(_) => (
+            bad,
+            "invalid_grant",
+            "the presented token is malformed, expired or its signature does not verify".into(),
+        ),
+        E::TokenUnknownOrRevoked => (
+            bad,
+            "invalid_grant",
+            "the presented token is unknown or revoked".into(),
+        ),
+        E::SubjectTokenTypeMismatch { expected } => (
+            bad,
+            "invalid_request",
+            format!("subject_token_type does not match the subject token; use {expected}"),
+        ),
+        E::RequestedSubjectMismatch => (
+            bad,
+            "invalid_grant",
+            "the presented token belongs to another organisation".into(),
+        ),
+        E::NotPartnersResource(what) => (
+            bad,
+            "invalid_grant",
+            format!("the {what} does not belong to the client's organisation"),
+        ),
+        E::ScopeForbidden(scopes) => (
+            bad,
+            "invalid_scope",
+            format!("scope not permitted for this client: {}", scopes.join(" ")),
+        ),
+        E::RefreshTokenInvalid(why) => (
+            bad,
+            "invalid_grant",
+            format!("the refresh token cannot be used: {why}"),
+        ),
+        E::ClientIdMismatch => (
+            bad,
+            "invalid_grant",
+            "the token was issued to another client".into(),
+        ),
+        E::InvalidGrant(why) => (bad, "invalid_grant", (*why).into()),
+        E::InvalidTarget => (
+            bad,
+            "invalid_target",
+            "the requested audience is not served by this authorization server".into(),
+        ),
+        E::Forbidden(why) => (StatusCode::FORBIDDEN, "insufficient_scope", (*why).into()),
+        E::RateLimited { .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "too many token requests; cache tokens and retry after the Retry-After delay".into(),
+        ),
+        E::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the service is temporarily unavailable; retry shortly".into(),
+        ),
+        E::Internal => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "an internal error occurred; it has been logged".into(),
+        ),
+    }
+}
+
+fn body(status: StatusCode, code: &str, description: String) -> Response {
+    let mut r = (
+        status,
+        axum::Json(json!({"error": code, "error_description": description})),
+    )
+        .into_response();
+    crate::no_store(&mut r);
+    r
+}
+
+fn retry_after(r: &mut Response, e: &GrantError) {
+    if let GrantError::RateLimited { retry_after_secs } | GrantError::Locked { retry_after_secs } =
+        e
+    {
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from((*retry_after_secs).max(1)),
+        );
+    }
+}
+
+/// Render `e` at the token, introspection or revocation endpoint.
+pub fn render(e: &GrantError) -> Response {
+    let (status, code, description) = classify(e);
+    let mut r = body(status, code, description);
+    if code == "invalid_client" {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"tessera\""),
+        );
+    }
+    retry_after(&mut r, e);
+    r
+}
+
+/// Render `e` at a bearer-protected resource endpoint (RFC 6750 §3.1).
+pub fn render_resource(e: &GrantError) -> Response {
+    use GrantError as E;
+    let (status, code, description) = match e {
+        E::AuthorizationHeader(why) => (
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            format!("{why}: send Authorization: Bearer <access token>"),
+        ),
+        E::TokenInvalid(_) | E::TokenUnknownOrRevoked => (
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "the access token is malformed, expired, unknown or revoked".into(),
+        ),
+        E::PartnerInactive => (
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            "the organisation is inactive".into(),
+        ),
+        other => classify(other),
+    };
+    let mut r = body(status, code, description.clone());
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        let challenge = format!(
+            "Bearer realm=\"tessera\", error=\"{code}\", error_description=\"{}\"",
+            description.replace(['"', '\\'], "'")
+        );
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+    }
+    retry_after(&mut r, e);
+    r
+}

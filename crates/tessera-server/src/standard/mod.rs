@@ -1,0 +1,49 @@
+//! The standard dialect (SPEC §4, RFC 6749, wire-compatible with seed 002): form-encoded token,
+//! introspection and revocation endpoints with client authentication, discovery (RFC 8414), and
+//! the bearer-protected sign-up and `me` endpoints. Errors go through [`error`].
+
+pub mod discovery;
+pub mod error;
+pub mod form;
+pub mod introspect;
+pub mod revoke;
+pub mod token;
+pub mod users;
+
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use tessera_core::grants::Caller;
+use tessera_core::{Engine, GrantError};
+
+use crate::AppState;
+use form::Form;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/oauth/token", post(token::token))
+        .route("/oauth/introspect", post(introspect::introspect))
+        .route("/oauth/revoke", post(revoke::revoke))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::metadata),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::metadata),
+        )
+        .route("/v2/api/users/sign-up", post(users::sign_up))
+        .route("/api/users/me", get(users::me))
+}
+
+/// Parse the form and authenticate the client it names.
+pub async fn client_request(
+    engine: &Engine,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Caller, Form), GrantError> {
+    let mut form = Form::parse(headers, body)?;
+    let (id, secret) = form::client_credentials(headers, &mut form)?;
+    let caller = engine.authenticate_client(&id, &secret).await?;
+    Ok((caller, form))
+}

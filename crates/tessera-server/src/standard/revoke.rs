@@ -1,0 +1,33 @@
+//! `POST /oauth/revoke` (RFC 7009), client-authenticated: `200` for every token the client may
+//! name, including unknown ones (§2.2); another organisation's token is left alone, also `200`,
+//! so the endpoint tells nobody which tokens exist.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tessera_core::{GrantError, unix_now};
+
+use super::{client_request, error};
+use crate::AppState;
+use crate::body::{RawBody, bytes};
+
+pub async fn revoke(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
+    let now = unix_now();
+    let result = async {
+        let (caller, mut form) = client_request(&app.engine, &headers, bytes(&body)?).await?;
+        let token = form.require("token")?;
+        match app.engine.revoke(&caller, &token, now).await {
+            Err(GrantError::NotPartnersResource(_)) => Ok(()),
+            other => other,
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            let mut r = StatusCode::OK.into_response();
+            crate::no_store(&mut r);
+            r
+        }
+        Err(e) => error::render(&e),
+    }
+}

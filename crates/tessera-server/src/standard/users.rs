@@ -1,0 +1,131 @@
+//! Seed 002's resource endpoints, protected by bearer tokens (RFC 6750):
+//! `POST /v2/api/users/sign-up` (app_token only) and `GET /api/users/me` (any Tessera token).
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tessera_core::users::SignUp;
+use tessera_core::{GrantError, unix_now};
+
+use super::error::render_resource;
+use crate::AppState;
+use crate::body::{RawBody, bytes, parse_json};
+
+fn bearer(headers: &HeaderMap) -> Result<&str, GrantError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(GrantError::AuthorizationHeader(
+            "the Authorization header is missing",
+        ))?
+        .to_str()
+        .map_err(|_| GrantError::AuthorizationHeader("the Authorization header is not ASCII"))?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => Err(GrantError::AuthorizationHeader(
+            "the Authorization scheme must be Bearer",
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SignUpRequest {
+    phone_number: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    client_user_id: Option<String>,
+}
+
+pub async fn sign_up(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
+    let now = unix_now();
+    let result = async {
+        let app_token = app.engine.require_app_token(bearer(&headers)?, now)?;
+        let req: SignUpRequest = parse_json(bytes(&body)?)?;
+        app.engine
+            .sign_up(
+                &app_token,
+                SignUp {
+                    phone_number: &req.phone_number,
+                    first_name: req.first_name.as_deref(),
+                    last_name: req.last_name.as_deref(),
+                    client_user_id: req.client_user_id.as_deref(),
+                },
+                now,
+            )
+            .await
+    }
+    .await;
+    match result {
+        Ok(s) => {
+            let status = if s.pre_existing {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            let mut r = (
+                status,
+                axum::Json(json!({"data": {
+                    "id": s.user.id,
+                    "phoneNumber": s.user.username,
+                    "preExistingUser": s.pre_existing,
+                    "clientUserToken": s.client_user_token.expose(),
+                }})),
+            )
+                .into_response();
+            crate::no_store(&mut r);
+            r
+        }
+        Err(e) => render_resource(&e),
+    }
+}
+
+pub async fn me(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let now = unix_now();
+    let result = async { app.engine.me(bearer(&headers)?, now).await }.await;
+    match result {
+        Ok((claims, user)) => {
+            let mut data = json!({
+                "id": claims.sub,
+                "tokenUse": claims.token_use,
+                "clientId": claims.client_id,
+                "scope": claims.scope,
+            });
+            let map = data.as_object_mut().expect("object");
+            for (k, v) in [
+                ("partnerId", claims.partner_id),
+                ("orgCode", claims.org_code),
+                ("accountId", claims.account_id),
+                ("role", claims.role),
+            ] {
+                if let Some(v) = v {
+                    map.insert(k.into(), Value::String(v));
+                }
+            }
+            if let Some(u) = user {
+                map.insert("username".into(), u.username.clone().into());
+                if u.role == tessera_core::model::Role::Customer {
+                    map.insert("phoneNumber".into(), u.username.into());
+                }
+                for (k, v) in [
+                    ("firstName", u.first_name),
+                    ("lastName", u.last_name),
+                    ("clientUserId", u.external_id),
+                ] {
+                    if let Some(v) = v {
+                        map.insert(k.into(), Value::String(v));
+                    }
+                }
+            }
+            let mut r = axum::Json(json!({ "data": data })).into_response();
+            crate::no_store(&mut r);
+            r
+        }
+        Err(e) => render_resource(&e),
+    }
+}
