@@ -4,7 +4,10 @@
 mod cli;
 mod errors;
 mod input;
+mod interop;
 mod logs;
 mod refresh;
 mod seed000;
+mod seed002;
+mod standard;
 mod support;

@@ -58,6 +58,7 @@ pub struct TestServer {
     pub store: Arc<dyn Store>,
     /// Keeps the database directory alive as long as the server.
     _dir: tempfile::TempDir,
+    master_hex: String,
     pub http: reqwest::Client,
 }
 
@@ -103,6 +104,29 @@ impl TestServer {
         engine: EngineConfig,
         master: MasterKey,
     ) -> TestServer {
+        Self::start_full(dir, db_url, engine, master, None).await
+    }
+
+    pub async fn start_tls(
+        dir: tempfile::TempDir,
+        db_url: String,
+        engine: EngineConfig,
+        master: MasterKey,
+        tls: tessera_server::tls::TlsFiles,
+    ) -> TestServer {
+        Self::start_full(dir, db_url, engine, master, Some(tls)).await
+    }
+
+    async fn start_full(
+        dir: tempfile::TempDir,
+        db_url: String,
+        engine: EngineConfig,
+        master: MasterKey,
+        tls: Option<tessera_server::tls::TlsFiles>,
+    ) -> TestServer {
+        init_logs();
+        let master_hex = master.to_hex().to_string();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let store = tessera_store::open(&db_url, &tessera_store::Options::default())
             .await
             .unwrap();
@@ -126,18 +150,24 @@ impl TestServer {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 issuer: None,
                 engine,
-                tls: None,
+                tls,
             },
         )
         .await
         .unwrap();
         TestServer {
-            base: format!("http://{}", server.addr),
+            master_hex,
+            base: format!("{scheme}://{}", server.addr),
             server: Some(server),
             store,
             _dir: dir,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// The master key the server's signing keys are sealed with.
+    pub fn master(&self) -> MasterKey {
+        MasterKey::parse(&self.master_hex).unwrap()
     }
 
     pub fn engine(&self) -> &tessera_core::Engine {
@@ -272,4 +302,107 @@ pub fn exchange_body(machine: &str, account: &str, scope: &str) -> String {
 pub fn refresh_body(rt: &str) -> String {
     serde_json::json!({"grant_type": "refresh_token", "refresh_token_data": {"refresh_token": rt}})
         .to_string()
+}
+
+/// A partner with a registered client and an admin user, as seed 002's onboarding hands out.
+pub struct Onboarded {
+    pub partner: TestPartner,
+    pub client_id: String,
+    pub client_secret: String,
+    pub admin_email: String,
+    pub admin_password: String,
+}
+
+impl Onboarded {
+    /// `-u client_id:client_secret`
+    pub fn basic(&self) -> String {
+        format!(
+            "Basic {}",
+            STANDARD.encode(format!("{}:{}", self.client_id, self.client_secret))
+        )
+    }
+}
+
+impl TestServer {
+    /// Onboard a partner for the standard dialect with a client allowed `grants`.
+    pub async fn onboard(&self, grants: &[&str]) -> Onboarded {
+        let partner = self.partner_with_scopes("WRITE crm transport").await;
+        let grants: Vec<String> = grants.iter().map(|g| g.to_string()).collect();
+        let (client, secret) = admin::create_client(
+            self.store.as_ref(),
+            admin::NewClient {
+                partner_id: &partner.id,
+                name: "Escrow App",
+                grant_types: &grants,
+                scopes: "WRITE crm",
+                redirect_uris: &[],
+                frame_origins: &[],
+                dev: false,
+            },
+            unix_now(),
+        )
+        .await
+        .unwrap();
+        let admin_email = format!("owner-{}@org.example", uuid_suffix());
+        let admin_password = format!("owner-secret-{}", uuid_suffix());
+        admin::create_user(
+            self.store.as_ref(),
+            admin::NewUser {
+                partner_id: &partner.id,
+                username: &admin_email,
+                password: &admin_password,
+                role: tessera_core::model::Role::Admin,
+                account_id: None,
+            },
+            unix_now(),
+        )
+        .await
+        .unwrap();
+        Onboarded {
+            partner,
+            client_id: client.id,
+            client_secret: secret.expose().to_string(),
+            admin_email,
+            admin_password,
+        }
+    }
+
+    /// POST a form body with an optional Authorization header.
+    pub async fn form(&self, path: &str, auth: Option<&str>, pairs: &[(&str, &str)]) -> Resp {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        self.form_raw(path, auth, &body).await
+    }
+
+    pub async fn form_raw(&self, path: &str, auth: Option<&str>, body: &str) -> Resp {
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body.to_string());
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        Resp::from(req.send().await.unwrap()).await
+    }
+
+    pub async fn app_token(&self, o: &Onboarded) -> String {
+        let r = self
+            .form(
+                "/oauth/token",
+                Some(&o.basic()),
+                &[("grant_type", "client_credentials"), ("scope", "WRITE")],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["access_token"].as_str().unwrap().to_string()
+    }
+}
+
+impl Resp {
+    /// `error` of a standard-dialect error body.
+    pub fn oauth_error(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("<none>")
+    }
 }
