@@ -333,13 +333,39 @@ pub async fn create_user(
     }
 }
 
-pub async fn add_scopes(store: &dyn Store, names: &[String]) -> Result<Vec<String>, AdminError> {
+/// Revoke a user's consent for a client, with every refresh token issued under it.
+pub async fn revoke_grant(
+    store: &dyn Store,
+    user_id: &str,
+    client_id: &str,
+    now: i64,
+) -> Result<bool, AdminError> {
+    Ok(store
+        .revoke_grant(
+            user_id,
+            client_id,
+            now + crate::policy::MAX_ACCESS_TOKEN_TTL,
+            now,
+        )
+        .await?)
+}
+
+pub async fn add_scopes(
+    store: &dyn Store,
+    names: &[String],
+    description: Option<&str>,
+) -> Result<Vec<String>, AdminError> {
     if names.is_empty() {
         return Err(AdminError::Invalid("name at least one scope".into()));
     }
     let set = ScopeSet::parse(&names.join(" ")).map_err(|e| AdminError::Invalid(e.to_string()))?;
     let names: Vec<String> = set.iter().map(str::to_string).collect();
-    store.add_scopes(&names).await?;
+    if description.is_some_and(|d| d.trim().is_empty() || d.chars().count() > 200) {
+        return Err(AdminError::Invalid(
+            "a scope description must be 1 to 200 characters".into(),
+        ));
+    }
+    store.add_scopes(&names, description).await?;
     Ok(names)
 }
 

@@ -446,7 +446,7 @@ impl Engine {
 
     // ---- client and user authentication (standard dialect) ------------------------------------
 
-    pub(crate) async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, GrantError> {
+    pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, GrantError> {
         if let Some(c) = self.clients.get(id) {
             return Ok(Some(c));
         }

@@ -75,6 +75,15 @@ pub enum GrantError {
     RefreshTokenInvalid(&'static str),
     #[error("the token was issued to another client")]
     ClientIdMismatch,
+    #[error("the authorization code is invalid: {0}")]
+    AuthorizationCodeInvalid(&'static str),
+    #[error("the code verifier is invalid: {0}")]
+    CodeVerifierInvalid(&'static str),
+    #[error("redirect_uri differs from the authorization request")]
+    RedirectUriMismatch,
+    /// The user has not granted, or has revoked, the client's access.
+    #[error("the user has not granted access or has revoked it")]
+    MissingGrant,
     #[error("too many token requests")]
     RateLimited { retry_after_secs: u64 },
     #[error("the service is temporarily unavailable")]

@@ -11,6 +11,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod authorize;
 pub mod engine;
 pub mod error;
 pub mod grants;

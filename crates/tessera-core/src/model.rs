@@ -185,6 +185,63 @@ pub struct RefreshToken {
     pub family_issued_at: i64,
     pub rotated_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The user's consent this family rests on (authorization-code flows); revoking the grant
+    /// revokes the family.
+    pub grant_id: Option<String>,
+}
+
+/// A user's consent that a client may act with some scopes (SPEC §1 "grant").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub id: String,
+    pub user_id: String,
+    pub client_id: String,
+    /// Space-separated, canonical.
+    pub scope: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A pending `/authorize` request, validated, waiting for the user to log in and consent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthorizationRequest {
+    pub id: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub state: Option<String>,
+    pub code_challenge: String,
+    pub code_challenge_method: String,
+    /// `partner` or `standard`: which dialect's error codes a failure redirect carries.
+    pub dialect: String,
+    pub expires_at: i64,
+}
+
+/// An authorization code as stored: the SHA-256 of the code and everything it is bound to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthorizationCode {
+    pub digest: SecretDigest,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub code_challenge_method: String,
+    pub user_id: String,
+    pub account_id: Option<String>,
+    pub scope: String,
+    pub grant_id: String,
+    /// The refresh family the code's first use issues, so that a second use can revoke it.
+    pub family_id: String,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+/// A signed-in browser session on the authorization pages. Only the SHA-256 of the cookie is
+/// stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub digest: SecretDigest,
+    pub user_id: String,
+    pub expires_at: i64,
 }
 
 /// Something that changed in the store and that every node's caches must learn of.

@@ -24,3 +24,12 @@ pub const MIN_PASSWORD_LEN: usize = 12;
 pub const MAX_TOKEN_LEN: usize = crate::jwt::MAX_JWT_LEN;
 pub const MAX_PAGE_SIZE: u32 = 200;
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
+
+/// Authorization codes live 5 minutes (RFC 9700 §4.2: short-lived, single use).
+pub const AUTHORIZATION_CODE_TTL: i64 = 300;
+/// A pending `/authorize` request waits 30 minutes for the user to log in and consent.
+pub const AUTHORIZATION_REQUEST_TTL: i64 = 1_800;
+/// A browser session on the authorization pages lasts 12 hours.
+pub const SESSION_TTL: i64 = 12 * 3_600;
+/// Longest `state` accepted and echoed back.
+pub const MAX_STATE_LEN: usize = 1_024;

@@ -15,7 +15,7 @@ impl Engine {
             let Some(record) = self.store.refresh_token(&SecretDigest::of(token)).await? else {
                 return Ok(());
             };
-            if record.client_id != caller.client_id() {
+            if !caller.token_owner().owns(&record) {
                 return Err(GrantError::NotPartnersResource("token"));
             }
             let until = now + MAX_ACCESS_TOKEN_TTL;

@@ -25,6 +25,8 @@ pub enum SecretKind {
     ClientSecret,
     ClientUserToken,
     AuthorizationCode,
+    /// A browser session on the authorization pages (cookie value).
+    Session,
 }
 
 impl SecretKind {
@@ -35,6 +37,7 @@ impl SecretKind {
             SecretKind::ClientSecret => "tcs_",
             SecretKind::ClientUserToken => "tcu_",
             SecretKind::AuthorizationCode => "tac_",
+            SecretKind::Session => "tss_",
         }
     }
 
@@ -46,6 +49,7 @@ impl SecretKind {
             SecretKind::ClientSecret,
             SecretKind::ClientUserToken,
             SecretKind::AuthorizationCode,
+            SecretKind::Session,
         ]
         .into_iter()
         .find(|k| presented.starts_with(k.prefix()))
@@ -79,6 +83,11 @@ pub fn generate(kind: SecretKind) -> Secret {
     s.push_str(kind.prefix());
     URL_SAFE_NO_PAD.encode_string(bytes, &mut s);
     Secret(Zeroizing::new(s))
+}
+
+/// A new record id: a UUIDv7 (unique, time-ordered, not secret).
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
 }
 
 /// `N` bytes from the operating system's CSPRNG.

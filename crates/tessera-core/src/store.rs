@@ -10,7 +10,10 @@
 use async_trait::async_trait;
 
 use crate::keys::StoredKey;
-use crate::model::{Account, Change, Client, Partner, PartnerStatus, RefreshToken, User};
+use crate::model::{
+    Account, AuthorizationCode, AuthorizationRequest, Change, Client, Grant, Partner,
+    PartnerStatus, RefreshToken, Session, User,
+};
 use crate::secret::SecretDigest;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +46,33 @@ pub enum Rotation {
     Unknown,
     /// The token belongs to another client; nothing was written.
     WrongClient,
+}
+
+/// Who may use a refresh token: a registered client uses its own; a partner (partner dialect)
+/// uses any of its own or its clients'.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenOwner {
+    Client(String),
+    Partner(String),
+}
+
+impl TokenOwner {
+    pub fn owns(&self, token: &RefreshToken) -> bool {
+        match self {
+            TokenOwner::Client(id) => token.client_id == *id,
+            TokenOwner::Partner(id) => token.partner_id == *id,
+        }
+    }
+}
+
+/// What [`AuthorizationStore::take_authorization_code`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeTaking {
+    /// First use: the code is now spent. Expiry and binding are for the caller to check.
+    Taken(AuthorizationCode),
+    /// Already spent before this call.
+    Reused(AuthorizationCode),
+    Unknown,
 }
 
 /// The new token of a rotation: everything else is copied from the presented one.
@@ -117,8 +147,11 @@ pub trait UserStore {
 
 #[async_trait]
 pub trait ScopeStore {
-    /// Register scope names (existing names are left alone); emits `Change::Scopes`.
-    async fn add_scopes(&self, names: &[String]) -> StoreResult<()>;
+    /// Register scope names (an existing name keeps its description unless a new one is
+    /// given); emits `Change::Scopes`.
+    async fn add_scopes(&self, names: &[String], description: Option<&str>) -> StoreResult<()>;
+    /// Every scope with its human description, for consent pages.
+    async fn scope_descriptions(&self) -> StoreResult<Vec<(String, Option<String>)>>;
     async fn list_scopes(&self) -> StoreResult<Vec<String>>;
 }
 
@@ -136,15 +169,15 @@ pub trait TokenStore {
     async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()>;
 
     /// Atomically rotate `presented` into a successor: if and only if the presented token exists,
-    /// belongs to `client_id`, is neither rotated nor revoked, and `expires_at > now`, mark it
-    /// rotated at `now` and insert the successor (same family, client, subject and scope, issued
-    /// at `now`, with `successor`'s digest and expiry), in one transaction. Of any number of
-    /// concurrent calls with the same presented token (on any number of nodes), exactly one
-    /// returns `Rotated`. A token of another client is left untouched (`WrongClient`).
+    /// belongs to `owner`, is neither rotated nor revoked, and `expires_at > now`, mark it
+    /// rotated at `now` and insert the successor (same family, client, subject, scope and grant,
+    /// issued at `now`, with `successor`'s digest and expiry), in one transaction. Of any number
+    /// of concurrent calls with the same presented token (on any number of nodes), exactly one
+    /// returns `Rotated`. A token of another owner is left untouched (`WrongClient`).
     async fn rotate_refresh_token(
         &self,
         presented: &SecretDigest,
-        client_id: &str,
+        owner: &TokenOwner,
         successor: &Successor,
         now: i64,
     ) -> StoreResult<Rotation>;
@@ -161,6 +194,58 @@ pub trait TokenStore {
 
     /// Every revocation still in force at `now` as `(id, until)`.
     async fn active_revocations(&self, now: i64) -> StoreResult<Vec<(String, i64)>>;
+}
+
+/// The authorization-code flow: pending requests, browser sessions, consents and codes.
+#[async_trait]
+pub trait AuthorizationStore {
+    async fn insert_authorization_request(&self, request: &AuthorizationRequest)
+    -> StoreResult<()>;
+    /// A pending request, if it exists and `expires_at > now`.
+    async fn authorization_request(
+        &self,
+        id: &str,
+        now: i64,
+    ) -> StoreResult<Option<AuthorizationRequest>>;
+
+    async fn insert_session(&self, session: &Session) -> StoreResult<()>;
+    /// A session, if it exists and `expires_at > now`.
+    async fn session(&self, digest: &SecretDigest, now: i64) -> StoreResult<Option<Session>>;
+    async fn delete_session(&self, digest: &SecretDigest) -> StoreResult<()>;
+
+    /// Record that `user_id` lets `client_id` use `scope`: the active grant's scope becomes the
+    /// union of the old and the new; a revoked or missing grant is replaced by a new one.
+    /// Returns the active grant.
+    async fn upsert_grant(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+        now: i64,
+    ) -> StoreResult<Grant>;
+    async fn active_grant(&self, user_id: &str, client_id: &str) -> StoreResult<Option<Grant>>;
+    async fn grant_by_id(&self, id: &str) -> StoreResult<Option<Grant>>;
+    /// The user's active grants, oldest first.
+    async fn list_grants(&self, user_id: &str) -> StoreResult<Vec<Grant>>;
+    /// Revoke the active grant of `user_id` for `client_id` and, in the same transaction, every
+    /// refresh token issued under it, recording `Change::Revoked` for each family (its `sid`)
+    /// until `until`. Returns whether a grant was revoked.
+    async fn revoke_grant(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        until: i64,
+        now: i64,
+    ) -> StoreResult<bool>;
+
+    async fn insert_authorization_code(&self, code: &AuthorizationCode) -> StoreResult<()>;
+    /// Spend a code: atomically mark it used at `now` if it was unused. Of concurrent calls
+    /// with one code exactly one gets `Taken`.
+    async fn take_authorization_code(
+        &self,
+        digest: &SecretDigest,
+        now: i64,
+    ) -> StoreResult<CodeTaking>;
 }
 
 #[async_trait]
@@ -183,6 +268,7 @@ pub trait Store:
     + ScopeStore
     + KeyStore
     + TokenStore
+    + AuthorizationStore
     + ChangeFeed
     + Send
     + Sync

@@ -66,6 +66,19 @@ pub struct TokenRequest {
     pub token_exchange_data: Option<TokenExchangeData>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token_data: Option<RefreshTokenData>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_code_data: Option<AuthorizationCodeData>,
+}
+
+/// `authorization_code_data` (seed 000's authorization-code model).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct AuthorizationCodeData {
+    pub client_id: String,
+    pub code: String,
+    pub redirect_uri: String,
+    /// Optional on the wire so that a missing verifier gets OAUTH_CODE_VERIFIER_INVALID.
+    #[serde(default)]
+    pub code_verifier: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,6 +104,7 @@ pub struct RefreshTokenData {
 
 redacted_debug!(TokenExchangeData { subject_token_type, requested_subject, scope } secret { subject_token });
 redacted_debug!(RefreshTokenData {} secret { refresh_token });
+redacted_debug!(AuthorizationCodeData { client_id, redirect_uri } secret { code, code_verifier });
 
 /// `data` of a successful token response.
 #[derive(Clone, Serialize, Deserialize)]

@@ -9,6 +9,7 @@
 
 pub mod body;
 pub mod ops;
+pub mod pages;
 pub mod partner;
 pub mod standard;
 pub mod tls;
@@ -55,6 +56,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(partner::routes())
         .merge(standard::routes())
+        .merge(pages::routes())
         .merge(ops::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

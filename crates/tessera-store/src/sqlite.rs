@@ -13,14 +13,15 @@ use sqlx::sqlite::{
 use sqlx::{Row, raw_sql};
 use tessera_core::keys::{Alg, StoredKey};
 use tessera_core::model::{
-    Account, Change, Client, GrantType, Partner, PartnerStatus, PasswordHash, RefreshToken, Role,
-    User,
+    Account, AuthorizationCode, AuthorizationRequest, Change, Client, Grant, GrantType, Partner,
+    PartnerStatus, PasswordHash, RefreshToken, Role, Session, User,
 };
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretDigest;
 use tessera_core::store::{
-    AccountStore, ChangeFeed, ClientStore, KeyStore, PartnerStore, Rotation, ScopeStore, Store,
-    StoreError, StoreResult, Successor, TokenStore, UserStore,
+    AccountStore, AuthorizationStore, ChangeFeed, ClientStore, CodeTaking, KeyStore, PartnerStore,
+    Rotation, ScopeStore, Store, StoreError, StoreResult, Successor, TokenOwner, TokenStore,
+    UserStore,
 };
 
 /// Migrations, applied in order inside one transaction each; the applied version is kept in
@@ -30,6 +31,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         2,
         include_str!("../migrations/sqlite/0002_user_profile.sql"),
+    ),
+    (
+        3,
+        include_str!("../migrations/sqlite/0003_authorization_code.sql"),
     ),
 ];
 
@@ -216,6 +221,35 @@ fn refresh_of(row: &SqliteRow) -> StoreResult<RefreshToken> {
         family_issued_at: row.try_get("family_issued_at").map_err(err)?,
         rotated_at: row.try_get("rotated_at").map_err(err)?,
         revoked_at: row.try_get("revoked_at").map_err(err)?,
+        grant_id: row.try_get("grant_id").map_err(err)?,
+    })
+}
+
+fn grant_of(row: &SqliteRow) -> StoreResult<Grant> {
+    Ok(Grant {
+        id: row.try_get("id").map_err(err)?,
+        user_id: row.try_get("user_id").map_err(err)?,
+        client_id: row.try_get("client_id").map_err(err)?,
+        scope: row.try_get("scope").map_err(err)?,
+        created_at: row.try_get("created_at").map_err(err)?,
+        revoked_at: row.try_get("revoked_at").map_err(err)?,
+    })
+}
+
+fn code_of(row: &SqliteRow) -> StoreResult<AuthorizationCode> {
+    Ok(AuthorizationCode {
+        digest: digest_of(row, "digest")?,
+        client_id: row.try_get("client_id").map_err(err)?,
+        redirect_uri: row.try_get("redirect_uri").map_err(err)?,
+        code_challenge: row.try_get("code_challenge").map_err(err)?,
+        code_challenge_method: row.try_get("code_challenge_method").map_err(err)?,
+        user_id: row.try_get("user_id").map_err(err)?,
+        account_id: row.try_get("account_id").map_err(err)?,
+        scope: row.try_get("scope").map_err(err)?,
+        grant_id: row.try_get("grant_id").map_err(err)?,
+        family_id: row.try_get("family_id").map_err(err)?,
+        expires_at: row.try_get("expires_at").map_err(err)?,
+        used_at: row.try_get("used_at").map_err(err)?,
     })
 }
 
@@ -551,17 +585,36 @@ impl UserStore for SqliteStore {
 
 #[async_trait]
 impl ScopeStore for SqliteStore {
-    async fn add_scopes(&self, names: &[String]) -> StoreResult<()> {
+    async fn add_scopes(&self, names: &[String], description: Option<&str>) -> StoreResult<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         for name in names {
-            sqlx::query("INSERT INTO scopes (name) VALUES (?) ON CONFLICT (name) DO NOTHING")
-                .bind(name)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
+            sqlx::query(
+                "INSERT INTO scopes (name, description) VALUES (?, ?)
+                 ON CONFLICT (name) DO UPDATE SET description = coalesce(excluded.description, description)",
+            )
+            .bind(name)
+            .bind(description)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
         }
         emit(&mut tx, &Change::Scopes).await?;
         tx.commit().await.map_err(err)
+    }
+
+    async fn scope_descriptions(&self) -> StoreResult<Vec<(String, Option<String>)>> {
+        let rows = sqlx::query("SELECT name, description FROM scopes ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("name").map_err(err)?,
+                    r.try_get("description").map_err(err)?,
+                ))
+            })
+            .collect()
     }
 
     async fn list_scopes(&self) -> StoreResult<Vec<String>> {
@@ -613,8 +666,8 @@ impl TokenStore for SqliteStore {
     async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO refresh_tokens (digest, family_id, partner_id, client_id, subject, account_id,
-                 scope, issued_at, expires_at, family_issued_at, rotated_at, revoked_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 scope, issued_at, expires_at, family_issued_at, rotated_at, revoked_at, grant_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&t.digest.0[..])
         .bind(&t.family_id)
@@ -628,6 +681,7 @@ impl TokenStore for SqliteStore {
         .bind(t.family_issued_at)
         .bind(t.rotated_at)
         .bind(t.revoked_at)
+        .bind(&t.grant_id)
         .execute(&self.pool)
         .await
         .map_err(err)?;
@@ -637,23 +691,34 @@ impl TokenStore for SqliteStore {
     async fn rotate_refresh_token(
         &self,
         presented: &SecretDigest,
-        client_id: &str,
+        owner: &TokenOwner,
         successor: &Successor,
         now: i64,
     ) -> StoreResult<Rotation> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
-        let rotated = sqlx::query(
-            "UPDATE refresh_tokens SET rotated_at = ?1
-             WHERE digest = ?2 AND client_id = ?3 AND rotated_at IS NULL AND revoked_at IS NULL
-               AND expires_at > ?1
-             RETURNING *",
-        )
-        .bind(now)
-        .bind(&presented.0[..])
-        .bind(client_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(err)?;
+        let (sql, owner_id) = match owner {
+            TokenOwner::Client(id) => (
+                "UPDATE refresh_tokens SET rotated_at = ?1
+                 WHERE digest = ?2 AND client_id = ?3 AND rotated_at IS NULL
+                   AND revoked_at IS NULL AND expires_at > ?1
+                 RETURNING *",
+                id,
+            ),
+            TokenOwner::Partner(id) => (
+                "UPDATE refresh_tokens SET rotated_at = ?1
+                 WHERE digest = ?2 AND partner_id = ?3 AND rotated_at IS NULL
+                   AND revoked_at IS NULL AND expires_at > ?1
+                 RETURNING *",
+                id,
+            ),
+        };
+        let rotated = sqlx::query(sql)
+            .bind(now)
+            .bind(&presented.0[..])
+            .bind(owner_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?;
         let Some(row) = rotated else {
             let found = sqlx::query("SELECT * FROM refresh_tokens WHERE digest = ?")
                 .bind(&presented.0[..])
@@ -664,10 +729,10 @@ impl TokenStore for SqliteStore {
                 None => Rotation::Unknown,
                 Some(row) => {
                     let record = refresh_of(&row)?;
-                    if record.client_id != client_id {
-                        Rotation::WrongClient
-                    } else {
+                    if owner.owns(&record) {
                         Rotation::NotActive(record)
+                    } else {
+                        Rotation::WrongClient
                     }
                 }
             });
@@ -684,8 +749,8 @@ impl TokenStore for SqliteStore {
         };
         sqlx::query(
             "INSERT INTO refresh_tokens (digest, family_id, partner_id, client_id, subject, account_id,
-                 scope, issued_at, expires_at, family_issued_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 scope, issued_at, expires_at, family_issued_at, grant_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&next.digest.0[..])
         .bind(&next.family_id)
@@ -697,6 +762,7 @@ impl TokenStore for SqliteStore {
         .bind(next.issued_at)
         .bind(next.expires_at)
         .bind(next.family_issued_at)
+        .bind(&next.grant_id)
         .execute(&mut *tx)
         .await
         .map_err(err)?;
@@ -770,6 +836,303 @@ async fn record_revocation(conn: &mut SqliteConnection, id: &str, until: i64) ->
         },
     )
     .await
+}
+
+#[async_trait]
+impl AuthorizationStore for SqliteStore {
+    async fn insert_authorization_request(&self, r: &AuthorizationRequest) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO authorization_requests (id, client_id, redirect_uri, scope, state,
+                 code_challenge, code_challenge_method, dialect, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&r.id)
+        .bind(&r.client_id)
+        .bind(&r.redirect_uri)
+        .bind(&r.scope)
+        .bind(&r.state)
+        .bind(&r.code_challenge)
+        .bind(&r.code_challenge_method)
+        .bind(&r.dialect)
+        .bind(r.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn authorization_request(
+        &self,
+        id: &str,
+        now: i64,
+    ) -> StoreResult<Option<AuthorizationRequest>> {
+        let row =
+            sqlx::query("SELECT * FROM authorization_requests WHERE id = ? AND expires_at > ?")
+                .bind(id)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?;
+        row.map(|r| {
+            Ok(AuthorizationRequest {
+                id: r.try_get("id").map_err(err)?,
+                client_id: r.try_get("client_id").map_err(err)?,
+                redirect_uri: r.try_get("redirect_uri").map_err(err)?,
+                scope: r.try_get("scope").map_err(err)?,
+                state: r.try_get("state").map_err(err)?,
+                code_challenge: r.try_get("code_challenge").map_err(err)?,
+                code_challenge_method: r.try_get("code_challenge_method").map_err(err)?,
+                dialect: r.try_get("dialect").map_err(err)?,
+                expires_at: r.try_get("expires_at").map_err(err)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn insert_session(&self, s: &Session) -> StoreResult<()> {
+        sqlx::query("INSERT INTO sessions (digest, user_id, expires_at) VALUES (?, ?, ?)")
+            .bind(&s.digest.0[..])
+            .bind(&s.user_id)
+            .bind(s.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn session(&self, digest: &SecretDigest, now: i64) -> StoreResult<Option<Session>> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE digest = ? AND expires_at > ?")
+            .bind(&digest.0[..])
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        row.map(|r| {
+            Ok(Session {
+                digest: digest_of(&r, "digest")?,
+                user_id: r.try_get("user_id").map_err(err)?,
+                expires_at: r.try_get("expires_at").map_err(err)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_session(&self, digest: &SecretDigest) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE digest = ?")
+            .bind(&digest.0[..])
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn upsert_grant(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+        now: i64,
+    ) -> StoreResult<Grant> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let existing = sqlx::query(
+            "SELECT * FROM grants WHERE user_id = ? AND client_id = ? AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?
+        .as_ref()
+        .map(grant_of)
+        .transpose()?;
+        let grant = match existing {
+            Some(mut g) => {
+                let union = union_scope(&g.scope, scope);
+                if union != g.scope {
+                    sqlx::query("UPDATE grants SET scope = ? WHERE id = ?")
+                        .bind(&union)
+                        .bind(&g.id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                    g.scope = union;
+                }
+                g
+            }
+            None => {
+                let g = Grant {
+                    id: uuid_v7(),
+                    user_id: user_id.into(),
+                    client_id: client_id.into(),
+                    scope: union_scope("", scope),
+                    created_at: now,
+                    revoked_at: None,
+                };
+                sqlx::query(
+                    "INSERT INTO grants (id, user_id, client_id, scope, created_at) VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(&g.id)
+                .bind(&g.user_id)
+                .bind(&g.client_id)
+                .bind(&g.scope)
+                .bind(g.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+                g
+            }
+        };
+        tx.commit().await.map_err(err)?;
+        Ok(grant)
+    }
+
+    async fn active_grant(&self, user_id: &str, client_id: &str) -> StoreResult<Option<Grant>> {
+        sqlx::query(
+            "SELECT * FROM grants WHERE user_id = ? AND client_id = ? AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?
+        .as_ref()
+        .map(grant_of)
+        .transpose()
+    }
+
+    async fn grant_by_id(&self, id: &str) -> StoreResult<Option<Grant>> {
+        sqlx::query("SELECT * FROM grants WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .as_ref()
+            .map(grant_of)
+            .transpose()
+    }
+
+    async fn list_grants(&self, user_id: &str) -> StoreResult<Vec<Grant>> {
+        sqlx::query(
+            "SELECT * FROM grants WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at, id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?
+        .iter()
+        .map(grant_of)
+        .collect()
+    }
+
+    async fn revoke_grant(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        until: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let grant: Option<String> = sqlx::query_scalar(
+            "UPDATE grants SET revoked_at = ? WHERE user_id = ? AND client_id = ? AND revoked_at IS NULL
+             RETURNING id",
+        )
+        .bind(now)
+        .bind(user_id)
+        .bind(client_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+        let Some(grant_id) = grant else {
+            return Ok(false);
+        };
+        let families: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT family_id FROM refresh_tokens WHERE grant_id = ?")
+                .bind(&grant_id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(err)?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(&grant_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        for family in families {
+            record_revocation(&mut tx, &family, until).await?;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(true)
+    }
+
+    async fn insert_authorization_code(&self, c: &AuthorizationCode) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO authorization_codes (digest, client_id, redirect_uri, code_challenge,
+                 code_challenge_method, user_id, account_id, scope, grant_id, family_id, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.digest.0[..])
+        .bind(&c.client_id)
+        .bind(&c.redirect_uri)
+        .bind(&c.code_challenge)
+        .bind(&c.code_challenge_method)
+        .bind(&c.user_id)
+        .bind(&c.account_id)
+        .bind(&c.scope)
+        .bind(&c.grant_id)
+        .bind(&c.family_id)
+        .bind(c.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn take_authorization_code(
+        &self,
+        digest: &SecretDigest,
+        now: i64,
+    ) -> StoreResult<CodeTaking> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let taken = sqlx::query(
+            "UPDATE authorization_codes SET used_at = ? WHERE digest = ? AND used_at IS NULL RETURNING *",
+        )
+        .bind(now)
+        .bind(&digest.0[..])
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+        let result = match taken {
+            Some(row) => CodeTaking::Taken(code_of(&row)?),
+            None => match sqlx::query("SELECT * FROM authorization_codes WHERE digest = ?")
+                .bind(&digest.0[..])
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?
+            {
+                Some(row) => CodeTaking::Reused(code_of(&row)?),
+                None => CodeTaking::Unknown,
+            },
+        };
+        tx.commit().await.map_err(err)?;
+        Ok(result)
+    }
+}
+
+fn union_scope(a: &str, b: &str) -> String {
+    let mut set: Vec<&str> = a
+        .split(' ')
+        .chain(b.split(' '))
+        .filter(|s| !s.is_empty())
+        .collect();
+    set.sort_unstable();
+    set.dedup();
+    set.join(" ")
+}
+
+fn uuid_v7() -> String {
+    tessera_core::secret::new_id()
 }
 
 #[async_trait]

@@ -10,7 +10,7 @@ use tessera_core::model::{
 };
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretDigest;
-use tessera_core::store::{Rotation, Store, StoreError, Successor};
+use tessera_core::store::{CodeTaking, Rotation, Store, StoreError, Successor, TokenOwner};
 
 /// A fresh, empty store of each backend under test.
 async fn stores() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
@@ -49,6 +49,7 @@ fn refresh(digest: u8, family: &str, expires_at: i64) -> RefreshToken {
         family_issued_at: 100,
         rotated_at: None,
         revoked_at: None,
+        grant_id: None,
     }
 }
 
@@ -254,14 +255,24 @@ async fn rotation_is_a_compare_and_swap_with_reuse_evidence() {
 
         // Another client's attempt changes nothing.
         assert_eq!(
-            s.rotate_refresh_token(&SecretDigest([1; 32]), "other", &next, 200)
-                .await
-                .unwrap(),
+            s.rotate_refresh_token(
+                &SecretDigest([1; 32]),
+                &TokenOwner::Client("other".into()),
+                &next,
+                200
+            )
+            .await
+            .unwrap(),
             Rotation::WrongClient,
             "{name}"
         );
         let Rotation::Rotated(old) = s
-            .rotate_refresh_token(&SecretDigest([1; 32]), "p1", &next, 200)
+            .rotate_refresh_token(
+                &SecretDigest([1; 32]),
+                &TokenOwner::Client("p1".into()),
+                &next,
+                200,
+            )
             .await
             .unwrap()
         else {
@@ -290,7 +301,12 @@ async fn rotation_is_a_compare_and_swap_with_reuse_evidence() {
             expires_at: 2000,
         };
         match s
-            .rotate_refresh_token(&SecretDigest([1; 32]), "p1", &again, 201)
+            .rotate_refresh_token(
+                &SecretDigest([1; 32]),
+                &TokenOwner::Client("p1".into()),
+                &again,
+                201,
+            )
             .await
             .unwrap()
         {
@@ -304,9 +320,14 @@ async fn rotation_is_a_compare_and_swap_with_reuse_evidence() {
                 .is_none()
         );
         assert_eq!(
-            s.rotate_refresh_token(&SecretDigest([9; 32]), "p1", &again, 201)
-                .await
-                .unwrap(),
+            s.rotate_refresh_token(
+                &SecretDigest([9; 32]),
+                &TokenOwner::Client("p1".into()),
+                &again,
+                201
+            )
+            .await
+            .unwrap(),
             Rotation::Unknown
         );
 
@@ -319,9 +340,14 @@ async fn rotation_is_a_compare_and_swap_with_reuse_evidence() {
             expires_at: 2000,
         };
         assert!(matches!(
-            s.rotate_refresh_token(&SecretDigest([4; 32]), "p1", &n, 300)
-                .await
-                .unwrap(),
+            s.rotate_refresh_token(
+                &SecretDigest([4; 32]),
+                &TokenOwner::Client("p1".into()),
+                &n,
+                300
+            )
+            .await
+            .unwrap(),
             Rotation::NotActive(_)
         ));
     }
@@ -341,9 +367,14 @@ async fn concurrent_rotations_have_exactly_one_winner() {
                     digest: SecretDigest([100 + i; 32]),
                     expires_at: 2000,
                 };
-                s.rotate_refresh_token(&SecretDigest([1; 32]), "p1", &next, 200)
-                    .await
-                    .unwrap()
+                s.rotate_refresh_token(
+                    &SecretDigest([1; 32]),
+                    &TokenOwner::Client("p1".into()),
+                    &next,
+                    200,
+                )
+                .await
+                .unwrap()
             }));
         }
         let mut winners = 0;
@@ -366,9 +397,14 @@ async fn revoking_a_family_revokes_every_token_and_is_fed() {
             digest: SecretDigest([2; 32]),
             expires_at: 2000,
         };
-        s.rotate_refresh_token(&SecretDigest([1; 32]), "p1", &next, 200)
-            .await
-            .unwrap();
+        s.rotate_refresh_token(
+            &SecretDigest([1; 32]),
+            &TokenOwner::Client("p1".into()),
+            &next,
+            200,
+        )
+        .await
+        .unwrap();
         s.insert_refresh_token(&refresh(3, "other", 1000))
             .await
             .unwrap();
@@ -441,16 +477,24 @@ async fn key_rotation_retires_the_previous_key_atomically() {
 #[tokio::test]
 async fn scopes_register_idempotently_and_the_feed_pages_and_prunes() {
     for (name, s, _dir) in stores().await {
-        s.add_scopes(&["crm".into(), "WRITE".into()]).await.unwrap();
-        s.add_scopes(&["crm".into()]).await.unwrap();
+        s.add_scopes(&["crm".into(), "WRITE".into()], None)
+            .await
+            .unwrap();
+        s.add_scopes(&["crm".into()], Some("Your contacts"))
+            .await
+            .unwrap();
+        s.add_scopes(&["crm".into()], None).await.unwrap();
+        let described = s.scope_descriptions().await.unwrap();
+        assert!(described.contains(&("crm".to_string(), Some("Your contacts".to_string()))));
+        assert!(described.contains(&("WRITE".to_string(), None)));
         assert_eq!(s.list_scopes().await.unwrap(), ["WRITE", "crm"], "{name}");
         let all = s.changes_since(0, 1000).await.unwrap();
-        assert_eq!(all.len(), 2);
+        assert_eq!(all.len(), 3);
         let first = s.changes_since(0, 1).await.unwrap();
         assert_eq!(first.len(), 1);
-        assert_eq!(s.changes_since(first[0].0, 10).await.unwrap().len(), 1);
-        assert_eq!(s.latest_change().await.unwrap(), all[1].0);
-        assert_eq!(s.prune_changes(i64::MAX).await.unwrap(), 2);
+        assert_eq!(s.changes_since(first[0].0, 10).await.unwrap().len(), 2);
+        assert_eq!(s.latest_change().await.unwrap(), all[2].0);
+        assert_eq!(s.prune_changes(i64::MAX).await.unwrap(), 3);
         s.ping().await.unwrap();
     }
 }

@@ -140,6 +140,22 @@ pub enum ScopeCommand {
     Add {
         #[arg(required = true)]
         names: Vec<String>,
+        /// What the scope lets an application do, shown on the consent page.
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        db: Db,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GrantCommand {
+    /// Revoke a user's consent for a client, with every refresh token issued under it.
+    Revoke {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        client: String,
         #[command(flatten)]
         db: Db,
     },
@@ -283,10 +299,25 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<()> {
 }
 
 pub async fn scope(cmd: ScopeCommand) -> anyhow::Result<()> {
-    let ScopeCommand::Add { names, db } = cmd;
+    let ScopeCommand::Add {
+        names,
+        description,
+        db,
+    } = cmd;
     let store = db.open().await?;
-    let added = admin::add_scopes(store.as_ref(), &names).await?;
+    let added = admin::add_scopes(store.as_ref(), &names, description.as_deref()).await?;
     print(json!({"scopes": added}));
+    Ok(())
+}
+
+pub async fn grant(cmd: GrantCommand) -> anyhow::Result<()> {
+    let GrantCommand::Revoke { user, client, db } = cmd;
+    let store = db.open().await?;
+    let revoked = admin::revoke_grant(store.as_ref(), &user, &client, unix_now()).await?;
+    if !revoked {
+        bail!("user {user} has no active grant for client {client}");
+    }
+    print(json!({"user_id": user, "client_id": client, "revoked": true}));
     Ok(())
 }
 

@@ -42,7 +42,13 @@ pub async fn ensure_demo_data(store: &dyn Store) -> anyhow::Result<Demo> {
         });
     }
     let now = unix_now();
-    admin::add_scopes(store, &["transport".into(), "crm".into(), "WRITE".into()]).await?;
+    for (name, description) in [
+        ("transport", "Connect and manage your messaging channels"),
+        ("crm", "Read and update your contacts and deals"),
+        ("WRITE", "Create contracts and payments for you"),
+    ] {
+        admin::add_scopes(store, &[name.into()], Some(description)).await?;
+    }
     let partner_password = random_password();
     let partner = admin::create_partner(
         store,
@@ -73,8 +79,10 @@ pub async fn ensure_demo_data(store: &dyn Store) -> anyhow::Result<Demo> {
                 "client_credentials".into(),
                 "password".into(),
                 "refresh_token".into(),
+                "authorization_code".into(),
+                "token_exchange".into(),
             ],
-            scopes: "WRITE",
+            scopes: "WRITE transport crm",
             redirect_uris: &["http://127.0.0.1:9999/callback".into()],
             frame_origins: &[],
             dev: true,

@@ -42,6 +42,9 @@ enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(admin::KeysCommand),
+    /// Manage users' consents (grants).
+    #[command(subcommand)]
+    Grant(admin::GrantCommand),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
             Command::User(c) => admin::user(c).await,
             Command::Scope(c) => admin::scope(c).await,
             Command::Keys(c) => admin::keys(c).await,
+            Command::Grant(c) => admin::grant(c).await,
         }
     });
     match result {

@@ -3,6 +3,7 @@
 //! format into a [`GrantRequest`] and render the [`Issued`] or [`GrantError`] in their own shape;
 //! no grant knows which dialect called it.
 
+pub mod authorization_code;
 pub mod client_credentials;
 pub mod password;
 pub mod refresh_token;
@@ -16,6 +17,7 @@ use crate::jwt::TokenUse;
 use crate::model::{Client, GrantType, Partner};
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
+use crate::store::TokenOwner;
 
 /// `subject_token_type` of a machine token (seed 000).
 pub const MACHINE_TOKEN_TYPE: &str = "urn:wazzup:oauth:token-type:machine_token";
@@ -72,6 +74,14 @@ impl Caller {
         }
     }
 
+    /// Whose refresh tokens the caller may use.
+    pub fn token_owner(&self) -> TokenOwner {
+        match self {
+            Caller::Partner(p) => TokenOwner::Partner(p.id.clone()),
+            Caller::Client { client, .. } => TokenOwner::Client(client.id.clone()),
+        }
+    }
+
     /// The key its token requests are rate-limited under.
     fn rate_key(&self) -> &str {
         self.client_id()
@@ -81,6 +91,7 @@ impl Caller {
 /// A token request, parsed out of either dialect.
 #[derive(Debug)]
 pub enum GrantRequest {
+    AuthorizationCode(authorization_code::Request),
     ClientCredentials(client_credentials::Request),
     Password(password::Request),
     TokenExchange(token_exchange::Request),
@@ -90,6 +101,7 @@ pub enum GrantRequest {
 impl GrantRequest {
     pub fn grant_type(&self) -> GrantType {
         match self {
+            GrantRequest::AuthorizationCode(_) => GrantType::AuthorizationCode,
             GrantRequest::ClientCredentials(_) => GrantType::ClientCredentials,
             GrantRequest::Password(_) => GrantType::Password,
             GrantRequest::TokenExchange(_) => GrantType::TokenExchange,
@@ -134,6 +146,9 @@ impl Engine {
             ));
         }
         match request {
+            GrantRequest::AuthorizationCode(r) => {
+                authorization_code::grant(self, caller, r, now).await
+            }
             GrantRequest::ClientCredentials(r) => client_credentials::grant(self, caller, r, now),
             GrantRequest::Password(r) => password::grant(self, caller, r, now).await,
             GrantRequest::TokenExchange(r) => token_exchange::grant(self, caller, r, now).await,

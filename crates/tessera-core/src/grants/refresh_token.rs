@@ -70,7 +70,7 @@ pub async fn grant(
     let narrowed = request.scope.filter(|s| !s.is_empty());
     if let Some(scope) = &narrowed
         && let Some(record) = engine.store.refresh_token(&presented).await?
-        && record.client_id == caller.client_id()
+        && caller.token_owner().owns(&record)
     {
         let granted = ScopeSet::parse(&record.scope).map_err(|_| GrantError::Internal)?;
         require_within(scope, &granted)?;
@@ -82,7 +82,7 @@ pub async fn grant(
     };
     let record = match engine
         .store
-        .rotate_refresh_token(&presented, caller.client_id(), &next, now)
+        .rotate_refresh_token(&presented, &caller.token_owner(), &next, now)
         .await?
     {
         Rotation::Rotated(record) => record,
@@ -98,6 +98,10 @@ pub async fn grant(
     };
     let ttl = engine.config.client_access_token_ttl;
     let mut claims = account_claims(engine, caller, &record, ttl, now);
+    if record.grant_id.is_some() {
+        // A user's own authorization: the client acts for the user, no delegation chain.
+        claims.act = None;
+    }
     let scope = match narrowed {
         Some(s) => {
             claims.scope = s.to_claim();
@@ -165,6 +169,7 @@ mod tests {
             family_issued_at: 0,
             rotated_at: None,
             revoked_at: None,
+            grant_id: None,
         }
     }
 

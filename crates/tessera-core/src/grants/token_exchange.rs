@@ -172,6 +172,7 @@ pub async fn grant(
             family_issued_at: now,
             rotated_at: None,
             revoked_at: None,
+            grant_id: None,
         };
         // Durable before it is shown: the response is built only after the commit.
         engine.store.insert_refresh_token(&record).await?;

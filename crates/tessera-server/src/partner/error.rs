@@ -27,7 +27,8 @@ pub fn classify(e: &GrantError) -> (StatusCode, &'static str, String) {
             codes::OAUTH_INVALID_GRANT_TYPE,
             format!(
                 "grant_type {g:?} is not supported here: use client_credentials, \
-                 urn:ietf:params:oauth:grant-type:token-exchange or refresh_token"
+                 urn:ietf:params:oauth:grant-type:token-exchange, refresh_token or \
+                 authorization_code"
             ),
         ),
         E::AuthorizationHeader(why) => (
@@ -130,6 +131,26 @@ pub fn classify(e: &GrantError) -> (StatusCode, &'static str, String) {
             codes::OAUTH_REFRESH_TOKEN_INVALID,
             format!("the refresh token cannot be used: {why}"),
         ),
+        E::AuthorizationCodeInvalid(why) => (
+            StatusCode::BAD_REQUEST,
+            codes::OAUTH_AUTHORIZATION_CODE_INVALID,
+            format!("the authorization code cannot be used: {why}; request a new one"),
+        ),
+        E::CodeVerifierInvalid(why) => (
+            StatusCode::BAD_REQUEST,
+            codes::OAUTH_CODE_VERIFIER_INVALID,
+            format!("{why}; send the code_verifier you generated for this authorization"),
+        ),
+        E::RedirectUriMismatch => (
+            StatusCode::BAD_REQUEST,
+            codes::OAUTH_REDIRECT_URI_MISMATCH,
+            "redirect_uri must be the one used in the authorization request".into(),
+        ),
+        E::MissingGrant => (
+            StatusCode::FORBIDDEN,
+            codes::OAUTH_MISSING_GRANT,
+            "the user has not granted access or has revoked it; run the authorization again".into(),
+        ),
         E::ClientIdMismatch => (
             StatusCode::BAD_REQUEST,
             codes::OAUTH_CLIENT_ID_MISMATCH,
@@ -150,6 +171,19 @@ pub fn classify(e: &GrantError) -> (StatusCode, &'static str, String) {
             codes::INTERNAL_ERROR,
             "an internal error occurred; it has been logged".into(),
         ),
+    }
+}
+
+/// The `error` a failed `/v2/oauth/authorize` redirect carries: seed 000's codes.
+pub fn authorize_error(f: tessera_core::authorize::AuthorizeFailure) -> &'static str {
+    use tessera_core::authorize::AuthorizeFailure as F;
+    match f {
+        F::InvalidRequest | F::UnsupportedResponseType => codes::VALIDATION_FAILED,
+        F::UnauthorizedClient => codes::OAUTH_INVALID_GRANT_TYPE,
+        F::AccessDenied => codes::OAUTH_MISSING_GRANT,
+        F::InvalidScope => codes::OAUTH_SCOPE_FORBIDDEN,
+        F::CodeChallengeMethodUnsupported => codes::OAUTH_CODE_CHALLENGE_METHOD_UNSUPPORTED,
+        F::ServerError => codes::INTERNAL_ERROR,
     }
 }
 

@@ -88,6 +88,22 @@ pub fn parse(req: TokenRequest) -> Result<GrantRequest, GrantError> {
                 },
             ))
         }
+        "authorization_code" => {
+            let data = req
+                .authorization_code_data
+                .ok_or_else(|| missing("authorization_code_data"))?;
+            bounded(&data.code, "authorization_code_data.code")?;
+            bounded(&data.client_id, "authorization_code_data.client_id")?;
+            bounded(&data.redirect_uri, "authorization_code_data.redirect_uri")?;
+            Ok(GrantRequest::AuthorizationCode(
+                grants::authorization_code::Request {
+                    client_id: Some(data.client_id),
+                    code: data.code,
+                    redirect_uri: Some(data.redirect_uri),
+                    code_verifier: data.code_verifier,
+                },
+            ))
+        }
         "refresh_token" => {
             let data = req
                 .refresh_token_data

@@ -31,8 +31,8 @@ pub fn classify(e: &GrantError) -> (StatusCode, &'static str, String) {
             bad,
             "unsupported_grant_type",
             format!(
-                "grant_type {g:?} is not supported: use client_credentials, password, \
-                 refresh_token or urn:ietf:params:oauth:grant-type:token-exchange"
+                "grant_type {g:?} is not supported: use authorization_code, client_credentials, \
+                 password, refresh_token or urn:ietf:params:oauth:grant-type:token-exchange"
             ),
         ),
         E::AuthorizationHeader(why) => (
@@ -109,6 +109,22 @@ pub fn classify(e: &GrantError) -> (StatusCode, &'static str, String) {
             "the token was issued to another client".into(),
         ),
         E::InvalidGrant(why) => (bad, "invalid_grant", (*why).into()),
+        E::AuthorizationCodeInvalid(why) => (
+            bad,
+            "invalid_grant",
+            format!("the authorization code cannot be used: {why}"),
+        ),
+        E::CodeVerifierInvalid(why) => (bad, "invalid_grant", (*why).into()),
+        E::RedirectUriMismatch => (
+            bad,
+            "invalid_grant",
+            "redirect_uri must be the one used in the authorization request".into(),
+        ),
+        E::MissingGrant => (
+            bad,
+            "invalid_grant",
+            "the user has not granted access or has revoked it".into(),
+        ),
         E::InvalidTarget => (
             bad,
             "invalid_target",
@@ -151,6 +167,19 @@ fn retry_after(r: &mut Response, e: &GrantError) {
             header::RETRY_AFTER,
             HeaderValue::from((*retry_after_secs).max(1)),
         );
+    }
+}
+
+/// The `error` a failed `/oauth/authorize` redirect carries (RFC 6749 §4.1.2.1).
+pub fn authorize_error(f: tessera_core::authorize::AuthorizeFailure) -> &'static str {
+    use tessera_core::authorize::AuthorizeFailure as F;
+    match f {
+        F::InvalidRequest | F::CodeChallengeMethodUnsupported => "invalid_request",
+        F::UnauthorizedClient => "unauthorized_client",
+        F::AccessDenied => "access_denied",
+        F::UnsupportedResponseType => "unsupported_response_type",
+        F::InvalidScope => "invalid_scope",
+        F::ServerError => "server_error",
     }
 }
 

@@ -77,6 +77,14 @@ fn bounded(form: &mut Form, name: &str) -> Result<String, GrantError> {
 pub fn parse(form: &mut Form) -> Result<GrantRequest, GrantError> {
     let grant_type = form.require("grant_type")?;
     match GrantType::parse(&grant_type) {
+        Some(GrantType::AuthorizationCode) => Ok(GrantRequest::AuthorizationCode(
+            grants::authorization_code::Request {
+                client_id: None,
+                code: bounded(form, "code")?,
+                redirect_uri: form.take("redirect_uri"),
+                code_verifier: form.take("code_verifier"),
+            },
+        )),
         Some(GrantType::ClientCredentials) if grant_type == "client_credentials" => Ok(
             GrantRequest::ClientCredentials(grants::client_credentials::Request {
                 scope: scope(form)?,

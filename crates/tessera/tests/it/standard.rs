@@ -391,6 +391,7 @@ async fn discovery_lists_what_is_implemented() {
     assert_eq!(a.body["issuer"], t.base.as_str());
     insta::assert_json_snapshot!("discovery", a.body, {
         ".issuer" => "[issuer]",
+        ".authorization_endpoint" => "[issuer]/oauth/authorize",
         ".token_endpoint" => "[issuer]/oauth/token",
         ".jwks_uri" => "[issuer]/.well-known/jwks.json",
         ".introspection_endpoint" => "[issuer]/oauth/introspect",

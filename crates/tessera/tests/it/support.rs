@@ -139,6 +139,14 @@ impl TestServer {
                     "WRITE".into(),
                     "billing".into(),
                 ],
+                None,
+            )
+            .await
+            .unwrap();
+            admin::add_scopes(
+                store.as_ref(),
+                &["crm".into()],
+                Some("Read and update your contacts"),
             )
             .await
             .unwrap();

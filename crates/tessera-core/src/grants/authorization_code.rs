@@ -1,0 +1,175 @@
+//! `authorization_code` (RFC 6749 §4.1.3) with PKCE (RFC 7636 §4.6). The code is spent
+//! atomically on first presentation; a second presentation fails and revokes what the first
+//! issued (RFC 6749 §4.1.2, RFC 9700 §4.2). Tokens name the user in `sub` and their account in
+//! `account_id`, and rest on the user's grant: revoking it revokes them.
+
+use crate::engine::Engine;
+use crate::error::GrantError;
+use crate::grants::{Caller, Issued, new_jti};
+use crate::jwt::{Claims, TokenUse};
+use crate::model::{GrantType, RefreshToken};
+use crate::policy::MAX_ACCESS_TOKEN_TTL;
+use crate::scope::ScopeSet;
+use crate::secret::{SecretDigest, SecretKind, generate};
+use crate::store::CodeTaking;
+
+use crate::authorize::{pkce_matches, pkce_value_ok};
+
+pub struct Request {
+    /// The client the code was issued to; the partner dialect names it, the standard dialect
+    /// authenticates it.
+    pub client_id: Option<String>,
+    /// Never printed by `Debug`.
+    pub code: String,
+    pub redirect_uri: Option<String>,
+    /// Never printed by `Debug`.
+    pub code_verifier: Option<String>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizationCode")
+            .field("client_id", &self.client_id)
+            .field("code", &"<redacted>")
+            .field("redirect_uri", &self.redirect_uri)
+            .field("code_verifier", &"<redacted>")
+            .finish()
+    }
+}
+
+#[tracing::instrument(skip_all, name = "authorization_code", fields(client_id = caller.client_id()))]
+pub async fn grant(
+    engine: &Engine,
+    caller: &Caller,
+    request: Request,
+    now: i64,
+) -> Result<Issued, GrantError> {
+    // Which registered client is redeeming the code.
+    let client = match caller {
+        Caller::Client { client, .. } => {
+            if request
+                .client_id
+                .as_deref()
+                .is_some_and(|id| id != client.id)
+            {
+                return Err(GrantError::ClientIdMismatch);
+            }
+            std::sync::Arc::clone(client)
+        }
+        Caller::Partner(partner) => {
+            let id = request.client_id.as_deref().ok_or_else(|| {
+                GrantError::field("authorization_code_data.client_id", "is required")
+            })?;
+            engine
+                .client(id)
+                .await?
+                .filter(|c| c.partner_id == partner.id)
+                .ok_or(GrantError::ClientIdMismatch)?
+        }
+    };
+    let verifier = match request.code_verifier.as_deref() {
+        Some(v) if pkce_value_ok(v) => v,
+        Some(_) => {
+            return Err(GrantError::CodeVerifierInvalid(
+                "code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~",
+            ));
+        }
+        None => return Err(GrantError::CodeVerifierInvalid("code_verifier is required")),
+    };
+    if SecretKind::of(&request.code) != Some(SecretKind::AuthorizationCode) {
+        return Err(GrantError::AuthorizationCodeInvalid(
+            "it is not a Tessera authorization code",
+        ));
+    }
+    let code = match engine
+        .store
+        .take_authorization_code(&SecretDigest::of(&request.code), now)
+        .await?
+    {
+        CodeTaking::Taken(code) => code,
+        CodeTaking::Unknown => return Err(GrantError::AuthorizationCodeInvalid("it is unknown")),
+        CodeTaking::Reused(code) => {
+            tracing::warn!("authorization code reused; revoking what its first use issued");
+            let until = now + MAX_ACCESS_TOKEN_TTL;
+            engine
+                .store
+                .revoke_family(&code.family_id, until, now)
+                .await?;
+            engine.note_revoked(&code.family_id, until);
+            return Err(GrantError::AuthorizationCodeInvalid(
+                "it was already used; the tokens issued with it are revoked",
+            ));
+        }
+    };
+    if code.expires_at <= now {
+        return Err(GrantError::AuthorizationCodeInvalid("it has expired"));
+    }
+    if code.client_id != client.id {
+        return Err(GrantError::AuthorizationCodeInvalid(
+            "it was issued to another client",
+        ));
+    }
+    if request.redirect_uri.as_deref() != Some(code.redirect_uri.as_str()) {
+        return Err(GrantError::RedirectUriMismatch);
+    }
+    if !pkce_matches(&code.code_challenge_method, &code.code_challenge, verifier) {
+        return Err(GrantError::CodeVerifierInvalid(
+            "code_verifier does not match the code_challenge",
+        ));
+    }
+    match engine.store.grant_by_id(&code.grant_id).await? {
+        Some(g) if g.revoked_at.is_none() => {}
+        _ => return Err(GrantError::MissingGrant),
+    }
+    let partner = caller.partner();
+    let scope = ScopeSet::parse(&code.scope).map_err(|_| GrantError::Internal)?;
+    let refresh = if client.grant_types.contains(&GrantType::RefreshToken) {
+        let secret = generate(SecretKind::RefreshToken);
+        engine
+            .store
+            .insert_refresh_token(&RefreshToken {
+                digest: secret.digest(),
+                family_id: code.family_id.clone(),
+                partner_id: partner.id.clone(),
+                client_id: client.id.clone(),
+                subject: code.user_id.clone(),
+                account_id: code.account_id.clone(),
+                scope: code.scope.clone(),
+                issued_at: now,
+                expires_at: now + engine.config.refresh_token_ttl,
+                family_issued_at: now,
+                rotated_at: None,
+                revoked_at: None,
+                grant_id: Some(code.grant_id.clone()),
+            })
+            .await?;
+        Some(secret)
+    } else {
+        None
+    };
+    let ttl = engine.config.client_access_token_ttl;
+    let claims = Claims {
+        iss: engine.config.issuer.clone(),
+        sub: code.user_id.clone(),
+        aud: engine.config.audience.clone(),
+        exp: now + ttl,
+        iat: now,
+        jti: new_jti(),
+        client_id: client.id.clone(),
+        scope: code.scope.clone(),
+        token_use: TokenUse::ClientAccessToken,
+        partner_id: Some(partner.id.clone()),
+        org_code: Some(partner.org_code.clone()),
+        account_id: code.account_id.clone(),
+        role: None,
+        act: None,
+        sid: Some(code.family_id.clone()),
+    };
+    Ok(Issued {
+        access_token: engine.mint(&claims),
+        expires_in: ttl,
+        refresh_token: refresh,
+        scope,
+        token_use: TokenUse::ClientAccessToken,
+    })
+}
