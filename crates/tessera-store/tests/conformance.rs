@@ -557,3 +557,189 @@ async fn customer_sign_up_upserts_but_never_takes_over_staff_users() {
         );
     }
 }
+
+async fn with_user_and_client(s: &dyn Store) {
+    s.insert_partner(&partner("p1", "a@x.example", "ORG1"))
+        .await
+        .unwrap();
+    s.insert_user(&User {
+        id: "u1".into(),
+        partner_id: "p1".into(),
+        account_id: None,
+        username: "ann@x.example".into(),
+        role: Role::Member,
+        password_hash: PasswordHash("h".into()),
+        first_name: None,
+        last_name: None,
+        external_id: None,
+        created_at: 1,
+    })
+    .await
+    .unwrap();
+    s.insert_client(&tessera_core::model::Client {
+        id: "c1".into(),
+        partner_id: "p1".into(),
+        name: "App".into(),
+        secret_digest: SecretDigest([0; 32]),
+        grant_types: vec![tessera_core::model::GrantType::AuthorizationCode],
+        scopes: ScopeSet::parse("crm").unwrap(),
+        redirect_uris: vec!["https://app.example/cb".into()],
+        frame_origins: vec![],
+        dev: false,
+        created_at: 1,
+    })
+    .await
+    .unwrap();
+}
+
+fn code(digest: u8, grant: &str) -> tessera_core::model::AuthorizationCode {
+    tessera_core::model::AuthorizationCode {
+        digest: SecretDigest([digest; 32]),
+        client_id: "c1".into(),
+        redirect_uri: "https://app.example/cb".into(),
+        code_challenge: "x".repeat(43),
+        code_challenge_method: "S256".into(),
+        user_id: "u1".into(),
+        account_id: None,
+        scope: "crm".into(),
+        grant_id: grant.into(),
+        family_id: "fam".into(),
+        expires_at: 500,
+        used_at: None,
+    }
+}
+
+#[tokio::test]
+async fn codes_are_single_use_even_under_concurrency() {
+    for (name, s, _dir) in stores().await {
+        with_user_and_client(s.as_ref()).await;
+        s.insert_authorization_code(&code(1, "g")).await.unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..12 {
+            let s = Arc::clone(&s);
+            tasks.push(tokio::spawn(async move {
+                s.take_authorization_code(&SecretDigest([1; 32]), 100)
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut taken = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                CodeTaking::Taken(c) => {
+                    taken += 1;
+                    assert_eq!(c.family_id, "fam");
+                }
+                CodeTaking::Reused(c) => assert_eq!(c.used_at, Some(100), "{name}"),
+                CodeTaking::Unknown => panic!("{name}: the code exists"),
+            }
+        }
+        assert_eq!(taken, 1, "{name}");
+        assert_eq!(
+            s.take_authorization_code(&SecretDigest([9; 32]), 100)
+                .await
+                .unwrap(),
+            CodeTaking::Unknown
+        );
+    }
+}
+
+#[tokio::test]
+async fn grants_widen_by_union_and_revocation_takes_their_refresh_families() {
+    for (name, s, _dir) in stores().await {
+        with_user_and_client(s.as_ref()).await;
+        let g1 = s.upsert_grant("u1", "c1", "crm", 10).await.unwrap();
+        let g2 = s.upsert_grant("u1", "c1", "billing crm", 11).await.unwrap();
+        assert_eq!(g1.id, g2.id, "{name}: one active grant per user and client");
+        assert_eq!(g2.scope, "billing crm");
+        assert_eq!(s.active_grant("u1", "c1").await.unwrap().unwrap().id, g1.id);
+        assert_eq!(s.list_grants("u1").await.unwrap().len(), 1);
+
+        let mut t = refresh(1, "fam-a", 1000);
+        t.grant_id = Some(g1.id.clone());
+        s.insert_refresh_token(&t).await.unwrap();
+        let next = Successor {
+            digest: SecretDigest([2; 32]),
+            expires_at: 2000,
+        };
+        s.rotate_refresh_token(
+            &SecretDigest([1; 32]),
+            &TokenOwner::Client("p1".into()),
+            &next,
+            20,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            s.refresh_token(&SecretDigest([2; 32]))
+                .await
+                .unwrap()
+                .unwrap()
+                .grant_id,
+            Some(g1.id.clone()),
+            "{name}: the successor keeps the grant"
+        );
+        assert!(s.revoke_grant("u1", "c1", 9000, 30).await.unwrap());
+        assert!(!s.revoke_grant("u1", "c1", 9000, 31).await.unwrap());
+        assert!(s.active_grant("u1", "c1").await.unwrap().is_none());
+        assert_eq!(
+            s.grant_by_id(&g1.id).await.unwrap().unwrap().revoked_at,
+            Some(30)
+        );
+        for d in [1u8, 2] {
+            assert!(
+                s.refresh_token(&SecretDigest([d; 32]))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .revoked_at
+                    .is_some()
+            );
+        }
+        assert!(changes(s.as_ref()).await.contains(&Change::Revoked {
+            id: "fam-a".into(),
+            until: 9000
+        }));
+        // Consent again: a new grant.
+        let g3 = s.upsert_grant("u1", "c1", "crm", 40).await.unwrap();
+        assert_ne!(g3.id, g1.id);
+    }
+}
+
+#[tokio::test]
+async fn requests_and_sessions_expire() {
+    for (name, s, _dir) in stores().await {
+        with_user_and_client(s.as_ref()).await;
+        let r = tessera_core::model::AuthorizationRequest {
+            id: "r1".into(),
+            client_id: "c1".into(),
+            redirect_uri: "https://app.example/cb".into(),
+            scope: "crm".into(),
+            state: Some("st".into()),
+            code_challenge: "x".repeat(43),
+            code_challenge_method: "plain".into(),
+            dialect: "standard".into(),
+            expires_at: 100,
+        };
+        s.insert_authorization_request(&r).await.unwrap();
+        assert_eq!(
+            s.authorization_request("r1", 99).await.unwrap(),
+            Some(r),
+            "{name}"
+        );
+        assert_eq!(s.authorization_request("r1", 100).await.unwrap(), None);
+        let session = tessera_core::model::Session {
+            digest: SecretDigest([5; 32]),
+            user_id: "u1".into(),
+            expires_at: 100,
+        };
+        s.insert_session(&session).await.unwrap();
+        assert_eq!(
+            s.session(&SecretDigest([5; 32]), 99).await.unwrap(),
+            Some(session)
+        );
+        assert_eq!(s.session(&SecretDigest([5; 32]), 100).await.unwrap(), None);
+        s.delete_session(&SecretDigest([5; 32])).await.unwrap();
+        assert_eq!(s.session(&SecretDigest([5; 32]), 0).await.unwrap(), None);
+    }
+}

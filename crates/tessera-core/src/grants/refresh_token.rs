@@ -123,6 +123,12 @@ async fn refuse(
     record: &RefreshToken,
     now: i64,
 ) -> Result<GrantError, GrantError> {
+    if let Some(grant_id) = &record.grant_id
+        && let Some(g) = engine.store.grant_by_id(grant_id).await?
+        && g.revoked_at.is_some()
+    {
+        return Ok(GrantError::MissingGrant);
+    }
     Ok(
         match classify(record, now, engine.config.refresh_reuse_grace) {
             Refusal::Revoked => GrantError::RefreshTokenInvalid(

@@ -1,6 +1,8 @@
 //! Tessera's integration tests: one test binary (each file under `tests/` would link the whole
 //! crate again), real servers on port 0, real SQLite files.
 
+mod authcode;
+mod browser;
 mod cli;
 mod errors;
 mod input;
