@@ -6,6 +6,8 @@
 //! The conformance suite in `tests/conformance.rs` runs the same contract checks against every
 //! backend.
 
+pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -37,12 +39,10 @@ pub async fn open(url: &str, options: &Options) -> Result<Arc<dyn Store>, StoreE
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(url, options).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Err(StoreError::Other(
-            "PostgreSQL support is not built yet; use a sqlite:// database".into(),
-        ))
+        Ok(Arc::new(postgres::PgStore::open(url, options).await?))
     } else {
         Err(StoreError::Other(format!(
-            "unsupported database URL {:?}: use sqlite://PATH",
+            "unsupported database URL {:?}: use sqlite://PATH or postgres://…",
             redact_url(url)
         )))
     }
@@ -90,4 +90,26 @@ mod tests {
         );
         assert_eq!(sqlite_path("sqlite::memory:"), None);
     }
+}
+
+/// Test support: make an empty database next to the one `admin_url` names (the role needs
+/// CREATEDB) and return its URL, so that every test gets a database of its own.
+pub async fn create_scratch_database(admin_url: &str) -> Result<String, StoreError> {
+    use sqlx::Connection;
+    let mut conn = sqlx::postgres::PgConnection::connect(admin_url)
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let name = format!(
+        "tessera_t_{}",
+        tessera_core::secret::new_id().replace('-', "")
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| StoreError::Other(e.to_string()))?;
+    let (base, _) = admin_url
+        .split_once('?')
+        .map_or((admin_url, ""), |(b, q)| (b, q));
+    let cut = base.rfind('/').unwrap_or(base.len());
+    Ok(format!("{}/{name}", &base[..cut]))
 }

@@ -11,6 +11,8 @@ use sqlx::sqlite::{
     SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Row, raw_sql};
+
+use crate::rows::{bad_row, union_scope};
 use tessera_core::keys::{Alg, StoredKey};
 use tessera_core::model::{
     Account, AuthorizationCode, AuthorizationRequest, Change, Client, Grant, GrantType, Partner,
@@ -66,10 +68,6 @@ fn err(e: sqlx::Error) -> StoreError {
         }
         _ => StoreError::Other(e.to_string()),
     }
-}
-
-fn bad_row(what: &str) -> StoreError {
-    StoreError::Other(format!("a stored {what} is malformed"))
 }
 
 fn unix_now() -> i64 {
@@ -133,138 +131,7 @@ impl SqliteStore {
     }
 }
 
-fn digest_of(row: &SqliteRow, col: &str) -> StoreResult<SecretDigest> {
-    let bytes: Vec<u8> = row.try_get(col).map_err(err)?;
-    bytes
-        .try_into()
-        .map(SecretDigest)
-        .map_err(|_| bad_row("digest"))
-}
-
-fn partner_of(row: &SqliteRow) -> StoreResult<Partner> {
-    let status: String = row.try_get("status").map_err(err)?;
-    let scopes: String = row.try_get("scopes").map_err(err)?;
-    Ok(Partner {
-        id: row.try_get("id").map_err(err)?,
-        name: row.try_get("name").map_err(err)?,
-        email: row.try_get("email").map_err(err)?,
-        org_code: row.try_get("org_code").map_err(err)?,
-        status: PartnerStatus::from_str(&status).map_err(|_| bad_row("partner status"))?,
-        scopes: ScopeSet::parse(&scopes).map_err(|_| bad_row("scope list"))?,
-        password_hash: PasswordHash(row.try_get("password_hash").map_err(err)?),
-        created_at: row.try_get("created_at").map_err(err)?,
-    })
-}
-
-fn account_of(row: &SqliteRow) -> StoreResult<Account> {
-    Ok(Account {
-        id: row.try_get("id").map_err(err)?,
-        partner_id: row.try_get("partner_id").map_err(err)?,
-        name: row.try_get("name").map_err(err)?,
-        external_id: row.try_get("external_id").map_err(err)?,
-        created_at: row.try_get("created_at").map_err(err)?,
-    })
-}
-
-fn json_list(row: &SqliteRow, col: &str) -> StoreResult<Vec<String>> {
-    let text: String = row.try_get(col).map_err(err)?;
-    serde_json::from_str(&text).map_err(|_| bad_row(col))
-}
-
-fn client_of(row: &SqliteRow) -> StoreResult<Client> {
-    let scopes: String = row.try_get("scopes").map_err(err)?;
-    let grant_types = json_list(row, "grant_types")?
-        .iter()
-        .map(|g| GrantType::parse(g).ok_or_else(|| bad_row("grant type")))
-        .collect::<StoreResult<Vec<_>>>()?;
-    Ok(Client {
-        id: row.try_get("id").map_err(err)?,
-        partner_id: row.try_get("partner_id").map_err(err)?,
-        name: row.try_get("name").map_err(err)?,
-        secret_digest: digest_of(row, "secret_digest")?,
-        grant_types,
-        scopes: ScopeSet::parse(&scopes).map_err(|_| bad_row("scope list"))?,
-        redirect_uris: json_list(row, "redirect_uris")?,
-        frame_origins: json_list(row, "frame_origins")?,
-        dev: row.try_get::<i64, _>("dev").map_err(err)? != 0,
-        created_at: row.try_get("created_at").map_err(err)?,
-    })
-}
-
-fn user_of(row: &SqliteRow) -> StoreResult<User> {
-    let role: String = row.try_get("role").map_err(err)?;
-    Ok(User {
-        id: row.try_get("id").map_err(err)?,
-        partner_id: row.try_get("partner_id").map_err(err)?,
-        account_id: row.try_get("account_id").map_err(err)?,
-        username: row.try_get("username").map_err(err)?,
-        role: Role::from_str(&role).map_err(|_| bad_row("role"))?,
-        password_hash: PasswordHash(row.try_get("password_hash").map_err(err)?),
-        first_name: row.try_get("first_name").map_err(err)?,
-        last_name: row.try_get("last_name").map_err(err)?,
-        external_id: row.try_get("external_id").map_err(err)?,
-        created_at: row.try_get("created_at").map_err(err)?,
-    })
-}
-
-fn refresh_of(row: &SqliteRow) -> StoreResult<RefreshToken> {
-    Ok(RefreshToken {
-        digest: digest_of(row, "digest")?,
-        family_id: row.try_get("family_id").map_err(err)?,
-        partner_id: row.try_get("partner_id").map_err(err)?,
-        client_id: row.try_get("client_id").map_err(err)?,
-        subject: row.try_get("subject").map_err(err)?,
-        account_id: row.try_get("account_id").map_err(err)?,
-        scope: row.try_get("scope").map_err(err)?,
-        issued_at: row.try_get("issued_at").map_err(err)?,
-        expires_at: row.try_get("expires_at").map_err(err)?,
-        family_issued_at: row.try_get("family_issued_at").map_err(err)?,
-        rotated_at: row.try_get("rotated_at").map_err(err)?,
-        revoked_at: row.try_get("revoked_at").map_err(err)?,
-        grant_id: row.try_get("grant_id").map_err(err)?,
-    })
-}
-
-fn grant_of(row: &SqliteRow) -> StoreResult<Grant> {
-    Ok(Grant {
-        id: row.try_get("id").map_err(err)?,
-        user_id: row.try_get("user_id").map_err(err)?,
-        client_id: row.try_get("client_id").map_err(err)?,
-        scope: row.try_get("scope").map_err(err)?,
-        created_at: row.try_get("created_at").map_err(err)?,
-        revoked_at: row.try_get("revoked_at").map_err(err)?,
-    })
-}
-
-fn code_of(row: &SqliteRow) -> StoreResult<AuthorizationCode> {
-    Ok(AuthorizationCode {
-        digest: digest_of(row, "digest")?,
-        client_id: row.try_get("client_id").map_err(err)?,
-        redirect_uri: row.try_get("redirect_uri").map_err(err)?,
-        code_challenge: row.try_get("code_challenge").map_err(err)?,
-        code_challenge_method: row.try_get("code_challenge_method").map_err(err)?,
-        user_id: row.try_get("user_id").map_err(err)?,
-        account_id: row.try_get("account_id").map_err(err)?,
-        scope: row.try_get("scope").map_err(err)?,
-        grant_id: row.try_get("grant_id").map_err(err)?,
-        family_id: row.try_get("family_id").map_err(err)?,
-        expires_at: row.try_get("expires_at").map_err(err)?,
-        used_at: row.try_get("used_at").map_err(err)?,
-    })
-}
-
-fn key_of(row: &SqliteRow) -> StoreResult<StoredKey> {
-    let alg: String = row.try_get("alg").map_err(err)?;
-    let jwk: String = row.try_get("public_jwk").map_err(err)?;
-    Ok(StoredKey {
-        kid: row.try_get("kid").map_err(err)?,
-        alg: Alg::from_str(&alg).map_err(|_| bad_row("key algorithm"))?,
-        public_jwk: serde_json::from_str(&jwk).map_err(|_| bad_row("public key"))?,
-        private_sealed: row.try_get("private_sealed").map_err(err)?,
-        created_at: row.try_get("created_at").map_err(err)?,
-        retired_at: row.try_get("retired_at").map_err(err)?,
-    })
-}
+crate::rows::row_mappers!(SqliteRow);
 
 async fn insert_user<'c, E>(conn: E, u: &User) -> StoreResult<()>
 where
@@ -961,7 +828,7 @@ impl AuthorizationStore for SqliteStore {
             }
             None => {
                 let g = Grant {
-                    id: uuid_v7(),
+                    id: tessera_core::secret::new_id(),
                     user_id: user_id.into(),
                     client_id: client_id.into(),
                     scope: union_scope("", scope),
@@ -1118,21 +985,6 @@ impl AuthorizationStore for SqliteStore {
         tx.commit().await.map_err(err)?;
         Ok(result)
     }
-}
-
-fn union_scope(a: &str, b: &str) -> String {
-    let mut set: Vec<&str> = a
-        .split(' ')
-        .chain(b.split(' '))
-        .filter(|s| !s.is_empty())
-        .collect();
-    set.sort_unstable();
-    set.dedup();
-    set.join(" ")
-}
-
-fn uuid_v7() -> String {
-    tessera_core::secret::new_id()
 }
 
 #[async_trait]

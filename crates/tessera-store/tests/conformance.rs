@@ -1,6 +1,6 @@
 //! The store conformance suite: the contracts written on the traits of `tessera_core::store`,
-//! checked against every backend. SQLite always; PostgreSQL joins this suite when its backend
-//! exists and `TESSERA_TEST_POSTGRES_URL` is set.
+//! checked against every backend. SQLite always; PostgreSQL when `TESSERA_TEST_POSTGRES_URL` is
+//! set (each test gets a fresh database; the role needs CREATEDB). `.ci/run` sets it.
 
 use std::sync::Arc;
 
@@ -19,7 +19,17 @@ async fn stores() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir
     let sqlite = tessera_store::open(&url, &tessera_store::Options::default())
         .await
         .unwrap();
-    vec![("sqlite", sqlite, Some(dir))]
+    let mut all = vec![("sqlite", sqlite, Some(dir))];
+    if let Ok(admin) = std::env::var("TESSERA_TEST_POSTGRES_URL") {
+        let url = tessera_store::create_scratch_database(&admin)
+            .await
+            .unwrap();
+        let pg = tessera_store::open(&url, &tessera_store::Options::default())
+            .await
+            .unwrap();
+        all.push(("postgres", pg, None));
+    }
+    all
 }
 
 fn partner(id: &str, email: &str, org: &str) -> Partner {

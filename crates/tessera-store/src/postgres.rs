@@ -1,0 +1,1221 @@
+//! The PostgreSQL backend, for many `tessera serve` nodes on one database. Same contracts as
+//! SQLite, kept by PostgreSQL's own means: row-level compare-and-swap (`UPDATE … WHERE … RETURNING`
+//! re-checks its condition after a concurrent writer commits), a partial unique index for active
+//! grants, and a transaction-scoped advisory lock around every change-feed append so that
+//! sequence order equals commit order. Every call is bounded by the configured timeout on the
+//! client side (a dead network path answers `Unavailable` in time), and by `statement_timeout`
+//! on the server side.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Row, raw_sql};
+
+use crate::rows::{bad_row, union_scope};
+use tessera_core::keys::{Alg, StoredKey};
+use tessera_core::model::{
+    Account, AuthorizationCode, AuthorizationRequest, Change, Client, Grant, GrantType, Partner,
+    PartnerStatus, PasswordHash, RefreshToken, Role, Session, User,
+};
+use tessera_core::scope::ScopeSet;
+use tessera_core::secret::SecretDigest;
+use tessera_core::store::{
+    AccountStore, AuthorizationStore, ChangeFeed, ClientStore, CodeTaking, KeyStore, PartnerStore,
+    Rotation, ScopeStore, Store, StoreError, StoreResult, Successor, TokenOwner, TokenStore,
+    UserStore,
+};
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+
+/// Advisory lock keys: one for migrations, one for change-feed appends.
+const MIGRATION_LOCK: i64 = 0x7e55_e4a0;
+const CHANGES_LOCK: i64 = 0x7e55_e4a1;
+
+pub struct PgStore {
+    pool: PgPool,
+    timeout: Duration,
+}
+
+fn err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            let c = db.constraint().unwrap_or("");
+            StoreError::Conflict(if c.contains("email") {
+                "email"
+            } else if c.contains("org_code") {
+                "org_code"
+            } else if c.contains("external_id") {
+                "external_id"
+            } else if c.contains("username") {
+                "username"
+            } else {
+                "id"
+            })
+        }
+        sqlx::Error::Database(db)
+            if db.code().is_some_and(|c| {
+                // 08: connection exceptions; 57: operator intervention (shutdown, statement
+                // timeout 57014); 53: insufficient resources.
+                c.starts_with("08") || c.starts_with("57") || c.starts_with("53")
+            }) =>
+        {
+            StoreError::Unavailable(e.to_string())
+        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::Io(_)
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_) => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+fn unix_now() -> i64 {
+    tessera_core::unix_now()
+}
+
+async fn emit(conn: &mut PgConnection, change: &Change) -> StoreResult<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(CHANGES_LOCK)
+        .execute(&mut *conn)
+        .await
+        .map_err(err)?;
+    let (kind, key) = change.encode();
+    sqlx::query("INSERT INTO changes (kind, key, at) VALUES ($1, $2, $3)")
+        .bind(kind)
+        .bind(key)
+        .bind(unix_now())
+        .execute(conn)
+        .await
+        .map_err(err)?;
+    Ok(())
+}
+
+impl PgStore {
+    async fn upsert_grant_once(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+        now: i64,
+    ) -> StoreResult<Grant> {
+        self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            let existing = sqlx::query(
+                "SELECT * FROM grants WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL FOR UPDATE",
+            )
+            .bind(user_id)
+            .bind(client_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?
+            .as_ref()
+            .map(grant_of)
+            .transpose()?;
+            let grant = match existing {
+                Some(mut g) => {
+                    let union = union_scope(&g.scope, scope);
+                    if union != g.scope {
+                        sqlx::query("UPDATE grants SET scope = $1 WHERE id = $2")
+                            .bind(&union)
+                            .bind(&g.id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(err)?;
+                        g.scope = union;
+                    }
+                    g
+                }
+                None => {
+                    let g = Grant {
+                        id: tessera_core::secret::new_id(),
+                        user_id: user_id.into(),
+                        client_id: client_id.into(),
+                        scope: union_scope("", scope),
+                        created_at: now,
+                        revoked_at: None,
+                    };
+                    sqlx::query(
+                        "INSERT INTO grants (id, user_id, client_id, scope, created_at) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&g.id)
+                    .bind(&g.user_id)
+                    .bind(&g.client_id)
+                    .bind(&g.scope)
+                    .bind(g.created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                    g
+                }
+            };
+            tx.commit().await.map_err(err)?;
+            Ok(grant)
+        })
+        .await
+    }
+
+    async fn upsert_customer_once(&self, u: &User) -> StoreResult<(User, bool)> {
+        self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            let existing = sqlx::query("SELECT * FROM users WHERE partner_id = $1 AND username = $2 FOR UPDATE")
+                .bind(&u.partner_id)
+                .bind(&u.username)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?
+                .as_ref()
+                .map(user_of)
+                .transpose()?;
+            let result = match existing {
+                // A staff user with this username is never touched by a customer sign-up.
+                Some(old) if old.role != Role::Customer => return Ok((old, true)),
+                None => {
+                    insert_user(&mut *tx, u).await?;
+                    (u.clone(), false)
+                }
+                Some(old) => {
+                    let updated = User {
+                        password_hash: u.password_hash.clone(),
+                        first_name: u.first_name.clone().or(old.first_name.clone()),
+                        last_name: u.last_name.clone().or(old.last_name.clone()),
+                        external_id: u.external_id.clone().or(old.external_id.clone()),
+                        ..old
+                    };
+                    sqlx::query(
+                        "UPDATE users SET password_hash = $1, first_name = $2, last_name = $3, external_id = $4
+                         WHERE id = $5",
+                    )
+                    .bind(&updated.password_hash.0)
+                    .bind(&updated.first_name)
+                    .bind(&updated.last_name)
+                    .bind(&updated.external_id)
+                    .bind(&updated.id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                    (updated, true)
+                }
+            };
+            emit(
+                &mut tx,
+                &Change::User {
+                    partner_id: u.partner_id.clone(),
+                    username: u.username.clone(),
+                },
+            )
+            .await?;
+            tx.commit().await.map_err(err)?;
+            Ok(result)
+        })
+        .await
+    }
+
+    /// Connect to `url` (`postgres://…`) and apply migrations (one node at a time).
+    pub async fn open(url: &str, opts: &crate::Options) -> StoreResult<PgStore> {
+        let timeout = opts.timeout.max(Duration::from_millis(100));
+        let statement_ms = (timeout.as_millis() as u64).max(100).to_string();
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Other(format!("bad PostgreSQL URL: {e}")))?
+            .application_name("tessera")
+            .options([("statement_timeout", statement_ms.as_str())]);
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.pool_size.unwrap_or(10).max(1))
+            .min_connections(1)
+            .acquire_timeout(timeout)
+            .connect_with(options)
+            .await
+            .map_err(err)?;
+        let store = PgStore { pool, timeout };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Bound a store call by the configured timeout.
+    async fn timed<T>(&self, f: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+        match tokio::time::timeout(self.timeout, f).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer from PostgreSQL within {} ms",
+                self.timeout.as_millis()
+            ))),
+        }
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        raw_sql("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        let current: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM schema_version")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err)?;
+        let current = current.unwrap_or(0);
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            raw_sql(*sql).execute(&mut *tx).await.map_err(err)?;
+            sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
+                .bind(version)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            tracing::info!(version, "applied PostgreSQL migration");
+        }
+        tx.commit().await.map_err(err)
+    }
+}
+
+crate::rows::row_mappers!(PgRow);
+
+async fn insert_user<'c, E>(conn: E, u: &User) -> StoreResult<()>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Postgres>,
+{
+    sqlx::query(
+        "INSERT INTO users (id, partner_id, account_id, username, role, password_hash,
+                            first_name, last_name, external_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&u.id)
+    .bind(&u.partner_id)
+    .bind(&u.account_id)
+    .bind(&u.username)
+    .bind(u.role.as_str())
+    .bind(&u.password_hash.0)
+    .bind(&u.first_name)
+    .bind(&u.last_name)
+    .bind(&u.external_id)
+    .bind(u.created_at)
+    .execute(conn)
+    .await
+    .map_err(err)?;
+    Ok(())
+}
+
+async fn partner_exists(conn: &mut PgConnection, id: &str) -> StoreResult<bool> {
+    Ok(sqlx::query("SELECT 1 FROM partners WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .map_err(err)?
+        .is_some())
+}
+
+#[async_trait]
+impl PartnerStore for PgStore {
+    async fn insert_partner(&self, p: &Partner) -> StoreResult<()> {
+        self.timed(async move {
+            sqlx::query(
+                "INSERT INTO partners (id, name, email, org_code, status, scopes, password_hash, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&p.id)
+            .bind(&p.name)
+            .bind(&p.email)
+            .bind(&p.org_code)
+            .bind(p.status.as_str())
+            .bind(p.scopes.to_claim())
+            .bind(&p.password_hash.0)
+            .bind(p.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn partner_by_id(&self, id: &str) -> StoreResult<Option<Partner>> {
+        self.timed(async move {
+            sqlx::query("SELECT * FROM partners WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?
+                .as_ref()
+                .map(partner_of)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn partner_by_email(&self, email: &str) -> StoreResult<Option<Partner>> {
+        self.timed(async move {
+            sqlx::query("SELECT * FROM partners WHERE email = $1")
+                .bind(email)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?
+                .as_ref()
+                .map(partner_of)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn set_partner_status(&self, id: &str, status: PartnerStatus) -> StoreResult<()> {
+        self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            let n = sqlx::query("UPDATE partners SET status = $1 WHERE id = $2")
+                .bind(status.as_str())
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?
+                .rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound("partner"));
+            }
+            emit(&mut tx, &Change::Partner(id.to_string())).await?;
+            tx.commit().await.map_err(err)
+        })
+        .await
+    }
+
+    async fn set_partner_password(&self, id: &str, hash: &PasswordHash) -> StoreResult<()> {
+        self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            let n = sqlx::query("UPDATE partners SET password_hash = $1 WHERE id = $2")
+                .bind(&hash.0)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?
+                .rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound("partner"));
+            }
+            emit(&mut tx, &Change::Partner(id.to_string())).await?;
+            tx.commit().await.map_err(err)
+        })
+        .await
+    }
+
+    async fn insert_partner_token(
+        &self,
+        partner_id: &str,
+        digest: &SecretDigest,
+        now: i64,
+    ) -> StoreResult<()> {
+        self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            if !partner_exists(&mut tx, partner_id).await? {
+                return Err(StoreError::NotFound("partner"));
+            }
+            sqlx::query(
+                "INSERT INTO partner_tokens (digest, partner_id, created_at) VALUES ($1, $2, $3)",
+            )
+            .bind(&digest.0[..])
+            .bind(partner_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            emit(&mut tx, &Change::PartnerToken(partner_id.to_string())).await?;
+            tx.commit().await.map_err(err)
+        })
+        .await
+    }
+
+    async fn partner_by_token(&self, digest: &SecretDigest) -> StoreResult<Option<String>> {
+        self.timed(async move {
+            sqlx::query_scalar(
+                "SELECT partner_id FROM partner_tokens WHERE digest = $1 AND revoked_at IS NULL",
+            )
+            .bind(&digest.0[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl AccountStore for PgStore {
+    async fn insert_account(&self, a: &Account) -> StoreResult<()> {
+        self.timed(async move {
+            sqlx::query(
+                "INSERT INTO accounts (id, partner_id, name, external_id, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&a.id)
+            .bind(&a.partner_id)
+            .bind(&a.name)
+            .bind(&a.external_id)
+            .bind(a.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn account_by_id(&self, id: &str) -> StoreResult<Option<Account>> {
+        self.timed(async move {
+            sqlx::query("SELECT * FROM accounts WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?
+                .as_ref()
+                .map(account_of)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn list_accounts(
+        &self,
+        partner_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Account>> {
+        self.timed(async move {
+            sqlx::query(
+                "SELECT * FROM accounts WHERE partner_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+            )
+            .bind(partner_id)
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?
+            .iter()
+            .map(account_of)
+            .collect()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ClientStore for PgStore {
+    async fn insert_client(&self, c: &Client) -> StoreResult<()> {
+        self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            if !partner_exists(&mut tx, &c.partner_id).await? {
+                return Err(StoreError::NotFound("partner"));
+            }
+            let grant_types: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
+            sqlx::query(
+                "INSERT INTO clients (id, partner_id, name, secret_digest, grant_types, scopes,
+                                      redirect_uris, frame_origins, dev, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&c.id)
+            .bind(&c.partner_id)
+            .bind(&c.name)
+            .bind(&c.secret_digest.0[..])
+            .bind(serde_json::to_string(&grant_types).expect("strings serialize"))
+            .bind(c.scopes.to_claim())
+            .bind(serde_json::to_string(&c.redirect_uris).expect("strings serialize"))
+            .bind(serde_json::to_string(&c.frame_origins).expect("strings serialize"))
+            .bind(i64::from(c.dev))
+            .bind(c.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            emit(&mut tx, &Change::Client(c.id.clone())).await?;
+            tx.commit().await.map_err(err)
+        })
+        .await
+    }
+
+    async fn client_by_id(&self, id: &str) -> StoreResult<Option<Client>> {
+        self.timed(async move {
+            sqlx::query("SELECT * FROM clients WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?
+                .as_ref()
+                .map(client_of)
+                .transpose()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl UserStore for PgStore {
+    async fn insert_user(&self, u: &User) -> StoreResult<()> {
+        self.timed(async move { insert_user(&self.pool, u).await })
+            .await
+    }
+
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+        self.timed(async move {
+            sqlx::query("SELECT * FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?
+                .as_ref()
+                .map(user_of)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn upsert_customer(&self, u: &User) -> StoreResult<(User, bool)> {
+        // Two first sign-ups of one username can both miss the SELECT; the loser's INSERT hits
+        // the unique constraint and, on retry, finds the winner's row.
+        match self.upsert_customer_once(u).await {
+            Err(StoreError::Conflict(_)) => self.upsert_customer_once(u).await,
+            other => other,
+        }
+    }
+
+    async fn user_by_username(
+        &self,
+        partner_id: &str,
+        username: &str,
+    ) -> StoreResult<Option<User>> {
+        self.timed(async move {
+            sqlx::query("SELECT * FROM users WHERE partner_id = $1 AND username = $2")
+                .bind(partner_id)
+                .bind(username)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?
+                .as_ref()
+                .map(user_of)
+                .transpose()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ScopeStore for PgStore {
+    async fn add_scopes(&self, names: &[String], description: Option<&str>) -> StoreResult<()> {
+        self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            for name in names {
+                sqlx::query(
+                    "INSERT INTO scopes (name, description) VALUES ($1, $2)
+                     ON CONFLICT (name) DO UPDATE SET description = coalesce(excluded.description, scopes.description)",
+                )
+                .bind(name)
+                .bind(description)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            }
+            emit(&mut tx, &Change::Scopes).await?;
+            tx.commit().await.map_err(err)
+        })
+        .await
+    }
+
+    async fn scope_descriptions(&self) -> StoreResult<Vec<(String, Option<String>)>> {
+        self.timed(async move {
+            let rows = sqlx::query("SELECT name, description FROM scopes ORDER BY name")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get("name").map_err(err)?,
+                        r.try_get("description").map_err(err)?,
+                    ))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn list_scopes(&self) -> StoreResult<Vec<String>> {
+        self.timed(async move {
+            sqlx::query_scalar("SELECT name FROM scopes ORDER BY name")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl KeyStore for PgStore {
+    async fn list_keys(&self) -> StoreResult<Vec<StoredKey>> {
+        self.timed(async move {
+            sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?
+                .iter()
+                .map(key_of)
+                .collect()
+        })
+        .await
+    }
+
+    async fn rotate_keys(&self, key: &StoredKey, now: i64) -> StoreResult<()> {
+        self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, alg, public_jwk, private_sealed, created_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&key.kid)
+            .bind(key.alg.as_str())
+            .bind(key.public_jwk.to_string())
+            .bind(&key.private_sealed)
+            .bind(key.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            emit(&mut tx, &Change::Keys).await?;
+            tx.commit().await.map_err(err)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl TokenStore for PgStore {
+    async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<()> {
+        self.timed(async move {
+            sqlx::query(
+                "INSERT INTO refresh_tokens (digest, family_id, partner_id, client_id, subject, account_id,
+                     scope, issued_at, expires_at, family_issued_at, rotated_at, revoked_at, grant_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(&t.digest.0[..])
+            .bind(&t.family_id)
+            .bind(&t.partner_id)
+            .bind(&t.client_id)
+            .bind(&t.subject)
+            .bind(&t.account_id)
+            .bind(&t.scope)
+            .bind(t.issued_at)
+            .bind(t.expires_at)
+            .bind(t.family_issued_at)
+            .bind(t.rotated_at)
+            .bind(t.revoked_at)
+            .bind(&t.grant_id)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented: &SecretDigest,
+        owner: &TokenOwner,
+        successor: &Successor,
+        now: i64,
+    ) -> StoreResult<Rotation> {
+        self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            let (sql, owner_id) = match owner {
+                TokenOwner::Client(id) => (
+                    "UPDATE refresh_tokens SET rotated_at = $1
+                     WHERE digest = $2 AND client_id = $3 AND rotated_at IS NULL
+                       AND revoked_at IS NULL AND expires_at > $1
+                     RETURNING *",
+                    id,
+                ),
+                TokenOwner::Partner(id) => (
+                    "UPDATE refresh_tokens SET rotated_at = $1
+                     WHERE digest = $2 AND partner_id = $3 AND rotated_at IS NULL
+                       AND revoked_at IS NULL AND expires_at > $1
+                     RETURNING *",
+                    id,
+                ),
+            };
+            let rotated = sqlx::query(sql)
+                .bind(now)
+                .bind(&presented.0[..])
+                .bind(owner_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?;
+            let Some(row) = rotated else {
+                let found = sqlx::query("SELECT * FROM refresh_tokens WHERE digest = $1")
+                    .bind(&presented.0[..])
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                return Ok(match found {
+                    None => Rotation::Unknown,
+                    Some(row) => {
+                        let record = refresh_of(&row)?;
+                        if owner.owns(&record) {
+                            Rotation::NotActive(record)
+                        } else {
+                            Rotation::WrongClient
+                        }
+                    }
+                });
+            };
+            let mut old = refresh_of(&row)?;
+            old.rotated_at = None;
+            let next = RefreshToken {
+                digest: successor.digest,
+                issued_at: now,
+                expires_at: successor.expires_at,
+                rotated_at: None,
+                revoked_at: None,
+                ..old.clone()
+            };
+            sqlx::query(
+                "INSERT INTO refresh_tokens (digest, family_id, partner_id, client_id, subject, account_id,
+                     scope, issued_at, expires_at, family_issued_at, grant_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(&next.digest.0[..])
+            .bind(&next.family_id)
+            .bind(&next.partner_id)
+            .bind(&next.client_id)
+            .bind(&next.subject)
+            .bind(&next.account_id)
+            .bind(&next.scope)
+            .bind(next.issued_at)
+            .bind(next.expires_at)
+            .bind(next.family_issued_at)
+            .bind(&next.grant_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            tx.commit().await.map_err(err)?;
+            Ok(Rotation::Rotated(old))
+        })
+        .await
+    }
+
+    async fn refresh_token(&self, digest: &SecretDigest) -> StoreResult<Option<RefreshToken>> {
+        self.timed(async move {
+            sqlx::query("SELECT * FROM refresh_tokens WHERE digest = $1")
+                .bind(&digest.0[..])
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?
+                .as_ref()
+                .map(refresh_of)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn revoke_family(&self, family_id: &str, until: i64, now: i64) -> StoreResult<()> {
+        self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            sqlx::query(
+                "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(family_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            record_revocation(&mut tx, family_id, until).await?;
+            tx.commit().await.map_err(err)
+        })
+        .await
+    }
+
+    async fn revoke_jti(&self, jti: &str, until: i64) -> StoreResult<()> {
+        self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            record_revocation(&mut tx, jti, until).await?;
+            tx.commit().await.map_err(err)
+        })
+        .await
+    }
+
+    async fn active_revocations(&self, now: i64) -> StoreResult<Vec<(String, i64)>> {
+        self.timed(async move {
+            let rows = sqlx::query("SELECT id, until FROM revocations WHERE until > $1")
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get("id").map_err(err)?,
+                        r.try_get("until").map_err(err)?,
+                    ))
+                })
+                .collect()
+        })
+        .await
+    }
+}
+
+async fn record_revocation(conn: &mut PgConnection, id: &str, until: i64) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO revocations (id, until) VALUES ($1, $2)
+         ON CONFLICT (id) DO UPDATE SET until = GREATEST(revocations.until, excluded.until)",
+    )
+    .bind(id)
+    .bind(until)
+    .execute(&mut *conn)
+    .await
+    .map_err(err)?;
+    emit(
+        conn,
+        &Change::Revoked {
+            id: id.to_string(),
+            until,
+        },
+    )
+    .await
+}
+
+#[async_trait]
+impl AuthorizationStore for PgStore {
+    async fn insert_authorization_request(&self, r: &AuthorizationRequest) -> StoreResult<()> {
+        self.timed(async move {
+            sqlx::query(
+                "INSERT INTO authorization_requests (id, client_id, redirect_uri, scope, state,
+                     code_challenge, code_challenge_method, dialect, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&r.id)
+            .bind(&r.client_id)
+            .bind(&r.redirect_uri)
+            .bind(&r.scope)
+            .bind(&r.state)
+            .bind(&r.code_challenge)
+            .bind(&r.code_challenge_method)
+            .bind(&r.dialect)
+            .bind(r.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn authorization_request(
+        &self,
+        id: &str,
+        now: i64,
+    ) -> StoreResult<Option<AuthorizationRequest>> {
+        self.timed(async move {
+            let row = sqlx::query(
+                "SELECT * FROM authorization_requests WHERE id = $1 AND expires_at > $2",
+            )
+            .bind(id)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+            row.map(|r| {
+                Ok(AuthorizationRequest {
+                    id: r.try_get("id").map_err(err)?,
+                    client_id: r.try_get("client_id").map_err(err)?,
+                    redirect_uri: r.try_get("redirect_uri").map_err(err)?,
+                    scope: r.try_get("scope").map_err(err)?,
+                    state: r.try_get("state").map_err(err)?,
+                    code_challenge: r.try_get("code_challenge").map_err(err)?,
+                    code_challenge_method: r.try_get("code_challenge_method").map_err(err)?,
+                    dialect: r.try_get("dialect").map_err(err)?,
+                    expires_at: r.try_get("expires_at").map_err(err)?,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn insert_session(&self, s: &Session) -> StoreResult<()> {
+        self.timed(async move {
+            sqlx::query("INSERT INTO sessions (digest, user_id, expires_at) VALUES ($1, $2, $3)")
+                .bind(&s.digest.0[..])
+                .bind(&s.user_id)
+                .bind(s.expires_at)
+                .execute(&self.pool)
+                .await
+                .map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session(&self, digest: &SecretDigest, now: i64) -> StoreResult<Option<Session>> {
+        self.timed(async move {
+            let row = sqlx::query("SELECT * FROM sessions WHERE digest = $1 AND expires_at > $2")
+                .bind(&digest.0[..])
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?;
+            row.map(|r| {
+                Ok(Session {
+                    digest: digest_of(&r, "digest")?,
+                    user_id: r.try_get("user_id").map_err(err)?,
+                    expires_at: r.try_get("expires_at").map_err(err)?,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn delete_session(&self, digest: &SecretDigest) -> StoreResult<()> {
+        self.timed(async move {
+            sqlx::query("DELETE FROM sessions WHERE digest = $1")
+                .bind(&digest.0[..])
+                .execute(&self.pool)
+                .await
+                .map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn upsert_grant(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+        now: i64,
+    ) -> StoreResult<Grant> {
+        // Two first consents can both miss the SELECT; the loser retries and widens the winner's.
+        match self.upsert_grant_once(user_id, client_id, scope, now).await {
+            Err(StoreError::Conflict(_)) => {
+                self.upsert_grant_once(user_id, client_id, scope, now).await
+            }
+            other => other,
+        }
+    }
+
+    async fn active_grant(&self, user_id: &str, client_id: &str) -> StoreResult<Option<Grant>> {
+        self.timed(async move {
+            sqlx::query(
+                "SELECT * FROM grants WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(user_id)
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .as_ref()
+            .map(grant_of)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn grant_by_id(&self, id: &str) -> StoreResult<Option<Grant>> {
+        self.timed(async move {
+            sqlx::query("SELECT * FROM grants WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?
+                .as_ref()
+                .map(grant_of)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn list_grants(&self, user_id: &str) -> StoreResult<Vec<Grant>> {
+        self.timed(async move {
+            sqlx::query(
+                "SELECT * FROM grants WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at, id",
+            )
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?
+            .iter()
+            .map(grant_of)
+            .collect()
+        })
+        .await
+    }
+
+    async fn revoke_grant(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        until: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            let grant: Option<String> = sqlx::query_scalar(
+                "UPDATE grants SET revoked_at = $1 WHERE user_id = $2 AND client_id = $3 AND revoked_at IS NULL
+                 RETURNING id",
+            )
+            .bind(now)
+            .bind(user_id)
+            .bind(client_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?;
+            let Some(grant_id) = grant else {
+                return Ok(false);
+            };
+            let families: Vec<String> =
+                sqlx::query_scalar("SELECT DISTINCT family_id FROM refresh_tokens WHERE grant_id = $1")
+                    .bind(&grant_id)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(err)?;
+            sqlx::query(
+                "UPDATE refresh_tokens SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(&grant_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            for family in families {
+                record_revocation(&mut tx, &family, until).await?;
+            }
+            tx.commit().await.map_err(err)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn insert_authorization_code(&self, c: &AuthorizationCode) -> StoreResult<()> {
+        self.timed(async move {
+            sqlx::query(
+                "INSERT INTO authorization_codes (digest, client_id, redirect_uri, code_challenge,
+                     code_challenge_method, user_id, account_id, scope, grant_id, family_id, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(&c.digest.0[..])
+            .bind(&c.client_id)
+            .bind(&c.redirect_uri)
+            .bind(&c.code_challenge)
+            .bind(&c.code_challenge_method)
+            .bind(&c.user_id)
+            .bind(&c.account_id)
+            .bind(&c.scope)
+            .bind(&c.grant_id)
+            .bind(&c.family_id)
+            .bind(c.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_authorization_code(
+        &self,
+        digest: &SecretDigest,
+        now: i64,
+    ) -> StoreResult<CodeTaking> {
+        self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            let taken = sqlx::query(
+                "UPDATE authorization_codes SET used_at = $1 WHERE digest = $2 AND used_at IS NULL RETURNING *",
+            )
+            .bind(now)
+            .bind(&digest.0[..])
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?;
+            let result = match taken {
+                Some(row) => CodeTaking::Taken(code_of(&row)?),
+                None => match sqlx::query("SELECT * FROM authorization_codes WHERE digest = $1")
+                    .bind(&digest.0[..])
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(err)?
+                {
+                    Some(row) => CodeTaking::Reused(code_of(&row)?),
+                    None => CodeTaking::Unknown,
+                },
+            };
+            tx.commit().await.map_err(err)?;
+            Ok(result)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for PgStore {
+    async fn latest_change(&self) -> StoreResult<i64> {
+        self.timed(async move {
+            let seq: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM changes")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(err)?;
+            Ok(seq.unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn changes_since(&self, after: i64, limit: u32) -> StoreResult<Vec<(i64, Change)>> {
+        self.timed(async move {
+            let rows = sqlx::query(
+                "SELECT seq, kind, key FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+            )
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let seq: i64 = r.try_get("seq").map_err(err)?;
+                let kind: String = r.try_get("kind").map_err(err)?;
+                let key: String = r.try_get("key").map_err(err)?;
+                match Change::decode(&kind, &key) {
+                    Some(c) => out.push((seq, c)),
+                    None => tracing::warn!(seq, kind, "skipping an unknown change kind"),
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn prune_changes(&self, before: i64) -> StoreResult<u64> {
+        self.timed(async move {
+            Ok(sqlx::query("DELETE FROM changes WHERE at < $1")
+                .bind(before)
+                .execute(&self.pool)
+                .await
+                .map_err(err)?
+                .rows_affected())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.timed(async move {
+            sqlx::query("SELECT 1")
+                .execute(&self.pool)
+                .await
+                .map_err(err)
+                .map(|_| ())
+        })
+        .await
+    }
+}
