@@ -73,25 +73,6 @@ pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_are_redacted_and_paths_found() {
-        assert_eq!(
-            redact_url("postgres://u:secret@h/db"),
-            "postgres://u:***@h/db"
-        );
-        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
-        assert_eq!(
-            sqlite_path("sqlite://data/t.db?mode=rwc"),
-            Some("data/t.db".into())
-        );
-        assert_eq!(sqlite_path("sqlite::memory:"), None);
-    }
-}
-
 /// Test support: make an empty database next to the one `admin_url` names (the role needs
 /// CREATEDB) and return its URL, so that every test gets a database of its own.
 pub async fn create_scratch_database(admin_url: &str) -> Result<String, StoreError> {
@@ -112,4 +93,23 @@ pub async fn create_scratch_database(admin_url: &str) -> Result<String, StoreErr
         .map_or((admin_url, ""), |(b, q)| (b, q));
     let cut = base.rfind('/').unwrap_or(base.len());
     Ok(format!("{}/{name}", &base[..cut]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted_and_paths_found() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+        assert_eq!(
+            sqlite_path("sqlite://data/t.db?mode=rwc"),
+            Some("data/t.db".into())
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+    }
 }
