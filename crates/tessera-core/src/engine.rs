@@ -305,11 +305,20 @@ impl Engine {
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut n: u64 = 0;
+            let mut failing = false;
             loop {
                 tick.tick().await;
                 let now = crate::unix_now();
-                if let Err(e) = engine.sync(now).await {
-                    tracing::warn!(error = %e, "change feed sync failed; retrying");
+                match engine.sync(now).await {
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "change feed sync failing; retrying every 250 ms");
+                    }
+                    Ok(_) if failing => {
+                        failing = false;
+                        tracing::info!("change feed sync recovered");
+                    }
+                    _ => {}
                 }
                 n += 1;
                 if n.is_multiple_of(240) {

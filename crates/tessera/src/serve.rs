@@ -27,6 +27,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             )
         })?;
     let master = master::load(&config.database, true)?;
+    if config.issuer.is_none() && !config.database.starts_with("sqlite:") {
+        tracing::warn!(
+            "no --issuer set: tokens will name this node's own address, and other nodes will \
+             refuse them; set --issuer to the URL clients use (the load balancer's)"
+        );
+    }
     let demo = if config.dev {
         Some(dev::ensure_demo_data(store.as_ref()).await?)
     } else {

@@ -8,6 +8,7 @@ mod errors;
 mod input;
 mod interop;
 mod logs;
+mod multinode;
 mod refresh;
 mod seed000;
 mod seed002;

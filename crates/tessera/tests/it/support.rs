@@ -17,6 +17,9 @@ use tessera_server::{RunningServer, ServerConfig};
 
 static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
 
+/// The issuer every node of a multi-node test shares.
+pub const SHARED_ISSUER: &str = "https://auth.tessera.test";
+
 #[derive(Clone)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
 
@@ -104,7 +107,27 @@ impl TestServer {
         engine: EngineConfig,
         master: MasterKey,
     ) -> TestServer {
-        Self::start_full(dir, db_url, engine, master, None).await
+        Self::start_full(dir, db_url, engine, master, None, Default::default(), None).await
+    }
+
+    /// A node on a shared database (PostgreSQL), with the given store options. All nodes share
+    /// one issuer, as nodes behind one load balancer must.
+    pub async fn start_node(
+        db_url: &str,
+        master: &MasterKey,
+        options: tessera_store::Options,
+    ) -> TestServer {
+        let master = MasterKey::parse(&master.to_hex()).unwrap();
+        Self::start_full(
+            tempfile::tempdir().unwrap(),
+            db_url.to_string(),
+            config(),
+            master,
+            None,
+            options,
+            Some(SHARED_ISSUER.to_string()),
+        )
+        .await
     }
 
     pub async fn start_tls(
@@ -114,7 +137,16 @@ impl TestServer {
         master: MasterKey,
         tls: tessera_server::tls::TlsFiles,
     ) -> TestServer {
-        Self::start_full(dir, db_url, engine, master, Some(tls)).await
+        Self::start_full(
+            dir,
+            db_url,
+            engine,
+            master,
+            Some(tls),
+            Default::default(),
+            None,
+        )
+        .await
     }
 
     async fn start_full(
@@ -123,13 +155,13 @@ impl TestServer {
         engine: EngineConfig,
         master: MasterKey,
         tls: Option<tessera_server::tls::TlsFiles>,
+        options: tessera_store::Options,
+        issuer: Option<String>,
     ) -> TestServer {
         init_logs();
         let master_hex = master.to_hex().to_string();
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let store = tessera_store::open(&db_url, &tessera_store::Options::default())
-            .await
-            .unwrap();
+        let store = tessera_store::open(&db_url, &options).await.unwrap();
         if store.list_scopes().await.unwrap().is_empty() {
             admin::add_scopes(
                 store.as_ref(),
@@ -156,7 +188,7 @@ impl TestServer {
             master,
             ServerConfig {
                 listen: "127.0.0.1:0".parse().unwrap(),
-                issuer: None,
+                issuer,
                 engine,
                 tls,
             },
