@@ -13,6 +13,10 @@ use crate::{dev, master};
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     init_logging();
+    // Before anything is announced: a SIGTERM that arrives once we say we listen must find its
+    // handler installed, or the default action would kill us mid-request.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
     let config = args.resolve()?;
     let options = tessera_store::Options {
         pool_size: config.db_pool,
@@ -68,7 +72,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(demo) = demo {
         dev::print_instructions(&demo, &base);
     }
-    shutdown_signal().await;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
     tracing::info!("shutting down: finishing in-flight requests");
     server.shutdown().await?;
     tracing::info!("stopped");
@@ -83,22 +90,4 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }
