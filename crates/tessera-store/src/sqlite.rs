@@ -654,7 +654,7 @@ async fn writer(pool: SqlitePool, mut queue: mpsc::Receiver<Write>) {
 
 enum Outcome {
     Insert(StoreResult<()>),
-    Rotate(StoreResult<Rotation>),
+    Rotate(Box<StoreResult<Rotation>>),
 }
 
 async fn run_batch(pool: &SqlitePool, batch: &mut Vec<Write>) {
@@ -670,7 +670,9 @@ async fn run_batch(pool: &SqlitePool, batch: &mut Vec<Write>) {
                     successor,
                     now,
                     ..
-                } => Outcome::Rotate(rotate_in(&mut tx, presented, owner, successor, *now).await),
+                } => Outcome::Rotate(Box::new(
+                    rotate_in(&mut tx, presented, owner, successor, *now).await,
+                )),
             });
         }
         tx.commit().await.map_err(err)?;
@@ -685,7 +687,7 @@ async fn run_batch(pool: &SqlitePool, batch: &mut Vec<Write>) {
                         let _ = reply.send(r);
                     }
                     (Write::Rotate { reply, .. }, Outcome::Rotate(r)) => {
-                        let _ = reply.send(r);
+                        let _ = reply.send(*r);
                     }
                     _ => unreachable!("outcomes follow the batch's order"),
                 }
