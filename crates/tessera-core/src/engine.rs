@@ -102,6 +102,10 @@ pub struct Engine {
     keyer: CacheKeyer,
     /// keyed hash of (email, password) → partner, for credentials verified recently.
     credentials: Cache<[u8; 32], VerifiedCredential>,
+    /// Single flight: a credential pair being checked right now → the lock its other
+    /// presentations wait on, so that 32 concurrent requests with a new pair cost one Argon2,
+    /// not 32.
+    checking: DashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>,
     partners: Cache<String, Arc<Partner>>,
     partner_tokens: Cache<SecretDigest, Arc<str>>,
     clients: Cache<String, Arc<Client>>,
@@ -181,6 +185,7 @@ impl Engine {
             passwords: Passwords::new(),
             keyer: CacheKeyer::new(),
             credentials: Cache::new(cache),
+            checking: DashMap::new(),
             partners: Cache::new(cache),
             partner_tokens: Cache::new(cache),
             clients: Cache::new(cache),
@@ -397,6 +402,12 @@ impl Engine {
         {
             return active(p);
         }
+        let _flight = self.single_flight(key).await;
+        if let Some(hit) = self.credentials.get(&key)
+            && let Some(p) = self.partner(&hit.owner).await?
+        {
+            return active(p);
+        }
         let lock_key = self.keyer.key(&[b"lock-partner", email.as_bytes()]);
         self.lockout
             .check(&lock_key, now)
@@ -460,6 +471,24 @@ impl Engine {
             .await?
             .ok_or(GrantError::InvalidPartnerToken)?;
         active(partner)
+    }
+
+    /// Wait until no other task is checking this credential pair, then hold the right to check
+    /// it. The guard releases on drop and forgets the entry once nobody else waits.
+    async fn single_flight(&self, key: [u8; 32]) -> FlightGuard<'_> {
+        let lock = Arc::clone(
+            self.checking
+                .entry(key)
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+                .value(),
+        );
+        let guard = Arc::clone(&lock).lock_owned().await;
+        FlightGuard {
+            engine: self,
+            key,
+            lock,
+            _guard: guard,
+        }
     }
 
     // ---- client and user authentication (standard dialect) ------------------------------------
@@ -558,6 +587,12 @@ impl Engine {
         let key = self
             .keyer
             .key(&[b"user", owner.as_bytes(), password.as_bytes()]);
+        if self.credentials.get(&key).is_some()
+            && let Some(u) = self.user(partner_id, &username).await?
+        {
+            return Ok(u);
+        }
+        let _flight = self.single_flight(key).await;
         if self.credentials.get(&key).is_some()
             && let Some(u) = self.user(partner_id, &username).await?
         {
@@ -667,6 +702,22 @@ impl Engine {
 
     pub(crate) fn note_revoked(&self, id: &str, until: i64) {
         self.revoked.insert(id.to_string(), until);
+    }
+}
+
+struct FlightGuard<'a> {
+    engine: &'a Engine,
+    key: [u8; 32],
+    lock: Arc<tokio::sync::Mutex<()>>,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        // Held here, by the guard, and by the map: 3 means nobody else is waiting.
+        self.engine.checking.remove_if(&self.key, |_, l| {
+            Arc::ptr_eq(l, &self.lock) && Arc::strong_count(l) <= 3
+        });
     }
 }
 

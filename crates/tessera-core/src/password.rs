@@ -14,6 +14,8 @@ use crate::secret::{SecretDigest, random_bytes};
 #[derive(Clone)]
 pub struct Passwords {
     permits: Arc<Semaphore>,
+    /// Argon2 verifications run so far (for tests and metrics).
+    verifications: Arc<std::sync::atomic::AtomicU64>,
     /// A hash of a random password, verified against when the user does not exist so that an
     /// unknown username costs the same as a wrong password.
     dummy: Arc<PasswordHash>,
@@ -25,6 +27,7 @@ impl Passwords {
         let random = crate::secret::generate(crate::secret::SecretKind::ClientSecret);
         Passwords {
             permits: Arc::new(Semaphore::new(cores)),
+            verifications: Arc::default(),
             dummy: Arc::new(hash_blocking(random.expose())),
         }
     }
@@ -49,6 +52,8 @@ impl Passwords {
             .acquire()
             .await
             .expect("semaphore is never closed");
+        self.verifications
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let known = hash.is_some();
         let hash = hash.cloned().unwrap_or_else(|| (*self.dummy).clone());
         let pw = Zeroizing::new(password.to_string());
@@ -95,6 +100,14 @@ impl<'a> StoredPassword<'a> {
 /// The stored form of a generated password.
 pub fn generated_hash(secret: &crate::secret::Secret) -> PasswordHash {
     PasswordHash(format!("{GENERATED_PREFIX}{}", secret.digest().to_hex()))
+}
+
+impl Passwords {
+    /// How many Argon2 verifications this process has run.
+    pub fn verifications(&self) -> u64 {
+        self.verifications
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Hash synchronously (CLI and start-up).

@@ -5,6 +5,7 @@
 //! pictures are made), otherwise to a temporary folder.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,6 +24,11 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // ChromeDriver leads its own process group; killing the group takes the browsers it
+        // started too, even when a failed test never closed its session.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -40,6 +46,7 @@ async fn start_driver() -> Driver {
     let port = free_port();
     let child = Command::new("chromedriver")
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -96,13 +103,14 @@ async fn shot(c: &Client, name: &str) {
 }
 
 async fn fill(c: &Client, css: &str, text: &str) {
-    let e = c.find(Locator::Css(css)).await.unwrap();
+    let e = c.wait().for_element(Locator::Css(css)).await.unwrap();
     e.clear().await.unwrap();
     e.send_keys(text).await.unwrap();
 }
 
 async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
+    c.wait()
+        .for_element(Locator::Css(css))
         .await
         .unwrap()
         .click()
@@ -131,6 +139,13 @@ fn authorize_url(base: &str, dialect: &str, client_id: &str, redirect: &str) -> 
 
 #[tokio::test]
 async fn login_consent_deny_register_revoke_and_framing_in_chromium() {
+    // A stuck browser must fail the test, not hang the suite.
+    tokio::time::timeout(Duration::from_secs(180), scenario())
+        .await
+        .expect("the browser scenario did not finish within 3 minutes");
+}
+
+async fn scenario() {
     let t = TestServer::start().await;
     // A page on another origin that frames the authorization pages.
     let framer = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -247,6 +262,8 @@ async fn login_consent_deny_register_revoke_and_framing_in_chromium() {
     // Sign out, then register a new account from the login page.
     c.goto(&format!("{}/oauth/grants", t.base)).await.unwrap();
     click(&c, "#logout").await;
+    // Wait for the next page's own element: `h1` also exists on the page being left.
+    text(&c, "#message").await;
     assert!(text(&c, "h1").await.contains("signed out"));
     shot(&c, "signed-out").await;
     c.goto(&authorize_url(&t.base, "partner", &s.client_id, &debug))

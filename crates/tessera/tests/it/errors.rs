@@ -498,3 +498,28 @@ async fn revoke_answers_200_for_unknown_and_403_for_foreign_tokens() {
         .await;
     expect(&r, 400, "VALIDATION_FAILED");
 }
+
+#[tokio::test]
+async fn concurrent_requests_with_new_credentials_cost_one_argon2() {
+    let t = TestServer::start().await;
+    let p = t.partner().await;
+    let before = t.engine().passwords().verifications();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (http, url, b) = (t.http.clone(), t.url("/v2/oauth/token"), p.basic());
+        tasks.push(tokio::spawn(async move {
+            http.post(url)
+                .header("Authorization", b)
+                .body(machine_token_body("crm"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 200);
+    }
+    assert_eq!(t.engine().passwords().verifications() - before, 1);
+}
