@@ -5,7 +5,7 @@
 
 use crate::engine::Engine;
 use crate::error::GrantError;
-use crate::grants::{Caller, Issued, new_jti};
+use crate::grants::{Caller, Issued, base_claims};
 use crate::jwt::{Claims, TokenUse};
 use crate::model::{GrantType, RefreshToken};
 use crate::policy::MAX_ACCESS_TOKEN_TTL;
@@ -149,21 +149,18 @@ pub async fn grant(
     };
     let ttl = engine.config.client_access_token_ttl;
     let claims = Claims {
-        iss: engine.config.issuer.clone(),
-        sub: code.user_id.clone(),
-        aud: engine.config.audience.clone(),
-        exp: now + ttl,
-        iat: now,
-        jti: new_jti(),
         client_id: client.id.clone(),
-        scope: code.scope.clone(),
-        token_use: TokenUse::ClientAccessToken,
-        partner_id: Some(partner.id.clone()),
-        org_code: Some(partner.org_code.clone()),
         account_id: code.account_id.clone(),
-        role: None,
-        act: None,
         sid: Some(code.family_id.clone()),
+        ..base_claims(
+            engine,
+            caller,
+            code.user_id.clone(),
+            code.scope.clone(),
+            TokenUse::ClientAccessToken,
+            ttl,
+            now,
+        )
     };
     Ok(Issued {
         access_token: engine.mint(&claims),

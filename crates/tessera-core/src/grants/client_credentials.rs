@@ -4,8 +4,8 @@
 
 use crate::engine::Engine;
 use crate::error::GrantError;
-use crate::grants::{Caller, Issued, effective_scope, new_jti};
-use crate::jwt::{Claims, TokenUse};
+use crate::grants::{Caller, Issued, base_claims, effective_scope};
+use crate::jwt::TokenUse;
 use crate::scope::ScopeSet;
 
 #[derive(Debug)]
@@ -32,24 +32,15 @@ pub fn grant(
         Caller::Partner(_) => (TokenUse::MachineToken, engine.config.machine_token_ttl),
         Caller::Client { .. } => (TokenUse::AppToken, engine.config.app_token_ttl),
     };
-    let partner = caller.partner();
-    let claims = Claims {
-        iss: engine.config.issuer.clone(),
-        sub: caller.client_id().to_string(),
-        aud: engine.config.audience.clone(),
-        exp: now + ttl,
-        iat: now,
-        jti: new_jti(),
-        client_id: caller.client_id().to_string(),
-        scope: scope.to_claim(),
+    let claims = base_claims(
+        engine,
+        caller,
+        caller.client_id().to_string(),
+        scope.to_claim(),
         token_use,
-        partner_id: Some(partner.id.clone()),
-        org_code: Some(partner.org_code.clone()),
-        account_id: None,
-        role: None,
-        act: None,
-        sid: None,
-    };
+        ttl,
+        now,
+    );
     Ok(Issued {
         access_token: engine.mint(&claims),
         expires_in: ttl,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::engine::Engine;
 use crate::error::GrantError;
-use crate::jwt::TokenUse;
+use crate::jwt::{Claims, TokenUse};
 use crate::model::{Client, GrantType, Partner};
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
@@ -154,6 +154,37 @@ impl Engine {
             GrantRequest::TokenExchange(r) => token_exchange::grant(self, caller, r, now).await,
             GrantRequest::RefreshToken(r) => refresh_token::grant(self, caller, r, now).await,
         }
+    }
+}
+
+/// The claims every access token carries (SPEC §2), for `sub`, issued now to the caller; grants
+/// add their own (`account_id`, `role`, `act`, `sid`) with struct-update syntax.
+pub(crate) fn base_claims(
+    engine: &Engine,
+    caller: &Caller,
+    sub: String,
+    scope: String,
+    token_use: TokenUse,
+    ttl: i64,
+    now: i64,
+) -> Claims {
+    let partner = caller.partner();
+    Claims {
+        iss: engine.config.issuer.clone(),
+        sub,
+        aud: engine.config.audience.clone(),
+        exp: now + ttl,
+        iat: now,
+        jti: new_jti(),
+        client_id: caller.client_id().to_string(),
+        scope,
+        token_use,
+        partner_id: Some(partner.id.clone()),
+        org_code: Some(partner.org_code.clone()),
+        account_id: None,
+        role: None,
+        act: None,
+        sid: None,
     }
 }
 

@@ -6,7 +6,7 @@
 
 use crate::engine::Engine;
 use crate::error::GrantError;
-use crate::grants::{Caller, Issued, effective_scope, new_jti};
+use crate::grants::{Caller, Issued, base_claims, effective_scope};
 use crate::jwt::{Claims, TokenUse};
 use crate::model::Role;
 use crate::scope::ScopeSet;
@@ -53,21 +53,17 @@ pub async fn grant(
     };
     let ttl = engine.config.user_token_ttl;
     let claims = Claims {
-        iss: engine.config.issuer.clone(),
-        sub: user.id.clone(),
-        aud: engine.config.audience.clone(),
-        exp: now + ttl,
-        iat: now,
-        jti: new_jti(),
-        client_id: caller.client_id().to_string(),
-        scope: scope.to_claim(),
-        token_use,
-        partner_id: Some(partner.id.clone()),
-        org_code: Some(partner.org_code.clone()),
         account_id: user.account_id.clone(),
         role: Some(user.role.as_str().to_string()),
-        act: None,
-        sid: None,
+        ..base_claims(
+            engine,
+            caller,
+            user.id.clone(),
+            scope.to_claim(),
+            token_use,
+            ttl,
+            now,
+        )
     };
     Ok(Issued {
         access_token: engine.mint(&claims),

@@ -13,7 +13,7 @@
 
 use crate::engine::Engine;
 use crate::error::GrantError;
-use crate::grants::{Caller, Issued, MACHINE_TOKEN_TYPE, new_jti, require_within};
+use crate::grants::{Caller, Issued, MACHINE_TOKEN_TYPE, base_claims, new_jti, require_within};
 use crate::jwt::{Actor, Claims, TokenUse};
 use crate::model::{GrantType, RefreshToken};
 use crate::scope::ScopeSet;
@@ -182,26 +182,25 @@ pub async fn grant(
     };
 
     let ttl = engine.config.client_access_token_ttl;
+    let role = if request.requested_subject.is_none() {
+        subject.role.clone()
+    } else {
+        None
+    };
     let claims = Claims {
-        iss: engine.config.issuer.clone(),
-        sub,
-        aud: engine.config.audience.clone(),
-        exp: now + ttl,
-        iat: now,
-        jti: new_jti(),
-        client_id: caller.client_id().to_string(),
-        scope: scope.to_claim(),
-        token_use: TokenUse::ClientAccessToken,
-        partner_id: Some(partner.id.clone()),
-        org_code: Some(partner.org_code.clone()),
         account_id,
-        role: if request.requested_subject.is_none() {
-            subject.role.clone()
-        } else {
-            None
-        },
+        role,
         act: Some(act),
         sid,
+        ..base_claims(
+            engine,
+            caller,
+            sub,
+            scope.to_claim(),
+            TokenUse::ClientAccessToken,
+            ttl,
+            now,
+        )
     };
     Ok(Issued {
         access_token: engine.mint(&claims),
@@ -222,23 +221,22 @@ pub(crate) fn account_claims(
     now: i64,
 ) -> Claims {
     Claims {
-        iss: engine.config.issuer.clone(),
-        sub: record.subject.clone(),
-        aud: engine.config.audience.clone(),
-        exp: now + ttl,
-        iat: now,
-        jti: new_jti(),
         client_id: record.client_id.clone(),
-        scope: record.scope.clone(),
-        token_use: TokenUse::ClientAccessToken,
         partner_id: Some(record.partner_id.clone()),
-        org_code: Some(caller.partner().org_code.clone()),
         account_id: record.account_id.clone(),
-        role: None,
         act: Some(Actor {
             sub: record.client_id.clone(),
             act: None,
         }),
         sid: Some(record.family_id.clone()),
+        ..base_claims(
+            engine,
+            caller,
+            record.subject.clone(),
+            record.scope.clone(),
+            TokenUse::ClientAccessToken,
+            ttl,
+            now,
+        )
     }
 }

@@ -230,6 +230,39 @@ async fn pending(
         })
 }
 
+/// A posted form whose CSRF token matches the browser's cookie.
+fn checked_form(headers: &HeaderMap, body: &RawBody) -> Result<Form, Box<Response>> {
+    let form = bytes(body)
+        .and_then(|b| Form::parse(headers, b))
+        .map_err(|_| {
+            Box::new(error_page(
+                "The form could not be read.",
+                StatusCode::BAD_REQUEST,
+            ))
+        })?;
+    if !csrf_ok(headers, form.get("csrf")) {
+        return Err(Box::new(error_page(
+            "This form has expired. Go back and try again.",
+            StatusCode::FORBIDDEN,
+        )));
+    }
+    Ok(form)
+}
+
+/// A checked form of the flow, with the pending request it names and that request's client.
+async fn flow_form(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: &RawBody,
+    now: i64,
+) -> Result<(Form, AuthorizationRequest, Arc<Client>), Box<Response>> {
+    let form = checked_form(headers, body)?;
+    let (request, client) = pending(app, form.get("request"), now)
+        .await
+        .map_err(Box::new)?;
+    Ok((form, request, client))
+}
+
 fn login_view(
     app: &AppState,
     headers: &HeaderMap,
@@ -266,19 +299,10 @@ async fn login_page(
 
 async fn login(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let now = unix_now();
-    let Ok(mut form) = bytes(&body).and_then(|b| Form::parse(&headers, b)) else {
-        return error_page("The form could not be read.", StatusCode::BAD_REQUEST);
+    let (mut form, request, client) = match flow_form(&app, &headers, &body, now).await {
+        Ok(f) => f,
+        Err(r) => return *r,
     };
-    let (request, client) = match pending(&app, form.get("request"), now).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    if !csrf_ok(&headers, form.get("csrf")) {
-        return error_page(
-            "This form has expired. Go back and try again.",
-            StatusCode::FORBIDDEN,
-        );
-    }
     let username = form.take("username").unwrap_or_default();
     let password = zeroize::Zeroizing::new(form.take("password").unwrap_or_default());
     match app
@@ -354,19 +378,10 @@ async fn register_page(
 
 async fn register(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let now = unix_now();
-    let Ok(mut form) = bytes(&body).and_then(|b| Form::parse(&headers, b)) else {
-        return error_page("The form could not be read.", StatusCode::BAD_REQUEST);
+    let (mut form, request, client) = match flow_form(&app, &headers, &body, now).await {
+        Ok(f) => f,
+        Err(r) => return *r,
     };
-    let (request, client) = match pending(&app, form.get("request"), now).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    if !csrf_ok(&headers, form.get("csrf")) {
-        return error_page(
-            "This form has expired. Go back and try again.",
-            StatusCode::FORBIDDEN,
-        );
-    }
     let name = form.take("account_name").unwrap_or_default();
     let email = form.take("email").unwrap_or_default();
     let password = zeroize::Zeroizing::new(form.take("password").unwrap_or_default());
@@ -430,19 +445,10 @@ async fn consent_page(
 
 async fn consent(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let now = unix_now();
-    let Ok(mut form) = bytes(&body).and_then(|b| Form::parse(&headers, b)) else {
-        return error_page("The form could not be read.", StatusCode::BAD_REQUEST);
+    let (mut form, request, client) = match flow_form(&app, &headers, &body, now).await {
+        Ok(f) => f,
+        Err(r) => return *r,
     };
-    let (request, client) = match pending(&app, form.get("request"), now).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    if !csrf_ok(&headers, form.get("csrf")) {
-        return error_page(
-            "This form has expired. Go back and try again.",
-            StatusCode::FORBIDDEN,
-        );
-    }
     let Some(user) = session_user(&app, &headers, &client, now).await else {
         return redirect(
             &format!("/oauth/login?request={}", request.id),
@@ -545,15 +551,10 @@ fn date(unix: i64) -> String {
 
 async fn revoke_grant(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let now = unix_now();
-    let Ok(mut form) = bytes(&body).and_then(|b| Form::parse(&headers, b)) else {
-        return error_page("The form could not be read.", StatusCode::BAD_REQUEST);
+    let mut form = match checked_form(&headers, &body) {
+        Ok(f) => f,
+        Err(r) => return *r,
     };
-    if !csrf_ok(&headers, form.get("csrf")) {
-        return error_page(
-            "This form has expired. Go back and try again.",
-            StatusCode::FORBIDDEN,
-        );
-    }
     let user = match view::cookie(&headers, SESSION_COOKIE) {
         Some(c) => app.engine.session_user(c, now).await.ok().flatten(),
         None => None,
@@ -568,14 +569,8 @@ async fn revoke_grant(State(app): State<AppState>, headers: HeaderMap, body: Raw
 }
 
 async fn logout(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
-    let Ok(form) = bytes(&body).and_then(|b| Form::parse(&headers, b)) else {
-        return error_page("The form could not be read.", StatusCode::BAD_REQUEST);
-    };
-    if !csrf_ok(&headers, form.get("csrf")) {
-        return error_page(
-            "This form has expired. Go back and try again.",
-            StatusCode::FORBIDDEN,
-        );
+    if let Err(r) = checked_form(&headers, &body) {
+        return *r;
     }
     if let Some(c) = view::cookie(&headers, SESSION_COOKIE)
         && let Err(e) = app.engine.end_session(c).await
