@@ -244,6 +244,23 @@ impl PgStore {
         }
     }
 
+    /// One row by a single text key, mapped to its record.
+    async fn by_key<T>(
+        &self,
+        sql: &'static str,
+        key: &str,
+        map: fn(&PgRow) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        sqlx::query(sql)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .as_ref()
+            .map(map)
+            .transpose()
+    }
+
     async fn migrate(&self) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(err)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -335,28 +352,16 @@ impl PartnerStore for PgStore {
 
     async fn partner_by_id(&self, id: &str) -> StoreResult<Option<Partner>> {
         self.timed(async move {
-            sqlx::query("SELECT * FROM partners WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
+            self.by_key("SELECT * FROM partners WHERE id = $1", id, partner_of)
                 .await
-                .map_err(err)?
-                .as_ref()
-                .map(partner_of)
-                .transpose()
         })
         .await
     }
 
     async fn partner_by_email(&self, email: &str) -> StoreResult<Option<Partner>> {
         self.timed(async move {
-            sqlx::query("SELECT * FROM partners WHERE email = $1")
-                .bind(email)
-                .fetch_optional(&self.pool)
+            self.by_key("SELECT * FROM partners WHERE email = $1", email, partner_of)
                 .await
-                .map_err(err)?
-                .as_ref()
-                .map(partner_of)
-                .transpose()
         })
         .await
     }
@@ -461,14 +466,8 @@ impl AccountStore for PgStore {
 
     async fn account_by_id(&self, id: &str) -> StoreResult<Option<Account>> {
         self.timed(async move {
-            sqlx::query("SELECT * FROM accounts WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
+            self.by_key("SELECT * FROM accounts WHERE id = $1", id, account_of)
                 .await
-                .map_err(err)?
-                .as_ref()
-                .map(account_of)
-                .transpose()
         })
         .await
     }
@@ -532,14 +531,8 @@ impl ClientStore for PgStore {
 
     async fn client_by_id(&self, id: &str) -> StoreResult<Option<Client>> {
         self.timed(async move {
-            sqlx::query("SELECT * FROM clients WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
+            self.by_key("SELECT * FROM clients WHERE id = $1", id, client_of)
                 .await
-                .map_err(err)?
-                .as_ref()
-                .map(client_of)
-                .transpose()
         })
         .await
     }
@@ -554,14 +547,8 @@ impl UserStore for PgStore {
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
         self.timed(async move {
-            sqlx::query("SELECT * FROM users WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
+            self.by_key("SELECT * FROM users WHERE id = $1", id, user_of)
                 .await
-                .map_err(err)?
-                .as_ref()
-                .map(user_of)
-                .transpose()
         })
         .await
     }
@@ -1022,14 +1009,8 @@ impl AuthorizationStore for PgStore {
 
     async fn grant_by_id(&self, id: &str) -> StoreResult<Option<Grant>> {
         self.timed(async move {
-            sqlx::query("SELECT * FROM grants WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
+            self.by_key("SELECT * FROM grants WHERE id = $1", id, grant_of)
                 .await
-                .map_err(err)?
-                .as_ref()
-                .map(grant_of)
-                .transpose()
         })
         .await
     }

@@ -129,6 +129,23 @@ impl SqliteStore {
             .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?
     }
 
+    /// One row by a single text key, mapped to its record.
+    async fn by_key<T>(
+        &self,
+        sql: &'static str,
+        key: &str,
+        map: fn(&SqliteRow) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        sqlx::query(sql)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .as_ref()
+            .map(map)
+            .transpose()
+    }
+
     async fn migrate(&self) -> StoreResult<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         raw_sql("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -211,25 +228,13 @@ impl PartnerStore for SqliteStore {
     }
 
     async fn partner_by_id(&self, id: &str) -> StoreResult<Option<Partner>> {
-        sqlx::query("SELECT * FROM partners WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
+        self.by_key("SELECT * FROM partners WHERE id = ?", id, partner_of)
             .await
-            .map_err(err)?
-            .as_ref()
-            .map(partner_of)
-            .transpose()
     }
 
     async fn partner_by_email(&self, email: &str) -> StoreResult<Option<Partner>> {
-        sqlx::query("SELECT * FROM partners WHERE email = ?")
-            .bind(email)
-            .fetch_optional(&self.pool)
+        self.by_key("SELECT * FROM partners WHERE email = ?", email, partner_of)
             .await
-            .map_err(err)?
-            .as_ref()
-            .map(partner_of)
-            .transpose()
     }
 
     async fn set_partner_status(&self, id: &str, status: PartnerStatus) -> StoreResult<()> {
@@ -314,14 +319,8 @@ impl AccountStore for SqliteStore {
     }
 
     async fn account_by_id(&self, id: &str) -> StoreResult<Option<Account>> {
-        sqlx::query("SELECT * FROM accounts WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
+        self.by_key("SELECT * FROM accounts WHERE id = ?", id, account_of)
             .await
-            .map_err(err)?
-            .as_ref()
-            .map(account_of)
-            .transpose()
     }
 
     async fn list_accounts(
@@ -374,14 +373,8 @@ impl ClientStore for SqliteStore {
     }
 
     async fn client_by_id(&self, id: &str) -> StoreResult<Option<Client>> {
-        sqlx::query("SELECT * FROM clients WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
+        self.by_key("SELECT * FROM clients WHERE id = ?", id, client_of)
             .await
-            .map_err(err)?
-            .as_ref()
-            .map(client_of)
-            .transpose()
     }
 }
 
@@ -392,14 +385,8 @@ impl UserStore for SqliteStore {
     }
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
-        sqlx::query("SELECT * FROM users WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
+        self.by_key("SELECT * FROM users WHERE id = ?", id, user_of)
             .await
-            .map_err(err)?
-            .as_ref()
-            .map(user_of)
-            .transpose()
     }
 
     async fn upsert_customer(&self, u: &User) -> StoreResult<(User, bool)> {
@@ -1027,14 +1014,8 @@ impl AuthorizationStore for SqliteStore {
     }
 
     async fn grant_by_id(&self, id: &str) -> StoreResult<Option<Grant>> {
-        sqlx::query("SELECT * FROM grants WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
+        self.by_key("SELECT * FROM grants WHERE id = ?", id, grant_of)
             .await
-            .map_err(err)?
-            .as_ref()
-            .map(grant_of)
-            .transpose()
     }
 
     async fn list_grants(&self, user_id: &str) -> StoreResult<Vec<Grant>> {

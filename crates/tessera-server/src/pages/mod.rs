@@ -195,6 +195,23 @@ async fn finish_or_consent(
     }
 }
 
+/// Start a fresh session for `user` (a new cookie at every sign-in) and continue the flow.
+async fn sign_in(
+    app: &AppState,
+    request: &AuthorizationRequest,
+    client: &Client,
+    user: &User,
+    now: i64,
+) -> Response {
+    match app.engine.create_session(user, now).await {
+        Ok(session) => {
+            let cookie = set_cookie(SESSION_COOKIE, session.expose(), SESSION_TTL, secure(app));
+            finish_or_consent(app, request, client, user, now, vec![cookie]).await
+        }
+        Err(e) => failure_page(&e),
+    }
+}
+
 fn failure_page(e: &GrantError) -> Response {
     tracing::warn!(error = %e, "authorization page failed");
     error_page(
@@ -310,14 +327,7 @@ async fn login(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -
         .page_login(&client, &username, &password, now)
         .await
     {
-        Ok(user) => match app.engine.create_session(&user, now).await {
-            Ok(session) => {
-                let cookie =
-                    set_cookie(SESSION_COOKIE, session.expose(), SESSION_TTL, secure(&app));
-                finish_or_consent(&app, &request, &client, &user, now, vec![cookie]).await
-            }
-            Err(e) => failure_page(&e),
-        },
+        Ok(user) => sign_in(&app, &request, &client, &user, now).await,
         Err(e) => {
             let message = match e {
                 GrantError::Locked { retry_after_secs } => {
@@ -390,14 +400,7 @@ async fn register(State(app): State<AppState>, headers: HeaderMap, body: RawBody
         .register_account(&client, &name, &email, &password, now)
         .await
     {
-        Ok(user) => match app.engine.create_session(&user, now).await {
-            Ok(session) => {
-                let cookie =
-                    set_cookie(SESSION_COOKIE, session.expose(), SESSION_TTL, secure(&app));
-                finish_or_consent(&app, &request, &client, &user, now, vec![cookie]).await
-            }
-            Err(e) => failure_page(&e),
-        },
+        Ok(user) => sign_in(&app, &request, &client, &user, now).await,
         Err(GrantError::Validation(fields)) => {
             let errors = fields.into_iter().map(|f| f.message).collect();
             register_view(&app, &headers, &request, &client, (&name, &email), errors)
