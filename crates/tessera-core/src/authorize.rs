@@ -332,7 +332,7 @@ impl Engine {
             ));
         }
         if let Err(why) = check_strength(password) {
-            errors.push(crate::FieldError::new("password", capitalise(&why)));
+            errors.push(crate::FieldError::new("password", sentence(&why)));
         }
         if !errors.is_empty() {
             return Err(GrantError::Validation(errors));
@@ -541,7 +541,8 @@ impl Engine {
     }
 }
 
-fn capitalise(s: &str) -> String {
+/// A message fragment as a sentence for a page: capitalised, with a full stop.
+pub fn sentence(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
         Some(f) => f.to_uppercase().collect::<String>() + c.as_str() + ".",

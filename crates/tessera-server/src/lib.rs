@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use tessera_core::engine::StartError;
 use tessera_core::keys::MasterKey;
 use tessera_core::store::Store;
-use tessera_core::{Engine, EngineConfig, GrantError, unix_now};
+use tessera_core::{Engine, EngineConfig, unix_now};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -81,8 +81,6 @@ pub fn no_store(response: &mut Response) {
 async fn not_found(request: Request) -> Response {
     let now = unix_now();
     if request.uri().path().starts_with("/v2/") {
-        let mut r = partner::error::render(&GrantError::Internal, now);
-        *r.status_mut() = StatusCode::NOT_FOUND;
         let body = serde_json::json!({
             "error": {"code": tessera_proto::partner::codes::NOT_FOUND,
                       "message": "no such endpoint; see the README for the partner API"},

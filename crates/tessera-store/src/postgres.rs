@@ -76,6 +76,32 @@ fn unix_now() -> i64 {
     tessera_core::unix_now()
 }
 
+/// Insert one refresh token: a new family's first, or a rotation's successor.
+async fn insert_refresh(conn: &mut PgConnection, t: &RefreshToken) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (digest, family_id, partner_id, client_id, subject, account_id,
+             scope, issued_at, expires_at, family_issued_at, rotated_at, revoked_at, grant_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(&t.digest.0[..])
+    .bind(&t.family_id)
+    .bind(&t.partner_id)
+    .bind(&t.client_id)
+    .bind(&t.subject)
+    .bind(&t.account_id)
+    .bind(&t.scope)
+    .bind(t.issued_at)
+    .bind(t.expires_at)
+    .bind(t.family_issued_at)
+    .bind(t.rotated_at)
+    .bind(t.revoked_at)
+    .bind(&t.grant_id)
+    .execute(conn)
+    .await
+    .map_err(err)?;
+    Ok(())
+}
+
 async fn emit(conn: &mut PgConnection, change: &Change) -> StoreResult<()> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(CHANGES_LOCK)
@@ -679,28 +705,8 @@ impl KeyStore for PgStore {
 impl TokenStore for PgStore {
     async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<()> {
         self.timed(async move {
-            sqlx::query(
-                "INSERT INTO refresh_tokens (digest, family_id, partner_id, client_id, subject, account_id,
-                     scope, issued_at, expires_at, family_issued_at, rotated_at, revoked_at, grant_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            )
-            .bind(&t.digest.0[..])
-            .bind(&t.family_id)
-            .bind(&t.partner_id)
-            .bind(&t.client_id)
-            .bind(&t.subject)
-            .bind(&t.account_id)
-            .bind(&t.scope)
-            .bind(t.issued_at)
-            .bind(t.expires_at)
-            .bind(t.family_issued_at)
-            .bind(t.rotated_at)
-            .bind(t.revoked_at)
-            .bind(&t.grant_id)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-            Ok(())
+            let mut conn = self.pool.acquire().await.map_err(err)?;
+            insert_refresh(&mut conn, t).await
         })
         .await
     }
@@ -765,25 +771,7 @@ impl TokenStore for PgStore {
                 revoked_at: None,
                 ..old.clone()
             };
-            sqlx::query(
-                "INSERT INTO refresh_tokens (digest, family_id, partner_id, client_id, subject, account_id,
-                     scope, issued_at, expires_at, family_issued_at, grant_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(&next.digest.0[..])
-            .bind(&next.family_id)
-            .bind(&next.partner_id)
-            .bind(&next.client_id)
-            .bind(&next.subject)
-            .bind(&next.account_id)
-            .bind(&next.scope)
-            .bind(next.issued_at)
-            .bind(next.expires_at)
-            .bind(next.family_issued_at)
-            .bind(&next.grant_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
+            insert_refresh(&mut tx, &next).await?;
             tx.commit().await.map_err(err)?;
             Ok(Rotation::Rotated(old))
         })

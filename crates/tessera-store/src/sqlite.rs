@@ -809,25 +809,7 @@ async fn rotate_in(
         revoked_at: None,
         ..old.clone()
     };
-    sqlx::query(
-        "INSERT INTO refresh_tokens (digest, family_id, partner_id, client_id, subject, account_id,
-             scope, issued_at, expires_at, family_issued_at, grant_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&next.digest.0[..])
-    .bind(&next.family_id)
-    .bind(&next.partner_id)
-    .bind(&next.client_id)
-    .bind(&next.subject)
-    .bind(&next.account_id)
-    .bind(&next.scope)
-    .bind(next.issued_at)
-    .bind(next.expires_at)
-    .bind(next.family_issued_at)
-    .bind(&next.grant_id)
-    .execute(&mut *conn)
-    .await
-    .map_err(err)?;
+    insert_refresh_in(conn, &next).await?;
     Ok(Rotation::Rotated(old))
 }
 

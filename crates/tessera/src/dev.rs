@@ -63,7 +63,7 @@ pub async fn ensure_demo_data(store: &dyn Store) -> anyhow::Result<Demo> {
     )
     .await?;
     let account = tessera_core::model::Account {
-        id: uuid_like(),
+        id: numeric_account_id(),
         partner_id: partner.id.clone(),
         name: "Demo Customer".into(),
         external_id: Some("demo-1".into()),
@@ -115,7 +115,7 @@ pub async fn ensure_demo_data(store: &dyn Store) -> anyhow::Result<Demo> {
     })
 }
 
-fn uuid_like() -> String {
+fn numeric_account_id() -> String {
     // Accounts made by the API get UUIDv7 ids; the demo account gets a numeric one, like seed
     // 000's example, to show that ids are opaque strings.
     let n = u64::from_be_bytes(random_bytes::<8>()) % 90_000_000 + 10_000_000;

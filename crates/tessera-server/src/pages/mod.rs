@@ -109,9 +109,7 @@ async fn authorize(
         Err(m) => return error_page(&m, StatusCode::BAD_REQUEST),
     };
     match app.engine.begin_authorization(params, dialect, now).await {
-        Ok((request, client)) => {
-            continue_flow(&app, &headers, &request, &client, now, Vec::new()).await
-        }
+        Ok((request, client)) => continue_flow(&app, &headers, &request, &client, now).await,
         Err(e) => authorize_error(&app, e, dialect),
     }
 }
@@ -149,28 +147,23 @@ async fn session_user(
     (user.partner_id == client.partner_id).then_some(user)
 }
 
-/// After `/authorize`, sign-in or registration: ask for consent, or go straight back when the
-/// user already granted these scopes.
+/// After `/authorize`: sign in first, unless the browser's session already belongs to the
+/// client's partner.
 async fn continue_flow(
     app: &AppState,
     headers: &HeaderMap,
     request: &AuthorizationRequest,
     client: &Client,
     now: i64,
-    cookies: Vec<String>,
 ) -> Response {
-    let user = match cookies.is_empty() {
-        true => session_user(app, headers, client, now).await,
-        false => None,
-    };
-    let Some(user) = user else {
+    let Some(user) = session_user(app, headers, client, now).await else {
         return redirect(
             &format!("/oauth/login?request={}", request.id),
-            cookies,
+            Vec::new(),
             &client.frame_origins,
         );
     };
-    finish_or_consent(app, request, client, &user, now, cookies).await
+    finish_or_consent(app, request, client, &user, now, Vec::new()).await
 }
 
 async fn finish_or_consent(
@@ -333,7 +326,7 @@ async fn login(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -
                 GrantError::Locked { retry_after_secs } => {
                     format!("Too many failed attempts. Try again in {retry_after_secs} seconds.")
                 }
-                GrantError::InvalidGrant(why) => capital(why),
+                GrantError::InvalidGrant(why) => tessera_core::authorize::sentence(why),
                 GrantError::Unavailable | GrantError::Internal => return failure_page(&e),
                 _ => "The email or password is not right.".into(),
             };
@@ -342,13 +335,6 @@ async fn login(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -
                 .into_response()
         }
     }
-}
-
-fn capital(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().collect::<String>() + c.as_str() + ".")
-        .unwrap_or_default()
 }
 
 fn register_view(
