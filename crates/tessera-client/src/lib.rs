@@ -30,7 +30,7 @@ use tessera_proto::partner::{
 };
 
 /// `subject_token_type` of a machine token.
-pub const MACHINE_TOKEN_TYPE: &str = "urn:wazzup:oauth:token-type:machine_token";
+pub const MACHINE_TOKEN_TYPE: &str = tessera_proto::token_type::MACHINE_TOKEN;
 
 /// How the partner authenticates.
 #[derive(Clone)]

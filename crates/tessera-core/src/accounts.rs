@@ -1,7 +1,7 @@
 //! End-customer accounts owned by partners (`/v2/accounts`).
 
 use crate::engine::Engine;
-use crate::error::{FieldError, GrantError};
+use crate::error::{EngineError, FieldError};
 use crate::model::{Account, Partner};
 use crate::policy::{DEFAULT_PAGE_SIZE, MAX_EXTERNAL_ID_LEN, MAX_NAME_LEN, MAX_PAGE_SIZE};
 use crate::store::StoreError;
@@ -21,7 +21,7 @@ impl Engine {
         name: &str,
         external_id: Option<&str>,
         now: i64,
-    ) -> Result<Account, GrantError> {
+    ) -> Result<Account, EngineError> {
         let mut errors = Vec::new();
         let name = name.trim();
         if name.is_empty() {
@@ -41,7 +41,7 @@ impl Engine {
             ));
         }
         if !errors.is_empty() {
-            return Err(GrantError::Validation(errors));
+            return Err(EngineError::Validation(errors));
         }
         let account = Account {
             id: uuid::Uuid::now_v7().to_string(),
@@ -50,27 +50,23 @@ impl Engine {
             external_id: external_id.map(str::to_string),
             created_at: now,
         };
-        match self.store.insert_account(&account).await {
-            Ok(()) => {}
-            Err(StoreError::Conflict(_)) => {
-                return Err(GrantError::field(
-                    "external_id",
-                    "another account of this partner already has this external_id",
-                ));
-            }
-            Err(e) => return Err(e.into()),
+        match self.insert_account(account).await {
+            Ok(account) => Ok((*account).clone()),
+            Err(StoreError::Conflict(_)) => Err(EngineError::field(
+                "external_id",
+                "another account of this partner already has this external_id",
+            )),
+            Err(e) => Err(e.into()),
         }
-        self.remember_account(account.clone());
-        Ok(account)
     }
 
     /// One of the partner's accounts; another partner's or an unknown id answer the same.
-    pub async fn get_account(&self, partner: &Partner, id: &str) -> Result<Account, GrantError> {
+    pub async fn get_account(&self, partner: &Partner, id: &str) -> Result<Account, EngineError> {
         self.account(id)
             .await?
             .filter(|a| a.partner_id == partner.id)
             .map(|a| (*a).clone())
-            .ok_or(GrantError::NotPartnersResource("account"))
+            .ok_or(EngineError::NotPartnersResource("account"))
     }
 
     /// A page of the partner's accounts, oldest first.
@@ -79,24 +75,21 @@ impl Engine {
         partner: &Partner,
         cursor: Option<&str>,
         limit: Option<u32>,
-    ) -> Result<Page, GrantError> {
+    ) -> Result<Page, EngineError> {
         let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
         if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-            return Err(GrantError::field(
+            return Err(EngineError::field(
                 "limit",
                 format!("must be between 1 and {MAX_PAGE_SIZE}"),
             ));
         }
         if cursor.is_some_and(|c| c.len() > 64) {
-            return Err(GrantError::field(
+            return Err(EngineError::field(
                 "cursor",
                 "is not a cursor this server issued",
             ));
         }
-        let mut accounts = self
-            .store
-            .list_accounts(&partner.id, cursor, limit + 1)
-            .await?;
+        let mut accounts = self.accounts_page(&partner.id, cursor, limit + 1).await?;
         let next_cursor = if accounts.len() > limit as usize {
             accounts.truncate(limit as usize);
             accounts.last().map(|a| a.id.clone())

@@ -71,18 +71,21 @@ fn check_name(name: &str) -> Result<(), AdminError> {
 
 fn check_email(email: &str) -> Result<String, AdminError> {
     let email = email.trim().to_ascii_lowercase();
-    let valid = email.len() <= MAX_EMAIL_LEN
-        && email
-            .split_once('@')
-            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
-        && !email.contains(char::is_whitespace)
-        && !email.contains(':');
-    if valid {
+    if crate::identity::is_email(&email) {
         Ok(email)
     } else {
         Err(AdminError::Invalid(format!(
             "{email:?} is not a valid email address"
         )))
+    }
+}
+
+/// A grant type as the CLI accepts it: its name, or `token_exchange` / `token-exchange` for the
+/// token-exchange URN.
+fn parse_grant_type(s: &str) -> Option<GrantType> {
+    match s {
+        "token_exchange" | "token-exchange" => Some(GrantType::TokenExchange),
+        other => GrantType::from_name(other),
     }
 }
 
@@ -192,7 +195,7 @@ pub async fn create_client(
         .ok_or_else(|| AdminError::UnknownPartner(input.partner_id.into()))?;
     let mut grant_types = Vec::new();
     for g in input.grant_types.iter().flat_map(|g| g.split(',')) {
-        let gt = GrantType::parse(g.trim()).ok_or_else(|| {
+        let gt = parse_grant_type(g.trim()).ok_or_else(|| {
             AdminError::Invalid(format!(
                 "unknown grant type {g:?}: use client_credentials, password, refresh_token, authorization_code or token_exchange"
             ))

@@ -1,7 +1,9 @@
-//! The engine's one error type. Each variant is a distinct outcome that a dialect maps to its own
-//! wire code in exactly one function (`tessera-server`'s `partner::error` and, later, the
-//! standard dialect's). Messages are written for the partner who will read them; internal detail
-//! (database errors) goes to the log, never to the wire.
+//! The engine's one error type, [`EngineError`]: what grants, sign-in, sign-up, sessions and
+//! the other engine operations refuse with. Each variant is a distinct outcome that each dialect
+//! maps to its own wire code in exactly one function (`tessera-server`'s `partner::error` and
+//! `standard::error`); HTTP-only failures (body size, a malformed header, an unknown
+//! `grant_type`) are the server's own. Messages are written for the partner who will read them;
+//! internal detail (database errors) goes to the log, never to the wire.
 
 use crate::jwt::JwtError;
 use crate::store::StoreError;
@@ -23,15 +25,9 @@ impl FieldError {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum GrantError {
+pub enum EngineError {
     #[error("the request is invalid")]
     Validation(Vec<FieldError>),
-    #[error("the request body is larger than {0} bytes")]
-    BodyTooLarge(usize),
-    #[error("grant_type {0:?} is not supported")]
-    UnsupportedGrantType(String),
-    #[error("{0}")]
-    AuthorizationHeader(&'static str),
     #[error("wrong credentials")]
     InvalidCredentials,
     /// Client authentication failed (RFC 6749 §5.2 `invalid_client`).
@@ -63,8 +59,8 @@ pub enum GrantError {
     TokenInvalid(JwtError),
     #[error("the token is unknown or has been revoked")]
     TokenUnknownOrRevoked,
-    #[error("subject_token_type must be {expected}")]
-    SubjectTokenTypeMismatch { expected: &'static str },
+    #[error("subject_token_type must be {expected:?}")]
+    SubjectTokenTypeMismatch { expected: crate::model::TokenType },
     #[error("the subject token was issued to another partner")]
     RequestedSubjectMismatch,
     #[error("the {0} does not belong to the calling partner")]
@@ -92,22 +88,22 @@ pub enum GrantError {
     Internal,
 }
 
-impl GrantError {
-    pub fn field(field: impl Into<String>, message: impl Into<String>) -> GrantError {
-        GrantError::Validation(vec![FieldError::new(field, message)])
+impl EngineError {
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> EngineError {
+        EngineError::Validation(vec![FieldError::new(field, message)])
     }
 }
 
-impl From<StoreError> for GrantError {
+impl From<StoreError> for EngineError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(why) => {
                 tracing::warn!(error = %why, "database unavailable");
-                GrantError::Unavailable
+                EngineError::Unavailable
             }
             other => {
                 tracing::error!(error = %other, "storage error");
-                GrantError::Internal
+                EngineError::Internal
             }
         }
     }

@@ -2,9 +2,9 @@
 //! expired or been revoked, and it belongs to the caller's partner: a client cannot learn anything
 //! about another organisation's tokens, not even that they exist.
 
+use crate::caller::Caller;
 use crate::engine::Engine;
-use crate::error::GrantError;
-use crate::grants::Caller;
+use crate::error::EngineError;
 use crate::jwt::{Claims, looks_like_jwt};
 use crate::model::RefreshToken;
 use crate::secret::{SecretDigest, SecretKind};
@@ -23,10 +23,13 @@ impl Engine {
         caller: &Caller,
         token: &str,
         now: i64,
-    ) -> Result<Introspection, GrantError> {
+    ) -> Result<Introspection, EngineError> {
         let partner_id = caller.partner().id.as_str();
         if SecretKind::of(token) == Some(SecretKind::RefreshToken) {
-            let record = self.store.refresh_token(&SecretDigest::of(token)).await?;
+            let record = self
+                .tokens()
+                .refresh_token(&SecretDigest::of(token))
+                .await?;
             return Ok(match record {
                 Some(r)
                     if r.partner_id == partner_id

@@ -10,9 +10,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::KeySet;
+use crate::policy::MAX_TOKEN_LEN as MAX_JWT_LEN;
 
-/// Longest token this server accepts for verification, far above any it mints.
-pub const MAX_JWT_LEN: usize = 8192;
 /// Clock skew tolerated on `iat`.
 const LEEWAY_SECS: i64 = 60;
 

@@ -12,15 +12,18 @@
 pub mod accounts;
 pub mod admin;
 pub mod authorize;
+pub mod caller;
 pub mod engine;
 pub mod error;
 pub mod grants;
+pub mod identity;
 pub mod introspect;
 pub mod jwt;
 pub mod keys;
 pub mod lockout;
 pub mod model;
 pub mod password;
+pub mod pkce;
 pub mod policy;
 pub mod revoke;
 pub mod scope;
@@ -28,8 +31,9 @@ pub mod secret;
 pub mod store;
 pub mod users;
 
+pub use caller::Caller;
 pub use engine::{Engine, EngineConfig};
-pub use error::{FieldError, GrantError};
+pub use error::{EngineError, FieldError};
 
 /// The current time in unix seconds, read at the edges (handlers, CLI) and passed inward.
 pub fn unix_now() -> i64 {

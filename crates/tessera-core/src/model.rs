@@ -89,18 +89,18 @@ impl GrantType {
         }
     }
 
-    /// Parse a wire `grant_type`; `token_exchange` is accepted as a short name in the CLI.
-    pub fn parse(s: &str) -> Option<GrantType> {
-        Some(match s {
-            "client_credentials" => GrantType::ClientCredentials,
-            "password" => GrantType::Password,
-            "refresh_token" => GrantType::RefreshToken,
-            "authorization_code" => GrantType::AuthorizationCode,
-            Self::TOKEN_EXCHANGE_URN | "token_exchange" | "token-exchange" => {
-                GrantType::TokenExchange
-            }
-            _ => return None,
-        })
+    /// The grant type [`GrantType::as_str`] names, and nothing else (stored records). Each
+    /// dialect parses its own wire `grant_type`, and the CLI its short names.
+    pub fn from_name(s: &str) -> Option<GrantType> {
+        [
+            GrantType::ClientCredentials,
+            GrantType::Password,
+            GrantType::RefreshToken,
+            GrantType::AuthorizationCode,
+            GrantType::TokenExchange,
+        ]
+        .into_iter()
+        .find(|g| g.as_str() == s)
     }
 }
 
@@ -212,7 +212,8 @@ pub struct AuthorizationRequest {
     pub state: Option<String>,
     pub code_challenge: String,
     pub code_challenge_method: String,
-    /// `partner` or `standard`: which dialect's error codes a failure redirect carries.
+    /// Which front end began the request, as the server labels it (its dialect, whose error
+    /// codes a later failure redirect carries). Opaque to the engine.
     pub dialect: String,
     pub expires_at: i64,
 }
@@ -342,4 +343,15 @@ mod tests {
         let h = PasswordHash("$argon2id$secret".into());
         assert!(!format!("{h:?}").contains("secret"));
     }
+}
+
+/// A `subject_token_type` as the dialect recognised it (RFC 8693 §3 identifiers and seed 000's
+/// machine-token type, whose wire names live in `tessera-proto`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenType {
+    MachineToken,
+    AccessToken,
+    Jwt,
+    /// Anything else: refused, with the type the caller should have sent.
+    Unrecognised,
 }

@@ -21,7 +21,8 @@ pub const MAX_EXTERNAL_ID_LEN: usize = 200;
 pub const MAX_EMAIL_LEN: usize = 254;
 pub const MAX_PASSWORD_LEN: usize = 1024;
 pub const MIN_PASSWORD_LEN: usize = 12;
-pub const MAX_TOKEN_LEN: usize = crate::jwt::MAX_JWT_LEN;
+/// Longest token (JWT, refresh token, code) accepted anywhere, far above any Tessera mints.
+pub const MAX_TOKEN_LEN: usize = 8192;
 pub const MAX_PAGE_SIZE: u32 = 200;
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 

@@ -1,25 +1,29 @@
 //! Token revocation (RFC 7009): refresh tokens with their whole family, access and machine
 //! tokens by `jti`. Unknown tokens are not an error (§2.2); another caller's token is refused.
 
+use crate::caller::Caller;
 use crate::engine::Engine;
-use crate::error::GrantError;
-use crate::grants::Caller;
+use crate::error::EngineError;
 use crate::jwt::looks_like_jwt;
 use crate::policy::MAX_ACCESS_TOKEN_TTL;
 use crate::secret::{SecretDigest, SecretKind};
 
 impl Engine {
     #[tracing::instrument(skip_all, name = "revoke", fields(client_id = caller.client_id()))]
-    pub async fn revoke(&self, caller: &Caller, token: &str, now: i64) -> Result<(), GrantError> {
+    pub async fn revoke(&self, caller: &Caller, token: &str, now: i64) -> Result<(), EngineError> {
         if SecretKind::of(token) == Some(SecretKind::RefreshToken) {
-            let Some(record) = self.store.refresh_token(&SecretDigest::of(token)).await? else {
+            let Some(record) = self
+                .tokens()
+                .refresh_token(&SecretDigest::of(token))
+                .await?
+            else {
                 return Ok(());
             };
             if !caller.token_owner().owns(&record) {
-                return Err(GrantError::NotPartnersResource("token"));
+                return Err(EngineError::NotPartnersResource("token"));
             }
             let until = now + MAX_ACCESS_TOKEN_TTL;
-            self.store
+            self.tokens()
                 .revoke_family(&record.family_id, until, now)
                 .await?;
             self.note_revoked(&record.family_id, until);
@@ -35,10 +39,10 @@ impl Engine {
         if claims.client_id != caller.client_id()
             && claims.partner_id.as_deref() != Some(caller.partner().id.as_str())
         {
-            return Err(GrantError::NotPartnersResource("token"));
+            return Err(EngineError::NotPartnersResource("token"));
         }
         if claims.exp > now {
-            self.store.revoke_jti(&claims.jti, claims.exp).await?;
+            self.tokens().revoke_jti(&claims.jti, claims.exp).await?;
             self.note_revoked(&claims.jti, claims.exp);
             tracing::info!("access token revoked");
         }

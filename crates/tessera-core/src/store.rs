@@ -254,7 +254,8 @@ pub trait ChangeFeed {
     async fn latest_change(&self) -> StoreResult<i64>;
     /// Changes with a sequence number above `after`, oldest first, at most `limit`.
     async fn changes_since(&self, after: i64, limit: u32) -> StoreResult<Vec<(i64, Change)>>;
-    /// Delete changes older than `before` (unix seconds); nodes that slept longer reload all.
+    /// Delete changes older than `before` (unix seconds). A node away for longer than that may
+    /// miss changes: the engine does not yet detect that gap and reload its caches.
     async fn prune_changes(&self, before: i64) -> StoreResult<u64>;
 }
 

@@ -5,8 +5,9 @@
 //! has returns the same user id with `preExistingUser: true` and a new `clientUserToken`; the
 //! previous one stops working on every node within a second.
 
-use crate::engine::{Engine, normalize_username};
-use crate::error::{FieldError, GrantError};
+use crate::engine::Engine;
+use crate::error::{EngineError, FieldError};
+use crate::identity::normalize_username;
 use crate::jwt::{Claims, TokenUse};
 use crate::model::{PartnerStatus, Role, User};
 use crate::password::generated_hash;
@@ -40,10 +41,10 @@ pub fn normalize_phone(raw: &str) -> Option<String> {
 
 impl Engine {
     /// Verify a bearer token for a resource endpoint and require an app_token.
-    pub fn require_app_token(&self, token: &str, now: i64) -> Result<Claims, GrantError> {
+    pub fn require_app_token(&self, token: &str, now: i64) -> Result<Claims, EngineError> {
         let claims = self.verify_token(token, now)?;
         if claims.token_use != TokenUse::AppToken {
-            return Err(GrantError::Forbidden(
+            return Err(EngineError::Forbidden(
                 "this endpoint needs an app_token (client_credentials)",
             ));
         }
@@ -56,19 +57,19 @@ impl Engine {
         app: &Claims,
         input: SignUp<'_>,
         now: i64,
-    ) -> Result<SignedUp, GrantError> {
+    ) -> Result<SignedUp, EngineError> {
         let mut errors = Vec::new();
         let phone = normalize_phone(input.phone_number);
         if phone.is_none() {
             errors.push(FieldError::new(
-                "phoneNumber",
+                "phone_number",
                 "must be a phone number: optional +, then 6 to 15 digits",
             ));
         }
         for (field, value) in [
-            ("firstName", input.first_name),
-            ("lastName", input.last_name),
-            ("clientUserId", input.client_user_id),
+            ("first_name", input.first_name),
+            ("last_name", input.last_name),
+            ("client_user_id", input.client_user_id),
         ] {
             if value.is_some_and(|v| v.chars().count() > MAX_NAME_LEN) {
                 errors.push(FieldError::new(
@@ -78,14 +79,14 @@ impl Engine {
             }
         }
         let Some(phone) = phone.filter(|_| errors.is_empty()) else {
-            return Err(GrantError::Validation(errors));
+            return Err(EngineError::Validation(errors));
         };
-        let partner_id = app.partner_id.as_deref().ok_or(GrantError::Internal)?;
+        let partner_id = app.partner_id.as_deref().ok_or(EngineError::Internal)?;
         let partner = self
             .partner(partner_id)
             .await?
             .filter(|p| p.status == PartnerStatus::Active)
-            .ok_or(GrantError::PartnerInactive)?;
+            .ok_or(EngineError::PartnerInactive)?;
         let secret = generate(SecretKind::ClientUserToken);
         let username = normalize_username(&phone);
         let candidate = User {
@@ -100,15 +101,14 @@ impl Engine {
             external_id: input.client_user_id.map(str::to_string),
             created_at: now,
         };
-        let (user, pre_existing) = self.store.upsert_customer(&candidate).await?;
+        let (user, pre_existing) = self.upsert_customer(&candidate).await?;
         if user.role != Role::Customer {
             // The phone belongs to an admin or member user: do not let sign-up take it over.
-            return Err(GrantError::field(
-                "phoneNumber",
+            return Err(EngineError::field(
+                "phone_number",
                 "is already used by a user who is not a customer",
             ));
         }
-        self.forget_user(&partner.id, &username);
         Ok(SignedUp {
             user,
             pre_existing,
@@ -117,11 +117,10 @@ impl Engine {
     }
 
     /// The token's claims and, for a user's token, the user.
-    pub async fn me(&self, token: &str, now: i64) -> Result<(Claims, Option<User>), GrantError> {
+    pub async fn me(&self, token: &str, now: i64) -> Result<(Claims, Option<User>), EngineError> {
         let claims = self.verify_token(token, now)?;
         let user = match claims.token_use {
             TokenUse::UserToken | TokenUse::CustomerToken => self
-                .store
                 .user_by_id(&claims.sub)
                 .await?
                 .filter(|u| claims.partner_id.as_deref() == Some(u.partner_id.as_str())),

@@ -1,25 +1,26 @@
 //! Reading untrusted JSON: size is capped by the router's body limit; here nesting depth is
 //! capped before serde sees the bytes, and every serde error is turned into a
-//! [`GrantError::Validation`] naming the field (`token_exchange_data.scope`), never a panic.
+//! validation error naming the field (`token_exchange_data.scope`), never a panic.
 //! Unknown fields are ignored, as clients may send more than Tessera reads.
 
+use crate::error::RequestError;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use serde::de::DeserializeOwned;
-use tessera_core::{FieldError, GrantError};
+use tessera_core::{EngineError, FieldError};
 
 /// A request body as handlers take it: `Result<Bytes, BytesRejection>`, so that an oversized or
 /// unreadable body is answered in the dialect's own error shape, not axum's plain text.
 pub type RawBody = Result<Bytes, BytesRejection>;
 
 /// The bytes of a body, or the error to answer.
-pub fn bytes(body: &RawBody) -> Result<&[u8], GrantError> {
+pub fn bytes(body: &RawBody) -> Result<&[u8], RequestError> {
     match body {
         Ok(b) => Ok(b),
         Err(r) if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-            Err(GrantError::BodyTooLarge(crate::MAX_BODY_BYTES))
+            Err(RequestError::BodyTooLarge(crate::app::MAX_BODY_BYTES))
         }
-        Err(_) => Err(GrantError::field(
+        Err(_) => Err(RequestError::field(
             "body",
             "the request body could not be read",
         )),
@@ -29,12 +30,12 @@ pub fn bytes(body: &RawBody) -> Result<&[u8], GrantError> {
 /// Deepest nesting of arrays and objects accepted; Tessera's own requests need 2.
 pub const MAX_JSON_DEPTH: usize = 16;
 
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GrantError> {
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RequestError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(GrantError::field("body", "send a JSON object"));
+        return Err(RequestError::field("body", "send a JSON object"));
     }
     if !depth_within(bytes, MAX_JSON_DEPTH) {
-        return Err(GrantError::field(
+        return Err(RequestError::field(
             "body",
             format!("JSON nested deeper than {MAX_JSON_DEPTH} levels"),
         ));
@@ -45,11 +46,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GrantError> {
         field_error(&path, &e.into_inner())
     })?;
     de.end()
-        .map_err(|_| GrantError::field("body", "unexpected data after the JSON value"))?;
+        .map_err(|_| RequestError::field("body", "unexpected data after the JSON value"))?;
     Ok(value)
 }
 
-fn field_error(path: &str, e: &serde_json::Error) -> GrantError {
+fn field_error(path: &str, e: &serde_json::Error) -> RequestError {
     use serde_json::error::Category;
     let raw = e.to_string();
     // serde_json appends " at line L column C"; the field name says more to a partner.
@@ -71,7 +72,7 @@ fn field_error(path: &str, e: &serde_json::Error) -> GrantError {
         Category::Syntax | Category::Eof => format!("malformed JSON: {message}"),
         _ => message,
     };
-    GrantError::Validation(vec![FieldError { field, message }])
+    RequestError::Engine(EngineError::Validation(vec![FieldError { field, message }]))
 }
 
 fn missing_field(message: &str) -> Option<&str> {
@@ -112,9 +113,11 @@ mod tests {
     use super::*;
     use tessera_proto::partner::TokenRequest;
 
-    fn fields(e: GrantError) -> Vec<String> {
+    fn fields(e: RequestError) -> Vec<String> {
         match e {
-            GrantError::Validation(v) => v.into_iter().map(|f| f.field).collect(),
+            RequestError::Engine(EngineError::Validation(v)) => {
+                v.into_iter().map(|f| f.field).collect()
+            }
             other => panic!("{other:?}"),
         }
     }

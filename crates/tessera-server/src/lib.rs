@@ -1,18 +1,24 @@
 //! Tessera's HTTP layer. One axum router serves both dialects over one [`Engine`]:
-//! [`partner`] (JSON, `/v2/...`, seed 000) and the operational endpoints in [`ops`] (health,
-//! readiness, JWKS). Each dialect parses its own wire format into the engine's `GrantRequest`
-//! and maps `GrantError` to its wire format in exactly one function.
+//! [`partner`] (JSON, `/v2/...`, seed 000), [`standard`] (form-encoded, `/oauth/...`, RFC 6749,
+//! seed 002), the authorization pages in [`pages`], and the operational endpoints in [`ops`]
+//! (health, readiness, JWKS). Each dialect parses its own wire format into the engine's
+//! `GrantRequest` and maps a [`error::RequestError`] (the engine's error or an HTTP-only one) to
+//! its wire format in exactly one function. [`app`] holds what every handler shares; [`wire`]
+//! the parsing helpers both dialects use.
 //!
-//! [`start`] binds a listener (port 0 in tests), builds the engine's state, starts the
-//! change-feed sync and serves until [`RunningServer::shutdown`], which lets in-flight requests
-//! finish.
+//! This file builds the router and [`start`]s a server: it binds a listener (port 0 in tests),
+//! builds the engine, starts the change-feed sync and serves until [`RunningServer::shutdown`],
+//! which lets in-flight requests finish.
 
+pub mod app;
 pub mod body;
+pub mod error;
 pub mod ops;
 pub mod pages;
 pub mod partner;
 pub mod standard;
 pub mod tls;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,15 +37,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-/// Largest request body accepted (bytes). Tessera's largest request is a token exchange with a
-/// JWT inside, well under 16 KiB.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// Shared state of every handler.
-#[derive(Clone)]
-pub struct AppState {
-    pub engine: Arc<Engine>,
-}
+pub use app::AppState;
+use app::MAX_BODY_BYTES;
 
 pub struct ServerConfig {
     pub listen: SocketAddr,
@@ -68,25 +67,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Mark a response as not cacheable (RFC 6749 §5.1).
-pub fn no_store(response: &mut Response) {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-        .headers_mut()
-        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-}
-
 async fn not_found(request: Request) -> Response {
-    let now = unix_now();
     if request.uri().path().starts_with("/v2/") {
-        let body = serde_json::json!({
-            "error": {"code": tessera_proto::partner::codes::NOT_FOUND,
-                      "message": "no such endpoint; see the README for the partner API"},
-            "meta": {"timestamp": now}
-        });
-        return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+        return partner::error::not_found(unix_now());
     }
     (
         StatusCode::NOT_FOUND,
@@ -181,6 +164,11 @@ pub async fn start(
     engine_config.issuer = config
         .issuer
         .unwrap_or_else(|| format!("{scheme}://{addr}"));
+    engine_config.dev_redirect_uri = Some(format!(
+        "{}{}",
+        engine_config.issuer,
+        pages::DEBUG_CALLBACK_PATH
+    ));
     if engine_config.audience.is_empty() {
         engine_config.audience = engine_config.issuer.clone();
     }

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use crate::AppState;
+use crate::app::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -25,7 +25,7 @@ async fn healthz() -> Response {
 
 /// The process can serve: the database answers within 2 s.
 async fn readyz(State(app): State<AppState>) -> Response {
-    match tokio::time::timeout(Duration::from_secs(2), app.engine.store().ping()).await {
+    match tokio::time::timeout(Duration::from_secs(2), app.engine.ping()).await {
         Ok(Ok(())) => axum::Json(json!({"status": "ready"})).into_response(),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");

@@ -73,8 +73,9 @@ pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
     }
 }
 
-/// Test support: make an empty database next to the one `admin_url` names (the role needs
+/// Test support (feature `test-util`): make an empty database next to the one `admin_url` names (the role needs
 /// CREATEDB) and return its URL, so that every test gets a database of its own.
+#[cfg(feature = "test-util")]
 pub async fn create_scratch_database(admin_url: &str) -> Result<String, StoreError> {
     use sqlx::Connection;
     let mut conn = sqlx::postgres::PgConnection::connect(admin_url)

@@ -67,7 +67,7 @@ macro_rules! row_mappers {
             let scopes: String = row.try_get("scopes").map_err(err)?;
             let grant_types = json_list(row, "grant_types")?
                 .iter()
-                .map(|g| GrantType::parse(g).ok_or_else(|| bad_row("grant type")))
+                .map(|g| GrantType::from_name(g).ok_or_else(|| bad_row("grant type")))
                 .collect::<StoreResult<Vec<_>>>()?;
             Ok(Client {
                 id: row.try_get("id").map_err(err)?,

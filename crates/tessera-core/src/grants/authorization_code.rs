@@ -3,17 +3,17 @@
 //! issued (RFC 6749 §4.1.2, RFC 9700 §4.2). Tokens name the user in `sub` and their account in
 //! `account_id`, and rest on the user's grant: revoking it revokes them.
 
+use crate::caller::Caller;
 use crate::engine::Engine;
-use crate::error::GrantError;
-use crate::grants::{Caller, Issued, base_claims};
+use crate::error::EngineError;
+use crate::grants::{Issued, base_claims};
 use crate::jwt::{Claims, TokenUse};
 use crate::model::{GrantType, RefreshToken};
+use crate::pkce::{pkce_matches, pkce_value_ok};
 use crate::policy::MAX_ACCESS_TOKEN_TTL;
 use crate::scope::ScopeSet;
 use crate::secret::{SecretDigest, SecretKind, generate};
 use crate::store::CodeTaking;
-
-use crate::authorize::{pkce_matches, pkce_value_ok};
 
 pub struct Request {
     /// The client the code was issued to; the partner dialect names it, the standard dialect
@@ -43,7 +43,7 @@ pub async fn grant(
     caller: &Caller,
     request: Request,
     now: i64,
-) -> Result<Issued, GrantError> {
+) -> Result<Issued, EngineError> {
     // Which registered client is redeeming the code.
     let client = match caller {
         Caller::Client { client, .. } => {
@@ -52,81 +52,86 @@ pub async fn grant(
                 .as_deref()
                 .is_some_and(|id| id != client.id)
             {
-                return Err(GrantError::ClientIdMismatch);
+                return Err(EngineError::ClientIdMismatch);
             }
             std::sync::Arc::clone(client)
         }
         Caller::Partner(partner) => {
-            let id = request.client_id.as_deref().ok_or_else(|| {
-                GrantError::field("authorization_code_data.client_id", "is required")
-            })?;
+            let id = request
+                .client_id
+                .as_deref()
+                .ok_or_else(|| EngineError::field("client_id", "is required"))?;
             engine
                 .client(id)
                 .await?
                 .filter(|c| c.partner_id == partner.id)
-                .ok_or(GrantError::ClientIdMismatch)?
+                .ok_or(EngineError::ClientIdMismatch)?
         }
     };
     let verifier = match request.code_verifier.as_deref() {
         Some(v) if pkce_value_ok(v) => v,
         Some(_) => {
-            return Err(GrantError::CodeVerifierInvalid(
+            return Err(EngineError::CodeVerifierInvalid(
                 "code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~",
             ));
         }
-        None => return Err(GrantError::CodeVerifierInvalid("code_verifier is required")),
+        None => {
+            return Err(EngineError::CodeVerifierInvalid(
+                "code_verifier is required",
+            ));
+        }
     };
     if SecretKind::of(&request.code) != Some(SecretKind::AuthorizationCode) {
-        return Err(GrantError::AuthorizationCodeInvalid(
+        return Err(EngineError::AuthorizationCodeInvalid(
             "it is not a Tessera authorization code",
         ));
     }
     let code = match engine
-        .store
+        .flows()
         .take_authorization_code(&SecretDigest::of(&request.code), now)
         .await?
     {
         CodeTaking::Taken(code) => code,
-        CodeTaking::Unknown => return Err(GrantError::AuthorizationCodeInvalid("it is unknown")),
+        CodeTaking::Unknown => return Err(EngineError::AuthorizationCodeInvalid("it is unknown")),
         CodeTaking::Reused(code) => {
             tracing::warn!("authorization code reused; revoking what its first use issued");
             let until = now + MAX_ACCESS_TOKEN_TTL;
             engine
-                .store
+                .tokens()
                 .revoke_family(&code.family_id, until, now)
                 .await?;
             engine.note_revoked(&code.family_id, until);
-            return Err(GrantError::AuthorizationCodeInvalid(
+            return Err(EngineError::AuthorizationCodeInvalid(
                 "it was already used; the tokens issued with it are revoked",
             ));
         }
     };
     if code.expires_at <= now {
-        return Err(GrantError::AuthorizationCodeInvalid("it has expired"));
+        return Err(EngineError::AuthorizationCodeInvalid("it has expired"));
     }
     if code.client_id != client.id {
-        return Err(GrantError::AuthorizationCodeInvalid(
+        return Err(EngineError::AuthorizationCodeInvalid(
             "it was issued to another client",
         ));
     }
     if request.redirect_uri.as_deref() != Some(code.redirect_uri.as_str()) {
-        return Err(GrantError::RedirectUriMismatch);
+        return Err(EngineError::RedirectUriMismatch);
     }
     if !pkce_matches(&code.code_challenge_method, &code.code_challenge, verifier) {
-        return Err(GrantError::CodeVerifierInvalid(
+        return Err(EngineError::CodeVerifierInvalid(
             "code_verifier does not match the code_challenge",
         ));
     }
-    match engine.store.grant_by_id(&code.grant_id).await? {
+    match engine.flows().grant_by_id(&code.grant_id).await? {
         Some(g) if g.revoked_at.is_none() => {}
-        _ => return Err(GrantError::MissingGrant),
+        _ => return Err(EngineError::MissingGrant),
     }
     let partner = caller.partner();
-    let scope = ScopeSet::parse(&code.scope).map_err(|_| GrantError::Internal)?;
+    let scope = ScopeSet::parse(&code.scope).map_err(|_| EngineError::Internal)?;
     let refresh = if client.grant_types.contains(&GrantType::RefreshToken) {
         let secret = generate(SecretKind::RefreshToken);
         engine
-            .store
+            .tokens()
             .insert_refresh_token(&RefreshToken {
                 digest: secret.digest(),
                 family_id: code.family_id.clone(),

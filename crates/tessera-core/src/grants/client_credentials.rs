@@ -2,9 +2,10 @@
 //! machine_token; for a registered client (standard dialect) the client's app_token (SPEC §2).
 //! No refresh token, no database write.
 
+use crate::caller::{Caller, effective_scope};
 use crate::engine::Engine;
-use crate::error::GrantError;
-use crate::grants::{Caller, Issued, base_claims, effective_scope};
+use crate::error::EngineError;
+use crate::grants::{Issued, base_claims};
 use crate::jwt::TokenUse;
 use crate::scope::ScopeSet;
 
@@ -20,12 +21,9 @@ pub fn grant(
     caller: &Caller,
     request: Request,
     now: i64,
-) -> Result<Issued, GrantError> {
+) -> Result<Issued, EngineError> {
     if matches!(caller, Caller::Partner(_)) && request.scope.is_empty() {
-        return Err(GrantError::field(
-            "client_credentials_data.scope",
-            "request at least one scope",
-        ));
+        return Err(EngineError::field("scope", "request at least one scope"));
     }
     let scope = effective_scope(request.scope, caller)?;
     let (token_use, ttl) = match caller {

@@ -1,6 +1,6 @@
 //! The grants: one module per grant type, each a plain function
-//! `(engine, caller, request, now) -> Result<Issued, GrantError>`. Dialects parse their wire
-//! format into a [`GrantRequest`] and render the [`Issued`] or [`GrantError`] in their own shape;
+//! `(engine, caller, request, now) -> Result<Issued, EngineError>`. Dialects parse their wire
+//! format into a [`GrantRequest`] and render the [`Issued`] or [`EngineError`] in their own shape;
 //! no grant knows which dialect called it.
 
 pub mod authorization_code;
@@ -9,84 +9,13 @@ pub mod password;
 pub mod refresh_token;
 pub mod token_exchange;
 
-use std::sync::Arc;
-
+use crate::caller::Caller;
 use crate::engine::Engine;
-use crate::error::GrantError;
+use crate::error::EngineError;
 use crate::jwt::{Claims, TokenUse};
-use crate::model::{Client, GrantType, Partner};
+use crate::model::GrantType;
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
-use crate::store::TokenOwner;
-
-/// `subject_token_type` of a machine token (seed 000).
-pub const MACHINE_TOKEN_TYPE: &str = "urn:wazzup:oauth:token-type:machine_token";
-
-/// Who is asking, as the dialect authenticated them.
-#[derive(Clone, Debug)]
-pub enum Caller {
-    /// A partner, by Basic email:password or a partner API token (partner dialect). The partner
-    /// is its own OAuth client: `client_id` claims name the partner id.
-    Partner(Arc<Partner>),
-    /// A registered OAuth client of a partner, by its id and secret (standard dialect).
-    Client {
-        client: Arc<Client>,
-        partner: Arc<Partner>,
-    },
-}
-
-impl Caller {
-    pub fn partner(&self) -> &Arc<Partner> {
-        match self {
-            Caller::Partner(p) => p,
-            Caller::Client { partner, .. } => partner,
-        }
-    }
-
-    /// The OAuth client id the caller's tokens are issued to.
-    pub fn client_id(&self) -> &str {
-        match self {
-            Caller::Partner(p) => &p.id,
-            Caller::Client { client, .. } => &client.id,
-        }
-    }
-
-    /// Scopes the caller may ask for at all: the partner's, narrowed by the client's.
-    pub fn allowed_scopes(&self) -> ScopeSet {
-        match self {
-            Caller::Partner(p) => p.scopes.clone(),
-            Caller::Client { client, partner } => ScopeSet::from_names(
-                client
-                    .scopes
-                    .iter()
-                    .filter(|s| partner.scopes.contains(s))
-                    .map(str::to_string),
-            ),
-        }
-    }
-
-    /// Whether the caller may use `grant`: partners use the partner dialect's grants; clients
-    /// only those registered for them.
-    pub fn may_use(&self, grant: GrantType) -> bool {
-        match self {
-            Caller::Partner(_) => !matches!(grant, GrantType::Password),
-            Caller::Client { client, .. } => client.grant_types.contains(&grant),
-        }
-    }
-
-    /// Whose refresh tokens the caller may use.
-    pub fn token_owner(&self) -> TokenOwner {
-        match self {
-            Caller::Partner(p) => TokenOwner::Partner(p.id.clone()),
-            Caller::Client { client, .. } => TokenOwner::Client(client.id.clone()),
-        }
-    }
-
-    /// The key its token requests are rate-limited under.
-    fn rate_key(&self) -> &str {
-        self.client_id()
-    }
-}
 
 /// A token request, parsed out of either dialect.
 #[derive(Debug)]
@@ -138,10 +67,10 @@ impl Engine {
         caller: &Caller,
         request: GrantRequest,
         now: i64,
-    ) -> Result<Issued, GrantError> {
+    ) -> Result<Issued, EngineError> {
         self.check_rate(caller.rate_key())?;
         if !caller.may_use(request.grant_type()) {
-            return Err(GrantError::UnauthorizedClient(
+            return Err(EngineError::UnauthorizedClient(
                 request.grant_type().as_str(),
             ));
         }
@@ -193,30 +122,6 @@ pub(crate) fn new_jti() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// The requested scope, or all the caller may have when none was requested (RFC 6749 §3.3),
-/// refused when it reaches outside what the caller may have.
-pub(crate) fn effective_scope(
-    requested: ScopeSet,
-    caller: &Caller,
-) -> Result<ScopeSet, GrantError> {
-    let allowed = caller.allowed_scopes();
-    if requested.is_empty() {
-        return Ok(allowed);
-    }
-    require_within(&requested, &allowed)?;
-    Ok(requested)
-}
-
-/// Refuse scopes outside `allowed`.
-pub(crate) fn require_within(requested: &ScopeSet, allowed: &ScopeSet) -> Result<(), GrantError> {
-    let outside = requested.outside(allowed);
-    if outside.is_empty() {
-        Ok(())
-    } else {
-        Err(GrantError::ScopeForbidden(outside))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,12 +134,11 @@ mod tests {
         };
         let x = token_exchange::Request {
             subject_token: "eyJ.SECRET.x".into(),
-            subject_token_type: MACHINE_TOKEN_TYPE.into(),
+            subject_token_type: token_exchange::TokenType::MachineToken,
             requested_subject: Some("a".into()),
             scope: ScopeSet::default(),
-            actor: Some(("eyJ.SECRET.z".into(), "t".into())),
+            actor_token: Some("eyJ.SECRET.z".into()),
             audience: None,
-            requested_token_type: None,
         };
         let i = Issued {
             access_token: "eyJ.SECRET.y".into(),

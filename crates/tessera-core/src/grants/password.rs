@@ -4,9 +4,10 @@
 //! only within the client's partner. No refresh token (seed 002: "No refresh token is issued").
 //! RFC 9700 §2.4 deprecates this grant; it is offered only to clients registered for it.
 
+use crate::caller::{Caller, effective_scope};
 use crate::engine::Engine;
-use crate::error::GrantError;
-use crate::grants::{Caller, Issued, base_claims, effective_scope};
+use crate::error::EngineError;
+use crate::grants::{Issued, base_claims};
 use crate::jwt::{Claims, TokenUse};
 use crate::model::Role;
 use crate::scope::ScopeSet;
@@ -34,9 +35,9 @@ pub async fn grant(
     caller: &Caller,
     request: Request,
     now: i64,
-) -> Result<Issued, GrantError> {
+) -> Result<Issued, EngineError> {
     let Caller::Client { partner, .. } = caller else {
-        return Err(GrantError::UnauthorizedClient("password"));
+        return Err(EngineError::UnauthorizedClient("password"));
     };
     let scope = effective_scope(request.scope, caller)?;
     let user = engine
@@ -46,7 +47,7 @@ pub async fn grant(
         Role::Admin => TokenUse::UserToken,
         Role::Customer => TokenUse::CustomerToken,
         Role::Member => {
-            return Err(GrantError::InvalidGrant(
+            return Err(EngineError::InvalidGrant(
                 "account members sign in through the authorization pages, not the password grant",
             ));
         }

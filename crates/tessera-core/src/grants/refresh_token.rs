@@ -3,10 +3,11 @@
 //! rotated token within the grace period is refused and nothing else happens (a client retrying a
 //! lost response); reuse after it is treated as theft and revokes the whole family.
 
+use crate::caller::{Caller, require_within};
 use crate::engine::Engine;
-use crate::error::GrantError;
+use crate::error::EngineError;
+use crate::grants::Issued;
 use crate::grants::token_exchange::account_claims;
-use crate::grants::{Caller, Issued, require_within};
 use crate::jwt::TokenUse;
 use crate::model::RefreshToken;
 use crate::policy::MAX_ACCESS_TOKEN_TTL;
@@ -60,19 +61,19 @@ pub async fn grant(
     caller: &Caller,
     request: Request,
     now: i64,
-) -> Result<Issued, GrantError> {
+) -> Result<Issued, EngineError> {
     if SecretKind::of(&request.refresh_token) != Some(SecretKind::RefreshToken) {
-        return Err(GrantError::RefreshTokenInvalid(
+        return Err(EngineError::RefreshTokenInvalid(
             "it is not a Tessera refresh token; repeat the authorization to get a new pair",
         ));
     }
     let presented = SecretDigest::of(&request.refresh_token);
     let narrowed = request.scope.filter(|s| !s.is_empty());
     if let Some(scope) = &narrowed
-        && let Some(record) = engine.store.refresh_token(&presented).await?
+        && let Some(record) = engine.tokens().refresh_token(&presented).await?
         && caller.token_owner().owns(&record)
     {
-        let granted = ScopeSet::parse(&record.scope).map_err(|_| GrantError::Internal)?;
+        let granted = ScopeSet::parse(&record.scope).map_err(|_| EngineError::Internal)?;
         require_within(scope, &granted)?;
     }
     let successor = generate(SecretKind::RefreshToken);
@@ -81,17 +82,17 @@ pub async fn grant(
         expires_at: now + engine.config.refresh_token_ttl,
     };
     let record = match engine
-        .store
+        .tokens()
         .rotate_refresh_token(&presented, &caller.token_owner(), &next, now)
         .await?
     {
         Rotation::Rotated(record) => record,
         Rotation::Unknown => {
-            return Err(GrantError::RefreshTokenInvalid(
+            return Err(EngineError::RefreshTokenInvalid(
                 "it is unknown; repeat the authorization to get a new pair",
             ));
         }
-        Rotation::WrongClient => return Err(GrantError::ClientIdMismatch),
+        Rotation::WrongClient => return Err(EngineError::ClientIdMismatch),
         Rotation::NotActive(record) => {
             return Err(refuse(engine, &record, now).await?);
         }
@@ -107,7 +108,7 @@ pub async fn grant(
             claims.scope = s.to_claim();
             s
         }
-        None => ScopeSet::parse(&record.scope).map_err(|_| GrantError::Internal)?,
+        None => ScopeSet::parse(&record.scope).map_err(|_| EngineError::Internal)?,
     };
     Ok(Issued {
         access_token: engine.mint(&claims),
@@ -122,33 +123,33 @@ async fn refuse(
     engine: &Engine,
     record: &RefreshToken,
     now: i64,
-) -> Result<GrantError, GrantError> {
+) -> Result<EngineError, EngineError> {
     if let Some(grant_id) = &record.grant_id
-        && let Some(g) = engine.store.grant_by_id(grant_id).await?
+        && let Some(g) = engine.flows().grant_by_id(grant_id).await?
         && g.revoked_at.is_some()
     {
-        return Ok(GrantError::MissingGrant);
+        return Ok(EngineError::MissingGrant);
     }
     Ok(
         match classify(record, now, engine.config.refresh_reuse_grace) {
-            Refusal::Revoked => GrantError::RefreshTokenInvalid(
+            Refusal::Revoked => EngineError::RefreshTokenInvalid(
                 "it has been revoked; repeat the authorization to get a new pair",
             ),
-            Refusal::Expired => GrantError::RefreshTokenInvalid(
+            Refusal::Expired => EngineError::RefreshTokenInvalid(
                 "it has expired; repeat the authorization to get a new pair",
             ),
-            Refusal::ReusedWithinGrace => GrantError::RefreshTokenInvalid(
+            Refusal::ReusedWithinGrace => EngineError::RefreshTokenInvalid(
                 "it has already been used; use the refresh token returned by that use",
             ),
             Refusal::ReuseDetected => {
                 tracing::warn!(family = %record.family_id, "refresh token reuse detected; revoking the family");
                 let until = now + MAX_ACCESS_TOKEN_TTL;
                 engine
-                    .store
+                    .tokens()
                     .revoke_family(&record.family_id, until, now)
                     .await?;
                 engine.note_revoked(&record.family_id, until);
-                GrantError::RefreshTokenInvalid(
+                EngineError::RefreshTokenInvalid(
                     "it was used twice, so as a precaution every token of this authorization is revoked; \
                  repeat the authorization to get a new pair",
                 )

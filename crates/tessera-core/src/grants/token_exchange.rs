@@ -11,31 +11,28 @@
 //! actor already in the subject token is nested under it (§4.1 delegation chain). A refresh token
 //! comes with it when the client may use the `refresh_token` grant.
 
+use crate::caller::{Caller, require_within};
 use crate::engine::Engine;
-use crate::error::GrantError;
-use crate::grants::{Caller, Issued, MACHINE_TOKEN_TYPE, base_claims, new_jti, require_within};
+use crate::error::EngineError;
+use crate::grants::{Issued, base_claims, new_jti};
 use crate::jwt::{Actor, Claims, TokenUse};
+pub use crate::model::TokenType;
 use crate::model::{GrantType, RefreshToken};
 use crate::scope::ScopeSet;
 use crate::secret::{SecretKind, generate};
 
-/// RFC 8693 §3 token type identifiers Tessera accepts.
-pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
-pub const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
-pub const REFRESH_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:refresh_token";
-
 pub struct Request {
     /// A bearer credential: never printed by `Debug`.
     pub subject_token: String,
-    pub subject_token_type: String,
-    /// The account to act for; required in the partner dialect.
+    pub subject_token_type: TokenType,
+    /// The account to act for; required when a partner exchanges its machine token.
     pub requested_subject: Option<String>,
     /// Empty means "the subject token's scope".
     pub scope: ScopeSet,
-    /// `(actor_token, actor_token_type)`; never printed by `Debug`.
-    pub actor: Option<(String, String)>,
+    /// A Tessera access token naming the actor (its type checked by the dialect); never
+    /// printed by `Debug`.
+    pub actor_token: Option<String>,
     pub audience: Option<String>,
-    pub requested_token_type: Option<String>,
 }
 
 impl std::fmt::Debug for Request {
@@ -45,7 +42,10 @@ impl std::fmt::Debug for Request {
             .field("subject_token_type", &self.subject_token_type)
             .field("requested_subject", &self.requested_subject)
             .field("scope", &self.scope)
-            .field("actor_token", &self.actor.as_ref().map(|_| "<redacted>"))
+            .field(
+                "actor_token",
+                &self.actor_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("audience", &self.audience)
             .finish()
     }
@@ -57,54 +57,43 @@ pub async fn grant(
     caller: &Caller,
     request: Request,
     now: i64,
-) -> Result<Issued, GrantError> {
+) -> Result<Issued, EngineError> {
     let partner = caller.partner();
     let type_ok = match caller {
-        Caller::Partner(_) => request.subject_token_type == MACHINE_TOKEN_TYPE,
-        Caller::Client { .. } => [MACHINE_TOKEN_TYPE, ACCESS_TOKEN_TYPE, JWT_TYPE]
-            .contains(&request.subject_token_type.as_str()),
+        Caller::Partner(_) => request.subject_token_type == TokenType::MachineToken,
+        Caller::Client { .. } => request.subject_token_type != TokenType::Unrecognised,
     };
     if !type_ok {
-        return Err(GrantError::SubjectTokenTypeMismatch {
+        return Err(EngineError::SubjectTokenTypeMismatch {
             expected: match caller {
-                Caller::Partner(_) => MACHINE_TOKEN_TYPE,
-                Caller::Client { .. } => ACCESS_TOKEN_TYPE,
+                Caller::Partner(_) => TokenType::MachineToken,
+                Caller::Client { .. } => TokenType::AccessToken,
             },
         });
-    }
-    if let Some(t) = &request.requested_token_type
-        && t != ACCESS_TOKEN_TYPE
-    {
-        return Err(GrantError::field(
-            "requested_token_type",
-            format!("only {ACCESS_TOKEN_TYPE} can be requested"),
-        ));
     }
     if let Some(aud) = &request.audience
         && aud != &engine.config.audience
         && aud != &engine.config.issuer
     {
-        return Err(GrantError::InvalidTarget);
+        return Err(EngineError::InvalidTarget);
     }
     let subject = engine.verify_token(&request.subject_token, now)?;
     let is_machine = subject.token_use == TokenUse::MachineToken;
-    if (request.subject_token_type == MACHINE_TOKEN_TYPE || matches!(caller, Caller::Partner(_)))
+    if (request.subject_token_type == TokenType::MachineToken
+        || matches!(caller, Caller::Partner(_)))
         && !is_machine
     {
-        return Err(GrantError::SubjectTokenTypeMismatch {
-            expected: MACHINE_TOKEN_TYPE,
+        return Err(EngineError::SubjectTokenTypeMismatch {
+            expected: TokenType::MachineToken,
         });
     }
     if subject.partner_id.as_deref() != Some(partner.id.as_str()) {
-        return Err(GrantError::RequestedSubjectMismatch);
+        return Err(EngineError::RequestedSubjectMismatch);
     }
-    let granted = ScopeSet::parse(&subject.scope).map_err(|_| GrantError::Internal)?;
+    let granted = ScopeSet::parse(&subject.scope).map_err(|_| EngineError::Internal)?;
     let scope = if request.scope.is_empty() {
         if matches!(caller, Caller::Partner(_)) {
-            return Err(GrantError::field(
-                "token_exchange_data.scope",
-                "request at least one scope",
-            ));
+            return Err(EngineError::field("scope", "request at least one scope"));
         }
         granted.clone()
     } else {
@@ -113,17 +102,11 @@ pub async fn grant(
     require_within(&scope, &granted)?;
     require_within(&scope, &caller.allowed_scopes())?;
 
-    let actor = match &request.actor {
-        Some((token, kind)) => {
-            if ![ACCESS_TOKEN_TYPE, JWT_TYPE, MACHINE_TOKEN_TYPE].contains(&kind.as_str()) {
-                return Err(GrantError::field(
-                    "actor_token_type",
-                    format!("must be {ACCESS_TOKEN_TYPE}"),
-                ));
-            }
+    let actor = match &request.actor_token {
+        Some(token) => {
             let a = engine.verify_token(token, now)?;
             if a.partner_id.as_deref() != Some(partner.id.as_str()) {
-                return Err(GrantError::RequestedSubjectMismatch);
+                return Err(EngineError::RequestedSubjectMismatch);
             }
             a.sub
         }
@@ -136,14 +119,11 @@ pub async fn grant(
                 .account(account)
                 .await?
                 .filter(|a| a.partner_id == partner.id)
-                .ok_or(GrantError::NotPartnersResource("account"))?;
+                .ok_or(EngineError::NotPartnersResource("account"))?;
             (account.id.clone(), Some(account.id.clone()))
         }
         (None, Caller::Partner(_)) => {
-            return Err(GrantError::field(
-                "token_exchange_data.requested_subject",
-                "is required",
-            ));
+            return Err(EngineError::field("requested_subject", "is required"));
         }
         (None, Caller::Client { .. }) => (subject.sub.clone(), subject.account_id.clone()),
     };
@@ -175,7 +155,7 @@ pub async fn grant(
             grant_id: None,
         };
         // Durable before it is shown: the response is built only after the commit.
-        engine.store.insert_refresh_token(&record).await?;
+        engine.tokens().insert_refresh_token(&record).await?;
         (Some(refresh), Some(family_id))
     } else {
         (None, None)

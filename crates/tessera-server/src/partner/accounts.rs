@@ -6,12 +6,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use tessera_core::model::Account;
-use tessera_core::{GrantError, unix_now};
+use tessera_core::unix_now;
 use tessera_proto::partner::{AccountPage, AccountView, CreateAccountRequest};
 
 use super::{auth, error, ok};
-use crate::AppState;
+use crate::app::AppState;
 use crate::body::{RawBody, bytes, parse_json};
+use crate::error::RequestError;
 
 fn view(a: Account) -> AccountView {
     AccountView {
@@ -27,9 +28,11 @@ pub async fn create(State(app): State<AppState>, headers: HeaderMap, body: RawBo
     let result = async {
         let partner = auth::partner(&app.engine, &headers, now).await?;
         let req: CreateAccountRequest = parse_json(bytes(&body)?)?;
-        app.engine
-            .create_account(&partner, &req.name, req.external_id.as_deref(), now)
-            .await
+        Ok::<_, RequestError>(
+            app.engine
+                .create_account(&partner, &req.name, req.external_id.as_deref(), now)
+                .await?,
+        )
     }
     .await;
     match result {
@@ -46,7 +49,7 @@ pub async fn get(
     let now = unix_now();
     let result = async {
         let partner = auth::partner(&app.engine, &headers, now).await?;
-        app.engine.get_account(&partner, &account_id).await
+        Ok::<_, RequestError>(app.engine.get_account(&partner, &account_id).await?)
     }
     .await;
     match result {
@@ -69,18 +72,20 @@ pub async fn list(
     let now = unix_now();
     let result = async {
         let partner = auth::partner(&app.engine, &headers, now).await?;
-        let Query(q) = query.map_err(|_| GrantError::field("query", "malformed query string"))?;
+        let Query(q) = query.map_err(|_| RequestError::field("query", "malformed query string"))?;
         let limit = q
             .limit
             .as_deref()
             .map(|l| {
                 l.parse::<u32>()
-                    .map_err(|_| GrantError::field("limit", "must be a positive integer"))
+                    .map_err(|_| RequestError::field("limit", "must be a positive integer"))
             })
             .transpose()?;
-        app.engine
-            .list_accounts(&partner, q.cursor.as_deref(), limit)
-            .await
+        Ok::<_, RequestError>(
+            app.engine
+                .list_accounts(&partner, q.cursor.as_deref(), limit)
+                .await?,
+        )
     }
     .await;
     match result {

@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
+use crate::error::RequestError;
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use tessera_core::Engine;
 use tessera_core::model::Partner;
-use tessera_core::{Engine, GrantError};
 use zeroize::Zeroizing;
 
 /// Longest Authorization header read; longer ones are malformed.
@@ -17,16 +18,16 @@ pub async fn partner(
     engine: &Engine,
     headers: &HeaderMap,
     now: i64,
-) -> Result<Arc<Partner>, GrantError> {
-    match parse(headers)? {
+) -> Result<Arc<Partner>, RequestError> {
+    Ok(match parse(headers)? {
         Credentials::Basic { email, password } => {
             let password = Zeroizing::new(password);
             engine
                 .authenticate_partner_basic(&email, &password, now)
-                .await
+                .await?
         }
-        Credentials::Bearer(token) => engine.authenticate_partner_token(&token).await,
-    }
+        Credentials::Bearer(token) => engine.authenticate_partner_token(&token).await?,
+    })
 }
 
 pub enum Credentials {
@@ -34,43 +35,45 @@ pub enum Credentials {
     Bearer(String),
 }
 
-pub fn parse(headers: &HeaderMap) -> Result<Credentials, GrantError> {
+pub fn parse(headers: &HeaderMap) -> Result<Credentials, RequestError> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let value = values.next().ok_or(GrantError::AuthorizationHeader(
+    let value = values.next().ok_or(RequestError::AuthorizationHeader(
         "the Authorization header is missing",
     ))?;
     if values.next().is_some() {
-        return Err(GrantError::AuthorizationHeader(
+        return Err(RequestError::AuthorizationHeader(
             "send exactly one Authorization header",
         ));
     }
     if value.len() > MAX_AUTHORIZATION_LEN {
-        return Err(GrantError::AuthorizationHeader(
+        return Err(RequestError::AuthorizationHeader(
             "the Authorization header is too long",
         ));
     }
     let value = value
         .to_str()
-        .map_err(|_| GrantError::AuthorizationHeader("the Authorization header is not ASCII"))?;
+        .map_err(|_| RequestError::AuthorizationHeader("the Authorization header is not ASCII"))?;
     let (scheme, rest) = value
         .split_once(' ')
-        .ok_or(GrantError::AuthorizationHeader(
+        .ok_or(RequestError::AuthorizationHeader(
             "the Authorization header has no scheme",
         ))?;
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = STANDARD
-            .decode(rest)
-            .map_err(|_| GrantError::AuthorizationHeader("the Basic credentials are not base64"))?;
-        let decoded = String::from_utf8(decoded)
-            .map_err(|_| GrantError::AuthorizationHeader("the Basic credentials are not UTF-8"))?;
-        let (email, password) = decoded
-            .split_once(':')
-            .ok_or(GrantError::AuthorizationHeader(
-                "the Basic credentials must be email:password",
-            ))?;
+        let decoded = STANDARD.decode(rest).map_err(|_| {
+            RequestError::AuthorizationHeader("the Basic credentials are not base64")
+        })?;
+        let decoded = String::from_utf8(decoded).map_err(|_| {
+            RequestError::AuthorizationHeader("the Basic credentials are not UTF-8")
+        })?;
+        let (email, password) =
+            decoded
+                .split_once(':')
+                .ok_or(RequestError::AuthorizationHeader(
+                    "the Basic credentials must be email:password",
+                ))?;
         if email.is_empty() || password.is_empty() {
-            return Err(GrantError::AuthorizationHeader(
+            return Err(RequestError::AuthorizationHeader(
                 "the Basic credentials must be email:password",
             ));
         }
@@ -80,11 +83,13 @@ pub fn parse(headers: &HeaderMap) -> Result<Credentials, GrantError> {
         })
     } else if scheme.eq_ignore_ascii_case("bearer") {
         if rest.is_empty() {
-            return Err(GrantError::AuthorizationHeader("the Bearer token is empty"));
+            return Err(RequestError::AuthorizationHeader(
+                "the Bearer token is empty",
+            ));
         }
         Ok(Credentials::Bearer(rest.to_string()))
     } else {
-        Err(GrantError::AuthorizationHeader(
+        Err(RequestError::AuthorizationHeader(
             "the Authorization scheme must be Basic or Bearer",
         ))
     }

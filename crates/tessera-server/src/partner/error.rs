@@ -1,28 +1,26 @@
-//! The partner dialect's one mapping from [`GrantError`] to the wire (SPEC §3): status, code,
-//! message and details. Every handler renders its errors through [`render`]; no handler builds an
-//! error body by hand.
+//! The partner dialect's one mapping from [`RequestError`] to the wire (SPEC §3): status, code,
+//! message and details. Every handler (and the `/v2/` fallback) renders its errors through
+//! [`render`] or [`not_found`]; no handler builds an error body by hand.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use tessera_core::GrantError;
+use tessera_core::EngineError;
 use tessera_core::jwt::JwtError;
 use tessera_proto::partner::{ErrorBody, ErrorDetail, ErrorEnvelope, Meta, codes};
 
+use crate::error::{RequestError, set_retry_after};
+use crate::wire::token_type_name;
+
 /// Status, code and message of an error in the partner dialect.
-pub fn classify(e: &GrantError) -> (StatusCode, &'static str, String) {
-    use GrantError as E;
+pub fn classify(e: &RequestError) -> (StatusCode, &'static str, String) {
     match e {
-        E::Validation(_) => (
-            StatusCode::BAD_REQUEST,
-            codes::VALIDATION_FAILED,
-            "the request is invalid; see details for each field".into(),
-        ),
-        E::BodyTooLarge(limit) => (
+        RequestError::Engine(e) => classify_engine(e),
+        RequestError::BodyTooLarge(limit) => (
             StatusCode::PAYLOAD_TOO_LARGE,
             codes::VALIDATION_FAILED,
             format!("the request body is larger than {limit} bytes"),
         ),
-        E::UnsupportedGrantType(g) => (
+        RequestError::UnsupportedGrantType(g) => (
             StatusCode::BAD_REQUEST,
             codes::OAUTH_INVALID_GRANT_TYPE,
             format!(
@@ -31,12 +29,23 @@ pub fn classify(e: &GrantError) -> (StatusCode, &'static str, String) {
                  authorization_code"
             ),
         ),
-        E::AuthorizationHeader(why) => (
+        RequestError::AuthorizationHeader(why) => (
             StatusCode::UNAUTHORIZED,
             codes::OAUTH_AUTHORIZATION_HEADER_INVALID,
             format!(
                 "{why}: send Authorization: Basic base64(email:password) or Bearer <partner token>"
             ),
+        ),
+    }
+}
+
+fn classify_engine(e: &EngineError) -> (StatusCode, &'static str, String) {
+    use EngineError as E;
+    match e {
+        E::Validation(_) => (
+            StatusCode::BAD_REQUEST,
+            codes::VALIDATION_FAILED,
+            "the request is invalid; see details for each field".into(),
         ),
         E::InvalidCredentials => (
             StatusCode::UNAUTHORIZED,
@@ -105,7 +114,8 @@ pub fn classify(e: &GrantError) -> (StatusCode, &'static str, String) {
             StatusCode::BAD_REQUEST,
             codes::OAUTH_SUBJECT_TOKEN_TYPE_MISMATCH,
             format!(
-                "subject_token must be a machine token and subject_token_type must be {expected}"
+                "subject_token must be a machine token and subject_token_type must be {}",
+                token_type_name(*expected)
             ),
         ),
         E::RequestedSubjectMismatch => (
@@ -188,20 +198,53 @@ pub fn authorize_error(f: tessera_core::authorize::AuthorizeFailure) -> &'static
 }
 
 /// Render `e` as the partner dialect's error envelope.
-pub fn render(e: &GrantError, now: i64) -> Response {
+pub fn render(e: &RequestError, now: i64) -> Response {
     let (status, code, message) = classify(e);
     let details = match e {
-        GrantError::Validation(fields) => Some(
+        RequestError::Engine(EngineError::Validation(fields)) => Some(
             fields
                 .iter()
                 .map(|f| ErrorDetail {
-                    field: f.field.clone(),
+                    field: wire_field(&f.field).to_string(),
                     message: f.message.clone(),
                 })
                 .collect(),
         ),
         _ => None,
     };
+    let mut response = envelope(status, code, message, details, now);
+    set_retry_after(&mut response, e);
+    response
+}
+
+/// The answer to a `/v2/` path that does not exist.
+pub fn not_found(now: i64) -> Response {
+    envelope(
+        StatusCode::NOT_FOUND,
+        codes::NOT_FOUND,
+        "no such endpoint; see the README for the partner API".into(),
+        None,
+        now,
+    )
+}
+
+/// The engine names the fields of a grant neutrally; the partner dialect nests them under the
+/// grant's `*_data` object. Only fields the partner parser does not check itself reach here.
+fn wire_field(field: &str) -> &str {
+    match field {
+        "requested_subject" => "token_exchange_data.requested_subject",
+        "client_id" => "authorization_code_data.client_id",
+        other => other,
+    }
+}
+
+fn envelope(
+    status: StatusCode,
+    code: &str,
+    message: String,
+    details: Option<Vec<ErrorDetail>>,
+    now: i64,
+) -> Response {
     let body = ErrorEnvelope {
         error: ErrorBody {
             code: code.to_string(),
@@ -210,14 +253,5 @@ pub fn render(e: &GrantError, now: i64) -> Response {
         },
         meta: Meta { timestamp: now },
     };
-    let mut response = (status, axum::Json(body)).into_response();
-    if let GrantError::RateLimited { retry_after_secs } | GrantError::Locked { retry_after_secs } =
-        e
-    {
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(retry_after_secs.max(&1).to_owned()),
-        );
-    }
-    response
+    (status, axum::Json(body)).into_response()
 }

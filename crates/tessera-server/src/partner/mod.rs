@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use serde::Serialize;
 use tessera_proto::partner::{Envelope, Meta};
 
-use crate::AppState;
+use crate::app::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -34,6 +34,6 @@ pub fn ok<T: Serialize>(status: StatusCode, data: T, now: i64) -> Response {
         }),
     )
         .into_response();
-    crate::no_store(&mut response);
+    crate::app::no_store(&mut response);
     response
 }

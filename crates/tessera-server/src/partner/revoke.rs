@@ -4,14 +4,15 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use tessera_core::grants::Caller;
+use tessera_core::Caller;
 use tessera_core::policy::MAX_TOKEN_LEN;
-use tessera_core::{GrantError, unix_now};
+use tessera_core::unix_now;
 use tessera_proto::partner::RevokeRequest;
 
 use super::{auth, error, ok};
-use crate::AppState;
+use crate::app::AppState;
 use crate::body::{RawBody, bytes, parse_json};
+use crate::error::RequestError;
 
 pub async fn revoke(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let now = unix_now();
@@ -26,11 +27,11 @@ async fn run(
     headers: &HeaderMap,
     body: &RawBody,
     now: i64,
-) -> Result<(), GrantError> {
+) -> Result<(), RequestError> {
     let partner = auth::partner(&app.engine, headers, now).await?;
     let req: RevokeRequest = parse_json(bytes(body)?)?;
     if req.token.is_empty() || req.token.len() > MAX_TOKEN_LEN {
-        return Err(GrantError::field(
+        return Err(RequestError::field(
             "token",
             format!("must be 1 to {MAX_TOKEN_LEN} bytes"),
         ));
@@ -38,12 +39,13 @@ async fn run(
     if let Some(hint) = &req.token_type_hint
         && !matches!(hint.as_str(), "access_token" | "refresh_token")
     {
-        return Err(GrantError::field(
+        return Err(RequestError::field(
             "token_type_hint",
             "must be access_token or refresh_token",
         ));
     }
-    app.engine
+    Ok(app
+        .engine
         .revoke(&Caller::Partner(partner), &req.token, now)
-        .await
+        .await?)
 }

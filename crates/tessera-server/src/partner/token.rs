@@ -4,16 +4,17 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use tessera_core::grants::{self, Caller, GrantRequest, Issued};
+use tessera_core::grants::{self, GrantRequest, Issued};
 use tessera_core::model::GrantType;
-use tessera_core::policy::MAX_TOKEN_LEN;
 use tessera_core::scope::ScopeSet;
-use tessera_core::{GrantError, unix_now};
+use tessera_core::{Caller, unix_now};
 use tessera_proto::partner::{TokenRequest, TokenResponse};
 
 use super::{auth, error, ok};
-use crate::AppState;
+use crate::app::AppState;
 use crate::body::{RawBody, bytes, parse_json};
+use crate::error::RequestError;
+use crate::wire::{bounded, parse_scope, token_type_from_wire, truncate};
 
 pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let now = unix_now();
@@ -37,21 +38,23 @@ async fn run(
     headers: &HeaderMap,
     body: &RawBody,
     now: i64,
-) -> Result<Issued, GrantError> {
+) -> Result<Issued, RequestError> {
     let partner = auth::partner(&app.engine, headers, now).await?;
     let request = parse(parse_json(bytes(body)?)?)?;
-    app.engine
+    Ok(app
+        .engine
         .grant(&Caller::Partner(partner), request, now)
-        .await
+        .await?)
 }
 
 /// The partner dialect's wire request → the engine's [`GrantRequest`].
-pub fn parse(req: TokenRequest) -> Result<GrantRequest, GrantError> {
+pub fn parse(req: TokenRequest) -> Result<GrantRequest, RequestError> {
     let grant_type = req
         .grant_type
-        .ok_or_else(|| GrantError::field("grant_type", "is required"))?;
-    let missing =
-        |field: &str| GrantError::field(field, format!("is required for grant_type {grant_type}"));
+        .ok_or_else(|| RequestError::field("grant_type", "is required"))?;
+    let missing = |field: &str| {
+        RequestError::field(field, format!("is required for grant_type {grant_type}"))
+    };
     match grant_type.as_str() {
         "client_credentials" => {
             let data = req
@@ -80,11 +83,10 @@ pub fn parse(req: TokenRequest) -> Result<GrantRequest, GrantError> {
                 grants::token_exchange::Request {
                     scope: scope(&data.scope, "token_exchange_data.scope")?,
                     subject_token: data.subject_token,
-                    subject_token_type: data.subject_token_type,
+                    subject_token_type: token_type_from_wire(&data.subject_token_type),
                     requested_subject: Some(data.requested_subject),
-                    actor: None,
+                    actor_token: None,
                     audience: None,
-                    requested_token_type: None,
                 },
             ))
         }
@@ -114,32 +116,15 @@ pub fn parse(req: TokenRequest) -> Result<GrantRequest, GrantError> {
                 scope: None,
             }))
         }
-        _ => Err(GrantError::UnsupportedGrantType(truncate(&grant_type))),
+        _ => Err(RequestError::UnsupportedGrantType(truncate(&grant_type))),
     }
 }
 
-fn scope(s: &str, field: &str) -> Result<ScopeSet, GrantError> {
-    let set = ScopeSet::parse(s).map_err(|e| GrantError::field(field, e.to_string()))?;
+/// The partner dialect asks for scopes explicitly: an empty list is refused here.
+fn scope(s: &str, field: &str) -> Result<ScopeSet, RequestError> {
+    let set = parse_scope(s, field)?;
     if set.is_empty() {
-        return Err(GrantError::field(field, "request at least one scope"));
+        return Err(RequestError::field(field, "request at least one scope"));
     }
     Ok(set)
-}
-
-fn bounded(s: &str, field: &str) -> Result<(), GrantError> {
-    if s.is_empty() {
-        Err(GrantError::field(field, "must not be empty"))
-    } else if s.len() > MAX_TOKEN_LEN {
-        Err(GrantError::field(
-            field,
-            format!("must be at most {MAX_TOKEN_LEN} bytes"),
-        ))
-    } else {
-        Ok(())
-    }
-}
-
-/// Echo at most 64 characters of a caller's value back in a message.
-fn truncate(s: &str) -> String {
-    s.chars().take(64).collect()
 }

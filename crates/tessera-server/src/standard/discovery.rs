@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tessera_core::model::GrantType;
 
-use crate::AppState;
+use crate::app::AppState;
 
 pub async fn metadata(State(app): State<AppState>) -> Response {
     let config = app.engine.config();

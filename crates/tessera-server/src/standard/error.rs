@@ -1,4 +1,4 @@
-//! The standard dialect's mappings from [`GrantError`] to the wire (SPEC §4): RFC 6749 §5.2 for
+//! The standard dialect's mappings from [`EngineError`] to the wire (SPEC §4): RFC 6749 §5.2 for
 //! the token, introspection and revocation endpoints ([`render`]), and RFC 6750 §3.1 for the
 //! bearer-protected resource endpoints ([`render_resource`]). Both answer
 //! `{"error", "error_description"}`; no handler builds an error body by hand.
@@ -6,11 +6,40 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use tessera_core::GrantError;
+use tessera_core::EngineError;
+
+use crate::error::{RequestError, set_retry_after};
+use crate::wire::token_type_name;
 
 /// Status, RFC error code and description at the token endpoint.
-pub fn classify(e: &GrantError) -> (StatusCode, &'static str, String) {
-    use GrantError as E;
+pub fn classify(e: &RequestError) -> (StatusCode, &'static str, String) {
+    match e {
+        RequestError::Engine(e) => classify_engine(e),
+        RequestError::BodyTooLarge(n) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            format!("the request body is larger than {n} bytes"),
+        ),
+        RequestError::UnsupportedGrantType(g) => (
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            format!(
+                "grant_type {g:?} is not supported: use authorization_code, client_credentials, \
+                 password, refresh_token or urn:ietf:params:oauth:grant-type:token-exchange"
+            ),
+        ),
+        RequestError::AuthorizationHeader(why) => (
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            format!(
+                "{why}: authenticate the client with HTTP Basic (client_id:client_secret) or client_id and client_secret in the form"
+            ),
+        ),
+    }
+}
+
+fn classify_engine(e: &EngineError) -> (StatusCode, &'static str, String) {
+    use EngineError as E;
     let bad = StatusCode::BAD_REQUEST;
     match e {
         E::Validation(fields) => (
@@ -18,29 +47,9 @@ pub fn classify(e: &GrantError) -> (StatusCode, &'static str, String) {
             "invalid_request",
             fields
                 .iter()
-                .map(|f| format!("{}: {}", f.field, f.message))
+                .map(|f| format!("{}: {}", wire_field(&f.field), f.message))
                 .collect::<Vec<_>>()
                 .join("; "),
-        ),
-        E::BodyTooLarge(n) => (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request",
-            format!("the request body is larger than {n} bytes"),
-        ),
-        E::UnsupportedGrantType(g) => (
-            bad,
-            "unsupported_grant_type",
-            format!(
-                "grant_type {g:?} is not supported: use authorization_code, client_credentials, \
-                 password, refresh_token or urn:ietf:params:oauth:grant-type:token-exchange"
-            ),
-        ),
-        E::AuthorizationHeader(why) => (
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            format!(
-                "{why}: authenticate the client with HTTP Basic (client_id:client_secret) or client_id and client_secret in the form"
-            ),
         ),
         E::InvalidClient(why) => (StatusCode::UNAUTHORIZED, "invalid_client", (*why).into()),
         E::InvalidCredentials | E::InvalidPartnerToken => (
@@ -81,7 +90,10 @@ pub fn classify(e: &GrantError) -> (StatusCode, &'static str, String) {
         E::SubjectTokenTypeMismatch { expected } => (
             bad,
             "invalid_request",
-            format!("subject_token_type does not match the subject token; use {expected}"),
+            format!(
+                "subject_token_type does not match the subject token; use {}",
+                token_type_name(*expected)
+            ),
         ),
         E::RequestedSubjectMismatch => (
             bad,
@@ -149,25 +161,25 @@ pub fn classify(e: &GrantError) -> (StatusCode, &'static str, String) {
     }
 }
 
+/// The engine names fields neutrally; seed 002's sign-up body names them in camelCase.
+fn wire_field(field: &str) -> &str {
+    match field {
+        "phone_number" => "phoneNumber",
+        "first_name" => "firstName",
+        "last_name" => "lastName",
+        "client_user_id" => "clientUserId",
+        other => other,
+    }
+}
+
 fn body(status: StatusCode, code: &str, description: String) -> Response {
     let mut r = (
         status,
         axum::Json(json!({"error": code, "error_description": description})),
     )
         .into_response();
-    crate::no_store(&mut r);
+    crate::app::no_store(&mut r);
     r
-}
-
-fn retry_after(r: &mut Response, e: &GrantError) {
-    if let GrantError::RateLimited { retry_after_secs } | GrantError::Locked { retry_after_secs } =
-        e
-    {
-        r.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from((*retry_after_secs).max(1)),
-        );
-    }
 }
 
 /// The `error` a failed `/oauth/authorize` redirect carries (RFC 6749 §4.1.2.1).
@@ -184,7 +196,7 @@ pub fn authorize_error(f: tessera_core::authorize::AuthorizeFailure) -> &'static
 }
 
 /// Render `e` at the token, introspection or revocation endpoint.
-pub fn render(e: &GrantError) -> Response {
+pub fn render(e: &RequestError) -> Response {
     let (status, code, description) = classify(e);
     let mut r = body(status, code, description);
     if code == "invalid_client" {
@@ -193,25 +205,26 @@ pub fn render(e: &GrantError) -> Response {
             HeaderValue::from_static("Basic realm=\"tessera\""),
         );
     }
-    retry_after(&mut r, e);
+    set_retry_after(&mut r, e);
     r
 }
 
 /// Render `e` at a bearer-protected resource endpoint (RFC 6750 §3.1).
-pub fn render_resource(e: &GrantError) -> Response {
-    use GrantError as E;
+pub fn render_resource(e: &RequestError) -> Response {
+    use EngineError as E;
+    use RequestError as R;
     let (status, code, description) = match e {
-        E::AuthorizationHeader(why) => (
+        R::AuthorizationHeader(why) => (
             StatusCode::UNAUTHORIZED,
             "invalid_token",
             format!("{why}: send Authorization: Bearer <access token>"),
         ),
-        E::TokenInvalid(_) | E::TokenUnknownOrRevoked => (
+        R::Engine(E::TokenInvalid(_) | E::TokenUnknownOrRevoked) => (
             StatusCode::UNAUTHORIZED,
             "invalid_token",
             "the access token is malformed, expired, unknown or revoked".into(),
         ),
-        E::PartnerInactive => (
+        R::Engine(E::PartnerInactive) => (
             StatusCode::FORBIDDEN,
             "insufficient_scope",
             "the organisation is inactive".into(),
@@ -228,6 +241,6 @@ pub fn render_resource(e: &GrantError) -> Response {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
     }
-    retry_after(&mut r, e);
+    set_retry_after(&mut r, e);
     r
 }

@@ -4,10 +4,11 @@
 
 use std::collections::HashMap;
 
+use crate::error::RequestError;
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use tessera_core::GrantError;
+use tessera_core::EngineError;
 use zeroize::Zeroizing;
 
 /// Most parameters a request may carry.
@@ -17,7 +18,7 @@ const MAX_PARAMS: usize = 32;
 pub struct Form(HashMap<String, String>);
 
 impl Form {
-    pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Form, GrantError> {
+    pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Form, RequestError> {
         let media = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -29,7 +30,7 @@ impl Form {
                     .to_ascii_lowercase()
             });
         if media.as_deref() != Some("application/x-www-form-urlencoded") {
-            return Err(GrantError::field(
+            return Err(RequestError::field(
                 "Content-Type",
                 "must be application/x-www-form-urlencoded",
             ));
@@ -37,10 +38,10 @@ impl Form {
         let mut map = HashMap::new();
         for (k, v) in form_urlencoded::parse(body) {
             if map.len() >= MAX_PARAMS {
-                return Err(GrantError::field("body", "too many parameters"));
+                return Err(RequestError::field("body", "too many parameters"));
             }
             if map.insert(k.to_string(), v.into_owned()).is_some() {
-                return Err(GrantError::field(k.to_string(), "is repeated"));
+                return Err(RequestError::field(k.to_string(), "is repeated"));
             }
         }
         Ok(Form(map))
@@ -57,9 +58,9 @@ impl Form {
         self.0.remove(name).filter(|v| !v.is_empty())
     }
 
-    pub fn require(&mut self, name: &str) -> Result<String, GrantError> {
+    pub fn require(&mut self, name: &str) -> Result<String, RequestError> {
         self.take(name)
-            .ok_or_else(|| GrantError::field(name, "is required"))
+            .ok_or_else(|| RequestError::field(name, "is required"))
     }
 }
 
@@ -68,30 +69,32 @@ impl Form {
 pub fn client_credentials(
     headers: &HeaderMap,
     form: &mut Form,
-) -> Result<(String, Zeroizing<String>), GrantError> {
+) -> Result<(String, Zeroizing<String>), RequestError> {
     let basic = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(v) => {
             let v = v.to_str().map_err(|_| {
-                GrantError::AuthorizationHeader("the Authorization header is not ASCII")
+                RequestError::AuthorizationHeader("the Authorization header is not ASCII")
             })?;
-            let (scheme, rest) = v.split_once(' ').ok_or(GrantError::AuthorizationHeader(
+            let (scheme, rest) = v.split_once(' ').ok_or(RequestError::AuthorizationHeader(
                 "the Authorization header has no scheme",
             ))?;
             if !scheme.eq_ignore_ascii_case("basic") {
-                return Err(GrantError::AuthorizationHeader(
+                return Err(RequestError::AuthorizationHeader(
                     "the Authorization scheme must be Basic",
                 ));
             }
             let decoded = Zeroizing::new(STANDARD.decode(rest.trim()).map_err(|_| {
-                GrantError::AuthorizationHeader("the Basic credentials are not base64")
+                RequestError::AuthorizationHeader("the Basic credentials are not base64")
             })?);
             let text = std::str::from_utf8(&decoded).map_err(|_| {
-                GrantError::AuthorizationHeader("the Basic credentials are not UTF-8")
+                RequestError::AuthorizationHeader("the Basic credentials are not UTF-8")
             })?;
-            let (id, secret) = text.split_once(':').ok_or(GrantError::AuthorizationHeader(
-                "the Basic credentials must be client_id:client_secret",
-            ))?;
+            let (id, secret) = text
+                .split_once(':')
+                .ok_or(RequestError::AuthorizationHeader(
+                    "the Basic credentials must be client_id:client_secret",
+                ))?;
             // RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
             let id = percent_encoding::percent_decode_str(&id.replace('+', " "))
                 .decode_utf8_lossy()
@@ -107,24 +110,24 @@ pub fn client_credentials(
     let post_secret = form.take("client_secret").map(Zeroizing::new);
     let post_id = form.take("client_id");
     match (basic, post_secret) {
-        (Some(_), Some(_)) => Err(GrantError::field(
+        (Some(_), Some(_)) => Err(RequestError::field(
             "client_secret",
             "use one client authentication method: HTTP Basic or client_secret in the form, not both",
         )),
         (Some((id, secret)), None) => match post_id {
-            Some(other) if other != id => Err(GrantError::field(
+            Some(other) if other != id => Err(RequestError::field(
                 "client_id",
                 "differs from the client authenticated by HTTP Basic",
             )),
             _ => Ok((id, secret)),
         },
         (None, Some(secret)) => {
-            let id = post_id.ok_or_else(|| GrantError::field("client_id", "is required"))?;
+            let id = post_id.ok_or_else(|| RequestError::field("client_id", "is required"))?;
             Ok((id, secret))
         }
-        (None, None) => Err(GrantError::InvalidClient(
+        (None, None) => Err(RequestError::Engine(EngineError::InvalidClient(
             "client authentication is required: HTTP Basic client_id:client_secret",
-        )),
+        ))),
     }
 }
 
@@ -168,7 +171,7 @@ mod tests {
         let mut f = Form::parse(&h, b"grant_type=x").unwrap();
         assert!(matches!(
             client_credentials(&h, &mut f),
-            Err(GrantError::InvalidClient(_))
+            Err(RequestError::Engine(EngineError::InvalidClient(_)))
         ));
     }
 }

@@ -9,8 +9,9 @@ use tessera_core::introspect::Introspection;
 use tessera_core::unix_now;
 
 use super::{client_request, error};
-use crate::AppState;
+use crate::app::AppState;
 use crate::body::{RawBody, bytes};
+use crate::error::RequestError;
 
 pub async fn introspect(
     State(app): State<AppState>,
@@ -21,7 +22,7 @@ pub async fn introspect(
     let result = async {
         let (caller, mut form) = client_request(&app.engine, &headers, bytes(&body)?).await?;
         let token = form.require("token")?;
-        app.engine.introspect(&caller, &token, now).await
+        Ok::<_, RequestError>(app.engine.introspect(&caller, &token, now).await?)
     }
     .await;
     let body: Value = match result {
@@ -71,6 +72,6 @@ pub async fn introspect(
         }),
     };
     let mut r = axum::Json(body).into_response();
-    crate::no_store(&mut r);
+    crate::app::no_store(&mut r);
     r
 }

@@ -13,10 +13,11 @@ pub mod users;
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
-use tessera_core::grants::Caller;
-use tessera_core::{Engine, GrantError};
+use tessera_core::Caller;
+use tessera_core::Engine;
 
-use crate::AppState;
+use crate::app::AppState;
+use crate::error::RequestError;
 use form::Form;
 
 pub fn routes() -> Router<AppState> {
@@ -41,7 +42,7 @@ pub async fn client_request(
     engine: &Engine,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(Caller, Form), GrantError> {
+) -> Result<(Caller, Form), RequestError> {
     let mut form = Form::parse(headers, body)?;
     let (id, secret) = form::client_credentials(headers, &mut form)?;
     let caller = engine.authenticate_client(&id, &secret).await?;

@@ -5,11 +5,12 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tessera_core::{GrantError, unix_now};
+use tessera_core::{EngineError, unix_now};
 
 use super::{client_request, error};
-use crate::AppState;
+use crate::app::AppState;
 use crate::body::{RawBody, bytes};
+use crate::error::RequestError;
 
 pub async fn revoke(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let now = unix_now();
@@ -17,15 +18,15 @@ pub async fn revoke(State(app): State<AppState>, headers: HeaderMap, body: RawBo
         let (caller, mut form) = client_request(&app.engine, &headers, bytes(&body)?).await?;
         let token = form.require("token")?;
         match app.engine.revoke(&caller, &token, now).await {
-            Err(GrantError::NotPartnersResource(_)) => Ok(()),
-            other => other,
+            Ok(()) | Err(EngineError::NotPartnersResource(_)) => Ok(()),
+            Err(e) => Err(RequestError::from(e)),
         }
     }
     .await;
     match result {
         Ok(()) => {
             let mut r = StatusCode::OK.into_response();
-            crate::no_store(&mut r);
+            crate::app::no_store(&mut r);
             r
         }
         Err(e) => error::render(&e),

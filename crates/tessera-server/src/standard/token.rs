@@ -6,17 +6,19 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
-use tessera_core::grants::token_exchange::ACCESS_TOKEN_TYPE;
+use tessera_core::grants::token_exchange::TokenType;
 use tessera_core::grants::{self, GrantRequest};
 use tessera_core::model::GrantType;
-use tessera_core::policy::MAX_TOKEN_LEN;
 use tessera_core::scope::ScopeSet;
-use tessera_core::{GrantError, unix_now};
+use tessera_core::unix_now;
+use tessera_proto::token_type;
 
 use super::form::Form;
 use super::{client_request, error};
-use crate::AppState;
+use crate::app::AppState;
 use crate::body::{RawBody, bytes};
+use crate::error::RequestError;
+use crate::wire::{self, parse_scope, token_type_from_wire};
 
 pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let now = unix_now();
@@ -26,7 +28,7 @@ pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: RawBod
         let request = parse(&mut form)?;
         let exchange = matches!(request, GrantRequest::TokenExchange(_));
         let issued = app.engine.grant(&caller, request, now).await?;
-        Ok::<_, GrantError>((issued, requested_scope, exchange))
+        Ok::<_, RequestError>((issued, requested_scope, exchange))
     }
     .await;
     match result {
@@ -45,38 +47,45 @@ pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: RawBod
                 out.insert("refresh_token".into(), r.expose().into());
             }
             if exchange {
-                out.insert("issued_token_type".into(), ACCESS_TOKEN_TYPE.into());
+                out.insert("issued_token_type".into(), token_type::ACCESS_TOKEN.into());
             }
             let mut r = (StatusCode::OK, axum::Json(Value::Object(out))).into_response();
-            crate::no_store(&mut r);
+            crate::app::no_store(&mut r);
             r
         }
         Err(e) => error::render(&e),
     }
 }
 
-fn scope(form: &mut Form) -> Result<ScopeSet, GrantError> {
+fn scope(form: &mut Form) -> Result<ScopeSet, RequestError> {
     match form.take("scope") {
         None => Ok(ScopeSet::default()),
-        Some(s) => ScopeSet::parse(&s).map_err(|e| GrantError::field("scope", e.to_string())),
+        Some(s) => parse_scope(&s, "scope"),
     }
 }
 
-fn bounded(form: &mut Form, name: &str) -> Result<String, GrantError> {
+fn bounded(form: &mut Form, name: &str) -> Result<String, RequestError> {
     let v = form.require(name)?;
-    if v.len() > MAX_TOKEN_LEN {
-        return Err(GrantError::field(
-            name,
-            format!("must be at most {MAX_TOKEN_LEN} bytes"),
-        ));
-    }
+    wire::bounded(&v, name)?;
     Ok(v)
 }
 
+/// RFC 6749 §4.1.3, §4.3.2, §4.4.2, §6 and RFC 8693 §2.1 `grant_type` values.
+fn grant_type_from_wire(s: &str) -> Option<GrantType> {
+    Some(match s {
+        "authorization_code" => GrantType::AuthorizationCode,
+        "client_credentials" => GrantType::ClientCredentials,
+        "password" => GrantType::Password,
+        "refresh_token" => GrantType::RefreshToken,
+        "urn:ietf:params:oauth:grant-type:token-exchange" => GrantType::TokenExchange,
+        _ => return None,
+    })
+}
+
 /// The standard dialect's form → the engine's [`GrantRequest`].
-pub fn parse(form: &mut Form) -> Result<GrantRequest, GrantError> {
+pub fn parse(form: &mut Form) -> Result<GrantRequest, RequestError> {
     let grant_type = form.require("grant_type")?;
-    match GrantType::parse(&grant_type) {
+    match grant_type_from_wire(&grant_type) {
         Some(GrantType::AuthorizationCode) => Ok(GrantRequest::AuthorizationCode(
             grants::authorization_code::Request {
                 client_id: None,
@@ -85,11 +94,11 @@ pub fn parse(form: &mut Form) -> Result<GrantRequest, GrantError> {
                 code_verifier: form.take("code_verifier"),
             },
         )),
-        Some(GrantType::ClientCredentials) if grant_type == "client_credentials" => Ok(
-            GrantRequest::ClientCredentials(grants::client_credentials::Request {
+        Some(GrantType::ClientCredentials) => Ok(GrantRequest::ClientCredentials(
+            grants::client_credentials::Request {
                 scope: scope(form)?,
-            }),
-        ),
+            },
+        )),
         Some(GrantType::Password) => Ok(GrantRequest::Password(grants::password::Request {
             username: bounded(form, "username")?,
             password: bounded(form, "password")?,
@@ -101,25 +110,41 @@ pub fn parse(form: &mut Form) -> Result<GrantRequest, GrantError> {
                 scope: Some(scope(form)?),
             }))
         }
-        Some(GrantType::TokenExchange) if grant_type == GrantType::TOKEN_EXCHANGE_URN => {
-            let actor = match form.take("actor_token") {
-                Some(t) => Some((t, form.require("actor_token_type")?)),
+        Some(GrantType::TokenExchange) => {
+            let actor_token = match form.take("actor_token") {
+                Some(t) => {
+                    let kind = form.require("actor_token_type")?;
+                    if token_type_from_wire(&kind) == TokenType::Unrecognised {
+                        return Err(RequestError::field(
+                            "actor_token_type",
+                            format!("must be {}", token_type::ACCESS_TOKEN),
+                        ));
+                    }
+                    Some(t)
+                }
                 None => None,
             };
+            if let Some(t) = form.take("requested_token_type")
+                && t != token_type::ACCESS_TOKEN
+            {
+                return Err(RequestError::field(
+                    "requested_token_type",
+                    format!("only {} can be requested", token_type::ACCESS_TOKEN),
+                ));
+            }
             Ok(GrantRequest::TokenExchange(
                 grants::token_exchange::Request {
                     subject_token: bounded(form, "subject_token")?,
-                    subject_token_type: bounded(form, "subject_token_type")?,
+                    subject_token_type: token_type_from_wire(&bounded(form, "subject_token_type")?),
                     requested_subject: form.take("requested_subject"),
                     scope: scope(form)?,
-                    actor,
+                    actor_token,
                     audience: form.take("audience"),
-                    requested_token_type: form.take("requested_token_type"),
                 },
             ))
         }
-        _ => Err(GrantError::UnsupportedGrantType(
-            grant_type.chars().take(64).collect(),
-        )),
+        None => Err(RequestError::UnsupportedGrantType(wire::truncate(
+            &grant_type,
+        ))),
     }
 }

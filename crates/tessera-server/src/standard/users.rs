@@ -6,28 +6,29 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tessera_core::unix_now;
 use tessera_core::users::SignUp;
-use tessera_core::{GrantError, unix_now};
 
 use super::error::render_resource;
-use crate::AppState;
+use crate::app::AppState;
 use crate::body::{RawBody, bytes, parse_json};
+use crate::error::RequestError;
 
-fn bearer(headers: &HeaderMap) -> Result<&str, GrantError> {
+fn bearer(headers: &HeaderMap) -> Result<&str, RequestError> {
     let value = headers
         .get(header::AUTHORIZATION)
-        .ok_or(GrantError::AuthorizationHeader(
+        .ok_or(RequestError::AuthorizationHeader(
             "the Authorization header is missing",
         ))?
         .to_str()
-        .map_err(|_| GrantError::AuthorizationHeader("the Authorization header is not ASCII"))?;
+        .map_err(|_| RequestError::AuthorizationHeader("the Authorization header is not ASCII"))?;
     match value.split_once(' ') {
         Some((scheme, token))
             if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
         {
             Ok(token.trim())
         }
-        _ => Err(GrantError::AuthorizationHeader(
+        _ => Err(RequestError::AuthorizationHeader(
             "the Authorization scheme must be Bearer",
         )),
     }
@@ -47,7 +48,8 @@ pub async fn sign_up(State(app): State<AppState>, headers: HeaderMap, body: RawB
     let result = async {
         let app_token = app.engine.require_app_token(bearer(&headers)?, now)?;
         let req: SignUpRequest = parse_json(bytes(&body)?)?;
-        app.engine
+        let signed_up = app
+            .engine
             .sign_up(
                 &app_token,
                 SignUp {
@@ -58,7 +60,8 @@ pub async fn sign_up(State(app): State<AppState>, headers: HeaderMap, body: RawB
                 },
                 now,
             )
-            .await
+            .await?;
+        Ok::<_, RequestError>(signed_up)
     }
     .await;
     match result {
@@ -78,7 +81,7 @@ pub async fn sign_up(State(app): State<AppState>, headers: HeaderMap, body: RawB
                 }})),
             )
                 .into_response();
-            crate::no_store(&mut r);
+            crate::app::no_store(&mut r);
             r
         }
         Err(e) => render_resource(&e),
@@ -87,7 +90,8 @@ pub async fn sign_up(State(app): State<AppState>, headers: HeaderMap, body: RawB
 
 pub async fn me(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let now = unix_now();
-    let result = async { app.engine.me(bearer(&headers)?, now).await }.await;
+    let result =
+        async { Ok::<_, RequestError>(app.engine.me(bearer(&headers)?, now).await?) }.await;
     match result {
         Ok((claims, user)) => {
             let mut data = json!({
@@ -123,7 +127,7 @@ pub async fn me(State(app): State<AppState>, headers: HeaderMap) -> Response {
                 }
             }
             let mut r = axum::Json(json!({ "data": data })).into_response();
-            crate::no_store(&mut r);
+            crate::app::no_store(&mut r);
             r
         }
         Err(e) => render_resource(&e),

@@ -83,7 +83,7 @@ async fn reuse_after_grace_revokes_the_family_and_its_access_tokens() {
     for at in [at1, at2] {
         assert!(matches!(
             t.engine().verify_token(&at, unix_now()),
-            Err(tessera_core::GrantError::TokenUnknownOrRevoked)
+            Err(tessera_core::EngineError::TokenUnknownOrRevoked)
         ));
     }
 }

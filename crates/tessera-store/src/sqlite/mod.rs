@@ -13,6 +13,10 @@ use sqlx::sqlite::{
 use sqlx::{Row, raw_sql};
 use tokio::sync::{mpsc, oneshot};
 
+mod writer;
+
+use writer::{MAX_BATCH, Write, checkpointer, writer};
+
 use crate::rows::{bad_row, union_scope};
 use tessera_core::keys::{Alg, StoredKey};
 use tessera_core::model::{
@@ -30,14 +34,14 @@ use tessera_core::store::{
 /// Migrations, applied in order inside one transaction each; the applied version is kept in
 /// `schema_version`.
 const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (
         2,
-        include_str!("../migrations/sqlite/0002_user_profile.sql"),
+        include_str!("../../migrations/sqlite/0002_user_profile.sql"),
     ),
     (
         3,
-        include_str!("../migrations/sqlite/0003_authorization_code.sql"),
+        include_str!("../../migrations/sqlite/0003_authorization_code.sql"),
     ),
 ];
 
@@ -606,211 +610,6 @@ impl TokenStore for SqliteStore {
             })
             .collect()
     }
-}
-
-/// WAL checkpoints off the write path. SQLite's automatic checkpoint runs inside whichever commit
-/// crosses 1000 pages; on a large database that commit then writes back scattered B-tree pages
-/// and fsyncs them while every queued write waits (bench/run --scale: token-exchange p99 840 ms
-/// with 10M refresh tokens). A PASSIVE checkpoint every 250 ms from this task never blocks
-/// writers; it ends when the store is dropped (its write queue's sender goes away).
-async fn checkpointer(pool: SqlitePool, store_alive: mpsc::WeakSender<Write>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if store_alive.upgrade().is_none() {
-            return;
-        }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            tracing::debug!(error = %e, "WAL checkpoint skipped");
-        }
-    }
-}
-
-/// One refresh-token write, queued for the writer task.
-enum Write {
-    Insert(RefreshToken, oneshot::Sender<StoreResult<()>>),
-    Rotate {
-        presented: SecretDigest,
-        owner: TokenOwner,
-        successor: Successor,
-        now: i64,
-        reply: oneshot::Sender<StoreResult<Rotation>>,
-    },
-}
-
-/// Most writes committed together.
-const MAX_BATCH: usize = 256;
-
-/// Group commit. SQLite has one writer at a time and each commit pays an fsync (≈ 130 µs here),
-/// so refresh-token inserts and rotations, the writes on the hot paths, go through this task: it
-/// takes whatever is queued, runs it in one `BEGIN IMMEDIATE` transaction in arrival order (each
-/// rotation still a compare-and-swap, now against the batch's earlier writes too), commits, and
-/// only then answers every caller. Durability is unchanged; one fsync serves the whole batch.
-async fn writer(pool: SqlitePool, mut queue: mpsc::Receiver<Write>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = queue.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(w) => batch.push(w),
-                Err(_) => break,
-            }
-        }
-        run_batch(&pool, &mut batch).await;
-    }
-}
-
-enum Outcome {
-    Insert(StoreResult<()>),
-    Rotate(Box<StoreResult<Rotation>>),
-}
-
-async fn run_batch(pool: &SqlitePool, batch: &mut Vec<Write>) {
-    let result: StoreResult<Vec<Outcome>> = async {
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for w in batch.iter() {
-            outcomes.push(match w {
-                Write::Insert(t, _) => Outcome::Insert(insert_refresh_in(&mut tx, t).await),
-                Write::Rotate {
-                    presented,
-                    owner,
-                    successor,
-                    now,
-                    ..
-                } => Outcome::Rotate(Box::new(
-                    rotate_in(&mut tx, presented, owner, successor, *now).await,
-                )),
-            });
-        }
-        tx.commit().await.map_err(err)?;
-        Ok(outcomes)
-    }
-    .await;
-    match result {
-        Ok(outcomes) => {
-            for (w, o) in batch.drain(..).zip(outcomes) {
-                match (w, o) {
-                    (Write::Insert(_, reply), Outcome::Insert(r)) => {
-                        let _ = reply.send(r);
-                    }
-                    (Write::Rotate { reply, .. }, Outcome::Rotate(r)) => {
-                        let _ = reply.send(*r);
-                    }
-                    _ => unreachable!("outcomes follow the batch's order"),
-                }
-            }
-        }
-        Err(e) => {
-            // Nothing was committed: every caller gets the error.
-            let message = e.to_string();
-            let failed = || match &e {
-                StoreError::Unavailable(_) => StoreError::Unavailable(message.clone()),
-                _ => StoreError::Other(message.clone()),
-            };
-            for w in batch.drain(..) {
-                match w {
-                    Write::Insert(_, reply) => {
-                        let _ = reply.send(Err(failed()));
-                    }
-                    Write::Rotate { reply, .. } => {
-                        let _ = reply.send(Err(failed()));
-                    }
-                }
-            }
-        }
-    }
-}
-
-async fn insert_refresh_in(conn: &mut SqliteConnection, t: &RefreshToken) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO refresh_tokens (digest, family_id, partner_id, client_id, subject, account_id,
-             scope, issued_at, expires_at, family_issued_at, rotated_at, revoked_at, grant_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&t.digest.0[..])
-    .bind(&t.family_id)
-    .bind(&t.partner_id)
-    .bind(&t.client_id)
-    .bind(&t.subject)
-    .bind(&t.account_id)
-    .bind(&t.scope)
-    .bind(t.issued_at)
-    .bind(t.expires_at)
-    .bind(t.family_issued_at)
-    .bind(t.rotated_at)
-    .bind(t.revoked_at)
-    .bind(&t.grant_id)
-    .execute(&mut *conn)
-    .await
-    .map_err(err)?;
-    Ok(())
-}
-
-async fn rotate_in(
-    conn: &mut SqliteConnection,
-    presented: &SecretDigest,
-    owner: &TokenOwner,
-    successor: &Successor,
-    now: i64,
-) -> StoreResult<Rotation> {
-    let (sql, owner_id) = match owner {
-        TokenOwner::Client(id) => (
-            "UPDATE refresh_tokens SET rotated_at = ?1
-             WHERE digest = ?2 AND client_id = ?3 AND rotated_at IS NULL
-               AND revoked_at IS NULL AND expires_at > ?1
-             RETURNING *",
-            id,
-        ),
-        TokenOwner::Partner(id) => (
-            "UPDATE refresh_tokens SET rotated_at = ?1
-             WHERE digest = ?2 AND partner_id = ?3 AND rotated_at IS NULL
-               AND revoked_at IS NULL AND expires_at > ?1
-             RETURNING *",
-            id,
-        ),
-    };
-    let rotated = sqlx::query(sql)
-        .bind(now)
-        .bind(&presented.0[..])
-        .bind(owner_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(err)?;
-    let Some(row) = rotated else {
-        let found = sqlx::query("SELECT * FROM refresh_tokens WHERE digest = ?")
-            .bind(&presented.0[..])
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(err)?;
-        return Ok(match found {
-            None => Rotation::Unknown,
-            Some(row) => {
-                let record = refresh_of(&row)?;
-                if owner.owns(&record) {
-                    Rotation::NotActive(record)
-                } else {
-                    Rotation::WrongClient
-                }
-            }
-        });
-    };
-    let mut old = refresh_of(&row)?;
-    old.rotated_at = None;
-    let next = RefreshToken {
-        digest: successor.digest,
-        issued_at: now,
-        expires_at: successor.expires_at,
-        rotated_at: None,
-        revoked_at: None,
-        ..old.clone()
-    };
-    insert_refresh_in(conn, &next).await?;
-    Ok(Rotation::Rotated(old))
 }
 
 async fn record_revocation(conn: &mut SqliteConnection, id: &str, until: i64) -> StoreResult<()> {

@@ -1,0 +1,134 @@
+//! Consent: what the user is asked, the grant their approval records, the code that goes back to
+//! the client, and the connected-applications list from which a grant is withdrawn.
+
+use super::with_query;
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::model::{AuthorizationCode, AuthorizationRequest, Client, Grant, User};
+use crate::policy::AUTHORIZATION_CODE_TTL;
+use crate::scope::ScopeSet;
+use crate::secret::{SecretKind, generate, new_id};
+
+/// A consent page's content.
+pub struct ConsentView {
+    pub client_name: String,
+    pub scopes: Vec<(String, String)>,
+}
+
+impl Engine {
+    /// Whether `user` must still consent to the request's scopes.
+    pub async fn consent_needed(
+        &self,
+        request: &AuthorizationRequest,
+        user: &User,
+    ) -> Result<bool, EngineError> {
+        let requested = ScopeSet::parse(&request.scope).map_err(|_| EngineError::Internal)?;
+        Ok(
+            match self
+                .flows()
+                .active_grant(&user.id, &request.client_id)
+                .await?
+            {
+                Some(g) => !requested.is_subset(&ScopeSet::parse(&g.scope).unwrap_or_default()),
+                None => true,
+            },
+        )
+    }
+
+    /// What the consent page shows: the application and each scope with a human description.
+    pub async fn consent_view(
+        &self,
+        request: &AuthorizationRequest,
+        client: &Client,
+    ) -> Result<ConsentView, EngineError> {
+        let described: std::collections::HashMap<String, Option<String>> =
+            self.scope_descriptions().await?.into_iter().collect();
+        let scopes = request
+            .scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                let text = described
+                    .get(s)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| format!("Use “{s}” on your behalf"));
+                (s.to_string(), text)
+            })
+            .collect();
+        Ok(ConsentView {
+            client_name: client.name.clone(),
+            scopes,
+        })
+    }
+
+    /// The user approved (or had approved before): record the grant, mint a code, and return
+    /// the redirect back to the client.
+    pub async fn approve(
+        &self,
+        request: &AuthorizationRequest,
+        user: &User,
+        now: i64,
+    ) -> Result<String, EngineError> {
+        let grant = self
+            .flows()
+            .upsert_grant(&user.id, &request.client_id, &request.scope, now)
+            .await?;
+        let code = generate(SecretKind::AuthorizationCode);
+        self.flows()
+            .insert_authorization_code(&AuthorizationCode {
+                digest: code.digest(),
+                client_id: request.client_id.clone(),
+                redirect_uri: request.redirect_uri.clone(),
+                code_challenge: request.code_challenge.clone(),
+                code_challenge_method: request.code_challenge_method.clone(),
+                user_id: user.id.clone(),
+                account_id: user.account_id.clone(),
+                scope: request.scope.clone(),
+                grant_id: grant.id,
+                family_id: new_id(),
+                expires_at: now + AUTHORIZATION_CODE_TTL,
+                used_at: None,
+            })
+            .await?;
+        let mut params = vec![("code", code.expose())];
+        if let Some(state) = &request.state {
+            params.push(("state", state.as_str()));
+        }
+        params.push(("iss", self.config.issuer.as_str()));
+        Ok(with_query(&request.redirect_uri, &params))
+    }
+
+    /// The user's connected applications: each active grant with its client's name.
+    pub async fn user_grants(&self, user: &User) -> Result<Vec<(Grant, String)>, EngineError> {
+        let mut out = Vec::new();
+        for g in self.flows().list_grants(&user.id).await? {
+            let name = self
+                .client(&g.client_id)
+                .await?
+                .map_or_else(|| g.client_id.clone(), |c| c.name.clone());
+            out.push((g, name));
+        }
+        Ok(out)
+    }
+
+    /// Revoke the user's consent for a client: its refresh tokens at once, its access tokens
+    /// inactive on every node within a second.
+    pub async fn revoke_user_grant(
+        &self,
+        user: &User,
+        client_id: &str,
+        now: i64,
+    ) -> Result<bool, EngineError> {
+        let until = now + crate::policy::MAX_ACCESS_TOKEN_TTL;
+        let revoked = self
+            .flows()
+            .revoke_grant(&user.id, client_id, until, now)
+            .await?;
+        if revoked {
+            // Apply the revocations to this node now rather than at the next feed poll.
+            self.sync(now).await?;
+        }
+        Ok(revoked)
+    }
+}

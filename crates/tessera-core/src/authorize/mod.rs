@@ -1,0 +1,109 @@
+//! The front half of the authorization-code flow (RFC 6749 §4.1, RFC 7636, RFC 9207): validating
+//! `/authorize`, signing the user in (or registering an account), consent, and the code that goes
+//! back to the client. The pages in `tessera-server` call these; the back half is the
+//! `authorization_code` grant.
+//!
+//! Errors before the redirect URI is known to be registered for the client are shown on an error
+//! page and never redirected (RFC 6749 §4.1.2.1, RFC 9700 §4.1); every later error redirects with
+//! `error`, `error_description`, `state` and `iss`.
+//!
+//! By step: [`request`] validates `/authorize` and keeps the pending request, [`session`] signs
+//! the user in or registers an account and keeps the browser session, [`consent`] records the
+//! user's grant, mints the code, and lists and withdraws grants. PKCE is in [`crate::pkce`].
+
+mod consent;
+mod request;
+mod session;
+
+pub use consent::ConsentView;
+
+use crate::engine::Engine;
+
+/// The query of an `/authorize` request, as received.
+#[derive(Debug, Default, Clone)]
+pub struct AuthorizeParams {
+    pub response_type: Option<String>,
+    pub client_id: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub scope: Option<String>,
+    pub state: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+}
+
+/// Why an authorization request fails after the redirect URI is trusted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthorizeFailure {
+    InvalidRequest,
+    UnauthorizedClient,
+    AccessDenied,
+    UnsupportedResponseType,
+    InvalidScope,
+    CodeChallengeMethodUnsupported,
+    ServerError,
+}
+
+#[derive(Debug)]
+pub enum AuthorizeError {
+    /// Show this on an error page (400); never redirect.
+    Page(String),
+    /// Send the user back to the client with an error.
+    Redirect {
+        redirect_uri: String,
+        state: Option<String>,
+        failure: AuthorizeFailure,
+        description: String,
+    },
+}
+
+/// `uri` with `params` added to its query (RFC 6749 §4.1.2: keep the registered query).
+pub fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
+    let mut out = uri.to_string();
+    let mut sep = if uri.contains('?') { '&' } else { '?' };
+    for (k, v) in params {
+        out.push(sep);
+        sep = '&';
+        out.push_str(&form_urlencoded::byte_serialize(k.as_bytes()).collect::<String>());
+        out.push('=');
+        out.push_str(&form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>());
+    }
+    out
+}
+
+impl Engine {
+    /// The redirect for an authorization error (RFC 6749 §4.1.2.1 with RFC 9207 `iss`).
+    pub fn error_redirect(
+        &self,
+        redirect_uri: &str,
+        state: Option<&str>,
+        error: &str,
+        description: &str,
+    ) -> String {
+        let mut params = vec![("error", error), ("error_description", description)];
+        if let Some(s) = state {
+            params.push(("state", s));
+        }
+        params.push(("iss", self.config.issuer.as_str()));
+        with_query(redirect_uri, &params)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_keep_the_registered_query_and_encode_values() {
+        assert_eq!(
+            with_query(
+                "https://a.example/cb?x=1",
+                &[("code", "c d"), ("state", "s&t")]
+            ),
+            "https://a.example/cb?x=1&code=c+d&state=s%26t"
+        );
+        assert_eq!(
+            with_query("https://a.example/cb", &[("k", "v")]),
+            "https://a.example/cb?k=v"
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! `/authorize` (RFC 6749 §4.1.1, RFC 7636 §4.3): validate the request and keep it pending in
+//! the database, so that any node can continue the flow.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::{AuthorizeError, AuthorizeFailure, AuthorizeParams};
+use crate::caller::{Caller, effective_scope};
+use crate::engine::Engine;
+use crate::model::{AuthorizationRequest, Client, GrantType};
+use crate::pkce::pkce_value_ok;
+use crate::policy::{AUTHORIZATION_REQUEST_TTL, MAX_STATE_LEN};
+use crate::scope::ScopeSet;
+use crate::secret::random_bytes;
+
+impl Engine {
+    /// Validate an `/authorize` request and store it as pending. `origin` is an opaque label of
+    /// the front end that received it (the server keeps its dialect there, to answer later
+    /// errors in the same words); the engine stores it and never reads it.
+    pub async fn begin_authorization(
+        &self,
+        params: AuthorizeParams,
+        origin: &str,
+        now: i64,
+    ) -> Result<(AuthorizationRequest, Arc<Client>), AuthorizeError> {
+        let page = |m: &str| AuthorizeError::Page(m.to_string());
+        let client_id = params
+            .client_id
+            .as_deref()
+            .filter(|c| !c.is_empty() && c.len() <= 128)
+            .ok_or_else(|| page("The request names no client (client_id is missing)."))?;
+        let client = self
+            .client(client_id)
+            .await
+            .map_err(|_| page("The service is temporarily unavailable. Try again shortly."))?
+            .ok_or_else(|| page("The application that sent you here is not registered."))?;
+        let dev_redirect = self.config.dev_redirect_uri.as_deref();
+        let redirect_uri = match params.redirect_uri.as_deref() {
+            Some(uri) if client.redirect_uris.iter().any(|r| r == uri) => uri.to_string(),
+            Some(uri) if client.dev && dev_redirect == Some(uri) => uri.to_string(),
+            Some(_) => {
+                return Err(page(
+                    "The application asked to send you to an address it has not registered, so \
+                     Tessera stopped here.",
+                ));
+            }
+            None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
+            None => {
+                return Err(page(
+                    "The request does not say where to return (redirect_uri is missing).",
+                ));
+            }
+        };
+        let fail = |failure, description: &str| AuthorizeError::Redirect {
+            redirect_uri: redirect_uri.clone(),
+            state: params.state.clone(),
+            failure,
+            description: description.to_string(),
+        };
+        if params
+            .state
+            .as_ref()
+            .is_some_and(|s| s.len() > MAX_STATE_LEN)
+        {
+            return Err(page("The request's state parameter is too long."));
+        }
+        if params.response_type.as_deref() != Some("code") {
+            return Err(fail(
+                AuthorizeFailure::UnsupportedResponseType,
+                "response_type must be code",
+            ));
+        }
+        if !client.grant_types.contains(&GrantType::AuthorizationCode) {
+            return Err(fail(
+                AuthorizeFailure::UnauthorizedClient,
+                "the client is not registered for the authorization_code grant",
+            ));
+        }
+        let method = params
+            .code_challenge_method
+            .clone()
+            .unwrap_or_else(|| "plain".into());
+        if method != "S256" && method != "plain" {
+            return Err(fail(
+                AuthorizeFailure::CodeChallengeMethodUnsupported,
+                "code_challenge_method must be S256 or plain",
+            ));
+        }
+        let challenge = match params.code_challenge.as_deref() {
+            Some(c) if pkce_value_ok(c) => c.to_string(),
+            Some(_) => {
+                return Err(fail(
+                    AuthorizeFailure::InvalidRequest,
+                    "code_challenge must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~",
+                ));
+            }
+            None => {
+                return Err(fail(
+                    AuthorizeFailure::InvalidRequest,
+                    "code_challenge is required (PKCE, RFC 7636)",
+                ));
+            }
+        };
+        let partner = self
+            .partner(&client.partner_id)
+            .await
+            .map_err(|_| fail(AuthorizeFailure::ServerError, "temporarily unavailable"))?
+            .ok_or_else(|| fail(AuthorizeFailure::UnauthorizedClient, "unknown partner"))?;
+        let caller = Caller::Client {
+            client: Arc::clone(&client),
+            partner,
+        };
+        let requested = ScopeSet::parse(params.scope.as_deref().unwrap_or(""))
+            .map_err(|e| fail(AuthorizeFailure::InvalidScope, &e.to_string()))?;
+        let scope = effective_scope(requested, &caller).map_err(|_| {
+            fail(
+                AuthorizeFailure::InvalidScope,
+                "a requested scope is not allowed for this client",
+            )
+        })?;
+        let request = AuthorizationRequest {
+            id: URL_SAFE_NO_PAD.encode(random_bytes::<16>()),
+            client_id: client.id.clone(),
+            redirect_uri: redirect_uri.clone(),
+            scope: scope.to_claim(),
+            state: params.state.clone(),
+            code_challenge: challenge,
+            code_challenge_method: method,
+            dialect: origin.to_string(),
+            expires_at: now + AUTHORIZATION_REQUEST_TTL,
+        };
+        self.flows()
+            .insert_authorization_request(&request)
+            .await
+            .map_err(|_| fail(AuthorizeFailure::ServerError, "temporarily unavailable"))?;
+        Ok((request, client))
+    }
+
+    /// A pending request and its client, or a page error when it has expired.
+    pub async fn pending_authorization(
+        &self,
+        id: &str,
+        now: i64,
+    ) -> Result<(AuthorizationRequest, Arc<Client>), AuthorizeError> {
+        let expired = || {
+            AuthorizeError::Page(
+                "This sign-in link has expired. Go back to the application and start again.".into(),
+            )
+        };
+        if id.len() > 64 {
+            return Err(expired());
+        }
+        let request = self
+            .flows()
+            .authorization_request(id, now)
+            .await
+            .map_err(|_| AuthorizeError::Page("The service is temporarily unavailable.".into()))?
+            .ok_or_else(expired)?;
+        let client = self
+            .client(&request.client_id)
+            .await
+            .ok()
+            .flatten()
+            .ok_or_else(expired)?;
+        Ok((request, client))
+    }
+}

@@ -1,0 +1,133 @@
+//! Signing the user in on Tessera's pages (or registering a new account), and the browser
+//! session that follows: a random cookie, stored as SHA-256.
+
+use std::sync::Arc;
+
+use crate::engine::Engine;
+use crate::error::{EngineError, FieldError};
+use crate::identity::{is_email, normalize_username};
+use crate::model::{Account, Client, Role, Session, User};
+use crate::password::check_strength;
+use crate::policy::{MAX_NAME_LEN, SESSION_TTL};
+use crate::secret::{Secret, SecretDigest, SecretKind, generate, new_id};
+use crate::store::StoreError;
+
+impl Engine {
+    /// Sign in an end customer of the client's partner: an account member or a customer.
+    pub async fn page_login(
+        &self,
+        client: &Client,
+        username: &str,
+        password: &str,
+        now: i64,
+    ) -> Result<Arc<User>, EngineError> {
+        let user = self
+            .authenticate_user(&client.partner_id, username, password, now)
+            .await?;
+        if user.role == Role::Admin {
+            return Err(EngineError::InvalidGrant(
+                "organisation administrators cannot sign in to connect applications",
+            ));
+        }
+        Ok(user)
+    }
+
+    /// Register a new end-customer account of the client's partner with its first user.
+    pub async fn register_account(
+        &self,
+        client: &Client,
+        account_name: &str,
+        email: &str,
+        password: &str,
+        now: i64,
+    ) -> Result<User, EngineError> {
+        let mut errors = Vec::new();
+        let account_name = account_name.trim();
+        if account_name.is_empty() || account_name.chars().count() > MAX_NAME_LEN {
+            errors.push(FieldError::new(
+                "account_name",
+                format!("Enter a name of 1 to {MAX_NAME_LEN} characters."),
+            ));
+        }
+        let email = normalize_username(email);
+        if !is_email(&email) {
+            errors.push(FieldError::new("email", "Enter a valid email address."));
+        }
+        if let Err(why) = check_strength(password) {
+            errors.push(FieldError::new("password", why));
+        }
+        if !errors.is_empty() {
+            return Err(EngineError::Validation(errors));
+        }
+        if self.user(&client.partner_id, &email).await?.is_some() {
+            return Err(EngineError::field(
+                "email",
+                "An account with this email already exists. Sign in instead.",
+            ));
+        }
+        let account = Account {
+            id: new_id(),
+            partner_id: client.partner_id.clone(),
+            name: account_name.to_string(),
+            external_id: None,
+            created_at: now,
+        };
+        self.insert_account(account.clone()).await?;
+        let user = User {
+            id: new_id(),
+            partner_id: client.partner_id.clone(),
+            account_id: Some(account.id.clone()),
+            username: email,
+            role: Role::Member,
+            password_hash: self.passwords.hash(password).await,
+            first_name: None,
+            last_name: None,
+            external_id: None,
+            created_at: now,
+        };
+        match self.insert_user(&user).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                return Err(EngineError::field(
+                    "email",
+                    "An account with this email already exists. Sign in instead.",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(user)
+    }
+
+    /// Start a browser session for `user`; returns the cookie value (shown once, stored hashed).
+    pub async fn create_session(&self, user: &User, now: i64) -> Result<Secret, EngineError> {
+        let secret = generate(SecretKind::Session);
+        self.flows()
+            .insert_session(&Session {
+                digest: secret.digest(),
+                user_id: user.id.clone(),
+                expires_at: now + SESSION_TTL,
+            })
+            .await?;
+        Ok(secret)
+    }
+
+    /// The user of a session cookie, if the session is live.
+    pub async fn session_user(&self, cookie: &str, now: i64) -> Result<Option<User>, EngineError> {
+        if SecretKind::of(cookie) != Some(SecretKind::Session) || cookie.len() > 128 {
+            return Ok(None);
+        }
+        let Some(session) = self.flows().session(&SecretDigest::of(cookie), now).await? else {
+            return Ok(None);
+        };
+        Ok(self.user_by_id(&session.user_id).await?)
+    }
+
+    pub async fn end_session(&self, cookie: &str) -> Result<(), EngineError> {
+        if SecretKind::of(cookie) == Some(SecretKind::Session) {
+            self.flows()
+                .delete_session(&SecretDigest::of(cookie))
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,257 @@
+//! The four kinds of authentication: a partner's Basic email:password, a partner API token, a
+//! client's id and secret, and a user's password. Human passwords cost Argon2id, so recently
+//! verified pairs are served from the credential cache, concurrent checks of one new pair are
+//! single-flighted, and every check passes the lockout.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::{Engine, VerifiedCredential};
+use crate::caller::Caller;
+use crate::error::EngineError;
+use crate::identity::normalize_username;
+use crate::model::{Partner, PartnerStatus, User};
+use crate::password::StoredPassword;
+use crate::policy;
+use crate::secret::{SecretDigest, SecretKind};
+
+impl Engine {
+    /// `Authorization: Basic email:password`. Recently verified pairs are served from the
+    /// credential cache (keyed by an HMAC of the pair, never the clear password); otherwise the
+    /// password is checked with Argon2id, and an unknown email costs the same as a wrong password.
+    #[tracing::instrument(skip_all, name = "partner_basic")]
+    pub async fn authenticate_partner_basic(
+        &self,
+        email: &str,
+        password: &str,
+        now: i64,
+    ) -> Result<Arc<Partner>, EngineError> {
+        if email.len() > policy::MAX_EMAIL_LEN || password.len() > policy::MAX_PASSWORD_LEN {
+            return Err(EngineError::InvalidCredentials);
+        }
+        let email = email.to_ascii_lowercase();
+        let key = self
+            .keyer
+            .key(&[b"partner", email.as_bytes(), password.as_bytes()]);
+        if let Some(hit) = self.credentials.get(&key)
+            && let Some(p) = self.partner(&hit.owner).await?
+        {
+            return active(p);
+        }
+        let _flight = self.single_flight(key).await;
+        if let Some(hit) = self.credentials.get(&key)
+            && let Some(p) = self.partner(&hit.owner).await?
+        {
+            return active(p);
+        }
+        let lock_key = self.keyer.key(&[b"lock-partner", email.as_bytes()]);
+        self.lockout
+            .check(&lock_key, now)
+            .map_err(|retry_after_secs| EngineError::Locked { retry_after_secs })?;
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let partner = self.store.partner_by_email(&email).await?;
+        let ok = self
+            .passwords
+            .verify(partner.as_ref().map(|p| &p.password_hash), password)
+            .await;
+        let partner = match partner {
+            Some(p) if ok => Arc::new(p),
+            _ => {
+                let locked_for = self.lockout.failure(&lock_key, now);
+                tracing::info!(locked_for, "partner authentication failed");
+                return Err(EngineError::InvalidCredentials);
+            }
+        };
+        self.lockout.success(&lock_key);
+        if self.epoch.load(Ordering::Acquire) == epoch {
+            self.credentials.insert(
+                key,
+                VerifiedCredential {
+                    owner: Arc::from(partner.id.as_str()),
+                },
+            );
+            self.partners
+                .insert(partner.id.clone(), Arc::clone(&partner));
+        }
+        active(partner)
+    }
+
+    /// `Authorization: Bearer <partner API token>`: SHA-256 look-up, cached.
+    #[tracing::instrument(skip_all, name = "partner_token")]
+    pub async fn authenticate_partner_token(
+        &self,
+        token: &str,
+    ) -> Result<Arc<Partner>, EngineError> {
+        if SecretKind::of(token) != Some(SecretKind::PartnerToken) || token.len() > 128 {
+            return Err(EngineError::InvalidPartnerToken);
+        }
+        let digest = SecretDigest::of(token);
+        let partner_id = match self.partner_tokens.get(&digest) {
+            Some(id) => id,
+            None => {
+                let epoch = self.epoch.load(Ordering::Acquire);
+                let id: Arc<str> = self
+                    .store
+                    .partner_by_token(&digest)
+                    .await?
+                    .ok_or(EngineError::InvalidPartnerToken)?
+                    .into();
+                if self.epoch.load(Ordering::Acquire) == epoch {
+                    self.partner_tokens.insert(digest, Arc::clone(&id));
+                }
+                id
+            }
+        };
+        let partner = self
+            .partner(&partner_id)
+            .await?
+            .ok_or(EngineError::InvalidPartnerToken)?;
+        active(partner)
+    }
+
+    /// Wait until no other task is checking this credential pair, then hold the right to check
+    /// it. The guard releases on drop and forgets the entry once nobody else waits.
+    async fn single_flight(&self, key: [u8; 32]) -> FlightGuard<'_> {
+        let lock = Arc::clone(
+            self.checking
+                .entry(key)
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+                .value(),
+        );
+        let guard = Arc::clone(&lock).lock_owned().await;
+        FlightGuard {
+            engine: self,
+            key,
+            lock,
+            _guard: guard,
+        }
+    }
+
+    /// RFC 6749 §2.3.1: a client id and its secret. Secrets are 256-bit and stored as SHA-256,
+    /// so this costs one hash and a constant-time comparison, never Argon2.
+    #[tracing::instrument(skip_all, name = "client_auth")]
+    pub async fn authenticate_client(
+        &self,
+        client_id: &str,
+        secret: &str,
+    ) -> Result<Caller, EngineError> {
+        if client_id.len() > 128 || secret.len() > 256 {
+            return Err(EngineError::InvalidClient("unknown client or wrong secret"));
+        }
+        let presented = SecretDigest::of(secret);
+        let client = self.client(client_id).await?;
+        let Some(client) = client.filter(|c| c.secret_digest.ct_eq(&presented)) else {
+            tracing::info!("client authentication failed");
+            return Err(EngineError::InvalidClient("unknown client or wrong secret"));
+        };
+        let partner = self
+            .partner(&client.partner_id)
+            .await?
+            .ok_or(EngineError::InvalidClient("unknown client or wrong secret"))?;
+        if partner.status != PartnerStatus::Active {
+            return Err(EngineError::InvalidClient(
+                "the client's organisation is inactive",
+            ));
+        }
+        Ok(Caller::Client { client, partner })
+    }
+
+    /// A user's password, within one partner. People's passwords are Argon2id behind the
+    /// credential cache; generated `clientUserToken`s are SHA-256. An unknown username costs what
+    /// a wrong password of the same shape costs. Every check goes through the lockout.
+    #[tracing::instrument(skip_all, name = "user_password")]
+    pub async fn authenticate_user(
+        &self,
+        partner_id: &str,
+        username: &str,
+        password: &str,
+        now: i64,
+    ) -> Result<Arc<User>, EngineError> {
+        let username = normalize_username(username);
+        if username.is_empty()
+            || username.len() > policy::MAX_EMAIL_LEN
+            || password.len() > policy::MAX_PASSWORD_LEN
+        {
+            return Err(EngineError::InvalidUserCredentials);
+        }
+        let owner = format!("{partner_id}:{username}");
+        let key = self
+            .keyer
+            .key(&[b"user", owner.as_bytes(), password.as_bytes()]);
+        if self.credentials.get(&key).is_some()
+            && let Some(u) = self.user(partner_id, &username).await?
+        {
+            return Ok(u);
+        }
+        let _flight = self.single_flight(key).await;
+        if self.credentials.get(&key).is_some()
+            && let Some(u) = self.user(partner_id, &username).await?
+        {
+            return Ok(u);
+        }
+        let lock_key = self.keyer.key(&[b"lock-user", owner.as_bytes()]);
+        self.lockout
+            .check(&lock_key, now)
+            .map_err(|retry_after_secs| EngineError::Locked { retry_after_secs })?;
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let user = self.user(partner_id, &username).await?;
+        let generated_shape = SecretKind::of(password) == Some(SecretKind::ClientUserToken);
+        let (ok, slow) = match user
+            .as_deref()
+            .map(|u| StoredPassword::of(&u.password_hash))
+        {
+            Some(StoredPassword::Generated(digest)) => {
+                (digest.ct_eq(&SecretDigest::of(password)), false)
+            }
+            Some(StoredPassword::Argon2(hash)) => {
+                (self.passwords.verify(Some(hash), password).await, true)
+            }
+            None if generated_shape => {
+                let _ = SecretDigest::of(password).ct_eq(&SecretDigest([0; 32]));
+                (false, false)
+            }
+            None => (self.passwords.verify(None, password).await, true),
+        };
+        let user = match user {
+            Some(u) if ok => u,
+            _ => {
+                let locked_for = self.lockout.failure(&lock_key, now);
+                tracing::info!(locked_for, "user authentication failed");
+                return Err(EngineError::InvalidUserCredentials);
+            }
+        };
+        self.lockout.success(&lock_key);
+        if slow && self.epoch.load(Ordering::Acquire) == epoch {
+            self.credentials.insert(
+                key,
+                VerifiedCredential {
+                    owner: Arc::from(owner.as_str()),
+                },
+            );
+        }
+        Ok(user)
+    }
+}
+
+struct FlightGuard<'a> {
+    engine: &'a Engine,
+    key: [u8; 32],
+    lock: Arc<tokio::sync::Mutex<()>>,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        // Held here, by the guard, and by the map: 3 means nobody else is waiting.
+        self.engine.checking.remove_if(&self.key, |_, l| {
+            Arc::ptr_eq(l, &self.lock) && Arc::strong_count(l) <= 3
+        });
+    }
+}
+
+fn active(p: Arc<Partner>) -> Result<Arc<Partner>, EngineError> {
+    match p.status {
+        PartnerStatus::Active => Ok(p),
+        PartnerStatus::Inactive => Err(EngineError::PartnerInactive),
+    }
+}

@@ -1,0 +1,269 @@
+//! The engine: one per process, shared by both dialects. It owns the store handle, the key set,
+//! and the in-process caches that keep Argon2 and database round trips off the hot paths, and it
+//! keeps those caches coherent with the database through the change feed ([`Engine::sync`]).
+//!
+//! Cache coherence: every cache is either immutable data (accounts never change owner) or is
+//! invalidated by a [`Change`] read from the feed, which the store writes in the same transaction
+//! as the change itself. A loader that raced with an invalidation does not insert what it read
+//! (the `epoch` check), so a stale entry cannot outlive the change that made it stale.
+//!
+//! By job: this file holds the configuration, the state and the start-up; [`directory`] the
+//! cached look-ups of partners, clients, users and accounts (and the writes that keep them
+//! coherent); [`authenticate`] the four kinds of authentication (partner Basic, partner API
+//! token, client secret, user password) with the lockout and single flight; [`tokens`] minting,
+//! verification and the revoked set; [`feed`] the change feed and housekeeping.
+//!
+//! The store handle is private to this module: other modules read records through the cached
+//! accessors, and reach only the uncached parts of the store ([`Engine::tokens`],
+//! [`Engine::flows`]), so none can skip a cache by accident.
+
+mod authenticate;
+mod directory;
+mod feed;
+mod tokens;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64};
+
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use quick_cache::sync::Cache;
+
+use crate::error::EngineError;
+use crate::jwt::Claims;
+use crate::keys::{Alg, KeyError, KeySet, MasterKey, generate_key};
+use crate::lockout::{Lockout, LockoutPolicy};
+use crate::model::{Account, Client, Partner, User};
+use crate::password::Passwords;
+use crate::policy;
+use crate::secret::{CacheKeyer, SecretDigest};
+use crate::store::{AuthorizationStore, Store, StoreResult, TokenStore};
+
+/// Settings of the engine; the server fills them from its configuration.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// `iss` of every token, and the issuer a presented token must name.
+    pub issuer: String,
+    /// `aud` of access tokens.
+    pub audience: String,
+    /// Algorithm of a signing key created at start-up when none exists.
+    pub signing_alg: Alg,
+    pub machine_token_ttl: i64,
+    pub client_access_token_ttl: i64,
+    /// Standard dialect: `client_credentials` (app_token).
+    pub app_token_ttl: i64,
+    /// Standard dialect: `password` grant (user_token, customer_token).
+    pub user_token_ttl: i64,
+    pub refresh_token_ttl: i64,
+    /// Seconds during which reuse of a rotated refresh token is refused without revoking the
+    /// family.
+    pub refresh_reuse_grace: i64,
+    /// Token requests a second per partner or client, with a burst of as many; 0 turns it off.
+    pub token_rate_limit: u32,
+    /// Entries in the verified-credential cache.
+    pub credential_cache_size: usize,
+    /// A redirect URI accepted for clients registered with `--dev`, besides their own: the
+    /// server's development callback page. `None`: no such page.
+    pub dev_redirect_uri: Option<String>,
+}
+
+impl EngineConfig {
+    pub fn new(issuer: impl Into<String>) -> EngineConfig {
+        let issuer = issuer.into();
+        EngineConfig {
+            audience: issuer.clone(),
+            issuer,
+            signing_alg: Alg::ES256,
+            machine_token_ttl: policy::MACHINE_TOKEN_TTL,
+            client_access_token_ttl: policy::CLIENT_ACCESS_TOKEN_TTL,
+            app_token_ttl: policy::APP_TOKEN_TTL,
+            user_token_ttl: policy::USER_TOKEN_TTL,
+            refresh_token_ttl: policy::REFRESH_TOKEN_TTL,
+            refresh_reuse_grace: policy::REFRESH_REUSE_GRACE,
+            token_rate_limit: 50,
+            credential_cache_size: 10_000,
+            dev_redirect_uri: None,
+        }
+    }
+}
+
+/// Entries in the verified-token cache (≈ 0.5 KiB each).
+const VERIFIED_TOKEN_CACHE: usize = 20_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("could not read the database: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// A credential pair verified recently. `owner` is the partner id for a partner's login, and
+/// `partner_id:username` for a user's, so that invalidations can find it.
+#[derive(Clone)]
+struct VerifiedCredential {
+    owner: Arc<str>,
+}
+
+pub struct Engine {
+    store: Arc<dyn Store>,
+    pub(crate) config: EngineConfig,
+    master: MasterKey,
+    keys: ArcSwap<KeySet>,
+    pub(crate) passwords: Passwords,
+    keyer: CacheKeyer,
+    /// keyed hash of (email, password) → partner, for credentials verified recently.
+    credentials: Cache<[u8; 32], VerifiedCredential>,
+    /// Single flight: a credential pair being checked right now → the lock its other
+    /// presentations wait on, so that 32 concurrent requests with a new pair cost one Argon2,
+    /// not 32.
+    checking: DashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>,
+    partners: Cache<String, Arc<Partner>>,
+    partner_tokens: Cache<SecretDigest, Arc<str>>,
+    clients: Cache<String, Arc<Client>>,
+    /// (partner id, username) → user.
+    users: Cache<(String, String), Arc<User>>,
+    lockout: Lockout,
+    /// The scope registry, for discovery.
+    scopes: ArcSwap<Vec<String>>,
+    accounts: Cache<String, Arc<Account>>,
+    /// SHA-256 of a presented JWT → its verified claims. A signature that verified stays valid
+    /// until the token expires (retired keys stay published that long), so repeated presentations
+    /// skip the signature check (≈ 76 µs for ES256); expiry and revocation are still checked on
+    /// every use.
+    verified: Cache<[u8; 32], Arc<Claims>>,
+    /// Revoked `jti`s and refresh-family `sid`s → until when the revocation matters.
+    revoked: DashMap<String, i64>,
+    limiter: Option<DefaultKeyedRateLimiter<String>>,
+    /// Highest change-feed sequence applied.
+    seq: AtomicI64,
+    /// Bumped on every invalidation; see the module comment.
+    epoch: AtomicU64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("issuer", &self.config.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Load keys (creating the first signing key when the store has none), revocations and the
+    /// change-feed position.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        config: EngineConfig,
+        master: MasterKey,
+        now: i64,
+    ) -> Result<Engine, StartError> {
+        for ttl in [
+            config.machine_token_ttl,
+            config.client_access_token_ttl,
+            config.app_token_ttl,
+            config.user_token_ttl,
+        ] {
+            if !(1..=policy::MAX_ACCESS_TOKEN_TTL).contains(&ttl) {
+                return Err(StartError::Config(format!(
+                    "access-token lifetimes must lie between 1 and {} seconds",
+                    policy::MAX_ACCESS_TOKEN_TTL
+                )));
+            }
+        }
+        let seq = store.latest_change().await?;
+        let keys = match KeySet::load(&store.list_keys().await?, &master, now)? {
+            Some(keys) => keys,
+            None => {
+                let key = generate_key(config.signing_alg, &master, now)?;
+                store.rotate_keys(&key, now).await?;
+                tracing::info!(kid = %key.kid, alg = key.alg.as_str(), "created the first signing key");
+                KeySet::load(&store.list_keys().await?, &master, now)?
+                    .ok_or_else(|| StartError::Config("no usable signing key".into()))?
+            }
+        };
+        let revoked = DashMap::new();
+        for (id, until) in store.active_revocations(now).await? {
+            revoked.insert(id, until);
+        }
+        let limiter = NonZeroU32::new(config.token_rate_limit)
+            .map(|n| RateLimiter::keyed(Quota::per_second(n).allow_burst(n)));
+        let cache = config.credential_cache_size.max(16);
+        let scopes = store.list_scopes().await?;
+        Ok(Engine {
+            store,
+            master,
+            keys: ArcSwap::from_pointee(keys),
+            passwords: Passwords::new(),
+            keyer: CacheKeyer::new(),
+            credentials: Cache::new(cache),
+            checking: DashMap::new(),
+            partners: Cache::new(cache),
+            partner_tokens: Cache::new(cache),
+            clients: Cache::new(cache),
+            users: Cache::new(cache),
+            lockout: Lockout::new(LockoutPolicy::default()),
+            scopes: ArcSwap::from_pointee(scopes),
+            accounts: Cache::new(cache * 4),
+            verified: Cache::new(VERIFIED_TOKEN_CACHE),
+            revoked,
+            limiter,
+            seq: AtomicI64::new(seq),
+            epoch: AtomicU64::new(0),
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Refresh tokens and revocations: nothing of theirs is cached, so grants write and read
+    /// them here directly.
+    pub(crate) fn tokens(&self) -> &dyn TokenStore {
+        &*self.store
+    }
+
+    /// Pending authorization requests, sessions, grants and codes (uncached).
+    pub(crate) fn flows(&self) -> &dyn AuthorizationStore {
+        &*self.store
+    }
+
+    /// Whether the database answers (readiness).
+    pub async fn ping(&self) -> StoreResult<()> {
+        self.store.ping().await
+    }
+
+    pub fn passwords(&self) -> &Passwords {
+        &self.passwords
+    }
+
+    /// The registered scope names.
+    pub fn scopes(&self) -> Arc<Vec<String>> {
+        self.scopes.load_full()
+    }
+
+    /// The published keys as a JWKS document.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.keys.load().jwks().clone()
+    }
+
+    /// Count one token request against `key`'s budget.
+    pub fn check_rate(&self, key: &str) -> Result<(), EngineError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        // Keys are partner ids and client ids: bounded by the registry, not by callers.
+        limiter.check_key(&key.to_string()).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            EngineError::RateLimited {
+                retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            }
+        })
+    }
+}

@@ -1,0 +1,70 @@
+//! Minting and verifying access tokens, with the verified-token cache and the revoked set.
+
+use std::sync::Arc;
+
+use super::Engine;
+use crate::error::EngineError;
+use crate::jwt::{self, Claims, JwtError};
+
+impl Engine {
+    pub(crate) fn mint(&self, claims: &Claims) -> String {
+        jwt::encode(&self.keys.load(), claims)
+    }
+
+    /// Verify a presented access token: signature, issuer, expiry, and revocation.
+    pub fn verify_token(&self, token: &str, now: i64) -> Result<Claims, EngineError> {
+        let key = token_digest(token);
+        let claims = match self.verified.get(&key) {
+            Some(c) => {
+                if c.exp <= now {
+                    return Err(EngineError::TokenInvalid(JwtError::Expired));
+                }
+                c
+            }
+            None => {
+                let c = Arc::new(
+                    jwt::decode(&self.keys.load(), token, &self.config.issuer, now)
+                        .map_err(jwt_error)?,
+                );
+                self.verified.insert(key, Arc::clone(&c));
+                c
+            }
+        };
+        if self.is_revoked(&claims) {
+            return Err(EngineError::TokenUnknownOrRevoked);
+        }
+        Ok((*claims).clone())
+    }
+
+    /// Signature and issuer only (revocation of expired tokens).
+    pub(crate) fn verify_token_ignoring_expiry(&self, token: &str) -> Result<Claims, EngineError> {
+        jwt::decode_ignoring_expiry(&self.keys.load(), token, &self.config.issuer)
+            .map_err(jwt_error)
+    }
+
+    pub(crate) fn is_revoked(&self, claims: &Claims) -> bool {
+        self.revoked.contains_key(&claims.jti)
+            || claims
+                .sid
+                .as_ref()
+                .is_some_and(|sid| self.revoked.contains_key(sid))
+    }
+
+    pub(crate) fn note_revoked(&self, id: &str, until: i64) {
+        self.revoked.insert(id.to_string(), until);
+    }
+}
+
+fn token_digest(token: &str) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+fn jwt_error(e: JwtError) -> EngineError {
+    match e {
+        JwtError::NotOurs => EngineError::TokenUnknownOrRevoked,
+        other => EngineError::TokenInvalid(other),
+    }
+}

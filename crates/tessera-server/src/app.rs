@@ -1,0 +1,28 @@
+//! What every handler shares: the state ([`AppState`]), the request limits, and the
+//! `Cache-Control: no-store` marking of responses that carry tokens or secrets.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use tessera_core::Engine;
+
+/// Largest request body accepted (bytes). Tessera's largest request is a token exchange with a
+/// JWT inside, well under 16 KiB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+}
+
+/// Mark a response as not cacheable (RFC 6749 §5.1).
+pub fn no_store(response: &mut Response) {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}

@@ -1,0 +1,123 @@
+//! `/authorize` in both dialects (RFC 6749 §4.1.1): parse the query, let the engine validate and
+//! keep the request, and continue to sign-in or consent; and the development callback page that
+//! `--dev` clients may redirect to.
+
+use axum::extract::{Query, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use minijinja::context;
+use serde::Deserialize;
+use tessera_core::authorize::{AuthorizeError, AuthorizeParams};
+use tessera_core::unix_now;
+
+use super::view::{Framing, Page, redirect};
+use super::{Dialect, continue_flow, error_page};
+use crate::app::AppState;
+
+/// Path of the development callback page (`client create --dev`).
+pub const DEBUG_CALLBACK_PATH: &str = "/oauth/debug-callback";
+
+/// Parse the query by hand so that a repeated parameter is refused (RFC 6749 §3.1).
+fn authorize_params(raw: Option<&str>) -> Result<AuthorizeParams, String> {
+    let mut p = AuthorizeParams::default();
+    let mut seen = std::collections::HashSet::new();
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        if !seen.insert(k.to_string()) {
+            return Err(format!("The request repeats the parameter {k}."));
+        }
+        let v = Some(v.into_owned());
+        match k.as_ref() {
+            "response_type" => p.response_type = v,
+            "client_id" => p.client_id = v,
+            "redirect_uri" => p.redirect_uri = v,
+            "scope" => p.scope = v,
+            "state" => p.state = v,
+            "code_challenge" => p.code_challenge = v,
+            "code_challenge_method" => p.code_challenge_method = v,
+            _ => {}
+        }
+    }
+    Ok(p)
+}
+
+pub(super) async fn partner(state: State<AppState>, headers: HeaderMap, q: RawQuery) -> Response {
+    authorize(state, headers, q, Dialect::Partner).await
+}
+
+pub(super) async fn standard(state: State<AppState>, headers: HeaderMap, q: RawQuery) -> Response {
+    authorize(state, headers, q, Dialect::Standard).await
+}
+
+/// RFC 6749 §4.1.1.
+async fn authorize(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    dialect: Dialect,
+) -> Response {
+    let now = unix_now();
+    let params = match authorize_params(query.as_deref()) {
+        Ok(p) => p,
+        Err(m) => return error_page(&m, StatusCode::BAD_REQUEST),
+    };
+    match app
+        .engine
+        .begin_authorization(params, dialect.as_str(), now)
+        .await
+    {
+        Ok((request, client)) => continue_flow(&app, &headers, &request, &client, now).await,
+        Err(e) => authorize_error(&app, e, dialect),
+    }
+}
+
+fn authorize_error(app: &AppState, e: AuthorizeError, dialect: Dialect) -> Response {
+    match e {
+        AuthorizeError::Page(message) => error_page(&message, StatusCode::BAD_REQUEST),
+        AuthorizeError::Redirect {
+            redirect_uri,
+            state,
+            failure,
+            description,
+        } => {
+            let code = dialect.error_code(failure);
+            let to = app
+                .engine
+                .error_redirect(&redirect_uri, state.as_deref(), code, &description);
+            redirect(&to, Vec::new(), &[])
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    iss: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// The development callback: shows the code (or the error) so a partner can test the flow
+/// before registering a redirect URI. Only `--dev` clients may be sent here (checked at
+/// `/authorize`); the page itself only displays its query.
+pub(super) async fn debug_callback(Query(q): Query<CallbackQuery>) -> Response {
+    Page::render(
+        "debug_callback.html",
+        context! { code => q.code, state => q.state, iss => q.iss, error => q.error,
+        error_description => q.error_description },
+        Framing::Nobody,
+    )
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_authorize_parameters_are_refused() {
+        assert!(authorize_params(Some("client_id=a&client_id=b")).is_err());
+        let p = authorize_params(Some("client_id=a&scope=x+y&other=1")).unwrap();
+        assert_eq!(p.scope.as_deref(), Some("x y"));
+    }
+}

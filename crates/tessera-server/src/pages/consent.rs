@@ -1,0 +1,191 @@
+//! The consent page, and the user's connected applications with the withdrawal of a grant.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use minijinja::context;
+use serde::Deserialize;
+use tessera_core::unix_now;
+
+use super::view::{self, Framing, Page, SESSION_COOKIE, csrf_token, redirect};
+use super::{
+    Dialect, RequestQuery, checked_form, failure_page, flow_form, pending, secure, session_user,
+};
+use crate::app::AppState;
+use crate::body::RawBody;
+
+pub(super) async fn consent_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<RequestQuery>,
+) -> Response {
+    let now = unix_now();
+    let (request, client) = match pending(&app, q.request.as_deref(), now).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Some(user) = session_user(&app, &headers, &client, now).await else {
+        return redirect(
+            &format!("/oauth/login?request={}", request.id),
+            Vec::new(),
+            &client.frame_origins,
+        );
+    };
+    let view = match app.engine.consent_view(&request, &client).await {
+        Ok(v) => v,
+        Err(e) => return failure_page(&e),
+    };
+    let (csrf, set) = csrf_token(&headers, secure(&app));
+    let page = Page::render(
+        "consent.html",
+        context! { app => view.client_name, scopes => view.scopes, request => request.id.as_str(),
+        csrf, user => user.username.as_str() },
+        Framing::Client(&client),
+    );
+    match set {
+        Some(c) => page.cookie(c),
+        None => page,
+    }
+    .into_response()
+}
+
+pub(super) async fn consent(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Response {
+    let now = unix_now();
+    let (mut form, request, client) = match flow_form(&app, &headers, &body, now).await {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let Some(user) = session_user(&app, &headers, &client, now).await else {
+        return redirect(
+            &format!("/oauth/login?request={}", request.id),
+            Vec::new(),
+            &client.frame_origins,
+        );
+    };
+    match form.take("decision").as_deref() {
+        Some("approve") => match app.engine.approve(&request, &user, now).await {
+            Ok(to) => redirect(&to, Vec::new(), &client.frame_origins),
+            Err(e) => failure_page(&e),
+        },
+        _ => {
+            let code = Dialect::parse(&request.dialect)
+                .error_code(tessera_core::authorize::AuthorizeFailure::AccessDenied);
+            let to = app.engine.error_redirect(
+                &request.redirect_uri,
+                request.state.as_deref(),
+                code,
+                "the user denied the request",
+            );
+            redirect(&to, Vec::new(), &client.frame_origins)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct NoticeQuery {
+    notice: Option<String>,
+}
+
+pub(super) async fn grants_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<NoticeQuery>,
+) -> Response {
+    let now = unix_now();
+    let user = match view::cookie(&headers, SESSION_COOKIE) {
+        Some(c) => app.engine.session_user(c, now).await.ok().flatten(),
+        None => None,
+    };
+    let Some(user) = user else {
+        return Page::render(
+            "message.html",
+            context! { heading => "You are not signed in",
+                       message => "Sign in through an application that uses Tessera, then come back here to see and remove the applications connected to your account." },
+            Framing::Nobody,
+        )
+        .status(StatusCode::UNAUTHORIZED)
+        .into_response();
+    };
+    let grants = match app.engine.user_grants(&user).await {
+        Ok(g) => g,
+        Err(e) => return failure_page(&e),
+    };
+    let rows: Vec<minijinja::Value> = grants
+        .into_iter()
+        .map(|(g, name)| {
+            context! { name, client_id => g.client_id, scope => g.scope.replace(' ', ", "),
+            since => date(g.created_at) }
+        })
+        .collect();
+    let notice = match q.notice.as_deref() {
+        Some("revoked") => "Access removed. The application can no longer act for you.",
+        _ => "",
+    };
+    let (csrf, set) = csrf_token(&headers, secure(&app));
+    let page = Page::render(
+        "grants.html",
+        context! { user => user.username.as_str(),
+        grants => rows, csrf, notice },
+        Framing::Nobody,
+    );
+    match set {
+        Some(c) => page.cookie(c),
+        None => page,
+    }
+    .into_response()
+}
+
+/// `YYYY-MM-DD` of a unix time (UTC), without a date crate.
+fn date(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+pub(super) async fn revoke_grant(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Response {
+    let now = unix_now();
+    let mut form = match checked_form(&headers, &body) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let user = match view::cookie(&headers, SESSION_COOKIE) {
+        Some(c) => app.engine.session_user(c, now).await.ok().flatten(),
+        None => None,
+    };
+    let (Some(user), Some(client_id)) = (user, form.take("client_id")) else {
+        return redirect("/oauth/grants", Vec::new(), &[]);
+    };
+    match app.engine.revoke_user_grant(&user, &client_id, now).await {
+        Ok(_) => redirect("/oauth/grants?notice=revoked", Vec::new(), &[]),
+        Err(e) => failure_page(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_civil() {
+        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(date(1_795_293_544), "2026-11-21");
+        assert_eq!(date(951_782_400), "2000-02-29");
+    }
+}

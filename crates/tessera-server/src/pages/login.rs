@@ -1,0 +1,170 @@
+//! Sign-in, registration and sign-out pages.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use minijinja::context;
+use tessera_core::model::{AuthorizationRequest, Client};
+use tessera_core::{EngineError, unix_now};
+
+use super::view::{self, CSRF_COOKIE, Framing, Page, SESSION_COOKIE, csrf_token, set_cookie};
+use super::{
+    RequestQuery, checked_form, failure_page, flow_form, pending, secure, sentence, sign_in,
+};
+use crate::app::AppState;
+use crate::body::RawBody;
+
+fn login_view(
+    app: &AppState,
+    headers: &HeaderMap,
+    request: &AuthorizationRequest,
+    client: &Client,
+    username: &str,
+    error: &str,
+) -> Page {
+    let (csrf, set) = csrf_token(headers, secure(app));
+    let page = Page::render(
+        "login.html",
+        context! { app => client.name.as_str(), request => request.id.as_str(), csrf, username, error },
+        Framing::Client(client),
+    );
+    match set {
+        Some(c) => page.cookie(c),
+        None => page,
+    }
+}
+
+pub(super) async fn login_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<RequestQuery>,
+) -> Response {
+    let now = unix_now();
+    match pending(&app, q.request.as_deref(), now).await {
+        Ok((request, client)) => {
+            login_view(&app, &headers, &request, &client, "", "").into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+pub(super) async fn login(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Response {
+    let now = unix_now();
+    let (mut form, request, client) = match flow_form(&app, &headers, &body, now).await {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let username = form.take("username").unwrap_or_default();
+    let password = zeroize::Zeroizing::new(form.take("password").unwrap_or_default());
+    match app
+        .engine
+        .page_login(&client, &username, &password, now)
+        .await
+    {
+        Ok(user) => sign_in(&app, &request, &client, &user, now).await,
+        Err(e) => {
+            let message = match e {
+                EngineError::Locked { retry_after_secs } => {
+                    format!("Too many failed attempts. Try again in {retry_after_secs} seconds.")
+                }
+                EngineError::InvalidGrant(why) => sentence(why),
+                EngineError::Unavailable | EngineError::Internal => return failure_page(&e),
+                _ => "The email or password is not right.".into(),
+            };
+            login_view(&app, &headers, &request, &client, &username, &message)
+                .status(StatusCode::UNAUTHORIZED)
+                .into_response()
+        }
+    }
+}
+
+fn register_view(
+    app: &AppState,
+    headers: &HeaderMap,
+    request: &AuthorizationRequest,
+    client: &Client,
+    fields: (&str, &str),
+    errors: Vec<String>,
+) -> Page {
+    let (csrf, set) = csrf_token(headers, secure(app));
+    let page = Page::render(
+        "register.html",
+        context! { app => client.name.as_str(), request => request.id.as_str(), csrf,
+        account_name => fields.0, email => fields.1, errors },
+        Framing::Client(client),
+    );
+    match set {
+        Some(c) => page.cookie(c),
+        None => page,
+    }
+}
+
+pub(super) async fn register_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<RequestQuery>,
+) -> Response {
+    let now = unix_now();
+    match pending(&app, q.request.as_deref(), now).await {
+        Ok((request, client)) => {
+            register_view(&app, &headers, &request, &client, ("", ""), Vec::new()).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+pub(super) async fn register(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Response {
+    let now = unix_now();
+    let (mut form, request, client) = match flow_form(&app, &headers, &body, now).await {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let name = form.take("account_name").unwrap_or_default();
+    let email = form.take("email").unwrap_or_default();
+    let password = zeroize::Zeroizing::new(form.take("password").unwrap_or_default());
+    match app
+        .engine
+        .register_account(&client, &name, &email, &password, now)
+        .await
+    {
+        Ok(user) => sign_in(&app, &request, &client, &user, now).await,
+        Err(EngineError::Validation(fields)) => {
+            let errors = fields.into_iter().map(|f| sentence(&f.message)).collect();
+            register_view(&app, &headers, &request, &client, (&name, &email), errors)
+                .status(StatusCode::BAD_REQUEST)
+                .into_response()
+        }
+        Err(e) => failure_page(&e),
+    }
+}
+
+pub(super) async fn logout(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Response {
+    if let Err(r) = checked_form(&headers, &body) {
+        return *r;
+    }
+    if let Some(c) = view::cookie(&headers, SESSION_COOKIE)
+        && let Err(e) = app.engine.end_session(c).await
+    {
+        return failure_page(&e);
+    }
+    Page::render(
+        "message.html",
+        context! { heading => "You are signed out", message => "You can close this window." },
+        Framing::Nobody,
+    )
+    .cookie(set_cookie(SESSION_COOKIE, "", 0, secure(&app)))
+    .cookie(set_cookie(CSRF_COOKIE, "", 0, secure(&app)))
+    .into_response()
+}
