@@ -1,0 +1,121 @@
+//! The engine's caches: fast, but never outliving the change that made them stale (the change
+//! feed), and never a way around revocation, expiry or the lockout.
+
+use tessera_core::EngineError;
+use tessera_core::admin;
+use tessera_core::model::PartnerStatus;
+
+use crate::support::{PASSWORD, T0, World};
+
+#[tokio::test]
+async fn a_cached_partner_is_refreshed_by_the_change_feed() {
+    let w = World::new().await;
+    let email = w.partner.email.clone();
+    w.engine
+        .authenticate_partner_basic(&email, PASSWORD, T0)
+        .await
+        .unwrap();
+    admin::set_partner_status(w.store.as_ref(), &w.partner.id, PartnerStatus::Inactive)
+        .await
+        .unwrap();
+    // The change is committed with its feed entry; this node learns of it at its next sync.
+    assert!(w.engine.sync(T0).await.unwrap() >= 1);
+    let e = w
+        .engine
+        .authenticate_partner_basic(&email, PASSWORD, T0)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, EngineError::PartnerInactive), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_changed_password_invalidates_the_verified_pair() {
+    let w = World::new().await;
+    let email = w.partner.email.clone();
+    w.engine
+        .authenticate_partner_basic(&email, PASSWORD, T0)
+        .await
+        .unwrap();
+    let new_hash = tessera_core::password::hash_blocking("another-long-passphrase-7");
+    w.store
+        .set_partner_password(&w.partner.id, &new_hash)
+        .await
+        .unwrap();
+    w.engine.sync(T0).await.unwrap();
+    let e = w
+        .engine
+        .authenticate_partner_basic(&email, PASSWORD, T0)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, EngineError::InvalidCredentials), "{e:?}");
+    w.engine
+        .authenticate_partner_basic(&email, "another-long-passphrase-7", T0)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn failures_lock_the_username_until_the_lock_ends() {
+    let w = World::new().await;
+    let email = w.partner.email.clone();
+    let mut locked_for = None;
+    for _ in 0..6 {
+        match w
+            .engine
+            .authenticate_partner_basic(&email, "wrong-password", T0)
+            .await
+        {
+            Err(EngineError::InvalidCredentials) => {}
+            Err(EngineError::Locked { retry_after_secs }) => {
+                locked_for = Some(retry_after_secs);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Five free failures, then the sixth attempt locks.
+    let e = w
+        .engine
+        .authenticate_partner_basic(&email, PASSWORD, T0)
+        .await
+        .unwrap_err();
+    let EngineError::Locked { retry_after_secs } = e else {
+        panic!("{e:?} after {locked_for:?}");
+    };
+    // While locked even the right password is not checked; once the lock ends it is.
+    let until = T0 + retry_after_secs as i64;
+    assert!(
+        w.engine
+            .authenticate_partner_basic(&email, PASSWORD, until)
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn a_client_secret_is_checked_against_the_cached_client() {
+    let w = World::new().await;
+    let (_, client, secret) = w.client(&["client_credentials"]).await;
+    assert!(
+        w.engine
+            .authenticate_client(&client.id, secret.expose())
+            .await
+            .is_ok()
+    );
+    let e = w
+        .engine
+        .authenticate_client(&client.id, "tcs_wrong")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, EngineError::InvalidClient(_)), "{e:?}");
+    admin::set_partner_status(w.store.as_ref(), &w.partner.id, PartnerStatus::Inactive)
+        .await
+        .unwrap();
+    w.engine.sync(T0).await.unwrap();
+    let e = w
+        .engine
+        .authenticate_client(&client.id, secret.expose())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, EngineError::InvalidClient(_)), "{e:?}");
+}
