@@ -1,13 +1,16 @@
-//! Tessera's engine: everything an OAuth authorization server decides, with no HTTP and no SQL.
+//! Tessera's engine: everything an OAuth authorization server decides, with no HTTP, no SQL and
+//! no dialect (no wire field names: each dialect maps the engine's neutral names to its own).
 //!
 //! Layout: [`grants`] holds one module per grant type, each a plain function of
-//! `(engine, caller, request, now)`; [`engine`] holds the per-process state both dialects share
-//! (key set, caches, rate limiter, change-feed sync); [`store`] defines the storage contract that
-//! `tessera-store` implements per database; [`jwt`] and [`keys`] mint and verify tokens with
-//! keys parsed once; [`secret`] and [`password`] handle generated secrets (SHA-256 at rest) and
-//! human passwords (Argon2id); [`admin`] is what the CLI does; [`error`] is the one error type
-//! that each dialect maps to its wire format in one place. Time is always passed in as `now`
-//! (unix seconds), so expiry and rotation are tested without sleeping.
+//! `(engine, caller, request, now)`, and [`caller`] who is asking and the scope rules they share;
+//! [`engine`] holds the per-process state both dialects share (key set, caches, authentication,
+//! rate limiter, change-feed sync); [`authorize`] is the front half of the authorization-code
+//! flow (with [`pkce`]); [`store`] defines the storage contract that `tessera-store` implements
+//! per database; [`jwt`] and [`keys`] mint and verify tokens with keys parsed once; [`secret`]
+//! and [`password`] handle generated secrets (SHA-256 at rest) and human passwords (Argon2id);
+//! [`admin`] is what the CLI does; [`error`] is the one error type that each dialect maps to its
+//! wire format in one place. Time is always passed in as `now` (unix seconds), so expiry and
+//! rotation are tested without sleeping (`tests/engine`).
 
 pub mod accounts;
 pub mod admin;
