@@ -7,8 +7,8 @@
 //! page and never redirected (RFC 6749 §4.1.2.1, RFC 9700 §4.1); every later error redirects with
 //! `error`, `error_description`, `state` and `iss`.
 //!
-//! By step: [`request`] validates `/authorize` and keeps the pending request, [`session`] signs
-//! the user in or registers an account and keeps the browser session, [`consent`] records the
+//! By step: `request` validates `/authorize` and keeps the pending request, `session` signs
+//! the user in or registers an account and keeps the browser session, `consent` records the
 //! user's grant, mints the code, and lists and withdraws grants. PKCE is in [`crate::pkce`].
 
 mod consent;

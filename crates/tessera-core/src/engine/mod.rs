@@ -3,19 +3,19 @@
 //! keeps those caches coherent with the database through the change feed ([`Engine::sync`]).
 //!
 //! Cache coherence: every cache is either immutable data (accounts never change owner) or is
-//! invalidated by a [`Change`] read from the feed, which the store writes in the same transaction
+//! invalidated by a [`Change`](crate::model::Change) read from the feed, which the store writes in the same transaction
 //! as the change itself. A loader that raced with an invalidation does not insert what it read
 //! (the `epoch` check), so a stale entry cannot outlive the change that made it stale.
 //!
-//! By job: this file holds the configuration, the state and the start-up; [`directory`] the
+//! By job: this file holds the configuration, the state and the start-up; `directory` the
 //! cached look-ups of partners, clients, users and accounts (and the writes that keep them
-//! coherent); [`authenticate`] the four kinds of authentication (partner Basic, partner API
-//! token, client secret, user password) with the lockout and single flight; [`tokens`] minting,
-//! verification and the revoked set; [`feed`] the change feed and housekeeping.
+//! coherent); `authenticate` the four kinds of authentication (partner Basic, partner API
+//! token, client secret, user password) with the lockout and single flight; `tokens` minting,
+//! verification and the revoked set; `feed` the change feed and housekeeping.
 //!
 //! The store handle is private to this module: other modules read records through the cached
-//! accessors, and reach only the uncached parts of the store ([`Engine::tokens`],
-//! [`Engine::flows`]), so none can skip a cache by accident.
+//! accessors, and reach only the uncached parts of the store (`Engine::tokens`,
+//! `Engine::flows`), so none can skip a cache by accident.
 
 mod authenticate;
 mod directory;

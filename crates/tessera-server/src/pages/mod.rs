@@ -3,8 +3,8 @@
 //! callback. Server-rendered HTML, no JavaScript; every form carries a CSRF token; the session
 //! cookie is renewed at each sign-in.
 //!
-//! By page: [`authorize`] answers `/authorize` in both dialects and serves the development
-//! callback, [`login`] signs in, registers and signs out, [`consent`] asks for consent and lists
+//! By page: `authorize` answers `/authorize` in both dialects and serves the development
+//! callback, `login` signs in, registers and signs out, `consent` asks for consent and lists
 //! and withdraws the user's grants; this file holds the routes and what the pages share (the
 //! flow's next step, sessions, checked forms, error pages). [`view`] renders templates and sets
 //! the security headers, cookies and CSRF tokens.
