@@ -26,9 +26,9 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use tessera_core::engine::StartError;
 use tessera_core::keys::MasterKey;
 use tessera_core::store::Store;
@@ -71,13 +71,7 @@ async fn not_found(request: Request) -> Response {
     if request.uri().path().starts_with("/v2/") {
         return partner::error::not_found(unix_now());
     }
-    (
-        StatusCode::NOT_FOUND,
-        axum::Json(
-            serde_json::json!({"error": "not_found", "error_description": "no such endpoint"}),
-        ),
-    )
-        .into_response()
+    standard::error::not_found()
 }
 
 /// One line per request for operators: method, route template, status, duration. Never the

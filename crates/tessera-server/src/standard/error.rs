@@ -161,6 +161,15 @@ fn classify_engine(e: &EngineError) -> (StatusCode, &'static str, String) {
     }
 }
 
+/// The answer to a path outside the partner API that does not exist.
+pub fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"error": "not_found", "error_description": "no such endpoint"})),
+    )
+        .into_response()
+}
+
 /// The engine names fields neutrally; seed 002's sign-up body names them in camelCase.
 fn wire_field(field: &str) -> &str {
     match field {
