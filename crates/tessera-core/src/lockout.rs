@@ -1,168 +1,148 @@
-//! Brute-force protection for every password check (partner Basic, password grant).
+//! Brute-force protection for every password check (partner Basic, the password grant, the
+//! sign-in page), as a leaky bucket per username.
 //!
-//! Policy, per username: the first [`LockoutPolicy::free_failures`] failures cost nothing extra;
-//! each later failure locks the username for `base_secs · 2^(n − free − 1)` seconds, capped at
-//! `max_lock_secs` (15 minutes by default), so an attacker gets ~20 guesses an hour per username
-//! and can never lock anyone out for longer than the cap after their last attempt. A success
-//! resets the count; so does `forget_after_secs` without a failure. While locked, the password is
-//! not checked at all (no Argon2 either) and the caller gets the dialect's normal credential
-//! error plus `Retry-After`.
+//! Each check **reserves** one unit of the username's bucket before the password is looked at,
+//! atomically in the store (a row lock on PostgreSQL, so every node shares the count; SQLite's
+//! write lock on one node), and the reservation is refused once the bucket holds
+//! [`LockoutPolicy::allowance`] units. The bucket drains one unit every
+//! [`LockoutPolicy::decay_secs`]. So whatever the concurrency and however many nodes serve:
+//! - at most `allowance` checks of one username run back to back, then one per `decay_secs`
+//!   (5, then 20 an hour, by default);
+//! - a refused check costs no Argon2, and the caller gets the dialect's credential error plus
+//!   `Retry-After`;
+//! - failures decay: an attacker who tries once every few minutes is refused nothing and locks
+//!   nobody out, and nobody is ever locked for longer than `decay_secs` after the attacker's
+//!   last accepted attempt;
+//! - a success empties the bucket.
 //!
-//! A credential pair that was verified recently (the engine's credential cache) bypasses the lock:
-//! an attacker who does not know the password cannot lock out an integration that does.
+//! A credential pair verified recently (the engine's credential cache) skips the bucket: an
+//! attacker who does not know the password cannot lock out an integration that does.
 //!
-//! State is per process, keyed by an HMAC of the username, bounded at `max_entries` (beyond that,
-//! new usernames are tracked only after old entries expire). With many nodes, each node counts
-//! separately: the effective allowance is multiplied by the node count.
+//! The functions here are the arithmetic, pure and `now`-explicit; both stores call
+//! [`reserve`] inside their own transaction. Keys are [`key`]s: SHA-256 of the username's
+//! kind and name, the same on every node.
 
-use dashmap::DashMap;
-
-#[derive(Clone, Copy, Debug)]
+/// How many checks a username gets, and how fast they come back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LockoutPolicy {
-    pub free_failures: u32,
-    pub base_secs: i64,
-    pub max_lock_secs: i64,
-    pub forget_after_secs: i64,
-    pub max_entries: usize,
+    /// Checks allowed back to back (the bucket's size).
+    pub allowance: u32,
+    /// Seconds for one check to drain from the bucket.
+    pub decay_secs: i64,
+    /// Buckets kept; past it, housekeeping drops the oldest first.
+    pub max_entries: u64,
 }
 
 impl Default for LockoutPolicy {
     fn default() -> Self {
         LockoutPolicy {
-            free_failures: 5,
-            base_secs: 1,
-            max_lock_secs: 900,
-            forget_after_secs: 900,
+            allowance: 5,
+            decay_secs: 180,
             max_entries: 200_000,
         }
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Entry {
-    failures: u32,
-    locked_until: i64,
-    last_failure: i64,
+/// One username's bucket: its level when last touched, and when.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bucket {
+    pub level: f64,
+    pub at: i64,
 }
 
-pub struct Lockout {
-    policy: LockoutPolicy,
-    entries: DashMap<[u8; 32], Entry>,
+impl Bucket {
+    /// The level at `now`, after draining.
+    pub fn level_at(self, now: i64, policy: &LockoutPolicy) -> f64 {
+        let drained = (now - self.at).max(0) as f64 / policy.decay_secs.max(1) as f64;
+        (self.level - drained).max(0.0)
+    }
 }
 
-impl Lockout {
-    pub fn new(policy: LockoutPolicy) -> Lockout {
-        Lockout {
-            policy,
-            entries: DashMap::new(),
-        }
+/// Reserve one check at `now`: the bucket after it, or `Err(seconds)` until one is free.
+pub fn reserve(bucket: Option<Bucket>, now: i64, policy: &LockoutPolicy) -> Result<Bucket, u64> {
+    let level = bucket.map_or(0.0, |b| b.level_at(now, policy));
+    let room = f64::from(policy.allowance.max(1));
+    if level + 1.0 > room + 1e-9 {
+        let wait = (level + 1.0 - room) * policy.decay_secs as f64;
+        return Err((wait.ceil() as u64).max(1));
     }
+    Ok(Bucket {
+        level: level + 1.0,
+        at: now,
+    })
+}
 
-    /// `Err(seconds)` while the key is locked.
-    pub fn check(&self, key: &[u8; 32], now: i64) -> Result<(), u64> {
-        match self.entries.get(key) {
-            Some(e) if e.locked_until > now => Err((e.locked_until - now) as u64),
-            _ => Ok(()),
-        }
-    }
+/// Buckets last touched before this time have drained completely and can be deleted.
+pub fn drained_before(now: i64, policy: &LockoutPolicy) -> i64 {
+    now - i64::from(policy.allowance) * policy.decay_secs
+}
 
-    /// Record a failure; returns the lock it causes, in seconds (0 for none).
-    pub fn failure(&self, key: &[u8; 32], now: i64) -> u64 {
-        let p = self.policy;
-        if self.entries.len() >= p.max_entries && !self.entries.contains_key(key) {
-            self.prune(now);
-            if self.entries.len() >= p.max_entries {
-                return 0;
-            }
-        }
-        let mut e = self.entries.entry(*key).or_insert(Entry {
-            failures: 0,
-            locked_until: 0,
-            last_failure: now,
-        });
-        if now - e.last_failure > p.forget_after_secs {
-            e.failures = 0;
-        }
-        e.failures += 1;
-        e.last_failure = now;
-        if e.failures <= p.free_failures {
-            return 0;
-        }
-        let exp = (e.failures - p.free_failures - 1).min(30);
-        let lock = p.base_secs.saturating_mul(1i64 << exp).min(p.max_lock_secs);
-        e.locked_until = now + lock;
-        lock as u64
-    }
-
-    pub fn success(&self, key: &[u8; 32]) {
-        self.entries.remove(key);
-    }
-
-    /// Drop entries that neither lock nor count any more.
-    pub fn prune(&self, now: i64) {
-        let forget = self.policy.forget_after_secs;
-        self.entries
-            .retain(|_, e| e.locked_until > now || now - e.last_failure <= forget);
-    }
+/// The bucket key of a username of one kind (`partner`: an email; `user`: `partner_id:username`),
+/// the same on every node.
+pub fn key(kind: &str, username: &str) -> [u8; 32] {
+    let mut input = Vec::with_capacity(32 + kind.len() + username.len());
+    input.extend_from_slice(b"tessera-lockout\0");
+    input.extend_from_slice(kind.as_bytes());
+    input.push(0);
+    input.extend_from_slice(username.as_bytes());
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const K: [u8; 32] = [1; 32];
+    const P: LockoutPolicy = LockoutPolicy {
+        allowance: 5,
+        decay_secs: 180,
+        max_entries: 10,
+    };
 
     #[test]
-    fn free_failures_then_exponential_backoff_capped() {
-        let l = Lockout::new(LockoutPolicy::default());
-        let mut now = 1000;
+    fn the_allowance_then_one_check_per_decay_period() {
+        let mut b = None;
         for _ in 0..5 {
-            assert_eq!(l.failure(&K, now), 0);
-            assert_eq!(l.check(&K, now), Ok(()));
+            b = Some(reserve(b, 1000, &P).unwrap());
         }
-        let mut locks = Vec::new();
-        for _ in 0..14 {
-            let lock = l.failure(&K, now);
-            assert_eq!(l.check(&K, now), Err(lock));
-            locks.push(lock);
-            now += lock as i64; // the attacker waits out each lock
-            assert_eq!(l.check(&K, now), Ok(()));
-        }
-        assert_eq!(&locks[..4], &[1, 2, 4, 8]);
-        assert!(locks.iter().all(|&s| s <= 900));
-        assert_eq!(*locks.last().unwrap(), 900);
+        // The sixth check at the same instant is refused, for one decay period.
+        assert_eq!(reserve(b, 1000, &P), Err(180));
+        assert_eq!(reserve(b, 1179, &P), Err(1));
+        let next = reserve(b, 1180, &P).unwrap();
+        assert!((next.level - 5.0).abs() < 1e-9);
+        assert_eq!(reserve(Some(next), 1180, &P), Err(180));
     }
 
     #[test]
-    fn success_resets_and_quiet_time_forgets() {
-        let l = Lockout::new(LockoutPolicy::default());
-        for _ in 0..6 {
-            l.failure(&K, 0);
+    fn a_slow_attacker_locks_nobody_out() {
+        // One wrong attempt every 15 minutes never fills the bucket.
+        let mut b = None;
+        for i in 0..100 {
+            b = Some(reserve(b, i * 900, &P).unwrap());
         }
-        assert!(l.check(&K, 0).is_err());
-        l.success(&K);
-        assert_eq!(l.check(&K, 0), Ok(()));
-        for _ in 0..5 {
-            l.failure(&K, 0);
-        }
-        // 15 minutes later the count starts again.
-        assert_eq!(l.failure(&K, 901), 0);
-        l.prune(10_000);
-        assert!(l.entries.is_empty());
+        assert!(b.unwrap().level <= 1.0 + 1e-9);
     }
 
     #[test]
-    fn the_table_is_bounded() {
-        let l = Lockout::new(LockoutPolicy {
-            max_entries: 3,
-            ..Default::default()
-        });
-        for i in 0..10u8 {
-            l.failure(&[i; 32], 0);
+    fn a_full_bucket_drains_completely() {
+        let mut b = None;
+        for _ in 0..5 {
+            b = Some(reserve(b, 0, &P).unwrap());
         }
-        assert_eq!(l.entries.len(), 3);
-        // After the entries expire, new usernames are tracked again.
-        l.failure(&[42; 32], 5000);
-        assert!(l.entries.contains_key(&[42; 32]));
+        let full = b.unwrap();
+        assert_eq!(drained_before(900, &P), 0);
+        assert!(full.level_at(900, &P) < 1e-9);
+        assert!(full.level_at(899, &P) > 0.0);
+        // A clock that went backwards drains nothing and adds nothing.
+        assert!((full.level_at(-50, &P) - 5.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn keys_separate_kinds_and_names() {
+        assert_ne!(key("partner", "a@b.c"), key("user", "a@b.c"));
+        assert_ne!(key("user", "p:a"), key("user", "p:b"));
+        assert_eq!(key("user", "p:a"), key("user", "p:a"));
     }
 }

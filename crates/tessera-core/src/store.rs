@@ -10,6 +10,7 @@
 use async_trait::async_trait;
 
 use crate::keys::StoredKey;
+use crate::lockout::LockoutPolicy;
 use crate::model::{
     Account, AuthorizationCode, AuthorizationRequest, Change, Client, Grant, Partner,
     PartnerStatus, RefreshToken, Session, User,
@@ -259,6 +260,24 @@ pub trait ChangeFeed {
     async fn prune_changes(&self, before: i64) -> StoreResult<u64>;
 }
 
+/// The lockout's buckets (see [`crate::lockout`]), shared by every node of the database.
+#[async_trait]
+pub trait AttemptStore {
+    /// Reserve one password check for `key` at `now` with [`crate::lockout::reserve`], read and
+    /// written under one lock, so that concurrent reservations (from any node) never exceed the
+    /// allowance. `Ok(Err(seconds))` when refused (nothing is written).
+    async fn reserve_attempt(
+        &self,
+        key: &[u8; 32],
+        now: i64,
+        policy: &LockoutPolicy,
+    ) -> StoreResult<Result<(), u64>>;
+    /// A check of `key` succeeded: empty its bucket.
+    async fn clear_attempts(&self, key: &[u8; 32]) -> StoreResult<()>;
+    /// Delete drained buckets, then the oldest beyond `policy.max_entries`; returns how many.
+    async fn prune_attempts(&self, now: i64, policy: &LockoutPolicy) -> StoreResult<u64>;
+}
+
 /// Everything the engine needs from a database.
 #[async_trait]
 pub trait Store:
@@ -270,6 +289,7 @@ pub trait Store:
     + KeyStore
     + TokenStore
     + AuthorizationStore
+    + AttemptStore
     + ChangeFeed
     + Send
     + Sync

@@ -15,6 +15,7 @@ use sqlx::{Row, raw_sql};
 
 use crate::rows::{bad_row, union_scope};
 use tessera_core::keys::{Alg, StoredKey};
+use tessera_core::lockout::{self, Bucket, LockoutPolicy};
 use tessera_core::model::{
     Account, AuthorizationCode, AuthorizationRequest, Change, Client, Grant, GrantType, Partner,
     PartnerStatus, PasswordHash, RefreshToken, Role, Session, User,
@@ -22,12 +23,18 @@ use tessera_core::model::{
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretDigest;
 use tessera_core::store::{
-    AccountStore, AuthorizationStore, ChangeFeed, ClientStore, CodeTaking, KeyStore, PartnerStore,
-    Rotation, ScopeStore, Store, StoreError, StoreResult, Successor, TokenOwner, TokenStore,
-    UserStore,
+    AccountStore, AttemptStore, AuthorizationStore, ChangeFeed, ClientStore, CodeTaking, KeyStore,
+    PartnerStore, Rotation, ScopeStore, Store, StoreError, StoreResult, Successor, TokenOwner,
+    TokenStore, UserStore,
 };
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../migrations/postgres/0002_login_attempts.sql"),
+    ),
+];
 
 /// Advisory lock keys: one for migrations, one for change-feed appends.
 const MIGRATION_LOCK: i64 = 0x7e55_e4a0;
@@ -1119,6 +1126,90 @@ impl AuthorizationStore for PgStore {
             };
             tx.commit().await.map_err(err)?;
             Ok(result)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl AttemptStore for PgStore {
+    async fn reserve_attempt(
+        &self,
+        key: &[u8; 32],
+        now: i64,
+        policy: &LockoutPolicy,
+    ) -> StoreResult<Result<(), u64>> {
+        self.timed(async move {
+            // A row for the key, then its lock: every node's reservations of one username queue
+            // on that row, so their total never exceeds the allowance.
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            sqlx::query(
+                "INSERT INTO login_attempts (key, level, at) VALUES ($1, 0, $2)
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(&key[..])
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            let row = sqlx::query("SELECT level, at FROM login_attempts WHERE key = $1 FOR UPDATE")
+                .bind(&key[..])
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(err)?;
+            let bucket = Bucket {
+                level: row.try_get("level").map_err(err)?,
+                at: row.try_get("at").map_err(err)?,
+            };
+            let next = match lockout::reserve(Some(bucket), now, policy) {
+                Ok(next) => next,
+                Err(wait) => return Ok(Err(wait)),
+            };
+            sqlx::query("UPDATE login_attempts SET level = $2, at = $3 WHERE key = $1")
+                .bind(&key[..])
+                .bind(next.level)
+                .bind(next.at)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            tx.commit().await.map_err(err)?;
+            Ok(Ok(()))
+        })
+        .await
+    }
+
+    async fn clear_attempts(&self, key: &[u8; 32]) -> StoreResult<()> {
+        self.timed(async move {
+            sqlx::query("DELETE FROM login_attempts WHERE key = $1")
+                .bind(&key[..])
+                .execute(&self.pool)
+                .await
+                .map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn prune_attempts(&self, now: i64, policy: &LockoutPolicy) -> StoreResult<u64> {
+        self.timed(async move {
+            let drained = sqlx::query("DELETE FROM login_attempts WHERE at < $1")
+                .bind(lockout::drained_before(now, policy))
+                .execute(&self.pool)
+                .await
+                .map_err(err)?
+                .rows_affected();
+            let max = i64::try_from(policy.max_entries).unwrap_or(i64::MAX);
+            let oldest = sqlx::query(
+                "DELETE FROM login_attempts WHERE key IN (
+                     SELECT key FROM login_attempts ORDER BY at
+                     LIMIT GREATEST((SELECT count(*) FROM login_attempts) - $1, 0))",
+            )
+            .bind(max)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?
+            .rows_affected();
+            Ok(drained + oldest)
         })
         .await
     }

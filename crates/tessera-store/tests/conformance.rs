@@ -753,3 +753,73 @@ async fn requests_and_sessions_expire() {
         assert_eq!(s.session(&SecretDigest([5; 32]), 0).await.unwrap(), None);
     }
 }
+
+#[tokio::test]
+async fn concurrent_reservations_never_exceed_the_allowance() {
+    use tessera_core::lockout::LockoutPolicy;
+    let policy = LockoutPolicy {
+        allowance: 5,
+        decay_secs: 100,
+        max_entries: 3,
+    };
+    for (name, s, _dir) in stores().await {
+        let key = [7u8; 32];
+        // 40 reservations of one key at once: exactly the allowance is granted.
+        let granted = futures_count(&s, key, 1_000, &policy, 40).await;
+        assert_eq!(granted, 5, "{name}");
+        assert_eq!(
+            s.reserve_attempt(&key, 1_000, &policy).await.unwrap(),
+            Err(100),
+            "{name}: one decay period to wait"
+        );
+        // One unit drains per decay period.
+        assert_eq!(
+            s.reserve_attempt(&key, 1_100, &policy).await.unwrap(),
+            Ok(())
+        );
+        assert!(
+            s.reserve_attempt(&key, 1_100, &policy)
+                .await
+                .unwrap()
+                .is_err()
+        );
+        // A success empties the bucket.
+        s.clear_attempts(&key).await.unwrap();
+        assert_eq!(futures_count(&s, key, 1_100, &policy, 8).await, 5, "{name}");
+        // Pruning drops drained buckets, then the oldest past max_entries.
+        for i in 0..4u8 {
+            s.reserve_attempt(&[i; 32], 2_000 + i64::from(i), &policy)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        // At 1_601 key 7 (last touched at 1_100, 5 units) has drained; four buckets remain, one
+        // over the cap: the oldest ([0; 32]) goes.
+        assert_eq!(s.prune_attempts(1_601, &policy).await.unwrap(), 2, "{name}");
+        assert_eq!(
+            s.reserve_attempt(&[0; 32], 2_010, &policy).await.unwrap(),
+            Ok(()),
+            "{name}"
+        );
+    }
+}
+
+/// Run `n` reservations of `key` at once; how many were granted.
+async fn futures_count(
+    s: &Arc<dyn Store>,
+    key: [u8; 32],
+    now: i64,
+    policy: &tessera_core::lockout::LockoutPolicy,
+    n: usize,
+) -> usize {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (s, policy) = (Arc::clone(s), *policy);
+        tasks.spawn(async move { s.reserve_attempt(&key, now, &policy).await.unwrap() });
+    }
+    let mut granted = 0;
+    while let Some(r) = tasks.join_next().await {
+        granted += usize::from(r.unwrap().is_ok());
+    }
+    granted
+}

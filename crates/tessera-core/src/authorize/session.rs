@@ -21,15 +21,16 @@ impl Engine {
         password: &str,
         now: i64,
     ) -> Result<Arc<User>, EngineError> {
-        let user = self
-            .authenticate_user(&client.partner_id, username, password, now)
-            .await?;
-        if user.role == Role::Admin {
-            return Err(EngineError::InvalidGrant(
-                "organisation administrators cannot sign in to connect applications",
-            ));
-        }
-        Ok(user)
+        // Organisation administrators cannot connect applications; they are refused exactly as
+        // a wrong password is, so the page is no oracle for an admin's password.
+        self.authenticate_user(
+            &client.partner_id,
+            username,
+            password,
+            &[Role::Member, Role::Customer],
+            now,
+        )
+        .await
     }
 
     /// Register a new end-customer account of the client's partner with its first user.

@@ -10,7 +10,8 @@ use super::{Engine, VerifiedCredential};
 use crate::caller::Caller;
 use crate::error::EngineError;
 use crate::identity::normalize_username;
-use crate::model::{Partner, PartnerStatus, User};
+use crate::lockout;
+use crate::model::{Partner, PartnerStatus, Role, User};
 use crate::password::StoredPassword;
 use crate::policy;
 use crate::secret::{SecretDigest, SecretKind};
@@ -44,10 +45,8 @@ impl Engine {
         {
             return active(p);
         }
-        let lock_key = self.keyer.key(&[b"lock-partner", email.as_bytes()]);
-        self.lockout
-            .check(&lock_key, now)
-            .map_err(|retry_after_secs| EngineError::Locked { retry_after_secs })?;
+        let lock_key = lockout::key("partner", &email);
+        self.reserve_check(&lock_key, now).await?;
         let epoch = self.epoch.load(Ordering::Acquire);
         let partner = self.store.partner_by_email(&email).await?;
         let ok = self
@@ -57,12 +56,11 @@ impl Engine {
         let partner = match partner {
             Some(p) if ok => Arc::new(p),
             _ => {
-                let locked_for = self.lockout.failure(&lock_key, now);
-                tracing::info!(locked_for, "partner authentication failed");
+                tracing::info!("partner authentication failed");
                 return Err(EngineError::InvalidCredentials);
             }
         };
-        self.lockout.success(&lock_key);
+        self.store.clear_attempts(&lock_key).await?;
         if self.epoch.load(Ordering::Acquire) == epoch {
             self.credentials.insert(
                 key,
@@ -156,15 +154,21 @@ impl Engine {
         Ok(Caller::Client { client, partner })
     }
 
-    /// A user's password, within one partner. People's passwords are Argon2id behind the
-    /// credential cache; generated `clientUserToken`s are SHA-256. An unknown username costs what
-    /// a wrong password of the same shape costs. Every check goes through the lockout.
+    /// A user's password, within one partner, for a user of one of `roles`. People's
+    /// passwords are Argon2id behind the credential cache; generated `clientUserToken`s are
+    /// SHA-256. Every refusal costs the same and says the same, so that neither timing nor the
+    /// answer tells an unknown username from a wrong password or a user of another role: an
+    /// uncached check that fails runs one Argon2id whatever is stored and whatever the password
+    /// looks like, and a user of the wrong role is refused as a wrong password (and never cached
+    /// for this path). Every uncached check reserves a unit of the username's lockout bucket
+    /// first.
     #[tracing::instrument(skip_all, name = "user_password")]
     pub async fn authenticate_user(
         &self,
         partner_id: &str,
         username: &str,
         password: &str,
+        roles: &[Role],
         now: i64,
     ) -> Result<Arc<User>, EngineError> {
         let username = normalize_username(username);
@@ -175,53 +179,49 @@ impl Engine {
             return Err(EngineError::InvalidUserCredentials);
         }
         let owner = format!("{partner_id}:{username}");
+        let path: Vec<u8> = roles.iter().map(|r| *r as u8).collect();
         let key = self
             .keyer
-            .key(&[b"user", owner.as_bytes(), password.as_bytes()]);
+            .key(&[b"user", &path, owner.as_bytes(), password.as_bytes()]);
         if self.credentials.get(&key).is_some()
             && let Some(u) = self.user(partner_id, &username).await?
+            && roles.contains(&u.role)
         {
             return Ok(u);
         }
         let _flight = self.single_flight(key).await;
         if self.credentials.get(&key).is_some()
             && let Some(u) = self.user(partner_id, &username).await?
+            && roles.contains(&u.role)
         {
             return Ok(u);
         }
-        let lock_key = self.keyer.key(&[b"lock-user", owner.as_bytes()]);
-        self.lockout
-            .check(&lock_key, now)
-            .map_err(|retry_after_secs| EngineError::Locked { retry_after_secs })?;
+        let lock_key = lockout::key("user", &owner);
+        self.reserve_check(&lock_key, now).await?;
         let epoch = self.epoch.load(Ordering::Acquire);
         let user = self.user(partner_id, &username).await?;
-        let generated_shape = SecretKind::of(password) == Some(SecretKind::ClientUserToken);
-        let (ok, slow) = match user
+        let matched = match user
             .as_deref()
             .map(|u| StoredPassword::of(&u.password_hash))
         {
             Some(StoredPassword::Generated(digest)) => {
-                (digest.ct_eq(&SecretDigest::of(password)), false)
+                digest.ct_eq(&SecretDigest::of(password)) || {
+                    // As slow as every other refusal.
+                    self.passwords.verify(None, password).await
+                }
             }
-            Some(StoredPassword::Argon2(hash)) => {
-                (self.passwords.verify(Some(hash), password).await, true)
-            }
-            None if generated_shape => {
-                let _ = SecretDigest::of(password).ct_eq(&SecretDigest([0; 32]));
-                (false, false)
-            }
-            None => (self.passwords.verify(None, password).await, true),
+            Some(StoredPassword::Argon2(hash)) => self.passwords.verify(Some(hash), password).await,
+            None => self.passwords.verify(None, password).await,
         };
         let user = match user {
-            Some(u) if ok => u,
+            Some(u) if matched && roles.contains(&u.role) => u,
             _ => {
-                let locked_for = self.lockout.failure(&lock_key, now);
-                tracing::info!(locked_for, "user authentication failed");
+                tracing::info!("user authentication failed");
                 return Err(EngineError::InvalidUserCredentials);
             }
         };
-        self.lockout.success(&lock_key);
-        if slow && self.epoch.load(Ordering::Acquire) == epoch {
+        self.store.clear_attempts(&lock_key).await?;
+        if self.epoch.load(Ordering::Acquire) == epoch {
             self.credentials.insert(
                 key,
                 VerifiedCredential {
@@ -230,6 +230,21 @@ impl Engine {
             );
         }
         Ok(user)
+    }
+
+    /// Reserve one password check of a username in its lockout bucket, or refuse it.
+    async fn reserve_check(&self, lock_key: &[u8; 32], now: i64) -> Result<(), EngineError> {
+        match self
+            .store
+            .reserve_attempt(lock_key, now, &self.lockout)
+            .await?
+        {
+            Ok(()) => Ok(()),
+            Err(retry_after_secs) => {
+                tracing::info!(retry_after_secs, "password check refused: locked");
+                Err(EngineError::Locked { retry_after_secs })
+            }
+        }
     }
 }
 

@@ -87,12 +87,18 @@ impl Engine {
         }
     }
 
-    /// Forget revocations of tokens that have expired anyway, and rate-limit state of idle keys.
-    pub fn housekeeping(&self, now: i64) {
+    /// Forget revocations of tokens that have expired anyway, rate-limit state of idle keys,
+    /// drained lockout buckets and old change-feed entries.
+    pub async fn housekeeping(&self, now: i64) {
         self.revoked.retain(|_, until| *until > now);
-        self.lockout.prune(now);
         if let Some(l) = &self.limiter {
             l.retain_recent();
+        }
+        if let Err(e) = self.store.prune_attempts(now, &self.lockout).await {
+            tracing::warn!(error = %e, "could not prune the lockout buckets");
+        }
+        if let Err(e) = self.store.prune_changes(now - 86_400).await {
+            tracing::warn!(error = %e, "could not prune the change feed");
         }
     }
 
@@ -120,10 +126,7 @@ impl Engine {
                 }
                 n += 1;
                 if n.is_multiple_of(240) {
-                    engine.housekeeping(now);
-                    if let Err(e) = engine.store.prune_changes(now - 86_400).await {
-                        tracing::warn!(error = %e, "could not prune the change feed");
-                    }
+                    engine.housekeeping(now).await;
                 }
             }
         })

@@ -35,7 +35,7 @@ use quick_cache::sync::Cache;
 use crate::error::EngineError;
 use crate::jwt::Claims;
 use crate::keys::{Alg, KeyError, KeySet, MasterKey, generate_key};
-use crate::lockout::{Lockout, LockoutPolicy};
+use crate::lockout::LockoutPolicy;
 use crate::model::{Account, Client, Partner, User};
 use crate::password::Passwords;
 use crate::policy;
@@ -68,6 +68,8 @@ pub struct EngineConfig {
     /// A redirect URI accepted for clients registered with `--dev`, besides their own: the
     /// server's development callback page. `None`: no such page.
     pub dev_redirect_uri: Option<String>,
+    /// How many password checks a username gets, and how fast they come back.
+    pub lockout: LockoutPolicy,
 }
 
 impl EngineConfig {
@@ -86,6 +88,7 @@ impl EngineConfig {
             token_rate_limit: 50,
             credential_cache_size: 10_000,
             dev_redirect_uri: None,
+            lockout: LockoutPolicy::default(),
         }
     }
 }
@@ -128,7 +131,7 @@ pub struct Engine {
     clients: Cache<String, Arc<Client>>,
     /// (partner id, username) → user.
     users: Cache<(String, String), Arc<User>>,
-    lockout: Lockout,
+    lockout: LockoutPolicy,
     /// The scope registry, for discovery.
     scopes: ArcSwap<Vec<String>>,
     accounts: Cache<String, Arc<Account>>,
@@ -207,7 +210,7 @@ impl Engine {
             partner_tokens: Cache::new(cache),
             clients: Cache::new(cache),
             users: Cache::new(cache),
-            lockout: Lockout::new(LockoutPolicy::default()),
+            lockout: config.lockout,
             scopes: ArcSwap::from_pointee(scopes),
             accounts: Cache::new(cache * 4),
             verified: Cache::new(VERIFIED_TOKEN_CACHE),

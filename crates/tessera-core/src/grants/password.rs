@@ -41,16 +41,20 @@ pub async fn grant(
     };
     let scope = effective_scope(request.scope, caller)?;
     let user = engine
-        .authenticate_user(&partner.id, &request.username, &request.password, now)
+        .authenticate_user(
+            &partner.id,
+            &request.username,
+            &request.password,
+            &[Role::Admin, Role::Customer],
+            now,
+        )
         .await?;
     let token_use = match user.role {
         Role::Admin => TokenUse::UserToken,
         Role::Customer => TokenUse::CustomerToken,
-        Role::Member => {
-            return Err(EngineError::InvalidGrant(
-                "account members sign in through the authorization pages, not the password grant",
-            ));
-        }
+        // Members sign in through the authorization pages; authenticate_user refused them as a
+        // wrong password.
+        Role::Member => return Err(EngineError::InvalidUserCredentials),
     };
     let ttl = engine.config.user_token_ttl;
     let claims = Claims {

@@ -19,6 +19,7 @@ use writer::{MAX_BATCH, Write, checkpointer, writer};
 
 use crate::rows::{bad_row, union_scope};
 use tessera_core::keys::{Alg, StoredKey};
+use tessera_core::lockout::{self, Bucket, LockoutPolicy};
 use tessera_core::model::{
     Account, AuthorizationCode, AuthorizationRequest, Change, Client, Grant, GrantType, Partner,
     PartnerStatus, PasswordHash, RefreshToken, Role, Session, User,
@@ -26,9 +27,9 @@ use tessera_core::model::{
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretDigest;
 use tessera_core::store::{
-    AccountStore, AuthorizationStore, ChangeFeed, ClientStore, CodeTaking, KeyStore, PartnerStore,
-    Rotation, ScopeStore, Store, StoreError, StoreResult, Successor, TokenOwner, TokenStore,
-    UserStore,
+    AccountStore, AttemptStore, AuthorizationStore, ChangeFeed, ClientStore, CodeTaking, KeyStore,
+    PartnerStore, Rotation, ScopeStore, Store, StoreError, StoreResult, Successor, TokenOwner,
+    TokenStore, UserStore,
 };
 
 /// Migrations, applied in order inside one transaction each; the applied version is kept in
@@ -42,6 +43,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         3,
         include_str!("../../migrations/sqlite/0003_authorization_code.sql"),
+    ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_login_attempts.sql"),
     ),
 ];
 
@@ -905,6 +910,77 @@ impl AuthorizationStore for SqliteStore {
         };
         tx.commit().await.map_err(err)?;
         Ok(result)
+    }
+}
+
+#[async_trait]
+impl AttemptStore for SqliteStore {
+    async fn reserve_attempt(
+        &self,
+        key: &[u8; 32],
+        now: i64,
+        policy: &LockoutPolicy,
+    ) -> StoreResult<Result<(), u64>> {
+        // The write lock, taken first, makes the read and the write one step for every caller.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let bucket = sqlx::query("SELECT level, at FROM login_attempts WHERE key = ?")
+            .bind(&key[..])
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?
+            .map(|r| {
+                Ok::<_, StoreError>(Bucket {
+                    level: r.try_get("level").map_err(err)?,
+                    at: r.try_get("at").map_err(err)?,
+                })
+            })
+            .transpose()?;
+        let next = match lockout::reserve(bucket, now, policy) {
+            Ok(next) => next,
+            Err(wait) => return Ok(Err(wait)),
+        };
+        sqlx::query(
+            "INSERT INTO login_attempts (key, level, at) VALUES (?, ?, ?)
+             ON CONFLICT (key) DO UPDATE SET level = excluded.level, at = excluded.at",
+        )
+        .bind(&key[..])
+        .bind(next.level)
+        .bind(next.at)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(Ok(()))
+    }
+
+    async fn clear_attempts(&self, key: &[u8; 32]) -> StoreResult<()> {
+        sqlx::query("DELETE FROM login_attempts WHERE key = ?")
+            .bind(&key[..])
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn prune_attempts(&self, now: i64, policy: &LockoutPolicy) -> StoreResult<u64> {
+        let drained = sqlx::query("DELETE FROM login_attempts WHERE at < ?")
+            .bind(lockout::drained_before(now, policy))
+            .execute(&self.pool)
+            .await
+            .map_err(err)?
+            .rows_affected();
+        let max = i64::try_from(policy.max_entries).unwrap_or(i64::MAX);
+        let oldest = sqlx::query(
+            "DELETE FROM login_attempts WHERE key IN (
+                 SELECT key FROM login_attempts ORDER BY at
+                 LIMIT max((SELECT count(*) FROM login_attempts) - ?, 0))",
+        )
+        .bind(max)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?
+        .rows_affected();
+        Ok(drained + oldest)
     }
 }
 

@@ -4,9 +4,11 @@
 mod authcode;
 mod browser;
 mod cli;
+mod enumeration;
 mod errors;
 mod input;
 mod interop;
+mod lockout;
 mod logs;
 mod multinode;
 mod refresh;
