@@ -68,6 +68,18 @@ impl Caller {
         }
     }
 
+    /// Whether the caller may introspect or revoke an access token issued to `client_id` of
+    /// `partner_id`: a client only its own tokens (RFC 7009 §2.1), a partner (partner dialect)
+    /// every token of its organisation.
+    pub fn holds_token(&self, client_id: &str, partner_id: Option<&str>) -> bool {
+        match self {
+            Caller::Partner(p) => partner_id == Some(p.id.as_str()),
+            Caller::Client { client, .. } => {
+                client_id == client.id && partner_id == Some(client.partner_id.as_str())
+            }
+        }
+    }
+
     /// The key its token requests are rate-limited under.
     pub(crate) fn rate_key(&self) -> &str {
         self.client_id()

@@ -1,6 +1,6 @@
 //! Token introspection (RFC 7662). A token is active only if Tessera issued it, it has not
-//! expired or been revoked, and it belongs to the caller's partner: a client cannot learn anything
-//! about another organisation's tokens, not even that they exist.
+//! expired or been revoked, and it was issued to the calling client: a client learns nothing about
+//! other clients' tokens, its own organisation's included, not even that they exist.
 
 use crate::caller::Caller;
 use crate::engine::Engine;
@@ -24,7 +24,6 @@ impl Engine {
         token: &str,
         now: i64,
     ) -> Result<Introspection, EngineError> {
-        let partner_id = caller.partner().id.as_str();
         if SecretKind::of(token) == Some(SecretKind::RefreshToken) {
             let record = self
                 .tokens()
@@ -32,7 +31,7 @@ impl Engine {
                 .await?;
             return Ok(match record {
                 Some(r)
-                    if r.partner_id == partner_id
+                    if caller.token_owner().owns(&r)
                         && r.rotated_at.is_none()
                         && r.revoked_at.is_none()
                         && r.expires_at > now =>
@@ -46,7 +45,9 @@ impl Engine {
             return Ok(Introspection::Inactive);
         }
         Ok(match self.verify_token(token, now) {
-            Ok(c) if c.partner_id.as_deref() == Some(partner_id) => Introspection::Access(c),
+            Ok(c) if caller.holds_token(&c.client_id, c.partner_id.as_deref()) => {
+                Introspection::Access(c)
+            }
             _ => Introspection::Inactive,
         })
     }

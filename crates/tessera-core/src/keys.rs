@@ -107,6 +107,16 @@ impl MasterKey {
         Ok(MasterKey(Zeroizing::new(arr)))
     }
 
+    /// A 256-bit key for one purpose, derived from this one (HMAC-SHA256 of the label), the same
+    /// on every node that shares the master key.
+    pub fn derive(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.0[..]);
+        let tag = aws_lc_rs::hmac::sign(&key, label);
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
     pub fn to_hex(&self) -> Zeroizing<String> {
         Zeroizing::new(self.0.iter().map(|b| format!("{b:02x}")).collect())
     }

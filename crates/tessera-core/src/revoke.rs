@@ -1,5 +1,6 @@
 //! Token revocation (RFC 7009): refresh tokens with their whole family, access and machine
-//! tokens by `jti`. Unknown tokens are not an error (§2.2); another caller's token is refused.
+//! tokens by `jti`. Unknown tokens are not an error (§2.2); another caller's token is refused: a
+//! client revokes only tokens issued to itself (§2.1), a partner any of its organisation's.
 
 use crate::caller::Caller;
 use crate::engine::Engine;
@@ -36,9 +37,7 @@ impl Engine {
         let Ok(claims) = self.verify_token_ignoring_expiry(token) else {
             return Ok(());
         };
-        if claims.client_id != caller.client_id()
-            && claims.partner_id.as_deref() != Some(caller.partner().id.as_str())
-        {
+        if !caller.holds_token(&claims.client_id, claims.partner_id.as_deref()) {
             return Err(EngineError::NotPartnersResource("token"));
         }
         if claims.exp > now {

@@ -71,8 +71,11 @@ impl TokenOwner {
 pub enum CodeTaking {
     /// First use: the code is now spent. Expiry and binding are for the caller to check.
     Taken(AuthorizationCode),
-    /// Already spent before this call.
+    /// Already spent before this call (by the client it was issued to).
     Reused(AuthorizationCode),
+    /// Issued to another client: nothing was spent, so a client cannot burn (or, by a reuse,
+    /// revoke) another client's code.
+    OtherClient,
     Unknown,
 }
 
@@ -92,6 +95,8 @@ pub trait PartnerStore {
     async fn partner_by_email(&self, email: &str) -> StoreResult<Option<Partner>>;
     /// Set the status; emits `Change::Partner`. `NotFound("partner")` when unknown.
     async fn set_partner_status(&self, id: &str, status: PartnerStatus) -> StoreResult<()>;
+    /// The ids of every partner with `status` (the engine keeps the inactive ones in memory).
+    async fn partner_ids_with_status(&self, status: PartnerStatus) -> StoreResult<Vec<String>>;
     /// Replace the password hash; emits `Change::Partner`.
     async fn set_partner_password(
         &self,
@@ -209,6 +214,9 @@ pub trait AuthorizationStore {
         now: i64,
     ) -> StoreResult<Option<AuthorizationRequest>>;
 
+    /// Delete a pending request; `true` only for the one caller that deleted it, so that a
+    /// request is approved (or denied) once.
+    async fn consume_authorization_request(&self, id: &str) -> StoreResult<bool>;
     async fn insert_session(&self, session: &Session) -> StoreResult<()>;
     /// A session, if it exists and `expires_at > now`.
     async fn session(&self, digest: &SecretDigest, now: i64) -> StoreResult<Option<Session>>;
@@ -240,11 +248,12 @@ pub trait AuthorizationStore {
     ) -> StoreResult<bool>;
 
     async fn insert_authorization_code(&self, code: &AuthorizationCode) -> StoreResult<()>;
-    /// Spend a code: atomically mark it used at `now` if it was unused. Of concurrent calls
-    /// with one code exactly one gets `Taken`.
+    /// Spend a code presented by `client_id`: atomically mark it used at `now` if it was unused
+    /// and issued to that client. Of concurrent calls with one code exactly one gets `Taken`.
     async fn take_authorization_code(
         &self,
         digest: &SecretDigest,
+        client_id: &str,
         now: i64,
     ) -> StoreResult<CodeTaking>;
 }

@@ -168,9 +168,16 @@ pub async fn start(
     }
     let engine = Arc::new(Engine::start(store, engine_config, master, unix_now()).await?);
     let sync = engine.spawn_sync();
-    let app = router(AppState {
+    let mut app = router(AppState {
         engine: Arc::clone(&engine),
     });
+    if tls_config.is_some() {
+        // Over HTTPS, browsers are told to stay on HTTPS (RFC 6797).
+        app = app.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ));
+    }
     let (tx, rx) = oneshot::channel::<()>();
     let stop = async {
         let _ = rx.await;

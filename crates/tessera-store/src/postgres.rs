@@ -30,10 +30,7 @@ use tessera_core::store::{
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
-    (
-        2,
-        include_str!("../migrations/postgres/0002_login_attempts.sql"),
-    ),
+    (2, include_str!("../migrations/postgres/0002_security.sql")),
 ];
 
 /// Advisory lock keys: one for migrations, one for change-feed appends.
@@ -414,6 +411,17 @@ impl PartnerStore for PgStore {
             }
             emit(&mut tx, &Change::Partner(id.to_string())).await?;
             tx.commit().await.map_err(err)
+        })
+        .await
+    }
+
+    async fn partner_ids_with_status(&self, status: PartnerStatus) -> StoreResult<Vec<String>> {
+        self.timed(async move {
+            sqlx::query_scalar("SELECT id FROM partners WHERE status = $1")
+                .bind(status.as_str())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)
         })
         .await
     }
@@ -923,6 +931,21 @@ impl AuthorizationStore for PgStore {
         .await
     }
 
+    async fn consume_authorization_request(&self, id: &str) -> StoreResult<bool> {
+        self.timed(async move {
+            Ok(
+                sqlx::query("DELETE FROM authorization_requests WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(err)?
+                    .rows_affected()
+                    == 1,
+            )
+        })
+        .await
+    }
+
     async fn insert_session(&self, s: &Session) -> StoreResult<()> {
         self.timed(async move {
             sqlx::query("INSERT INTO sessions (digest, user_id, expires_at) VALUES ($1, $2, $3)")
@@ -1049,7 +1072,8 @@ impl AuthorizationStore for PgStore {
                 return Ok(false);
             };
             let families: Vec<String> =
-                sqlx::query_scalar("SELECT DISTINCT family_id FROM refresh_tokens WHERE grant_id = $1")
+                sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE grant_id = $1
+                 UNION SELECT family_id FROM authorization_codes WHERE grant_id = $1")
                     .bind(&grant_id)
                     .fetch_all(&mut *tx)
                     .await
@@ -1100,15 +1124,18 @@ impl AuthorizationStore for PgStore {
     async fn take_authorization_code(
         &self,
         digest: &SecretDigest,
+        client_id: &str,
         now: i64,
     ) -> StoreResult<CodeTaking> {
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
             let taken = sqlx::query(
-                "UPDATE authorization_codes SET used_at = $1 WHERE digest = $2 AND used_at IS NULL RETURNING *",
+                "UPDATE authorization_codes SET used_at = $1
+                 WHERE digest = $2 AND client_id = $3 AND used_at IS NULL RETURNING *",
             )
             .bind(now)
             .bind(&digest.0[..])
+            .bind(client_id)
             .fetch_optional(&mut *tx)
             .await
             .map_err(err)?;
@@ -1120,7 +1147,14 @@ impl AuthorizationStore for PgStore {
                     .await
                     .map_err(err)?
                 {
-                    Some(row) => CodeTaking::Reused(code_of(&row)?),
+                    Some(row) => {
+                        let code = code_of(&row)?;
+                        if code.client_id == client_id {
+                            CodeTaking::Reused(code)
+                        } else {
+                            CodeTaking::OtherClient
+                        }
+                    }
                     None => CodeTaking::Unknown,
                 },
             };

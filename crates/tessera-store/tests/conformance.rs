@@ -624,11 +624,19 @@ async fn codes_are_single_use_even_under_concurrency() {
     for (name, s, _dir) in stores().await {
         with_user_and_client(s.as_ref()).await;
         s.insert_authorization_code(&code(1, "g")).await.unwrap();
+        // Another client's presentation spends nothing.
+        assert_eq!(
+            s.take_authorization_code(&SecretDigest([1; 32]), "c2", 99)
+                .await
+                .unwrap(),
+            CodeTaking::OtherClient,
+            "{name}"
+        );
         let mut tasks = Vec::new();
         for _ in 0..12 {
             let s = Arc::clone(&s);
             tasks.push(tokio::spawn(async move {
-                s.take_authorization_code(&SecretDigest([1; 32]), 100)
+                s.take_authorization_code(&SecretDigest([1; 32]), "c1", 100)
                     .await
                     .unwrap()
             }));
@@ -641,12 +649,14 @@ async fn codes_are_single_use_even_under_concurrency() {
                     assert_eq!(c.family_id, "fam");
                 }
                 CodeTaking::Reused(c) => assert_eq!(c.used_at, Some(100), "{name}"),
-                CodeTaking::Unknown => panic!("{name}: the code exists"),
+                CodeTaking::Unknown | CodeTaking::OtherClient => {
+                    panic!("{name}: the code exists and is c1's")
+                }
             }
         }
         assert_eq!(taken, 1, "{name}");
         assert_eq!(
-            s.take_authorization_code(&SecretDigest([9; 32]), 100)
+            s.take_authorization_code(&SecretDigest([9; 32]), "c1", 100)
                 .await
                 .unwrap(),
             CodeTaking::Unknown

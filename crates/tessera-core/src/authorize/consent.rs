@@ -62,14 +62,34 @@ impl Engine {
         })
     }
 
-    /// The user approved (or had approved before): record the grant, mint a code, and return
-    /// the redirect back to the client.
+    /// End a pending request: it is approved or denied once. A second use (a replayed consent,
+    /// a second tab) is refused.
+    pub async fn consume_authorization(
+        &self,
+        request: &AuthorizationRequest,
+    ) -> Result<(), EngineError> {
+        if self
+            .flows()
+            .consume_authorization_request(&request.id)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(EngineError::InvalidGrant(
+                "this sign-in request was already used; go back to the application and start again",
+            ))
+        }
+    }
+
+    /// The user approved (or had approved before): end the pending request, record the grant,
+    /// mint a code, and return the redirect back to the client.
     pub async fn approve(
         &self,
         request: &AuthorizationRequest,
         user: &User,
         now: i64,
     ) -> Result<String, EngineError> {
+        self.consume_authorization(request).await?;
         let grant = self
             .flows()
             .upsert_grant(&user.id, &request.client_id, &request.scope, now)

@@ -79,7 +79,11 @@ impl Engine {
         error: &str,
         description: &str,
     ) -> String {
-        let mut params = vec![("error", error), ("error_description", description)];
+        let description = error_description(description);
+        let mut params = vec![
+            ("error", error),
+            ("error_description", description.as_str()),
+        ];
         if let Some(s) = state {
             params.push(("state", s));
         }
@@ -88,9 +92,27 @@ impl Engine {
     }
 }
 
+/// An `error_description` within RFC 6749 §4.1.2.1's characters (%x20-21 / %x23-5B / %x5D-7E)
+/// and without markup delimiters: descriptions are Tessera's own words, and this keeps them so
+/// even if one ever carried input.
+fn error_description(text: &str) -> String {
+    text.chars()
+        .filter(|&c| matches!(c, ' '..='~') && !matches!(c, '"' | '\\' | '<' | '>'))
+        .take(200)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_descriptions_keep_to_rfc_6749_characters() {
+        assert_eq!(
+            error_description("a \"quoted\" <b>bold</b> \\ é\n ok"),
+            "a quoted bbold/b   ok"
+        );
+    }
 
     #[test]
     fn redirects_keep_the_registered_query_and_encode_values() {

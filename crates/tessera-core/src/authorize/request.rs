@@ -112,8 +112,13 @@ impl Engine {
             client: Arc::clone(&client),
             partner,
         };
-        let requested = ScopeSet::parse(params.scope.as_deref().unwrap_or(""))
-            .map_err(|e| fail(AuthorizeFailure::InvalidScope, &e.to_string()))?;
+        // Never echo request input into a redirect (RFC 9700 §4.1; a reflected-markup vector).
+        let requested = ScopeSet::parse(params.scope.as_deref().unwrap_or("")).map_err(|_| {
+            fail(
+                AuthorizeFailure::InvalidScope,
+                "the scope parameter is malformed: send registered scope names separated by spaces",
+            )
+        })?;
         let scope = effective_scope(requested, &caller).map_err(|_| {
             fail(
                 AuthorizeFailure::InvalidScope,

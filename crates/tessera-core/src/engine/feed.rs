@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::Engine;
 use crate::error::EngineError;
 use crate::keys::KeySet;
-use crate::model::Change;
+use crate::model::{Change, PartnerStatus};
 
 impl Engine {
     /// Apply every change committed since the last call. Run every 250 ms by
@@ -35,6 +35,12 @@ impl Engine {
             Change::Partner(id) => {
                 self.epoch.fetch_add(1, Ordering::AcqRel);
                 self.partners.remove(&id);
+                let inactive = self
+                    .store
+                    .partner_by_id(&id)
+                    .await?
+                    .is_some_and(|p| p.status == PartnerStatus::Inactive);
+                self.set_partner_inactive(&id, inactive);
                 let users_prefix = format!("{id}:");
                 self.credentials
                     .retain(|_, v| *v.owner != *id && !v.owner.starts_with(&users_prefix));

@@ -22,6 +22,7 @@ mod directory;
 mod feed;
 mod tokens;
 
+use std::collections::HashSet;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64};
@@ -36,7 +37,7 @@ use crate::error::EngineError;
 use crate::jwt::Claims;
 use crate::keys::{Alg, KeyError, KeySet, MasterKey, generate_key};
 use crate::lockout::LockoutPolicy;
-use crate::model::{Account, Client, Partner, User};
+use crate::model::{Account, Client, Partner, PartnerStatus, User};
 use crate::password::Passwords;
 use crate::policy;
 use crate::secret::{CacheKeyer, SecretDigest};
@@ -117,6 +118,9 @@ pub struct Engine {
     store: Arc<dyn Store>,
     pub(crate) config: EngineConfig,
     master: MasterKey,
+    /// Binds page values (CSRF tokens, flow cookies) to the browser; derived from the master
+    /// key, so every node computes the same values.
+    page_key: aws_lc_rs::hmac::Key,
     keys: ArcSwap<KeySet>,
     pub(crate) passwords: Passwords,
     keyer: CacheKeyer,
@@ -142,6 +146,8 @@ pub struct Engine {
     verified: Cache<[u8; 32], Arc<Claims>>,
     /// Revoked `jti`s and refresh-family `sid`s → until when the revocation matters.
     revoked: DashMap<String, i64>,
+    /// Partners whose every token stops working (kept current by the change feed).
+    inactive_partners: ArcSwap<HashSet<String>>,
     limiter: Option<DefaultKeyedRateLimiter<String>>,
     /// Highest change-feed sequence applied.
     seq: AtomicI64,
@@ -198,8 +204,18 @@ impl Engine {
             .map(|n| RateLimiter::keyed(Quota::per_second(n).allow_burst(n)));
         let cache = config.credential_cache_size.max(16);
         let scopes = store.list_scopes().await?;
+        let inactive: HashSet<String> = store
+            .partner_ids_with_status(PartnerStatus::Inactive)
+            .await?
+            .into_iter()
+            .collect();
+        let page_key = aws_lc_rs::hmac::Key::new(
+            aws_lc_rs::hmac::HMAC_SHA256,
+            &master.derive(b"tessera page binding v1")[..],
+        );
         Ok(Engine {
             store,
+            page_key,
             master,
             keys: ArcSwap::from_pointee(keys),
             passwords: Passwords::new(),
@@ -215,6 +231,7 @@ impl Engine {
             accounts: Cache::new(cache * 4),
             verified: Cache::new(VERIFIED_TOKEN_CACHE),
             revoked,
+            inactive_partners: ArcSwap::from_pointee(inactive),
             limiter,
             seq: AtomicI64::new(seq),
             epoch: AtomicU64::new(0),
@@ -249,6 +266,17 @@ impl Engine {
     /// The registered scope names.
     pub fn scopes(&self) -> Arc<Vec<String>> {
         self.scopes.load_full()
+    }
+
+    /// A keyed MAC of `value` for `purpose`, base64url: what the pages use to bind a CSRF token
+    /// to the session (or the browser) and a pending request to the browser that began it.
+    pub fn page_mac(&self, purpose: &str, value: &str) -> String {
+        use base64::Engine as _;
+        let mut ctx = aws_lc_rs::hmac::Context::with_key(&self.page_key);
+        ctx.update(&(purpose.len() as u64).to_be_bytes());
+        ctx.update(purpose.as_bytes());
+        ctx.update(value.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ctx.sign().as_ref())
     }
 
     /// The published keys as a JWKS document.

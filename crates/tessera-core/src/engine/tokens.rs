@@ -33,6 +33,13 @@ impl Engine {
         if self.is_revoked(&claims) {
             return Err(EngineError::TokenUnknownOrRevoked);
         }
+        if claims
+            .partner_id
+            .as_ref()
+            .is_some_and(|p| self.inactive_partners.load().contains(p))
+        {
+            return Err(EngineError::PartnerInactive);
+        }
         Ok((*claims).clone())
     }
 
@@ -66,5 +73,24 @@ fn jwt_error(e: JwtError) -> EngineError {
     match e {
         JwtError::NotOurs => EngineError::TokenUnknownOrRevoked,
         other => EngineError::TokenInvalid(other),
+    }
+}
+
+impl Engine {
+    /// Mark a partner inactive (every token of theirs stops verifying) or active again.
+    pub(crate) fn set_partner_inactive(&self, partner_id: &str, inactive: bool) {
+        if self.inactive_partners.load().contains(partner_id) == inactive {
+            return;
+        }
+        // Read-copy-update: concurrent changes of different partners are never lost.
+        self.inactive_partners.rcu(|current| {
+            let mut next = (**current).clone();
+            if inactive {
+                next.insert(partner_id.to_string());
+            } else {
+                next.remove(partner_id);
+            }
+            next
+        });
     }
 }

@@ -88,11 +88,16 @@ pub async fn grant(
     }
     let code = match engine
         .flows()
-        .take_authorization_code(&SecretDigest::of(&request.code), now)
+        .take_authorization_code(&SecretDigest::of(&request.code), &client.id, now)
         .await?
     {
         CodeTaking::Taken(code) => code,
         CodeTaking::Unknown => return Err(EngineError::AuthorizationCodeInvalid("it is unknown")),
+        CodeTaking::OtherClient => {
+            return Err(EngineError::AuthorizationCodeInvalid(
+                "it was issued to another client",
+            ));
+        }
         CodeTaking::Reused(code) => {
             tracing::warn!("authorization code reused; revoking what its first use issued");
             let until = now + MAX_ACCESS_TOKEN_TTL;

@@ -4,12 +4,20 @@
 //! token and a refresh token that act for one of its accounts (`requested_subject`); the token
 //! names the account in `sub` and `account_id` and the partner in `act` (§4.1).
 //!
-//! Standard dialect: a client presents any Tessera access token of its own partner
-//! (`subject_token_type` access_token, jwt or the machine-token type) and gets a token for the
-//! same subject, or, with `requested_subject` (as Keycloak accepts it), for one of the partner's
-//! accounts. The actor is the `actor_token`'s subject when one is given, else the client; an
-//! actor already in the subject token is nested under it (§4.1 delegation chain). A refresh token
-//! comes with it when the client may use the `refresh_token` grant.
+//! Standard dialect: a client presents its partner's machine token, or a Tessera access token
+//! issued **to itself** (`subject_token_type` access_token, jwt or the machine-token type), and
+//! gets a token for the same subject, or, with `requested_subject` (as Keycloak accepts it), for
+//! one of the partner's accounts. The actor is the `actor_token`'s subject when one is given,
+//! else the client; an actor already in the subject token is nested under it (§4.1 delegation
+//! chain).
+//!
+//! What an exchange yields never outgrows what it came from (RFC 9700 §2.2: no laundering of a
+//! token past its client, its consent or its lifetime). Only a machine token starts a new
+//! refresh family (with a refresh token when the caller may refresh). Any other subject yields a
+//! token without a refresh token that lives no longer than the subject and stays bound to it: it
+//! carries the subject's `sid` (its refresh family, under the user's grant), or the subject's
+//! `jti` when it has none, so revoking the subject's family, its grant, or the subject token
+//! itself revokes the exchanged token too.
 
 use crate::caller::{Caller, require_within};
 use crate::engine::Engine;
@@ -90,6 +98,10 @@ pub async fn grant(
     if subject.partner_id.as_deref() != Some(partner.id.as_str()) {
         return Err(EngineError::RequestedSubjectMismatch);
     }
+    // Another client's token (a user's consent to *that* client) is not this client's to trade.
+    if !is_machine && subject.client_id != caller.client_id() {
+        return Err(EngineError::ClientIdMismatch);
+    }
     let granted = ScopeSet::parse(&subject.scope).map_err(|_| EngineError::Internal)?;
     let scope = if request.scope.is_empty() {
         if matches!(caller, Caller::Partner(_)) {
@@ -132,10 +144,11 @@ pub async fn grant(
         act: subject.act.clone().map(Box::new),
     };
 
-    let wants_refresh = match caller {
-        Caller::Partner(_) => true,
-        Caller::Client { client, .. } => client.grant_types.contains(&GrantType::RefreshToken),
-    };
+    let wants_refresh = is_machine
+        && match caller {
+            Caller::Partner(_) => true,
+            Caller::Client { client, .. } => client.grant_types.contains(&GrantType::RefreshToken),
+        };
     let (refresh, sid) = if wants_refresh {
         let refresh = generate(SecretKind::RefreshToken);
         let family_id = new_jti();
@@ -157,11 +170,21 @@ pub async fn grant(
         // Durable before it is shown: the response is built only after the commit.
         engine.tokens().insert_refresh_token(&record).await?;
         (Some(refresh), Some(family_id))
-    } else {
+    } else if is_machine {
         (None, None)
+    } else {
+        (
+            None,
+            Some(subject.sid.clone().unwrap_or_else(|| subject.jti.clone())),
+        )
     };
 
-    let ttl = engine.config.client_access_token_ttl;
+    // A machine token may be traded for a longer-lived account token (seed 000); anything else
+    // lends the exchanged token at most its own remaining lifetime.
+    let mut ttl = engine.config.client_access_token_ttl;
+    if !is_machine {
+        ttl = ttl.min(subject.exp - now).max(1);
+    }
     let role = if request.requested_subject.is_none() {
         subject.role.clone()
     } else {

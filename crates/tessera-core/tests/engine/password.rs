@@ -66,7 +66,8 @@ async fn wrong_passwords_unknown_users_and_members_are_refused() {
         w.grant(&caller, request(&member.username, PASSWORD), T0)
             .await,
     );
-    assert!(matches!(e, EngineError::InvalidGrant(_)), "{e:?}");
+    // A member's right password is refused exactly as a wrong one: no oracle.
+    assert!(matches!(e, EngineError::InvalidUserCredentials), "{e:?}");
 }
 
 #[tokio::test]

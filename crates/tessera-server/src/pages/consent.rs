@@ -20,7 +20,7 @@ pub(super) async fn consent_page(
     Query(q): Query<RequestQuery>,
 ) -> Response {
     let now = unix_now();
-    let (request, client) = match pending(&app, q.request.as_deref(), now).await {
+    let (request, client) = match pending(&app, &headers, q.request.as_deref(), now).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -35,7 +35,7 @@ pub(super) async fn consent_page(
         Ok(v) => v,
         Err(e) => return failure_page(&e),
     };
-    let (csrf, set) = csrf_token(&headers, secure(&app));
+    let (csrf, set) = csrf_token(&app.engine, &headers, secure(&app));
     let page = Page::render(
         "consent.html",
         context! { app => view.client_name, scopes => view.scopes, request => request.id.as_str(),
@@ -72,6 +72,9 @@ pub(super) async fn consent(
             Err(e) => failure_page(&e),
         },
         _ => {
+            if let Err(e) = app.engine.consume_authorization(&request).await {
+                return failure_page(&e);
+            }
             let code = Dialect::parse(&request.dialect)
                 .error_code(tessera_core::authorize::AuthorizeFailure::AccessDenied);
             let to = app.engine.error_redirect(
@@ -96,7 +99,7 @@ pub(super) async fn grants_page(
     Query(q): Query<NoticeQuery>,
 ) -> Response {
     let now = unix_now();
-    let user = match view::cookie(&headers, SESSION_COOKIE) {
+    let user = match view::cookie(&headers, SESSION_COOKIE, secure(&app)) {
         Some(c) => app.engine.session_user(c, now).await.ok().flatten(),
         None => None,
     };
@@ -125,7 +128,7 @@ pub(super) async fn grants_page(
         Some("revoked") => "Access removed. The application can no longer act for you.",
         _ => "",
     };
-    let (csrf, set) = csrf_token(&headers, secure(&app));
+    let (csrf, set) = csrf_token(&app.engine, &headers, secure(&app));
     let page = Page::render(
         "grants.html",
         context! { user => user.username.as_str(),
@@ -161,11 +164,11 @@ pub(super) async fn revoke_grant(
     body: RawBody,
 ) -> Response {
     let now = unix_now();
-    let mut form = match checked_form(&headers, &body) {
+    let mut form = match checked_form(&app, &headers, &body) {
         Ok(f) => f,
         Err(r) => return *r,
     };
-    let user = match view::cookie(&headers, SESSION_COOKIE) {
+    let user = match view::cookie(&headers, SESSION_COOKIE, secure(&app)) {
         Some(c) => app.engine.session_user(c, now).await.ok().flatten(),
         None => None,
     };

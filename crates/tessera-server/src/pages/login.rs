@@ -7,7 +7,7 @@ use minijinja::context;
 use tessera_core::model::{AuthorizationRequest, Client};
 use tessera_core::{EngineError, unix_now};
 
-use super::view::{self, CSRF_COOKIE, Framing, Page, SESSION_COOKIE, csrf_token, set_cookie};
+use super::view::{self, BROWSER_COOKIE, Framing, Page, SESSION_COOKIE, csrf_token, set_cookie};
 use super::{
     RequestQuery, checked_form, failure_page, flow_form, pending, secure, sentence, sign_in,
 };
@@ -22,7 +22,7 @@ fn login_view(
     username: &str,
     error: &str,
 ) -> Page {
-    let (csrf, set) = csrf_token(headers, secure(app));
+    let (csrf, set) = csrf_token(&app.engine, headers, secure(app));
     let page = Page::render(
         "login.html",
         context! { app => client.name.as_str(), request => request.id.as_str(), csrf, username, error },
@@ -40,7 +40,7 @@ pub(super) async fn login_page(
     Query(q): Query<RequestQuery>,
 ) -> Response {
     let now = unix_now();
-    match pending(&app, q.request.as_deref(), now).await {
+    match pending(&app, &headers, q.request.as_deref(), now).await {
         Ok((request, client)) => {
             login_view(&app, &headers, &request, &client, "", "").into_response()
         }
@@ -90,7 +90,7 @@ fn register_view(
     fields: (&str, &str),
     errors: Vec<String>,
 ) -> Page {
-    let (csrf, set) = csrf_token(headers, secure(app));
+    let (csrf, set) = csrf_token(&app.engine, headers, secure(app));
     let page = Page::render(
         "register.html",
         context! { app => client.name.as_str(), request => request.id.as_str(), csrf,
@@ -109,7 +109,7 @@ pub(super) async fn register_page(
     Query(q): Query<RequestQuery>,
 ) -> Response {
     let now = unix_now();
-    match pending(&app, q.request.as_deref(), now).await {
+    match pending(&app, &headers, q.request.as_deref(), now).await {
         Ok((request, client)) => {
             register_view(&app, &headers, &request, &client, ("", ""), Vec::new()).into_response()
         }
@@ -151,10 +151,10 @@ pub(super) async fn logout(
     headers: HeaderMap,
     body: RawBody,
 ) -> Response {
-    if let Err(r) = checked_form(&headers, &body) {
+    if let Err(r) = checked_form(&app, &headers, &body) {
         return *r;
     }
-    if let Some(c) = view::cookie(&headers, SESSION_COOKIE)
+    if let Some(c) = view::cookie(&headers, SESSION_COOKIE, secure(&app))
         && let Err(e) = app.engine.end_session(c).await
     {
         return failure_page(&e);
@@ -165,6 +165,6 @@ pub(super) async fn logout(
         Framing::Nobody,
     )
     .cookie(set_cookie(SESSION_COOKIE, "", 0, secure(&app)))
-    .cookie(set_cookie(CSRF_COOKIE, "", 0, secure(&app)))
+    .cookie(set_cookie(BROWSER_COOKIE, "", 0, secure(&app)))
     .into_response()
 }

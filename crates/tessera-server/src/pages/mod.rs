@@ -27,7 +27,7 @@ use serde::Deserialize;
 use tessera_core::EngineError;
 use tessera_core::authorize::AuthorizeError;
 use tessera_core::model::{AuthorizationRequest, Client, User};
-use tessera_core::policy::SESSION_TTL;
+use tessera_core::policy::{AUTHORIZATION_REQUEST_TTL, SESSION_TTL};
 
 use crate::app::AppState;
 use crate::body::{RawBody, bytes};
@@ -137,13 +137,14 @@ pub(super) async fn session_user(
     client: &Client,
     now: i64,
 ) -> Option<User> {
-    let cookie = view::cookie(headers, SESSION_COOKIE)?;
+    let cookie = view::cookie(headers, SESSION_COOKIE, secure(app))?;
     let user = app.engine.session_user(cookie, now).await.ok()??;
     (user.partner_id == client.partner_id).then_some(user)
 }
 
 /// After `/authorize`: sign in first, unless the browser's session already belongs to the
-/// client's partner.
+/// client's partner. The flow cookie binds the pending request to this browser: every later
+/// page of the flow refuses a browser without it.
 pub(super) async fn continue_flow(
     app: &AppState,
     headers: &HeaderMap,
@@ -151,14 +152,20 @@ pub(super) async fn continue_flow(
     client: &Client,
     now: i64,
 ) -> Response {
+    let bind = view::flow_cookie(
+        &app.engine,
+        &request.id,
+        AUTHORIZATION_REQUEST_TTL,
+        secure(app),
+    );
     let Some(user) = session_user(app, headers, client, now).await else {
         return redirect(
             &format!("/oauth/login?request={}", request.id),
-            Vec::new(),
+            vec![bind],
             &client.frame_origins,
         );
     };
-    finish_or_consent(app, request, client, &user, now, Vec::new()).await
+    finish_or_consent(app, request, client, &user, now, vec![bind]).await
 }
 
 pub(super) async fn finish_or_consent(
@@ -201,6 +208,10 @@ pub(super) async fn sign_in(
 }
 
 pub(super) fn failure_page(e: &EngineError) -> Response {
+    if let EngineError::InvalidGrant(why) = e {
+        // A refusal the user can act on (a replayed or spent request), not a fault of ours.
+        return error_page(&sentence(why), StatusCode::BAD_REQUEST);
+    }
     tracing::warn!(error = %e, "authorization page failed");
     error_page(
         "Something went wrong on our side. Go back to the application and try again.",
@@ -213,8 +224,10 @@ pub(super) struct RequestQuery {
     pub(super) request: Option<String>,
 }
 
+/// The pending request a page names, if this browser began it.
 pub(super) async fn pending(
     app: &AppState,
+    headers: &HeaderMap,
     id: Option<&str>,
     now: i64,
 ) -> Result<(AuthorizationRequest, Arc<Client>), Response> {
@@ -224,19 +237,37 @@ pub(super) async fn pending(
             StatusCode::BAD_REQUEST,
         )
     })?;
-    app.engine
-        .pending_authorization(id, now)
-        .await
-        .map_err(|e| match e {
-            AuthorizeError::Page(m) => error_page(&m, StatusCode::BAD_REQUEST),
-            AuthorizeError::Redirect { .. } => {
-                error_page("Invalid request.", StatusCode::BAD_REQUEST)
-            }
-        })
+    let (request, client) =
+        app.engine
+            .pending_authorization(id, now)
+            .await
+            .map_err(|e| match e {
+                AuthorizeError::Page(m) => error_page(&m, StatusCode::BAD_REQUEST),
+                AuthorizeError::Redirect { .. } => {
+                    error_page("Invalid request.", StatusCode::BAD_REQUEST)
+                }
+            })?;
+    if !view::flow_ok(&app.engine, headers, id, secure(app)) {
+        // Shown where the client's pages may be shown (its frame origins), saying nothing more.
+        return Err(Page::render(
+            "message.html",
+            context! { heading => "This request cannot continue",
+            message => "This sign-in request was started in another browser. Go back to the \
+                        application and start again." },
+            Framing::Client(&client),
+        )
+        .status(StatusCode::BAD_REQUEST)
+        .into_response());
+    }
+    Ok((request, client))
 }
 
-/// A posted form whose CSRF token matches the browser's cookie.
-pub(super) fn checked_form(headers: &HeaderMap, body: &RawBody) -> Result<Form, Box<Response>> {
+/// A posted form whose CSRF token is this browser's.
+pub(super) fn checked_form(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: &RawBody,
+) -> Result<Form, Box<Response>> {
     let form = bytes(body)
         .and_then(|b| Form::parse(headers, b))
         .map_err(|_| {
@@ -245,7 +276,7 @@ pub(super) fn checked_form(headers: &HeaderMap, body: &RawBody) -> Result<Form, 
                 StatusCode::BAD_REQUEST,
             ))
         })?;
-    if !csrf_ok(headers, form.get("csrf")) {
+    if !csrf_ok(&app.engine, headers, secure(app), form.get("csrf")) {
         return Err(Box::new(error_page(
             "This form has expired. Go back and try again.",
             StatusCode::FORBIDDEN,
@@ -261,8 +292,8 @@ pub(super) async fn flow_form(
     body: &RawBody,
     now: i64,
 ) -> Result<(Form, AuthorizationRequest, Arc<Client>), Box<Response>> {
-    let form = checked_form(headers, body)?;
-    let (request, client) = pending(app, form.get("request"), now)
+    let form = checked_form(app, headers, body)?;
+    let (request, client) = pending(app, headers, form.get("request"), now)
         .await
         .map_err(Box::new)?;
     Ok((form, request, client))

@@ -1,6 +1,9 @@
 //! Rendering the authorization pages: templates (embedded, autoescaped), security headers
-//! (CSP `frame-ancestors` from the client's registered origins, no framing by default), cookies
-//! (HttpOnly, SameSite=Lax, Secure over HTTPS) and the double-submit CSRF token.
+//! (CSP `frame-ancestors` from the client's registered origins, no framing by default;
+//! `form-action` limited to Tessera and the client's redirect URIs), cookies (HttpOnly,
+//! SameSite=Lax; over HTTPS Secure and `__Host-` prefixed, so no other host can plant one) and
+//! CSRF tokens that are a keyed MAC of the browser's session (or, before sign-in, of a random
+//! browser id), so a planted cookie cannot forge a form.
 
 use std::sync::OnceLock;
 
@@ -9,11 +12,15 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use minijinja::Environment;
+use tessera_core::Engine;
 use tessera_core::model::Client;
 use tessera_core::secret::{ct_eq, random_bytes};
 
 pub const SESSION_COOKIE: &str = "tessera_session";
-pub const CSRF_COOKIE: &str = "tessera_csrf";
+/// A random id of the browser, which CSRF tokens are bound to before there is a session.
+pub const BROWSER_COOKIE: &str = "tessera_browser";
+/// Binds a pending request to the browser that began it; the request id follows the prefix.
+pub const FLOW_COOKIE: &str = "tessera_flow_";
 
 fn env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
@@ -54,6 +61,8 @@ pub struct Page {
     pub status: StatusCode,
     pub body: String,
     pub framing_origins: Vec<String>,
+    /// Where its forms may lead: the client's redirect URIs (a form's 303 goes there).
+    pub form_targets: Vec<String>,
     pub cookies: Vec<String>,
 }
 
@@ -66,13 +75,15 @@ impl Page {
                 tracing::error!(error = %e, template, "template failed");
                 "<!doctype html><title>Error</title><p>Something went wrong.</p>".into()
             });
+        let (framing_origins, form_targets) = match framing {
+            Framing::Nobody => (Vec::new(), Vec::new()),
+            Framing::Client(c) => (c.frame_origins.clone(), form_targets(c)),
+        };
         Page {
             status: StatusCode::OK,
             body,
-            framing_origins: match framing {
-                Framing::Nobody => Vec::new(),
-                Framing::Client(c) => c.frame_origins.clone(),
-            },
+            framing_origins,
+            form_targets,
             cookies: Vec::new(),
         }
     }
@@ -88,16 +99,45 @@ impl Page {
     }
 }
 
+/// The CSP sources a client's forms may lead to: the origins of its redirect URIs (or the
+/// scheme of a native app's private-use URI).
+pub fn form_targets(client: &Client) -> Vec<String> {
+    let mut out: Vec<String> = client
+        .redirect_uris
+        .iter()
+        .filter_map(|uri| match uri.split_once("://") {
+            Some((scheme, rest)) => {
+                let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+                Some(format!("{scheme}://{authority}"))
+            }
+            None => uri.split_once(':').map(|(scheme, _)| format!("{scheme}:")),
+        })
+        .filter(|s| !s.contains([';', ',', ' ', '\'', '"']))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Headers every page and redirect of the flow carries.
-pub fn security_headers(headers: &mut HeaderMap, framing_origins: &[String]) {
+pub fn security_headers(
+    headers: &mut HeaderMap,
+    framing_origins: &[String],
+    form_targets: &[String],
+) {
     let ancestors = if framing_origins.is_empty() {
         "'none'".to_string()
     } else {
         framing_origins.join(" ")
     };
+    let mut form_action = String::from("'self'");
+    for t in form_targets {
+        form_action.push(' ');
+        form_action.push_str(t);
+    }
     let csp = format!(
         "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; \
-         frame-ancestors {ancestors}"
+         form-action {form_action}; frame-ancestors {ancestors}"
     );
     if let Ok(v) = HeaderValue::from_str(&csp) {
         headers.insert(header::CONTENT_SECURITY_POLICY, v);
@@ -115,7 +155,7 @@ pub fn security_headers(headers: &mut HeaderMap, framing_origins: &[String]) {
 impl IntoResponse for Page {
     fn into_response(self) -> Response {
         let mut r = (self.status, axum::response::Html(self.body)).into_response();
-        security_headers(r.headers_mut(), &self.framing_origins);
+        security_headers(r.headers_mut(), &self.framing_origins, &self.form_targets);
         for c in self.cookies {
             if let Ok(v) = HeaderValue::from_str(&c) {
                 r.headers_mut().append(header::SET_COOKIE, v);
@@ -131,7 +171,7 @@ pub fn redirect(location: &str, cookies: Vec<String>, framing_origins: &[String]
     if let Ok(v) = HeaderValue::from_str(location) {
         r.headers_mut().insert(header::LOCATION, v);
     }
-    security_headers(r.headers_mut(), framing_origins);
+    security_headers(r.headers_mut(), framing_origins, &[]);
     for c in cookies {
         if let Ok(v) = HeaderValue::from_str(&c) {
             r.headers_mut().append(header::SET_COOKIE, v);
@@ -140,15 +180,28 @@ pub fn redirect(location: &str, cookies: Vec<String>, framing_origins: &[String]
     r
 }
 
+/// A cookie's name on the wire: `__Host-` prefixed over HTTPS (Secure, `Path=/`, no `Domain`),
+/// so that no sibling host or plain-HTTP response can set or overwrite it.
+pub fn cookie_name(name: &str, secure: bool) -> String {
+    if secure {
+        format!("__Host-{name}")
+    } else {
+        name.to_string()
+    }
+}
+
 /// `Set-Cookie` value; `max_age` 0 deletes it.
 pub fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> String {
     format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
+        cookie_name(name, secure),
         if secure { "; Secure" } else { "" }
     )
 }
 
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// A cookie the browser sent, by the name [`set_cookie`] gave it.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str, secure: bool) -> Option<&'a str> {
+    let name = cookie_name(name, secure);
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -160,25 +213,56 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty() && v.len() <= 128)
 }
 
-/// The browser's CSRF token, and the cookie to set when it has none yet.
-pub fn csrf_token(headers: &HeaderMap, secure: bool) -> (String, Option<String>) {
-    match cookie(headers, CSRF_COOKIE) {
-        Some(t) => (t.to_string(), None),
+/// What a CSRF token is bound to: the session cookie when there is one, else the browser id.
+fn csrf_binding(headers: &HeaderMap, secure: bool) -> Option<(&'static str, &str)> {
+    cookie(headers, SESSION_COOKIE, secure)
+        .map(|s| ("csrf:session", s))
+        .or_else(|| cookie(headers, BROWSER_COOKIE, secure).map(|b| ("csrf:browser", b)))
+}
+
+/// The browser's CSRF token (a keyed MAC of its session, or of its browser id), and the browser
+/// cookie to set when it has neither yet.
+pub fn csrf_token(engine: &Engine, headers: &HeaderMap, secure: bool) -> (String, Option<String>) {
+    match csrf_binding(headers, secure) {
+        Some((purpose, value)) => (engine.page_mac(purpose, value), None),
         None => {
-            let t = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
-            let c = set_cookie(CSRF_COOKIE, &t, 12 * 3600, secure);
-            (t, Some(c))
+            let id = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
+            let c = set_cookie(BROWSER_COOKIE, &id, 12 * 3600, secure);
+            (engine.page_mac("csrf:browser", &id), Some(c))
         }
     }
 }
 
-/// Double-submit check: the form's token equals the cookie's (SameSite=Lax keeps the cookie off
-/// cross-site POSTs, so a forged form cannot carry it).
-pub fn csrf_ok(headers: &HeaderMap, submitted: Option<&str>) -> bool {
-    match (cookie(headers, CSRF_COOKIE), submitted) {
-        (Some(c), Some(s)) => ct_eq(c.as_bytes(), s.as_bytes()),
+/// The form's token is the MAC of this browser's session (or browser id): a cross-site form
+/// cannot know it, and a planted cookie does not help, since the MAC needs the server's key.
+pub fn csrf_ok(
+    engine: &Engine,
+    headers: &HeaderMap,
+    secure: bool,
+    submitted: Option<&str>,
+) -> bool {
+    match (csrf_binding(headers, secure), submitted) {
+        (Some((purpose, value)), Some(s)) => {
+            ct_eq(engine.page_mac(purpose, value).as_bytes(), s.as_bytes())
+        }
         _ => false,
     }
+}
+
+/// The cookie that binds pending request `id` to this browser (set at `/authorize`).
+pub fn flow_cookie(engine: &Engine, id: &str, max_age: i64, secure: bool) -> String {
+    set_cookie(
+        &format!("{FLOW_COOKIE}{id}"),
+        &engine.page_mac("flow", id),
+        max_age,
+        secure,
+    )
+}
+
+/// Whether this browser began pending request `id`.
+pub fn flow_ok(engine: &Engine, headers: &HeaderMap, id: &str, secure: bool) -> bool {
+    cookie(headers, &format!("{FLOW_COOKIE}{id}"), secure)
+        .is_some_and(|v| ct_eq(v.as_bytes(), engine.page_mac("flow", id).as_bytes()))
 }
 
 #[cfg(test)]
@@ -208,16 +292,45 @@ mod tests {
     }
 
     #[test]
-    fn cookies_parse_and_csrf_compares() {
+    fn cookies_parse_and_carry_the_host_prefix_over_https() {
         let mut h = HeaderMap::new();
         h.insert(
             header::COOKIE,
-            HeaderValue::from_static("a=1; tessera_csrf=tok; b=2"),
+            HeaderValue::from_static("a=1; tessera_browser=b1; __Host-tessera_browser=b2; c=3"),
         );
-        assert_eq!(cookie(&h, "tessera_csrf"), Some("tok"));
-        assert!(csrf_ok(&h, Some("tok")));
-        assert!(!csrf_ok(&h, Some("other")));
-        assert!(!csrf_ok(&HeaderMap::new(), Some("tok")));
+        assert_eq!(cookie(&h, BROWSER_COOKIE, false), Some("b1"));
+        assert_eq!(cookie(&h, BROWSER_COOKIE, true), Some("b2"));
+        assert!(set_cookie("s", "v", 5, true).starts_with("__Host-s=v; Path=/;"));
         assert!(set_cookie("s", "v", 5, true).ends_with("Max-Age=5; Secure"));
+        assert!(set_cookie("s", "v", 5, false).starts_with("s=v;"));
+    }
+
+    #[test]
+    fn form_targets_are_the_redirect_origins() {
+        let c = Client {
+            id: "c".into(),
+            partner_id: "p".into(),
+            name: "n".into(),
+            secret_digest: tessera_core::secret::SecretDigest([0; 32]),
+            grant_types: vec![],
+            scopes: Default::default(),
+            redirect_uris: vec![
+                "https://app.example/cb?x=1".into(),
+                "https://app.example/other".into(),
+                "http://127.0.0.1:9000/cb".into(),
+                "com.example.app:/oauth".into(),
+            ],
+            frame_origins: vec![],
+            dev: false,
+            created_at: 0,
+        };
+        assert_eq!(
+            form_targets(&c),
+            [
+                "com.example.app:",
+                "http://127.0.0.1:9000",
+                "https://app.example"
+            ]
+        );
     }
 }

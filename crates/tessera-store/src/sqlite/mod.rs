@@ -44,10 +44,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/sqlite/0003_authorization_code.sql"),
     ),
-    (
-        4,
-        include_str!("../../migrations/sqlite/0004_login_attempts.sql"),
-    ),
+    (4, include_str!("../../migrations/sqlite/0004_security.sql")),
 ];
 
 pub struct SqliteStore {
@@ -260,6 +257,14 @@ impl PartnerStore for SqliteStore {
         }
         emit(&mut tx, &Change::Partner(id.to_string())).await?;
         tx.commit().await.map_err(err)
+    }
+
+    async fn partner_ids_with_status(&self, status: PartnerStatus) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar("SELECT id FROM partners WHERE status = ?")
+            .bind(status.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)
     }
 
     async fn set_partner_password(&self, id: &str, hash: &PasswordHash) -> StoreResult<()> {
@@ -688,6 +693,18 @@ impl AuthorizationStore for SqliteStore {
         .transpose()
     }
 
+    async fn consume_authorization_request(&self, id: &str) -> StoreResult<bool> {
+        Ok(
+            sqlx::query("DELETE FROM authorization_requests WHERE id = ?")
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(err)?
+                .rows_affected()
+                == 1,
+        )
+    }
+
     async fn insert_session(&self, s: &Session) -> StoreResult<()> {
         sqlx::query("INSERT INTO sessions (digest, user_id, expires_at) VALUES (?, ?, ?)")
             .bind(&s.digest.0[..])
@@ -838,12 +855,14 @@ impl AuthorizationStore for SqliteStore {
         let Some(grant_id) = grant else {
             return Ok(false);
         };
-        let families: Vec<String> =
-            sqlx::query_scalar("SELECT DISTINCT family_id FROM refresh_tokens WHERE grant_id = ?")
-                .bind(&grant_id)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(err)?;
+        let families: Vec<String> = sqlx::query_scalar(
+            "SELECT family_id FROM refresh_tokens WHERE grant_id = ?1
+                 UNION SELECT family_id FROM authorization_codes WHERE grant_id = ?1",
+        )
+        .bind(&grant_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
         sqlx::query(
             "UPDATE refresh_tokens SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL",
         )
@@ -885,14 +904,17 @@ impl AuthorizationStore for SqliteStore {
     async fn take_authorization_code(
         &self,
         digest: &SecretDigest,
+        client_id: &str,
         now: i64,
     ) -> StoreResult<CodeTaking> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         let taken = sqlx::query(
-            "UPDATE authorization_codes SET used_at = ? WHERE digest = ? AND used_at IS NULL RETURNING *",
+            "UPDATE authorization_codes SET used_at = ?
+             WHERE digest = ? AND client_id = ? AND used_at IS NULL RETURNING *",
         )
         .bind(now)
         .bind(&digest.0[..])
+        .bind(client_id)
         .fetch_optional(&mut *tx)
         .await
         .map_err(err)?;
@@ -904,7 +926,14 @@ impl AuthorizationStore for SqliteStore {
                 .await
                 .map_err(err)?
             {
-                Some(row) => CodeTaking::Reused(code_of(&row)?),
+                Some(row) => {
+                    let code = code_of(&row)?;
+                    if code.client_id == client_id {
+                        CodeTaking::Reused(code)
+                    } else {
+                        CodeTaking::OtherClient
+                    }
+                }
                 None => CodeTaking::Unknown,
             },
         };

@@ -81,7 +81,7 @@ pub async fn setup(t: &TestServer, frame_origins: &[String], dev: bool) -> Setup
 pub struct Agent {
     http: reqwest::Client,
     base: String,
-    cookies: HashMap<String, String>,
+    pub cookies: HashMap<String, String>,
 }
 
 pub struct Page {

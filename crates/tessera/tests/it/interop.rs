@@ -88,6 +88,13 @@ async fn the_oauth2_crate_over_tls() {
         .build()
         .unwrap();
     t.http = http.clone();
+    // Over HTTPS every response tells the browser to stay on HTTPS.
+    let r = http
+        .get(format!("{}/healthz", t.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
     let send = transport(http.clone());
     let client = BasicClient::new(ClientId::new(o.client_id.clone()))
         .set_client_secret(ClientSecret::new(o.client_secret.clone()))
@@ -140,7 +147,8 @@ async fn the_oauth2_crate_over_tls() {
         other => panic!("{other:?}"),
     }
 
-    // refresh: get a refresh token by token exchange on the wire, then let the library rotate it.
+    // refresh: get a refresh token by exchanging the partner's machine token on the wire, then let
+    // the library rotate it.
     let acc = t
         .post(
             "/v2/accounts",
@@ -149,6 +157,14 @@ async fn the_oauth2_crate_over_tls() {
         )
         .await
         .data("account_id");
+    let machine = t
+        .post(
+            "/v2/oauth/token",
+            Some(&o.partner.basic()),
+            &crate::support::machine_token_body("WRITE crm"),
+        )
+        .await
+        .data("access_token");
     let raw: serde_json::Value = http
         .post(format!("{}/oauth/token", t.base))
         .basic_auth(&o.client_id, Some(&o.client_secret))
@@ -160,12 +176,13 @@ async fn the_oauth2_crate_over_tls() {
                         "grant_type",
                         "urn:ietf:params:oauth:grant-type:token-exchange",
                     ),
-                    ("subject_token", app.access_token().secret().as_str()),
+                    ("subject_token", machine.as_str()),
                     (
                         "subject_token_type",
-                        "urn:ietf:params:oauth:token-type:access_token",
+                        "urn:wazzup:oauth:token-type:machine_token",
                     ),
                     ("requested_subject", acc.as_str()),
+                    ("scope", "WRITE crm"),
                 ])
                 .finish(),
         )

@@ -130,27 +130,19 @@ async fn concurrent_sign_in_page_guesses_get_the_allowance_and_no_more() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    // One browser: a pending request, and the sign-in form's CSRF cookie and value.
-    let r = http
-        .get(t.url(&authorize_path("standard", &s.client_id, &[])))
-        .send()
-        .await
-        .unwrap();
-    let login = r.headers()["location"].to_str().unwrap().to_string();
-    let page = http.get(t.url(&login)).send().await.unwrap();
-    let cookie = page.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let body = page.text().await.unwrap();
-    let hidden = |name: &str| {
-        let marker = format!("name=\"{name}\" value=\"");
-        let start = body.find(&marker).unwrap() + marker.len();
-        body[start..].split('"').next().unwrap().to_string()
-    };
+    // One browser: a pending request, its flow cookie, and the sign-in form's CSRF token.
+    let mut agent = authcode::Agent::new(&t.base);
+    let r = agent
+        .get(&authorize_path("standard", &s.client_id, &[]))
+        .await;
+    let page = agent.get(r.location.as_deref().unwrap()).await;
+    let cookie = agent
+        .cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let hidden = |name: &str| page.hidden(name);
     let (request, csrf) = (hidden("request"), hidden("csrf"));
     let attempt = |password: String| {
         let form: String = form_urlencoded::Serializer::new(String::new())

@@ -2,10 +2,12 @@
 //! crate again), real servers on port 0, real SQLite files.
 
 mod authcode;
+mod binding;
 mod browser;
 mod cli;
 mod enumeration;
 mod errors;
+mod flows;
 mod input;
 mod interop;
 mod lockout;

@@ -242,10 +242,46 @@ async fn introspection_and_revocation() {
         "urn:ietf:params:oauth:token-type:access_token"
     );
     let access = r.body["access_token"].as_str().unwrap().to_string();
-    let refresh = r.body["refresh_token"].as_str().unwrap().to_string();
     let c = claims(&access);
     assert_eq!(c["sub"], acc.as_str());
     assert_eq!(c["act"]["sub"], o.client_id.as_str());
+    // Bound to the app_token it came from: no refresh token, no longer life, its jti as sid.
+    assert!(r.body.get("refresh_token").is_none(), "{}", r.body);
+    let a = claims(&app);
+    assert!(c["exp"].as_i64() <= a["exp"].as_i64());
+    assert_eq!(c["sid"], a["jti"]);
+
+    // The partner's machine token is what starts a refresh family.
+    let machine = t
+        .post(
+            "/v2/oauth/token",
+            Some(&o.partner.basic()),
+            &crate::support::machine_token_body("WRITE crm"),
+        )
+        .await
+        .data("access_token");
+    let r = t
+        .form(
+            "/oauth/token",
+            Some(&o.basic()),
+            &[
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                ("subject_token", &machine),
+                (
+                    "subject_token_type",
+                    "urn:wazzup:oauth:token-type:machine_token",
+                ),
+                ("requested_subject", &acc),
+                ("scope", "WRITE"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let refresh = r.body["refresh_token"].as_str().unwrap().to_string();
+    let family_access = r.body["access_token"].as_str().unwrap().to_string();
     let r = introspect(refresh.clone(), o.basic()).await;
     assert_eq!(
         (r.body["active"].as_bool(), r.body["token_type"].as_str()),
@@ -362,7 +398,10 @@ async fn introspection_and_revocation() {
         introspect(refresh2.clone(), o.basic()).await.body["active"],
         false
     );
-    assert_eq!(introspect(access, o.basic()).await.body["active"], false);
+    assert_eq!(
+        introspect(family_access, o.basic()).await.body["active"],
+        false
+    );
     let r = t
         .form(
             "/oauth/token",
@@ -374,11 +413,17 @@ async fn introspection_and_revocation() {
         )
         .await;
     expect(&r, 400, "invalid_grant");
+    assert_eq!(
+        introspect(access.clone(), o.basic()).await.body["active"],
+        true
+    );
     let r = t
         .form("/oauth/revoke", Some(&o.basic()), &[("token", &app)])
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(introspect(app, o.basic()).await.body["active"], false);
+    // What was exchanged from the app_token goes with it.
+    assert_eq!(introspect(access, o.basic()).await.body["active"], false);
 }
 
 #[tokio::test]

@@ -65,6 +65,7 @@ pub struct TestServer {
     pub http: reqwest::Client,
 }
 
+#[derive(Clone)]
 pub struct TestPartner {
     pub id: String,
     pub email: String,

@@ -1,0 +1,15 @@
+-- Issue 9 (security): the lockout's buckets, and an index to revoke a grant's code families.
+-- Buckets are shared by every node: one row per username being checked, see
+-- tessera_core::lockout. `key` is SHA-256 of the username's kind and name; rows drain and are
+-- pruned by housekeeping.
+
+CREATE TABLE login_attempts (
+    key   BYTEA PRIMARY KEY,
+    level DOUBLE PRECISION NOT NULL,
+    at    BIGINT NOT NULL
+);
+CREATE INDEX login_attempts_by_age ON login_attempts (at);
+
+-- Withdrawing a grant revokes the families of its codes too (issue 9, item 3): their access
+-- tokens name the family even when no refresh token was issued.
+CREATE INDEX authorization_codes_by_grant ON authorization_codes (grant_id);

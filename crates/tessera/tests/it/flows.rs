@@ -1,0 +1,247 @@
+//! The authorization pages under attack (issue 9, items 6-8 and 10): a pending request is used
+//! once and only by the browser that began it; a code presented by another client is not spent;
+//! CSRF tokens are bound to the session so a planted cookie forges nothing; redirects never
+//! reflect request input; a client introspects and revokes only its own tokens.
+
+use tessera_core::admin;
+use tessera_core::unix_now;
+
+use crate::authcode::{self, Agent, REDIRECT, Setup, VERIFIER, authorize_path};
+use crate::support::TestServer;
+
+fn basic(id: &str, secret: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
+}
+
+/// Sign in on the agent up to the consent page; the page's request id and CSRF token.
+async fn to_consent(t: &TestServer, s: &Setup, agent: &mut Agent) -> (String, String) {
+    let r = agent
+        .get(&authorize_path("standard", &s.client_id, &[]))
+        .await;
+    let login = agent.get(r.location.as_deref().unwrap()).await;
+    let r = agent
+        .post(
+            "/oauth/login",
+            &[
+                ("request", &login.hidden("request")),
+                ("csrf", &login.hidden("csrf")),
+                ("username", &s.user_email),
+                ("password", &s.user_password),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let consent = agent.get(r.location.as_deref().unwrap()).await;
+    assert_eq!(consent.status, 200, "{}", consent.body);
+    let _ = t;
+    (consent.hidden("request"), consent.hidden("csrf"))
+}
+
+#[tokio::test]
+async fn a_pending_request_is_approved_once() {
+    let t = TestServer::start().await;
+    let s = authcode::setup(&t, &[], false).await;
+    let mut agent = Agent::new(&t.base);
+    let (request, csrf) = to_consent(&t, &s, &mut agent).await;
+    let approve = [
+        ("request", request.as_str()),
+        ("csrf", csrf.as_str()),
+        ("decision", "approve"),
+    ];
+    let first = agent.post("/oauth/consent", &approve).await;
+    assert_eq!(first.status, 303);
+    assert!(first.query().contains_key("code"));
+    for _ in 0..2 {
+        let again = agent.post("/oauth/consent", &approve).await;
+        assert_eq!(
+            again.status, 400,
+            "a replayed approval: {:?}",
+            again.location
+        );
+        assert!(again.location.is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_pending_request_belongs_to_the_browser_that_began_it() {
+    let t = TestServer::start().await;
+    let s = authcode::setup(&t, &[], false).await;
+    let mut victim = Agent::new(&t.base);
+    let mut attacker = Agent::new(&t.base);
+    // The attacker begins a request and hands its sign-in link to the victim.
+    let link = attacker
+        .get(&authorize_path("standard", &s.client_id, &[]))
+        .await
+        .location
+        .unwrap();
+    let page = victim.get(&link).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(
+        page.body.contains("started in another browser"),
+        "{}",
+        page.body
+    );
+    // The browser that began it goes on.
+    assert_eq!(attacker.get(&link).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_code_presented_by_another_client_is_not_spent() {
+    let t = TestServer::start().await;
+    let s = authcode::setup(&t, &[], false).await;
+    let (other, secret) = admin::create_client(
+        t.store.as_ref(),
+        admin::NewClient {
+            partner_id: &s.partner.id,
+            name: "Rival",
+            grant_types: &["authorization_code".into()],
+            scopes: "crm",
+            redirect_uris: &[REDIRECT.into()],
+            frame_origins: &[],
+            dev: false,
+        },
+        unix_now(),
+    )
+    .await
+    .unwrap();
+    let mut agent = Agent::new(&t.base);
+    let q = authcode::authorize(
+        &mut agent,
+        &s,
+        &authorize_path("standard", &s.client_id, &[]),
+    )
+    .await;
+    let redeem = |id: &str, secret: &str| {
+        let (t, auth, code) = (&t, basic(id, secret), q["code"].clone());
+        async move {
+            t.form(
+                "/oauth/token",
+                Some(&auth),
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", REDIRECT),
+                    ("code_verifier", VERIFIER),
+                ],
+            )
+            .await
+        }
+    };
+    let r = redeem(&other.id, secret.expose()).await;
+    assert_eq!(
+        (r.status, r.oauth_error()),
+        (400, "invalid_grant"),
+        "{}",
+        r.body
+    );
+    let r = redeem(&s.client_id, &s.client_secret).await;
+    assert_eq!(
+        r.status, 200,
+        "the rightful client still redeems it: {}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn a_planted_csrf_cookie_forges_no_consent() {
+    let t = TestServer::start().await;
+    let s = authcode::setup(&t, &[], false).await;
+    let mut agent = Agent::new(&t.base);
+    let (request, _) = to_consent(&t, &s, &mut agent).await;
+    // The attacker plants a cookie of their choosing and submits the same value in the form.
+    agent
+        .cookies
+        .insert("tessera_csrf".into(), "planted".into());
+    agent
+        .cookies
+        .insert("tessera_browser".into(), "planted".into());
+    let r = agent
+        .post(
+            "/oauth/consent",
+            &[
+                ("request", request.as_str()),
+                ("csrf", "planted"),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{:?} {}", r.location, r.body);
+}
+
+#[tokio::test]
+async fn redirects_never_reflect_request_input() {
+    let t = TestServer::start().await;
+    let s = authcode::setup(&t, &[], false).await;
+    let mut agent = Agent::new(&t.base);
+    let path = authorize_path("standard", &s.client_id, &[])
+        .replace("scope=crm", "scope=%22%3E%3Csvg%2Fonload%3Dalert(1)%3E");
+    let r = agent.get(&path).await;
+    assert_eq!(r.status, 303);
+    let q = r.query();
+    assert_eq!(q["error"], "invalid_scope");
+    let d = &q["error_description"];
+    assert!(
+        !d.contains('<') && !d.contains('>') && !d.contains("svg"),
+        "{d}"
+    );
+    assert!(
+        d.chars()
+            .all(|c| (' '..='~').contains(&c) && c != '"' && c != '\\')
+    );
+}
+
+#[tokio::test]
+async fn pages_limit_where_their_forms_may_lead() {
+    let t = TestServer::start().await;
+    let s = authcode::setup(&t, &[], false).await;
+    let mut agent = Agent::new(&t.base);
+    let r = agent
+        .get(&authorize_path("standard", &s.client_id, &[]))
+        .await;
+    let login = agent.get(r.location.as_deref().unwrap()).await;
+    let csp = login.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("form-action 'self' https://app.example;"),
+        "{csp}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_introspects_and_revokes_only_its_own_tokens() {
+    let t = TestServer::start().await;
+    let a = t.onboard(&["client_credentials"]).await;
+    let (b_id, b_secret) = admin::create_client(
+        t.store.as_ref(),
+        admin::NewClient {
+            partner_id: &a.partner.id,
+            name: "Sibling",
+            grant_types: &["client_credentials".into()],
+            scopes: "crm",
+            redirect_uris: &[],
+            frame_origins: &[],
+            dev: false,
+        },
+        unix_now(),
+    )
+    .await
+    .map(|(c, s)| (c.id, s.expose().to_string()))
+    .unwrap();
+    let b = basic(&b_id, &b_secret);
+    let token = t.app_token(&a).await;
+    let r = t
+        .form("/oauth/introspect", Some(&b), &[("token", &token)])
+        .await;
+    assert_eq!(r.body, serde_json::json!({"active": false}));
+    let r = t
+        .form("/oauth/revoke", Some(&b), &[("token", &token)])
+        .await;
+    assert_eq!(r.status, 200);
+    let r = t
+        .form("/oauth/introspect", Some(&a.basic()), &[("token", &token)])
+        .await;
+    assert_eq!(r.body["active"], true, "a sibling client cannot revoke it");
+}
