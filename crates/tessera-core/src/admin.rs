@@ -180,6 +180,10 @@ pub struct NewClient<'a> {
     pub redirect_uris: &'a [String],
     pub frame_origins: &'a [String],
     pub dev: bool,
+    /// Accept PKCE `plain` besides S256 (seed 000 lists it; off unless asked for).
+    pub pkce_plain: bool,
+    /// Let Tessera's registration page create accounts through this client.
+    pub allow_registration: bool,
 }
 
 /// Register a client; returns it and its secret, shown once.
@@ -216,13 +220,7 @@ pub async fn create_client(
         check_redirect_uri(uri)?;
     }
     for origin in input.frame_origins {
-        if !(origin.starts_with("https://") || origin.starts_with("http://"))
-            || origin[8..].contains('/')
-        {
-            return Err(AdminError::Invalid(format!(
-                "{origin:?} is not an origin (scheme://host[:port], no path)"
-            )));
-        }
+        check_origin(origin)?;
     }
     let secret = generate(SecretKind::ClientSecret);
     let client = Client {
@@ -235,36 +233,68 @@ pub async fn create_client(
         redirect_uris: input.redirect_uris.to_vec(),
         frame_origins: input.frame_origins.to_vec(),
         dev: input.dev,
+        pkce_plain: input.pkce_plain,
+        allow_registration: input.allow_registration,
         created_at: now,
     };
     store.insert_client(&client).await?;
     Ok((client, secret))
 }
 
-/// RFC 9700 §2.1: exact match later, so require an absolute URI without a fragment; plain HTTP
-/// only for loopback (RFC 8252 §7.3).
+/// RFC 9700 §2.1: exact match later, so require an absolute URI (parsed as a browser would)
+/// without a fragment or userinfo; plain HTTP only for loopback (RFC 8252 §7.3); otherwise https
+/// or a private-use scheme in reverse-domain form (RFC 8252 §7.1).
 fn check_redirect_uri(uri: &str) -> Result<(), AdminError> {
     let bad = |why: &str| AdminError::Invalid(format!("redirect URI {uri:?} {why}"));
     if uri.len() > 2000 {
         return Err(bad("is too long"));
     }
-    if uri.contains('#') {
+    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("must not contain spaces or control characters"));
+    }
+    let url = url::Url::parse(uri).map_err(|_| bad("is not an absolute URI"))?;
+    if url.fragment().is_some() || uri.contains('#') {
         return Err(bad("must not contain a fragment"));
     }
-    if let Some(rest) = uri.strip_prefix("http://") {
-        let host = rest.split(['/', ':']).next().unwrap_or("");
-        if !matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
-            return Err(bad("must use https (http is allowed only for loopback)"));
-        }
-    } else if !uri.starts_with("https://") {
-        let scheme_ok = uri.split_once(':').is_some_and(|(s, _)| {
-            s.contains('.') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
-        });
-        if !scheme_ok {
-            return Err(bad(
-                "must be https, loopback http, or a private-use scheme such as com.example.app:/cb",
-            ));
-        }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("must not contain userinfo (user@ or user:password@)"));
+    }
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(()),
+        "http" => match url.host() {
+            Some(url::Host::Domain("localhost")) => Ok(()),
+            Some(url::Host::Ipv4(ip)) if ip.is_loopback() => Ok(()),
+            Some(url::Host::Ipv6(ip)) if ip.is_loopback() => Ok(()),
+            _ => Err(bad("must use https (http is allowed only for loopback)")),
+        },
+        scheme if scheme.contains('.') && url.host().is_none() => Ok(()),
+        _ => Err(bad(
+            "must be https, loopback http, or a private-use scheme such as com.example.app:/cb",
+        )),
+    }
+}
+
+/// A frame origin is exactly an origin (`scheme://host[:port]`): http or https, no path, query,
+/// fragment, userinfo or wildcard, and written as browsers serialize it, since it goes into a
+/// CSP `frame-ancestors` list as is.
+fn check_origin(origin: &str) -> Result<(), AdminError> {
+    let bad = || {
+        AdminError::Invalid(format!(
+            "{origin:?} is not an origin: give scheme://host[:port] (http or https), no path, \
+             no wildcard"
+        ))
+    };
+    if origin.len() > 300 || origin.chars().any(|c| c.is_whitespace() || c == '*') {
+        return Err(bad());
+    }
+    let url = url::Url::parse(origin).map_err(|_| bad())?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host().is_none()
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || url.origin().ascii_serialization() != origin
+    {
+        return Err(bad());
     }
     Ok(())
 }
@@ -390,7 +420,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn origins_are_exactly_origins() {
+        for good in [
+            "https://a.example",
+            "http://localhost:3000",
+            "https://a.example:8443",
+        ] {
+            assert!(check_origin(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "https://a.example *",
+            "*",
+            "https://*.example",
+            "http://",
+            "https://",
+            "https://a.example/",
+            "https://a.example/path",
+            "https://u@a.example",
+            "ftp://a.example",
+            "a.example",
+            "HTTPS://A.EXAMPLE",
+            "",
+        ] {
+            assert!(check_origin(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn redirect_uris_follow_the_bcp() {
+        assert!(check_redirect_uri("http://127.0.0.1:80@evil.example/cb").is_err());
+        assert!(check_redirect_uri("https://user:pw@app.example/cb").is_err());
+        assert!(check_redirect_uri("http://127.0.0.2/cb").is_ok());
+        assert!(check_redirect_uri("http://[::1]:9000/cb").is_ok());
+        assert!(check_redirect_uri("http://localhost.evil.example/cb").is_err());
+        assert!(check_redirect_uri("com.example.app:/oauth").is_ok());
+        assert!(check_redirect_uri("https://app.example/cb ").is_err());
         assert!(check_redirect_uri("https://app.example/cb").is_ok());
         assert!(check_redirect_uri("http://127.0.0.1:9000/cb").is_ok());
         assert!(check_redirect_uri("com.example.app:/cb").is_ok());

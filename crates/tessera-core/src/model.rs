@@ -115,6 +115,10 @@ pub struct Client {
     pub redirect_uris: Vec<String>,
     pub frame_origins: Vec<String>,
     pub dev: bool,
+    /// Whether PKCE `plain` is accepted (S256 always is).
+    pub pkce_plain: bool,
+    /// Whether Tessera's registration page may create accounts through this client.
+    pub allow_registration: bool,
     pub created_at: i64,
 }
 

@@ -1,6 +1,7 @@
 //! What every handler shares: the state ([`AppState`]), the request limits, and the
 //! `Cache-Control: no-store` marking of responses that carry tokens or secrets.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::http::{HeaderValue, header};
@@ -15,6 +16,29 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
+}
+
+/// The address a request came from (the TCP peer; a proxy in front answers for its clients),
+/// for handlers that throttle per requester.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for Peer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::TlsListener>>
+    for Peer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, crate::tls::TlsListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
 }
 
 /// Mark a response as not cacheable (RFC 6749 §5.1).

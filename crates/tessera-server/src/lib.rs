@@ -184,9 +184,12 @@ pub async fn start(
     };
     let served = match tls_config {
         None => tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<app::Peer>(),
+            )
+            .with_graceful_shutdown(stop)
+            .await
         }),
         Some(tls_config) => {
             let listener =
@@ -195,9 +198,12 @@ pub async fn start(
                     source,
                 })?;
             tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stop)
-                    .await
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<app::Peer>(),
+                )
+                .with_graceful_shutdown(stop)
+                .await
             })
         }
     };

@@ -548,8 +548,9 @@ impl ClientStore for PgStore {
             let grant_types: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
             sqlx::query(
                 "INSERT INTO clients (id, partner_id, name, secret_digest, grant_types, scopes,
-                                      redirect_uris, frame_origins, dev, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                                      redirect_uris, frame_origins, dev, pkce_plain,
+                                  allow_registration, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(&c.id)
             .bind(&c.partner_id)
@@ -560,6 +561,8 @@ impl ClientStore for PgStore {
             .bind(serde_json::to_string(&c.redirect_uris).expect("strings serialize"))
             .bind(serde_json::to_string(&c.frame_origins).expect("strings serialize"))
             .bind(i64::from(c.dev))
+            .bind(i64::from(c.pkce_plain))
+            .bind(i64::from(c.allow_registration))
             .bind(c.created_at)
             .execute(&mut *tx)
             .await

@@ -79,6 +79,8 @@ macro_rules! row_mappers {
                 redirect_uris: json_list(row, "redirect_uris")?,
                 frame_origins: json_list(row, "frame_origins")?,
                 dev: row.try_get::<i64, _>("dev").map_err(err)? != 0,
+                pkce_plain: row.try_get::<i64, _>("pkce_plain").map_err(err)? != 0,
+                allow_registration: row.try_get::<i64, _>("allow_registration").map_err(err)? != 0,
                 created_at: row.try_get("created_at").map_err(err)?,
             })
         }

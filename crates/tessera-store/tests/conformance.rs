@@ -596,10 +596,15 @@ async fn with_user_and_client(s: &dyn Store) {
         redirect_uris: vec!["https://app.example/cb".into()],
         frame_origins: vec![],
         dev: false,
+        pkce_plain: true,
+        allow_registration: true,
         created_at: 1,
     })
     .await
     .unwrap();
+    // The client's policy flags round-trip.
+    let c = s.client_by_id("c1").await.unwrap().unwrap();
+    assert!(c.pkce_plain && c.allow_registration);
 }
 
 fn code(digest: u8, grant: &str) -> tessera_core::model::AuthorizationCode {

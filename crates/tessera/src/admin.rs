@@ -108,6 +108,12 @@ pub enum ClientCommand {
         /// The client is in development and may use the debug callback page.
         #[arg(long)]
         dev: bool,
+        /// PKCE methods accepted: `s256` (the default) or `s256,plain` (seed 000 lists plain).
+        #[arg(long, default_value = "s256", value_parser = ["s256", "s256,plain", "plain,s256"])]
+        pkce: String,
+        /// Let users create an account on Tessera's registration page through this client.
+        #[arg(long)]
+        allow_registration: bool,
         #[command(flatten)]
         db: Db,
     },
@@ -250,6 +256,8 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
         redirect_uris,
         frame_origins,
         dev,
+        pkce,
+        allow_registration,
         db,
     } = cmd;
     let store = db.open().await?;
@@ -263,6 +271,8 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             redirect_uris: &redirect_uris,
             frame_origins: &frame_origins,
             dev,
+            pkce_plain: pkce.contains("plain"),
+            allow_registration,
         },
         unix_now(),
     )

@@ -86,6 +86,8 @@ pub async fn ensure_demo_data(store: &dyn Store) -> anyhow::Result<Demo> {
             redirect_uris: &["http://127.0.0.1:9999/callback".into()],
             frame_origins: &[],
             dev: true,
+            pkce_plain: false,
+            allow_registration: true,
         },
         now,
     )

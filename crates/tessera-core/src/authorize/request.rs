@@ -88,6 +88,13 @@ impl Engine {
                 "code_challenge_method must be S256 or plain",
             ));
         }
+        // RFC 9700 §2.1.1: plain only where the client was registered for it.
+        if method == "plain" && !client.pkce_plain {
+            return Err(fail(
+                AuthorizeFailure::CodeChallengeMethodUnsupported,
+                "this client must use code_challenge_method=S256",
+            ));
+        }
         let challenge = match params.code_challenge.as_deref() {
             Some(c) if pkce_value_ok(c) => c.to_string(),
             Some(_) => {

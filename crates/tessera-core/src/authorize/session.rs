@@ -33,15 +33,24 @@ impl Engine {
         .await
     }
 
-    /// Register a new end-customer account of the client's partner with its first user.
+    /// Register a new end-customer account of the client's partner with its first user: only
+    /// through a client registered with registration allowed, and at most a few a minute from
+    /// one `source` (the server passes the client's IP address) and per partner.
     pub async fn register_account(
         &self,
         client: &Client,
         account_name: &str,
         email: &str,
         password: &str,
+        source: &str,
         now: i64,
     ) -> Result<User, EngineError> {
+        if !client.allow_registration {
+            return Err(EngineError::Forbidden(
+                "this application does not offer registration",
+            ));
+        }
+        self.check_registration_rate(&client.partner_id, source)?;
         let mut errors = Vec::new();
         let account_name = account_name.trim();
         if account_name.is_empty() || account_name.chars().count() > MAX_NAME_LEN {

@@ -149,6 +149,8 @@ pub struct Engine {
     /// Partners whose every token stops working (kept current by the change feed).
     inactive_partners: ArcSwap<HashSet<String>>,
     limiter: Option<DefaultKeyedRateLimiter<String>>,
+    /// Self-registration on the pages, per requester (IP address) and per partner.
+    registrations: DefaultKeyedRateLimiter<String>,
     /// Highest change-feed sequence applied.
     seq: AtomicI64,
     /// Bumped on every invalidation; see the module comment.
@@ -233,6 +235,13 @@ impl Engine {
             revoked,
             inactive_partners: ArcSwap::from_pointee(inactive),
             limiter,
+            // 5 at once, then one every 6 minutes per key (10 an hour); partners' keys get
+            // their own budget below through a prefix and a larger burst.
+            registrations: RateLimiter::keyed(
+                Quota::with_period(std::time::Duration::from_secs(360))
+                    .expect("non-zero period")
+                    .allow_burst(NonZeroU32::new(5).expect("non-zero")),
+            ),
             seq: AtomicI64::new(seq),
             epoch: AtomicU64::new(0),
             config,
@@ -282,6 +291,24 @@ impl Engine {
     /// The published keys as a JWKS document.
     pub fn jwks(&self) -> serde_json::Value {
         self.keys.load().jwks().clone()
+    }
+
+    /// Count one self-registration against its requester's and its partner's budgets (5 back to
+    /// back, then 10 an hour, each). Per node, in memory.
+    pub(crate) fn check_registration_rate(
+        &self,
+        partner_id: &str,
+        source: &str,
+    ) -> Result<(), EngineError> {
+        for key in [format!("source:{source}"), format!("partner:{partner_id}")] {
+            if let Err(not_until) = self.registrations.check_key(&key) {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                return Err(EngineError::RateLimited {
+                    retry_after_secs: wait.as_secs().max(1),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Count one token request against `key`'s budget.

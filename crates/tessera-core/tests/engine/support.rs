@@ -88,6 +88,8 @@ impl World {
                 redirect_uris: &["https://app.test/cb".to_string()],
                 frame_origins: &[],
                 dev: false,
+                pkce_plain: false,
+                allow_registration: false,
             },
             T0,
         )

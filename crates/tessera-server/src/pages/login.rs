@@ -1,6 +1,6 @@
 //! Sign-in, registration and sign-out pages.
 
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use minijinja::context;
@@ -9,9 +9,10 @@ use tessera_core::{EngineError, unix_now};
 
 use super::view::{self, BROWSER_COOKIE, Framing, Page, SESSION_COOKIE, csrf_token, set_cookie};
 use super::{
-    RequestQuery, checked_form, failure_page, flow_form, pending, secure, sentence, sign_in,
+    RequestQuery, checked_form, error_page, failure_page, flow_form, pending, secure, sentence,
+    sign_in,
 };
-use crate::app::AppState;
+use crate::app::{AppState, Peer};
 use crate::body::RawBody;
 
 fn login_view(
@@ -25,7 +26,8 @@ fn login_view(
     let (csrf, set) = csrf_token(&app.engine, headers, secure(app));
     let page = Page::render(
         "login.html",
-        context! { app => client.name.as_str(), request => request.id.as_str(), csrf, username, error },
+        context! { app => client.name.as_str(), request => request.id.as_str(), csrf, username, error,
+        registration => client.allow_registration },
         Framing::Client(client),
     );
     match set {
@@ -110,6 +112,7 @@ pub(super) async fn register_page(
 ) -> Response {
     let now = unix_now();
     match pending(&app, &headers, q.request.as_deref(), now).await {
+        Ok((_, client)) if !client.allow_registration => no_registration(),
         Ok((request, client)) => {
             register_view(&app, &headers, &request, &client, ("", ""), Vec::new()).into_response()
         }
@@ -117,8 +120,16 @@ pub(super) async fn register_page(
     }
 }
 
+fn no_registration() -> Response {
+    error_page(
+        "This application does not offer registration. Sign in with an existing account.",
+        StatusCode::FORBIDDEN,
+    )
+}
+
 pub(super) async fn register(
     State(app): State<AppState>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     headers: HeaderMap,
     body: RawBody,
 ) -> Response {
@@ -132,10 +143,25 @@ pub(super) async fn register(
     let password = zeroize::Zeroizing::new(form.take("password").unwrap_or_default());
     match app
         .engine
-        .register_account(&client, &name, &email, &password, now)
+        .register_account(
+            &client,
+            &name,
+            &email,
+            &password,
+            &peer.ip().to_string(),
+            now,
+        )
         .await
     {
         Ok(user) => sign_in(&app, &request, &client, &user, now).await,
+        Err(EngineError::Forbidden(_)) => no_registration(),
+        Err(EngineError::RateLimited { retry_after_secs }) => error_page(
+            &format!(
+                "Too many accounts were created from here. Try again in {} minutes.",
+                retry_after_secs.div_ceil(60)
+            ),
+            StatusCode::TOO_MANY_REQUESTS,
+        ),
         Err(EngineError::Validation(fields)) => {
             let errors = fields.into_iter().map(|f| sentence(&f.message)).collect();
             register_view(&app, &headers, &request, &client, (&name, &email), errors)

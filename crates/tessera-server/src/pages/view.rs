@@ -322,6 +322,8 @@ mod tests {
             ],
             frame_origins: vec![],
             dev: false,
+            pkce_plain: false,
+            allow_registration: false,
             created_at: 0,
         };
         assert_eq!(

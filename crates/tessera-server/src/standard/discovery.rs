@@ -21,7 +21,8 @@ pub async fn metadata(State(app): State<AppState>) -> Response {
         "revocation_endpoint": format!("{iss}/oauth/revoke"),
         "authorization_endpoint": format!("{iss}/oauth/authorize"),
         "authorization_response_iss_parameter_supported": true,
-        "code_challenge_methods_supported": ["S256", "plain"],
+        // Every client accepts S256; `plain` only clients registered with `--pkce s256,plain`.
+        "code_challenge_methods_supported": ["S256"],
         "grant_types_supported": [
             GrantType::AuthorizationCode.as_str(),
             GrantType::ClientCredentials.as_str(),

@@ -38,6 +38,8 @@ pub async fn setup(t: &TestServer, frame_origins: &[String], dev: bool) -> Setup
             redirect_uris: &[REDIRECT.into()],
             frame_origins,
             dev,
+            pkce_plain: true,
+            allow_registration: true,
         },
         unix_now(),
     )

@@ -36,6 +36,8 @@ async fn client(t: &TestServer, s: &Setup, grants: &[&str]) -> (String, String) 
             redirect_uris: &[REDIRECT.into()],
             frame_origins: &[],
             dev: false,
+            pkce_plain: false,
+            allow_registration: false,
         },
         unix_now(),
     )

@@ -179,6 +179,43 @@ async fn the_cli_contract_and_a_running_server_that_follows_it() {
         ),
         "unknown partner",
     );
+    // Origins and redirect URIs are parsed as a browser would (issue 9, item 11): no wildcard,
+    // no userinfo past the loopback rule, and no argument panics the CLI.
+    for (flag, value, needle) in [
+        ("--frame-origin", "https://a.example *", "is not an origin"),
+        ("--frame-origin", "http://", "is not an origin"),
+        ("--frame-origin", "*", "is not an origin"),
+        (
+            "--redirect-uri",
+            "http://127.0.0.1:80@evil.example/cb",
+            "userinfo",
+        ),
+        ("--redirect-uri", "http://", "not an absolute URI"),
+    ] {
+        let out = tessera(
+            &db,
+            &[
+                "client",
+                "create",
+                "--partner",
+                &partner_id,
+                "--name",
+                "App",
+                "--grant-types",
+                "authorization_code",
+                "--scopes",
+                "crm",
+                flag,
+                value,
+            ],
+            None,
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("panicked"),
+            "{flag} {value}"
+        );
+        fails_with(&out, needle);
+    }
     let out = ok_json(&tessera(
         &db,
         &[

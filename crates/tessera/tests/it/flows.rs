@@ -103,6 +103,8 @@ async fn a_code_presented_by_another_client_is_not_spent() {
             redirect_uris: &[REDIRECT.into()],
             frame_origins: &[],
             dev: false,
+            pkce_plain: false,
+            allow_registration: false,
         },
         unix_now(),
     )
@@ -224,6 +226,8 @@ async fn a_client_introspects_and_revokes_only_its_own_tokens() {
             redirect_uris: &[],
             frame_origins: &[],
             dev: false,
+            pkce_plain: false,
+            allow_registration: false,
         },
         unix_now(),
     )
@@ -244,4 +248,109 @@ async fn a_client_introspects_and_revokes_only_its_own_tokens() {
         .form("/oauth/introspect", Some(&a.basic()), &[("token", &token)])
         .await;
     assert_eq!(r.body["active"], true, "a sibling client cannot revoke it");
+}
+
+/// A client of the setup's partner with the given policy flags.
+async fn client_with(
+    t: &TestServer,
+    s: &Setup,
+    pkce_plain: bool,
+    allow_registration: bool,
+) -> String {
+    admin::create_client(
+        t.store.as_ref(),
+        admin::NewClient {
+            partner_id: &s.partner.id,
+            name: "Acme CRM",
+            grant_types: &["authorization_code".into()],
+            scopes: "crm",
+            redirect_uris: &[REDIRECT.into()],
+            frame_origins: &[],
+            dev: false,
+            pkce_plain,
+            allow_registration,
+        },
+        unix_now(),
+    )
+    .await
+    .unwrap()
+    .0
+    .id
+}
+
+#[tokio::test]
+async fn pkce_plain_only_for_clients_registered_for_it() {
+    let t = TestServer::start().await;
+    let s = authcode::setup(&t, &[], false).await;
+    let strict = client_with(&t, &s, false, false).await;
+    let mut agent = Agent::new(&t.base);
+    let plain = authorize_path("standard", &strict, &[])
+        .replace("code_challenge_method=S256", "code_challenge_method=plain");
+    let absent =
+        authorize_path("standard", &strict, &[]).replace("&code_challenge_method=S256", "");
+    for path in [plain, absent] {
+        let r = agent.get(&path).await;
+        assert_eq!(r.status, 303);
+        assert_eq!(r.query()["error"], "invalid_request", "{path}");
+    }
+    // S256 works for every client.
+    let r = agent.get(&authorize_path("standard", &strict, &[])).await;
+    assert!(r.location.unwrap().starts_with("/oauth/login"));
+    // Discovery advertises what every client accepts.
+    let d = t.get("/.well-known/oauth-authorization-server", None).await;
+    assert_eq!(
+        d.body["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+}
+
+/// Register an account through `client` from a fresh browser; the page's status.
+async fn register(t: &TestServer, client: &str, n: usize) -> u16 {
+    let mut agent = Agent::new(&t.base);
+    let r = agent.get(&authorize_path("standard", client, &[])).await;
+    let login = r.location.unwrap();
+    let page = agent
+        .get(&login.replace("/oauth/login", "/oauth/register"))
+        .await;
+    if page.status != 200 {
+        return page.status;
+    }
+    let email = format!("new-{n}-{}@customer.example", crate::support::uuid_suffix());
+    agent
+        .post(
+            "/oauth/register",
+            &[
+                ("request", &page.hidden("request")),
+                ("csrf", &page.hidden("csrf")),
+                ("account_name", "Spam Ltd"),
+                ("email", &email),
+                ("password", "violet-harbor-engine-42"),
+            ],
+        )
+        .await
+        .status
+}
+
+#[tokio::test]
+async fn registration_is_off_unless_allowed_and_throttled_when_on() {
+    let t = TestServer::start().await;
+    let s = authcode::setup(&t, &[], false).await;
+    let closed = client_with(&t, &s, false, false).await;
+    assert_eq!(register(&t, &closed, 0).await, 403);
+    let mut agent = Agent::new(&t.base);
+    let r = agent.get(&authorize_path("standard", &closed, &[])).await;
+    let login = agent.get(&r.location.unwrap()).await;
+    assert!(
+        !login.body.contains("register-link"),
+        "no link to a closed door"
+    );
+
+    let open = client_with(&t, &s, false, true).await;
+    let mut statuses = Vec::new();
+    for n in 0..20 {
+        statuses.push(register(&t, &open, n).await);
+    }
+    let created = statuses.iter().filter(|&&s| s == 303).count();
+    assert_eq!(created, 5, "{statuses:?}");
+    assert!(statuses[5..].iter().all(|&s| s == 429), "{statuses:?}");
 }

@@ -379,6 +379,8 @@ impl TestServer {
                 redirect_uris: &[],
                 frame_origins: &[],
                 dev: false,
+                pkce_plain: false,
+                allow_registration: false,
             },
             unix_now(),
         )
