@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use tessera_core::keys::MasterKey;
+use zeroize::Zeroizing;
 
 pub const ENV: &str = "TESSERA_MASTER_KEY";
 
@@ -21,16 +22,17 @@ pub fn key_file_for(database: &str) -> Option<PathBuf> {
 
 pub fn load(database: &str, create: bool) -> anyhow::Result<MasterKey> {
     if let Ok(text) = std::env::var(ENV) {
+        let text = Zeroizing::new(text);
         return MasterKey::parse(&text).with_context(|| format!("{ENV} is invalid"));
     }
     let Some(path) = key_file_for(database) else {
         bail!("set {ENV} (64 hex digits): this database has no place for a key file");
     };
-    match std::fs::read_to_string(&path) {
+    match std::fs::read_to_string(&path).map(Zeroizing::new) {
         Ok(text) => {
             let mode = std::fs::metadata(&path)?.permissions().mode();
             if mode & 0o077 != 0 {
-                tracing::warn!(path = %path.display(), "the master key file is readable by other users; chmod 600 it");
+                warn_open_key_file(&path);
             }
             MasterKey::parse(&text)
                 .with_context(|| format!("the key file {} is invalid", path.display()))
@@ -56,5 +58,18 @@ pub fn load(database: &str, create: bool) -> anyhow::Result<MasterKey> {
             )
         }
         Err(e) => Err(e).with_context(|| format!("cannot read the key file {}", path.display())),
+    }
+}
+
+/// The key file is readable by others: say so in the log when serving, on stderr in the CLI
+/// (which has no log).
+fn warn_open_key_file(path: &std::path::Path) {
+    if tracing::dispatcher::has_been_set() {
+        tracing::warn!(path = %path.display(), "the master key file is readable by other users; chmod 600 it");
+    } else {
+        eprintln!(
+            "warning: the master key file {} is readable by other users; chmod 600 it",
+            path.display()
+        );
     }
 }

@@ -94,9 +94,32 @@ async fn emit(conn: &mut SqliteConnection, change: &Change) -> StoreResult<()> {
     Ok(())
 }
 
+/// Create a missing database file readable by its owner only (0600). SQLite gives the WAL and
+/// shared-memory files the database file's permissions, so they are private too.
+fn create_private(url: &str) -> StoreResult<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let Some(path) = crate::sqlite_path(url) else {
+        return Ok(());
+    };
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Other(format!(
+            "cannot create the database file {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 impl SqliteStore {
     /// Open `url` (`sqlite://PATH`), creating the file and applying migrations when needed.
     pub async fn open(url: &str, opts: &crate::Options) -> StoreResult<SqliteStore> {
+        create_private(url)?;
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Other(format!("bad SQLite URL: {e}")))?
             .create_if_missing(true)

@@ -322,8 +322,28 @@ async fn the_cli_contract_and_a_running_server_that_follows_it() {
     let before = ok_json(&tessera(&db, &["keys", "list"], None));
     let old_kid = before["keys"][0]["kid"].as_str().unwrap().to_string();
     assert_eq!(before["keys"][0]["state"], "active");
-    let out = ok_json(&tessera(&db, &["keys", "rotate", "--alg", "EdDSA"], None));
+    // The key file was written 0644 above: the CLI says so on stderr (issue 9, item 13).
+    let rotated = tessera(&db, &["keys", "rotate", "--alg", "EdDSA"], None);
+    assert!(
+        String::from_utf8_lossy(&rotated.stderr).contains("readable by other users"),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    let out = ok_json(&rotated);
     let new_kid = out["kid"].as_str().unwrap().to_string();
+    // The database and its WAL and shared-memory files are the owner's alone.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let path = db.trim_start_matches("sqlite://");
+        for f in [
+            path.to_string(),
+            format!("{path}-wal"),
+            format!("{path}-shm"),
+        ] {
+            let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{f}: {mode:o}");
+        }
+    }
     within_one_second(|| async {
         let r = t
             .post("/v2/oauth/token", Some(&basic), &machine_token_body("crm"))
