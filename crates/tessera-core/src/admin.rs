@@ -235,10 +235,121 @@ pub async fn create_client(
         dev: input.dev,
         pkce_plain: input.pkce_plain,
         allow_registration: input.allow_registration,
+        previous_secret: None,
+        disabled: false,
         created_at: now,
     };
     store.insert_client(&client).await?;
     Ok((client, secret))
+}
+
+/// Rotate a client's secret (shown once); with `overlap_secs`, the old secret keeps working
+/// that long so a deployment can switch without downtime.
+pub async fn rotate_client_secret(
+    store: &dyn Store,
+    client_id: &str,
+    overlap_secs: Option<i64>,
+    now: i64,
+) -> Result<Secret, AdminError> {
+    if overlap_secs.is_some_and(|s| !(1..=30 * 86_400).contains(&s)) {
+        return Err(AdminError::Invalid(
+            "the overlap must be 1 second to 30 days".into(),
+        ));
+    }
+    let secret = generate(SecretKind::ClientSecret);
+    match store
+        .rotate_client_secret(client_id, &secret.digest(), overlap_secs.map(|s| now + s))
+        .await
+    {
+        Err(StoreError::NotFound(_)) => {
+            Err(AdminError::Invalid(format!("unknown client {client_id:?}")))
+        }
+        other => {
+            other?;
+            Ok(secret)
+        }
+    }
+}
+
+/// Disable a client (it authenticates no more and its tokens stop verifying) or enable it.
+pub async fn set_client_disabled(
+    store: &dyn Store,
+    client_id: &str,
+    disabled: bool,
+) -> Result<(), AdminError> {
+    match store.set_client_disabled(client_id, disabled).await {
+        Err(StoreError::NotFound(_)) => {
+            Err(AdminError::Invalid(format!("unknown client {client_id:?}")))
+        }
+        other => Ok(other?),
+    }
+}
+
+/// Revoke one partner API token by its value; whose it was.
+pub async fn revoke_partner_token(
+    store: &dyn Store,
+    token: &str,
+    now: i64,
+) -> Result<String, AdminError> {
+    if SecretKind::of(token) != Some(SecretKind::PartnerToken) {
+        return Err(AdminError::Invalid(
+            "that is not a partner API token".into(),
+        ));
+    }
+    store
+        .revoke_partner_token(&crate::secret::SecretDigest::of(token), now)
+        .await?
+        .ok_or_else(|| AdminError::Invalid("no active partner token has that value".into()))
+}
+
+/// Revoke every API token of a partner; how many.
+pub async fn revoke_partner_tokens(
+    store: &dyn Store,
+    partner_id: &str,
+    now: i64,
+) -> Result<u64, AdminError> {
+    store
+        .partner_by_id(partner_id)
+        .await?
+        .ok_or_else(|| AdminError::UnknownPartner(partner_id.into()))?;
+    Ok(store.revoke_partner_tokens(partner_id, now).await?)
+}
+
+/// Replace a partner's password (checked for strength). Running servers drop the partner's
+/// verified credentials within a second.
+pub async fn set_partner_password(
+    store: &dyn Store,
+    partner_id: &str,
+    password: &str,
+) -> Result<(), AdminError> {
+    check_strength(password).map_err(AdminError::Invalid)?;
+    match store
+        .set_partner_password(partner_id, &hash_blocking(password))
+        .await
+    {
+        Err(StoreError::NotFound(_)) => Err(AdminError::UnknownPartner(partner_id.into())),
+        other => Ok(other?),
+    }
+}
+
+/// Replace a user's password (checked for strength); the user's id.
+pub async fn set_user_password(
+    store: &dyn Store,
+    partner_id: &str,
+    username: &str,
+    password: &str,
+) -> Result<String, AdminError> {
+    check_strength(password).map_err(AdminError::Invalid)?;
+    let username = username.trim().to_ascii_lowercase();
+    match store
+        .set_user_password(partner_id, &username, &hash_blocking(password))
+        .await
+    {
+        Err(StoreError::NotFound(_)) => Err(AdminError::Invalid(format!(
+            "no user {username:?} in partner {partner_id:?}"
+        ))),
+        other => Ok(other?),
+    }
 }
 
 /// RFC 9700 §2.1: exact match later, so require an absolute URI (parsed as a browser would)

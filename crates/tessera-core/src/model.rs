@@ -119,6 +119,10 @@ pub struct Client {
     pub pkce_plain: bool,
     /// Whether Tessera's registration page may create accounts through this client.
     pub allow_registration: bool,
+    /// The secret before the last rotation and until when it still authenticates.
+    pub previous_secret: Option<(SecretDigest, i64)>,
+    /// A disabled client authenticates no more and its tokens stop verifying.
+    pub disabled: bool,
     pub created_at: i64,
 }
 

@@ -112,6 +112,15 @@ pub trait PartnerStore {
     ) -> StoreResult<()>;
     /// The partner owning an unrevoked API token.
     async fn partner_by_token(&self, digest: &SecretDigest) -> StoreResult<Option<String>>;
+    /// Revoke one partner API token; the partner it belonged to when it was active. Emits
+    /// `Change::PartnerToken`.
+    async fn revoke_partner_token(
+        &self,
+        digest: &SecretDigest,
+        now: i64,
+    ) -> StoreResult<Option<String>>;
+    /// Revoke every active API token of a partner; how many. Emits `Change::PartnerToken`.
+    async fn revoke_partner_tokens(&self, partner_id: &str, now: i64) -> StoreResult<u64>;
 }
 
 #[async_trait]
@@ -134,6 +143,18 @@ pub trait ClientStore {
     /// Insert a client. `NotFound("partner")` when its partner is unknown.
     async fn insert_client(&self, client: &Client) -> StoreResult<()>;
     async fn client_by_id(&self, id: &str) -> StoreResult<Option<Client>>;
+    /// Replace the client's secret; with `previous_until`, the old one still authenticates until
+    /// then. Emits `Change::Client`; `NotFound("client")` when unknown.
+    async fn rotate_client_secret(
+        &self,
+        id: &str,
+        digest: &SecretDigest,
+        previous_until: Option<i64>,
+    ) -> StoreResult<()>;
+    /// Disable or enable a client. Emits `Change::Client`; `NotFound("client")` when unknown.
+    async fn set_client_disabled(&self, id: &str, disabled: bool) -> StoreResult<()>;
+    /// The ids of every disabled client (the engine keeps them in memory).
+    async fn disabled_client_ids(&self) -> StoreResult<Vec<String>>;
 }
 
 #[async_trait]
@@ -143,6 +164,14 @@ pub trait UserStore {
     async fn user_by_username(&self, partner_id: &str, username: &str)
     -> StoreResult<Option<User>>;
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
+    /// Replace a user's password hash; the user's id. Emits `Change::User`;
+    /// `NotFound("user")` when unknown.
+    async fn set_user_password(
+        &self,
+        partner_id: &str,
+        username: &str,
+        hash: &crate::model::PasswordHash,
+    ) -> StoreResult<String>;
     /// Sign-up of a `customer` user: if the partner has no user with `user.username`, insert
     /// `user`; if it has a customer with it, replace that user's password hash (and names and
     /// external id, when given) and keep its id; if the username belongs to a user of another

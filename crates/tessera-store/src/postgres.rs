@@ -358,6 +358,49 @@ async fn partner_exists(conn: &mut PgConnection, id: &str) -> StoreResult<bool> 
 
 #[async_trait]
 impl PartnerStore for PgStore {
+    async fn revoke_partner_token(
+        &self,
+        digest: &SecretDigest,
+        now: i64,
+    ) -> StoreResult<Option<String>> {
+        self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            let partner: Option<String> = sqlx::query_scalar(
+                "UPDATE partner_tokens SET revoked_at = $1 WHERE digest = $2 AND revoked_at IS NULL RETURNING partner_id",
+            )
+            .bind(now)
+            .bind(&digest.0[..])
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?;
+            if let Some(id) = &partner {
+                emit(&mut tx, &Change::PartnerToken(id.clone())).await?;
+            }
+            tx.commit().await.map_err(err)?;
+            Ok(partner)
+        })
+        .await
+    }
+
+    async fn revoke_partner_tokens(&self, partner_id: &str, now: i64) -> StoreResult<u64> {
+        self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            let n = sqlx::query("UPDATE partner_tokens SET revoked_at = $1 WHERE partner_id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(partner_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?
+                .rows_affected();
+            if n > 0 {
+                emit(&mut tx, &Change::PartnerToken(partner_id.to_string())).await?;
+            }
+            tx.commit().await.map_err(err)?;
+            Ok(n)
+        })
+        .await
+    }
+
     async fn insert_partner(&self, p: &Partner) -> StoreResult<()> {
         self.timed(async move {
             sqlx::query(
@@ -539,6 +582,63 @@ impl AccountStore for PgStore {
 
 #[async_trait]
 impl ClientStore for PgStore {
+    async fn rotate_client_secret(
+        &self,
+        id: &str,
+        digest: &SecretDigest,
+        previous_until: Option<i64>,
+    ) -> StoreResult<()> {
+        self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            let n = sqlx::query(
+                "UPDATE clients SET previous_secret_digest = CASE WHEN $1::BIGINT IS NULL THEN NULL ELSE secret_digest END,
+                     previous_secret_until = $1, secret_digest = $2 WHERE id = $3",
+            )
+            .bind(previous_until)
+            .bind(&digest.0[..])
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?
+            .rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound("client"));
+            }
+            emit(&mut tx, &Change::Client(id.to_string())).await?;
+            tx.commit().await.map_err(err)
+        })
+        .await
+    }
+
+    async fn set_client_disabled(&self, id: &str, disabled: bool) -> StoreResult<()> {
+        self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            let n = sqlx::query("UPDATE clients SET disabled = $1 WHERE id = $2")
+                .bind(i64::from(disabled))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?
+                .rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound("client"));
+            }
+            emit(&mut tx, &Change::Client(id.to_string())).await?;
+            tx.commit().await.map_err(err)
+        })
+        .await
+    }
+
+    async fn disabled_client_ids(&self) -> StoreResult<Vec<String>> {
+        self.timed(async move {
+            sqlx::query_scalar("SELECT id FROM clients WHERE disabled <> 0")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)
+        })
+        .await
+    }
+
     async fn insert_client(&self, c: &Client) -> StoreResult<()> {
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
@@ -584,6 +684,40 @@ impl ClientStore for PgStore {
 
 #[async_trait]
 impl UserStore for PgStore {
+    async fn set_user_password(
+        &self,
+        partner_id: &str,
+        username: &str,
+        hash: &PasswordHash,
+    ) -> StoreResult<String> {
+        self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            let id: Option<String> = sqlx::query_scalar(
+                "UPDATE users SET password_hash = $1 WHERE partner_id = $2 AND username = $3 RETURNING id",
+            )
+            .bind(&hash.0)
+            .bind(partner_id)
+            .bind(username)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?;
+            let Some(id) = id else {
+                return Err(StoreError::NotFound("user"));
+            };
+            emit(
+                &mut tx,
+                &Change::User {
+                    partner_id: partner_id.to_string(),
+                    username: username.to_string(),
+                },
+            )
+            .await?;
+            tx.commit().await.map_err(err)?;
+            Ok(id)
+        })
+        .await
+    }
+
     async fn insert_user(&self, u: &User) -> StoreResult<()> {
         self.timed(async move { insert_user(&self.pool, u).await })
             .await

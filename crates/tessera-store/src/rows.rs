@@ -81,6 +81,19 @@ macro_rules! row_mappers {
                 dev: row.try_get::<i64, _>("dev").map_err(err)? != 0,
                 pkce_plain: row.try_get::<i64, _>("pkce_plain").map_err(err)? != 0,
                 allow_registration: row.try_get::<i64, _>("allow_registration").map_err(err)? != 0,
+                previous_secret: match row
+                    .try_get::<Option<Vec<u8>>, _>("previous_secret_digest")
+                    .map_err(err)?
+                {
+                    Some(bytes) => Some((
+                        SecretDigest(bytes.try_into().map_err(|_| bad_row("digest"))?),
+                        row.try_get::<Option<i64>, _>("previous_secret_until")
+                            .map_err(err)?
+                            .unwrap_or(0),
+                    )),
+                    None => None,
+                },
+                disabled: row.try_get::<i64, _>("disabled").map_err(err)? != 0,
                 created_at: row.try_get("created_at").map_err(err)?,
             })
         }

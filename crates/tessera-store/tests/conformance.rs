@@ -598,6 +598,8 @@ async fn with_user_and_client(s: &dyn Store) {
         dev: false,
         pkce_plain: true,
         allow_registration: true,
+        previous_secret: None,
+        disabled: false,
         created_at: 1,
     })
     .await

@@ -69,6 +69,17 @@ pub enum PartnerCommand {
         #[command(flatten)]
         db: Db,
     },
+    /// Replace a partner's password (read from stdin); running servers drop the old one within
+    /// a second. Prints {"partner_id"}.
+    SetPassword {
+        #[arg(long)]
+        partner: String,
+        /// Read the password from stdin (required).
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        db: Db,
+    },
     /// Partner API tokens.
     #[command(subcommand)]
     Token(PartnerTokenCommand),
@@ -80,6 +91,21 @@ pub enum PartnerTokenCommand {
     Create {
         #[arg(long)]
         partner: String,
+        #[command(flatten)]
+        db: Db,
+    },
+    /// Revoke a leaked token (its value read from stdin), or every token of a partner; prints
+    /// {"revoked": N}. Running servers refuse it within a second.
+    Revoke {
+        /// Read the token from stdin.
+        #[arg(long, conflicts_with_all = ["partner", "all"], required_unless_present = "all")]
+        token_stdin: bool,
+        /// With --all: the partner whose tokens to revoke.
+        #[arg(long, requires = "all")]
+        partner: Option<String>,
+        /// Revoke every token of --partner.
+        #[arg(long, requires = "partner")]
+        all: bool,
         #[command(flatten)]
         db: Db,
     },
@@ -117,6 +143,26 @@ pub enum ClientCommand {
         #[command(flatten)]
         db: Db,
     },
+    /// Give a client a new secret, shown once; with --overlap SECONDS the old one keeps working
+    /// that long. Prints {"client_id", "client_secret", "previous_secret_valid_until"}.
+    RotateSecret {
+        #[arg(long)]
+        client: String,
+        #[arg(long)]
+        overlap: Option<i64>,
+        #[command(flatten)]
+        db: Db,
+    },
+    /// Disable a client (it authenticates no more and its tokens stop verifying within a
+    /// second) or enable it again. Prints {"client_id", "status"}.
+    SetStatus {
+        #[arg(long)]
+        client: String,
+        #[arg(long, value_parser = ["active", "disabled"])]
+        status: String,
+        #[command(flatten)]
+        db: Db,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -135,6 +181,18 @@ pub enum UserCommand {
         /// The account of a `member` user.
         #[arg(long)]
         account: Option<String>,
+        #[command(flatten)]
+        db: Db,
+    },
+    /// Replace a user's password (read from stdin); prints {"user_id"}.
+    SetPassword {
+        #[arg(long)]
+        partner: String,
+        #[arg(long)]
+        username: String,
+        /// Read the password from stdin (required).
+        #[arg(long)]
+        password_stdin: bool,
         #[command(flatten)]
         db: Db,
     },
@@ -238,73 +296,138 @@ pub async fn partner(cmd: PartnerCommand) -> anyhow::Result<()> {
             admin::set_partner_status(store.as_ref(), &partner, status).await?;
             print(json!({"partner_id": partner, "status": status.as_str()}));
         }
+        PartnerCommand::SetPassword {
+            partner,
+            password_stdin,
+            db,
+        } => {
+            let password = read_password(password_stdin)?;
+            let store = db.open().await?;
+            admin::set_partner_password(store.as_ref(), &partner, &password).await?;
+            print(json!({"partner_id": partner}));
+        }
         PartnerCommand::Token(PartnerTokenCommand::Create { partner, db }) => {
             let store = db.open().await?;
             let token = admin::create_partner_token(store.as_ref(), &partner, unix_now()).await?;
             print(json!({"partner_token": token.expose()}));
+        }
+        PartnerCommand::Token(PartnerTokenCommand::Revoke {
+            token_stdin,
+            partner,
+            all: _,
+            db,
+        }) => {
+            let store = db.open().await?;
+            let revoked = match partner {
+                Some(partner) => {
+                    admin::revoke_partner_tokens(store.as_ref(), &partner, unix_now()).await?
+                }
+                None => {
+                    let token = read_password(token_stdin)?;
+                    admin::revoke_partner_token(store.as_ref(), &token, unix_now()).await?;
+                    1
+                }
+            };
+            print(json!({"revoked": revoked}));
         }
     }
     Ok(())
 }
 
 pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
-    let ClientCommand::Create {
-        partner,
-        name,
-        grant_types,
-        scopes,
-        redirect_uris,
-        frame_origins,
-        dev,
-        pkce,
-        allow_registration,
-        db,
-    } = cmd;
-    let store = db.open().await?;
-    let (client, secret) = admin::create_client(
-        store.as_ref(),
-        NewClient {
-            partner_id: &partner,
-            name: &name,
-            grant_types: &grant_types,
-            scopes: &scopes,
-            redirect_uris: &redirect_uris,
-            frame_origins: &frame_origins,
+    match cmd {
+        ClientCommand::Create {
+            partner,
+            name,
+            grant_types,
+            scopes,
+            redirect_uris,
+            frame_origins,
             dev,
-            pkce_plain: pkce.contains("plain"),
+            pkce,
             allow_registration,
-        },
-        unix_now(),
-    )
-    .await?;
-    print(json!({"client_id": client.id, "client_secret": secret.expose()}));
+            db,
+        } => {
+            let store = db.open().await?;
+            let (client, secret) = admin::create_client(
+                store.as_ref(),
+                NewClient {
+                    partner_id: &partner,
+                    name: &name,
+                    grant_types: &grant_types,
+                    scopes: &scopes,
+                    redirect_uris: &redirect_uris,
+                    frame_origins: &frame_origins,
+                    dev,
+                    pkce_plain: pkce.contains("plain"),
+                    allow_registration,
+                },
+                unix_now(),
+            )
+            .await?;
+            print(json!({"client_id": client.id, "client_secret": secret.expose()}));
+        }
+        ClientCommand::RotateSecret {
+            client,
+            overlap,
+            db,
+        } => {
+            let store = db.open().await?;
+            let now = unix_now();
+            let secret = admin::rotate_client_secret(store.as_ref(), &client, overlap, now).await?;
+            print(
+                json!({"client_id": client, "client_secret": secret.expose(),
+                         "previous_secret_valid_until": overlap.map(|o| now + o)}),
+            );
+        }
+        ClientCommand::SetStatus { client, status, db } => {
+            let store = db.open().await?;
+            admin::set_client_disabled(store.as_ref(), &client, status == "disabled").await?;
+            print(json!({"client_id": client, "status": status}));
+        }
+    }
     Ok(())
 }
 
 pub async fn user(cmd: UserCommand) -> anyhow::Result<()> {
-    let UserCommand::Create {
-        partner,
-        username,
-        password_stdin,
-        role,
-        account,
-        db,
-    } = cmd;
-    let password = read_password(password_stdin)?;
-    let store = db.open().await?;
-    let user = admin::create_user(
-        store.as_ref(),
-        NewUser {
-            partner_id: &partner,
-            username: &username,
-            password: &password,
+    match cmd {
+        UserCommand::Create {
+            partner,
+            username,
+            password_stdin,
             role,
-            account_id: account.as_deref(),
-        },
-        unix_now(),
-    )
-    .await?;
-    print(json!({"user_id": user.id}));
+            account,
+            db,
+        } => {
+            let password = read_password(password_stdin)?;
+            let store = db.open().await?;
+            let user = admin::create_user(
+                store.as_ref(),
+                NewUser {
+                    partner_id: &partner,
+                    username: &username,
+                    password: &password,
+                    role,
+                    account_id: account.as_deref(),
+                },
+                unix_now(),
+            )
+            .await?;
+            print(json!({"user_id": user.id}));
+        }
+        UserCommand::SetPassword {
+            partner,
+            username,
+            password_stdin,
+            db,
+        } => {
+            let password = read_password(password_stdin)?;
+            let store = db.open().await?;
+            let id =
+                admin::set_user_password(store.as_ref(), &partner, &username, &password).await?;
+            print(json!({"user_id": id}));
+        }
+    }
     Ok(())
 }
 

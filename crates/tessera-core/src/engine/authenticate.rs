@@ -132,16 +132,28 @@ impl Engine {
         &self,
         client_id: &str,
         secret: &str,
+        now: i64,
     ) -> Result<Caller, EngineError> {
         if client_id.len() > 128 || secret.len() > 256 {
             return Err(EngineError::InvalidClient("unknown client or wrong secret"));
         }
         let presented = SecretDigest::of(secret);
         let client = self.client(client_id).await?;
-        let Some(client) = client.filter(|c| c.secret_digest.ct_eq(&presented)) else {
+        // The current secret, or the one before a rotation while its overlap lasts.
+        let Some(client) = client.filter(|c| {
+            let current = c.secret_digest.ct_eq(&presented);
+            let previous = c
+                .previous_secret
+                .as_ref()
+                .is_some_and(|(digest, until)| digest.ct_eq(&presented) && now < *until);
+            current | previous
+        }) else {
             tracing::info!("client authentication failed");
             return Err(EngineError::InvalidClient("unknown client or wrong secret"));
         };
+        if client.disabled {
+            return Err(EngineError::InvalidClient("the client is disabled"));
+        }
         let partner = self
             .partner(&client.partner_id)
             .await?

@@ -62,6 +62,12 @@ impl Engine {
             Change::Client(id) => {
                 self.epoch.fetch_add(1, Ordering::AcqRel);
                 self.clients.remove(&id);
+                let disabled = self
+                    .store
+                    .client_by_id(&id)
+                    .await?
+                    .is_some_and(|c| c.disabled);
+                self.set_client_disabled(&id, disabled);
             }
             Change::Scopes => self.scopes.store(Arc::new(self.store.list_scopes().await?)),
             Change::Keys => self.reload_keys(now).await?,

@@ -146,8 +146,10 @@ pub struct Engine {
     verified: Cache<[u8; 32], Arc<Claims>>,
     /// Revoked `jti`s and refresh-family `sid`s → until when the revocation matters.
     revoked: DashMap<String, i64>,
-    /// Partners whose every token stops working (kept current by the change feed).
+    /// Partners and clients whose every token stops working: inactive partners, disabled
+    /// clients (kept current by the change feed).
     inactive_partners: ArcSwap<HashSet<String>>,
+    disabled_clients: ArcSwap<HashSet<String>>,
     limiter: Option<DefaultKeyedRateLimiter<String>>,
     /// Self-registration on the pages, per requester (IP address) and per partner.
     registrations: DefaultKeyedRateLimiter<String>,
@@ -211,6 +213,7 @@ impl Engine {
             .await?
             .into_iter()
             .collect();
+        let disabled: HashSet<String> = store.disabled_client_ids().await?.into_iter().collect();
         let page_key = aws_lc_rs::hmac::Key::new(
             aws_lc_rs::hmac::HMAC_SHA256,
             &master.derive(b"tessera page binding v1")[..],
@@ -234,6 +237,7 @@ impl Engine {
             verified: Cache::new(VERIFIED_TOKEN_CACHE),
             revoked,
             inactive_partners: ArcSwap::from_pointee(inactive),
+            disabled_clients: ArcSwap::from_pointee(disabled),
             limiter,
             // 5 at once, then one every 6 minutes per key (10 an hour); partners' keys get
             // their own budget below through a prefix and a larger burst.

@@ -1,6 +1,9 @@
 //! Minting and verifying access tokens, with the verified-token cache and the revoked set.
 
+use std::collections::HashSet;
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use super::Engine;
 use crate::error::EngineError;
@@ -39,6 +42,9 @@ impl Engine {
             .is_some_and(|p| self.inactive_partners.load().contains(p))
         {
             return Err(EngineError::PartnerInactive);
+        }
+        if self.disabled_clients.load().contains(&claims.client_id) {
+            return Err(EngineError::TokenUnknownOrRevoked);
         }
         Ok((*claims).clone())
     }
@@ -79,18 +85,28 @@ fn jwt_error(e: JwtError) -> EngineError {
 impl Engine {
     /// Mark a partner inactive (every token of theirs stops verifying) or active again.
     pub(crate) fn set_partner_inactive(&self, partner_id: &str, inactive: bool) {
-        if self.inactive_partners.load().contains(partner_id) == inactive {
-            return;
-        }
-        // Read-copy-update: concurrent changes of different partners are never lost.
-        self.inactive_partners.rcu(|current| {
-            let mut next = (**current).clone();
-            if inactive {
-                next.insert(partner_id.to_string());
-            } else {
-                next.remove(partner_id);
-            }
-            next
-        });
+        set_membership(&self.inactive_partners, partner_id, inactive);
     }
+
+    /// Mark a client disabled (every token issued to it stops verifying) or enabled again.
+    pub(crate) fn set_client_disabled(&self, client_id: &str, disabled: bool) {
+        set_membership(&self.disabled_clients, client_id, disabled);
+    }
+}
+
+/// Add `id` to or remove it from a read-mostly set, by read-copy-update: concurrent changes of
+/// different ids are never lost.
+fn set_membership(set: &ArcSwap<HashSet<String>>, id: &str, member: bool) {
+    if set.load().contains(id) == member {
+        return;
+    }
+    set.rcu(|current| {
+        let mut next = (**current).clone();
+        if member {
+            next.insert(id.to_string());
+        } else {
+            next.remove(id);
+        }
+        next
+    });
 }

@@ -98,13 +98,13 @@ async fn a_client_secret_is_checked_against_the_cached_client() {
     let (_, client, secret) = w.client(&["client_credentials"]).await;
     assert!(
         w.engine
-            .authenticate_client(&client.id, secret.expose())
+            .authenticate_client(&client.id, secret.expose(), T0)
             .await
             .is_ok()
     );
     let e = w
         .engine
-        .authenticate_client(&client.id, "tcs_wrong")
+        .authenticate_client(&client.id, "tcs_wrong", T0)
         .await
         .unwrap_err();
     assert!(matches!(e, EngineError::InvalidClient(_)), "{e:?}");
@@ -114,7 +114,7 @@ async fn a_client_secret_is_checked_against_the_cached_client() {
     w.engine.sync(T0).await.unwrap();
     let e = w
         .engine
-        .authenticate_client(&client.id, secret.expose())
+        .authenticate_client(&client.id, secret.expose(), T0)
         .await
         .unwrap_err();
     assert!(matches!(e, EngineError::InvalidClient(_)), "{e:?}");

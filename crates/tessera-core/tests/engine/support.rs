@@ -97,7 +97,7 @@ impl World {
         .unwrap();
         let caller = self
             .engine
-            .authenticate_client(&client.id, secret.expose())
+            .authenticate_client(&client.id, secret.expose(), T0)
             .await
             .unwrap();
         (caller, Arc::new(client), secret)

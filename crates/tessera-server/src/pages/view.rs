@@ -324,6 +324,8 @@ mod tests {
             dev: false,
             pkce_plain: false,
             allow_registration: false,
+            previous_secret: None,
+            disabled: false,
             created_at: 0,
         };
         assert_eq!(

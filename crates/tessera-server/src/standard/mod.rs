@@ -45,6 +45,8 @@ pub async fn client_request(
 ) -> Result<(Caller, Form), RequestError> {
     let mut form = Form::parse(headers, body)?;
     let (id, secret) = form::client_credentials(headers, &mut form)?;
-    let caller = engine.authenticate_client(&id, &secret).await?;
+    let caller = engine
+        .authenticate_client(&id, &secret, tessera_core::unix_now())
+        .await?;
     Ok((caller, form))
 }

@@ -1,5 +1,5 @@
 -- Issue 9 (security): the lockout's buckets, an index to revoke a grant's code families, and
--- per-client PKCE and registration policy.
+-- per-client PKCE, registration, secret rotation and disabling.
 -- Buckets are shared by every node: one row per username being checked, see
 -- tessera_core::lockout. `key` is SHA-256 of the username's kind and name; rows drain and are
 -- pruned by housekeeping.
@@ -20,3 +20,9 @@ CREATE INDEX authorization_codes_by_grant ON authorization_codes (grant_id);
 -- Tessera's pages is off unless a client is created with it.
 ALTER TABLE clients ADD COLUMN pkce_plain BIGINT NOT NULL DEFAULT 1;
 ALTER TABLE clients ADD COLUMN allow_registration BIGINT NOT NULL DEFAULT 0;
+
+-- Credentials after a leak (issue 9, item 12): a rotated secret may keep working until an
+-- overlap ends; a disabled client authenticates no more and its tokens stop verifying.
+ALTER TABLE clients ADD COLUMN previous_secret_digest BYTEA;
+ALTER TABLE clients ADD COLUMN previous_secret_until BIGINT;
+ALTER TABLE clients ADD COLUMN disabled BIGINT NOT NULL DEFAULT 0;

@@ -1,5 +1,5 @@
 -- Issue 9 (security): the lockout's buckets, an index to revoke a grant's code families, and
--- per-client PKCE and registration policy.
+-- per-client PKCE, registration, secret rotation and disabling.
 -- One bucket row per username being checked, see tessera_core::lockout. `key` is SHA-256 of the
 -- username's kind and name; rows drain and are pruned by housekeeping.
 
@@ -19,3 +19,9 @@ CREATE INDEX authorization_codes_by_grant ON authorization_codes (grant_id);
 -- Tessera's pages is off unless a client is created with it.
 ALTER TABLE clients ADD COLUMN pkce_plain INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE clients ADD COLUMN allow_registration INTEGER NOT NULL DEFAULT 0;
+
+-- Credentials after a leak (issue 9, item 12): a rotated secret may keep working until an
+-- overlap ends; a disabled client authenticates no more and its tokens stop verifying.
+ALTER TABLE clients ADD COLUMN previous_secret_digest BLOB;
+ALTER TABLE clients ADD COLUMN previous_secret_until INTEGER;
+ALTER TABLE clients ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;

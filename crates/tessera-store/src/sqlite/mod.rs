@@ -237,6 +237,45 @@ async fn partner_exists(conn: &mut SqliteConnection, id: &str) -> StoreResult<bo
 
 #[async_trait]
 impl PartnerStore for SqliteStore {
+    async fn revoke_partner_token(
+        &self,
+        digest: &SecretDigest,
+        now: i64,
+    ) -> StoreResult<Option<String>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let partner: Option<String> = sqlx::query_scalar(
+            "UPDATE partner_tokens SET revoked_at = ? WHERE digest = ? AND revoked_at IS NULL RETURNING partner_id",
+        )
+        .bind(now)
+        .bind(&digest.0[..])
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+        if let Some(id) = &partner {
+            emit(&mut tx, &Change::PartnerToken(id.clone())).await?;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(partner)
+    }
+
+    async fn revoke_partner_tokens(&self, partner_id: &str, now: i64) -> StoreResult<u64> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let n = sqlx::query(
+            "UPDATE partner_tokens SET revoked_at = ? WHERE partner_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(partner_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?
+        .rows_affected();
+        if n > 0 {
+            emit(&mut tx, &Change::PartnerToken(partner_id.to_string())).await?;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(n)
+    }
+
     async fn insert_partner(&self, p: &Partner) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO partners (id, name, email, org_code, status, scopes, password_hash, created_at)
@@ -381,6 +420,54 @@ impl AccountStore for SqliteStore {
 
 #[async_trait]
 impl ClientStore for SqliteStore {
+    async fn rotate_client_secret(
+        &self,
+        id: &str,
+        digest: &SecretDigest,
+        previous_until: Option<i64>,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let n = sqlx::query(
+            "UPDATE clients SET previous_secret_digest = CASE WHEN ?1 IS NULL THEN NULL ELSE secret_digest END,
+                 previous_secret_until = ?1, secret_digest = ?2 WHERE id = ?3",
+        )
+        .bind(previous_until)
+        .bind(&digest.0[..])
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound("client"));
+        }
+        emit(&mut tx, &Change::Client(id.to_string())).await?;
+        tx.commit().await.map_err(err)
+    }
+
+    async fn set_client_disabled(&self, id: &str, disabled: bool) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let n = sqlx::query("UPDATE clients SET disabled = ? WHERE id = ?")
+            .bind(i64::from(disabled))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound("client"));
+        }
+        emit(&mut tx, &Change::Client(id.to_string())).await?;
+        tx.commit().await.map_err(err)
+    }
+
+    async fn disabled_client_ids(&self) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar("SELECT id FROM clients WHERE disabled <> 0")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)
+    }
+
     async fn insert_client(&self, c: &Client) -> StoreResult<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         if !partner_exists(&mut tx, &c.partner_id).await? {
@@ -420,6 +507,37 @@ impl ClientStore for SqliteStore {
 
 #[async_trait]
 impl UserStore for SqliteStore {
+    async fn set_user_password(
+        &self,
+        partner_id: &str,
+        username: &str,
+        hash: &PasswordHash,
+    ) -> StoreResult<String> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let id: Option<String> = sqlx::query_scalar(
+            "UPDATE users SET password_hash = ? WHERE partner_id = ? AND username = ? RETURNING id",
+        )
+        .bind(&hash.0)
+        .bind(partner_id)
+        .bind(username)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+        let Some(id) = id else {
+            return Err(StoreError::NotFound("user"));
+        };
+        emit(
+            &mut tx,
+            &Change::User {
+                partner_id: partner_id.to_string(),
+                username: username.to_string(),
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(err)?;
+        Ok(id)
+    }
+
     async fn insert_user(&self, u: &User) -> StoreResult<()> {
         insert_user(&self.pool, u).await
     }

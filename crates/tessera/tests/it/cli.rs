@@ -431,3 +431,218 @@ async fn serve_dev_creates_demo_data_once_and_stops_on_sigterm() {
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// After a leak, an operator revokes or replaces each kind of credential from the CLI, and a
+/// running server follows within a second (issue 9, item 12).
+#[tokio::test]
+async fn credentials_after_a_leak_are_replaced_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("leak.db").display());
+    ok_json(&tessera(&db, &["scope", "add", "crm"], None));
+    let partner = ok_json(&tessera(
+        &db,
+        &[
+            "partner",
+            "create",
+            "--name",
+            "Acme",
+            "--email",
+            "ops@leak.example",
+            "--password-stdin",
+            "--scopes",
+            "crm",
+        ],
+        Some("the-first-long-secret\n"),
+    ))["partner_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let client = ok_json(&tessera(
+        &db,
+        &[
+            "client",
+            "create",
+            "--partner",
+            &partner,
+            "--name",
+            "App",
+            "--grant-types",
+            "client_credentials,password",
+            "--scopes",
+            "crm",
+        ],
+        None,
+    ));
+    let client_id = client["client_id"].as_str().unwrap().to_string();
+    let first_secret = client["client_secret"].as_str().unwrap().to_string();
+    ok_json(&tessera(
+        &db,
+        &[
+            "user",
+            "create",
+            "--partner",
+            &partner,
+            "--username",
+            "boss@leak.example",
+            "--password-stdin",
+            "--role",
+            "admin",
+        ],
+        Some("the-bosss-long-secret\n"),
+    ));
+    let master = MasterKey::generate();
+    let t = TestServer::start_on(dir, db.clone(), config(), master).await;
+    let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s);
+    let app_token = |secret: String| {
+        let (t, id) = (&t, client_id.clone());
+        async move {
+            t.form(
+                "/oauth/token",
+                Some(&format!("Basic {}", b64(&format!("{id}:{secret}")))),
+                &[("grant_type", "client_credentials")],
+            )
+            .await
+        }
+    };
+
+    // A partner API token, revoked by its value on stdin.
+    let token = ok_json(&tessera(
+        &db,
+        &["partner", "token", "create", "--partner", &partner],
+        None,
+    ))["partner_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bearer = format!("Bearer {token}");
+    assert_eq!(t.get("/v2/accounts", Some(&bearer)).await.status, 200);
+    let out = ok_json(&tessera(
+        &db,
+        &["partner", "token", "revoke", "--token-stdin"],
+        Some(&format!("{token}\n")),
+    ));
+    assert_eq!(out["revoked"], 1);
+    within_one_second(|| async { t.get("/v2/accounts", Some(&bearer)).await.status == 401 }).await;
+
+    // A client secret, rotated with an overlap: both work, then without one: the old stops.
+    let out = ok_json(&tessera(
+        &db,
+        &[
+            "client",
+            "rotate-secret",
+            "--client",
+            &client_id,
+            "--overlap",
+            "600",
+        ],
+        None,
+    ));
+    let second_secret = out["client_secret"].as_str().unwrap().to_string();
+    within_one_second(|| async { app_token(second_secret.clone()).await.status == 200 }).await;
+    assert_eq!(app_token(first_secret.clone()).await.status, 200, "overlap");
+    let out = ok_json(&tessera(
+        &db,
+        &["client", "rotate-secret", "--client", &client_id],
+        None,
+    ));
+    let third_secret = out["client_secret"].as_str().unwrap().to_string();
+    within_one_second(|| async {
+        app_token(second_secret.clone()).await.status == 401
+            && app_token(third_secret.clone()).await.status == 200
+    })
+    .await;
+
+    // A disabled client authenticates no more, and its tokens stop verifying.
+    let issued = app_token(third_secret.clone()).await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let me = format!("Bearer {issued}");
+    assert_eq!(t.get("/api/users/me", Some(&me)).await.status, 200);
+    ok_json(&tessera(
+        &db,
+        &[
+            "client",
+            "set-status",
+            "--client",
+            &client_id,
+            "--status",
+            "disabled",
+        ],
+        None,
+    ));
+    within_one_second(|| async {
+        app_token(third_secret.clone()).await.status == 401
+            && t.get("/api/users/me", Some(&me)).await.status == 401
+    })
+    .await;
+    ok_json(&tessera(
+        &db,
+        &[
+            "client",
+            "set-status",
+            "--client",
+            &client_id,
+            "--status",
+            "active",
+        ],
+        None,
+    ));
+    within_one_second(|| async { app_token(third_secret.clone()).await.status == 200 }).await;
+
+    // Passwords, replaced from stdin: the old ones stop, the new ones work.
+    ok_json(&tessera(
+        &db,
+        &[
+            "partner",
+            "set-password",
+            "--partner",
+            &partner,
+            "--password-stdin",
+        ],
+        Some("the-second-long-secret\n"),
+    ));
+    let old = format!("Basic {}", b64("ops@leak.example:the-first-long-secret"));
+    let new = format!("Basic {}", b64("ops@leak.example:the-second-long-secret"));
+    within_one_second(|| async {
+        t.get("/v2/accounts", Some(&old)).await.status == 401
+            && t.get("/v2/accounts", Some(&new)).await.status == 200
+    })
+    .await;
+    ok_json(&tessera(
+        &db,
+        &[
+            "user",
+            "set-password",
+            "--partner",
+            &partner,
+            "--username",
+            "boss@leak.example",
+            "--password-stdin",
+        ],
+        Some("the-bosss-new-secret\n"),
+    ));
+    let grant = |password: &'static str| {
+        let (t, auth) = (
+            &t,
+            format!("Basic {}", b64(&format!("{client_id}:{third_secret}"))),
+        );
+        async move {
+            t.form(
+                "/oauth/token",
+                Some(&auth),
+                &[
+                    ("grant_type", "password"),
+                    ("username", "boss@leak.example"),
+                    ("password", password),
+                ],
+            )
+            .await
+            .status
+        }
+    };
+    within_one_second(|| async {
+        grant("the-bosss-long-secret").await == 401 && grant("the-bosss-new-secret").await == 200
+    })
+    .await;
+}
