@@ -42,11 +42,7 @@ pub(super) async fn consent_page(
         csrf, user => user.username.as_str() },
         Framing::Client(&client),
     );
-    match set {
-        Some(c) => page.cookie(c),
-        None => page,
-    }
-    .into_response()
+    page.cookies(set).into_response()
 }
 
 pub(super) async fn consent(
@@ -135,11 +131,7 @@ pub(super) async fn grants_page(
         grants => rows, csrf, notice },
         Framing::Nobody,
     );
-    match set {
-        Some(c) => page.cookie(c),
-        None => page,
-    }
-    .into_response()
+    page.cookies(set).into_response()
 }
 
 /// `YYYY-MM-DD` of a unix time (UTC), without a date crate.

@@ -30,10 +30,7 @@ fn login_view(
         registration => client.allow_registration },
         Framing::Client(client),
     );
-    match set {
-        Some(c) => page.cookie(c),
-        None => page,
-    }
+    page.cookies(set)
 }
 
 pub(super) async fn login_page(
@@ -99,10 +96,7 @@ fn register_view(
         account_name => fields.0, email => fields.1, errors },
         Framing::Client(client),
     );
-    match set {
-        Some(c) => page.cookie(c),
-        None => page,
-    }
+    page.cookies(set)
 }
 
 pub(super) async fn register_page(

@@ -97,6 +97,12 @@ impl Page {
         self.cookies.push(cookie);
         self
     }
+
+    /// Set every cookie given (none, for `None`).
+    pub fn cookies(mut self, cookies: impl IntoIterator<Item = String>) -> Page {
+        self.cookies.extend(cookies);
+        self
+    }
 }
 
 /// The CSP sources a client's forms may lead to: the origins of its redirect URIs (or the

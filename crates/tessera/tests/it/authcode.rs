@@ -79,6 +79,36 @@ pub async fn setup(t: &TestServer, frame_origins: &[String], dev: bool) -> Setup
     }
 }
 
+/// Another client of the setup's partner, named like the first (the pages show the name), with
+/// the given grants and policy flags; its id and secret.
+pub async fn another_client(
+    t: &TestServer,
+    s: &Setup,
+    grants: &[&str],
+    pkce_plain: bool,
+    allow_registration: bool,
+) -> (String, String) {
+    let grants: Vec<String> = grants.iter().map(|g| g.to_string()).collect();
+    let (c, secret) = admin::create_client(
+        t.store.as_ref(),
+        admin::NewClient {
+            partner_id: &s.partner.id,
+            name: "Acme CRM",
+            grant_types: &grants,
+            scopes: "crm transport",
+            redirect_uris: &[REDIRECT.into()],
+            frame_origins: &[],
+            dev: false,
+            pkce_plain,
+            allow_registration,
+        },
+        unix_now(),
+    )
+    .await
+    .unwrap();
+    (c.id, secret.expose().to_string())
+}
+
 /// A cookie-keeping, non-redirecting HTTP client: a browser without the rendering.
 pub struct Agent {
     http: reqwest::Client,

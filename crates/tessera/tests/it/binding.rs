@@ -25,25 +25,7 @@ fn basic(id: &str, secret: &str) -> String {
 
 /// Another client of the setup's partner.
 async fn client(t: &TestServer, s: &Setup, grants: &[&str]) -> (String, String) {
-    let grants: Vec<String> = grants.iter().map(|g| g.to_string()).collect();
-    let (c, secret) = admin::create_client(
-        t.store.as_ref(),
-        admin::NewClient {
-            partner_id: &s.partner.id,
-            name: "Acme CRM",
-            grant_types: &grants,
-            scopes: "crm transport",
-            redirect_uris: &[REDIRECT.into()],
-            frame_origins: &[],
-            dev: false,
-            pkce_plain: false,
-            allow_registration: false,
-        },
-        unix_now(),
-    )
-    .await
-    .unwrap();
-    (c.id, secret.expose().to_string())
+    authcode::another_client(t, s, grants, false, false).await
 }
 
 /// The user signs in and consents for `client_id`; the tokens its code gives.

@@ -93,23 +93,8 @@ async fn a_pending_request_belongs_to_the_browser_that_began_it() {
 async fn a_code_presented_by_another_client_is_not_spent() {
     let t = TestServer::start().await;
     let s = authcode::setup(&t, &[], false).await;
-    let (other, secret) = admin::create_client(
-        t.store.as_ref(),
-        admin::NewClient {
-            partner_id: &s.partner.id,
-            name: "Rival",
-            grant_types: &["authorization_code".into()],
-            scopes: "crm",
-            redirect_uris: &[REDIRECT.into()],
-            frame_origins: &[],
-            dev: false,
-            pkce_plain: false,
-            allow_registration: false,
-        },
-        unix_now(),
-    )
-    .await
-    .unwrap();
+    let (other, secret) =
+        authcode::another_client(&t, &s, &["authorization_code"], false, false).await;
     let mut agent = Agent::new(&t.base);
     let q = authcode::authorize(
         &mut agent,
@@ -133,7 +118,7 @@ async fn a_code_presented_by_another_client_is_not_spent() {
             .await
         }
     };
-    let r = redeem(&other.id, secret.expose()).await;
+    let r = redeem(&other, &secret).await;
     assert_eq!(
         (r.status, r.oauth_error()),
         (400, "invalid_grant"),
@@ -257,25 +242,15 @@ async fn client_with(
     pkce_plain: bool,
     allow_registration: bool,
 ) -> String {
-    admin::create_client(
-        t.store.as_ref(),
-        admin::NewClient {
-            partner_id: &s.partner.id,
-            name: "Acme CRM",
-            grant_types: &["authorization_code".into()],
-            scopes: "crm",
-            redirect_uris: &[REDIRECT.into()],
-            frame_origins: &[],
-            dev: false,
-            pkce_plain,
-            allow_registration,
-        },
-        unix_now(),
+    authcode::another_client(
+        t,
+        s,
+        &["authorization_code"],
+        pkce_plain,
+        allow_registration,
     )
     .await
-    .unwrap()
     .0
-    .id
 }
 
 #[tokio::test]
