@@ -352,9 +352,11 @@ pub async fn set_user_password(
     }
 }
 
-/// RFC 9700 §2.1: exact match later, so require an absolute URI (parsed as a browser would)
-/// without a fragment or userinfo; plain HTTP only for loopback (RFC 8252 §7.3); otherwise https
-/// or a private-use scheme in reverse-domain form (RFC 8252 §7.1).
+/// RFC 9700 §2.1: exact match later, so require an absolute URI without a fragment or
+/// userinfo, written exactly as a URL parser serializes it (so no browser and no client library
+/// can read it differently: no `\\`, no raw Unicode, no `127.1`), whose host is a plain DNS name
+/// or IP address; plain HTTP only for loopback (RFC 8252 §7.3); otherwise https, or a
+/// reverse-domain private-use scheme with a path (RFC 8252 §7.1).
 fn check_redirect_uri(uri: &str) -> Result<(), AdminError> {
     let bad = |why: &str| AdminError::Invalid(format!("redirect URI {uri:?} {why}"));
     if uri.len() > 2000 {
@@ -370,6 +372,17 @@ fn check_redirect_uri(uri: &str) -> Result<(), AdminError> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(bad("must not contain userinfo (user@ or user:password@)"));
     }
+    if url.as_str() != uri {
+        return Err(bad(&format!(
+            "must be written in its normal form: {:?}",
+            url.as_str()
+        )));
+    }
+    if url.host().is_some_and(|h| !plain_host(&h)) {
+        return Err(bad(
+            "must name a plain DNS host (letters, digits, '-', '.') or an IP address",
+        ));
+    }
     match url.scheme() {
         "https" if url.host().is_some() => Ok(()),
         "http" => match url.host() {
@@ -378,16 +391,36 @@ fn check_redirect_uri(uri: &str) -> Result<(), AdminError> {
             Some(url::Host::Ipv6(ip)) if ip.is_loopback() => Ok(()),
             _ => Err(bad("must use https (http is allowed only for loopback)")),
         },
-        scheme if scheme.contains('.') && url.host().is_none() => Ok(()),
+        scheme
+            if scheme.contains('.')
+                && url.host().is_none()
+                && !url.cannot_be_a_base()
+                && url.path().starts_with('/') =>
+        {
+            Ok(())
+        }
         _ => Err(bad(
             "must be https, loopback http, or a private-use scheme such as com.example.app:/cb",
         )),
     }
 }
 
-/// A frame origin is exactly an origin (`scheme://host[:port]`): http or https, no path, query,
-/// fragment, userinfo or wildcard, and written as browsers serialize it, since it goes into a
-/// CSP `frame-ancestors` list as is.
+/// A host a URL parser accepted, restricted further to what DNS names and IP literals contain:
+/// no `*`, `;`, `,`, quotes or other characters a CSP or a redirect could read differently.
+fn plain_host(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => {
+            !d.is_empty()
+                && d.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        }
+        url::Host::Ipv4(_) | url::Host::Ipv6(_) => true,
+    }
+}
+
+/// A frame origin is exactly an origin (`scheme://host[:port]`): http or https, a plain DNS
+/// host or IP address, no path, query, fragment, userinfo or wildcard, and written as browsers
+/// serialize it, since it goes into a CSP `frame-ancestors` list as is.
 fn check_origin(origin: &str) -> Result<(), AdminError> {
     let bad = || {
         AdminError::Invalid(format!(
@@ -400,7 +433,7 @@ fn check_origin(origin: &str) -> Result<(), AdminError> {
     }
     let url = url::Url::parse(origin).map_err(|_| bad())?;
     if !matches!(url.scheme(), "http" | "https")
-        || url.host().is_none()
+        || !url.host().is_some_and(|h| plain_host(&h))
         || !url.username().is_empty()
         || url.password().is_some()
         || url.origin().ascii_serialization() != origin
@@ -540,6 +573,10 @@ mod tests {
             assert!(check_origin(good).is_ok(), "{good}");
         }
         for bad in [
+            "https://a.example;script-src",
+            "https://a,b.example",
+            "https://a'b.example",
+            "https://ü.example",
             "https://a.example *",
             "*",
             "https://*.example",
@@ -566,6 +603,22 @@ mod tests {
         assert!(check_redirect_uri("http://localhost.evil.example/cb").is_err());
         assert!(check_redirect_uri("com.example.app:/oauth").is_ok());
         assert!(check_redirect_uri("https://app.example/cb ").is_err());
+        for odd in [
+            "http://127.0.0.1\\@evil.example/cb",
+            "https://*.example/cb",
+            "https://ü.example/cb",
+            "https://a.example/\u{202e}cb",
+            "HTTP://127.0.0.1/CB",
+            "http:/127.0.0.1/cb",
+            "http://0x7f000001/cb",
+            "http://2130706433/cb",
+            "http://127.1/cb",
+            "java.script:alert(1)",
+            "data.x:text/html,<script>",
+            "https://a;b.example/cb",
+        ] {
+            assert!(check_redirect_uri(odd).is_err(), "{odd}");
+        }
         assert!(check_redirect_uri("https://app.example/cb").is_ok());
         assert!(check_redirect_uri("http://127.0.0.1:9000/cb").is_ok());
         assert!(check_redirect_uri("com.example.app:/cb").is_ok());

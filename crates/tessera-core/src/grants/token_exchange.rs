@@ -6,8 +6,8 @@
 //!
 //! Standard dialect: a client presents its partner's machine token, or a Tessera access token
 //! issued **to itself** (`subject_token_type` access_token, jwt or the machine-token type), and
-//! gets a token for the same subject, or, with `requested_subject` (as Keycloak accepts it), for
-//! one of the partner's accounts. The actor is the `actor_token`'s subject when one is given,
+//! gets a token for the same subject; with the machine token only, `requested_subject` (as
+//! Keycloak accepts it) names one of the partner's accounts. The actor is the `actor_token`'s subject when one is given,
 //! else the client; an actor already in the subject token is nested under it (§4.1 delegation
 //! chain).
 //!
@@ -120,12 +120,25 @@ pub async fn grant(
             if a.partner_id.as_deref() != Some(partner.id.as_str()) {
                 return Err(EngineError::RequestedSubjectMismatch);
             }
+            // The same rule as for the subject: the partner's machine token or the caller's own.
+            if a.token_use != TokenUse::MachineToken && a.client_id != caller.client_id() {
+                return Err(EngineError::ClientIdMismatch);
+            }
             a.sub
         }
         None => caller.client_id().to_string(),
     };
 
     let (sub, account_id) = match (&request.requested_subject, caller) {
+        // Acting for another account is the partner's to grant: only its machine token may
+        // name one. A user's consent (or a client's own app token) stays with its own subject.
+        (Some(account), _)
+            if !is_machine && subject.account_id.as_deref() != Some(account.as_str()) =>
+        {
+            return Err(EngineError::InvalidGrant(
+                "requested_subject needs the partner's machine token as subject_token",
+            ));
+        }
         (Some(account), _) => {
             let account = engine
                 .account(account)

@@ -105,6 +105,34 @@ async fn a_client_cannot_exchange_another_clients_user_token() {
         "{}",
         r.body
     );
+    // Nor may the consenting client carry the user's consent over to another account.
+    let (a_id2, a_secret2) = (a_id.clone(), a_secret.clone());
+    let other_account = t
+        .post(
+            "/v2/accounts",
+            Some(&s.partner.basic()),
+            r#"{"name":"Someone else"}"#,
+        )
+        .await
+        .data("account_id");
+    let r = t
+        .form(
+            "/oauth/token",
+            Some(&basic(&a_id2, &a_secret2)),
+            &[
+                ("grant_type", EXCHANGE),
+                ("subject_token", user_token),
+                ("subject_token_type", ACCESS_TOKEN),
+                ("requested_subject", &other_account),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.oauth_error()),
+        (400, "invalid_grant"),
+        "{}",
+        r.body
+    );
     // The client the user consented to may exchange it; no new refresh family comes of it.
     let own = basic(&a_id, &a_secret);
     let r = exchange(&t, &own, user_token).await;

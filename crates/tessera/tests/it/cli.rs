@@ -191,6 +191,17 @@ async fn the_cli_contract_and_a_running_server_that_follows_it() {
             "userinfo",
         ),
         ("--redirect-uri", "http://", "not an absolute URI"),
+        (
+            "--frame-origin",
+            "https://a.example;script-src",
+            "is not an origin",
+        ),
+        (
+            "--redirect-uri",
+            "http://127.0.0.1\\@evil.example/cb",
+            "normal form",
+        ),
+        ("--redirect-uri", "https://ü.example/cb", "normal form"),
     ] {
         let out = tessera(
             &db,

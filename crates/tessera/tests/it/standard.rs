@@ -208,7 +208,8 @@ async fn introspection_and_revocation() {
     let r = t.form("/oauth/introspect", None, &[("token", &app)]).await;
     assert_eq!(r.status, 401);
 
-    // Token exchange on the wire (no client library covers it): app_token → account token.
+    // Token exchange on the wire (no client library covers it). An app_token cannot name an
+    // account to act for (only the partner's machine token can); it exchanges for itself.
     let acc = t
         .post(
             "/v2/accounts",
@@ -217,25 +218,30 @@ async fn introspection_and_revocation() {
         )
         .await
         .data("account_id");
-    let r = t
-        .form(
-            "/oauth/token",
-            Some(&o.basic()),
-            &[
-                (
-                    "grant_type",
-                    "urn:ietf:params:oauth:grant-type:token-exchange",
-                ),
-                ("subject_token", &app),
-                (
-                    "subject_token_type",
-                    "urn:ietf:params:oauth:token-type:access_token",
-                ),
-                ("requested_subject", &acc),
-                ("scope", "WRITE"),
-            ],
-        )
-        .await;
+    let exchange_app = |requested_subject: Option<&str>| {
+        let mut pairs = vec![
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange".to_string(),
+            ),
+            ("subject_token", app.clone()),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token".to_string(),
+            ),
+            ("scope", "WRITE".to_string()),
+        ];
+        if let Some(acc) = requested_subject {
+            pairs.push(("requested_subject", acc.to_string()));
+        }
+        let (t, auth) = (&t, o.basic());
+        async move {
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            t.form("/oauth/token", Some(&auth), &pairs).await
+        }
+    };
+    expect(&exchange_app(Some(&acc)).await, 400, "invalid_grant");
+    let r = exchange_app(None).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         r.body["issued_token_type"],
@@ -243,7 +249,7 @@ async fn introspection_and_revocation() {
     );
     let access = r.body["access_token"].as_str().unwrap().to_string();
     let c = claims(&access);
-    assert_eq!(c["sub"], acc.as_str());
+    assert_eq!(c["sub"], o.client_id.as_str());
     assert_eq!(c["act"]["sub"], o.client_id.as_str());
     // Bound to the app_token it came from: no refresh token, no longer life, its jti as sid.
     assert!(r.body.get("refresh_token").is_none(), "{}", r.body);
@@ -310,7 +316,7 @@ async fn introspection_and_revocation() {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let c = claims(r.body["access_token"].as_str().unwrap());
-    assert_eq!(c["sub"], acc.as_str());
+    assert_eq!(c["sub"], o.client_id.as_str());
     assert_eq!(c["act"]["act"]["sub"], o.client_id.as_str());
     // A subject token of another organisation is refused.
     let foreign = t.app_token(&other).await;
