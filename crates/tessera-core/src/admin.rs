@@ -418,7 +418,7 @@ fn plain_host(host: &url::Host<&str>) -> bool {
     }
 }
 
-/// A frame origin is exactly an origin (`scheme://host[:port]`): http or https, a plain DNS
+/// A frame origin is exactly an origin (`scheme://host[:port]`): https (http only for loopback), a plain DNS
 /// host or IP address, no path, query, fragment, userinfo or wildcard, and written as browsers
 /// serialize it, since it goes into a CSP `frame-ancestors` list as is.
 fn check_origin(origin: &str) -> Result<(), AdminError> {
@@ -432,6 +432,16 @@ fn check_origin(origin: &str) -> Result<(), AdminError> {
         return Err(bad());
     }
     let url = url::Url::parse(origin).map_err(|_| bad())?;
+    // Like redirect URIs: http only for loopback, or a network attacker could frame the pages.
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if url.scheme() == "http" && !loopback {
+        return Err(bad());
+    }
     if !matches!(url.scheme(), "http" | "https")
         || !url.host().is_some_and(|h| plain_host(&h))
         || !url.username().is_empty()
@@ -577,6 +587,7 @@ mod tests {
             "https://a,b.example",
             "https://a'b.example",
             "https://ü.example",
+            "http://app.example",
             "https://a.example *",
             "*",
             "https://*.example",
