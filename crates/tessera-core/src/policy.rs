@@ -11,6 +11,8 @@ pub const APP_TOKEN_TTL: i64 = 3_600;
 pub const USER_TOKEN_TTL: i64 = 3_600;
 /// Refresh tokens live 30 days unless used; each use rotates it and starts a new 30 days.
 pub const REFRESH_TOKEN_TTL: i64 = 30 * 86_400;
+/// A refresh-token family ends 90 days after it began, however often it was refreshed.
+pub const REFRESH_FAMILY_LIFETIME: i64 = 90 * 86_400;
 /// Reuse of a rotated refresh token within this many seconds is refused without revoking the
 /// family (a client's lost response or a retry); after it, reuse is theft and revokes the family.
 pub const REFRESH_REUSE_GRACE: i64 = 30;

@@ -40,8 +40,13 @@ pub enum Rotation {
     /// The presented token was active and is now rotated; the successor is stored. Carries the
     /// presented token's record as it was before rotation.
     Rotated(RefreshToken),
-    /// The presented token was not active (already rotated, revoked or expired); nothing was
-    /// written. Carries its record so that the caller can tell reuse from expiry.
+    /// A retry within `Successor::retry_grace` of a token whose successor was never used (its
+    /// response was lost): that successor is revoked and the new one takes its place, so the
+    /// family still has exactly one live head. Carries the presented token's record.
+    Replaced(RefreshToken),
+    /// The presented token was not active (already rotated, revoked, expired, or its family past
+    /// its lifetime); nothing was written. Carries its record so that the caller can tell reuse
+    /// from expiry.
     NotActive(RefreshToken),
     /// No such token.
     Unknown,
@@ -83,7 +88,13 @@ pub enum CodeTaking {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Successor {
     pub digest: SecretDigest,
+    /// Clamped by the store to the family's end (`family_issued_at + family_lifetime`).
     pub expires_at: i64,
+    /// Seconds after a rotation during which a retry of the rotated token by its owner replaces
+    /// the unused successor instead of being refused.
+    pub retry_grace: i64,
+    /// Seconds a family lives from `family_issued_at`; past it, rotation fails as expiry.
+    pub family_lifetime: i64,
 }
 
 #[async_trait]
@@ -204,11 +215,17 @@ pub trait TokenStore {
     async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()>;
 
     /// Atomically rotate `presented` into a successor: if and only if the presented token exists,
-    /// belongs to `owner`, is neither rotated nor revoked, and `expires_at > now`, mark it
-    /// rotated at `now` and insert the successor (same family, client, subject, scope and grant,
-    /// issued at `now`, with `successor`'s digest and expiry), in one transaction. Of any number
-    /// of concurrent calls with the same presented token (on any number of nodes), exactly one
-    /// returns `Rotated`. A token of another owner is left untouched (`WrongClient`).
+    /// belongs to `owner`, is neither rotated nor revoked, `expires_at > now` and its family is
+    /// within `family_lifetime`, mark it rotated at `now`, remember its successor, and insert the
+    /// successor (same family, client, subject, scope and grant, issued at `now`, with
+    /// `successor`'s digest and expiry clamped to the family's end), in one transaction. Of any
+    /// number of concurrent calls with the same presented token (on any number of nodes),
+    /// exactly one returns `Rotated`. A token of another owner is left untouched (`WrongClient`).
+    ///
+    /// A token rotated at most `retry_grace` seconds ago whose successor is still unused (never
+    /// rotated, not revoked) is a retry after a lost response: the successor is revoked and the
+    /// new one inserted in its place (`Replaced`), by a compare-and-swap on the successor, so
+    /// that the family keeps exactly one live head whatever the concurrency.
     async fn rotate_refresh_token(
         &self,
         presented: &SecretDigest,

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Row, raw_sql};
 
-use crate::rows::{bad_row, union_scope};
+use crate::rows::{bad_row, is_retry, successor_of, union_scope};
 use tessera_core::keys::{Alg, StoredKey};
 use tessera_core::lockout::{self, Bucket, LockoutPolicy};
 use tessera_core::model::{
@@ -31,6 +31,10 @@ use tessera_core::store::{
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_security.sql")),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_refresh_retry.sql"),
+    ),
 ];
 
 /// Advisory lock keys: one for migrations, one for change-feed appends.
@@ -874,16 +878,16 @@ impl TokenStore for PgStore {
             let mut tx = self.pool.begin().await.map_err(err)?;
             let (sql, owner_id) = match owner {
                 TokenOwner::Client(id) => (
-                    "UPDATE refresh_tokens SET rotated_at = $1
+                    "UPDATE refresh_tokens SET rotated_at = $1, successor_digest = $4
                      WHERE digest = $2 AND client_id = $3 AND rotated_at IS NULL
-                       AND revoked_at IS NULL AND expires_at > $1
+                       AND revoked_at IS NULL AND expires_at > $1 AND family_issued_at + $5 > $1
                      RETURNING *",
                     id,
                 ),
                 TokenOwner::Partner(id) => (
-                    "UPDATE refresh_tokens SET rotated_at = $1
+                    "UPDATE refresh_tokens SET rotated_at = $1, successor_digest = $4
                      WHERE digest = $2 AND partner_id = $3 AND rotated_at IS NULL
-                       AND revoked_at IS NULL AND expires_at > $1
+                       AND revoked_at IS NULL AND expires_at > $1 AND family_issued_at + $5 > $1
                      RETURNING *",
                     id,
                 ),
@@ -892,40 +896,66 @@ impl TokenStore for PgStore {
                 .bind(now)
                 .bind(&presented.0[..])
                 .bind(owner_id)
+                .bind(&successor.digest.0[..])
+                .bind(successor.family_lifetime)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(err)?;
-            let Some(row) = rotated else {
-                let found = sqlx::query("SELECT * FROM refresh_tokens WHERE digest = $1")
+            if let Some(row) = rotated {
+                let mut old = refresh_of(&row)?;
+                old.rotated_at = None;
+                insert_refresh(&mut tx, &successor_of(&old, successor, now)).await?;
+                tx.commit().await.map_err(err)?;
+                return Ok(Rotation::Rotated(old));
+            }
+            // Lock the presented row first, as the rotation above does, so that every
+            // transaction on this token takes its locks in one order (presented, then
+            // successor) and none can deadlock another.
+            let Some(row) =
+                sqlx::query("SELECT * FROM refresh_tokens WHERE digest = $1 FOR UPDATE")
                     .bind(&presented.0[..])
                     .fetch_optional(&mut *tx)
                     .await
-                    .map_err(err)?;
-                return Ok(match found {
-                    None => Rotation::Unknown,
-                    Some(row) => {
-                        let record = refresh_of(&row)?;
-                        if owner.owns(&record) {
-                            Rotation::NotActive(record)
-                        } else {
-                            Rotation::WrongClient
-                        }
+                    .map_err(err)?
+            else {
+                return Ok(Rotation::Unknown);
+            };
+            let record = refresh_of(&row)?;
+            if !owner.owns(&record) {
+                return Ok(Rotation::WrongClient);
+            }
+            if is_retry(&record, successor, now) {
+                let previous: Option<Vec<u8>> = row.try_get("successor_digest").map_err(err)?;
+                if let Some(previous) = previous {
+                    // Compare-and-swap on the unused successor (row lock): one retry wins.
+                    let replaced = sqlx::query(
+                        "UPDATE refresh_tokens SET revoked_at = $1
+                         WHERE digest = $2 AND rotated_at IS NULL AND revoked_at IS NULL",
+                    )
+                    .bind(now)
+                    .bind(&previous[..])
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?
+                    .rows_affected();
+                    if replaced == 1 {
+                        sqlx::query(
+                            "UPDATE refresh_tokens SET successor_digest = $1 WHERE digest = $2",
+                        )
+                        .bind(&successor.digest.0[..])
+                        .bind(&presented.0[..])
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                        let mut old = record;
+                        old.rotated_at = None;
+                        insert_refresh(&mut tx, &successor_of(&old, successor, now)).await?;
+                        tx.commit().await.map_err(err)?;
+                        return Ok(Rotation::Replaced(old));
                     }
-                });
-            };
-            let mut old = refresh_of(&row)?;
-            old.rotated_at = None;
-            let next = RefreshToken {
-                digest: successor.digest,
-                issued_at: now,
-                expires_at: successor.expires_at,
-                rotated_at: None,
-                revoked_at: None,
-                ..old.clone()
-            };
-            insert_refresh(&mut tx, &next).await?;
-            tx.commit().await.map_err(err)?;
-            Ok(Rotation::Rotated(old))
+                }
+            }
+            Ok(Rotation::NotActive(record))
         })
         .await
     }

@@ -177,6 +177,38 @@ macro_rules! row_mappers {
 
 pub(crate) use row_mappers;
 
+/// The record of a rotation's successor: the presented token's family, client, subject, scope
+/// and grant, issued at `now`, expiring at the successor's expiry or the family's end.
+pub fn successor_of(
+    old: &tessera_core::model::RefreshToken,
+    s: &tessera_core::store::Successor,
+    now: i64,
+) -> tessera_core::model::RefreshToken {
+    tessera_core::model::RefreshToken {
+        digest: s.digest,
+        issued_at: now,
+        expires_at: s.expires_at.min(old.family_issued_at + s.family_lifetime),
+        rotated_at: None,
+        revoked_at: None,
+        ..old.clone()
+    }
+}
+
+/// Whether a presented token that did not rotate is a retry after a lost response: rotated at
+/// most `retry_grace` seconds ago, not revoked, not expired, its family within its lifetime.
+pub fn is_retry(
+    record: &tessera_core::model::RefreshToken,
+    s: &tessera_core::store::Successor,
+    now: i64,
+) -> bool {
+    record.revoked_at.is_none()
+        && record
+            .rotated_at
+            .is_some_and(|r| now >= r && now - r <= s.retry_grace)
+        && record.expires_at > now
+        && record.family_issued_at + s.family_lifetime > now
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

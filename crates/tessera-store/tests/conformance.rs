@@ -261,6 +261,8 @@ async fn rotation_is_a_compare_and_swap_with_reuse_evidence() {
         let next = Successor {
             digest: SecretDigest([2; 32]),
             expires_at: 2000,
+            retry_grace: 0,
+            family_lifetime: 1_000_000,
         };
 
         // Another client's attempt changes nothing.
@@ -309,6 +311,8 @@ async fn rotation_is_a_compare_and_swap_with_reuse_evidence() {
         let again = Successor {
             digest: SecretDigest([3; 32]),
             expires_at: 2000,
+            retry_grace: 0,
+            family_lifetime: 1_000_000,
         };
         match s
             .rotate_refresh_token(
@@ -348,6 +352,8 @@ async fn rotation_is_a_compare_and_swap_with_reuse_evidence() {
         let n = Successor {
             digest: SecretDigest([5; 32]),
             expires_at: 2000,
+            retry_grace: 0,
+            family_lifetime: 1_000_000,
         };
         assert!(matches!(
             s.rotate_refresh_token(
@@ -376,6 +382,8 @@ async fn concurrent_rotations_have_exactly_one_winner() {
                 let next = Successor {
                     digest: SecretDigest([100 + i; 32]),
                     expires_at: 2000,
+                    retry_grace: 0,
+                    family_lifetime: 1_000_000,
                 };
                 s.rotate_refresh_token(
                     &SecretDigest([1; 32]),
@@ -406,6 +414,8 @@ async fn revoking_a_family_revokes_every_token_and_is_fed() {
         let next = Successor {
             digest: SecretDigest([2; 32]),
             expires_at: 2000,
+            retry_grace: 0,
+            family_lifetime: 1_000_000,
         };
         s.rotate_refresh_token(
             &SecretDigest([1; 32]),
@@ -688,6 +698,8 @@ async fn grants_widen_by_union_and_revocation_takes_their_refresh_families() {
         let next = Successor {
             digest: SecretDigest([2; 32]),
             expires_at: 2000,
+            retry_grace: 0,
+            family_lifetime: 1_000_000,
         };
         s.rotate_refresh_token(
             &SecretDigest([1; 32]),
@@ -839,4 +851,192 @@ async fn futures_count(
         granted += usize::from(r.unwrap().is_ok());
     }
     granted
+}
+
+fn successor(d: u8, grace: i64) -> Successor {
+    Successor {
+        digest: SecretDigest([d; 32]),
+        expires_at: 2000,
+        retry_grace: grace,
+        family_lifetime: 1_000_000,
+    }
+}
+
+/// The family's live heads: tokens neither rotated nor revoked.
+async fn live_heads(s: &Arc<dyn Store>, digests: impl IntoIterator<Item = u8>) -> Vec<u8> {
+    let mut live = Vec::new();
+    for d in digests {
+        if let Some(t) = s.refresh_token(&SecretDigest([d; 32])).await.unwrap()
+            && t.rotated_at.is_none()
+            && t.revoked_at.is_none()
+        {
+            live.push(d);
+        }
+    }
+    live
+}
+
+#[tokio::test]
+async fn a_retry_after_a_lost_response_replaces_the_unused_successor() {
+    let me = TokenOwner::Client("p1".into());
+    for (name, s, _dir) in stores().await {
+        s.insert_refresh_token(&refresh(1, "f1", 1000))
+            .await
+            .unwrap();
+        let p = SecretDigest([1; 32]);
+        assert!(matches!(
+            s.rotate_refresh_token(&p, &me, &successor(2, 30), 200)
+                .await
+                .unwrap(),
+            Rotation::Rotated(_)
+        ));
+        // The response carrying 2 was lost; the client retries 1 within the grace period.
+        match s
+            .rotate_refresh_token(&p, &me, &successor(3, 30), 210)
+            .await
+            .unwrap()
+        {
+            Rotation::Replaced(r) => assert_eq!(r.family_id, "f1", "{name}"),
+            other => panic!("{name}: {other:?}"),
+        }
+        assert_eq!(
+            live_heads(&s, [1, 2, 3]).await,
+            [3],
+            "{name}: one live head"
+        );
+        // Another client's retry replaces nothing.
+        assert_eq!(
+            s.rotate_refresh_token(&p, &TokenOwner::Client("x".into()), &successor(9, 30), 211)
+                .await
+                .unwrap(),
+            Rotation::WrongClient
+        );
+        // Once the successor is used, a retry of 1 is reuse: refused, nothing written.
+        assert!(matches!(
+            s.rotate_refresh_token(&SecretDigest([3; 32]), &me, &successor(4, 30), 220)
+                .await
+                .unwrap(),
+            Rotation::Rotated(_)
+        ));
+        assert!(matches!(
+            s.rotate_refresh_token(&p, &me, &successor(5, 30), 225)
+                .await
+                .unwrap(),
+            Rotation::NotActive(_)
+        ));
+        assert_eq!(live_heads(&s, [1, 2, 3, 4, 5]).await, [4], "{name}");
+        // Past the grace period a retry is not one.
+        s.insert_refresh_token(&refresh(10, "f2", 1000))
+            .await
+            .unwrap();
+        let q = SecretDigest([10; 32]);
+        s.rotate_refresh_token(&q, &me, &successor(11, 30), 200)
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.rotate_refresh_token(&q, &me, &successor(12, 30), 231)
+                .await
+                .unwrap(),
+            Rotation::NotActive(_)
+        ));
+        assert_eq!(live_heads(&s, [10, 11, 12]).await, [11], "{name}");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_retries_leave_exactly_one_live_head() {
+    let me = TokenOwner::Client("p1".into());
+    for (name, s, _dir) in stores().await {
+        s.insert_refresh_token(&refresh(1, "f1", 1000))
+            .await
+            .unwrap();
+        s.rotate_refresh_token(&SecretDigest([1; 32]), &me, &successor(2, 30), 200)
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..20u8 {
+            let (s, me) = (Arc::clone(&s), me.clone());
+            tasks.push(tokio::spawn(async move {
+                s.rotate_refresh_token(&SecretDigest([1; 32]), &me, &successor(100 + i, 30), 205)
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut replaced = 0;
+        for t in tasks {
+            if matches!(t.await.unwrap(), Rotation::Replaced(_)) {
+                replaced += 1;
+            }
+        }
+        assert!(replaced >= 1, "{name}: a retry replaces the lost successor");
+        let heads = live_heads(&s, [1, 2].into_iter().chain(100..120)).await;
+        assert_eq!(heads.len(), 1, "{name}: {heads:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_family_ends_at_its_lifetime() {
+    let me = TokenOwner::Client("p1".into());
+    for (name, s, _dir) in stores().await {
+        // refresh() families begin at 100; a 500-second lifetime ends them at 600.
+        s.insert_refresh_token(&refresh(1, "f1", 1000))
+            .await
+            .unwrap();
+        let short = Successor {
+            family_lifetime: 500,
+            ..successor(2, 30)
+        };
+        assert!(matches!(
+            s.rotate_refresh_token(&SecretDigest([1; 32]), &me, &short, 200)
+                .await
+                .unwrap(),
+            Rotation::Rotated(_)
+        ));
+        let next = s
+            .refresh_token(&SecretDigest([2; 32]))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.expires_at, 600, "{name}: clamped to the family's end");
+        let later = Successor {
+            family_lifetime: 500,
+            ..successor(3, 30)
+        };
+        assert!(matches!(
+            s.rotate_refresh_token(&SecretDigest([2; 32]), &me, &later, 600)
+                .await
+                .unwrap(),
+            Rotation::NotActive(_)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn concurrent_first_uses_within_the_grace_period_neither_deadlock_nor_fork() {
+    let me = TokenOwner::Client("p1".into());
+    for (name, s, _dir) in stores().await {
+        s.insert_refresh_token(&refresh(1, "f1", 1000))
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..40u8 {
+            let (s, me) = (Arc::clone(&s), me.clone());
+            tasks.push(tokio::spawn(async move {
+                s.rotate_refresh_token(&SecretDigest([1; 32]), &me, &successor(100 + i, 30), 200)
+                    .await
+            }));
+        }
+        let mut rotated = 0;
+        for t in tasks {
+            // A deadlock or serialization failure would surface here as an error.
+            match t.await.unwrap() {
+                Ok(Rotation::Rotated(_)) => rotated += 1,
+                Ok(_) => {}
+                Err(e) => panic!("{name}: {e}"),
+            }
+        }
+        assert_eq!(rotated, 1, "{name}");
+        let heads = live_heads(&s, [1].into_iter().chain(100..140)).await;
+        assert_eq!(heads.len(), 1, "{name}: {heads:?}");
+    }
 }

@@ -51,6 +51,10 @@ pub struct ServeArgs {
     /// family [default: 30].
     #[arg(long, env = "TESSERA_REFRESH_REUSE_GRACE")]
     pub refresh_reuse_grace: Option<i64>,
+    /// Seconds after which a refresh-token family ends however often it was refreshed
+    /// [default: 7776000, 90 days].
+    #[arg(long, env = "TESSERA_REFRESH_FAMILY_LIFETIME")]
+    pub refresh_family_lifetime: Option<i64>,
     /// Create demo data on an empty database and print how to use it.
     #[arg(long, env = "TESSERA_DEV")]
     pub dev: bool,
@@ -71,6 +75,7 @@ struct FileConfig {
     db_pool: Option<u32>,
     db_timeout: Option<u64>,
     refresh_reuse_grace: Option<i64>,
+    refresh_family_lifetime: Option<i64>,
     dev: Option<bool>,
 }
 
@@ -104,6 +109,16 @@ impl ServeArgs {
         if let Some(g) = self.refresh_reuse_grace.or(file.refresh_reuse_grace) {
             anyhow::ensure!(g >= 0, "refresh_reuse_grace must not be negative");
             engine.refresh_reuse_grace = g;
+        }
+        if let Some(l) = self
+            .refresh_family_lifetime
+            .or(file.refresh_family_lifetime)
+        {
+            anyhow::ensure!(
+                l >= 60,
+                "refresh_family_lifetime must be at least 60 seconds"
+            );
+            engine.refresh_family_lifetime = l;
         }
         let issuer = self.issuer.or(file.issuer);
         if let Some(i) = &issuer {

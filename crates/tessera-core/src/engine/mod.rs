@@ -59,9 +59,11 @@ pub struct EngineConfig {
     /// Standard dialect: `password` grant (user_token, customer_token).
     pub user_token_ttl: i64,
     pub refresh_token_ttl: i64,
-    /// Seconds during which reuse of a rotated refresh token is refused without revoking the
-    /// family.
+    /// Seconds during which a retry of a just-rotated refresh token replaces its unused
+    /// successor (a lost response), and other reuse is refused without revoking the family.
     pub refresh_reuse_grace: i64,
+    /// Seconds after which a refresh-token family ends however often it was refreshed.
+    pub refresh_family_lifetime: i64,
     /// Token requests a second per partner or client, with a burst of as many; 0 turns it off.
     pub token_rate_limit: u32,
     /// Entries in the verified-credential cache.
@@ -86,6 +88,7 @@ impl EngineConfig {
             user_token_ttl: policy::USER_TOKEN_TTL,
             refresh_token_ttl: policy::REFRESH_TOKEN_TTL,
             refresh_reuse_grace: policy::REFRESH_REUSE_GRACE,
+            refresh_family_lifetime: policy::REFRESH_FAMILY_LIFETIME,
             token_rate_limit: 50,
             credential_cache_size: 10_000,
             dev_redirect_uri: None,

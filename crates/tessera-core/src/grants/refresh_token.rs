@@ -1,7 +1,12 @@
 //! `refresh_token` (RFC 6749 §6) with rotation on every use (RFC 9700 §4.14.2): the presented
-//! token is exchanged atomically for a successor; of concurrent uses exactly one wins. Reuse of a
-//! rotated token within the grace period is refused and nothing else happens (a client retrying a
-//! lost response); reuse after it is treated as theft and revokes the whole family.
+//! token is exchanged atomically for a successor; of concurrent uses exactly one wins.
+//!
+//! Rotation is lossless: a retry of the just-rotated token by its client within the grace period
+//! whose successor was never used (its response was lost: a dropped connection, a killed app)
+//! gets a fresh pair, and the lost successor is revoked, so the family keeps one live head. A
+//! reuse within the grace period after the successor *was* used is refused and nothing else
+//! happens; a reuse after it is treated as theft and revokes the whole family. A family ends
+//! `refresh_family_lifetime` after it began, however often it was refreshed.
 
 use crate::caller::{Caller, require_within};
 use crate::engine::Engine;
@@ -80,6 +85,8 @@ pub async fn grant(
     let next = Successor {
         digest: successor.digest(),
         expires_at: now + engine.config.refresh_token_ttl,
+        retry_grace: engine.config.refresh_reuse_grace,
+        family_lifetime: engine.config.refresh_family_lifetime,
     };
     let record = match engine
         .tokens()
@@ -87,6 +94,10 @@ pub async fn grant(
         .await?
     {
         Rotation::Rotated(record) => record,
+        Rotation::Replaced(record) => {
+            tracing::info!(family = %record.family_id, "refresh retried after a lost response; successor replaced");
+            record
+        }
         Rotation::Unknown => {
             return Err(EngineError::RefreshTokenInvalid(
                 "it is unknown; repeat the authorization to get a new pair",

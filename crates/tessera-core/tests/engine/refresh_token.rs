@@ -68,18 +68,42 @@ async fn each_use_rotates_and_keeps_the_family() {
 }
 
 #[tokio::test]
-async fn reuse_within_the_grace_period_is_refused_without_revoking() {
+async fn a_retry_within_the_grace_period_replaces_a_lost_successor() {
     let w = World::new().await;
     let caller = w.partner_caller();
     let first = family(&w).await;
     let rotated_at = T0 + 60;
-    let next = w.grant(&caller, refresh(&first), rotated_at).await.unwrap();
+    let lost = w.grant(&caller, refresh(&first), rotated_at).await.unwrap();
     let at = rotated_at + policy::REFRESH_REUSE_GRACE;
+    // At the last second of the grace period the retry still gets a fresh pair...
+    let retry = w.grant(&caller, refresh(&first), at).await.unwrap();
+    let head = retry.refresh_token.unwrap().expose().to_string();
+    // ...and the lost successor is dead, without harm to the family.
+    let lost = lost.refresh_token.unwrap().expose().to_string();
+    let e = refused(w.grant(&caller, refresh(&lost), at).await);
+    assert!(matches!(e, EngineError::RefreshTokenInvalid(_)), "{e:?}");
+    let next = w.grant(&caller, refresh(&head), at).await.unwrap();
+    // The successor was used now: presenting the first token again is reuse, refused.
     let e = refused(w.grant(&caller, refresh(&first), at).await);
     assert!(matches!(e, EngineError::RefreshTokenInvalid(_)), "{e:?}");
-    // The successor still works.
-    let successor = next.refresh_token.unwrap().expose().to_string();
-    assert!(w.grant(&caller, refresh(&successor), at).await.is_ok());
+    let next = next.refresh_token.unwrap().expose().to_string();
+    assert!(w.grant(&caller, refresh(&next), at).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_family_ends_at_its_lifetime_however_often_refreshed() {
+    let w = World::with_config(|c| c.refresh_family_lifetime = 3_600).await;
+    let caller = w.partner_caller();
+    let mut token = family(&w).await;
+    for step in 1..=5 {
+        let issued = w
+            .grant(&caller, refresh(&token), T0 + step * 600)
+            .await
+            .unwrap();
+        token = issued.refresh_token.unwrap().expose().to_string();
+    }
+    let e = refused(w.grant(&caller, refresh(&token), T0 + 3_600).await);
+    assert!(matches!(e, EngineError::RefreshTokenInvalid(_)), "{e:?}");
 }
 
 #[tokio::test]

@@ -45,6 +45,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0003_authorization_code.sql"),
     ),
     (4, include_str!("../../migrations/sqlite/0004_security.sql")),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_refresh_retry.sql"),
+    ),
 ];
 
 pub struct SqliteStore {

@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
-use sqlx::SqliteConnection;
 use sqlx::sqlite::SqlitePool;
+use sqlx::{Row, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{err, refresh_of};
+use crate::rows::{is_retry, successor_of};
 use tessera_core::model::RefreshToken;
 use tessera_core::secret::SecretDigest;
 use tessera_core::store::{Rotation, StoreError, StoreResult, Successor, TokenOwner};
@@ -168,16 +169,16 @@ pub(super) async fn rotate_in(
 ) -> StoreResult<Rotation> {
     let (sql, owner_id) = match owner {
         TokenOwner::Client(id) => (
-            "UPDATE refresh_tokens SET rotated_at = ?1
+            "UPDATE refresh_tokens SET rotated_at = ?1, successor_digest = ?4
              WHERE digest = ?2 AND client_id = ?3 AND rotated_at IS NULL
-               AND revoked_at IS NULL AND expires_at > ?1
+               AND revoked_at IS NULL AND expires_at > ?1 AND family_issued_at + ?5 > ?1
              RETURNING *",
             id,
         ),
         TokenOwner::Partner(id) => (
-            "UPDATE refresh_tokens SET rotated_at = ?1
+            "UPDATE refresh_tokens SET rotated_at = ?1, successor_digest = ?4
              WHERE digest = ?2 AND partner_id = ?3 AND rotated_at IS NULL
-               AND revoked_at IS NULL AND expires_at > ?1
+               AND revoked_at IS NULL AND expires_at > ?1 AND family_issued_at + ?5 > ?1
              RETURNING *",
             id,
         ),
@@ -186,37 +187,56 @@ pub(super) async fn rotate_in(
         .bind(now)
         .bind(&presented.0[..])
         .bind(owner_id)
+        .bind(&successor.digest.0[..])
+        .bind(successor.family_lifetime)
         .fetch_optional(&mut *conn)
         .await
         .map_err(err)?;
-    let Some(row) = rotated else {
-        let found = sqlx::query("SELECT * FROM refresh_tokens WHERE digest = ?")
-            .bind(&presented.0[..])
-            .fetch_optional(&mut *conn)
+    if let Some(row) = rotated {
+        let mut old = refresh_of(&row)?;
+        old.rotated_at = None;
+        insert_refresh_in(conn, &successor_of(&old, successor, now)).await?;
+        return Ok(Rotation::Rotated(old));
+    }
+    let Some(row) = sqlx::query("SELECT * FROM refresh_tokens WHERE digest = ?")
+        .bind(&presented.0[..])
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(err)?
+    else {
+        return Ok(Rotation::Unknown);
+    };
+    let record = refresh_of(&row)?;
+    if !owner.owns(&record) {
+        return Ok(Rotation::WrongClient);
+    }
+    if is_retry(&record, successor, now) {
+        let previous: Option<Vec<u8>> = row.try_get("successor_digest").map_err(err)?;
+        if let Some(previous) = previous {
+            // Compare-and-swap on the unused successor: of concurrent retries one wins.
+            let replaced = sqlx::query(
+                "UPDATE refresh_tokens SET revoked_at = ?1
+                 WHERE digest = ?2 AND rotated_at IS NULL AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(&previous[..])
+            .execute(&mut *conn)
             .await
-            .map_err(err)?;
-        return Ok(match found {
-            None => Rotation::Unknown,
-            Some(row) => {
-                let record = refresh_of(&row)?;
-                if owner.owns(&record) {
-                    Rotation::NotActive(record)
-                } else {
-                    Rotation::WrongClient
-                }
+            .map_err(err)?
+            .rows_affected();
+            if replaced == 1 {
+                sqlx::query("UPDATE refresh_tokens SET successor_digest = ?1 WHERE digest = ?2")
+                    .bind(&successor.digest.0[..])
+                    .bind(&presented.0[..])
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(err)?;
+                let mut old = record;
+                old.rotated_at = None;
+                insert_refresh_in(conn, &successor_of(&old, successor, now)).await?;
+                return Ok(Rotation::Replaced(old));
             }
-        });
-    };
-    let mut old = refresh_of(&row)?;
-    old.rotated_at = None;
-    let next = RefreshToken {
-        digest: successor.digest,
-        issued_at: now,
-        expires_at: successor.expires_at,
-        rotated_at: None,
-        revoked_at: None,
-        ..old.clone()
-    };
-    insert_refresh_in(conn, &next).await?;
-    Ok(Rotation::Rotated(old))
+        }
+    }
+    Ok(Rotation::NotActive(record))
 }

@@ -174,7 +174,7 @@ async fn three_nodes_behave_as_one() {
 }
 
 #[tokio::test]
-async fn a_hundred_concurrent_refreshes_across_nodes_have_one_winner() {
+async fn a_hundred_concurrent_refreshes_across_nodes_leave_one_live_head() {
     let Some(db) = scratch().await else { return };
     let master = MasterKey::generate();
     let nodes = [
@@ -230,12 +230,26 @@ async fn a_hundred_concurrent_refreshes_across_nodes_have_one_winner() {
             other => panic!("unexpected {other}: {v}"),
         }
     }
-    assert_eq!(winners.len(), 1, "exactly one rotation wins");
-    // Losers were within the grace period: the family is intact and the winner's token works.
-    let r = nodes[2]
-        .post("/v2/oauth/token", Some(&b), &refresh_body(&winners[0]))
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    // Within the grace period a concurrent use is a retry: it may replace the unused successor,
+    // but of every token handed out exactly one is the family's live head.
+    assert!(!winners.is_empty());
+    let mut live = 0;
+    for (i, w) in winners.iter().enumerate() {
+        let r = nodes[i % 3]
+            .post("/v2/oauth/token", Some(&b), &refresh_body(w))
+            .await;
+        if r.status == 200 {
+            live += 1;
+        } else {
+            assert_eq!(r.code(), "OAUTH_REFRESH_TOKEN_INVALID", "{}", r.body);
+        }
+    }
+    assert_eq!(
+        live,
+        1,
+        "exactly one live head after {} answers",
+        winners.len()
+    );
 }
 
 #[tokio::test]

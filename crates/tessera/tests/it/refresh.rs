@@ -26,19 +26,33 @@ async fn pair(t: &TestServer, auth: &str) -> (String, String) {
 }
 
 #[tokio::test]
-async fn rotation_within_grace_refuses_the_old_token_but_keeps_the_family() {
+async fn a_retry_after_a_lost_response_gets_a_fresh_pair_and_reuse_is_still_refused() {
     let t = TestServer::start().await; // grace 30 s
     let p = t.partner().await;
     let b = p.basic();
     let (_, rt1) = pair(&t, &b).await;
-    let r = t
-        .post("/v2/oauth/token", Some(&b), &refresh_body(&rt1))
-        .await;
+    let refresh = |rt: String| {
+        let (t, b) = (&t, b.clone());
+        async move {
+            t.post("/v2/oauth/token", Some(&b), &refresh_body(&rt))
+                .await
+        }
+    };
+    // The response carrying rt2 is lost; the client retries rt1 and gets a fresh pair.
+    let r = refresh(rt1.clone()).await;
     assert_eq!(r.status, 200);
-    let rt2 = r.data("refresh_token");
-    let r = t
-        .post("/v2/oauth/token", Some(&b), &refresh_body(&rt1))
-        .await;
+    let lost = r.data("refresh_token");
+    let r = refresh(rt1.clone()).await;
+    assert_eq!(r.status, 200, "a retry within the grace period: {}", r.body);
+    let rt3 = r.data("refresh_token");
+    assert_ne!(rt3, lost);
+    // The lost successor is dead; the new one is the family's head.
+    assert_eq!(refresh(lost).await.code(), "OAUTH_REFRESH_TOKEN_INVALID");
+    let r = refresh(rt3).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rt4 = r.data("refresh_token");
+    // Once the successor was used, presenting rt1 again is reuse: refused, family kept.
+    let r = refresh(rt1).await;
     assert_eq!(r.code(), "OAUTH_REFRESH_TOKEN_INVALID");
     assert!(
         r.body["error"]["message"]
@@ -46,11 +60,7 @@ async fn rotation_within_grace_refuses_the_old_token_but_keeps_the_family() {
             .unwrap()
             .contains("already been used")
     );
-    // The newest token still works.
-    let r = t
-        .post("/v2/oauth/token", Some(&b), &refresh_body(&rt2))
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(refresh(rt4).await.status, 200);
 }
 
 #[tokio::test]
@@ -89,7 +99,7 @@ async fn reuse_after_grace_revokes_the_family_and_its_access_tokens() {
 }
 
 #[tokio::test]
-async fn concurrent_uses_of_one_token_have_exactly_one_winner() {
+async fn concurrent_uses_of_one_token_leave_exactly_one_live_head() {
     let t = TestServer::start().await;
     let p = t.partner().await;
     let b = p.basic();
@@ -103,25 +113,34 @@ async fn concurrent_uses_of_one_token_have_exactly_one_winner() {
             refresh_body(&rt),
         );
         tasks.push(tokio::spawn(async move {
-            http.post(url)
+            let r = http
+                .post(url)
                 .header("Authorization", b)
                 .body(body)
                 .send()
                 .await
-                .unwrap()
-                .status()
-                .as_u16()
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.unwrap())
         }));
     }
-    let mut ok = 0;
+    let mut handed_out = Vec::new();
     for task in tasks {
         match task.await.unwrap() {
-            200 => ok += 1,
-            400 => {}
-            other => panic!("unexpected status {other}"),
+            (200, v) => handed_out.push(v["data"]["refresh_token"].as_str().unwrap().to_string()),
+            (400, _) => {}
+            (other, v) => panic!("unexpected status {other}: {v}"),
         }
     }
-    assert_eq!(ok, 1);
+    // Concurrent uses within the grace period are retries; of everything handed out, exactly
+    // one token is still the family's head.
+    assert!(!handed_out.is_empty());
+    let mut live = 0;
+    for rt in &handed_out {
+        let r = t.post("/v2/oauth/token", Some(&b), &refresh_body(rt)).await;
+        live += usize::from(r.status == 200);
+    }
+    assert_eq!(live, 1, "{} handed out", handed_out.len());
 }
 
 #[tokio::test]

@@ -1,0 +1,3 @@
+-- Lossless refresh (issue 10): a rotated token remembers its successor, so that a retry within
+-- the grace period can replace a successor whose response was lost.
+ALTER TABLE refresh_tokens ADD COLUMN successor_digest BYTEA;
