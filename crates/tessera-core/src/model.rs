@@ -196,6 +196,9 @@ pub struct RefreshToken {
     /// The user's consent this family rests on (authorization-code flows); revoking the grant
     /// revokes the family.
     pub grant_id: Option<String>,
+    /// Who acts for the subject (RFC 8693 `act`), for a family begun by a token exchange: every
+    /// access token of the family names the same actor.
+    pub actor: Option<crate::jwt::Actor>,
 }
 
 /// A user's consent that a client may act with some scopes (SPEC §1 "grant").

@@ -88,8 +88,9 @@ fn unix_now() -> i64 {
 async fn insert_refresh(conn: &mut PgConnection, t: &RefreshToken) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO refresh_tokens (digest, family_id, partner_id, client_id, subject, account_id,
-             scope, issued_at, expires_at, family_issued_at, rotated_at, revoked_at, grant_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             scope, issued_at, expires_at, family_issued_at, rotated_at, revoked_at, grant_id,
+             actor)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(&t.digest.0[..])
     .bind(&t.family_id)
@@ -104,6 +105,11 @@ async fn insert_refresh(conn: &mut PgConnection, t: &RefreshToken) -> StoreResul
     .bind(t.rotated_at)
     .bind(t.revoked_at)
     .bind(&t.grant_id)
+    .bind(
+        t.actor
+            .as_ref()
+            .map(|a| serde_json::to_string(a).expect("an actor serializes")),
+    )
     .execute(conn)
     .await
     .map_err(err)?;

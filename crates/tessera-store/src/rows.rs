@@ -129,6 +129,10 @@ macro_rules! row_mappers {
                 rotated_at: row.try_get("rotated_at").map_err(err)?,
                 revoked_at: row.try_get("revoked_at").map_err(err)?,
                 grant_id: row.try_get("grant_id").map_err(err)?,
+                actor: match row.try_get::<Option<String>, _>("actor").map_err(err)? {
+                    Some(json) => Some(serde_json::from_str(&json).map_err(|_| bad_row("actor"))?),
+                    None => None,
+                },
             })
         }
 

@@ -60,6 +60,7 @@ fn refresh(digest: u8, family: &str, expires_at: i64) -> RefreshToken {
         rotated_at: None,
         revoked_at: None,
         grant_id: None,
+        actor: None,
     }
 }
 

@@ -151,6 +151,7 @@ pub async fn grant(
                 rotated_at: None,
                 revoked_at: None,
                 grant_id: Some(code.grant_id.clone()),
+                actor: None,
             })
             .await?;
         Some(secret)

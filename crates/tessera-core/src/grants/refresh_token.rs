@@ -188,6 +188,7 @@ mod tests {
             rotated_at: None,
             revoked_at: None,
             grant_id: None,
+            actor: None,
         }
     }
 

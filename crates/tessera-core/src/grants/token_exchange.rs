@@ -179,6 +179,7 @@ pub async fn grant(
             rotated_at: None,
             revoked_at: None,
             grant_id: None,
+            actor: Some(act.clone()),
         };
         // Durable before it is shown: the response is built only after the commit.
         engine.tokens().insert_refresh_token(&record).await?;
@@ -228,7 +229,7 @@ pub async fn grant(
 }
 
 /// Claims of a client access token for the subject (and family) of a refresh-token record; the
-/// actor is the client the family was issued to.
+/// actor is the one the family's exchange named.
 pub(crate) fn account_claims(
     engine: &Engine,
     caller: &Caller,
@@ -240,10 +241,11 @@ pub(crate) fn account_claims(
         client_id: record.client_id.clone(),
         partner_id: Some(record.partner_id.clone()),
         account_id: record.account_id.clone(),
-        act: Some(Actor {
+        // The family's original actor; for families from before actors were kept, the client.
+        act: Some(record.actor.clone().unwrap_or(Actor {
             sub: record.client_id.clone(),
             act: None,
-        }),
+        })),
         sid: Some(record.family_id.clone()),
         ..base_claims(
             engine,

@@ -63,7 +63,6 @@ pub async fn introspect(
             "active": true,
             "scope": r.scope,
             "client_id": r.client_id,
-            "token_type": "refresh_token",
             "exp": r.expires_at,
             "iat": r.issued_at,
             "sub": r.subject,

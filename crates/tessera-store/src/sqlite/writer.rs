@@ -138,8 +138,9 @@ pub(super) async fn insert_refresh_in(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO refresh_tokens (digest, family_id, partner_id, client_id, subject, account_id,
-             scope, issued_at, expires_at, family_issued_at, rotated_at, revoked_at, grant_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             scope, issued_at, expires_at, family_issued_at, rotated_at, revoked_at, grant_id,
+             actor)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&t.digest.0[..])
     .bind(&t.family_id)
@@ -154,6 +155,11 @@ pub(super) async fn insert_refresh_in(
     .bind(t.rotated_at)
     .bind(t.revoked_at)
     .bind(&t.grant_id)
+    .bind(
+        t.actor
+            .as_ref()
+            .map(|a| serde_json::to_string(a).expect("an actor serializes")),
+    )
     .execute(&mut *conn)
     .await
     .map_err(err)?;

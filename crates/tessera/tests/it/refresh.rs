@@ -1,5 +1,6 @@
-//! Refresh-token rotation through the real server: one winner among concurrent uses, reuse within
-//! the grace period keeps the family, reuse after it revokes the family (and its access tokens).
+//! Refresh-token rotation through the real server: a retry after a lost response, one live head
+//! among concurrent uses, reuse after the grace period revokes the family (and its access
+//! tokens), and refreshes of an exchanged family keep its actor.
 
 use std::time::Duration;
 
@@ -187,4 +188,68 @@ async fn revoking_an_access_token_revokes_only_it() {
         .post("/v2/oauth/token", Some(&b), &refresh_body(&rt))
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test]
+async fn refreshes_of_an_exchanged_family_keep_its_actor() {
+    let t = TestServer::start().await;
+    let o = t
+        .onboard(&["client_credentials", "refresh_token", "token_exchange"])
+        .await;
+    let machine = t
+        .post(
+            "/v2/oauth/token",
+            Some(&o.partner.basic()),
+            &machine_token_body("WRITE crm"),
+        )
+        .await
+        .data("access_token");
+    let acc = t
+        .post("/v2/accounts", Some(&o.partner.basic()), r#"{"name":"A"}"#)
+        .await
+        .data("account_id");
+    // The partner's machine token as actor: `act.sub` is the partner, not the client.
+    let r = t
+        .form(
+            "/oauth/token",
+            Some(&o.basic()),
+            &[
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                ("subject_token", &machine),
+                (
+                    "subject_token_type",
+                    "urn:wazzup:oauth:token-type:machine_token",
+                ),
+                ("requested_subject", &acc),
+                ("actor_token", &machine),
+                (
+                    "actor_token_type",
+                    "urn:wazzup:oauth:token-type:machine_token",
+                ),
+                ("scope", "WRITE"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let first = crate::support::claims(r.body["access_token"].as_str().unwrap());
+    assert_eq!(first["act"]["sub"], o.partner.id.as_str());
+    let r = t
+        .form(
+            "/oauth/token",
+            Some(&o.basic()),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", r.body["refresh_token"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let refreshed = crate::support::claims(r.body["access_token"].as_str().unwrap());
+    assert_eq!(
+        refreshed["act"], first["act"],
+        "the actor survives the refresh"
+    );
 }
