@@ -84,6 +84,9 @@ pub enum EngineError {
     RateLimited { retry_after_secs: u64 },
     #[error("the service is temporarily unavailable")]
     Unavailable,
+    /// Too many password checks are waiting already; retry shortly. No password was checked.
+    #[error("too many password checks at once")]
+    Busy { retry_after_secs: u64 },
     #[error("internal error")]
     Internal,
 }

@@ -1,5 +1,8 @@
 //! Human passwords: Argon2id with OWASP parameters, run off the async threads behind a semaphore
 //! (each hash holds ≈ 19 MiB), with the same cost for an unknown user as for a wrong password.
+//! The queue in front of the semaphore is bounded ([`Passwords::admit`]): past it, a check is
+//! refused at once rather than waiting behind a flood, so that the wait of a legitimate check
+//! stays bounded and requests that need no password are not slowed.
 
 use std::sync::Arc;
 
@@ -14,6 +17,9 @@ use crate::secret::{SecretDigest, random_bytes};
 #[derive(Clone)]
 pub struct Passwords {
     permits: Arc<Semaphore>,
+    /// Checks admitted (running or waiting) and how many may be at once.
+    admitted: Arc<std::sync::atomic::AtomicUsize>,
+    max_admitted: usize,
     /// Argon2 verifications run so far (for tests and metrics).
     verifications: Arc<std::sync::atomic::AtomicU64>,
     /// A hash of a random password, verified against when the user does not exist so that an
@@ -23,13 +29,37 @@ pub struct Passwords {
 
 impl Passwords {
     pub fn new() -> Passwords {
+        Passwords::with_queue(crate::policy::PASSWORD_QUEUE)
+    }
+
+    /// At most `queue` checks waiting for an Argon2 slot, besides those running.
+    pub fn with_queue(queue: usize) -> Passwords {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let random = crate::secret::generate(crate::secret::SecretKind::ClientSecret);
         Passwords {
             permits: Arc::new(Semaphore::new(cores)),
+            admitted: Arc::default(),
+            max_admitted: cores + queue,
             verifications: Arc::default(),
             dummy: Arc::new(hash_blocking(random.expose())),
         }
+    }
+
+    /// A place in the queue for one password check, or `None` when the queue is full (answer
+    /// "busy, retry shortly" at once). The place is held until the returned guard drops.
+    pub fn admit(&self) -> Option<Admission> {
+        use std::sync::atomic::Ordering;
+        let before = self.admitted.fetch_add(1, Ordering::AcqRel);
+        if before >= self.max_admitted {
+            self.admitted.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Admission(Arc::clone(&self.admitted)))
+    }
+
+    /// Checks admitted right now (running or waiting).
+    pub fn queued(&self) -> usize {
+        self.admitted.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub async fn hash(&self, password: &str) -> PasswordHash {
@@ -65,6 +95,15 @@ impl Passwords {
         .await
         .expect("verification task panicked");
         ok && known
+    }
+}
+
+/// A held place in the password-check queue; released on drop.
+pub struct Admission(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 

@@ -17,6 +17,10 @@ pub const REFRESH_FAMILY_LIFETIME: i64 = 90 * 86_400;
 /// family (a client's lost response or a retry); after it, reuse is theft and revokes the family.
 pub const REFRESH_REUSE_GRACE: i64 = 30;
 
+/// Password checks that may wait for an Argon2 slot besides those running; past it, a check is
+/// refused at once with "busy" (503 and `Retry-After`).
+pub const PASSWORD_QUEUE: usize = 32;
+
 /// Input limits applied to every field that reaches the engine.
 pub const MAX_NAME_LEN: usize = 200;
 pub const MAX_EXTERNAL_ID_LEN: usize = 200;

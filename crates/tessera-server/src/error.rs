@@ -31,7 +31,8 @@ impl RequestError {
         match self {
             RequestError::Engine(
                 EngineError::RateLimited { retry_after_secs }
-                | EngineError::Locked { retry_after_secs },
+                | EngineError::Locked { retry_after_secs }
+                | EngineError::Busy { retry_after_secs },
             ) => Some(*retry_after_secs),
             _ => None,
         }

@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// [default: 7776000, 90 days].
     #[arg(long, env = "TESSERA_REFRESH_FAMILY_LIFETIME")]
     pub refresh_family_lifetime: Option<i64>,
+    /// Password checks that may wait for an Argon2 slot besides those running; past it, a check
+    /// is answered 503 with Retry-After at once [default: 32].
+    #[arg(long, env = "TESSERA_PASSWORD_QUEUE")]
+    pub password_queue: Option<usize>,
     /// Create demo data on an empty database and print how to use it.
     #[arg(long, env = "TESSERA_DEV")]
     pub dev: bool,
@@ -76,6 +80,7 @@ struct FileConfig {
     db_timeout: Option<u64>,
     refresh_reuse_grace: Option<i64>,
     refresh_family_lifetime: Option<i64>,
+    password_queue: Option<usize>,
     dev: Option<bool>,
 }
 
@@ -119,6 +124,9 @@ impl ServeArgs {
                 "refresh_family_lifetime must be at least 60 seconds"
             );
             engine.refresh_family_lifetime = l;
+        }
+        if let Some(q) = self.password_queue.or(file.password_queue) {
+            engine.password_queue = q;
         }
         let issuer = self.issuer.or(file.issuer);
         if let Some(i) = &issuer {

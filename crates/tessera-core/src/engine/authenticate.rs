@@ -45,6 +45,7 @@ impl Engine {
         {
             return active(p);
         }
+        let _place = self.admit_check()?;
         let lock_key = lockout::key("partner", &email);
         self.reserve_check(&lock_key, now).await?;
         let epoch = self.epoch.load(Ordering::Acquire);
@@ -208,6 +209,7 @@ impl Engine {
         {
             return Ok(u);
         }
+        let _place = self.admit_check()?;
         let lock_key = lockout::key("user", &owner);
         self.reserve_check(&lock_key, now).await?;
         let epoch = self.epoch.load(Ordering::Acquire);
@@ -242,6 +244,17 @@ impl Engine {
             );
         }
         Ok(user)
+    }
+
+    /// A place in the bounded queue of password checks, or "busy" at once: a flood of uncached
+    /// checks cannot make a legitimate one wait without bound, and costs no lockout unit.
+    fn admit_check(&self) -> Result<crate::password::Admission, EngineError> {
+        self.passwords.admit().ok_or_else(|| {
+            tracing::info!("password check refused: the Argon2 queue is full");
+            EngineError::Busy {
+                retry_after_secs: 1,
+            }
+        })
     }
 
     /// Reserve one password check of a username in its lockout bucket, or refuse it.

@@ -73,6 +73,8 @@ pub struct EngineConfig {
     pub dev_redirect_uri: Option<String>,
     /// How many password checks a username gets, and how fast they come back.
     pub lockout: LockoutPolicy,
+    /// Password checks that may wait for Argon2 besides those running; past it, "busy".
+    pub password_queue: usize,
 }
 
 impl EngineConfig {
@@ -93,6 +95,7 @@ impl EngineConfig {
             credential_cache_size: 10_000,
             dev_redirect_uri: None,
             lockout: LockoutPolicy::default(),
+            password_queue: policy::PASSWORD_QUEUE,
         }
     }
 }
@@ -226,7 +229,7 @@ impl Engine {
             page_key,
             master,
             keys: ArcSwap::from_pointee(keys),
-            passwords: Passwords::new(),
+            passwords: Passwords::with_queue(config.password_queue),
             keyer: CacheKeyer::new(),
             credentials: Cache::new(cache),
             checking: DashMap::new(),

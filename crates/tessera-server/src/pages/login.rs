@@ -70,6 +70,18 @@ pub(super) async fn login(
                 EngineError::Locked { retry_after_secs } => {
                     format!("Too many failed attempts. Try again in {retry_after_secs} seconds.")
                 }
+                EngineError::Busy { .. } => {
+                    return login_view(
+                        &app,
+                        &headers,
+                        &request,
+                        &client,
+                        &username,
+                        "Too many people are signing in right now. Try again in a moment.",
+                    )
+                    .status(StatusCode::SERVICE_UNAVAILABLE)
+                    .into_response();
+                }
                 EngineError::InvalidGrant(why) => sentence(why),
                 EngineError::Unavailable | EngineError::Internal => return failure_page(&e),
                 _ => "The email or password is not right.".into(),

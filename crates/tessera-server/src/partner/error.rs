@@ -176,6 +176,12 @@ fn classify_engine(e: &EngineError) -> (StatusCode, &'static str, String) {
             codes::SERVICE_UNAVAILABLE,
             "the service is temporarily unavailable; retry shortly".into(),
         ),
+        E::Busy { .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            codes::SERVICE_UNAVAILABLE,
+            "too many sign-ins are being checked right now; retry after the Retry-After delay"
+                .into(),
+        ),
         E::Internal => (
             StatusCode::INTERNAL_SERVER_ERROR,
             codes::INTERNAL_ERROR,

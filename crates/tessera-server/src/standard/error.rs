@@ -153,6 +153,12 @@ fn classify_engine(e: &EngineError) -> (StatusCode, &'static str, String) {
             "temporarily_unavailable",
             "the service is temporarily unavailable; retry shortly".into(),
         ),
+        E::Busy { .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "too many sign-ins are being checked right now; retry after the Retry-After delay"
+                .into(),
+        ),
         E::Internal => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",

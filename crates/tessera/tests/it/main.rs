@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod enumeration;
 mod errors;
+mod flood;
 mod flows;
 mod input;
 mod interop;
