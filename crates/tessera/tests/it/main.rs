@@ -5,6 +5,7 @@ mod authcode;
 mod binding;
 mod browser;
 mod cli;
+mod crash;
 mod enumeration;
 mod errors;
 mod flood;
