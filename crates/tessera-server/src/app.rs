@@ -19,27 +19,9 @@ pub struct AppState {
 }
 
 /// The address a request came from (the TCP peer; a proxy in front answers for its clients),
-/// for handlers that throttle per requester.
+/// for handlers that throttle per requester. The connection loop puts it in every request.
 #[derive(Clone, Copy, Debug)]
 pub struct Peer(pub SocketAddr);
-
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
-    for Peer
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Peer {
-        Peer(*stream.remote_addr())
-    }
-}
-
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::TlsListener>>
-    for Peer
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, crate::tls::TlsListener>) -> Peer {
-        Peer(*stream.remote_addr())
-    }
-}
 
 /// Mark a response as not cacheable (RFC 6749 §5.1).
 pub fn no_store(response: &mut Response) {

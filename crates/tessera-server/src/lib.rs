@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod body;
+pub mod conn;
 pub mod error;
 pub mod ops;
 pub mod pages;
@@ -48,6 +49,8 @@ pub struct ServerConfig {
     pub engine: EngineConfig,
     /// Serve HTTPS with this certificate and key instead of plain HTTP.
     pub tls: Option<tls::TlsFiles>,
+    /// Timeouts and the connection cap.
+    pub limits: conn::ConnectionLimits,
 }
 
 /// The whole router, for a given state.
@@ -182,29 +185,16 @@ pub async fn start(
     let stop = async {
         let _ = rx.await;
     };
+    let limits = config.limits;
     let served = match tls_config {
-        None => tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<app::Peer>(),
-            )
-            .with_graceful_shutdown(stop)
-            .await
-        }),
+        None => tokio::spawn(conn::serve(listener, app, limits, stop)),
         Some(tls_config) => {
             let listener =
                 tls::TlsListener::new(listener, tls_config).map_err(|source| ServeError::Bind {
                     addr: config.listen,
                     source,
                 })?;
-            tokio::spawn(async move {
-                axum::serve(
-                    listener,
-                    app.into_make_service_with_connect_info::<app::Peer>(),
-                )
-                .with_graceful_shutdown(stop)
-                .await
-            })
+            tokio::spawn(conn::serve(listener, app, limits, stop))
         }
     };
     Ok(RunningServer {

@@ -59,6 +59,16 @@ pub struct ServeArgs {
     /// is answered 503 with Retry-After at once [default: 32].
     #[arg(long, env = "TESSERA_PASSWORD_QUEUE")]
     pub password_queue: Option<usize>,
+    /// Seconds a client has to send a request's head; an idle keep-alive connection is closed
+    /// after it too [default: 10].
+    #[arg(long, env = "TESSERA_HEADER_TIMEOUT")]
+    pub header_timeout: Option<u64>,
+    /// Seconds a client has to send a request's body [default: 30].
+    #[arg(long, env = "TESSERA_BODY_TIMEOUT")]
+    pub body_timeout: Option<u64>,
+    /// Connections open at once; past it, new ones are closed at accept [default: 10000].
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// Create demo data on an empty database and print how to use it.
     #[arg(long, env = "TESSERA_DEV")]
     pub dev: bool,
@@ -81,6 +91,9 @@ struct FileConfig {
     refresh_reuse_grace: Option<i64>,
     refresh_family_lifetime: Option<i64>,
     password_queue: Option<usize>,
+    header_timeout: Option<u64>,
+    body_timeout: Option<u64>,
+    max_connections: Option<usize>,
     dev: Option<bool>,
 }
 
@@ -95,6 +108,7 @@ pub struct ServeConfig {
     pub dev: bool,
     pub tls: Option<tessera_server::tls::TlsFiles>,
     pub engine: EngineConfig,
+    pub limits: tessera_server::conn::ConnectionLimits,
 }
 
 impl ServeArgs {
@@ -143,7 +157,21 @@ impl ServeArgs {
             (None, None) => None,
             _ => anyhow::bail!("give both tls_cert and tls_key, or neither"),
         };
+        let mut limits = tessera_server::conn::ConnectionLimits::default();
+        if let Some(s) = self.header_timeout.or(file.header_timeout) {
+            anyhow::ensure!(s >= 1, "header_timeout must be at least 1 second");
+            limits.header_timeout = std::time::Duration::from_secs(s);
+        }
+        if let Some(s) = self.body_timeout.or(file.body_timeout) {
+            anyhow::ensure!(s >= 1, "body_timeout must be at least 1 second");
+            limits.body_timeout = std::time::Duration::from_secs(s);
+        }
+        if let Some(n) = self.max_connections.or(file.max_connections) {
+            anyhow::ensure!(n >= 1, "max_connections must be at least 1");
+            limits.max_connections = n;
+        }
         Ok(ServeConfig {
+            limits,
             tls,
             listen: self
                 .listen

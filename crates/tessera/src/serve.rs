@@ -50,6 +50,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             issuer: config.issuer.clone(),
             engine: config.engine,
             tls: config.tls.clone(),
+            limits: config.limits,
         },
     )
     .await?;

@@ -182,7 +182,10 @@ async fn a_sigkilled_sqlite_server_loses_no_answered_refresh_token() {
         held.extend(w.await.unwrap());
     }
     assert!(held.len() > 16, "the victim answered {} chains", held.len());
-    eprintln!("{} refresh tokens held when the server was killed", held.len());
+    eprintln!(
+        "{} refresh tokens held when the server was killed",
+        held.len()
+    );
 
     // Restarted on the same file: every token a client holds refreshes.
     let (mut restarted, base) = serve(&db);

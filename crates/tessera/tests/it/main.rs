@@ -18,5 +18,6 @@ mod multinode;
 mod refresh;
 mod seed000;
 mod seed002;
+mod slow;
 mod standard;
 mod support;

@@ -55,6 +55,15 @@ pub fn logs() -> String {
     String::from_utf8_lossy(&init_logs().lock().unwrap()).into_owned()
 }
 
+/// How a test server is started, beyond its database, engine settings and master key.
+#[derive(Default)]
+struct How {
+    tls: Option<tessera_server::tls::TlsFiles>,
+    options: tessera_store::Options,
+    issuer: Option<String>,
+    limits: tessera_server::conn::ConnectionLimits,
+}
+
 pub struct TestServer {
     pub base: String,
     pub server: Option<RunningServer>,
@@ -108,7 +117,7 @@ impl TestServer {
         engine: EngineConfig,
         master: MasterKey,
     ) -> TestServer {
-        Self::start_full(dir, db_url, engine, master, None, Default::default(), None).await
+        Self::start_full(dir, db_url, engine, master, How::default()).await
     }
 
     /// A node on a shared database (PostgreSQL), with the given store options. All nodes share
@@ -124,9 +133,11 @@ impl TestServer {
             db_url.to_string(),
             config(),
             master,
-            None,
-            options,
-            Some(SHARED_ISSUER.to_string()),
+            How {
+                options,
+                issuer: Some(SHARED_ISSUER.to_string()),
+                ..How::default()
+            },
         )
         .await
     }
@@ -143,9 +154,27 @@ impl TestServer {
             db_url,
             engine,
             master,
-            Some(tls),
-            Default::default(),
-            None,
+            How {
+                tls: Some(tls),
+                ..How::default()
+            },
+        )
+        .await
+    }
+
+    /// A server with the given connection limits (timeouts, cap).
+    pub async fn start_with_limits(limits: tessera_server::conn::ConnectionLimits) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let db = format!("sqlite://{}", dir.path().join("t.db").display());
+        Self::start_full(
+            dir,
+            db,
+            config(),
+            MasterKey::generate(),
+            How {
+                limits,
+                ..How::default()
+            },
         )
         .await
     }
@@ -155,10 +184,14 @@ impl TestServer {
         db_url: String,
         engine: EngineConfig,
         master: MasterKey,
-        tls: Option<tessera_server::tls::TlsFiles>,
-        options: tessera_store::Options,
-        issuer: Option<String>,
+        how: How,
     ) -> TestServer {
+        let How {
+            tls,
+            options,
+            issuer,
+            limits,
+        } = how;
         init_logs();
         let master_hex = master.to_hex().to_string();
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -192,6 +225,7 @@ impl TestServer {
                 issuer,
                 engine,
                 tls,
+                limits,
             },
         )
         .await

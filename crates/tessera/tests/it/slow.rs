@@ -1,0 +1,144 @@
+//! Slow and hostile clients (issue 10, item 2): a connection that trickles its request head, or
+//! its body, is closed when its timeout runs out; connections past the cap are closed at once;
+//! normal traffic carries on meanwhile.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::TestServer;
+
+fn limits() -> tessera_server::conn::ConnectionLimits {
+    tessera_server::conn::ConnectionLimits {
+        header_timeout: Duration::from_secs(1),
+        body_timeout: Duration::from_secs(1),
+        max_connections: 8,
+        drain_timeout: Duration::from_secs(1),
+    }
+}
+
+fn addr(t: &TestServer) -> String {
+    t.base.trim_start_matches("http://").to_string()
+}
+
+/// Write `parts` one every `pause` until the server closes the connection or `give_up` passes;
+/// how long the connection stayed open, and what the server answered.
+async fn trickle(
+    addr: &str,
+    parts: &[&str],
+    pause: Duration,
+    give_up: Duration,
+) -> (Duration, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let start = Instant::now();
+    let mut answer = Vec::new();
+    for part in parts.iter().cycle() {
+        if start.elapsed() > give_up {
+            break;
+        }
+        if s.write_all(part.as_bytes()).await.is_err() {
+            break;
+        }
+        let mut buf = [0u8; 4096];
+        match tokio::time::timeout(pause, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break, // closed by the server
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => {} // nothing yet: send the next part
+        }
+    }
+    (
+        start.elapsed(),
+        String::from_utf8_lossy(&answer).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_trickled_request_head_is_cut_off_at_its_timeout() {
+    let t = TestServer::start_with_limits(limits()).await;
+    let parts = [
+        "POST /v2/oauth/token HTTP/1.1\r\n",
+        "Host: x\r\n",
+        "X-Slow: 1\r\n",
+    ];
+    let (open, _) = trickle(
+        &addr(&t),
+        &parts,
+        Duration::from_millis(300),
+        Duration::from_secs(6),
+    )
+    .await;
+    assert!(open < Duration::from_secs(3), "still open after {open:?}");
+    // Meanwhile and after, normal requests are served.
+    assert_eq!(t.get("/healthz", None).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_trickled_body_is_refused_at_its_timeout() {
+    let t = TestServer::start_with_limits(limits()).await;
+    let head = "POST /v2/oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                Content-Length: 1000\r\nAuthorization: Basic eDp5\r\n\r\n";
+    let mut s = TcpStream::connect(addr(&t)).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let (open, answer) = trickle_on(s, Duration::from_millis(300), Duration::from_secs(6)).await;
+    assert!(
+        open < Duration::from_secs(3),
+        "still open after {open:?}: {answer}"
+    );
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+        "{answer}"
+    );
+    assert_eq!(t.get("/healthz", None).await.status, 200);
+}
+
+/// Trickle one body byte per `pause` on an open request.
+async fn trickle_on(mut s: TcpStream, pause: Duration, give_up: Duration) -> (Duration, String) {
+    let start = Instant::now();
+    let mut answer = Vec::new();
+    while start.elapsed() < give_up {
+        if s.write_all(b"{").await.is_err() {
+            break;
+        }
+        let mut buf = [0u8; 4096];
+        match tokio::time::timeout(pause, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                answer.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    (
+        start.elapsed(),
+        String::from_utf8_lossy(&answer).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_are_closed_and_the_cap_frees_up() {
+    let t = TestServer::start_with_limits(limits()).await;
+    // Eight idle connections fill the cap...
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(TcpStream::connect(addr(&t)).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // ...so a ninth is closed without an answer.
+    let mut ninth = TcpStream::connect(addr(&t)).await.unwrap();
+    ninth
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .ok();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(2), ninth.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed at accept");
+    // The idle ones time out (their head never comes), and the server serves again.
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(t.get("/healthz", None).await.status, 200);
+}
