@@ -315,6 +315,53 @@ pub trait ChangeFeed {
     async fn prune_changes(&self, before: i64) -> StoreResult<u64>;
 }
 
+/// What the janitor deletes, a batch at a time: rows that can never be used again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purge {
+    /// Pending `/authorize` requests past their expiry.
+    PendingRequests,
+    /// Authorization codes past their expiry by more than an access token's longest life (their
+    /// family ids let a withdrawn grant reach the access tokens they gave).
+    Codes,
+    /// Browser sessions past their expiry.
+    Sessions,
+    /// Refresh-token families with no live token (every token expired, revoked or rotated),
+    /// last touched more than the reuse grace ago.
+    RefreshFamilies,
+    /// Revocation entries past the lifetime of the tokens they cover.
+    Revocations,
+}
+
+impl Purge {
+    pub const ALL: [Purge; 5] = [
+        Purge::PendingRequests,
+        Purge::Codes,
+        Purge::Sessions,
+        Purge::RefreshFamilies,
+        Purge::Revocations,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purge::PendingRequests => "pending requests",
+            Purge::Codes => "authorization codes",
+            Purge::Sessions => "sessions",
+            Purge::RefreshFamilies => "refresh-token families",
+            Purge::Revocations => "revocations",
+        }
+    }
+}
+
+/// Retention: deleting what can never be used again, in small batches.
+#[async_trait]
+pub trait Janitor {
+    /// Delete at most `batch` (rows, or families for [`Purge::RefreshFamilies`]) of `what` that
+    /// can never be used again at `now` (`grace`: the refresh reuse grace), in one short
+    /// transaction; how many rows went. On a shared database, a batch another node is deleting
+    /// at the same moment is skipped (0), so nodes take turns.
+    async fn purge(&self, what: Purge, now: i64, grace: i64, batch: u32) -> StoreResult<u64>;
+}
+
 /// The lockout's buckets (see [`crate::lockout`]), shared by every node of the database.
 #[async_trait]
 pub trait AttemptStore {
@@ -345,6 +392,7 @@ pub trait Store:
     + TokenStore
     + AuthorizationStore
     + AttemptStore
+    + Janitor
     + ChangeFeed
     + Send
     + Sync

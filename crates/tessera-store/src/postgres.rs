@@ -23,9 +23,9 @@ use tessera_core::model::{
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretDigest;
 use tessera_core::store::{
-    AccountStore, AttemptStore, AuthorizationStore, ChangeFeed, ClientStore, CodeTaking, KeyStore,
-    PartnerStore, Rotation, ScopeStore, Store, StoreError, StoreResult, Successor, TokenOwner,
-    TokenStore, UserStore,
+    AccountStore, AttemptStore, AuthorizationStore, ChangeFeed, ClientStore, CodeTaking, Janitor,
+    KeyStore, PartnerStore, Purge, Rotation, ScopeStore, Store, StoreError, StoreResult, Successor,
+    TokenOwner, TokenStore, UserStore,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -1419,6 +1419,78 @@ impl AttemptStore for PgStore {
             Ok(drained + oldest)
         })
         .await
+    }
+}
+
+#[async_trait]
+impl Janitor for PgStore {
+    async fn purge(&self, what: Purge, now: i64, grace: i64, batch: u32) -> StoreResult<u64> {
+        let sql = purge_sql(what);
+        let before = if what == Purge::Codes {
+            now - tessera_core::policy::MAX_ACCESS_TOKEN_TTL
+        } else {
+            now
+        };
+        self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            // One node at a time: whoever holds the janitor's lock deletes, the others skip.
+            let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                .bind(JANITOR_LOCK)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(err)?;
+            if !mine {
+                return Ok(0);
+            }
+            let mut query = sqlx::query(sql).bind(before);
+            if what == Purge::RefreshFamilies {
+                query = query.bind(now - grace);
+            }
+            let n = query
+                .bind(i64::from(batch))
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?
+                .rows_affected();
+            tx.commit().await.map_err(err)?;
+            Ok(n)
+        })
+        .await
+    }
+}
+
+/// The advisory lock the janitors of all nodes take turns on.
+const JANITOR_LOCK: i64 = 0x7465_7373_6a61_6e69;
+
+fn purge_sql(what: Purge) -> &'static str {
+    match what {
+        Purge::PendingRequests => {
+            "DELETE FROM authorization_requests WHERE id IN (
+                 SELECT id FROM authorization_requests WHERE expires_at < $1 LIMIT $2)"
+        }
+        Purge::Codes => {
+            "DELETE FROM authorization_codes WHERE digest IN (
+                 SELECT digest FROM authorization_codes WHERE expires_at < $1 LIMIT $2)"
+        }
+        Purge::Sessions => {
+            "DELETE FROM sessions WHERE digest IN (
+                 SELECT digest FROM sessions WHERE expires_at < $1 LIMIT $2)"
+        }
+        Purge::Revocations => {
+            "DELETE FROM revocations WHERE id IN (
+                 SELECT id FROM revocations WHERE until < $1 LIMIT $2)"
+        }
+        Purge::RefreshFamilies => {
+            "DELETE FROM refresh_tokens WHERE family_id IN (
+                 SELECT DISTINCT c.family_id FROM refresh_tokens c
+                 WHERE (c.expires_at < $1 OR c.revoked_at < $2)
+                   AND NOT EXISTS (
+                       SELECT 1 FROM refresh_tokens l
+                       WHERE l.family_id = c.family_id
+                         AND ((l.revoked_at IS NULL AND l.rotated_at IS NULL AND l.expires_at >= $1)
+                              OR l.issued_at >= $2 OR l.rotated_at >= $2 OR l.revoked_at >= $2))
+                 LIMIT $3)"
+        }
     }
 }
 

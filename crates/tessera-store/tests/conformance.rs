@@ -10,7 +10,7 @@ use tessera_core::model::{
 };
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretDigest;
-use tessera_core::store::{CodeTaking, Rotation, Store, StoreError, Successor, TokenOwner};
+use tessera_core::store::{CodeTaking, Purge, Rotation, Store, StoreError, Successor, TokenOwner};
 
 /// A fresh, empty store of each backend under test.
 async fn stores() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
@@ -1039,5 +1039,110 @@ async fn concurrent_first_uses_within_the_grace_period_neither_deadlock_nor_fork
         assert_eq!(rotated, 1, "{name}");
         let heads = live_heads(&s, [1].into_iter().chain(100..140)).await;
         assert_eq!(heads.len(), 1, "{name}: {heads:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_janitor_deletes_only_what_can_never_be_used_again() {
+    let me = TokenOwner::Client("p1".into());
+    for (name, s, _dir) in stores().await {
+        with_user_and_client(s.as_ref()).await;
+        // Refresh families (refresh() families begin at 100): f-dead expired at 300; f-live's
+        // head lives to 5000; f-rotated's head is expired though its parent rotated; f-recent
+        // was revoked just now.
+        s.insert_refresh_token(&refresh(1, "f-dead", 300))
+            .await
+            .unwrap();
+        s.insert_refresh_token(&refresh(2, "f-live", 5000))
+            .await
+            .unwrap();
+        s.insert_refresh_token(&refresh(3, "f-rotated", 5000))
+            .await
+            .unwrap();
+        s.rotate_refresh_token(
+            &SecretDigest([3; 32]),
+            &me,
+            &Successor {
+                expires_at: 400,
+                ..successor(4, 30)
+            },
+            200,
+        )
+        .await
+        .unwrap();
+        s.insert_refresh_token(&refresh(5, "f-recent", 5000))
+            .await
+            .unwrap();
+        s.revoke_family("f-recent", 9000, 990).await.unwrap();
+        let now = 1000;
+        let mut deleted = 0;
+        loop {
+            let n = s.purge(Purge::RefreshFamilies, now, 30, 1).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            deleted += n;
+        }
+        assert_eq!(deleted, 3, "{name}: f-dead's token and f-rotated's two");
+        for (d, kept) in [(1, false), (2, true), (3, false), (4, false), (5, true)] {
+            assert_eq!(
+                s.refresh_token(&SecretDigest([d; 32]))
+                    .await
+                    .unwrap()
+                    .is_some(),
+                kept,
+                "{name}: token {d}"
+            );
+        }
+        // Sessions, pending requests and revocations go at their expiry.
+        for (digest, expires_at) in [(11u8, 900), (12, 2000)] {
+            s.insert_session(&tessera_core::model::Session {
+                digest: SecretDigest([digest; 32]),
+                user_id: "u1".into(),
+                expires_at,
+            })
+            .await
+            .unwrap();
+        }
+        assert_eq!(
+            s.purge(Purge::Sessions, now, 30, 100).await.unwrap(),
+            1,
+            "{name}"
+        );
+        assert!(
+            s.session(&SecretDigest([12; 32]), now)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        s.revoke_jti("old", 900).await.unwrap();
+        s.revoke_jti("new", 2000).await.unwrap();
+        assert_eq!(
+            s.purge(Purge::Revocations, now, 30, 100).await.unwrap(),
+            1,
+            "{name}"
+        );
+        let active: Vec<String> = s
+            .active_revocations(0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert!(active.contains(&"new".to_string()) && !active.contains(&"old".to_string()));
+        // Codes stay an access token's lifetime past their expiry (500 here).
+        s.insert_authorization_code(&code(21, "g")).await.unwrap();
+        assert_eq!(
+            s.purge(Purge::Codes, 1000, 30, 100).await.unwrap(),
+            0,
+            "{name}"
+        );
+        assert_eq!(
+            s.purge(Purge::Codes, 500 + 86_400 + 1, 30, 100)
+                .await
+                .unwrap(),
+            1,
+            "{name}"
+        );
     }
 }

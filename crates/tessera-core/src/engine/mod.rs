@@ -159,6 +159,8 @@ pub struct Engine {
     limiter: Option<DefaultKeyedRateLimiter<String>>,
     /// Self-registration on the pages, per requester (IP address) and per partner.
     registrations: DefaultKeyedRateLimiter<String>,
+    /// Anonymous `/authorize` requests (each stores a pending request), per requester.
+    flows: DefaultKeyedRateLimiter<String>,
     /// Highest change-feed sequence applied.
     seq: AtomicI64,
     /// Bumped on every invalidation; see the module comment.
@@ -247,6 +249,12 @@ impl Engine {
             limiter,
             // 5 at once, then one every 6 minutes per key (10 an hour); partners' keys get
             // their own budget below through a prefix and a larger burst.
+            // 30 at once, then one every 2 seconds per requester.
+            flows: RateLimiter::keyed(
+                Quota::with_period(std::time::Duration::from_secs(2))
+                    .expect("non-zero period")
+                    .allow_burst(NonZeroU32::new(30).expect("non-zero")),
+            ),
             registrations: RateLimiter::keyed(
                 Quota::with_period(std::time::Duration::from_secs(360))
                     .expect("non-zero period")
@@ -319,6 +327,19 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Count one `/authorize` request (it stores a pending request) against its requester's
+    /// budget: 30 back to back, then one every 2 seconds. Per node, in memory.
+    pub fn check_flow_rate(&self, source: &str) -> Result<(), EngineError> {
+        self.flows
+            .check_key(&source.to_string())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                EngineError::RateLimited {
+                    retry_after_secs: wait.as_secs().max(1),
+                }
+            })
     }
 
     /// Count one token request against `key`'s budget.

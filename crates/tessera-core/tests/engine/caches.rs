@@ -119,3 +119,72 @@ async fn a_client_secret_is_checked_against_the_cached_client() {
         .unwrap_err();
     assert!(matches!(e, EngineError::InvalidClient(_)), "{e:?}");
 }
+
+#[tokio::test]
+async fn the_janitor_deletes_dead_refresh_families_and_keeps_live_ones() {
+    use tessera_core::grants::{GrantRequest, client_credentials, refresh_token, token_exchange};
+    use tessera_core::scope::ScopeSet;
+    let w = World::new().await;
+    let caller = w.partner_caller();
+    let account = w.account().await;
+    let exchange = |now: i64| {
+        let (w, caller, account) = (&w, caller.clone(), account.id.clone());
+        async move {
+            let machine = w
+                .grant(
+                    &caller,
+                    GrantRequest::ClientCredentials(client_credentials::Request {
+                        scope: ScopeSet::parse("crm").unwrap(),
+                    }),
+                    now,
+                )
+                .await
+                .unwrap()
+                .access_token;
+            w.grant(
+                &caller,
+                GrantRequest::TokenExchange(token_exchange::Request {
+                    subject_token: machine,
+                    subject_token_type: token_exchange::TokenType::MachineToken,
+                    requested_subject: Some(account),
+                    scope: ScopeSet::parse("crm").unwrap(),
+                    actor_token: None,
+                    audience: None,
+                }),
+                now,
+            )
+            .await
+            .unwrap()
+            .refresh_token
+            .unwrap()
+            .expose()
+            .to_string()
+        }
+    };
+    let old = exchange(T0).await;
+    let later = T0 + tessera_core::policy::REFRESH_TOKEN_TTL + 100;
+    let young = exchange(later - 60).await;
+    let deleted = w
+        .engine
+        .purge(later, std::time::Duration::from_secs(5))
+        .await;
+    let families = deleted
+        .iter()
+        .find(|(what, _)| *what == tessera_core::store::Purge::RefreshFamilies)
+        .unwrap()
+        .1;
+    assert_eq!(families, 1, "{deleted:?}");
+    let refresh = |token: &str| {
+        GrantRequest::RefreshToken(refresh_token::Request {
+            refresh_token: token.into(),
+            scope: None,
+        })
+    };
+    // The expired family is gone (unknown now); the young one still refreshes.
+    let e = w.grant(&caller, refresh(&old), later).await.unwrap_err();
+    assert!(
+        matches!(e, EngineError::RefreshTokenInvalid(m) if m.contains("unknown")),
+        "{e:?}"
+    );
+    assert!(w.grant(&caller, refresh(&young), later).await.is_ok());
+}

@@ -2,17 +2,17 @@
 //! keep the request, and continue to sign-in or consent; and the development callback page that
 //! `--dev` clients may redirect to.
 
-use axum::extract::{Query, RawQuery, State};
+use axum::extract::{ConnectInfo, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use minijinja::context;
 use serde::Deserialize;
 use tessera_core::authorize::{AuthorizeError, AuthorizeParams};
-use tessera_core::unix_now;
+use tessera_core::{EngineError, unix_now};
 
-use super::view::{Framing, Page, redirect};
+use super::view::{self, Framing, Page, redirect};
 use super::{Dialect, continue_flow, error_page};
-use crate::app::AppState;
+use crate::app::{AppState, Peer};
 
 /// Path of the development callback page (`client create --dev`).
 pub const DEBUG_CALLBACK_PATH: &str = "/oauth/debug-callback";
@@ -40,22 +40,53 @@ fn authorize_params(raw: Option<&str>) -> Result<AuthorizeParams, String> {
     Ok(p)
 }
 
-pub(super) async fn partner(state: State<AppState>, headers: HeaderMap, q: RawQuery) -> Response {
-    authorize(state, headers, q, Dialect::Partner).await
+pub(super) async fn partner(
+    state: State<AppState>,
+    peer: ConnectInfo<Peer>,
+    headers: HeaderMap,
+    q: RawQuery,
+) -> Response {
+    authorize(state, peer, headers, q, Dialect::Partner).await
 }
 
-pub(super) async fn standard(state: State<AppState>, headers: HeaderMap, q: RawQuery) -> Response {
-    authorize(state, headers, q, Dialect::Standard).await
+pub(super) async fn standard(
+    state: State<AppState>,
+    peer: ConnectInfo<Peer>,
+    headers: HeaderMap,
+    q: RawQuery,
+) -> Response {
+    authorize(state, peer, headers, q, Dialect::Standard).await
 }
+
+/// Pending requests one browser may hold at once (each has its flow cookie).
+const MAX_FLOWS_PER_BROWSER: usize = 8;
 
 /// RFC 6749 §4.1.1.
 async fn authorize(
     State(app): State<AppState>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     dialect: Dialect,
 ) -> Response {
     let now = unix_now();
+    // Each request stores a pending request: bounded per requester and per browser.
+    if let Err(EngineError::RateLimited { retry_after_secs }) =
+        app.engine.check_flow_rate(&peer.ip().to_string())
+    {
+        return error_page(
+            &format!(
+                "Too many sign-in requests from here. Try again in {retry_after_secs} seconds."
+            ),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+    }
+    if view::flow_cookies(&headers) >= MAX_FLOWS_PER_BROWSER {
+        return error_page(
+            "Too many sign-ins are in progress in this browser. Finish or close one, then try again.",
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+    }
     let params = match authorize_params(query.as_deref()) {
         Ok(p) => p,
         Err(m) => return error_page(&m, StatusCode::BAD_REQUEST),

@@ -64,7 +64,11 @@ pub(super) async fn consent(
     };
     match form.take("decision").as_deref() {
         Some("approve") => match app.engine.approve(&request, &user, now).await {
-            Ok(to) => redirect(&to, Vec::new(), &client.frame_origins),
+            Ok(to) => redirect(
+                &to,
+                vec![view::end_flow_cookie(&request.id, secure(&app))],
+                &client.frame_origins,
+            ),
             Err(e) => failure_page(&e),
         },
         _ => {
@@ -79,7 +83,11 @@ pub(super) async fn consent(
                 code,
                 "the user denied the request",
             );
-            redirect(&to, Vec::new(), &client.frame_origins)
+            redirect(
+                &to,
+                vec![view::end_flow_cookie(&request.id, secure(&app))],
+                &client.frame_origins,
+            )
         }
     }
 }

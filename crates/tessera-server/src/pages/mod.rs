@@ -178,7 +178,11 @@ pub(super) async fn finish_or_consent(
 ) -> Response {
     match app.engine.consent_needed(request, user).await {
         Ok(false) => match app.engine.approve(request, user, now).await {
-            Ok(to) => redirect(&to, cookies, &client.frame_origins),
+            Ok(to) => {
+                let mut cookies = cookies;
+                cookies.push(view::end_flow_cookie(&request.id, secure(app)));
+                redirect(&to, cookies, &client.frame_origins)
+            }
             Err(e) => failure_page(&e),
         },
         Ok(true) => redirect(

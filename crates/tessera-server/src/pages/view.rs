@@ -265,6 +265,25 @@ pub fn flow_cookie(engine: &Engine, id: &str, max_age: i64, secure: bool) -> Str
     )
 }
 
+/// Forget the flow cookie of a request that ended (approved or denied).
+pub fn end_flow_cookie(id: &str, secure: bool) -> String {
+    set_cookie(&format!("{FLOW_COOKIE}{id}"), "", 0, secure)
+}
+
+/// How many flow cookies (pending requests this browser began) the request carries.
+pub fn flow_cookies(headers: &HeaderMap) -> usize {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter(|kv| {
+            let name = kv.trim();
+            name.starts_with(FLOW_COOKIE) || name.starts_with("__Host-tessera_flow_")
+        })
+        .count()
+}
+
 /// Whether this browser began pending request `id`.
 pub fn flow_ok(engine: &Engine, headers: &HeaderMap, id: &str, secure: bool) -> bool {
     cookie(headers, &format!("{FLOW_COOKIE}{id}"), secure)

@@ -27,9 +27,9 @@ use tessera_core::model::{
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretDigest;
 use tessera_core::store::{
-    AccountStore, AttemptStore, AuthorizationStore, ChangeFeed, ClientStore, CodeTaking, KeyStore,
-    PartnerStore, Rotation, ScopeStore, Store, StoreError, StoreResult, Successor, TokenOwner,
-    TokenStore, UserStore,
+    AccountStore, AttemptStore, AuthorizationStore, ChangeFeed, ClientStore, CodeTaking, Janitor,
+    KeyStore, PartnerStore, Purge, Rotation, ScopeStore, Store, StoreError, StoreResult, Successor,
+    TokenOwner, TokenStore, UserStore,
 };
 
 /// Migrations, applied in order inside one transaction each; the applied version is kept in
@@ -1158,6 +1158,64 @@ impl AttemptStore for SqliteStore {
         .map_err(err)?
         .rows_affected();
         Ok(drained + oldest)
+    }
+}
+
+#[async_trait]
+impl Janitor for SqliteStore {
+    async fn purge(&self, what: Purge, now: i64, grace: i64, batch: u32) -> StoreResult<u64> {
+        let sql = purge_sql(what);
+        // Codes outlive their expiry by an access token's longest life (see `Purge::Codes`).
+        let before = if what == Purge::Codes {
+            now - tessera_core::policy::MAX_ACCESS_TOKEN_TTL
+        } else {
+            now
+        };
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut query = sqlx::query(sql).bind(before);
+        if what == Purge::RefreshFamilies {
+            query = query.bind(now - grace);
+        }
+        let n = query
+            .bind(i64::from(batch))
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?
+            .rows_affected();
+        tx.commit().await.map_err(err)?;
+        Ok(n)
+    }
+}
+
+fn purge_sql(what: Purge) -> &'static str {
+    match what {
+        Purge::PendingRequests => {
+            "DELETE FROM authorization_requests WHERE id IN (
+                 SELECT id FROM authorization_requests WHERE expires_at < ?1 LIMIT ?2)"
+        }
+        Purge::Codes => {
+            "DELETE FROM authorization_codes WHERE digest IN (
+                 SELECT digest FROM authorization_codes WHERE expires_at < ?1 LIMIT ?2)"
+        }
+        Purge::Sessions => {
+            "DELETE FROM sessions WHERE digest IN (
+                 SELECT digest FROM sessions WHERE expires_at < ?1 LIMIT ?2)"
+        }
+        Purge::Revocations => {
+            "DELETE FROM revocations WHERE id IN (
+                 SELECT id FROM revocations WHERE until < ?1 LIMIT ?2)"
+        }
+        Purge::RefreshFamilies => {
+            "DELETE FROM refresh_tokens WHERE family_id IN (
+                 SELECT DISTINCT c.family_id FROM refresh_tokens c
+                 WHERE (c.expires_at < ?1 OR c.revoked_at < ?2)
+                   AND NOT EXISTS (
+                       SELECT 1 FROM refresh_tokens l
+                       WHERE l.family_id = c.family_id
+                         AND ((l.revoked_at IS NULL AND l.rotated_at IS NULL AND l.expires_at >= ?1)
+                              OR l.issued_at >= ?2 OR l.rotated_at >= ?2 OR l.revoked_at >= ?2))
+                 LIMIT ?3)"
+        }
     }
 }
 

@@ -329,3 +329,27 @@ async fn registration_is_off_unless_allowed_and_throttled_when_on() {
     assert_eq!(created, 5, "{statuses:?}");
     assert!(statuses[5..].iter().all(|&s| s == 429), "{statuses:?}");
 }
+
+#[tokio::test]
+async fn anonymous_authorize_requests_are_bounded_per_browser_and_per_address() {
+    let t = TestServer::start().await;
+    let s = authcode::setup(&t, &[], false).await;
+    let path = authorize_path("standard", &s.client_id, &[]);
+    // One browser holds at most 8 unfinished sign-ins.
+    let mut browser = Agent::new(&t.base);
+    for _ in 0..8 {
+        assert_eq!(browser.get(&path).await.status, 303);
+    }
+    let r = browser.get(&path).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    // One address gets 30 at once (the browser's 9 included), then one every 2 seconds.
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        statuses.push(Agent::new(&t.base).get(&path).await.status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(
+        statuses.iter().filter(|&&s| s == 303).count() <= 21,
+        "{statuses:?}"
+    );
+}
