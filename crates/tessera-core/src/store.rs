@@ -325,9 +325,10 @@ pub enum Purge {
     Codes,
     /// Browser sessions past their expiry.
     Sessions,
-    /// Refresh-token families with no live token (every token expired, revoked or rotated),
-    /// last touched more than the reuse grace ago.
-    RefreshFamilies,
+    /// Refresh tokens past their expiry, or revoked more than the reuse grace ago: presenting
+    /// one is refused either way. Rotated tokens that have not expired stay, as the evidence
+    /// that makes a replayed one revoke its family.
+    RefreshTokens,
     /// Revocation entries past the lifetime of the tokens they cover.
     Revocations,
 }
@@ -337,7 +338,7 @@ impl Purge {
         Purge::PendingRequests,
         Purge::Codes,
         Purge::Sessions,
-        Purge::RefreshFamilies,
+        Purge::RefreshTokens,
         Purge::Revocations,
     ];
 
@@ -346,7 +347,7 @@ impl Purge {
             Purge::PendingRequests => "pending requests",
             Purge::Codes => "authorization codes",
             Purge::Sessions => "sessions",
-            Purge::RefreshFamilies => "refresh-token families",
+            Purge::RefreshTokens => "refresh tokens",
             Purge::Revocations => "revocations",
         }
     }
@@ -355,9 +356,9 @@ impl Purge {
 /// Retention: deleting what can never be used again, in small batches.
 #[async_trait]
 pub trait Janitor {
-    /// Delete at most `batch` (rows, or families for [`Purge::RefreshFamilies`]) of `what` that
-    /// can never be used again at `now` (`grace`: the refresh reuse grace), in one short
-    /// transaction; how many rows went. On a shared database, a batch another node is deleting
+    /// Delete at most `batch` rows of `what` (of each kind of refresh token) that can never be
+    /// used again at `now` (`grace`: the refresh reuse grace), in one short transaction, each
+    /// kind found through its own index; how many rows went. On a shared database, a batch another node is deleting
     /// at the same moment is skipped (0), so nodes take turns.
     async fn purge(&self, what: Purge, now: i64, grace: i64, batch: u32) -> StoreResult<u64>;
 }

@@ -1443,7 +1443,7 @@ impl Janitor for PgStore {
                 return Ok(0);
             }
             let mut query = sqlx::query(sql).bind(before);
-            if what == Purge::RefreshFamilies {
+            if what == Purge::RefreshTokens {
                 query = query.bind(now - grace);
             }
             let n = query
@@ -1480,16 +1480,10 @@ fn purge_sql(what: Purge) -> &'static str {
             "DELETE FROM revocations WHERE id IN (
                  SELECT id FROM revocations WHERE until < $1 LIMIT $2)"
         }
-        Purge::RefreshFamilies => {
-            "DELETE FROM refresh_tokens WHERE family_id IN (
-                 SELECT DISTINCT c.family_id FROM refresh_tokens c
-                 WHERE (c.expires_at < $1 OR c.revoked_at < $2)
-                   AND NOT EXISTS (
-                       SELECT 1 FROM refresh_tokens l
-                       WHERE l.family_id = c.family_id
-                         AND ((l.revoked_at IS NULL AND l.rotated_at IS NULL AND l.expires_at >= $1)
-                              OR l.issued_at >= $2 OR l.rotated_at >= $2 OR l.revoked_at >= $2))
-                 LIMIT $3)"
+        Purge::RefreshTokens => {
+            "DELETE FROM refresh_tokens
+             WHERE digest IN (SELECT digest FROM refresh_tokens WHERE expires_at < $1 LIMIT $3)
+                OR digest IN (SELECT digest FROM refresh_tokens WHERE revoked_at < $2 LIMIT $3)"
         }
     }
 }

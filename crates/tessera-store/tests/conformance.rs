@@ -1047,9 +1047,9 @@ async fn the_janitor_deletes_only_what_can_never_be_used_again() {
     let me = TokenOwner::Client("p1".into());
     for (name, s, _dir) in stores().await {
         with_user_and_client(s.as_ref()).await;
-        // Refresh families (refresh() families begin at 100): f-dead expired at 300; f-live's
-        // head lives to 5000; f-rotated's head is expired though its parent rotated; f-recent
-        // was revoked just now.
+        // Refresh tokens (refresh() families begin at 100): f-dead's expired at 300; f-live's
+        // lives to 5000; f-rotated's parent (rotated, unexpired: evidence of reuse) stays while
+        // its expired head goes; f-recent's was revoked within the grace period.
         s.insert_refresh_token(&refresh(1, "f-dead", 300))
             .await
             .unwrap();
@@ -1077,14 +1077,17 @@ async fn the_janitor_deletes_only_what_can_never_be_used_again() {
         let now = 1000;
         let mut deleted = 0;
         loop {
-            let n = s.purge(Purge::RefreshFamilies, now, 30, 1).await.unwrap();
+            let n = s.purge(Purge::RefreshTokens, now, 30, 1).await.unwrap();
             if n == 0 {
                 break;
             }
             deleted += n;
         }
-        assert_eq!(deleted, 3, "{name}: f-dead's token and f-rotated's two");
-        for (d, kept) in [(1, false), (2, true), (3, false), (4, false), (5, true)] {
+        assert_eq!(
+            deleted, 2,
+            "{name}: f-dead's token and f-rotated's expired head"
+        );
+        for (d, kept) in [(1, false), (2, true), (3, true), (4, false), (5, true)] {
             assert_eq!(
                 s.refresh_token(&SecretDigest([d; 32]))
                     .await

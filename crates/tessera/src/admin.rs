@@ -241,6 +241,33 @@ pub enum KeysCommand {
     },
 }
 
+#[derive(Args, Debug)]
+pub struct JanitorArgs {
+    /// The refresh reuse grace the servers use, in seconds.
+    #[arg(long, default_value_t = tessera_core::policy::REFRESH_REUSE_GRACE)]
+    refresh_reuse_grace: i64,
+    #[command(flatten)]
+    db: Db,
+}
+
+pub async fn janitor(args: JanitorArgs) -> anyhow::Result<()> {
+    let store = args.db.open().await?;
+    let started = std::time::Instant::now();
+    let deleted = tessera_core::janitor::run(
+        store.as_ref(),
+        unix_now(),
+        args.refresh_reuse_grace,
+        std::time::Duration::MAX,
+    )
+    .await;
+    let rows: serde_json::Map<String, serde_json::Value> = deleted
+        .iter()
+        .map(|(what, n)| (what.as_str().to_string(), json!(n)))
+        .collect();
+    print(json!({"deleted": rows, "seconds": started.elapsed().as_secs_f64()}));
+    Ok(())
+}
+
 fn print(value: serde_json::Value) {
     println!("{value}");
 }

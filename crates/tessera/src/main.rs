@@ -50,6 +50,9 @@ enum Command {
     /// Manage users' consents (grants).
     #[command(subcommand)]
     Grant(admin::GrantCommand),
+    /// Delete now what can never be used again (serve does it every minute); prints the rows
+    /// deleted of each kind and the seconds it took.
+    Janitor(admin::JanitorArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
             Command::Scope(c) => admin::scope(c).await,
             Command::Keys(c) => admin::keys(c).await,
             Command::Grant(c) => admin::grant(c).await,
+            Command::Janitor(a) => admin::janitor(a).await,
         }
     });
     match result {

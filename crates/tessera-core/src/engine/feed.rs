@@ -6,16 +6,10 @@ use std::time::Duration;
 
 use super::Engine;
 use crate::error::EngineError;
+use crate::janitor::JANITOR_BUDGET;
 use crate::keys::KeySet;
 use crate::model::{Change, PartnerStatus};
 use crate::store::Purge;
-
-/// Rows (or refresh families) deleted per janitor batch: small enough for a short transaction.
-pub const JANITOR_BATCH: u32 = 500;
-/// Pause between janitor batches, so that queued writes go first.
-const JANITOR_PAUSE: Duration = Duration::from_millis(5);
-/// Longest a janitor run lasts before it leaves the rest to the next minute.
-const JANITOR_BUDGET: Duration = Duration::from_secs(20);
 
 impl Engine {
     /// Apply every change committed since the last call. Run every 250 ms by
@@ -125,37 +119,20 @@ impl Engine {
         self.purge(now, JANITOR_BUDGET).await;
     }
 
-    /// The janitor: delete what can never be used again (see [`Purge`]), a batch of at most
-    /// [`JANITOR_BATCH`] at a time with a pause between batches, so that no lock is held long
-    /// and the hot paths keep their latency; stops after `budget`. Returns the rows deleted of
-    /// each kind.
+    /// The janitor: delete what can never be used again (see [`crate::janitor`]); stops after
+    /// `budget`. Returns the rows deleted of each kind.
     pub async fn purge(&self, now: i64, budget: Duration) -> Vec<(Purge, u64)> {
-        let started = std::time::Instant::now();
-        let grace = self.config.refresh_reuse_grace;
-        let mut deleted = Vec::new();
-        for what in Purge::ALL {
-            let mut total = 0;
-            loop {
-                let n = match self.store.purge(what, now, grace, JANITOR_BATCH).await {
-                    Ok(n) => n,
-                    Err(e) => {
-                        tracing::warn!(error = %e, what = what.as_str(), "janitor batch failed");
-                        break;
-                    }
-                };
-                total += n;
-                // An empty batch means nothing is left (or another node holds the turn); a
-                // short one too, but for families, whose batches count families, not rows.
-                let short = what != Purge::RefreshFamilies && n < u64::from(JANITOR_BATCH);
-                if n == 0 || short || started.elapsed() > budget {
-                    break;
-                }
-                tokio::time::sleep(JANITOR_PAUSE).await;
+        let deleted = crate::janitor::run(
+            self.store.as_ref(),
+            now,
+            self.config.refresh_reuse_grace,
+            budget,
+        )
+        .await;
+        for (what, rows) in &deleted {
+            if *rows > 0 {
+                tracing::info!(what = what.as_str(), rows, "janitor deleted");
             }
-            if total > 0 {
-                tracing::info!(what = what.as_str(), rows = total, "janitor deleted");
-            }
-            deleted.push((what, total));
         }
         deleted
     }

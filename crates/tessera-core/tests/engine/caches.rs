@@ -121,7 +121,7 @@ async fn a_client_secret_is_checked_against_the_cached_client() {
 }
 
 #[tokio::test]
-async fn the_janitor_deletes_dead_refresh_families_and_keeps_live_ones() {
+async fn the_janitor_deletes_expired_refresh_tokens_and_keeps_live_ones() {
     use tessera_core::grants::{GrantRequest, client_credentials, refresh_token, token_exchange};
     use tessera_core::scope::ScopeSet;
     let w = World::new().await;
@@ -168,19 +168,19 @@ async fn the_janitor_deletes_dead_refresh_families_and_keeps_live_ones() {
         .engine
         .purge(later, std::time::Duration::from_secs(5))
         .await;
-    let families = deleted
+    let rows = deleted
         .iter()
-        .find(|(what, _)| *what == tessera_core::store::Purge::RefreshFamilies)
+        .find(|(what, _)| *what == tessera_core::store::Purge::RefreshTokens)
         .unwrap()
         .1;
-    assert_eq!(families, 1, "{deleted:?}");
+    assert_eq!(rows, 1, "{deleted:?}");
     let refresh = |token: &str| {
         GrantRequest::RefreshToken(refresh_token::Request {
             refresh_token: token.into(),
             scope: None,
         })
     };
-    // The expired family is gone (unknown now); the young one still refreshes.
+    // The expired token is gone (unknown now); the young one still refreshes.
     let e = w.grant(&caller, refresh(&old), later).await.unwrap_err();
     assert!(
         matches!(e, EngineError::RefreshTokenInvalid(m) if m.contains("unknown")),

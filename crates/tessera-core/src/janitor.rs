@@ -1,0 +1,42 @@
+//! Retention: deleting what can never be used again (see [`Purge`]), a batch of at most
+//! [`JANITOR_BATCH`] at a time with a pause between batches, so that no lock is held long and
+//! the hot paths keep their latency. `serve` runs it every minute (within [`JANITOR_BUDGET`]);
+//! `tessera janitor` runs it once, to the end.
+
+use std::time::{Duration, Instant};
+
+use crate::store::{Purge, Store};
+
+/// Rows deleted per batch (per kind of refresh token): small enough for a short transaction.
+pub const JANITOR_BATCH: u32 = 100;
+/// Pause between batches, so that queued writes go first.
+pub const JANITOR_PAUSE: Duration = Duration::from_millis(10);
+/// Longest a run of `serve`'s janitor lasts before it leaves the rest to the next minute.
+pub const JANITOR_BUDGET: Duration = Duration::from_secs(20);
+
+/// Delete what can never be used again at `now` (`grace`: the refresh reuse grace), until
+/// nothing is left or `budget` is spent; the rows deleted of each kind.
+pub async fn run(store: &dyn Store, now: i64, grace: i64, budget: Duration) -> Vec<(Purge, u64)> {
+    let started = Instant::now();
+    let mut deleted = Vec::new();
+    for what in Purge::ALL {
+        let mut total = 0;
+        loop {
+            let n = match store.purge(what, now, grace, JANITOR_BATCH).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, what = what.as_str(), "janitor batch failed");
+                    break;
+                }
+            };
+            total += n;
+            // A short batch means nothing is left (or another node holds the turn).
+            if n < u64::from(JANITOR_BATCH) || started.elapsed() > budget {
+                break;
+            }
+            tokio::time::sleep(JANITOR_PAUSE).await;
+        }
+        deleted.push((what, total));
+    }
+    deleted
+}
