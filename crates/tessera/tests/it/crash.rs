@@ -13,31 +13,7 @@ use crate::support::{exchange_body, machine_token_body, refresh_body};
 const KEY: &str = "4444444444444444444444444444444444444444444444444444444444444444";
 
 fn serve(db: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--token-rate-limit",
-            "0",
-            "--database",
-            db,
-        ])
-        .env("TESSERA_MASTER_KEY", KEY)
-        .env("TESSERA_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-    let addr = loop {
-        let line = lines.next().expect("serve exited").unwrap();
-        if let Some(rest) = line.split("tessera listening on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let (child, addr) = crate::support::spawn_serve(&["--database", db], KEY);
     (child, format!("http://{addr}"))
 }
 

@@ -2,7 +2,7 @@
 //! `TESSERA_TEST_POSTGRES_URL` names a database whose role may CREATE DATABASE (`.ci/run` starts
 //! the machine's PostgreSQL and sets it); each test works in a scratch database of its own.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -264,33 +264,10 @@ async fn a_node_killed_under_load_loses_nothing_it_answered() {
         .await
         .data("account_id");
 
-    let mut victim = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--token-rate-limit",
-            "0",
-            "--database",
-            &db,
-            "--issuer",
-            crate::support::SHARED_ISSUER,
-        ])
-        .env("TESSERA_MASTER_KEY", master.to_hex().as_str())
-        .env("TESSERA_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = victim.stderr.take().unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-    let addr = loop {
-        let line = lines.next().expect("serve exited").unwrap();
-        if let Some(rest) = line.split("tessera listening on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let (mut victim, addr) = crate::support::spawn_serve(
+        &["--database", &db, "--issuer", crate::support::SHARED_ISSUER],
+        master.to_hex().as_str(),
+    );
     let victim_url = format!("http://{addr}/v2/oauth/token");
     let mt = survivor
         .post("/v2/oauth/token", Some(&b), &machine_token_body("crm"))

@@ -483,3 +483,35 @@ impl Resp {
         self.body["error"].as_str().unwrap_or("<none>")
     }
 }
+
+/// Run the real `tessera serve` binary on loopback port 0 with `args` (after `serve --listen
+/// 127.0.0.1:0 --token-rate-limit 0`) and the master key `master_hex`; the child and the
+/// address it announced. Its log is drained in the background.
+pub fn spawn_serve(args: &[&str], master_hex: &str) -> (std::process::Child, String) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--token-rate-limit",
+            "0",
+        ])
+        .args(args)
+        .env("TESSERA_MASTER_KEY", master_hex)
+        .env("TESSERA_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let addr = loop {
+        let line = lines.next().expect("serve exited").unwrap();
+        if let Some(rest) = line.split("tessera listening on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
