@@ -357,7 +357,7 @@ pub async fn set_user_password(
 /// can read it differently: no `\\`, no raw Unicode, no `127.1`), whose host is a plain DNS name
 /// or IP address; plain HTTP only for loopback (RFC 8252 §7.3); otherwise https, or a
 /// reverse-domain private-use scheme with a path (RFC 8252 §7.1).
-fn check_redirect_uri(uri: &str) -> Result<(), AdminError> {
+pub fn check_redirect_uri(uri: &str) -> Result<(), AdminError> {
     let bad = |why: &str| AdminError::Invalid(format!("redirect URI {uri:?} {why}"));
     if uri.len() > 2000 {
         return Err(bad("is too long"));
@@ -421,7 +421,7 @@ fn plain_host(host: &url::Host<&str>) -> bool {
 /// A frame origin is exactly an origin (`scheme://host[:port]`): https (http only for loopback), a plain DNS
 /// host or IP address, no path, query, fragment, userinfo or wildcard, and written as browsers
 /// serialize it, since it goes into a CSP `frame-ancestors` list as is.
-fn check_origin(origin: &str) -> Result<(), AdminError> {
+pub fn check_origin(origin: &str) -> Result<(), AdminError> {
     let bad = || {
         AdminError::Invalid(format!(
             "{origin:?} is not an origin: give scheme://host[:port] (http or https), no path, \
