@@ -18,7 +18,7 @@ fn basic(id: &str, secret: &str) -> String {
 }
 
 /// Sign in on the agent up to the consent page; the page's request id and CSRF token.
-async fn to_consent(t: &TestServer, s: &Setup, agent: &mut Agent) -> (String, String) {
+async fn to_consent(s: &Setup, agent: &mut Agent) -> (String, String) {
     let r = agent
         .get(&authorize_path("standard", &s.client_id, &[]))
         .await;
@@ -37,7 +37,6 @@ async fn to_consent(t: &TestServer, s: &Setup, agent: &mut Agent) -> (String, St
     assert_eq!(r.status, 303, "{}", r.body);
     let consent = agent.get(r.location.as_deref().unwrap()).await;
     assert_eq!(consent.status, 200, "{}", consent.body);
-    let _ = t;
     (consent.hidden("request"), consent.hidden("csrf"))
 }
 
@@ -46,7 +45,7 @@ async fn a_pending_request_is_approved_once() {
     let t = TestServer::start().await;
     let s = authcode::setup(&t, &[], false).await;
     let mut agent = Agent::new(&t.base);
-    let (request, csrf) = to_consent(&t, &s, &mut agent).await;
+    let (request, csrf) = to_consent(&s, &mut agent).await;
     let approve = [
         ("request", request.as_str()),
         ("csrf", csrf.as_str()),
@@ -138,7 +137,7 @@ async fn a_planted_csrf_cookie_forges_no_consent() {
     let t = TestServer::start().await;
     let s = authcode::setup(&t, &[], false).await;
     let mut agent = Agent::new(&t.base);
-    let (request, _) = to_consent(&t, &s, &mut agent).await;
+    let (request, _) = to_consent(&s, &mut agent).await;
     // The attacker plants a cookie of their choosing and submits the same value in the form.
     agent
         .cookies
