@@ -385,12 +385,8 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), AdminError> {
     }
     match url.scheme() {
         "https" if url.host().is_some() => Ok(()),
-        "http" => match url.host() {
-            Some(url::Host::Domain("localhost")) => Ok(()),
-            Some(url::Host::Ipv4(ip)) if ip.is_loopback() => Ok(()),
-            Some(url::Host::Ipv6(ip)) if ip.is_loopback() => Ok(()),
-            _ => Err(bad("must use https (http is allowed only for loopback)")),
-        },
+        "http" if is_loopback(url.host()) => Ok(()),
+        "http" => Err(bad("must use https (http is allowed only for loopback)")),
         scheme
             if scheme.contains('.')
                 && url.host().is_none()
@@ -402,6 +398,16 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), AdminError> {
         _ => Err(bad(
             "must be https, loopback http, or a private-use scheme such as com.example.app:/cb",
         )),
+    }
+}
+
+/// `localhost` or a loopback address: where plain HTTP is allowed (RFC 8252 §7.3).
+fn is_loopback(host: Option<url::Host<&str>>) -> bool {
+    match host {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -433,13 +439,7 @@ pub fn check_origin(origin: &str) -> Result<(), AdminError> {
     }
     let url = url::Url::parse(origin).map_err(|_| bad())?;
     // Like redirect URIs: http only for loopback, or a network attacker could frame the pages.
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    if url.scheme() == "http" && !loopback {
+    if url.scheme() == "http" && !is_loopback(url.host()) {
         return Err(bad());
     }
     if !matches!(url.scheme(), "http" | "https")

@@ -319,12 +319,7 @@ impl Engine {
         source: &str,
     ) -> Result<(), EngineError> {
         for key in [format!("source:{source}"), format!("partner:{partner_id}")] {
-            if let Err(not_until) = self.registrations.check_key(&key) {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                return Err(EngineError::RateLimited {
-                    retry_after_secs: wait.as_secs().max(1),
-                });
-            }
+            charge(&self.registrations, key)?;
         }
         Ok(())
     }
@@ -332,14 +327,7 @@ impl Engine {
     /// Count one `/authorize` request (it stores a pending request) against its requester's
     /// budget: 30 back to back, then one every 2 seconds. Per node, in memory.
     pub fn check_flow_rate(&self, source: &str) -> Result<(), EngineError> {
-        self.flows
-            .check_key(&source.to_string())
-            .map_err(|not_until| {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                EngineError::RateLimited {
-                    retry_after_secs: wait.as_secs().max(1),
-                }
-            })
+        charge(&self.flows, source.to_string())
     }
 
     /// Count one token request against `key`'s budget.
@@ -348,11 +336,17 @@ impl Engine {
             return Ok(());
         };
         // Keys are partner ids and client ids: bounded by the registry, not by callers.
-        limiter.check_key(&key.to_string()).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            EngineError::RateLimited {
-                retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-            }
-        })
+        charge(limiter, key.to_string())
     }
+}
+
+/// Take one unit of `key`'s budget in `limiter`, or refuse with the whole seconds (at least one)
+/// until the next unit.
+fn charge(limiter: &DefaultKeyedRateLimiter<String>, key: String) -> Result<(), EngineError> {
+    limiter.check_key(&key).map_err(|not_until| {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        EngineError::RateLimited {
+            retry_after_secs: (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1),
+        }
+    })
 }
