@@ -1,13 +1,21 @@
 //! The connection loop: HTTP/1.1 over plain TCP or TLS with bounds that a slow or hostile client
-//! cannot stretch. A request's head must arrive within [`ConnectionLimits::header_timeout`] (the
-//! same clock runs while a keep-alive connection waits for its next request, so an idle
-//! connection is closed after it too), a body within [`ConnectionLimits::body_timeout`], and no
-//! more than [`ConnectionLimits::max_connections`] connections are open at once (past it, new
-//! ones are closed at accept). On shutdown the listener stops accepting and in-flight requests
-//! get [`ConnectionLimits::drain_timeout`] to finish.
+//! cannot stretch. A request's head must arrive within [`ConnectionLimits::header_timeout`] of
+//! its first byte (or of the accept, for a connection's first request), a body within
+//! [`ConnectionLimits::body_timeout`] of its head, a keep-alive connection that sends nothing is
+//! closed after [`ConnectionLimits::idle_timeout`], and no more than
+//! [`ConnectionLimits::max_connections`] connections are open at once (past it, new ones are
+//! closed at accept). On shutdown the listener stops accepting and in-flight requests get
+//! [`ConnectionLimits::drain_timeout`] to finish.
+//!
+//! hyper has one clock for the wait for a request head, which starts when the previous response
+//! is sent, so it serves as the idle timeout; [`HeadClock`] adds the shorter clock that starts at
+//! a head's first byte and stops when hyper hands the parsed head to the service.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -24,8 +32,11 @@ use crate::app::Peer;
 /// How long a client may take, and how many may be connected.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectionLimits {
-    /// To send a request's head (line and headers), also the longest idle keep-alive wait.
+    /// To send a request's head (line and headers), from its first byte, or from the accept for
+    /// a connection's first request.
     pub header_timeout: Duration,
+    /// A keep-alive connection's wait for its next request, which includes that request's head.
+    pub idle_timeout: Duration,
     /// To send a request's body.
     pub body_timeout: Duration,
     /// Connections open at once.
@@ -38,6 +49,7 @@ impl Default for ConnectionLimits {
     fn default() -> Self {
         ConnectionLimits {
             header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             drain_timeout: Duration::from_secs(30),
@@ -60,7 +72,7 @@ where
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
+        .header_read_timeout(limits.idle_timeout.max(limits.header_timeout))
         .keep_alive(true);
     tokio::pin!(stop);
     loop {
@@ -78,10 +90,18 @@ where
         };
         let app = app.clone();
         let body_timeout = limits.body_timeout;
+        let (io, phase) = HeadClock::new(io, limits.header_timeout);
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            phase.store(BUSY, Ordering::Release);
             let mut request = request.map(|body| Deadline::new(body, body_timeout));
             request.extensions_mut().insert(ConnectInfo(Peer(peer)));
-            app.clone().oneshot(request)
+            let answer = app.clone().oneshot(request);
+            let phase = Arc::clone(&phase);
+            async move {
+                let response = answer.await;
+                phase.store(IDLE, Ordering::Release);
+                response
+            }
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
         tokio::spawn(async move {
@@ -99,6 +119,103 @@ where
         tracing::warn!("shutdown: in-flight requests did not finish in time");
     }
     Ok(())
+}
+
+/// Between requests: the next byte read starts a head.
+const IDLE: u8 = 0;
+/// A head is arriving; its clock runs.
+const HEAD: u8 = 1;
+/// hyper has parsed the head and the service runs; the body has its own [`Deadline`].
+const BUSY: u8 = 2;
+
+/// A connection's I/O with a clock for the request head: armed by the first byte read while the
+/// connection is [`IDLE`] (and at the accept), stopped when the service takes the request. Once it
+/// runs out, a read fails, and hyper closes the connection.
+struct HeadClock<IO> {
+    io: IO,
+    phase: Arc<AtomicU8>,
+    timeout: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<IO> HeadClock<IO> {
+    fn new(io: IO, timeout: Duration) -> (HeadClock<IO>, Arc<AtomicU8>) {
+        let phase = Arc::new(AtomicU8::new(HEAD));
+        let clock = HeadClock {
+            io,
+            phase: Arc::clone(&phase),
+            timeout,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+        };
+        (clock, phase)
+    }
+}
+
+impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for HeadClock<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before
+                    && this
+                        .phase
+                        .compare_exchange(IDLE, HEAD, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                {
+                    let at = tokio::time::Instant::now() + this.timeout;
+                    this.deadline.as_mut().reset(at);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => {
+                if this.phase.load(Ordering::Acquire) == HEAD
+                    && this.deadline.as_mut().poll(cx).is_ready()
+                {
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the request head did not arrive in time",
+                    )));
+                }
+                Poll::Pending
+            }
+            ready => ready,
+        }
+    }
+}
+
+impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for HeadClock<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
 }
 
 /// A request body that fails once its deadline passes, however it trickles in: the whole body

@@ -59,10 +59,13 @@ pub struct ServeArgs {
     /// is answered 503 with Retry-After at once [default: 32].
     #[arg(long, env = "TESSERA_PASSWORD_QUEUE")]
     pub password_queue: Option<usize>,
-    /// Seconds a client has to send a request's head; an idle keep-alive connection is closed
-    /// after it too [default: 10].
+    /// Seconds a client has to send a request's head, from its first byte (from the connection's
+    /// accept for its first request) [default: 10].
     #[arg(long, env = "TESSERA_HEADER_TIMEOUT")]
     pub header_timeout: Option<u64>,
+    /// Seconds a keep-alive connection may wait for its next request [default: 60].
+    #[arg(long, env = "TESSERA_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<u64>,
     /// Seconds a client has to send a request's body [default: 30].
     #[arg(long, env = "TESSERA_BODY_TIMEOUT")]
     pub body_timeout: Option<u64>,
@@ -92,6 +95,7 @@ struct FileConfig {
     refresh_family_lifetime: Option<i64>,
     password_queue: Option<usize>,
     header_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
     body_timeout: Option<u64>,
     max_connections: Option<usize>,
     dev: Option<bool>,
@@ -161,6 +165,10 @@ impl ServeArgs {
         if let Some(s) = self.header_timeout.or(file.header_timeout) {
             anyhow::ensure!(s >= 1, "header_timeout must be at least 1 second");
             limits.header_timeout = std::time::Duration::from_secs(s);
+        }
+        if let Some(s) = self.idle_timeout.or(file.idle_timeout) {
+            anyhow::ensure!(s >= 1, "idle_timeout must be at least 1 second");
+            limits.idle_timeout = std::time::Duration::from_secs(s);
         }
         if let Some(s) = self.body_timeout.or(file.body_timeout) {
             anyhow::ensure!(s >= 1, "body_timeout must be at least 1 second");

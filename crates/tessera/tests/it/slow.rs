@@ -1,5 +1,6 @@
 //! Slow and hostile clients (issue 10, item 2): a connection that trickles its request head, or
-//! its body, is closed when its timeout runs out; connections past the cap are closed at once;
+//! its body, is closed when its timeout runs out; an idle keep-alive connection lives for the
+//! idle timeout, longer than the head timeout; connections past the cap are closed at once;
 //! normal traffic carries on meanwhile.
 
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use crate::support::TestServer;
 fn limits() -> tessera_server::conn::ConnectionLimits {
     tessera_server::conn::ConnectionLimits {
         header_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(3),
         body_timeout: Duration::from_secs(1),
         max_connections: 8,
         drain_timeout: Duration::from_secs(1),
@@ -141,4 +143,65 @@ async fn connections_past_the_cap_are_closed_and_the_cap_frees_up() {
     drop(held);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(t.get("/healthz", None).await.status, 200);
+}
+
+/// Send one GET /healthz on `s` and read its whole (small) answer; `None` when the server has
+/// closed the connection.
+async fn healthz_on(s: &mut TcpStream) -> Option<String> {
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .ok()?;
+    let mut buf = [0u8; 4096];
+    match tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await {
+        Ok(Ok(n)) if n > 0 => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_outlives_the_head_timeout_until_the_idle_timeout() {
+    let t = TestServer::start_with_limits(limits()).await;
+    let mut s = TcpStream::connect(addr(&t)).await.unwrap();
+    let first = healthz_on(&mut s).await.expect("first answer");
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    // Idle for twice the head timeout, within the idle timeout: still served.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let second = healthz_on(&mut s).await.expect("served after 2 s idle");
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+    // Past the idle timeout: closed.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
+        .await
+        .expect("the server closed it")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed after the idle timeout");
+}
+
+#[tokio::test]
+async fn a_trickled_head_after_a_served_request_is_cut_off_at_the_head_timeout() {
+    let t = TestServer::start_with_limits(limits()).await;
+    let mut s = TcpStream::connect(addr(&t)).await.unwrap();
+    assert!(healthz_on(&mut s).await.is_some());
+    // The next head trickles: the head clock (1 s), not the idle clock (3 s), ends it.
+    let start = Instant::now();
+    for part in ["GET /healthz HTTP/1.1\r\n", "Host: x\r\n", "X-Slow: 1\r\n"]
+        .iter()
+        .cycle()
+    {
+        if start.elapsed() > Duration::from_secs(6) || s.write_all(part.as_bytes()).await.is_err() {
+            break;
+        }
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(_)) => panic!("answered a head that never ended"),
+            Err(_) => {}
+        }
+    }
+    let open = start.elapsed();
+    assert!(
+        open < Duration::from_millis(2500),
+        "still open after {open:?}"
+    );
 }
