@@ -77,29 +77,67 @@ async fn not_found(request: Request) -> Response {
     standard::error::not_found()
 }
 
-/// One line per request for operators: method, route template, status, duration. Never the
-/// query string, headers or body, which carry credentials.
-async fn access_log(request: Request, next: Next) -> Response {
-    // Nothing is collected unless the line will be written: this runs on every request.
-    if !tracing::enabled!(target: "tessera::access", tracing::Level::INFO) {
-        return next.run(request).await;
+/// The request id header: taken from the request when a proxy set a well-formed one, made
+/// otherwise, and always returned.
+pub const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+/// A request id from upstream is kept when it is 1 to 128 characters of `[A-Za-z0-9._:-]`
+/// (nothing that could forge a log line); otherwise a UUIDv7 (time-ordered) is made.
+fn request_id(request: &Request) -> HeaderValue {
+    if let Some(given) = request.headers().get(&REQUEST_ID) {
+        let bytes = given.as_bytes();
+        if (1..=128).contains(&bytes.len())
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(b))
+        {
+            return given.clone();
+        }
     }
-    let started = Instant::now();
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_string();
-    let response = next.run(request).await;
-    tracing::info!(
+    let id = uuid::Uuid::now_v7();
+    HeaderValue::from_str(
+        id.as_hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer()),
+    )
+    .expect("a UUID is a valid header value")
+}
+
+/// Every request gets an id, returned in `X-Request-Id` and carried by every log line written
+/// while it is served, and one access line for operators: method, route template, status,
+/// duration. Never the query string, headers or body, which carry credentials.
+async fn access_log(request: Request, next: Next) -> Response {
+    let id = request_id(&request);
+    // Error-level, so that even under a `warn` filter each line written while serving names its
+    // request; a disabled span costs nothing.
+    let span = tracing::error_span!(
         target: "tessera::access",
-        %method,
-        route,
-        status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-        "request"
+        "request",
+        request_id = id.to_str().unwrap_or_default()
     );
+    // Nothing more is collected unless the access line will be written: this runs on every
+    // request.
+    let line = tracing::enabled!(target: "tessera::access", tracing::Level::INFO).then(|| {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", |p| p.as_str())
+            .to_string();
+        (Instant::now(), request.method().clone(), route)
+    });
+    let mut response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    if let Some((started, method, route)) = line {
+        span.in_scope(|| {
+            tracing::info!(
+                target: "tessera::access",
+                %method,
+                route,
+                status = response.status().as_u16(),
+                micros = started.elapsed().as_micros() as u64,
+                "request"
+            )
+        });
+    }
+    response.headers_mut().insert(REQUEST_ID, id);
     response
 }
 

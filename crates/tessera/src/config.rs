@@ -72,9 +72,23 @@ pub struct ServeArgs {
     /// Connections open at once; past it, new ones are closed at accept [default: 10000].
     #[arg(long, env = "TESSERA_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Log lines as human-readable `text` or as `json` lines for log shippers [default: text].
+    #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
     /// Create demo data on an empty database and print how to use it.
     #[arg(long, env = "TESSERA_DEV")]
     pub dev: bool,
+}
+
+/// How log lines are written to stderr.
+#[derive(clap::ValueEnum, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line, with the request's span (its `request_id`) in each.
+    Json,
 }
 
 /// The `--config` file: the same options, all optional; unknown keys are an error, so a typo
@@ -98,6 +112,7 @@ struct FileConfig {
     idle_timeout: Option<u64>,
     body_timeout: Option<u64>,
     max_connections: Option<usize>,
+    log_format: Option<LogFormat>,
     dev: Option<bool>,
 }
 
@@ -113,6 +128,7 @@ pub struct ServeConfig {
     pub tls: Option<tessera_server::tls::TlsFiles>,
     pub engine: EngineConfig,
     pub limits: tessera_server::conn::ConnectionLimits,
+    pub log_format: LogFormat,
 }
 
 impl ServeArgs {
@@ -179,6 +195,7 @@ impl ServeArgs {
             limits.max_connections = n;
         }
         Ok(ServeConfig {
+            log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             limits,
             tls,
             listen: self

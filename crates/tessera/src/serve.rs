@@ -7,17 +7,17 @@ use anyhow::Context;
 use tessera_server::ServerConfig;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::ServeArgs;
+use crate::config::{LogFormat, ServeArgs};
 use crate::{dev, master};
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    init_logging();
+    let config = args.resolve()?;
+    init_logging(config.log_format);
     // Before anything is announced: a SIGTERM that arrives once we say we listen must find its
     // handler installed, or the default action would kill us mid-request.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;
-    let config = args.resolve()?;
     let options = tessera_store::Options {
         pool_size: config.db_pool,
         timeout: std::time::Duration::from_secs(config.db_timeout),
@@ -83,12 +83,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter =
         EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }

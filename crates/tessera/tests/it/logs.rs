@@ -66,3 +66,81 @@ async fn no_secret_reaches_the_logs() {
         assert!(!logged.contains(secret), "the {what} appeared in the logs");
     }
 }
+
+/// `--log-format json`: every line on stderr is a JSON object, each request answers with an
+/// `X-Request-Id` (the caller's when well-formed, a fresh UUID otherwise) and its access line
+/// carries the same id.
+#[tokio::test]
+async fn json_logs_carry_the_request_id_that_the_response_returns() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("logs.db").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--database", &db])
+        .env("TESSERA_MASTER_KEY", "55".repeat(32))
+        .env("TESSERA_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let mut lines = Vec::new();
+    let addr = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("serve started");
+        let parsed: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+        let message = parsed["fields"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        lines.push(parsed);
+        if let Some(rest) = message.strip_prefix("tessera listening on http://") {
+            break rest.to_string();
+        }
+    };
+    let http = reqwest::Client::new();
+    let given = http
+        .get(format!("http://{addr}/healthz"))
+        .header("X-Request-Id", "lb-7f3a.42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(given.headers()["x-request-id"], "lb-7f3a.42");
+    let refused = http
+        .get(format!("http://{addr}/v2/nothing"))
+        .header("X-Request-Id", "two words")
+        .send()
+        .await
+        .unwrap();
+    let made = refused.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        uuid::Uuid::parse_str(&made).is_ok(),
+        "a malformed id is replaced by a UUID, got {made}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(5)) {
+        lines.push(serde_json::from_str(&line).expect("a JSON log line"));
+    }
+    let access = |id: &str| {
+        lines.iter().any(|l| {
+            l["target"] == "tessera::access"
+                && l["span"]["request_id"] == id
+                && l["fields"]["message"] == "request"
+        })
+    };
+    assert!(access("lb-7f3a.42"), "no access line for the given id");
+    assert!(access(&made), "no access line for the made id");
+}
