@@ -22,6 +22,14 @@ pub enum Caller {
 }
 
 impl Caller {
+    /// `partner` or `client`, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Caller::Partner(_) => "partner",
+            Caller::Client { .. } => "client",
+        }
+    }
+
     pub fn partner(&self) -> &Arc<Partner> {
         match self {
             Caller::Partner(p) => p,

@@ -33,6 +33,7 @@ pub mod revoke;
 pub mod scope;
 pub mod secret;
 pub mod store;
+pub mod telemetry;
 pub mod users;
 
 pub use caller::Caller;

@@ -57,6 +57,11 @@ impl Passwords {
         Some(Admission(Arc::clone(&self.admitted)))
     }
 
+    /// How many checks may be admitted at once (running and waiting).
+    pub fn capacity(&self) -> usize {
+        self.max_admitted
+    }
+
     /// Checks admitted right now (running or waiting).
     pub fn queued(&self) -> usize {
         self.admitted.load(std::sync::atomic::Ordering::Acquire)
@@ -77,6 +82,7 @@ impl Passwords {
     /// Verify `password` against `hash`, or against a dummy hash when `hash` is `None` (unknown
     /// user), in which case the answer is always `false` after the same work.
     pub async fn verify(&self, hash: Option<&PasswordHash>, password: &str) -> bool {
+        let started = std::time::Instant::now();
         let _permit = self
             .permits
             .acquire()
@@ -94,6 +100,7 @@ impl Passwords {
         })
         .await
         .expect("verification task panicked");
+        crate::telemetry::password_check(started.elapsed().as_secs_f64());
         ok && known
     }
 }

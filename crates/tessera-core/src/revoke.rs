@@ -28,6 +28,7 @@ impl Engine {
                 .revoke_family(&record.family_id, until, now)
                 .await?;
             self.note_revoked(&record.family_id, until);
+            crate::telemetry::refresh("family_revoked");
             tracing::info!("refresh token family revoked");
             return Ok(());
         }

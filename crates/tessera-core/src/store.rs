@@ -400,4 +400,16 @@ pub trait Store:
 {
     /// A cheap round trip, for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// The connection pool's use now, for metrics.
+    fn pool_use(&self) -> PoolUse;
+}
+
+/// A connection pool's use at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolUse {
+    /// Connections open, of which idle, and the most there may be.
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
 }

@@ -14,6 +14,7 @@ pub mod app;
 pub mod body;
 pub mod conn;
 pub mod error;
+pub mod metrics;
 pub mod ops;
 pub mod pages;
 pub mod partner;
@@ -51,11 +52,30 @@ pub struct ServerConfig {
     pub tls: Option<tls::TlsFiles>,
     /// Timeouts and the connection cap.
     pub limits: conn::ConnectionLimits,
+    /// Where `/metrics` is served, if anywhere.
+    pub metrics: MetricsAt,
 }
 
-/// The whole router, for a given state.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// Where `/metrics` is served.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MetricsAt {
+    /// Nowhere, and nothing is recorded.
+    Off,
+    /// On the main listener, beside the API.
+    #[default]
+    Main,
+    /// On a listener of its own (say, on an address only the monitoring network reaches), and
+    /// not on the main one.
+    Listen(SocketAddr),
+}
+
+/// The whole router, for a given state; `/metrics` on it when `with_metrics`.
+pub fn router(state: AppState, with_metrics: bool) -> Router {
+    let mut routes = Router::new();
+    if with_metrics {
+        routes = routes.route("/metrics", axum::routing::get(crate::metrics::render));
+    }
+    routes
         .merge(partner::routes())
         .merge(standard::routes())
         .merge(pages::routes())
@@ -114,9 +134,11 @@ async fn access_log(request: Request, next: Next) -> Response {
         "request",
         request_id = id.to_str().unwrap_or_default()
     );
-    // Nothing more is collected unless the access line will be written: this runs on every
-    // request.
-    let line = tracing::enabled!(target: "tessera::access", tracing::Level::INFO).then(|| {
+    // Nothing more is collected unless a metric or the access line will be written: this runs
+    // on every request.
+    let log = tracing::enabled!(target: "tessera::access", tracing::Level::INFO);
+    let measure = log || crate::metrics::enabled();
+    let seen = measure.then(|| {
         let route = request
             .extensions()
             .get::<MatchedPath>()
@@ -125,14 +147,25 @@ async fn access_log(request: Request, next: Next) -> Response {
         (Instant::now(), request.method().clone(), route)
     });
     let mut response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
-    if let Some((started, method, route)) = line {
+    if let Some((started, method, route)) = seen {
+        let elapsed = started.elapsed();
+        crate::metrics::request(
+            &route,
+            &method,
+            response.status().as_u16(),
+            elapsed.as_secs_f64(),
+        );
+        if !log {
+            response.headers_mut().insert(REQUEST_ID, id);
+            return response;
+        }
         span.in_scope(|| {
             tracing::info!(
                 target: "tessera::access",
                 %method,
                 route,
                 status = response.status().as_u16(),
-                micros = started.elapsed().as_micros() as u64,
+                micros = elapsed.as_micros() as u64,
                 "request"
             )
         });
@@ -144,9 +177,12 @@ async fn access_log(request: Request, next: Next) -> Response {
 /// A server running in this process.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when it has a listener of its own.
+    pub metrics_addr: Option<SocketAddr>,
     pub engine: Arc<Engine>,
     shutdown: oneshot::Sender<()>,
     served: tokio::task::JoinHandle<std::io::Result<()>>,
+    metrics_served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     sync: tokio::task::JoinHandle<()>,
 }
 
@@ -155,6 +191,9 @@ impl RunningServer {
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.shutdown.send(());
         let result = self.served.await.unwrap_or(Ok(()));
+        if let Some(m) = self.metrics_served {
+            m.abort();
+        }
         self.sync.abort();
         result
     }
@@ -209,9 +248,24 @@ pub async fn start(
     }
     let engine = Arc::new(Engine::start(store, engine_config, master, unix_now()).await?);
     let sync = engine.spawn_sync();
-    let mut app = router(AppState {
+    let metrics = (config.metrics != MetricsAt::Off).then(crate::metrics::install);
+    let state = AppState {
         engine: Arc::clone(&engine),
-    });
+        metrics,
+    };
+    let metrics_listener = match config.metrics {
+        MetricsAt::Listen(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| ServeError::Bind { addr, source })?;
+            Some((listener, bound))
+        }
+        _ => None,
+    };
+    let mut app = router(state.clone(), config.metrics == MetricsAt::Main);
     if tls_config.is_some() {
         // Over HTTPS, browsers are told to stay on HTTPS (RFC 6797).
         app = app.layer(SetResponseHeaderLayer::overriding(
@@ -235,11 +289,20 @@ pub async fn start(
             tokio::spawn(conn::serve(listener, app, limits, stop))
         }
     };
+    let metrics_addr = metrics_listener.as_ref().map(|(_, bound)| *bound);
+    let metrics_served = metrics_listener.map(|(listener, _)| {
+        let app = Router::new()
+            .route("/metrics", axum::routing::get(crate::metrics::render))
+            .with_state(state);
+        tokio::spawn(conn::serve(listener, app, limits, std::future::pending()))
+    });
     Ok(RunningServer {
         addr,
+        metrics_addr,
         engine,
         shutdown: tx,
         served,
+        metrics_served,
         sync,
     })
 }

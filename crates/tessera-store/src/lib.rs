@@ -6,6 +6,7 @@
 //! The conformance suite in `tests/conformance.rs` runs the same contract checks against every
 //! backend.
 
+pub mod metrics;
 pub mod postgres;
 mod rows;
 pub mod sqlite;

@@ -71,8 +71,11 @@ fn err(e: sqlx::Error) -> StoreError {
         {
             StoreError::Unavailable(e.to_string())
         }
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::Io(_)
+        sqlx::Error::PoolTimedOut => {
+            crate::metrics::timeout("postgres");
+            StoreError::Unavailable(e.to_string())
+        }
+        sqlx::Error::Io(_)
         | sqlx::Error::PoolClosed
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_) => StoreError::Unavailable(e.to_string()),
@@ -275,13 +278,16 @@ impl PgStore {
 
     /// Bound a store call by the configured timeout.
     async fn timed<T>(&self, f: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
-        match tokio::time::timeout(self.timeout, f).await {
-            Ok(r) => r,
-            Err(_) => Err(StoreError::Unavailable(format!(
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(self.timeout, f).await;
+        crate::metrics::call("postgres", started);
+        answer.unwrap_or_else(|_| {
+            crate::metrics::timeout("postgres");
+            Err(StoreError::Unavailable(format!(
                 "no answer from PostgreSQL within {} ms",
                 self.timeout.as_millis()
-            ))),
-        }
+            )))
+        })
     }
 
     /// One row by a single text key, mapped to its record.
@@ -1541,6 +1547,14 @@ impl ChangeFeed for PgStore {
 
 #[async_trait]
 impl Store for PgStore {
+    fn pool_use(&self) -> tessera_core::store::PoolUse {
+        tessera_core::store::PoolUse {
+            open: self.pool.size(),
+            idle: self.pool.num_idle() as u32,
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.timed(async move {
             sqlx::query("SELECT 1")

@@ -72,6 +72,10 @@ pub struct ServeArgs {
     /// Connections open at once; past it, new ones are closed at accept [default: 10000].
     #[arg(long, env = "TESSERA_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Serve `/metrics` (Prometheus) on its own address instead of the main listener; `off`
+    /// records and serves no metrics [default: on the main listener].
+    #[arg(long, env = "TESSERA_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// Log lines as human-readable `text` or as `json` lines for log shippers [default: text].
     #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -113,6 +117,7 @@ struct FileConfig {
     body_timeout: Option<u64>,
     max_connections: Option<usize>,
     log_format: Option<LogFormat>,
+    metrics_listen: Option<String>,
     dev: Option<bool>,
 }
 
@@ -129,6 +134,7 @@ pub struct ServeConfig {
     pub engine: EngineConfig,
     pub limits: tessera_server::conn::ConnectionLimits,
     pub log_format: LogFormat,
+    pub metrics: tessera_server::MetricsAt,
 }
 
 impl ServeArgs {
@@ -194,7 +200,15 @@ impl ServeArgs {
             anyhow::ensure!(n >= 1, "max_connections must be at least 1");
             limits.max_connections = n;
         }
+        let metrics = match self.metrics_listen.or(file.metrics_listen).as_deref() {
+            None => tessera_server::MetricsAt::Main,
+            Some("off") => tessera_server::MetricsAt::Off,
+            Some(addr) => tessera_server::MetricsAt::Listen(addr.parse().with_context(|| {
+                format!("metrics_listen: {addr:?} is neither an address (host:port) nor off")
+            })?),
+        };
         Ok(ServeConfig {
+            metrics,
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             limits,
             tls,

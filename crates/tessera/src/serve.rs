@@ -51,6 +51,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             engine: config.engine,
             tls: config.tls.clone(),
             limits: config.limits,
+            metrics: config.metrics,
         },
     )
     .await?;
@@ -70,6 +71,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ready_ms = started.elapsed().as_millis() as u64,
         "tessera listening on {scheme}://{}", server.addr
     );
+    if let Some(metrics) = server.metrics_addr {
+        tracing::info!("metrics on http://{metrics}/metrics");
+    }
     if let Some(demo) = demo {
         dev::print_instructions(&demo, &base);
     }

@@ -37,8 +37,10 @@ impl Engine {
         if let Some(hit) = self.credentials.get(&key)
             && let Some(p) = self.partner(&hit.owner).await?
         {
+            crate::telemetry::cache("credential", true);
             return active(p);
         }
+        crate::telemetry::cache("credential", false);
         let _flight = self.single_flight(key).await;
         if let Some(hit) = self.credentials.get(&key)
             && let Some(p) = self.partner(&hit.owner).await?
@@ -85,7 +87,9 @@ impl Engine {
             return Err(EngineError::InvalidPartnerToken);
         }
         let digest = SecretDigest::of(token);
-        let partner_id = match self.partner_tokens.get(&digest) {
+        let cached = self.partner_tokens.get(&digest);
+        crate::telemetry::cache("partner_token", cached.is_some());
+        let partner_id = match cached {
             Some(id) => id,
             None => {
                 let epoch = self.epoch.load(Ordering::Acquire);
@@ -200,8 +204,10 @@ impl Engine {
             && let Some(u) = self.user(partner_id, &username).await?
             && roles.contains(&u.role)
         {
+            crate::telemetry::cache("credential", true);
             return Ok(u);
         }
+        crate::telemetry::cache("credential", false);
         let _flight = self.single_flight(key).await;
         if self.credentials.get(&key).is_some()
             && let Some(u) = self.user(partner_id, &username).await?
@@ -250,6 +256,7 @@ impl Engine {
     /// checks cannot make a legitimate one wait without bound, and costs no lockout unit.
     fn admit_check(&self) -> Result<crate::password::Admission, EngineError> {
         self.passwords.admit().ok_or_else(|| {
+            crate::telemetry::refused("password_queue");
             tracing::info!("password check refused: the Argon2 queue is full");
             EngineError::Busy {
                 retry_after_secs: 1,
@@ -266,6 +273,7 @@ impl Engine {
         {
             Ok(()) => Ok(()),
             Err(retry_after_secs) => {
+                crate::telemetry::lockout();
                 tracing::info!(retry_after_secs, "password check refused: locked");
                 Err(EngineError::Locked { retry_after_secs })
             }

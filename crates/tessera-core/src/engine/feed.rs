@@ -26,6 +26,8 @@ impl Engine {
                 applied += 1;
             }
             if n < 500 {
+                self.synced_at.store(now, Ordering::Release);
+                crate::telemetry::feed_applied(applied);
                 return Ok(applied);
             }
         }
@@ -131,6 +133,7 @@ impl Engine {
         .await;
         for (what, rows) in &deleted {
             if *rows > 0 {
+                crate::telemetry::janitor_deleted(what.as_str(), *rows);
                 tracing::info!(what = what.as_str(), rows, "janitor deleted");
             }
         }

@@ -25,7 +25,7 @@ mod tokens;
 use std::collections::HashSet;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
@@ -163,6 +163,8 @@ pub struct Engine {
     flows: DefaultKeyedRateLimiter<String>,
     /// Highest change-feed sequence applied.
     seq: AtomicI64,
+    /// When the change feed was last read without error (Unix seconds).
+    synced_at: AtomicI64,
     /// Bumped on every invalidation; see the module comment.
     epoch: AtomicU64,
 }
@@ -261,6 +263,7 @@ impl Engine {
                     .allow_burst(NonZeroU32::new(5).expect("non-zero")),
             ),
             seq: AtomicI64::new(seq),
+            synced_at: AtomicI64::new(now),
             epoch: AtomicU64::new(0),
             config,
         })
@@ -284,6 +287,11 @@ impl Engine {
     /// Whether the database answers (readiness).
     pub async fn ping(&self) -> StoreResult<()> {
         self.store.ping().await
+    }
+
+    /// The database pool's use now, for metrics.
+    pub fn pool_use(&self) -> crate::store::PoolUse {
+        self.store.pool_use()
     }
 
     pub fn passwords(&self) -> &Passwords {
@@ -319,7 +327,7 @@ impl Engine {
         source: &str,
     ) -> Result<(), EngineError> {
         for key in [format!("source:{source}"), format!("partner:{partner_id}")] {
-            charge(&self.registrations, key)?;
+            charge(&self.registrations, "registrations", key)?;
         }
         Ok(())
     }
@@ -327,7 +335,7 @@ impl Engine {
     /// Count one `/authorize` request (it stores a pending request) against its requester's
     /// budget: 30 back to back, then one every 2 seconds. Per node, in memory.
     pub fn check_flow_rate(&self, source: &str) -> Result<(), EngineError> {
-        charge(&self.flows, source.to_string())
+        charge(&self.flows, "flows", source.to_string())
     }
 
     /// Count one token request against `key`'s budget.
@@ -336,14 +344,57 @@ impl Engine {
             return Ok(());
         };
         // Keys are partner ids and client ids: bounded by the registry, not by callers.
-        charge(limiter, key.to_string())
+        charge(limiter, "token", key.to_string())
+    }
+}
+
+/// What [`Engine::gauges`] reads: the state a scrape reports, cheaper to read then than to
+/// track on every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gauges {
+    /// Password checks admitted now (running or waiting), and how many may be.
+    pub password_queue: usize,
+    pub password_queue_capacity: usize,
+    /// The last change-feed entry applied, and seconds since the feed was last read.
+    pub feed_position: i64,
+    pub feed_lag_secs: i64,
+    /// Entries in the credential, verified-token and record caches.
+    pub credential_cache: u64,
+    pub token_cache: u64,
+    pub record_cache: u64,
+    /// Revoked token ids and sessions held in memory.
+    pub revoked: usize,
+}
+
+impl Engine {
+    /// The engine's state for a metrics scrape at `now`.
+    pub fn gauges(&self, now: i64) -> Gauges {
+        Gauges {
+            password_queue: self.passwords.queued(),
+            password_queue_capacity: self.passwords.capacity(),
+            feed_position: self.seq.load(Ordering::Acquire),
+            feed_lag_secs: (now - self.synced_at.load(Ordering::Acquire)).max(0),
+            credential_cache: self.credentials.len() as u64,
+            token_cache: self.verified.len() as u64,
+            record_cache: (self.partners.len()
+                + self.partner_tokens.len()
+                + self.clients.len()
+                + self.users.len()
+                + self.accounts.len()) as u64,
+            revoked: self.revoked.len(),
+        }
     }
 }
 
 /// Take one unit of `key`'s budget in `limiter`, or refuse with the whole seconds (at least one)
 /// until the next unit.
-fn charge(limiter: &DefaultKeyedRateLimiter<String>, key: String) -> Result<(), EngineError> {
+fn charge(
+    limiter: &DefaultKeyedRateLimiter<String>,
+    name: &'static str,
+    key: String,
+) -> Result<(), EngineError> {
     limiter.check_key(&key).map_err(|not_until| {
+        crate::telemetry::refused(name);
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         EngineError::RateLimited {
             retry_after_secs: (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1),

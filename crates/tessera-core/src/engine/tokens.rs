@@ -17,7 +17,9 @@ impl Engine {
     /// Verify a presented access token: signature, issuer, expiry, and revocation.
     pub fn verify_token(&self, token: &str, now: i64) -> Result<Claims, EngineError> {
         let key = token_digest(token);
-        let claims = match self.verified.get(&key) {
+        let cached = self.verified.get(&key);
+        crate::telemetry::cache("token", cached.is_some());
+        let claims = match cached {
             Some(c) => {
                 if c.exp <= now {
                     return Err(EngineError::TokenInvalid(JwtError::Expired));

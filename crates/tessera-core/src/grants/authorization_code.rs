@@ -106,6 +106,7 @@ pub async fn grant(
                 .revoke_family(&code.family_id, until, now)
                 .await?;
             engine.note_revoked(&code.family_id, until);
+            crate::telemetry::refresh("family_revoked");
             return Err(EngineError::AuthorizationCodeInvalid(
                 "it was already used; the tokens issued with it are revoked",
             ));

@@ -74,7 +74,8 @@ impl Engine {
                 request.grant_type().as_str(),
             ));
         }
-        match request {
+        let grant = request.grant_type();
+        let issued = match request {
             GrantRequest::AuthorizationCode(r) => {
                 authorization_code::grant(self, caller, r, now).await
             }
@@ -82,7 +83,15 @@ impl Engine {
             GrantRequest::Password(r) => password::grant(self, caller, r, now).await,
             GrantRequest::TokenExchange(r) => token_exchange::grant(self, caller, r, now).await,
             GrantRequest::RefreshToken(r) => refresh_token::grant(self, caller, r, now).await,
+        };
+        if issued.is_ok() {
+            let label = match grant {
+                GrantType::TokenExchange => "token_exchange",
+                other => other.as_str(),
+            };
+            crate::telemetry::issued(label, caller.kind());
         }
+        issued
     }
 }
 

@@ -93,8 +93,12 @@ pub async fn grant(
         .rotate_refresh_token(&presented, &caller.token_owner(), &next, now)
         .await?
     {
-        Rotation::Rotated(record) => record,
+        Rotation::Rotated(record) => {
+            crate::telemetry::refresh("rotated");
+            record
+        }
         Rotation::Replaced(record) => {
+            crate::telemetry::refresh("retried");
             tracing::info!(family = %record.family_id, "refresh retried after a lost response; successor replaced");
             record
         }
@@ -153,6 +157,8 @@ async fn refuse(
                 "it has already been used; use the refresh token returned by that use",
             ),
             Refusal::ReuseDetected => {
+                crate::telemetry::refresh("reuse_detected");
+                crate::telemetry::refresh("family_revoked");
                 tracing::warn!(family = %record.family_id, "refresh token reuse detected; revoking the family");
                 let until = now + MAX_ACCESS_TOKEN_TTL;
                 engine

@@ -206,6 +206,7 @@ pub fn authorize_error(f: tessera_core::authorize::AuthorizeFailure) -> &'static
 /// Render `e` as the partner dialect's error envelope.
 pub fn render(e: &RequestError, now: i64) -> Response {
     let (status, code, message) = classify(e);
+    crate::metrics::error("partner", code);
     let details = match e {
         RequestError::Engine(EngineError::Validation(fields)) => Some(
             fields

@@ -213,6 +213,7 @@ pub fn authorize_error(f: tessera_core::authorize::AuthorizeFailure) -> &'static
 /// Render `e` at the token, introspection or revocation endpoint.
 pub fn render(e: &RequestError) -> Response {
     let (status, code, description) = classify(e);
+    crate::metrics::error("standard", code);
     let mut r = body(status, code, description);
     if code == "invalid_client" {
         r.headers_mut().insert(

@@ -72,10 +72,13 @@ fn err(e: sqlx::Error) -> StoreError {
                 "id"
             })
         }
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+        sqlx::Error::Io(_) | sqlx::Error::PoolClosed => StoreError::Unavailable(e.to_string()),
+        sqlx::Error::PoolTimedOut => {
+            crate::metrics::timeout("sqlite");
             StoreError::Unavailable(e.to_string())
         }
         sqlx::Error::Database(db) if db.message().contains("database is locked") => {
+            crate::metrics::timeout("sqlite");
             StoreError::Unavailable(e.to_string())
         }
         _ => StoreError::Other(e.to_string()),
@@ -152,14 +155,17 @@ impl SqliteStore {
         &self,
         op: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> Write,
     ) -> StoreResult<T> {
+        let started = std::time::Instant::now();
         let (reply, answer) = oneshot::channel();
         self.writes
             .send(op(reply))
             .await
             .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
-        answer
+        let committed = answer
             .await
-            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?
+            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
+        crate::metrics::call("sqlite", started);
+        committed
     }
 
     /// One row by a single text key, mapped to its record.
@@ -169,14 +175,14 @@ impl SqliteStore {
         key: &str,
         map: fn(&SqliteRow) -> StoreResult<T>,
     ) -> StoreResult<Option<T>> {
-        sqlx::query(sql)
+        let started = std::time::Instant::now();
+        let row = sqlx::query(sql)
             .bind(key)
             .fetch_optional(&self.pool)
             .await
-            .map_err(err)?
-            .as_ref()
-            .map(map)
-            .transpose()
+            .map_err(err)?;
+        crate::metrics::call("sqlite", started);
+        row.as_ref().map(map).transpose()
     }
 
     async fn migrate(&self) -> StoreResult<()> {
@@ -1256,6 +1262,14 @@ impl ChangeFeed for SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn pool_use(&self) -> tessera_core::store::PoolUse {
+        tessera_core::store::PoolUse {
+            open: self.pool.size(),
+            idle: self.pool.num_idle() as u32,
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

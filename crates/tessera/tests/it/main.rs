@@ -14,6 +14,7 @@ mod input;
 mod interop;
 mod lockout;
 mod logs;
+mod metrics;
 mod multinode;
 mod refresh;
 mod seed000;

@@ -226,6 +226,7 @@ impl TestServer {
                 engine,
                 tls,
                 limits,
+                metrics: tessera_server::MetricsAt::Main,
             },
         )
         .await

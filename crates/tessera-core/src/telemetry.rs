@@ -1,0 +1,114 @@
+//! The engine's metrics, named in one place. Each function records one event through the
+//! `metrics` facade; without an installed recorder (the CLI, `--metrics off`) a call costs a
+//! relaxed atomic load. The server installs a Prometheus recorder and calls [`describe`] once;
+//! what is cheaper to read when scraped than to record on every request (cache sizes, the
+//! Argon2 queue, the change-feed position) is in [`crate::Engine::gauges`] instead.
+//!
+//! Labels take a small fixed set of values (never a client id, username or token), so that the
+//! number of series stays bounded whatever clients send.
+
+use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, histogram};
+
+/// A look-up in one of the engine's caches: `credential` (verified password pairs),
+/// `partner_token` (partner API tokens) or `token` (verified access tokens).
+pub fn cache(cache: &'static str, hit: bool) {
+    counter!("tessera_cache_requests_total", "cache" => cache, "result" => if hit { "hit" } else { "miss" })
+        .increment(1);
+}
+
+/// Tokens issued by one grant to a `partner` (the partner dialect) or a registered `client`
+/// (the standard dialect).
+pub fn issued(grant: &'static str, caller: &'static str) {
+    counter!("tessera_tokens_issued_total", "grant" => grant, "caller" => caller).increment(1);
+}
+
+/// A password check refused because the username's lockout bucket is full.
+pub fn lockout() {
+    counter!("tessera_lockouts_total").increment(1);
+}
+
+/// A request refused by a rate limit (`token`, `flows`, `registrations`) or by the full Argon2
+/// queue (`password_queue`).
+pub fn refused(limiter: &'static str) {
+    counter!("tessera_rate_limited_total", "limiter" => limiter).increment(1);
+}
+
+/// A refresh-token outcome: `rotated`, `retried` (a retry within the grace got a successor
+/// again), `reuse_detected`, `family_revoked` (by reuse or by a revocation request).
+pub fn refresh(outcome: &'static str) {
+    counter!("tessera_refresh_total", "outcome" => outcome).increment(1);
+}
+
+/// One Argon2id check or hash, from its admission to its answer (the wait for a slot included).
+pub fn password_check(seconds: f64) {
+    histogram!("tessera_password_check_seconds").record(seconds);
+}
+
+/// Rows the janitor deleted of one kind.
+pub fn janitor_deleted(what: &'static str, rows: u64) {
+    counter!("tessera_janitor_deleted_total", "what" => what).increment(rows);
+}
+
+/// Change-feed entries this node applied.
+pub fn feed_applied(n: usize) {
+    counter!("tessera_change_feed_applied_total").increment(n as u64);
+}
+
+/// Help texts for the metrics above, and those the server and the stores record.
+pub fn describe() {
+    describe_counter!(
+        "tessera_tokens_issued_total",
+        "Token responses, by grant and by caller (partner: partner dialect; client: standard)"
+    );
+    describe_counter!(
+        "tessera_cache_requests_total",
+        "Look-ups in the credential and verified-token caches, by cache and hit or miss"
+    );
+    describe_counter!(
+        "tessera_lockouts_total",
+        "Password checks refused because the username is locked out"
+    );
+    describe_counter!(
+        "tessera_rate_limited_total",
+        "Requests refused by a rate limit or the full Argon2 queue (429 or 503)"
+    );
+    describe_counter!(
+        "tessera_refresh_total",
+        "Refresh-token rotations, lossless retries, reuse detections and family revocations"
+    );
+    describe_histogram!(
+        "tessera_password_check_seconds",
+        Unit::Seconds,
+        "Argon2id checks, waiting for a slot included"
+    );
+    describe_counter!(
+        "tessera_janitor_deleted_total",
+        "Rows the janitor deleted, by kind"
+    );
+    describe_counter!(
+        "tessera_change_feed_applied_total",
+        "Change-feed entries applied by this node"
+    );
+    describe_gauge!(
+        "tessera_password_queue",
+        "Argon2 checks admitted now (running or waiting)"
+    );
+    describe_gauge!(
+        "tessera_password_queue_capacity",
+        "Argon2 checks that may be admitted at once"
+    );
+    describe_gauge!(
+        "tessera_change_feed_position",
+        "The last change-feed entry this node applied"
+    );
+    describe_gauge!(
+        "tessera_change_feed_lag_seconds",
+        Unit::Seconds,
+        "Time since this node last read the change feed successfully"
+    );
+    describe_gauge!("tessera_cache_entries", "Entries in each engine cache");
+    describe_gauge!(
+        "tessera_revoked_entries",
+        "Revoked token ids and sessions held in memory"
+    );
+}

@@ -1,0 +1,235 @@
+//! `/metrics` (issue 11, item 1): a scrape in the Prometheus text format in which each family
+//! moves when its event happens. The recorder is process-wide and other tests run beside this
+//! one, so each check compares a scrape before and after this test's own requests.
+
+use std::collections::HashMap;
+
+use crate::support::{TestServer, exchange_body, machine_token_body, refresh_body};
+
+/// Every sample of a scrape: `name{labels}` as rendered → value.
+fn samples(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            Some((key.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The sum of the samples of `name` whose labels include every one of `labels`.
+fn value(samples: &HashMap<String, f64>, name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|(k, _)| {
+            let (n, rest) = k.split_once('{').unwrap_or((k.as_str(), ""));
+            n == name
+                && labels
+                    .iter()
+                    .all(|(l, v)| rest.contains(&format!("{l}=\"{v}\"")))
+        })
+        .map(|(_, v)| v)
+        .sum()
+}
+
+async fn scrape(t: &TestServer) -> HashMap<String, f64> {
+    let r = t.http.get(t.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    samples(&r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn each_family_of_metrics_moves_with_its_event() {
+    let t = TestServer::start().await;
+    let p = t.partner().await;
+    let b = p.basic();
+    let before = scrape(&t).await;
+
+    // Two machine tokens (an Argon2 check, then a cached credential), a wrong password.
+    for _ in 0..2 {
+        let r = t
+            .post("/v2/oauth/token", Some(&b), &machine_token_body("crm"))
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    let wrong = b.replace(&b[10..14], "AAAA");
+    let r = t
+        .post("/v2/oauth/token", Some(&wrong), &machine_token_body("crm"))
+        .await;
+    assert_eq!(r.status, 401);
+    // An exchange and a rotation.
+    let mt = t
+        .post("/v2/oauth/token", Some(&b), &machine_token_body("crm"))
+        .await
+        .data("access_token");
+    let acc = t
+        .post("/v2/accounts", Some(&b), r#"{"name":"M"}"#)
+        .await
+        .data("account_id");
+    let rt = t
+        .post(
+            "/v2/oauth/token",
+            Some(&b),
+            &exchange_body(&mt, &acc, "crm"),
+        )
+        .await
+        .data("refresh_token");
+    let r = t
+        .post("/v2/oauth/token", Some(&b), &refresh_body(&rt))
+        .await;
+    assert_eq!(r.status, 200);
+    // Revoking the family writes a change that the feed applies.
+    let r = t
+        .post(
+            "/v2/oauth/revoke",
+            Some(&b),
+            &serde_json::json!({"token": r.data("refresh_token")}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    // The same machine token twice through the exchange: a verified-token cache hit.
+    t.post(
+        "/v2/oauth/token",
+        Some(&b),
+        &exchange_body(&mt, &acc, "crm"),
+    )
+    .await;
+    t.settle().await;
+
+    let after = scrape(&t).await;
+    let moved = |name: &str, labels: &[(&str, &str)]| {
+        let (a, b) = (value(&after, name, labels), value(&before, name, labels));
+        assert!(a > b, "{name} {labels:?} did not move: {b} -> {a}");
+    };
+    moved(
+        "tessera_http_requests_total",
+        &[
+            ("route", "/v2/oauth/token"),
+            ("method", "POST"),
+            ("status", "200"),
+        ],
+    );
+    moved(
+        "tessera_http_request_seconds_count",
+        &[("route", "/v2/oauth/token")],
+    );
+    moved(
+        "tessera_tokens_issued_total",
+        &[("grant", "client_credentials"), ("caller", "partner")],
+    );
+    moved(
+        "tessera_tokens_issued_total",
+        &[("grant", "token_exchange"), ("caller", "partner")],
+    );
+    moved(
+        "tessera_errors_total",
+        &[("dialect", "partner"), ("code", "OAUTH_PARTNER_NOT_FOUND")],
+    );
+    moved("tessera_refresh_total", &[("outcome", "rotated")]);
+    moved("tessera_refresh_total", &[("outcome", "family_revoked")]);
+    moved(
+        "tessera_cache_requests_total",
+        &[("cache", "credential"), ("result", "hit")],
+    );
+    moved(
+        "tessera_cache_requests_total",
+        &[("cache", "credential"), ("result", "miss")],
+    );
+    moved(
+        "tessera_cache_requests_total",
+        &[("cache", "token"), ("result", "hit")],
+    );
+    moved("tessera_password_check_seconds_count", &[]);
+    moved("tessera_db_call_seconds_count", &[("backend", "sqlite")]);
+    moved("tessera_change_feed_applied_total", &[]);
+    // Read when scraped.
+    assert!(value(&after, "tessera_db_pool_connections", &[("state", "max")]) >= 1.0);
+    assert!(value(&after, "tessera_password_queue_capacity", &[]) >= 1.0);
+    assert_eq!(
+        value(
+            &after,
+            "tessera_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
+}
+
+/// A locked-out username shows in its counter.
+#[tokio::test]
+async fn lockouts_are_counted() {
+    let t = TestServer::start().await;
+    let p = t.partner().await;
+    let b = p.basic();
+    let before = scrape(&t).await;
+    // Lock the partner's email out: wrong passwords until the bucket refuses.
+    let wrong = b.replace(&b[10..14], "AAAA");
+    let mut locked = false;
+    for _ in 0..12 {
+        let r = t
+            .post("/v2/oauth/token", Some(&wrong), &machine_token_body("crm"))
+            .await;
+        if r.headers.contains_key("retry-after") {
+            locked = true;
+            break;
+        }
+    }
+    assert!(locked, "the lockout never refused");
+    let after = scrape(&t).await;
+    assert!(
+        value(&after, "tessera_lockouts_total", &[])
+            > value(&before, "tessera_lockouts_total", &[])
+    );
+}
+
+/// `--metrics-listen ADDR` serves `/metrics` there and not on the main listener.
+#[tokio::test]
+async fn metrics_can_have_a_listener_of_their_own() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("m.db").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--metrics-listen", "127.0.0.1:0", "--database", &db])
+        .env("TESSERA_MASTER_KEY", "66".repeat(32))
+        .env("TESSERA_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut main, mut metrics) = (None, None);
+    while main.is_none() || metrics.is_none() {
+        let line = lines.next().expect("serve exited").unwrap();
+        if let Some(rest) = line.split("tessera listening on http://").nth(1) {
+            main = Some(rest.split_whitespace().next().unwrap().to_string());
+        }
+        if let Some(rest) = line.split("metrics on http://").nth(1) {
+            metrics = Some(rest.split_whitespace().next().unwrap().to_string());
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let http = reqwest::Client::new();
+    let scrape = http
+        .get(format!("http://{}", metrics.unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scrape.status(), 200);
+    assert!(scrape.text().await.unwrap().contains("tessera_build_info"));
+    let main = http
+        .get(format!("http://{}/metrics", main.unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(main.status(), 404);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
