@@ -25,6 +25,25 @@ pub struct AppState {
 #[derive(Clone, Copy, Debug)]
 pub struct Peer(pub SocketAddr);
 
+impl Peer {
+    /// The key a per-requester throttle counts under: the IPv4 address, or the /64 of an IPv6
+    /// one (a single host commonly holds a whole /64, so counting its addresses one by one
+    /// would give it 2^64 budgets).
+    pub fn requester(&self) -> String {
+        match self.0.ip() {
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => {
+                    let s = v6.segments();
+                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                }
+            },
+        }
+    }
+}
+
+
 /// Mark a response as not cacheable (RFC 6749 §5.1).
 pub fn no_store(response: &mut Response) {
     response
@@ -33,4 +52,22 @@ pub fn no_store(response: &mut Response) {
     response
         .headers_mut()
         .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Peer;
+
+    #[test]
+    fn a_requester_is_an_ipv4_address_or_an_ipv6_slash_64() {
+        let of = |s: &str| Peer(s.parse().unwrap()).requester();
+        assert_eq!(of("192.0.2.7:443"), "192.0.2.7");
+        assert_eq!(of("[::ffff:192.0.2.7]:443"), "192.0.2.7");
+        assert_eq!(of("[2001:db8:1:2:aaaa::1]:443"), "2001:db8:1:2::/64");
+        assert_eq!(
+            of("[2001:db8:1:2:ffff:ffff:ffff:ffff]:1"),
+            of("[2001:db8:1:2::9]:2")
+        );
+        assert_ne!(of("[2001:db8:1:3::1]:1"), of("[2001:db8:1:2::1]:1"));
+    }
 }

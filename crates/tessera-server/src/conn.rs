@@ -8,8 +8,9 @@
 //! [`ConnectionLimits::drain_timeout`] to finish.
 //!
 //! hyper has one clock for the wait for a request head, which starts when the previous response
-//! is sent, so it serves as the idle timeout; [`HeadClock`] adds the shorter clock that starts at
-//! a head's first byte and stops when hyper hands the parsed head to the service.
+//! is sent, so it serves as the idle timeout; [`Clocked`] adds the shorter clock that starts at
+//! a head's first byte and stops when hyper hands the parsed head to the service, and the clock
+//! of a stalled write, which hyper has not.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -37,6 +38,9 @@ pub struct ConnectionLimits {
     pub header_timeout: Duration,
     /// A keep-alive connection's wait for its next request, which includes that request's head.
     pub idle_timeout: Duration,
+    /// A write that makes no progress for this long (the client stopped reading) ends the
+    /// connection.
+    pub write_timeout: Duration,
     /// To send a request's body.
     pub body_timeout: Duration,
     /// Connections open at once.
@@ -50,6 +54,7 @@ impl Default for ConnectionLimits {
         ConnectionLimits {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             drain_timeout: Duration::from_secs(30),
@@ -90,7 +95,7 @@ where
         };
         let app = app.clone();
         let body_timeout = limits.body_timeout;
-        let (io, phase) = HeadClock::new(io, limits.header_timeout);
+        let (io, phase) = Clocked::new(io, limits.header_timeout, limits.write_timeout);
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             phase.store(BUSY, Ordering::Release);
             let mut request = request.map(|body| Deadline::new(body, body_timeout));
@@ -128,30 +133,67 @@ const HEAD: u8 = 1;
 /// hyper has parsed the head and the service runs; the body has its own [`Deadline`].
 const BUSY: u8 = 2;
 
-/// A connection's I/O with a clock for the request head: armed by the first byte read while the
-/// connection is [`IDLE`] (and at the accept), stopped when the service takes the request. Once it
-/// runs out, a read fails, and hyper closes the connection.
-struct HeadClock<IO> {
+/// A connection's I/O with two clocks. The head clock is armed by the first byte read while the
+/// connection is [`IDLE`] (and at the accept) and stopped when the service takes the request;
+/// once it runs out, a read fails. The write clock is armed when a write cannot proceed (the
+/// client's window is full) and stopped by any progress; once it runs out, the write fails.
+/// Either failure makes hyper close the connection.
+struct Clocked<IO> {
     io: IO,
     phase: Arc<AtomicU8>,
     timeout: Duration,
     deadline: Pin<Box<tokio::time::Sleep>>,
+    write_timeout: Duration,
+    write_deadline: Pin<Box<tokio::time::Sleep>>,
+    write_stalled: bool,
 }
 
-impl<IO> HeadClock<IO> {
-    fn new(io: IO, timeout: Duration) -> (HeadClock<IO>, Arc<AtomicU8>) {
+impl<IO> Clocked<IO> {
+    fn new(io: IO, timeout: Duration, write_timeout: Duration) -> (Clocked<IO>, Arc<AtomicU8>) {
         let phase = Arc::new(AtomicU8::new(HEAD));
-        let clock = HeadClock {
+        let clock = Clocked {
             io,
             phase: Arc::clone(&phase),
             timeout,
             deadline: Box::pin(tokio::time::sleep(timeout)),
+            write_timeout,
+            write_deadline: Box::pin(tokio::time::sleep(write_timeout)),
+            write_stalled: false,
         };
         (clock, phase)
     }
+
+    /// Account for the outcome of a write (or flush): progress stops the write clock, a write
+    /// that cannot proceed starts it, and one that has waited too long fails.
+    fn written<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        outcome: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        match outcome {
+            Poll::Pending => {
+                if !self.write_stalled {
+                    self.write_stalled = true;
+                    let at = tokio::time::Instant::now() + self.write_timeout;
+                    self.write_deadline.as_mut().reset(at);
+                }
+                if self.write_deadline.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client has not read its response in time",
+                    )));
+                }
+                Poll::Pending
+            }
+            ready => {
+                self.write_stalled = false;
+                ready
+            }
+        }
+    }
 }
 
-impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for HeadClock<IO> {
+impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Clocked<IO> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -188,13 +230,15 @@ impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for HeadClock<IO> {
     }
 }
 
-impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for HeadClock<IO> {
+impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Clocked<IO> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, data)
+        let this = self.get_mut();
+        let outcome = Pin::new(&mut this.io).poll_write(cx, data);
+        this.written(cx, outcome)
     }
 
     fn poll_write_vectored(
@@ -202,7 +246,9 @@ impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for HeadClock<IO> 
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let outcome = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.written(cx, outcome)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -210,7 +256,9 @@ impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for HeadClock<IO> 
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        let outcome = Pin::new(&mut this.io).poll_flush(cx);
+        this.written(cx, outcome)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

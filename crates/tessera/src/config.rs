@@ -66,6 +66,10 @@ pub struct ServeArgs {
     /// Seconds a keep-alive connection may wait for its next request [default: 60].
     #[arg(long, env = "TESSERA_IDLE_TIMEOUT")]
     pub idle_timeout: Option<u64>,
+    /// Seconds a response write may make no progress (the client stopped reading) before the
+    /// connection is closed [default: 30].
+    #[arg(long, env = "TESSERA_WRITE_TIMEOUT")]
+    pub write_timeout: Option<u64>,
     /// Seconds a client has to send a request's body [default: 30].
     #[arg(long, env = "TESSERA_BODY_TIMEOUT")]
     pub body_timeout: Option<u64>,
@@ -114,6 +118,7 @@ struct FileConfig {
     password_queue: Option<usize>,
     header_timeout: Option<u64>,
     idle_timeout: Option<u64>,
+    write_timeout: Option<u64>,
     body_timeout: Option<u64>,
     max_connections: Option<usize>,
     log_format: Option<LogFormat>,
@@ -191,6 +196,10 @@ impl ServeArgs {
         if let Some(s) = self.idle_timeout.or(file.idle_timeout) {
             anyhow::ensure!(s >= 1, "idle_timeout must be at least 1 second");
             limits.idle_timeout = std::time::Duration::from_secs(s);
+        }
+        if let Some(s) = self.write_timeout.or(file.write_timeout) {
+            anyhow::ensure!(s >= 1, "write_timeout must be at least 1 second");
+            limits.write_timeout = std::time::Duration::from_secs(s);
         }
         if let Some(s) = self.body_timeout.or(file.body_timeout) {
             anyhow::ensure!(s >= 1, "body_timeout must be at least 1 second");

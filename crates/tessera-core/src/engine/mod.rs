@@ -78,6 +78,13 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
+    /// When the first refresh token of a family issued at `now` expires: its lifetime, cut at
+    /// the family's end (so that introspection never calls a token active that no refresh
+    /// would accept).
+    pub fn first_refresh_expiry(&self, now: i64) -> i64 {
+        now + self.refresh_token_ttl.min(self.refresh_family_lifetime)
+    }
+
     pub fn new(issuer: impl Into<String>) -> EngineConfig {
         let issuer = issuer.into();
         EngineConfig {

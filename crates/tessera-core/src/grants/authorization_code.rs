@@ -147,7 +147,7 @@ pub async fn grant(
                 account_id: code.account_id.clone(),
                 scope: code.scope.clone(),
                 issued_at: now,
-                expires_at: now + engine.config.refresh_token_ttl,
+                expires_at: engine.config.first_refresh_expiry(now),
                 family_issued_at: now,
                 rotated_at: None,
                 revoked_at: None,

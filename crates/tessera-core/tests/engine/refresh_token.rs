@@ -173,3 +173,19 @@ async fn garbage_and_unknown_tokens_are_refused() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_family_shorter_than_a_token_ends_its_first_token_too() {
+    // Found by an attack: the first token of a family outlived a short family lifetime, and
+    // introspection called it active after a refresh with it was refused.
+    let w = World::with_config(|c| c.refresh_family_lifetime = 60).await;
+    let caller = w.partner_caller();
+    let first = family(&w).await;
+    let answer = w.engine.introspect(&caller, &first, T0 + 61).await.unwrap();
+    assert!(
+        matches!(answer, tessera_core::introspect::Introspection::Inactive),
+        "{answer:?}"
+    );
+    let e = refused(w.grant(&caller, refresh(&first), T0 + 61).await);
+    assert!(matches!(e, EngineError::RefreshTokenInvalid(_)), "{e:?}");
+}

@@ -72,7 +72,7 @@ async fn authorize(
     let now = unix_now();
     // Each request stores a pending request: bounded per requester and per browser.
     if let Err(EngineError::RateLimited { retry_after_secs }) =
-        app.engine.check_flow_rate(&peer.ip().to_string())
+        app.engine.check_flow_rate(&Peer(peer).requester())
     {
         return error_page(
             &format!(

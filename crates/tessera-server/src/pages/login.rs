@@ -154,7 +154,7 @@ pub(super) async fn register(
             &name,
             &email,
             &password,
-            &peer.ip().to_string(),
+            &Peer(peer).requester(),
             now,
         )
         .await

@@ -135,6 +135,8 @@ impl SqliteStore {
             .foreign_keys(true)
             // Checkpoints run in the background (see `checkpointer`), not inside a commit.
             .pragma("wal_autocheckpoint", "0")
+            // After a checkpoint, a WAL that a burst grew is cut back to 64 MiB, not kept.
+            .pragma("journal_size_limit", "67108864")
             .busy_timeout(opts.timeout.max(Duration::from_millis(100)));
         let pool = SqlitePoolOptions::new()
             .max_connections(opts.pool_size.unwrap_or(8).max(1))

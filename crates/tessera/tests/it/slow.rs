@@ -14,6 +14,7 @@ fn limits() -> tessera_server::conn::ConnectionLimits {
     tessera_server::conn::ConnectionLimits {
         header_timeout: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(3),
+        write_timeout: Duration::from_secs(1),
         body_timeout: Duration::from_secs(1),
         max_connections: 8,
         drain_timeout: Duration::from_secs(1),
@@ -203,5 +204,54 @@ async fn a_trickled_head_after_a_served_request_is_cut_off_at_the_head_timeout()
     assert!(
         open < Duration::from_millis(2500),
         "still open after {open:?}"
+    );
+}
+
+#[tokio::test]
+async fn clients_that_stop_reading_are_closed_at_the_write_timeout_and_free_their_slots() {
+    let t = TestServer::start_with_limits(limits()).await;
+    let addr: std::net::SocketAddr = addr(&t).parse().unwrap();
+    // Fill the cap (8) with clients that pipeline requests and never read an answer.
+    let mut writers = Vec::new();
+    for _ in 0..8 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(1024).unwrap();
+        let mut s = socket.connect(addr).await.unwrap();
+        writers.push(tokio::spawn(async move {
+            let request = "GET /.well-known/oauth-authorization-server HTTP/1.1\r\nHost: x\r\n\r\n";
+            for _ in 0..5000 {
+                if s.write_all(request.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            // Hold the connection without reading until the test ends.
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Within a few write timeouts, their writes have stalled and they are closed, so the
+    // server admits new connections again.
+    let started = Instant::now();
+    let mut served = false;
+    while started.elapsed() < Duration::from_secs(8) {
+        let attempt = tokio::time::timeout(Duration::from_secs(1), async {
+            let mut s = TcpStream::connect(addr).await.ok()?;
+            healthz_on(&mut s).await
+        })
+        .await;
+        if let Ok(Some(answer)) = attempt
+            && answer.starts_with("HTTP/1.1 200")
+        {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for w in writers {
+        w.abort();
+    }
+    assert!(
+        served,
+        "non-reading clients still hold every connection slot"
     );
 }
