@@ -24,6 +24,9 @@ pub enum AdminError {
     DuplicateUsername(String),
     #[error("unknown partner {0}")]
     UnknownPartner(String),
+    /// A record looked up by id does not exist.
+    #[error("{0}")]
+    NotFound(String),
     #[error("unknown account {0} (or it belongs to another partner)")]
     UnknownAccount(String),
     #[error("unknown scope(s): {} (register them first with `tessera scope add`)", .0.join(", "))]

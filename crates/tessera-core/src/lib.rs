@@ -21,6 +21,7 @@ pub mod error;
 pub mod grants;
 pub mod identity;
 pub mod introspect;
+pub mod inventory;
 pub mod janitor;
 pub mod jwt;
 pub mod keys;

@@ -381,6 +381,51 @@ pub trait AttemptStore {
     async fn prune_attempts(&self, now: i64, policy: &LockoutPolicy) -> StoreResult<u64>;
 }
 
+/// Which users to list; every field that is set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserFilter {
+    pub partner_id: Option<String>,
+    pub account_id: Option<String>,
+    pub role: Option<crate::model::Role>,
+    /// Compared after normalisation (lower case), exactly.
+    pub username: Option<String>,
+}
+
+/// Whose grants to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantsOf {
+    User(String),
+    Client(String),
+}
+
+/// Listings for operators (the CLI, the admin API): ordered by id, a page of at most `limit`
+/// records after the id `after` (keyset pagination: a page does not shift when rows are added
+/// before it).
+#[async_trait]
+pub trait InventoryStore {
+    async fn list_partners(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Partner>>;
+    /// Clients of one partner, or of all.
+    async fn list_clients(
+        &self,
+        partner_id: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Client>>;
+    async fn list_users(
+        &self,
+        filter: &UserFilter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<User>>;
+    /// Grants of a user or a client, withdrawn ones included (`revoked_at` set).
+    async fn list_grants_of(
+        &self,
+        of: &GrantsOf,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Grant>>;
+}
+
 /// Everything the engine needs from a database.
 #[async_trait]
 pub trait Store:
@@ -395,6 +440,7 @@ pub trait Store:
     + AttemptStore
     + Janitor
     + ChangeFeed
+    + InventoryStore
     + Send
     + Sync
 {

@@ -43,7 +43,6 @@ impl Peer {
     }
 }
 
-
 /// Mark a response as not cacheable (RFC 6749 §5.1).
 pub fn no_store(response: &mut Response) {
     response

@@ -23,9 +23,9 @@ use tessera_core::model::{
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretDigest;
 use tessera_core::store::{
-    AccountStore, AttemptStore, AuthorizationStore, ChangeFeed, ClientStore, CodeTaking, Janitor,
-    KeyStore, PartnerStore, Purge, Rotation, ScopeStore, Store, StoreError, StoreResult, Successor,
-    TokenOwner, TokenStore, UserStore,
+    AccountStore, AttemptStore, AuthorizationStore, ChangeFeed, ClientStore, CodeTaking, GrantsOf,
+    InventoryStore, Janitor, KeyStore, PartnerStore, Purge, Rotation, ScopeStore, Store,
+    StoreError, StoreResult, Successor, TokenOwner, TokenStore, UserFilter, UserStore,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/postgres/0003_refresh_retry.sql"),
     ),
+    (4, include_str!("../migrations/postgres/0004_inventory.sql")),
 ];
 
 /// Advisory lock keys: one for migrations, one for change-feed appends.
@@ -1562,6 +1563,108 @@ impl Store for PgStore {
                 .await
                 .map_err(err)
                 .map(|_| ())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl InventoryStore for PgStore {
+    async fn list_partners(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Partner>> {
+        self.timed(async move {
+            sqlx::query("SELECT * FROM partners WHERE id > $1 ORDER BY id LIMIT $2")
+                .bind(after.unwrap_or(""))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?
+                .iter()
+                .map(partner_of)
+                .collect()
+        })
+        .await
+    }
+
+    async fn list_clients(
+        &self,
+        partner_id: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Client>> {
+        self.timed(async move {
+            sqlx::query(
+                "SELECT * FROM clients WHERE ($1::text IS NULL OR partner_id = $1) AND id > $2
+                 ORDER BY id LIMIT $3",
+            )
+            .bind(partner_id)
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?
+            .iter()
+            .map(client_of)
+            .collect()
+        })
+        .await
+    }
+
+    async fn list_users(
+        &self,
+        filter: &UserFilter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<User>> {
+        self.timed(async move {
+            sqlx::query(
+                "SELECT * FROM users WHERE ($1::text IS NULL OR partner_id = $1)
+                   AND ($2::text IS NULL OR account_id = $2) AND ($3::text IS NULL OR role = $3)
+                   AND ($4::text IS NULL OR username = $4) AND id > $5
+                 ORDER BY id LIMIT $6",
+            )
+            .bind(filter.partner_id.as_deref())
+            .bind(filter.account_id.as_deref())
+            .bind(filter.role.map(Role::as_str))
+            .bind(filter.username.as_deref())
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?
+            .iter()
+            .map(user_of)
+            .collect()
+        })
+        .await
+    }
+
+    async fn list_grants_of(
+        &self,
+        of: &GrantsOf,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Grant>> {
+        let (sql, key) = match of {
+            GrantsOf::User(id) => (
+                "SELECT * FROM grants WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                id,
+            ),
+            GrantsOf::Client(id) => (
+                "SELECT * FROM grants WHERE client_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                id,
+            ),
+        };
+        self.timed(async move {
+            sqlx::query(sql)
+                .bind(key)
+                .bind(after.unwrap_or(""))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?
+                .iter()
+                .map(grant_of)
+                .collect()
         })
         .await
     }

@@ -1149,3 +1149,116 @@ async fn the_janitor_deletes_only_what_can_never_be_used_again() {
         );
     }
 }
+
+#[tokio::test]
+async fn inventory_lists_page_by_id_and_filter() {
+    use tessera_core::store::{GrantsOf, UserFilter};
+    for (name, s, _dir) in stores().await {
+        with_user_and_client(s.as_ref()).await;
+        s.insert_partner(&partner("p2", "b@x.example", "ORG2"))
+            .await
+            .unwrap();
+        s.insert_partner(&partner("p3", "c@x.example", "ORG3"))
+            .await
+            .unwrap();
+        // Partners: pages of two, in id order, the second after the first's last id.
+        let first = s.list_partners(None, 2).await.unwrap();
+        let ids: Vec<_> = first.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["p1", "p2"], "{name}");
+        let rest = s.list_partners(Some("p2"), 2).await.unwrap();
+        assert_eq!(rest.len(), 1, "{name}");
+        assert_eq!(rest[0].id, "p3");
+
+        // Clients of one partner, or of all.
+        assert_eq!(s.list_clients(Some("p1"), None, 10).await.unwrap().len(), 1);
+        assert!(
+            s.list_clients(Some("p2"), None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(s.list_clients(None, None, 10).await.unwrap().len(), 1);
+
+        // Users: every filter given must match.
+        s.insert_user(&User {
+            id: "u2".into(),
+            partner_id: "p2".into(),
+            account_id: None,
+            username: "ann@x.example".into(),
+            role: Role::Admin,
+            password_hash: PasswordHash("h".into()),
+            first_name: None,
+            last_name: None,
+            external_id: None,
+            created_at: 1,
+        })
+        .await
+        .unwrap();
+        let users = |f: UserFilter| {
+            let s = Arc::clone(&s);
+            async move {
+                s.list_users(&f, None, 10)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|u| u.id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        let by_name = UserFilter {
+            username: Some("ann@x.example".into()),
+            ..UserFilter::default()
+        };
+        assert_eq!(users(by_name.clone()).await, ["u1", "u2"], "{name}");
+        assert_eq!(
+            users(UserFilter {
+                role: Some(Role::Admin),
+                ..by_name.clone()
+            })
+            .await,
+            ["u2"],
+            "{name}"
+        );
+        assert_eq!(
+            users(UserFilter {
+                partner_id: Some("p1".into()),
+                ..by_name
+            })
+            .await,
+            ["u1"],
+            "{name}"
+        );
+        assert!(
+            users(UserFilter {
+                account_id: Some("a1".into()),
+                ..UserFilter::default()
+            })
+            .await
+            .is_empty()
+        );
+
+        // Grants of a user or a client, withdrawn ones included.
+        let g = s.upsert_grant("u1", "c1", "crm", 10).await.unwrap();
+        s.revoke_grant("u1", "c1", 100, 20).await.unwrap();
+        let of_client = s
+            .list_grants_of(&GrantsOf::Client("c1".into()), None, 10)
+            .await
+            .unwrap();
+        assert_eq!(of_client.len(), 1, "{name}");
+        assert_eq!(
+            (of_client[0].id.as_str(), of_client[0].revoked_at),
+            (g.id.as_str(), Some(20))
+        );
+        let of_user = s
+            .list_grants_of(&GrantsOf::User("u1".into()), None, 10)
+            .await
+            .unwrap();
+        assert_eq!(of_user.len(), 1, "{name}");
+        assert!(
+            s.list_grants_of(&GrantsOf::User("u2".into()), None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

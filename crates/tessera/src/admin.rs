@@ -8,9 +8,11 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use tessera_core::admin::{self, NewClient, NewPartner, NewUser};
+use tessera_core::inventory;
 use tessera_core::keys::{Alg, RETIRED_KEY_PUBLISH_SECS};
 use tessera_core::model::{PartnerStatus, Role};
 use tessera_core::store::Store;
+use tessera_core::store::{GrantsOf, UserFilter};
 use tessera_core::unix_now;
 use zeroize::Zeroizing;
 
@@ -41,8 +43,41 @@ impl Db {
     }
 }
 
+/// Which page of a listing: `next` of the previous page as `--after`.
+#[derive(Args, Debug)]
+pub struct PageArgs {
+    /// Start after this id (the `next` of the previous page).
+    #[arg(long)]
+    after: Option<String>,
+    /// Records per page, 1 to 1000 [default: 100].
+    #[arg(long)]
+    limit: Option<u32>,
+}
+
+impl PageArgs {
+    fn request(self) -> inventory::PageRequest {
+        inventory::PageRequest {
+            after: self.after,
+            limit: self.limit,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum PartnerCommand {
+    /// List partners, a page at a time; prints {"items": [...], "next"}.
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+        #[command(flatten)]
+        db: Db,
+    },
+    /// One partner.
+    Show {
+        partner: String,
+        #[command(flatten)]
+        db: Db,
+    },
     /// Create a partner; prints {"partner_id", "org_code"}.
     Create {
         #[arg(long)]
@@ -113,6 +148,21 @@ pub enum PartnerTokenCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum ClientCommand {
+    /// List clients (of one partner, or all), a page at a time.
+    List {
+        #[arg(long)]
+        partner: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+        #[command(flatten)]
+        db: Db,
+    },
+    /// One client (never its secret).
+    Show {
+        client: String,
+        #[command(flatten)]
+        db: Db,
+    },
     /// Register an OAuth client; prints {"client_id", "client_secret"} once.
     Create {
         #[arg(long)]
@@ -167,6 +217,28 @@ pub enum ClientCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum UserCommand {
+    /// List users, a page at a time; every filter given must match.
+    List {
+        #[arg(long)]
+        partner: Option<String>,
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long)]
+        role: Option<Role>,
+        /// Exactly this username (compared in lower case).
+        #[arg(long)]
+        username: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+        #[command(flatten)]
+        db: Db,
+    },
+    /// One user.
+    Show {
+        user: String,
+        #[command(flatten)]
+        db: Db,
+    },
     /// Create a user; prints {"user_id"}.
     Create {
         #[arg(long)]
@@ -200,6 +272,11 @@ pub enum UserCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum ScopeCommand {
+    /// List registered scopes and their descriptions.
+    List {
+        #[command(flatten)]
+        db: Db,
+    },
     /// Register scope names.
     Add {
         #[arg(required = true)]
@@ -214,6 +291,17 @@ pub enum ScopeCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum GrantCommand {
+    /// List the grants of a user or of a client (withdrawn ones too, with `revoked_at`).
+    List {
+        #[arg(long, required_unless_present = "client", conflicts_with = "client")]
+        user: Option<String>,
+        #[arg(long)]
+        client: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+        #[command(flatten)]
+        db: Db,
+    },
     /// Revoke a user's consent for a client, with every refresh token issued under it.
     Revoke {
         #[arg(long)]
@@ -272,6 +360,11 @@ fn print(value: serde_json::Value) {
     println!("{value}");
 }
 
+fn print_view(view: &impl serde::Serialize) -> anyhow::Result<()> {
+    print(serde_json::to_value(view)?);
+    Ok(())
+}
+
 fn read_password(flag: bool) -> anyhow::Result<Zeroizing<String>> {
     if !flag {
         bail!("pass --password-stdin and write the password on standard input");
@@ -290,6 +383,14 @@ fn read_password(flag: bool) -> anyhow::Result<Zeroizing<String>> {
 
 pub async fn partner(cmd: PartnerCommand) -> anyhow::Result<()> {
     match cmd {
+        PartnerCommand::List { page, db } => {
+            let store = db.open().await?;
+            print_view(&inventory::partners(store.as_ref(), &page.request()).await?)?;
+        }
+        PartnerCommand::Show { partner, db } => {
+            let store = db.open().await?;
+            print_view(&inventory::partner(store.as_ref(), &partner).await?)?;
+        }
         PartnerCommand::Create {
             name,
             email,
@@ -363,6 +464,16 @@ pub async fn partner(cmd: PartnerCommand) -> anyhow::Result<()> {
 
 pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
     match cmd {
+        ClientCommand::List { partner, page, db } => {
+            let store = db.open().await?;
+            let listed =
+                inventory::clients(store.as_ref(), partner.as_deref(), &page.request()).await?;
+            print_view(&listed)?;
+        }
+        ClientCommand::Show { client, db } => {
+            let store = db.open().await?;
+            print_view(&inventory::client(store.as_ref(), &client).await?)?;
+        }
         ClientCommand::Create {
             partner,
             name,
@@ -418,6 +529,27 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
 
 pub async fn user(cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
+        UserCommand::List {
+            partner,
+            account,
+            role,
+            username,
+            page,
+            db,
+        } => {
+            let store = db.open().await?;
+            let filter = UserFilter {
+                partner_id: partner,
+                account_id: account,
+                role,
+                username,
+            };
+            print_view(&inventory::users(store.as_ref(), filter, &page.request()).await?)?;
+        }
+        UserCommand::Show { user, db } => {
+            let store = db.open().await?;
+            print_view(&inventory::user(store.as_ref(), &user).await?)?;
+        }
         UserCommand::Create {
             partner,
             username,
@@ -459,19 +591,43 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<()> {
 }
 
 pub async fn scope(cmd: ScopeCommand) -> anyhow::Result<()> {
-    let ScopeCommand::Add {
-        names,
-        description,
-        db,
-    } = cmd;
-    let store = db.open().await?;
-    let added = admin::add_scopes(store.as_ref(), &names, description.as_deref()).await?;
-    print(json!({"scopes": added}));
+    match cmd {
+        ScopeCommand::List { db } => {
+            let store = db.open().await?;
+            print(json!({"scopes": inventory::scopes(store.as_ref()).await?}));
+        }
+        ScopeCommand::Add {
+            names,
+            description,
+            db,
+        } => {
+            let store = db.open().await?;
+            let added = admin::add_scopes(store.as_ref(), &names, description.as_deref()).await?;
+            print(json!({"scopes": added}));
+        }
+    }
     Ok(())
 }
 
 pub async fn grant(cmd: GrantCommand) -> anyhow::Result<()> {
-    let GrantCommand::Revoke { user, client, db } = cmd;
+    let (user, client, db) = match cmd {
+        GrantCommand::List {
+            user,
+            client,
+            page,
+            db,
+        } => {
+            let store = db.open().await?;
+            let of = match (user, client) {
+                (Some(user), _) => GrantsOf::User(user),
+                (None, Some(client)) => GrantsOf::Client(client),
+                (None, None) => bail!("give --user or --client"),
+            };
+            print_view(&inventory::grants(store.as_ref(), &of, &page.request()).await?)?;
+            return Ok(());
+        }
+        GrantCommand::Revoke { user, client, db } => (user, client, db),
+    };
     let store = db.open().await?;
     let revoked = admin::revoke_grant(store.as_ref(), &user, &client, unix_now()).await?;
     if !revoked {

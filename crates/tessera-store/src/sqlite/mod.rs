@@ -27,9 +27,9 @@ use tessera_core::model::{
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretDigest;
 use tessera_core::store::{
-    AccountStore, AttemptStore, AuthorizationStore, ChangeFeed, ClientStore, CodeTaking, Janitor,
-    KeyStore, PartnerStore, Purge, Rotation, ScopeStore, Store, StoreError, StoreResult, Successor,
-    TokenOwner, TokenStore, UserStore,
+    AccountStore, AttemptStore, AuthorizationStore, ChangeFeed, ClientStore, CodeTaking, GrantsOf,
+    InventoryStore, Janitor, KeyStore, PartnerStore, Purge, Rotation, ScopeStore, Store,
+    StoreError, StoreResult, Successor, TokenOwner, TokenStore, UserFilter, UserStore,
 };
 
 /// Migrations, applied in order inside one transaction each; the applied version is kept in
@@ -48,6 +48,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         5,
         include_str!("../../migrations/sqlite/0005_refresh_retry.sql"),
+    ),
+    (
+        6,
+        include_str!("../../migrations/sqlite/0006_inventory.sql"),
     ),
 ];
 
@@ -1278,5 +1282,95 @@ impl Store for SqliteStore {
             .await
             .map_err(err)
             .map(|_| ())
+    }
+}
+
+#[async_trait]
+impl InventoryStore for SqliteStore {
+    async fn list_partners(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Partner>> {
+        sqlx::query("SELECT * FROM partners WHERE id > ? ORDER BY id LIMIT ?")
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?
+            .iter()
+            .map(partner_of)
+            .collect()
+    }
+
+    async fn list_clients(
+        &self,
+        partner_id: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Client>> {
+        sqlx::query(
+            "SELECT * FROM clients WHERE (?1 IS NULL OR partner_id = ?1) AND id > ?2
+             ORDER BY id LIMIT ?3",
+        )
+        .bind(partner_id)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?
+        .iter()
+        .map(client_of)
+        .collect()
+    }
+
+    async fn list_users(
+        &self,
+        filter: &UserFilter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<User>> {
+        sqlx::query(
+            "SELECT * FROM users WHERE (?1 IS NULL OR partner_id = ?1)
+               AND (?2 IS NULL OR account_id = ?2) AND (?3 IS NULL OR role = ?3)
+               AND (?4 IS NULL OR username = ?4) AND id > ?5
+             ORDER BY id LIMIT ?6",
+        )
+        .bind(filter.partner_id.as_deref())
+        .bind(filter.account_id.as_deref())
+        .bind(filter.role.map(Role::as_str))
+        .bind(filter.username.as_deref())
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?
+        .iter()
+        .map(user_of)
+        .collect()
+    }
+
+    async fn list_grants_of(
+        &self,
+        of: &GrantsOf,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Grant>> {
+        let (sql, key) = match of {
+            GrantsOf::User(id) => (
+                "SELECT * FROM grants WHERE user_id = ? AND id > ? ORDER BY id LIMIT ?",
+                id,
+            ),
+            GrantsOf::Client(id) => (
+                "SELECT * FROM grants WHERE client_id = ? AND id > ? ORDER BY id LIMIT ?",
+                id,
+            ),
+        };
+        sqlx::query(sql)
+            .bind(key)
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?
+            .iter()
+            .map(grant_of)
+            .collect()
     }
 }

@@ -657,3 +657,144 @@ async fn credentials_after_a_leak_are_replaced_from_the_cli() {
     })
     .await;
 }
+
+/// The inventory (issue 11, item 4): list and show partners, clients, users, grants and scopes
+/// as JSON, a page at a time, with no secret in any view; unknown ids fail clearly.
+#[tokio::test]
+async fn the_inventory_lists_and_shows_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("inv.db").display());
+    ok_json(&tessera(
+        &db,
+        &["scope", "add", "crm", "--description", "Contacts"],
+        None,
+    ));
+    let mut partners = Vec::new();
+    for n in 0..3 {
+        let email = format!("p{n}@inv.example");
+        let out = ok_json(&tessera(
+            &db,
+            &[
+                "partner",
+                "create",
+                "--name",
+                "P",
+                "--email",
+                &email,
+                "--password-stdin",
+                "--scopes",
+                "crm",
+            ],
+            Some("a-long-enough-secret\n"),
+        ));
+        partners.push(out["partner_id"].as_str().unwrap().to_string());
+    }
+    partners.sort();
+    // Pages of two, the second after the first's `next`.
+    let first = ok_json(&tessera(&db, &["partner", "list", "--limit", "2"], None));
+    let ids: Vec<&str> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["partner_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, partners[..2]);
+    let next = first["next"].as_str().unwrap();
+    let second = ok_json(&tessera(
+        &db,
+        &["partner", "list", "--limit", "2", "--after", next],
+        None,
+    ));
+    assert_eq!(second["items"][0]["partner_id"], partners[2]);
+    assert!(second["next"].is_null());
+    let shown = ok_json(&tessera(&db, &["partner", "show", &partners[0]], None));
+    assert_eq!(shown["status"], "active");
+
+    let client = ok_json(&tessera(
+        &db,
+        &[
+            "client",
+            "create",
+            "--partner",
+            &partners[0],
+            "--name",
+            "App",
+            "--grant-types",
+            "client_credentials",
+            "--scopes",
+            "crm",
+        ],
+        None,
+    ));
+    let client_id = client["client_id"].as_str().unwrap();
+    let secret = client["client_secret"].as_str().unwrap().to_string();
+    let listed = ok_json(&tessera(
+        &db,
+        &["client", "list", "--partner", &partners[0]],
+        None,
+    ));
+    assert_eq!(listed["items"][0]["client_id"], client_id);
+    assert_eq!(listed["items"][0]["grant_types"][0], "client_credentials");
+    let shown = ok_json(&tessera(&db, &["client", "show", client_id], None));
+    assert_eq!(shown["status"], "active");
+
+    ok_json(&tessera(
+        &db,
+        &[
+            "user",
+            "create",
+            "--partner",
+            &partners[1],
+            "--username",
+            "Admin@Inv.Example",
+            "--password-stdin",
+            "--role",
+            "admin",
+        ],
+        Some("a-long-enough-secret\n"),
+    ));
+    let users = ok_json(&tessera(
+        &db,
+        &[
+            "user",
+            "list",
+            "--username",
+            "ADMIN@inv.example",
+            "--role",
+            "admin",
+        ],
+        None,
+    ));
+    assert_eq!(users["items"].as_array().unwrap().len(), 1);
+    let user_id = users["items"][0]["user_id"].as_str().unwrap();
+    assert_eq!(
+        ok_json(&tessera(&db, &["user", "show", user_id], None))["partner_id"],
+        partners[1]
+    );
+    let grants = ok_json(&tessera(&db, &["grant", "list", "--user", user_id], None));
+    assert!(grants["items"].as_array().unwrap().is_empty());
+    fails_with(&tessera(&db, &["grant", "list"], None), "--user");
+    let scopes = ok_json(&tessera(&db, &["scope", "list"], None));
+    assert_eq!(scopes["scopes"][0]["description"], "Contacts");
+
+    fails_with(
+        &tessera(&db, &["client", "show", "nope"], None),
+        "no client nope",
+    );
+    fails_with(
+        &tessera(&db, &["partner", "list", "--limit", "0"], None),
+        "at least 1",
+    );
+    // No view carries a secret or a hash.
+    let everything = [
+        tessera(&db, &["partner", "list"], None),
+        tessera(&db, &["client", "list"], None),
+        tessera(&db, &["user", "list"], None),
+    ]
+    .iter()
+    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    .collect::<String>();
+    for needle in ["argon2", "password", "digest", &secret[4..]] {
+        assert!(!everything.contains(needle), "{needle} in {everything}");
+    }
+}

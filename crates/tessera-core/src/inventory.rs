@@ -1,0 +1,258 @@
+//! What an operator can list and look at: partners, clients, users, grants and scopes, as views
+//! that carry no secret (no password hash, no secret digest), a page at a time. The CLI prints
+//! them as JSON; the admin API will serve the same views.
+//!
+//! Pages are keyset-paginated by id: `next` is the last id of a full page, to be passed as
+//! `after` for the page that follows, and `None` once the listing is exhausted.
+
+use serde::Serialize;
+
+use crate::admin::AdminError;
+use crate::identity::normalize_username;
+use crate::model::{Client, Grant, Partner, User};
+use crate::store::{GrantsOf, Store, UserFilter};
+
+/// Records per page when none is asked for, and the most a page holds.
+pub const DEFAULT_PAGE: u32 = 100;
+pub const MAX_PAGE: u32 = 1000;
+
+/// One page of a listing.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next: Option<String>,
+}
+
+/// Where a page starts and how long it is.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    pub after: Option<String>,
+    pub limit: Option<u32>,
+}
+
+impl PageRequest {
+    fn limit(&self) -> Result<u32, AdminError> {
+        match self.limit.unwrap_or(DEFAULT_PAGE) {
+            0 => Err(AdminError::Invalid("limit must be at least 1".into())),
+            n if n > MAX_PAGE => Err(AdminError::Invalid(format!(
+                "limit must be at most {MAX_PAGE}"
+            ))),
+            n => Ok(n),
+        }
+    }
+}
+
+fn page<R, T>(records: Vec<R>, limit: u32, id: fn(&R) -> &str, view: fn(R) -> T) -> Page<T> {
+    let next = (records.len() == limit as usize)
+        .then(|| records.last().map(|r| id(r).to_string()))
+        .flatten();
+    Page {
+        items: records.into_iter().map(view).collect(),
+        next,
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PartnerView {
+    pub partner_id: String,
+    pub name: String,
+    pub email: String,
+    pub org_code: String,
+    pub status: &'static str,
+    pub scopes: String,
+    pub created_at: i64,
+}
+
+impl From<Partner> for PartnerView {
+    fn from(p: Partner) -> Self {
+        PartnerView {
+            partner_id: p.id,
+            name: p.name,
+            email: p.email,
+            org_code: p.org_code,
+            status: p.status.as_str(),
+            scopes: p.scopes.to_claim(),
+            created_at: p.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClientView {
+    pub client_id: String,
+    pub partner_id: String,
+    pub name: String,
+    pub grant_types: Vec<&'static str>,
+    pub scopes: String,
+    pub redirect_uris: Vec<String>,
+    pub frame_origins: Vec<String>,
+    pub dev: bool,
+    pub pkce_plain: bool,
+    pub allow_registration: bool,
+    pub status: &'static str,
+    /// While a rotated-out secret still authenticates: until when.
+    pub previous_secret_valid_until: Option<i64>,
+    pub created_at: i64,
+}
+
+impl From<Client> for ClientView {
+    fn from(c: Client) -> Self {
+        ClientView {
+            client_id: c.id,
+            partner_id: c.partner_id,
+            name: c.name,
+            grant_types: c.grant_types.iter().map(|g| g.as_str()).collect(),
+            scopes: c.scopes.to_claim(),
+            redirect_uris: c.redirect_uris,
+            frame_origins: c.frame_origins,
+            dev: c.dev,
+            pkce_plain: c.pkce_plain,
+            allow_registration: c.allow_registration,
+            status: if c.disabled { "disabled" } else { "active" },
+            previous_secret_valid_until: c.previous_secret.map(|(_, until)| until),
+            created_at: c.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    pub user_id: String,
+    pub partner_id: String,
+    pub account_id: Option<String>,
+    pub username: String,
+    pub role: &'static str,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub external_id: Option<String>,
+    pub created_at: i64,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        UserView {
+            user_id: u.id,
+            partner_id: u.partner_id,
+            account_id: u.account_id,
+            username: u.username,
+            role: u.role.as_str(),
+            first_name: u.first_name,
+            last_name: u.last_name,
+            external_id: u.external_id,
+            created_at: u.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct GrantView {
+    pub grant_id: String,
+    pub user_id: String,
+    pub client_id: String,
+    pub scope: String,
+    pub created_at: i64,
+    /// When the user (or an operator) withdrew it; absent while it stands.
+    pub revoked_at: Option<i64>,
+}
+
+impl From<Grant> for GrantView {
+    fn from(g: Grant) -> Self {
+        GrantView {
+            grant_id: g.id,
+            user_id: g.user_id,
+            client_id: g.client_id,
+            scope: g.scope,
+            created_at: g.created_at,
+            revoked_at: g.revoked_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScopeView {
+    pub name: String,
+    pub description: Option<String>,
+}
+
+pub async fn partners(
+    store: &dyn Store,
+    req: &PageRequest,
+) -> Result<Page<PartnerView>, AdminError> {
+    let limit = req.limit()?;
+    let rows = store.list_partners(req.after.as_deref(), limit).await?;
+    Ok(page(rows, limit, |p| &p.id, PartnerView::from))
+}
+
+pub async fn partner(store: &dyn Store, id: &str) -> Result<PartnerView, AdminError> {
+    store
+        .partner_by_id(id)
+        .await?
+        .map(PartnerView::from)
+        .ok_or_else(|| AdminError::NotFound(format!("no partner {id}")))
+}
+
+pub async fn clients(
+    store: &dyn Store,
+    partner_id: Option<&str>,
+    req: &PageRequest,
+) -> Result<Page<ClientView>, AdminError> {
+    let limit = req.limit()?;
+    let rows = store
+        .list_clients(partner_id, req.after.as_deref(), limit)
+        .await?;
+    Ok(page(rows, limit, |c| &c.id, ClientView::from))
+}
+
+pub async fn client(store: &dyn Store, id: &str) -> Result<ClientView, AdminError> {
+    store
+        .client_by_id(id)
+        .await?
+        .map(ClientView::from)
+        .ok_or_else(|| AdminError::NotFound(format!("no client {id}")))
+}
+
+pub async fn users(
+    store: &dyn Store,
+    filter: UserFilter,
+    req: &PageRequest,
+) -> Result<Page<UserView>, AdminError> {
+    let limit = req.limit()?;
+    let filter = UserFilter {
+        username: filter.username.as_deref().map(normalize_username),
+        ..filter
+    };
+    let rows = store
+        .list_users(&filter, req.after.as_deref(), limit)
+        .await?;
+    Ok(page(rows, limit, |u| &u.id, UserView::from))
+}
+
+pub async fn user(store: &dyn Store, id: &str) -> Result<UserView, AdminError> {
+    store
+        .user_by_id(id)
+        .await?
+        .map(UserView::from)
+        .ok_or_else(|| AdminError::NotFound(format!("no user {id}")))
+}
+
+pub async fn grants(
+    store: &dyn Store,
+    of: &GrantsOf,
+    req: &PageRequest,
+) -> Result<Page<GrantView>, AdminError> {
+    let limit = req.limit()?;
+    let rows = store
+        .list_grants_of(of, req.after.as_deref(), limit)
+        .await?;
+    Ok(page(rows, limit, |g| &g.id, GrantView::from))
+}
+
+pub async fn scopes(store: &dyn Store) -> Result<Vec<ScopeView>, AdminError> {
+    Ok(store
+        .scope_descriptions()
+        .await?
+        .into_iter()
+        .map(|(name, description)| ScopeView { name, description })
+        .collect())
+}
