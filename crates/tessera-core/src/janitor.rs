@@ -14,12 +14,24 @@ pub const JANITOR_PAUSE: Duration = Duration::from_millis(10);
 /// Longest a run of `serve`'s janitor lasts before it leaves the rest to the next minute.
 pub const JANITOR_BUDGET: Duration = Duration::from_secs(20);
 
-/// Delete what can never be used again at `now` (`grace`: the refresh reuse grace), until
-/// nothing is left or `budget` is spent; the rows deleted of each kind.
-pub async fn run(store: &dyn Store, now: i64, grace: i64, budget: Duration) -> Vec<(Purge, u64)> {
+/// Delete what can never be used again at `now` (`grace`: the refresh reuse grace) and audit
+/// events older than `audit_retention` seconds, until nothing is left or `budget` is spent;
+/// the rows deleted of each kind.
+pub async fn run(
+    store: &dyn Store,
+    now: i64,
+    grace: i64,
+    audit_retention: i64,
+    budget: Duration,
+) -> Vec<(Purge, u64)> {
     let started = Instant::now();
     let mut deleted = Vec::new();
-    for what in Purge::ALL {
+    for what in Purge::ALL.into_iter().chain([Purge::AuditEvents]) {
+        let grace = if what == Purge::AuditEvents {
+            audit_retention
+        } else {
+            grace
+        };
         let mut total = 0;
         loop {
             let n = match store.purge(what, now, grace, JANITOR_BATCH).await {

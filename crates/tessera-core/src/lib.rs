@@ -14,6 +14,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod audit;
 pub mod authorize;
 pub mod caller;
 pub mod engine;

@@ -21,6 +21,9 @@ pub const REFRESH_REUSE_GRACE: i64 = 30;
 /// refused at once with "busy" (503 and `Retry-After`).
 pub const PASSWORD_QUEUE: usize = 32;
 
+/// Audit events are kept 90 days.
+pub const AUDIT_RETENTION: i64 = 90 * 86_400;
+
 /// Input limits applied to every field that reaches the engine.
 pub const MAX_NAME_LEN: usize = 200;
 pub const MAX_EXTERNAL_ID_LEN: usize = 200;

@@ -2,6 +2,7 @@
 //! tokens by `jti`. Unknown tokens are not an error (§2.2); another caller's token is refused: a
 //! client revokes only tokens issued to itself (§2.1), a partner any of its organisation's.
 
+use crate::audit::{AuditEvent, Event};
 use crate::caller::Caller;
 use crate::engine::Engine;
 use crate::error::EngineError;
@@ -29,6 +30,13 @@ impl Engine {
                 .await?;
             self.note_revoked(&record.family_id, until);
             crate::telemetry::refresh("family_revoked");
+            self.audit(
+                AuditEvent::new(Event::TokenRevoked, now)
+                    .partner(&record.partner_id)
+                    .client(&record.client_id)
+                    .detail("refresh_family", record.family_id.as_str())
+                    .detail("subject", record.subject.as_str()),
+            );
             tracing::info!("refresh token family revoked");
             return Ok(());
         }
@@ -44,6 +52,14 @@ impl Engine {
         if claims.exp > now {
             self.tokens().revoke_jti(&claims.jti, claims.exp).await?;
             self.note_revoked(&claims.jti, claims.exp);
+            let mut event = AuditEvent::new(Event::TokenRevoked, now)
+                .client(&claims.client_id)
+                .detail("jti", claims.jti.as_str())
+                .detail("subject", claims.sub.as_str());
+            if let Some(p) = &claims.partner_id {
+                event = event.partner(p);
+            }
+            self.audit(event);
             tracing::info!("access token revoked");
         }
         Ok(())

@@ -331,6 +331,8 @@ pub enum Purge {
     RefreshTokens,
     /// Revocation entries past the lifetime of the tokens they cover.
     Revocations,
+    /// Audit events older than the retention (passed as `grace` to [`Janitor::purge`]).
+    AuditEvents,
 }
 
 impl Purge {
@@ -349,6 +351,7 @@ impl Purge {
             Purge::Sessions => "sessions",
             Purge::RefreshTokens => "refresh tokens",
             Purge::Revocations => "revocations",
+            Purge::AuditEvents => "audit events",
         }
     }
 }
@@ -357,7 +360,8 @@ impl Purge {
 #[async_trait]
 pub trait Janitor {
     /// Delete at most `batch` rows of `what` (of each kind of refresh token) that can never be
-    /// used again at `now` (`grace`: the refresh reuse grace), in one short transaction, each
+    /// used again at `now` (`grace`: the refresh reuse grace; for [`Purge::AuditEvents`], the
+    /// retention in seconds), in one short transaction, each
     /// kind found through its own index; how many rows went. On a shared database, a batch another node is deleting
     /// at the same moment is skipped (0), so nodes take turns.
     async fn purge(&self, what: Purge, now: i64, grace: i64, batch: u32) -> StoreResult<u64>;
@@ -426,6 +430,18 @@ pub trait InventoryStore {
     ) -> StoreResult<Vec<Grant>>;
 }
 
+/// The audit trail (see [`crate::audit`]).
+#[async_trait]
+pub trait AuditStore {
+    /// Append `events` in one transaction; their ids are assigned in order.
+    async fn append_audit(&self, events: &[crate::audit::AuditEvent]) -> StoreResult<()>;
+    /// The events matching `query`, newest first.
+    async fn query_audit(
+        &self,
+        query: &crate::audit::AuditQuery,
+    ) -> StoreResult<Vec<crate::audit::AuditEvent>>;
+}
+
 /// Everything the engine needs from a database.
 #[async_trait]
 pub trait Store:
@@ -441,6 +457,7 @@ pub trait Store:
     + Janitor
     + ChangeFeed
     + InventoryStore
+    + AuditStore
     + Send
     + Sync
 {

@@ -49,6 +49,17 @@ pub fn janitor_deleted(what: &'static str, rows: u64) {
     counter!("tessera_janitor_deleted_total", "what" => what).increment(rows);
 }
 
+/// Audit events appended in one batch, and how long the append took.
+pub fn audit_appended(events: usize, seconds: f64) {
+    counter!("tessera_audit_events_total").increment(events as u64);
+    histogram!("tessera_audit_append_seconds").record(seconds);
+}
+
+/// An audit event dropped because the queue was full.
+pub fn audit_dropped() {
+    counter!("tessera_audit_dropped_total").increment(1);
+}
+
 /// Change-feed entries this node applied.
 pub fn feed_applied(n: usize) {
     counter!("tessera_change_feed_applied_total").increment(n as u64);
@@ -84,6 +95,16 @@ pub fn describe() {
     describe_counter!(
         "tessera_janitor_deleted_total",
         "Rows the janitor deleted, by kind"
+    );
+    describe_counter!("tessera_audit_events_total", "Audit events stored");
+    describe_histogram!(
+        "tessera_audit_append_seconds",
+        Unit::Seconds,
+        "Appending one batch of audit events"
+    );
+    describe_counter!(
+        "tessera_audit_dropped_total",
+        "Audit events dropped because the queue was full"
     );
     describe_counter!(
         "tessera_change_feed_applied_total",

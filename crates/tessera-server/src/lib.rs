@@ -146,7 +146,16 @@ async fn access_log(request: Request, next: Next) -> Response {
             .to_string();
         (Instant::now(), request.method().clone(), route)
     });
-    let mut response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    // Where the request came from, for the audit trail of whatever it does.
+    let context = tessera_core::audit::RequestContext {
+        ip: request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<app::Peer>>()
+            .map(|c| c.0.0.ip().to_string()),
+        request_id: id.to_str().ok().map(str::to_string),
+    };
+    let served = tracing::Instrument::instrument(next.run(request), span.clone());
+    let mut response = tessera_core::audit::CONTEXT.scope(context, served).await;
     if let Some((started, method, route)) = seen {
         let elapsed = started.elapsed();
         crate::metrics::request(
@@ -191,6 +200,7 @@ impl RunningServer {
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.shutdown.send(());
         let result = self.served.await.unwrap_or(Ok(()));
+        self.engine.flush_audit().await;
         if let Some(m) = self.metrics_served {
             m.abort();
         }

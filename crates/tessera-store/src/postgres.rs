@@ -14,6 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::{Row, raw_sql};
 
 use crate::rows::{bad_row, is_retry, successor_of, union_scope};
+use tessera_core::audit::{AuditEvent, AuditQuery};
 use tessera_core::keys::{Alg, StoredKey};
 use tessera_core::lockout::{self, Bucket, LockoutPolicy};
 use tessera_core::model::{
@@ -23,9 +24,10 @@ use tessera_core::model::{
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretDigest;
 use tessera_core::store::{
-    AccountStore, AttemptStore, AuthorizationStore, ChangeFeed, ClientStore, CodeTaking, GrantsOf,
-    InventoryStore, Janitor, KeyStore, PartnerStore, Purge, Rotation, ScopeStore, Store,
-    StoreError, StoreResult, Successor, TokenOwner, TokenStore, UserFilter, UserStore,
+    AccountStore, AttemptStore, AuditStore, AuthorizationStore, ChangeFeed, ClientStore,
+    CodeTaking, GrantsOf, InventoryStore, Janitor, KeyStore, PartnerStore, Purge, Rotation,
+    ScopeStore, Store, StoreError, StoreResult, Successor, TokenOwner, TokenStore, UserFilter,
+    UserStore,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -36,6 +38,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0003_refresh_retry.sql"),
     ),
     (4, include_str!("../migrations/postgres/0004_inventory.sql")),
+    (5, include_str!("../migrations/postgres/0005_audit.sql")),
 ];
 
 /// Advisory lock keys: one for migrations, one for change-feed appends.
@@ -1433,10 +1436,10 @@ impl AttemptStore for PgStore {
 impl Janitor for PgStore {
     async fn purge(&self, what: Purge, now: i64, grace: i64, batch: u32) -> StoreResult<u64> {
         let sql = purge_sql(what);
-        let before = if what == Purge::Codes {
-            now - tessera_core::policy::MAX_ACCESS_TOKEN_TTL
-        } else {
-            now
+        let before = match what {
+            Purge::Codes => now - tessera_core::policy::MAX_ACCESS_TOKEN_TTL,
+            Purge::AuditEvents => now - grace,
+            _ => now,
         };
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
@@ -1486,6 +1489,10 @@ fn purge_sql(what: Purge) -> &'static str {
         Purge::Revocations => {
             "DELETE FROM revocations WHERE id IN (
                  SELECT id FROM revocations WHERE until < $1 LIMIT $2)"
+        }
+        Purge::AuditEvents => {
+            "DELETE FROM audit_events WHERE id IN (
+                 SELECT id FROM audit_events WHERE at < $1 LIMIT $2)"
         }
         Purge::RefreshTokens => {
             "DELETE FROM refresh_tokens
@@ -1665,6 +1672,59 @@ impl InventoryStore for PgStore {
                 .iter()
                 .map(grant_of)
                 .collect()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl AuditStore for PgStore {
+    async fn append_audit(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            for chunk in events.chunks(500) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO audit_events \
+                     (at, event, partner_id, username, client_id, ip, request_id, detail) ",
+                );
+                insert.push_values(chunk, |mut row, e| {
+                    row.push_bind(e.at)
+                        .push_bind(e.event.as_str())
+                        .push_bind(e.partner_id.as_deref())
+                        .push_bind(e.username.as_deref())
+                        .push_bind(e.client_id.as_deref())
+                        .push_bind(e.ip.as_deref())
+                        .push_bind(e.request_id.as_deref())
+                        .push_bind(serde_json::Value::Object(e.detail.clone()).to_string());
+                });
+                insert.build().execute(&mut *tx).await.map_err(err)?;
+            }
+            tx.commit().await.map_err(err)
+        })
+        .await
+    }
+
+    async fn query_audit(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
+        self.timed(async move {
+            sqlx::query(
+                "SELECT * FROM audit_events WHERE at >= $1 AND at < $2
+                   AND ($3::text IS NULL OR partner_id = $3) AND ($4::text IS NULL OR username = $4)
+                   AND ($5::text IS NULL OR client_id = $5) AND ($6::text IS NULL OR event = $6)
+                 ORDER BY id DESC LIMIT $7",
+            )
+            .bind(q.since.unwrap_or(i64::MIN))
+            .bind(q.until.unwrap_or(i64::MAX))
+            .bind(q.partner_id.as_deref())
+            .bind(q.username.as_deref())
+            .bind(q.client_id.as_deref())
+            .bind(q.event.as_deref())
+            .bind(i64::from(q.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?
+            .iter()
+            .map(audit_of)
+            .collect()
         })
         .await
     }

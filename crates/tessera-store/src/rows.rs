@@ -21,7 +21,7 @@ pub(crate) fn union_scope(a: &str, b: &str) -> String {
 }
 
 /// Defines `partner_of`, `account_of`, `client_of`, `user_of`, `refresh_of`, `grant_of`,
-/// `code_of`, `key_of` (and helpers) for a backend's row type. The expanding module provides
+/// `code_of`, `key_of`, `audit_of` (and helpers) for a backend's row type. The expanding module provides
 /// `err(sqlx::Error) -> StoreError` and imports the model types.
 macro_rules! row_mappers {
     ($row:ty) => {
@@ -144,6 +144,21 @@ macro_rules! row_mappers {
                 scope: row.try_get("scope").map_err(err)?,
                 created_at: row.try_get("created_at").map_err(err)?,
                 revoked_at: row.try_get("revoked_at").map_err(err)?,
+            })
+        }
+
+        fn audit_of(row: &$row) -> StoreResult<AuditEvent> {
+            let detail: String = row.try_get("detail").map_err(err)?;
+            Ok(AuditEvent {
+                id: row.try_get("id").map_err(err)?,
+                at: row.try_get("at").map_err(err)?,
+                event: row.try_get("event").map_err(err)?,
+                partner_id: row.try_get("partner_id").map_err(err)?,
+                username: row.try_get("username").map_err(err)?,
+                client_id: row.try_get("client_id").map_err(err)?,
+                ip: row.try_get("ip").map_err(err)?,
+                request_id: row.try_get("request_id").map_err(err)?,
+                detail: serde_json::from_str(&detail).map_err(|_| bad_row("audit detail"))?,
             })
         }
 

@@ -1262,3 +1262,83 @@ async fn inventory_lists_page_by_id_and_filter() {
         );
     }
 }
+
+#[tokio::test]
+async fn audit_events_append_in_order_filter_and_expire() {
+    use tessera_core::audit::{AuditEvent, AuditQuery, Event};
+    for (name, s, _dir) in stores().await {
+        let events: Vec<AuditEvent> = (0..1200)
+            .map(|i| {
+                let e = AuditEvent::new(
+                    if i % 2 == 0 {
+                        Event::TokenIssued
+                    } else {
+                        Event::UserSignInFailed
+                    },
+                    1_000 + i,
+                )
+                .partner(if i < 600 { "p1" } else { "p2" })
+                .username(&format!("u{}", i % 3))
+                .detail("n", i);
+                AuditEvent {
+                    ip: Some("192.0.2.1".into()),
+                    ..e
+                }
+            })
+            .collect();
+        // More than one insert statement's worth, in one call.
+        s.append_audit(&events).await.unwrap();
+        let all = s
+            .query_audit(&AuditQuery {
+                limit: 5000,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 1200, "{name}");
+        assert!(
+            all.windows(2).all(|w| w[0].id > w[1].id),
+            "{name}: newest first"
+        );
+        assert_eq!(all[0].detail["n"], 1199);
+        assert_eq!(all[0].ip.as_deref(), Some("192.0.2.1"));
+        let some = s
+            .query_audit(&AuditQuery {
+                since: Some(1_100),
+                until: Some(1_700),
+                partner_id: Some("p2".into()),
+                username: Some("u0".into()),
+                event: Some("token.issued".into()),
+                limit: 5000,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        // at in [1600, 1700), i in [600, 700), even, i % 3 == 0: i % 6 == 0.
+        assert_eq!(
+            some.len(),
+            (600..700).filter(|i| i % 6 == 0).count(),
+            "{name}"
+        );
+        assert!(some.iter().all(|e| e.at >= 1_600 && e.at < 1_700));
+        // The janitor deletes events older than the retention, in batches.
+        let mut deleted = 0;
+        loop {
+            let n = s.purge(Purge::AuditEvents, 2_000, 500, 100).await.unwrap();
+            deleted += n;
+            if n < 100 {
+                break;
+            }
+        }
+        assert_eq!(deleted, 500, "{name}: at < 1500");
+        let left = s
+            .query_audit(&AuditQuery {
+                limit: 5000,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(left.len(), 700);
+        assert!(left.iter().all(|e| e.at >= 1_500));
+    }
+}

@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use tessera_core::admin::{self, NewClient, NewPartner, NewUser};
+use tessera_core::audit::{AuditEvent, AuditQuery, Event};
 use tessera_core::inventory;
 use tessera_core::keys::{Alg, RETIRED_KEY_PUBLISH_SECS};
 use tessera_core::model::{PartnerStatus, Role};
@@ -334,6 +335,9 @@ pub struct JanitorArgs {
     /// The refresh reuse grace the servers use, in seconds.
     #[arg(long, default_value_t = tessera_core::policy::REFRESH_REUSE_GRACE)]
     refresh_reuse_grace: i64,
+    /// Days audit events are kept.
+    #[arg(long, default_value_t = tessera_core::policy::AUDIT_RETENTION / 86_400)]
+    audit_retention_days: i64,
     #[command(flatten)]
     db: Db,
 }
@@ -345,6 +349,7 @@ pub async fn janitor(args: JanitorArgs) -> anyhow::Result<()> {
         store.as_ref(),
         unix_now(),
         args.refresh_reuse_grace,
+        args.audit_retention_days * 86_400,
         std::time::Duration::MAX,
     )
     .await;
@@ -353,6 +358,102 @@ pub async fn janitor(args: JanitorArgs) -> anyhow::Result<()> {
         .map(|(what, n)| (what.as_str().to_string(), json!(n)))
         .collect();
     print(json!({"deleted": rows, "seconds": started.elapsed().as_secs_f64()}));
+    Ok(())
+}
+
+/// Who runs this command, for the audit trail: the login that invoked it (through sudo, the
+/// user behind it).
+fn operator() -> String {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+/// Record an admin change in the audit trail (directly: the CLI has no queue to wait for).
+async fn changed(store: &dyn Store, change: &str, about: serde_json::Value) -> anyhow::Result<()> {
+    let mut event = AuditEvent::new(Event::AdminChange, unix_now())
+        .detail("change", change)
+        .detail("by", operator());
+    if let serde_json::Value::Object(fields) = about {
+        for (k, v) in fields {
+            match k.as_str() {
+                "partner_id" => event.partner_id = v.as_str().map(str::to_string),
+                "client_id" => event.client_id = v.as_str().map(str::to_string),
+                "username" => event.username = v.as_str().map(str::to_string),
+                _ => {
+                    event.detail.insert(k, v);
+                }
+            }
+        }
+    }
+    store
+        .append_audit(&[event])
+        .await
+        .context("the change is made, but could not be written to the audit trail")
+}
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// From this time: Unix seconds, YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ (UTC), or an age (24h, 7d).
+    #[arg(long)]
+    since: Option<String>,
+    /// Before this time (same forms).
+    #[arg(long)]
+    until: Option<String>,
+    #[arg(long)]
+    partner: Option<String>,
+    /// A username or partner email (compared in lower case).
+    #[arg(long)]
+    user: Option<String>,
+    #[arg(long)]
+    client: Option<String>,
+    /// One of: partner.sign_in, partner.sign_in_failed, user.sign_in, user.sign_in_failed,
+    /// lockout, token.issued, refresh.reuse_detected, token.revoked, grant.given,
+    /// grant.withdrawn, admin.change.
+    #[arg(long)]
+    event: Option<String>,
+    /// Most events printed, 1 to 100000.
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+    #[command(flatten)]
+    db: Db,
+}
+
+pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
+    let now = unix_now();
+    let at = |s: Option<String>| {
+        s.map(|s| tessera_core::audit::parse_instant(&s, now))
+            .transpose()
+            .map_err(anyhow::Error::msg)
+    };
+    if let Some(e) = &args.event
+        && Event::parse(e).is_none()
+    {
+        bail!("unknown event {e:?}; see `tessera audit --help` for the list");
+    }
+    if !(1..=100_000).contains(&args.limit) {
+        bail!("--limit must be between 1 and 100000");
+    }
+    let query = AuditQuery {
+        since: at(args.since)?,
+        until: at(args.until)?,
+        partner_id: args.partner,
+        username: args
+            .user
+            .map(|u| tessera_core::identity::normalize_username(&u)),
+        client_id: args.client,
+        event: args.event,
+        limit: args.limit,
+    };
+    let store = args.db.open().await?;
+    let mut out = std::io::stdout().lock();
+    for e in store.query_audit(&query).await? {
+        let mut line = serde_json::to_value(&e)?;
+        line["time"] = tessera_core::audit::format_instant(e.at).into();
+        std::io::Write::write_all(&mut out, format!("{line}\n").as_bytes())?;
+    }
     Ok(())
 }
 
@@ -413,6 +514,12 @@ pub async fn partner(cmd: PartnerCommand) -> anyhow::Result<()> {
                 unix_now(),
             )
             .await?;
+            changed(
+                store.as_ref(),
+                "partner.create",
+                json!({"partner_id": p.id, "username": email}),
+            )
+            .await?;
             print(json!({"partner_id": p.id, "org_code": p.org_code}));
         }
         PartnerCommand::SetStatus {
@@ -422,6 +529,12 @@ pub async fn partner(cmd: PartnerCommand) -> anyhow::Result<()> {
         } => {
             let store = db.open().await?;
             admin::set_partner_status(store.as_ref(), &partner, status).await?;
+            changed(
+                store.as_ref(),
+                "partner.set_status",
+                json!({"partner_id": partner, "status": status.as_str()}),
+            )
+            .await?;
             print(json!({"partner_id": partner, "status": status.as_str()}));
         }
         PartnerCommand::SetPassword {
@@ -432,11 +545,23 @@ pub async fn partner(cmd: PartnerCommand) -> anyhow::Result<()> {
             let password = read_password(password_stdin)?;
             let store = db.open().await?;
             admin::set_partner_password(store.as_ref(), &partner, &password).await?;
+            changed(
+                store.as_ref(),
+                "partner.set_password",
+                json!({"partner_id": partner}),
+            )
+            .await?;
             print(json!({"partner_id": partner}));
         }
         PartnerCommand::Token(PartnerTokenCommand::Create { partner, db }) => {
             let store = db.open().await?;
             let token = admin::create_partner_token(store.as_ref(), &partner, unix_now()).await?;
+            changed(
+                store.as_ref(),
+                "partner_token.create",
+                json!({"partner_id": partner}),
+            )
+            .await?;
             print(json!({"partner_token": token.expose()}));
         }
         PartnerCommand::Token(PartnerTokenCommand::Revoke {
@@ -456,6 +581,12 @@ pub async fn partner(cmd: PartnerCommand) -> anyhow::Result<()> {
                     1
                 }
             };
+            changed(
+                store.as_ref(),
+                "partner_token.revoke",
+                json!({"revoked": revoked}),
+            )
+            .await?;
             print(json!({"revoked": revoked}));
         }
     }
@@ -503,6 +634,12 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
                 unix_now(),
             )
             .await?;
+            changed(
+                store.as_ref(),
+                "client.create",
+                json!({"partner_id": partner, "client_id": client.id}),
+            )
+            .await?;
             print(json!({"client_id": client.id, "client_secret": secret.expose()}));
         }
         ClientCommand::RotateSecret {
@@ -513,6 +650,12 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             let store = db.open().await?;
             let now = unix_now();
             let secret = admin::rotate_client_secret(store.as_ref(), &client, overlap, now).await?;
+            changed(
+                store.as_ref(),
+                "client.rotate_secret",
+                json!({"client_id": client, "overlap": overlap}),
+            )
+            .await?;
             print(
                 json!({"client_id": client, "client_secret": secret.expose(),
                          "previous_secret_valid_until": overlap.map(|o| now + o)}),
@@ -521,6 +664,12 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::SetStatus { client, status, db } => {
             let store = db.open().await?;
             admin::set_client_disabled(store.as_ref(), &client, status == "disabled").await?;
+            changed(
+                store.as_ref(),
+                "client.set_status",
+                json!({"client_id": client, "status": status}),
+            )
+            .await?;
             print(json!({"client_id": client, "status": status}));
         }
     }
@@ -572,6 +721,7 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<()> {
                 unix_now(),
             )
             .await?;
+            changed(store.as_ref(), "user.create", json!({"partner_id": partner, "username": user.username, "user_id": user.id, "role": role.as_str()})).await?;
             print(json!({"user_id": user.id}));
         }
         UserCommand::SetPassword {
@@ -584,6 +734,12 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<()> {
             let store = db.open().await?;
             let id =
                 admin::set_user_password(store.as_ref(), &partner, &username, &password).await?;
+            changed(
+                store.as_ref(),
+                "user.set_password",
+                json!({"partner_id": partner, "username": username, "user_id": id}),
+            )
+            .await?;
             print(json!({"user_id": id}));
         }
     }
@@ -603,6 +759,7 @@ pub async fn scope(cmd: ScopeCommand) -> anyhow::Result<()> {
         } => {
             let store = db.open().await?;
             let added = admin::add_scopes(store.as_ref(), &names, description.as_deref()).await?;
+            changed(store.as_ref(), "scope.add", json!({"scopes": added})).await?;
             print(json!({"scopes": added}));
         }
     }
@@ -633,6 +790,18 @@ pub async fn grant(cmd: GrantCommand) -> anyhow::Result<()> {
     if !revoked {
         bail!("user {user} has no active grant for client {client}");
     }
+    changed(
+        store.as_ref(),
+        "grant.revoke",
+        json!({"user_id": user, "client_id": client}),
+    )
+    .await?;
+    store
+        .append_audit(&[AuditEvent::new(Event::GrantWithdrawn, unix_now())
+            .client(&client)
+            .detail("user_id", user.as_str())
+            .detail("by", operator())])
+        .await?;
     print(json!({"user_id": user, "client_id": client, "revoked": true}));
     Ok(())
 }
@@ -662,6 +831,12 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
             let store = db.open().await?;
             let master = master::load(&db.database, true)?;
             let key = admin::rotate_keys(store.as_ref(), &master, alg, unix_now()).await?;
+            changed(
+                store.as_ref(),
+                "keys.rotate",
+                json!({"kid": key.kid, "alg": key.alg.as_str()}),
+            )
+            .await?;
             print(json!({"kid": key.kid, "alg": key.alg.as_str()}));
         }
     }

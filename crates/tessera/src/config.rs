@@ -55,6 +55,9 @@ pub struct ServeArgs {
     /// [default: 7776000, 90 days].
     #[arg(long, env = "TESSERA_REFRESH_FAMILY_LIFETIME")]
     pub refresh_family_lifetime: Option<i64>,
+    /// Days audit events are kept before the janitor deletes them [default: 90].
+    #[arg(long, env = "TESSERA_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<i64>,
     /// Password checks that may wait for an Argon2 slot besides those running; past it, a check
     /// is answered 503 with Retry-After at once [default: 32].
     #[arg(long, env = "TESSERA_PASSWORD_QUEUE")]
@@ -115,6 +118,7 @@ struct FileConfig {
     db_timeout: Option<u64>,
     refresh_reuse_grace: Option<i64>,
     refresh_family_lifetime: Option<i64>,
+    audit_retention_days: Option<i64>,
     password_queue: Option<usize>,
     header_timeout: Option<u64>,
     idle_timeout: Option<u64>,
@@ -169,6 +173,10 @@ impl ServeArgs {
                 "refresh_family_lifetime must be at least 60 seconds"
             );
             engine.refresh_family_lifetime = l;
+        }
+        if let Some(days) = self.audit_retention_days.or(file.audit_retention_days) {
+            anyhow::ensure!(days >= 1, "audit_retention_days must be at least 1");
+            engine.audit_retention = days * 86_400;
         }
         if let Some(q) = self.password_queue.or(file.password_queue) {
             engine.password_queue = q;

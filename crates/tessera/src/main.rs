@@ -53,6 +53,8 @@ enum Command {
     /// Delete now what can never be used again (serve does it every minute); prints the rows
     /// deleted of each kind and the seconds it took.
     Janitor(admin::JanitorArgs),
+    /// Read the audit trail, newest first, one JSON object per line.
+    Audit(admin::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
             Command::Keys(c) => admin::keys(c).await,
             Command::Grant(c) => admin::grant(c).await,
             Command::Janitor(a) => admin::janitor(a).await,
+            Command::Audit(a) => admin::audit(a).await,
         }
     });
     match result {

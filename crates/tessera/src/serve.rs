@@ -88,8 +88,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let filter = EnvFilter::try_from_env("TESSERA_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tessera::audit=off"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -2,6 +2,7 @@
 //! the client, and the connected-applications list from which a grant is withdrawn.
 
 use super::with_query;
+use crate::audit::{AuditEvent, Event};
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::model::{AuthorizationCode, AuthorizationRequest, Client, Grant, User};
@@ -94,6 +95,14 @@ impl Engine {
             .flows()
             .upsert_grant(&user.id, &request.client_id, &request.scope, now)
             .await?;
+        self.audit(
+            AuditEvent::new(Event::GrantGiven, now)
+                .partner(&user.partner_id)
+                .username(&user.username)
+                .client(&request.client_id)
+                .detail("grant_id", grant.id.as_str())
+                .detail("scope", grant.scope.as_str()),
+        );
         let code = generate(SecretKind::AuthorizationCode);
         self.flows()
             .insert_authorization_code(&AuthorizationCode {
@@ -146,6 +155,13 @@ impl Engine {
             .revoke_grant(&user.id, client_id, until, now)
             .await?;
         if revoked {
+            self.audit(
+                AuditEvent::new(Event::GrantWithdrawn, now)
+                    .partner(&user.partner_id)
+                    .username(&user.username)
+                    .client(client_id)
+                    .detail("by", "user"),
+            );
             // Apply the revocations to this node now rather than at the next feed poll.
             self.sync(now).await?;
         }

@@ -25,6 +25,7 @@ impl Engine {
         // a wrong password is, so the page is no oracle for an admin's password.
         self.authenticate_user(
             &client.partner_id,
+            &client.id,
             username,
             password,
             &[Role::Member, Role::Customer],

@@ -3,6 +3,7 @@
 //! verified pairs are served from the credential cache, concurrent checks of one new pair are
 //! single-flighted, and every check passes the lockout.
 
+use crate::audit::{AuditEvent, Event};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -49,7 +50,10 @@ impl Engine {
         }
         let _place = self.admit_check()?;
         let lock_key = lockout::key("partner", &email);
-        self.reserve_check(&lock_key, now).await?;
+        self.reserve_check(&lock_key, now, || {
+            AuditEvent::new(Event::Lockout, now).username(&email)
+        })
+        .await?;
         let epoch = self.epoch.load(Ordering::Acquire);
         let partner = self.store.partner_by_email(&email).await?;
         let ok = self
@@ -60,9 +64,19 @@ impl Engine {
             Some(p) if ok => Arc::new(p),
             _ => {
                 tracing::info!("partner authentication failed");
+                self.audit(
+                    AuditEvent::new(Event::PartnerSignInFailed, now)
+                        .username(&email)
+                        .detail("reason", "unknown email or wrong password"),
+                );
                 return Err(EngineError::InvalidCredentials);
             }
         };
+        self.audit(
+            AuditEvent::new(Event::PartnerSignIn, now)
+                .partner(&partner.id)
+                .username(&email),
+        );
         self.store.clear_attempts(&lock_key).await?;
         if self.epoch.load(Ordering::Acquire) == epoch {
             self.credentials.insert(
@@ -183,6 +197,7 @@ impl Engine {
     pub async fn authenticate_user(
         &self,
         partner_id: &str,
+        client_id: &str,
         username: &str,
         password: &str,
         roles: &[Role],
@@ -217,7 +232,13 @@ impl Engine {
         }
         let _place = self.admit_check()?;
         let lock_key = lockout::key("user", &owner);
-        self.reserve_check(&lock_key, now).await?;
+        self.reserve_check(&lock_key, now, || {
+            AuditEvent::new(Event::Lockout, now)
+                .partner(partner_id)
+                .username(&username)
+                .client(client_id)
+        })
+        .await?;
         let epoch = self.epoch.load(Ordering::Acquire);
         let user = self.user(partner_id, &username).await?;
         let matched = match user
@@ -237,9 +258,23 @@ impl Engine {
             Some(u) if matched && roles.contains(&u.role) => u,
             _ => {
                 tracing::info!("user authentication failed");
+                self.audit(
+                    AuditEvent::new(Event::UserSignInFailed, now)
+                        .partner(partner_id)
+                        .username(&username)
+                        .client(client_id)
+                        .detail("reason", "unknown username or wrong password"),
+                );
                 return Err(EngineError::InvalidUserCredentials);
             }
         };
+        self.audit(
+            AuditEvent::new(Event::UserSignIn, now)
+                .partner(partner_id)
+                .username(&username)
+                .client(client_id)
+                .detail("user_id", user.id.as_str()),
+        );
         self.store.clear_attempts(&lock_key).await?;
         if self.epoch.load(Ordering::Acquire) == epoch {
             self.credentials.insert(
@@ -265,7 +300,13 @@ impl Engine {
     }
 
     /// Reserve one password check of a username in its lockout bucket, or refuse it.
-    async fn reserve_check(&self, lock_key: &[u8; 32], now: i64) -> Result<(), EngineError> {
+    /// A refusal is recorded in the audit trail as `lockout()` describes it.
+    async fn reserve_check(
+        &self,
+        lock_key: &[u8; 32],
+        now: i64,
+        lockout: impl FnOnce() -> AuditEvent,
+    ) -> Result<(), EngineError> {
         match self
             .store
             .reserve_attempt(lock_key, now, &self.lockout)
@@ -274,6 +315,7 @@ impl Engine {
             Ok(()) => Ok(()),
             Err(retry_after_secs) => {
                 crate::telemetry::lockout();
+                self.audit(lockout().detail("retry_after_secs", retry_after_secs));
                 tracing::info!(retry_after_secs, "password check refused: locked");
                 Err(EngineError::Locked { retry_after_secs })
             }

@@ -128,6 +128,7 @@ impl Engine {
             self.store.as_ref(),
             now,
             self.config.refresh_reuse_grace,
+            self.config.audit_retention,
             budget,
         )
         .await;

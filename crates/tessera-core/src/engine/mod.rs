@@ -75,6 +75,8 @@ pub struct EngineConfig {
     pub lockout: LockoutPolicy,
     /// Password checks that may wait for Argon2 besides those running; past it, "busy".
     pub password_queue: usize,
+    /// Seconds audit events are kept before the janitor deletes them.
+    pub audit_retention: i64,
 }
 
 impl EngineConfig {
@@ -103,6 +105,7 @@ impl EngineConfig {
             dev_redirect_uri: None,
             lockout: LockoutPolicy::default(),
             password_queue: policy::PASSWORD_QUEUE,
+            audit_retention: policy::AUDIT_RETENTION,
         }
     }
 }
@@ -168,6 +171,8 @@ pub struct Engine {
     registrations: DefaultKeyedRateLimiter<String>,
     /// Anonymous `/authorize` requests (each stores a pending request), per requester.
     flows: DefaultKeyedRateLimiter<String>,
+    /// The audit trail's queue.
+    audit: crate::audit::Auditor,
     /// Highest change-feed sequence applied.
     seq: AtomicI64,
     /// When the change feed was last read without error (Unix seconds).
@@ -236,6 +241,7 @@ impl Engine {
             &master.derive(b"tessera page binding v1")[..],
         );
         Ok(Engine {
+            audit: crate::audit::Auditor::start(Arc::clone(&store)),
             store,
             page_key,
             master,
@@ -278,6 +284,16 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// Record a security event in the audit trail (queued; see [`crate::audit`]).
+    pub fn audit(&self, event: crate::audit::AuditEvent) {
+        self.audit.record(event);
+    }
+
+    /// Wait until every audit event recorded so far is stored.
+    pub async fn flush_audit(&self) {
+        self.audit.flush().await;
     }
 
     /// Refresh tokens and revocations: nothing of theirs is cached, so grants write and read

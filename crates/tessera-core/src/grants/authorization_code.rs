@@ -3,6 +3,7 @@
 //! issued (RFC 6749 §4.1.2, RFC 9700 §4.2). Tokens name the user in `sub` and their account in
 //! `account_id`, and rest on the user's grant: revoking it revokes them.
 
+use crate::audit::{AuditEvent, Event};
 use crate::caller::Caller;
 use crate::engine::Engine;
 use crate::error::EngineError;
@@ -107,6 +108,12 @@ pub async fn grant(
                 .await?;
             engine.note_revoked(&code.family_id, until);
             crate::telemetry::refresh("family_revoked");
+            engine.audit(
+                AuditEvent::new(Event::RefreshReuseDetected, now)
+                    .client(&code.client_id)
+                    .detail("authorization_code_reused", true)
+                    .detail("refresh_family", code.family_id.as_str()),
+            );
             return Err(EngineError::AuthorizationCodeInvalid(
                 "it was already used; the tokens issued with it are revoked",
             ));
@@ -176,6 +183,8 @@ pub async fn grant(
     };
     Ok(Issued {
         access_token: engine.mint(&claims),
+        jti: claims.jti.clone(),
+        subject: claims.sub.clone(),
         expires_in: ttl,
         refresh_token: refresh,
         scope,

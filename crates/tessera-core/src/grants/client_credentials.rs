@@ -41,6 +41,8 @@ pub fn grant(
     );
     Ok(Issued {
         access_token: engine.mint(&claims),
+        jti: claims.jti.clone(),
+        subject: claims.sub.clone(),
         expires_in: ttl,
         refresh_token: None,
         scope,

@@ -9,6 +9,7 @@ pub mod password;
 pub mod refresh_token;
 pub mod token_exchange;
 
+use crate::audit::{AuditEvent, Event};
 use crate::caller::Caller;
 use crate::engine::Engine;
 use crate::error::EngineError;
@@ -42,6 +43,9 @@ impl GrantRequest {
 /// What a grant hands out. `Debug` prints no token.
 pub struct Issued {
     pub access_token: String,
+    /// The access token's `jti` and `sub`, for the audit trail.
+    pub jti: String,
+    pub subject: String,
     pub expires_in: i64,
     pub refresh_token: Option<Secret>,
     pub scope: ScopeSet,
@@ -52,6 +56,7 @@ impl std::fmt::Debug for Issued {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Issued")
             .field("access_token", &"<redacted>")
+            .field("jti", &self.jti)
             .field("expires_in", &self.expires_in)
             .field("refresh_token", &self.refresh_token)
             .field("scope", &self.scope)
@@ -84,12 +89,21 @@ impl Engine {
             GrantRequest::TokenExchange(r) => token_exchange::grant(self, caller, r, now).await,
             GrantRequest::RefreshToken(r) => refresh_token::grant(self, caller, r, now).await,
         };
-        if issued.is_ok() {
+        if let Ok(issued) = &issued {
             let label = match grant {
                 GrantType::TokenExchange => "token_exchange",
                 other => other.as_str(),
             };
             crate::telemetry::issued(label, caller.kind());
+            self.audit(
+                AuditEvent::new(Event::TokenIssued, now)
+                    .partner(&caller.partner().id)
+                    .client(caller.client_id())
+                    .detail("grant", label)
+                    .detail("subject", issued.subject.as_str())
+                    .detail("jti", issued.jti.as_str())
+                    .detail("refresh_token", issued.refresh_token.is_some()),
+            );
         }
         issued
     }
@@ -151,6 +165,8 @@ mod tests {
         };
         let i = Issued {
             access_token: "eyJ.SECRET.y".into(),
+            jti: "j".into(),
+            subject: "s".into(),
             expires_in: 1,
             refresh_token: Some(crate::secret::generate(
                 crate::secret::SecretKind::RefreshToken,

@@ -43,6 +43,7 @@ pub async fn grant(
     let user = engine
         .authenticate_user(
             &partner.id,
+            caller.client_id(),
             &request.username,
             &request.password,
             &[Role::Admin, Role::Customer],
@@ -72,6 +73,8 @@ pub async fn grant(
     };
     Ok(Issued {
         access_token: engine.mint(&claims),
+        jti: claims.jti.clone(),
+        subject: claims.sub.clone(),
         expires_in: ttl,
         refresh_token: None,
         scope,

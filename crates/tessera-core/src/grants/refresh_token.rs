@@ -8,6 +8,7 @@
 //! happens; a reuse after it is treated as theft and revokes the whole family. A family ends
 //! `refresh_family_lifetime` after it began, however often it was refreshed.
 
+use crate::audit::{AuditEvent, Event};
 use crate::caller::{Caller, require_within};
 use crate::engine::Engine;
 use crate::error::EngineError;
@@ -127,6 +128,8 @@ pub async fn grant(
     };
     Ok(Issued {
         access_token: engine.mint(&claims),
+        jti: claims.jti.clone(),
+        subject: claims.sub.clone(),
         expires_in: ttl,
         refresh_token: Some(successor),
         scope,
@@ -159,6 +162,13 @@ async fn refuse(
             Refusal::ReuseDetected => {
                 crate::telemetry::refresh("reuse_detected");
                 crate::telemetry::refresh("family_revoked");
+                engine.audit(
+                    AuditEvent::new(Event::RefreshReuseDetected, now)
+                        .partner(&record.partner_id)
+                        .client(&record.client_id)
+                        .detail("refresh_family", record.family_id.as_str())
+                        .detail("subject", record.subject.as_str()),
+                );
                 tracing::warn!(family = %record.family_id, "refresh token reuse detected; revoking the family");
                 let until = now + MAX_ACCESS_TOKEN_TTL;
                 engine

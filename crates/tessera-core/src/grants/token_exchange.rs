@@ -221,6 +221,8 @@ pub async fn grant(
     };
     Ok(Issued {
         access_token: engine.mint(&claims),
+        jti: claims.jti.clone(),
+        subject: claims.sub.clone(),
         expires_in: ttl,
         refresh_token: refresh,
         scope,

@@ -18,6 +18,7 @@ mod writer;
 use writer::{MAX_BATCH, Write, checkpointer, writer};
 
 use crate::rows::{bad_row, union_scope};
+use tessera_core::audit::{AuditEvent, AuditQuery};
 use tessera_core::keys::{Alg, StoredKey};
 use tessera_core::lockout::{self, Bucket, LockoutPolicy};
 use tessera_core::model::{
@@ -27,9 +28,10 @@ use tessera_core::model::{
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretDigest;
 use tessera_core::store::{
-    AccountStore, AttemptStore, AuthorizationStore, ChangeFeed, ClientStore, CodeTaking, GrantsOf,
-    InventoryStore, Janitor, KeyStore, PartnerStore, Purge, Rotation, ScopeStore, Store,
-    StoreError, StoreResult, Successor, TokenOwner, TokenStore, UserFilter, UserStore,
+    AccountStore, AttemptStore, AuditStore, AuthorizationStore, ChangeFeed, ClientStore,
+    CodeTaking, GrantsOf, InventoryStore, Janitor, KeyStore, PartnerStore, Purge, Rotation,
+    ScopeStore, Store, StoreError, StoreResult, Successor, TokenOwner, TokenStore, UserFilter,
+    UserStore,
 };
 
 /// Migrations, applied in order inside one transaction each; the applied version is kept in
@@ -53,6 +55,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../../migrations/sqlite/0006_inventory.sql"),
     ),
+    (7, include_str!("../../migrations/sqlite/0007_audit.sql")),
 ];
 
 pub struct SqliteStore {
@@ -1178,10 +1181,10 @@ impl Janitor for SqliteStore {
     async fn purge(&self, what: Purge, now: i64, grace: i64, batch: u32) -> StoreResult<u64> {
         let sql = purge_sql(what);
         // Codes outlive their expiry by an access token's longest life (see `Purge::Codes`).
-        let before = if what == Purge::Codes {
-            now - tessera_core::policy::MAX_ACCESS_TOKEN_TTL
-        } else {
-            now
+        let before = match what {
+            Purge::Codes => now - tessera_core::policy::MAX_ACCESS_TOKEN_TTL,
+            Purge::AuditEvents => now - grace,
+            _ => now,
         };
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         let mut query = sqlx::query(sql).bind(before);
@@ -1216,6 +1219,10 @@ fn purge_sql(what: Purge) -> &'static str {
         Purge::Revocations => {
             "DELETE FROM revocations WHERE id IN (
                  SELECT id FROM revocations WHERE until < ?1 LIMIT ?2)"
+        }
+        Purge::AuditEvents => {
+            "DELETE FROM audit_events WHERE id IN (
+                 SELECT id FROM audit_events WHERE at < ?1 LIMIT ?2)"
         }
         Purge::RefreshTokens => {
             "DELETE FROM refresh_tokens
@@ -1372,5 +1379,52 @@ impl InventoryStore for SqliteStore {
             .iter()
             .map(grant_of)
             .collect()
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn append_audit(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        for chunk in events.chunks(500) {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO audit_events \
+                 (at, event, partner_id, username, client_id, ip, request_id, detail) ",
+            );
+            insert.push_values(chunk, |mut row, e| {
+                row.push_bind(e.at)
+                    .push_bind(e.event.as_str())
+                    .push_bind(e.partner_id.as_deref())
+                    .push_bind(e.username.as_deref())
+                    .push_bind(e.client_id.as_deref())
+                    .push_bind(e.ip.as_deref())
+                    .push_bind(e.request_id.as_deref())
+                    .push_bind(serde_json::Value::Object(e.detail.clone()).to_string());
+            });
+            insert.build().execute(&mut *tx).await.map_err(err)?;
+        }
+        tx.commit().await.map_err(err)
+    }
+
+    async fn query_audit(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
+        sqlx::query(
+            "SELECT * FROM audit_events WHERE at >= ?1 AND at < ?2
+               AND (?3 IS NULL OR partner_id = ?3) AND (?4 IS NULL OR username = ?4)
+               AND (?5 IS NULL OR client_id = ?5) AND (?6 IS NULL OR event = ?6)
+             ORDER BY id DESC LIMIT ?7",
+        )
+        .bind(q.since.unwrap_or(i64::MIN))
+        .bind(q.until.unwrap_or(i64::MAX))
+        .bind(q.partner_id.as_deref())
+        .bind(q.username.as_deref())
+        .bind(q.client_id.as_deref())
+        .bind(q.event.as_deref())
+        .bind(i64::from(q.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?
+        .iter()
+        .map(audit_of)
+        .collect()
     }
 }

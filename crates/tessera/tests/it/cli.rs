@@ -798,3 +798,114 @@ async fn the_inventory_lists_and_shows_without_secrets() {
         assert!(!everything.contains(needle), "{needle} in {everything}");
     }
 }
+
+/// The audit trail (issue 11, item 2) answers "who failed to sign in as X, from where" through
+/// `tessera audit`; it names tokens by `jti` and never holds a token or a password.
+#[tokio::test]
+async fn the_audit_trail_answers_who_failed_to_sign_in_and_from_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("audit.db").display());
+    ok_json(&tessera(&db, &["scope", "add", "crm"], None));
+    let password = "a-long-enough-secret";
+    let partner = ok_json(&tessera(
+        &db,
+        &[
+            "partner",
+            "create",
+            "--name",
+            "A",
+            "--email",
+            "ops@audit.example",
+            "--password-stdin",
+            "--scopes",
+            "crm",
+        ],
+        Some(&format!("{password}\n")),
+    ))["partner_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let t = TestServer::start_on(dir, db.clone(), config(), MasterKey::generate()).await;
+    let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s);
+    let wrong = format!("Basic {}", b64("ops@audit.example:not-the-password"));
+    let failed = t
+        .post("/v2/oauth/token", Some(&wrong), &machine_token_body("crm"))
+        .await;
+    assert_eq!(failed.status, 401);
+    let failed_id = failed.headers["x-request-id"].to_str().unwrap().to_string();
+    let right = format!("Basic {}", b64(&format!("ops@audit.example:{password}")));
+    let token = t
+        .post("/v2/oauth/token", Some(&right), &machine_token_body("crm"))
+        .await
+        .data("access_token");
+    t.engine().flush_audit().await;
+
+    let lines = |args: &[&str]| -> Vec<Value> {
+        let mut all = vec!["audit"];
+        all.extend_from_slice(args);
+        let out = tessera(&db, &all, None);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(!text.contains(password) && !text.contains(token.rsplit('.').next().unwrap()));
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    };
+    let failures = lines(&[
+        "--user",
+        "OPS@audit.example",
+        "--event",
+        "partner.sign_in_failed",
+        "--since",
+        "1d",
+    ]);
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let f = &failures[0];
+    assert_eq!(f["ip"], "127.0.0.1");
+    assert_eq!(f["request_id"], failed_id.as_str());
+    assert!(
+        f["detail"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("wrong password")
+    );
+    assert!(f["time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        lines(&["--user", "ops@audit.example", "--event", "partner.sign_in"]).len(),
+        1
+    );
+
+    let issued = lines(&["--event", "token.issued", "--partner", &partner]);
+    assert_eq!(issued.len(), 1);
+    assert_eq!(issued[0]["detail"]["grant"], "client_credentials");
+    assert_eq!(
+        issued[0]["detail"]["jti"],
+        crate::support::claims(&token)["jti"]
+    );
+
+    let changes = lines(&["--event", "admin.change"]);
+    assert!(
+        changes
+            .iter()
+            .any(|c| c["detail"]["change"] == "partner.create"
+                && c["partner_id"] == partner.as_str()
+                && c["detail"]["by"].as_str().unwrap().starts_with("cli:"))
+    );
+    // A window that ends before the events holds none; newest first, limited.
+    assert!(lines(&["--until", "2000-01-01"]).is_empty());
+    let two = lines(&["--limit", "2"]);
+    assert_eq!(two.len(), 2);
+    assert!(two[0]["id"].as_i64() > two[1]["id"].as_i64());
+    fails_with(
+        &tessera(&db, &["audit", "--event", "nope"], None),
+        "unknown event",
+    );
+    fails_with(
+        &tessera(&db, &["audit", "--since", "yesterday"], None),
+        "is not a time",
+    );
+}

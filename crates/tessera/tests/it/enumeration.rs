@@ -198,6 +198,7 @@ async fn a_password_verified_for_one_path_is_no_shortcut_on_another() {
         .engine()
         .authenticate_user(
             &o.partner.id,
+            &o.client_id,
             &o.admin_email,
             &o.admin_password,
             &[
