@@ -21,6 +21,11 @@ pub const REFRESH_REUSE_GRACE: i64 = 30;
 /// refused at once with "busy" (503 and `Retry-After`).
 pub const PASSWORD_QUEUE: usize = 32;
 
+/// Change-feed entries are kept a day; a node that has not read the feed for longer than that,
+/// less the margin, reloads its caches instead of trusting the feed.
+pub const FEED_RETENTION: i64 = 86_400;
+pub const FEED_GAP_MARGIN: i64 = 300;
+
 /// Audit events are kept 90 days.
 pub const AUDIT_RETENTION: i64 = 90 * 86_400;
 

@@ -311,8 +311,17 @@ pub trait ChangeFeed {
     /// Changes with a sequence number above `after`, oldest first, at most `limit`.
     async fn changes_since(&self, after: i64, limit: u32) -> StoreResult<Vec<(i64, Change)>>;
     /// Delete changes older than `before` (unix seconds). A node away for longer than that may
-    /// miss changes: the engine does not yet detect that gap and reload its caches.
+    /// miss changes; the engine notices (it has not read the feed for longer than the
+    /// retention) and reloads everything it caches instead.
     async fn prune_changes(&self, before: i64) -> StoreResult<u64>;
+    /// Raised soon after any process commits a change, where the database can say so
+    /// (PostgreSQL `LISTEN/NOTIFY`), so that nodes apply changes at once instead of at their
+    /// next poll; also raised after a lost notification connection comes back (notifications
+    /// may have been missed). `None`: poll only (SQLite). Polling stays on either way: the feed
+    /// is the source of truth and a notification only says "read it now".
+    fn change_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
 }
 
 /// What the janitor deletes, a batch at a time: rows that can never be used again.

@@ -60,6 +60,11 @@ pub fn audit_dropped() {
     counter!("tessera_audit_dropped_total").increment(1);
 }
 
+/// A full reload of the caches after a gap in the change feed.
+pub fn feed_reloaded() {
+    counter!("tessera_change_feed_reloads_total").increment(1);
+}
+
 /// Change-feed entries this node applied.
 pub fn feed_applied(n: usize) {
     counter!("tessera_change_feed_applied_total").increment(n as u64);
@@ -105,6 +110,10 @@ pub fn describe() {
     describe_counter!(
         "tessera_audit_dropped_total",
         "Audit events dropped because the queue was full"
+    );
+    describe_counter!(
+        "tessera_change_feed_reloads_total",
+        "Full cache reloads after the node missed more of the feed than it keeps"
     );
     describe_counter!(
         "tessera_change_feed_applied_total",

@@ -2,15 +2,17 @@
 //! SQLite, kept by PostgreSQL's own means: row-level compare-and-swap (`UPDATE … WHERE … RETURNING`
 //! re-checks its condition after a concurrent writer commits), a partial unique index for active
 //! grants, and a transaction-scoped advisory lock around every change-feed append so that
-//! sequence order equals commit order. Every call is bounded by the configured timeout on the
+//! sequence order equals commit order; each append also `NOTIFY`s the nodes listening, so they
+//! apply it at once rather than at their next poll. Every call is bounded by the configured timeout on the
 //! client side (a dead network path answers `Unavailable` in time), and by `statement_timeout`
 //! on the server side.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Row, raw_sql};
 
 use crate::rows::{bad_row, is_retry, successor_of, union_scope};
@@ -48,6 +50,10 @@ const CHANGES_LOCK: i64 = 0x7e55_e4a1;
 pub struct PgStore {
     pool: PgPool,
     timeout: Duration,
+    /// For the change listener's own connection, started by the first `change_signal` call
+    /// (a server's; the CLI never starts it).
+    listen_options: PgConnectOptions,
+    signal: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
 }
 
 fn err(e: sqlx::Error) -> StoreError {
@@ -134,10 +140,63 @@ async fn emit(conn: &mut PgConnection, change: &Change) -> StoreResult<()> {
         .bind(kind)
         .bind(key)
         .bind(unix_now())
+        .execute(&mut *conn)
+        .await
+        .map_err(err)?;
+    // Delivered to every listening node when the transaction commits (and not if it rolls back).
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANGES_CHANNEL)
         .execute(conn)
         .await
         .map_err(err)?;
     Ok(())
+}
+
+/// The `LISTEN/NOTIFY` channel on which a committed change is announced.
+const CHANGES_CHANNEL: &str = "tessera_changes";
+
+/// Listen for change announcements on a connection of its own and raise `signal` for each,
+/// reconnecting after a failure (and raising it then too: announcements may have been missed).
+async fn listen(options: PgConnectOptions, signal: Arc<tokio::sync::Notify>) {
+    let mut failing = false;
+    loop {
+        let connected = async {
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(options.clone())
+                .await?;
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(CHANGES_CHANNEL).await?;
+            Ok::<_, sqlx::Error>((pool, listener))
+        }
+        .await;
+        let (_pool, mut listener) = match connected {
+            Ok(c) => c,
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "cannot listen for changes; polling meanwhile");
+                    failing = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if std::mem::take(&mut failing) {
+            tracing::info!("listening for changes again");
+        }
+        signal.notify_one();
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(_)) => signal.notify_one(),
+                // The connection was lost and will be re-established: read the feed now.
+                Ok(None) => signal.notify_one(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "change notifications lost; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 impl PgStore {
@@ -272,10 +331,15 @@ impl PgStore {
             .max_connections(opts.pool_size.unwrap_or(10).max(1))
             .min_connections(1)
             .acquire_timeout(timeout)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(err)?;
-        let store = PgStore { pool, timeout };
+        let store = PgStore {
+            pool,
+            timeout,
+            listen_options: options.application_name("tessera-listener"),
+            signal: std::sync::OnceLock::new(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -1550,6 +1614,15 @@ impl ChangeFeed for PgStore {
                 .rows_affected())
         })
         .await
+    }
+
+    fn change_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+        let signal = self.signal.get_or_init(|| {
+            let signal = Arc::new(tokio::sync::Notify::new());
+            tokio::spawn(listen(self.listen_options.clone(), Arc::clone(&signal)));
+            signal
+        });
+        Some(Arc::clone(signal))
     }
 }
 

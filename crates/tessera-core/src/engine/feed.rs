@@ -9,12 +9,19 @@ use crate::error::EngineError;
 use crate::janitor::JANITOR_BUDGET;
 use crate::keys::KeySet;
 use crate::model::{Change, PartnerStatus};
+use crate::policy::{FEED_GAP_MARGIN, FEED_RETENTION};
 use crate::store::Purge;
 
 impl Engine {
-    /// Apply every change committed since the last call. Run every 250 ms by
-    /// [`Engine::spawn_sync`]; tests call it directly.
+    /// Apply every change committed since the last call. Run by [`Engine::spawn_sync`] when
+    /// the database announces a change and every 250 ms; tests call it directly. A node that
+    /// has not read the feed for longer than its retention (it was suspended, or cut off from
+    /// the database) may have missed changes that were pruned meanwhile: it reloads everything
+    /// it caches instead.
     pub async fn sync(&self, now: i64) -> Result<usize, EngineError> {
+        if now - self.synced_at.load(Ordering::Acquire) >= FEED_RETENTION - FEED_GAP_MARGIN {
+            self.reload(now).await?;
+        }
         let mut applied = 0;
         loop {
             let after = self.seq.load(Ordering::Acquire);
@@ -31,6 +38,41 @@ impl Engine {
                 return Ok(applied);
             }
         }
+    }
+
+    /// Forget every cached record and read again what is kept whole in memory (inactive
+    /// partners, disabled clients, scopes, keys, revocations), from the feed's current end.
+    async fn reload(&self, now: i64) -> Result<(), EngineError> {
+        tracing::warn!(
+            away_secs = now - self.synced_at.load(Ordering::Acquire),
+            "the change feed was not read for longer than its retention; reloading all caches"
+        );
+        let seq = self.store.latest_change().await?;
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.credentials.clear();
+        self.partners.clear();
+        self.partner_tokens.clear();
+        self.clients.clear();
+        self.users.clear();
+        self.accounts.clear();
+        let inactive = self
+            .store
+            .partner_ids_with_status(PartnerStatus::Inactive)
+            .await?;
+        self.inactive_partners
+            .store(Arc::new(inactive.into_iter().collect()));
+        let disabled = self.store.disabled_client_ids().await?;
+        self.disabled_clients
+            .store(Arc::new(disabled.into_iter().collect()));
+        self.scopes.store(Arc::new(self.store.list_scopes().await?));
+        self.reload_keys(now).await?;
+        for (id, until) in self.store.active_revocations(now).await? {
+            self.revoked.insert(id, until);
+        }
+        self.seq.store(seq, Ordering::Release);
+        self.synced_at.store(now, Ordering::Release);
+        crate::telemetry::feed_reloaded();
+        Ok(())
     }
 
     async fn apply(&self, change: Change, now: i64) -> Result<(), EngineError> {
@@ -115,7 +157,7 @@ impl Engine {
         if let Err(e) = self.store.prune_attempts(now, &self.lockout).await {
             tracing::warn!(error = %e, "could not prune the lockout buckets");
         }
-        if let Err(e) = self.store.prune_changes(now - 86_400).await {
+        if let Err(e) = self.store.prune_changes(now - FEED_RETENTION).await {
             tracing::warn!(error = %e, "could not prune the change feed");
         }
         self.purge(now, JANITOR_BUDGET).await;
@@ -141,16 +183,26 @@ impl Engine {
         deleted
     }
 
-    /// Run [`Engine::sync`] every 250 ms and housekeeping every minute, until the process ends.
+    /// Run [`Engine::sync`] whenever the database announces a change and at least every
+    /// `feed_poll` (250 ms), and housekeeping every minute, until the process ends.
     pub fn spawn_sync(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let engine = Arc::clone(self);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            let signal = engine.store.change_signal();
+            let mut tick = tokio::time::interval(engine.config.feed_poll);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut n: u64 = 0;
+            let mut housekept = tokio::time::Instant::now();
             let mut failing = false;
             loop {
-                tick.tick().await;
+                match &signal {
+                    Some(signal) => tokio::select! {
+                        _ = tick.tick() => {}
+                        () = signal.notified() => {}
+                    },
+                    None => {
+                        tick.tick().await;
+                    }
+                }
                 let now = crate::unix_now();
                 match engine.sync(now).await {
                     Err(e) if !failing => {
@@ -163,8 +215,8 @@ impl Engine {
                     }
                     _ => {}
                 }
-                n += 1;
-                if n.is_multiple_of(240) {
+                if housekept.elapsed() >= Duration::from_secs(60) {
+                    housekept = tokio::time::Instant::now();
                     engine.housekeeping(now).await;
                 }
             }

@@ -77,6 +77,8 @@ pub struct EngineConfig {
     pub password_queue: usize,
     /// Seconds audit events are kept before the janitor deletes them.
     pub audit_retention: i64,
+    /// How often the change feed is polled besides the database's announcements.
+    pub feed_poll: std::time::Duration,
 }
 
 impl EngineConfig {
@@ -106,6 +108,7 @@ impl EngineConfig {
             lockout: LockoutPolicy::default(),
             password_queue: policy::PASSWORD_QUEUE,
             audit_retention: policy::AUDIT_RETENTION,
+            feed_poll: std::time::Duration::from_millis(250),
         }
     }
 }

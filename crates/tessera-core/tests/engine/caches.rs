@@ -188,3 +188,43 @@ async fn the_janitor_deletes_expired_refresh_tokens_and_keeps_live_ones() {
     );
     assert!(w.grant(&caller, refresh(&young), later).await.is_ok());
 }
+
+#[tokio::test]
+async fn a_node_away_longer_than_the_feed_keeps_reloads_instead_of_trusting_it() {
+    let w = World::new().await;
+    let email = w.partner.email.clone();
+    w.engine
+        .authenticate_partner_basic(&email, PASSWORD, T0)
+        .await
+        .unwrap();
+    let machine = w
+        .grant(
+            &w.partner_caller(),
+            tessera_core::grants::GrantRequest::ClientCredentials(
+                tessera_core::grants::client_credentials::Request {
+                    scope: tessera_core::scope::ScopeSet::parse("crm").unwrap(),
+                },
+            ),
+            T0,
+        )
+        .await
+        .unwrap()
+        .access_token;
+    // While this node is away, the partner is deactivated and, a day later, the feed entry
+    // that said so is pruned.
+    admin::set_partner_status(w.store.as_ref(), &w.partner.id, PartnerStatus::Inactive)
+        .await
+        .unwrap();
+    let later = T0 + 2 * 86_400;
+    w.store.prune_changes(later - 86_400).await.unwrap();
+    assert!(w.store.changes_since(0, 10).await.unwrap().is_empty());
+    // The feed is silent, but the node knows it was away too long and reloads.
+    w.engine.sync(later).await.unwrap();
+    let e = w
+        .engine
+        .authenticate_partner_basic(&email, PASSWORD, later)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, EngineError::PartnerInactive), "{e:?}");
+    assert!(w.engine.verify_token(&machine, T0 + 60).is_err());
+}

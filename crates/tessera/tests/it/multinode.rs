@@ -463,3 +463,58 @@ async fn a_database_outage_answers_503_fast_and_recovers_by_itself() {
     }
     assert_eq!(t.get("/readyz", None).await.status, 200);
 }
+
+/// Issue 11, item 5: a node applies a change when PostgreSQL announces it (`LISTEN/NOTIFY`),
+/// not at its next poll. The nodes here poll once an hour, so only the announcement can make
+/// them apply the change within the bound.
+#[tokio::test]
+async fn nodes_apply_a_change_when_it_is_announced_not_at_their_next_poll() {
+    let Some(db) = scratch().await else { return };
+    let master = MasterKey::generate();
+    let hourly = || {
+        let mut c = crate::support::config();
+        c.feed_poll = Duration::from_secs(3600);
+        c
+    };
+    let n1 = TestServer::start_node_with(&db, &master, Default::default(), hourly()).await;
+    let n2 = TestServer::start_node_with(&db, &master, Default::default(), hourly()).await;
+    let o = n1.onboard(&["client_credentials"]).await;
+    let auth = o.basic();
+    for n in [&n1, &n2] {
+        let r = n
+            .form(
+                "/oauth/token",
+                Some(&auth),
+                &[("grant_type", "client_credentials")],
+            )
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    for round in 0..4 {
+        let disabled = round % 2 == 0;
+        tessera_core::admin::set_client_disabled(n1.store.as_ref(), &o.client_id, disabled)
+            .await
+            .unwrap();
+        let want = if disabled { 401 } else { 200 };
+        let started = Instant::now();
+        for n in [&n1, &n2] {
+            loop {
+                let r = n
+                    .form(
+                        "/oauth/token",
+                        Some(&auth),
+                        &[("grant_type", "client_credentials")],
+                    )
+                    .await;
+                if r.status == want {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(2),
+                    "round {round}: a node did not apply the change within 2 s"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+}

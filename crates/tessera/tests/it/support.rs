@@ -127,11 +127,21 @@ impl TestServer {
         master: &MasterKey,
         options: tessera_store::Options,
     ) -> TestServer {
+        Self::start_node_with(db_url, master, options, config()).await
+    }
+
+    /// A node as [`TestServer::start_node`], with engine settings of its own.
+    pub async fn start_node_with(
+        db_url: &str,
+        master: &MasterKey,
+        options: tessera_store::Options,
+        engine: EngineConfig,
+    ) -> TestServer {
         let master = MasterKey::parse(&master.to_hex()).unwrap();
         Self::start_full(
             tempfile::tempdir().unwrap(),
             db_url.to_string(),
-            config(),
+            engine,
             master,
             How {
                 options,
