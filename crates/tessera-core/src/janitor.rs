@@ -37,10 +37,19 @@ pub async fn run(
             grace
         };
         let mut total = 0;
+        let mut failures = 0;
         loop {
             let batch_started = Instant::now();
             let n = match store.purge(what, now, grace, JANITOR_BATCH).await {
                 Ok(n) => n,
+                // A busy database: wait and try again a few times before leaving the rest to
+                // the next run.
+                Err(e) if failures < 3 => {
+                    failures += 1;
+                    tracing::debug!(error = %e, what = what.as_str(), "janitor batch failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, what = what.as_str(), "janitor batch failed");
                     break;

@@ -7,19 +7,54 @@
 //! Labels take a small fixed set of values (never a client id, username or token), so that the
 //! number of series stays bounded whatever clients send.
 
-use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, histogram};
+use std::sync::OnceLock;
+
+use dashmap::DashMap;
+use metrics::{
+    Counter, Unit, counter, describe_counter, describe_gauge, describe_histogram, histogram,
+};
+
+/// Counter handles of the per-request metrics, looked up in the recorder once per label set
+/// and kept (a registry look-up hashes the name and labels; a kept handle is one atomic add).
+/// The server installs its recorder before the engine starts, so no handle is taken from the
+/// no-op recorder in a process that has a real one.
+struct Handles<K>(OnceLock<DashMap<K, Counter>>);
+
+impl<K: std::hash::Hash + Eq + Copy> Handles<K> {
+    const fn new() -> Self {
+        Handles(OnceLock::new())
+    }
+
+    fn get(&self, key: K, make: impl FnOnce() -> Counter) -> Counter {
+        let map = self.0.get_or_init(DashMap::new);
+        if let Some(c) = map.get(&key) {
+            return c.clone();
+        }
+        map.entry(key).or_insert_with(make).clone()
+    }
+}
 
 /// A look-up in one of the engine's caches: `credential` (verified password pairs),
 /// `partner_token` (partner API tokens) or `token` (verified access tokens).
 pub fn cache(cache: &'static str, hit: bool) {
-    counter!("tessera_cache_requests_total", "cache" => cache, "result" => if hit { "hit" } else { "miss" })
+    static HANDLES: Handles<(&str, bool)> = Handles::new();
+    HANDLES
+        .get((cache, hit), || {
+            counter!("tessera_cache_requests_total", "cache" => cache, "result" => if hit { "hit" } else { "miss" })
+        })
         .increment(1);
 }
 
 /// Tokens issued by one grant to a `partner` (the partner dialect) or a registered `client`
 /// (the standard dialect).
 pub fn issued(grant: &'static str, caller: &'static str) {
-    counter!("tessera_tokens_issued_total", "grant" => grant, "caller" => caller).increment(1);
+    static HANDLES: Handles<(&str, &str)> = Handles::new();
+    HANDLES
+        .get(
+            (grant, caller),
+            || counter!("tessera_tokens_issued_total", "grant" => grant, "caller" => caller),
+        )
+        .increment(1);
 }
 
 /// A password check refused because the username's lockout bucket is full.

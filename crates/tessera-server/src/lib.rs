@@ -102,7 +102,8 @@ async fn not_found(request: Request) -> Response {
 pub const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
 /// A request id from upstream is kept when it is 1 to 128 characters of `[A-Za-z0-9._:-]`
-/// (nothing that could forge a log line); otherwise a UUIDv7 (time-ordered) is made.
+/// (nothing that could forge a log line or need escaping); otherwise a UUIDv7 (time-ordered,
+/// its random part from the process's userspace generator, not a system call) is made.
 fn request_id(request: &Request) -> HeaderValue {
     if let Some(given) = request.headers().get(&REQUEST_ID) {
         let bytes = given.as_bytes();
@@ -114,7 +115,11 @@ fn request_id(request: &Request) -> HeaderValue {
             return given.clone();
         }
     }
-    let id = uuid::Uuid::now_v7();
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let random = tessera_core::secret::random_bytes::<10>();
+    let id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
     HeaderValue::from_str(
         id.as_hyphenated()
             .encode_lower(&mut uuid::Uuid::encode_buffer()),
@@ -122,18 +127,20 @@ fn request_id(request: &Request) -> HeaderValue {
     .expect("a UUID is a valid header value")
 }
 
-/// Every request gets an id, returned in `X-Request-Id` and carried by every log line written
-/// while it is served, and one access line for operators: method, route template, status,
-/// duration. Never the query string, headers or body, which carry credentials.
+/// Every request gets an id, returned in `X-Request-Id`, and is served inside a task-local
+/// [`tessera_core::audit::RequestContext`] (client IP, request id) that the audit trail and the
+/// log formatter read, so every line logged while serving it names it; and one access line for
+/// operators: method, route template, status, duration. Never the query string, headers or
+/// body, which carry credentials.
 async fn access_log(request: Request, next: Next) -> Response {
     let id = request_id(&request);
-    // Error-level, so that even under a `warn` filter each line written while serving names its
-    // request; a disabled span costs nothing.
-    let span = tracing::error_span!(
-        target: "tessera::access",
-        "request",
-        request_id = id.to_str().unwrap_or_default()
-    );
+    let context = tessera_core::audit::RequestContext {
+        ip: request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<app::Peer>>()
+            .map(|c| c.0.0.ip().to_string()),
+        request_id: id.to_str().ok().map(str::to_string),
+    };
     // Nothing more is collected unless a metric or the access line will be written: this runs
     // on every request.
     let log = tracing::enabled!(target: "tessera::access", tracing::Level::INFO);
@@ -146,39 +153,30 @@ async fn access_log(request: Request, next: Next) -> Response {
             .to_string();
         (Instant::now(), request.method().clone(), route)
     });
-    // Where the request came from, for the audit trail of whatever it does.
-    let context = tessera_core::audit::RequestContext {
-        ip: request
-            .extensions()
-            .get::<axum::extract::ConnectInfo<app::Peer>>()
-            .map(|c| c.0.0.ip().to_string()),
-        request_id: id.to_str().ok().map(str::to_string),
-    };
-    let served = tracing::Instrument::instrument(next.run(request), span.clone());
-    let mut response = tessera_core::audit::CONTEXT.scope(context, served).await;
-    if let Some((started, method, route)) = seen {
-        let elapsed = started.elapsed();
-        crate::metrics::request(
-            &route,
-            &method,
-            response.status().as_u16(),
-            elapsed.as_secs_f64(),
-        );
-        if !log {
-            response.headers_mut().insert(REQUEST_ID, id);
-            return response;
+    let served = async move {
+        let response = next.run(request).await;
+        if let Some((started, method, route)) = seen {
+            let elapsed = started.elapsed();
+            crate::metrics::request(
+                &route,
+                &method,
+                response.status().as_u16(),
+                elapsed.as_secs_f64(),
+            );
+            if log {
+                tracing::info!(
+                    target: "tessera::access",
+                    %method,
+                    route,
+                    status = response.status().as_u16(),
+                    micros = elapsed.as_micros() as u64,
+                    "request"
+                );
+            }
         }
-        span.in_scope(|| {
-            tracing::info!(
-                target: "tessera::access",
-                %method,
-                route,
-                status = response.status().as_u16(),
-                micros = elapsed.as_micros() as u64,
-                "request"
-            )
-        });
-    }
+        response
+    };
+    let mut response = tessera_core::audit::CONTEXT.scope(context, served).await;
     response.headers_mut().insert(REQUEST_ID, id);
     response
 }
@@ -256,9 +254,10 @@ pub async fn start(
     if engine_config.audience.is_empty() {
         engine_config.audience = engine_config.issuer.clone();
     }
+    // Before the engine starts, so that what it records from the first moment is kept.
+    let metrics = (config.metrics != MetricsAt::Off).then(crate::metrics::install);
     let engine = Arc::new(Engine::start(store, engine_config, master, unix_now()).await?);
     let sync = engine.spawn_sync();
-    let metrics = (config.metrics != MetricsAt::Off).then(crate::metrics::install);
     let state = AppState {
         engine: Arc::clone(&engine),
         metrics,

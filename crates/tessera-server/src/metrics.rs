@@ -80,15 +80,26 @@ pub async fn render(State(app): State<AppState>) -> Response {
         .into_response()
 }
 
-/// One answered request.
+/// One answered request. The handles of each (route, method, status) are looked up in the
+/// recorder once and kept, so that a request costs a hash look-up and two atomic updates.
 pub(crate) fn request(route: &str, method: &axum::http::Method, status: u16, seconds: f64) {
-    let route = intern(route);
-    let status = intern_status(status);
-    let method = method_label(method);
-    counter!("tessera_http_requests_total", "route" => route, "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!("tessera_http_request_seconds", "route" => route, "method" => method)
-        .record(seconds);
+    type Handles =
+        DashMap<(&'static str, &'static str, u16), (metrics::Counter, metrics::Histogram)>;
+    static HANDLES: OnceLock<Handles> = OnceLock::new();
+    let key = (intern(route), method_label(method), status);
+    let handles = HANDLES.get_or_init(DashMap::new);
+    let found = handles.get(&key).map(|h| h.clone());
+    let (count, time) = found.unwrap_or_else(|| {
+        let (route, method, status) = (key.0, key.1, intern_status(status));
+        let made = (
+            counter!("tessera_http_requests_total", "route" => route, "method" => method, "status" => status),
+            metrics::histogram!("tessera_http_request_seconds", "route" => route, "method" => method),
+        );
+        handles.insert(key, made.clone());
+        made
+    });
+    count.increment(1);
+    time.record(seconds);
 }
 
 /// One error answered, by dialect (`partner`, `standard`, `pages`) and wire code.

@@ -1768,7 +1768,7 @@ impl AuditStore for PgStore {
                         .push_bind(e.client_id.as_deref())
                         .push_bind(e.ip.as_deref())
                         .push_bind(e.request_id.as_deref())
-                        .push_bind(serde_json::Value::Object(e.detail.clone()).to_string());
+                        .push_bind(serde_json::to_string(&e.detail).unwrap_or_default());
                 });
                 insert.build().execute(&mut *tx).await.map_err(err)?;
             }

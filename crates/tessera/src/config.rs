@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// [default: 7776000, 90 days].
     #[arg(long, env = "TESSERA_REFRESH_FAMILY_LIFETIME")]
     pub refresh_family_lifetime: Option<i64>,
+    /// Record every token issued in the audit trail (`on`) or only sign-ins, lockouts, reuse,
+    /// revocations, grants and admin changes (`off`) [default: on].
+    #[arg(long, env = "TESSERA_AUDIT_TOKENS", value_parser = ["on", "off"])]
+    pub audit_tokens: Option<String>,
     /// Days audit events are kept before the janitor deletes them [default: 90].
     #[arg(long, env = "TESSERA_AUDIT_RETENTION_DAYS")]
     pub audit_retention_days: Option<i64>,
@@ -119,6 +123,7 @@ struct FileConfig {
     refresh_reuse_grace: Option<i64>,
     refresh_family_lifetime: Option<i64>,
     audit_retention_days: Option<i64>,
+    audit_tokens: Option<String>,
     password_queue: Option<usize>,
     header_timeout: Option<u64>,
     idle_timeout: Option<u64>,
@@ -173,6 +178,11 @@ impl ServeArgs {
                 "refresh_family_lifetime must be at least 60 seconds"
             );
             engine.refresh_family_lifetime = l;
+        }
+        match self.audit_tokens.or(file.audit_tokens).as_deref() {
+            None | Some("on") => {}
+            Some("off") => engine.audit_tokens = false,
+            Some(other) => anyhow::bail!("audit_tokens must be on or off, not {other:?}"),
         }
         if let Some(days) = self.audit_retention_days.or(file.audit_retention_days) {
             anyhow::ensure!(days >= 1, "audit_retention_days must be at least 1");

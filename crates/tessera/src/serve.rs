@@ -6,6 +6,9 @@ use std::time::Instant;
 use anyhow::Context;
 use tessera_server::ServerConfig;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::{LogFormat, ServeArgs};
 use crate::{dev, master};
@@ -96,11 +99,55 @@ fn init_logging(format: LogFormat) {
     let _ = match format {
         LogFormat::Text => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .map_event_format(|inner| WithRequestId { inner, json: false })
             .try_init(),
         LogFormat::Json => builder
             .json()
-            .with_current_span(true)
+            .with_current_span(false)
             .with_span_list(false)
+            .map_event_format(|inner| WithRequestId { inner, json: true })
             .try_init(),
     };
+}
+
+/// Puts the id of the request being served (from the task-local context the server sets) on
+/// every log line written while serving it: a `request_id=` prefix in text, a top-level
+/// `"request_id"` in JSON. Cheaper than a span per request, and paid only when a line is
+/// written. Request ids are `[A-Za-z0-9._:-]` only, so they need no escaping.
+struct WithRequestId<F> {
+    inner: F,
+    json: bool,
+}
+
+impl<S, N, F> FormatEvent<S, N> for WithRequestId<F>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let id = tessera_core::audit::CONTEXT
+            .try_with(|c| c.request_id.clone())
+            .ok()
+            .flatten();
+        let Some(id) = id else {
+            return self.inner.format_event(ctx, writer, event);
+        };
+        if !self.json {
+            write!(writer, "request_id={id} ")?;
+            return self.inner.format_event(ctx, writer, event);
+        }
+        let mut line = String::new();
+        self.inner
+            .format_event(ctx, Writer::new(&mut line), event)?;
+        match line.strip_prefix('{') {
+            Some(rest) => write!(writer, "{{\"request_id\":\"{id}\",{rest}"),
+            None => writer.write_str(&line),
+        }
+    }
 }

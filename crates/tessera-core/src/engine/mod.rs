@@ -77,6 +77,9 @@ pub struct EngineConfig {
     pub password_queue: usize,
     /// Seconds audit events are kept before the janitor deletes them.
     pub audit_retention: i64,
+    /// Whether each token issued is an audit event (`token.issued`); the other events are
+    /// always recorded.
+    pub audit_tokens: bool,
     /// How often the change feed is polled besides the database's announcements.
     pub feed_poll: std::time::Duration,
 }
@@ -108,6 +111,7 @@ impl EngineConfig {
             lockout: LockoutPolicy::default(),
             password_queue: policy::PASSWORD_QUEUE,
             audit_retention: policy::AUDIT_RETENTION,
+            audit_tokens: true,
             feed_poll: std::time::Duration::from_millis(250),
         }
     }

@@ -95,15 +95,17 @@ impl Engine {
                 other => other.as_str(),
             };
             crate::telemetry::issued(label, caller.kind());
-            self.audit(
-                AuditEvent::new(Event::TokenIssued, now)
-                    .partner(&caller.partner().id)
-                    .client(caller.client_id())
-                    .detail("grant", label)
-                    .detail("subject", issued.subject.as_str())
-                    .detail("jti", issued.jti.as_str())
-                    .detail("refresh_token", issued.refresh_token.is_some()),
-            );
+            if self.config.audit_tokens {
+                self.audit(
+                    AuditEvent::new(Event::TokenIssued, now)
+                        .partner(&caller.partner().id)
+                        .client(caller.client_id())
+                        .detail("grant", label)
+                        .detail("subject", issued.subject.as_str())
+                        .detail("jti", issued.jti.as_str())
+                        .detail("refresh_token", issued.refresh_token.is_some()),
+                );
+            }
         }
         issued
     }

@@ -1,6 +1,6 @@
 -- The audit trail: security events, appended in batches, deleted past their retention.
 CREATE TABLE audit_events (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         INTEGER PRIMARY KEY,
     at         INTEGER NOT NULL,
     event      TEXT NOT NULL,
     partner_id TEXT,

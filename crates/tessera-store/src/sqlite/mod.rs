@@ -132,7 +132,23 @@ fn create_private(url: &str) -> StoreResult<()> {
 
 impl SqliteStore {
     /// Open `url` (`sqlite://PATH`), creating the file and applying migrations when needed.
+    /// SQLite can refuse to open a file another process is checkpointing with "database is
+    /// locked" without waiting for its busy timeout; that is retried for up to the timeout.
     pub async fn open(url: &str, opts: &crate::Options) -> StoreResult<SqliteStore> {
+        let deadline = std::time::Instant::now() + opts.timeout.max(Duration::from_secs(1));
+        loop {
+            match Self::open_once(url, opts).await {
+                Err(StoreError::Unavailable(e))
+                    if e.contains("locked") && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn open_once(url: &str, opts: &crate::Options) -> StoreResult<SqliteStore> {
         create_private(url)?;
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Other(format!("bad SQLite URL: {e}")))?
@@ -1399,7 +1415,7 @@ impl AuditStore for SqliteStore {
                     .push_bind(e.client_id.as_deref())
                     .push_bind(e.ip.as_deref())
                     .push_bind(e.request_id.as_deref())
-                    .push_bind(serde_json::Value::Object(e.detail.clone()).to_string());
+                    .push_bind(serde_json::to_string(&e.detail).unwrap_or_default());
             });
             insert.build().execute(&mut *tx).await.map_err(err)?;
         }

@@ -73,7 +73,10 @@ where
     }
 }
 
-#[tokio::test]
+// The CLI runs as a blocking child process while the server runs in this test's runtime:
+// with one thread, the server's background audit appender could not commit meanwhile and
+// would hold SQLite's write lock against the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_contract_and_a_running_server_that_follows_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("cli.db").display());
@@ -445,7 +448,8 @@ async fn serve_dev_creates_demo_data_once_and_stops_on_sigterm() {
 
 /// After a leak, an operator revokes or replaces each kind of credential from the CLI, and a
 /// running server follows within a second (issue 9, item 12).
-#[tokio::test]
+// Multi-threaded: see the first test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_after_a_leak_are_replaced_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("leak.db").display());
@@ -801,7 +805,8 @@ async fn the_inventory_lists_and_shows_without_secrets() {
 
 /// The audit trail (issue 11, item 2) answers "who failed to sign in as X, from where" through
 /// `tessera audit`; it names tokens by `jti` and never holds a token or a password.
-#[tokio::test]
+// Multi-threaded: see the first test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_trail_answers_who_failed_to_sign_in_and_from_where() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("audit.db").display());

@@ -137,7 +137,7 @@ async fn json_logs_carry_the_request_id_that_the_response_returns() {
     let access = |id: &str| {
         lines.iter().any(|l| {
             l["target"] == "tessera::access"
-                && l["span"]["request_id"] == id
+                && l["request_id"] == id
                 && l["fields"]["message"] == "request"
         })
     };
