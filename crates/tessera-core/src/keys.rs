@@ -177,7 +177,55 @@ pub struct StoredKey {
     pub public_jwk: serde_json::Value,
     pub private_sealed: Vec<u8>,
     pub created_at: i64,
+    /// Set when an operator rotated it out (`tessera keys rotate`).
     pub retired_at: Option<i64>,
+    /// When it starts signing (published before, so that caches of the JWKS know it first);
+    /// `None`: from its creation.
+    pub activates_at: Option<i64>,
+    /// Set when it was revoked (compromised): no longer published, its tokens refused.
+    pub revoked_at: Option<i64>,
+}
+
+impl StoredKey {
+    /// When it started, or starts, signing.
+    pub fn activation(&self) -> i64 {
+        self.activates_at.unwrap_or(self.created_at)
+    }
+
+    /// Its state at `now` among `all` the keys: `active` (signs), `pending` (published, signs
+    /// from its activation), `published` (superseded or retired, still verifies the tokens it
+    /// signed), `expired` or `revoked`.
+    pub fn state(&self, all: &[StoredKey], now: i64) -> &'static str {
+        if self.revoked_at.is_some() {
+            return "revoked";
+        }
+        if self.activation() > now {
+            return "pending";
+        }
+        let ended = self.ended_at(all, now);
+        match ended {
+            None => "active",
+            Some(e) if e + RETIRED_KEY_PUBLISH_SECS > now => "published",
+            Some(_) => "expired",
+        }
+    }
+
+    /// When it stopped signing at `now`: when it was retired, or else when a key that activated
+    /// after it (or at the same moment, but was created later) superseded it.
+    fn ended_at(&self, all: &[StoredKey], now: i64) -> Option<i64> {
+        let superseded = all
+            .iter()
+            .filter(|o| o.revoked_at.is_none() && o.retired_at.is_none() && o.kid != self.kid)
+            .filter(|o| o.activation() <= now)
+            .filter(|o| {
+                (o.activation(), o.created_at, &o.kid)
+                    > (self.activation(), self.created_at, &self.kid)
+            })
+            .map(StoredKey::activation)
+            .min();
+        // A rotation by an operator records when the key stopped; a scheduled handover does not.
+        self.retired_at.or(superseded)
+    }
 }
 
 impl fmt::Debug for StoredKey {
@@ -227,6 +275,8 @@ pub fn generate_key(alg: Alg, master: &MasterKey, now: i64) -> Result<StoredKey,
         alg,
         created_at: now,
         retired_at: None,
+        activates_at: None,
+        revoked_at: None,
     })
 }
 
@@ -343,21 +393,20 @@ pub struct KeySet {
 }
 
 impl KeySet {
-    /// Build from stored keys: the newest key that is not retired signs; every key that is not
-    /// retired, or was retired less than [`RETIRED_KEY_PUBLISH_SECS`] ago, is published.
+    /// Build from stored keys as they stand at `now` (see [`StoredKey::state`]): the active key
+    /// signs; it, pending keys, and keys that stopped signing less than
+    /// [`RETIRED_KEY_PUBLISH_SECS`] ago are published and verify; revoked keys are neither.
     pub fn load(
         keys: &[StoredKey],
         master: &MasterKey,
         now: i64,
     ) -> Result<Option<KeySet>, KeyError> {
-        let mut active: Option<(i64, Signer)> = None;
+        let mut active: Option<Signer> = None;
         let mut verifiers = HashMap::new();
         let mut jwks = Vec::new();
         for k in keys {
-            let published = k
-                .retired_at
-                .is_none_or(|r| r + RETIRED_KEY_PUBLISH_SECS > now);
-            if !published {
+            let state = k.state(keys, now);
+            if !matches!(state, "active" | "pending" | "published") {
                 continue;
             }
             let pkcs8 = master.open(&k.kid, &k.private_sealed)?;
@@ -381,11 +430,11 @@ impl KeySet {
                 },
             );
             jwks.push(signer.jwk());
-            if k.retired_at.is_none() && active.as_ref().is_none_or(|(c, _)| k.created_at >= *c) {
-                active = Some((k.created_at, signer));
+            if state == "active" {
+                active = Some(signer);
             }
         }
-        Ok(active.map(|(_, active)| KeySet {
+        Ok(active.map(|active| KeySet {
             active,
             verifiers,
             jwks: json!({ "keys": jwks }),
@@ -412,6 +461,35 @@ pub type SharedKeySet = Arc<arc_swap::ArcSwap<KeySet>>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scheduled_key_is_published_before_it_signs_and_the_old_one_after() {
+        let m = MasterKey::generate();
+        let old = generate_key(Alg::ES256, &m, 0).unwrap();
+        let mut next = generate_key(Alg::ES256, &m, 1_000).unwrap();
+        next.activates_at = Some(5_000);
+        let keys = [old.clone(), next.clone()];
+        let states = |now| (old.state(&keys, now), next.state(&keys, now));
+        assert_eq!(states(4_999), ("active", "pending"));
+        assert_eq!(states(5_000), ("published", "active"));
+        assert_eq!(
+            states(5_000 + RETIRED_KEY_PUBLISH_SECS),
+            ("expired", "active")
+        );
+        // The JWKS announces the pending key while the old one signs.
+        let set = KeySet::load(&keys, &m, 4_999).unwrap().unwrap();
+        assert_eq!(set.signer().kid, old.kid);
+        assert_eq!(set.jwks()["keys"].as_array().unwrap().len(), 2);
+        let set = KeySet::load(&keys, &m, 5_000).unwrap().unwrap();
+        assert_eq!(set.signer().kid, next.kid);
+        // A revoked key is neither published nor a signer.
+        let mut revoked = next.clone();
+        revoked.revoked_at = Some(6_000);
+        let keys = [old.clone(), revoked];
+        let set = KeySet::load(&keys, &m, 6_000).unwrap().unwrap();
+        assert_eq!(set.jwks()["keys"].as_array().unwrap().len(), 1);
+        assert_eq!(keys[1].state(&keys, 6_000), "revoked");
+    }
 
     #[test]
     fn sealed_keys_open_only_with_their_master_key_and_kid() {

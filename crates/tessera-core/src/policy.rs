@@ -26,6 +26,10 @@ pub const PASSWORD_QUEUE: usize = 32;
 pub const FEED_RETENTION: i64 = 86_400;
 pub const FEED_GAP_MARGIN: i64 = 300;
 
+/// A scheduled signing key is published this long before it signs, so that a resource server
+/// that caches the JWKS (for up to a day) knows its `kid` before it sees a token signed with it.
+pub const KEY_ANNOUNCE_SECS: i64 = 86_400;
+
 /// Audit events are kept 90 days.
 pub const AUDIT_RETENTION: i64 = 90 * 86_400;
 

@@ -207,6 +207,12 @@ pub trait KeyStore {
     /// Insert `key` as the active key and retire every other unretired key at `now`, atomically;
     /// emits `Change::Keys`.
     async fn rotate_keys(&self, key: &StoredKey, now: i64) -> StoreResult<()>;
+    /// Add `key`, which activates later (`activates_at`), unless a key is already pending
+    /// (activating after `now`, not revoked or retired): whether it was added. Atomic, so that
+    /// of several nodes scheduling at once exactly one adds its key.
+    async fn schedule_key(&self, key: &StoredKey, now: i64) -> StoreResult<bool>;
+    /// Mark a key revoked at `now`; `NotFound` if no such key (or it is revoked already).
+    async fn revoke_key(&self, kid: &str, now: i64) -> StoreResult<()>;
 }
 
 #[async_trait]

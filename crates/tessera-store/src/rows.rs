@@ -189,6 +189,8 @@ macro_rules! row_mappers {
                 private_sealed: row.try_get("private_sealed").map_err(err)?,
                 created_at: row.try_get("created_at").map_err(err)?,
                 retired_at: row.try_get("retired_at").map_err(err)?,
+                activates_at: row.try_get("activates_at").map_err(err)?,
+                revoked_at: row.try_get("revoked_at").map_err(err)?,
             })
         }
     };

@@ -1342,3 +1342,42 @@ async fn audit_events_append_in_order_filter_and_expire() {
         assert!(left.iter().all(|e| e.at >= 1_500));
     }
 }
+
+#[tokio::test]
+async fn one_key_is_scheduled_at_a_time_and_revocation_is_fed() {
+    for (name, s, _dir) in stores().await {
+        let m = MasterKey::generate();
+        let first = generate_key(Alg::ES256, &m, 100).unwrap();
+        s.rotate_keys(&first, 100).await.unwrap();
+        let mut next = generate_key(Alg::ES256, &m, 200).unwrap();
+        next.activates_at = Some(1_000);
+        let mut another = generate_key(Alg::ES256, &m, 300).unwrap();
+        another.activates_at = Some(2_000);
+        // Concurrent schedulers: exactly one adds its key.
+        let (a, b) = tokio::join!(s.schedule_key(&next, 200), s.schedule_key(&another, 200));
+        assert!(a.unwrap() ^ b.unwrap(), "{name}");
+        let keys = s.list_keys().await.unwrap();
+        assert_eq!(keys.len(), 2, "{name}");
+        let pending = keys.iter().find(|k| k.activates_at.is_some()).unwrap();
+        assert_eq!(pending.state(&keys, 200), "pending");
+        // Once it activates, another may be scheduled.
+        let mut third = generate_key(Alg::ES256, &m, 2_500).unwrap();
+        third.activates_at = Some(9_000);
+        assert!(s.schedule_key(&third, 2_500).await.unwrap(), "{name}");
+        let before = s.latest_change().await.unwrap();
+        s.revoke_key(&third.kid, 2_600).await.unwrap();
+        assert!(matches!(
+            s.revoke_key(&third.kid, 2_700).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert_eq!(
+            s.changes_since(before, 10).await.unwrap()[0].1,
+            Change::Keys,
+            "{name}"
+        );
+        let keys = s.list_keys().await.unwrap();
+        let t = keys.iter().find(|k| k.kid == third.kid).unwrap();
+        assert_eq!(t.revoked_at, Some(2_600));
+        assert_eq!(t.state(&keys, 2_600), "revoked");
+    }
+}

@@ -10,7 +10,7 @@ use serde_json::json;
 use tessera_core::admin::{self, NewClient, NewPartner, NewUser};
 use tessera_core::audit::{AuditEvent, AuditQuery, Event};
 use tessera_core::inventory;
-use tessera_core::keys::{Alg, RETIRED_KEY_PUBLISH_SECS};
+use tessera_core::keys::Alg;
 use tessera_core::model::{PartnerStatus, Role};
 use tessera_core::store::Store;
 use tessera_core::store::{GrantsOf, UserFilter};
@@ -318,6 +318,14 @@ pub enum GrantCommand {
 pub enum KeysCommand {
     /// List signing keys and their state.
     List {
+        #[command(flatten)]
+        db: Db,
+    },
+    /// Revoke a compromised key: it leaves the JWKS and its tokens stop verifying on every
+    /// server within a second. When it is the active key, a new key takes over first.
+    /// Prints {"kid", "replaced_by"}.
+    Revoke {
+        kid: String,
         #[command(flatten)]
         db: Db,
     },
@@ -811,21 +819,42 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::List { db } => {
             let store = db.open().await?;
             let now = unix_now();
-            let keys: Vec<_> = store
-                .list_keys()
-                .await?
-                .into_iter()
+            let stored = store.list_keys().await?;
+            let keys: Vec<_> = stored
+                .iter()
                 .map(|k| {
-                    let state = match k.retired_at {
-                        None => "active",
-                        Some(r) if r + RETIRED_KEY_PUBLISH_SECS > now => "published",
-                        Some(_) => "expired",
-                    };
-                    json!({"kid": k.kid, "alg": k.alg.as_str(), "state": state,
-                           "created_at": k.created_at, "retired_at": k.retired_at})
+                    json!({"kid": k.kid, "alg": k.alg.as_str(), "state": k.state(&stored, now),
+                           "created_at": k.created_at, "activates_at": k.activation(),
+                           "retired_at": k.retired_at, "revoked_at": k.revoked_at})
                 })
                 .collect();
             print(json!({"keys": keys}));
+        }
+        KeysCommand::Revoke { kid, db } => {
+            let store = db.open().await?;
+            let now = unix_now();
+            let stored = store.list_keys().await?;
+            let Some(key) = stored.iter().find(|k| k.kid == kid) else {
+                bail!("no signing key {kid}; see `tessera keys list`");
+            };
+            if key.revoked_at.is_some() {
+                bail!("signing key {kid} is already revoked");
+            }
+            let replaced_by = if key.state(&stored, now) == "active" {
+                let master = master::load(&db.database, true)?;
+                let next = admin::rotate_keys(store.as_ref(), &master, key.alg, now).await?;
+                Some(next.kid)
+            } else {
+                None
+            };
+            store.revoke_key(&kid, now).await?;
+            changed(
+                store.as_ref(),
+                "keys.revoke",
+                json!({"kid": kid, "replaced_by": replaced_by}),
+            )
+            .await?;
+            print(json!({"kid": kid, "replaced_by": replaced_by}));
         }
         KeysCommand::Rotate { alg, db } => {
             let store = db.open().await?;

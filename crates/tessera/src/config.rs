@@ -59,6 +59,10 @@ pub struct ServeArgs {
     /// revocations, grants and admin changes (`off`) [default: on].
     #[arg(long, env = "TESSERA_AUDIT_TOKENS", value_parser = ["on", "off"])]
     pub audit_tokens: Option<String>,
+    /// Rotate the signing key every N days (at least 2): the next key is published a day before
+    /// it signs; old keys stay published until their tokens expire [default: off].
+    #[arg(long, env = "TESSERA_KEY_ROTATION_DAYS")]
+    pub key_rotation_days: Option<i64>,
     /// Days audit events are kept before the janitor deletes them [default: 90].
     #[arg(long, env = "TESSERA_AUDIT_RETENTION_DAYS")]
     pub audit_retention_days: Option<i64>,
@@ -124,6 +128,7 @@ struct FileConfig {
     refresh_family_lifetime: Option<i64>,
     audit_retention_days: Option<i64>,
     audit_tokens: Option<String>,
+    key_rotation_days: Option<i64>,
     password_queue: Option<usize>,
     header_timeout: Option<u64>,
     idle_timeout: Option<u64>,
@@ -178,6 +183,10 @@ impl ServeArgs {
                 "refresh_family_lifetime must be at least 60 seconds"
             );
             engine.refresh_family_lifetime = l;
+        }
+        if let Some(days) = self.key_rotation_days.or(file.key_rotation_days) {
+            anyhow::ensure!(days >= 2, "key_rotation_days must be at least 2");
+            engine.key_rotation = Some(days * 86_400);
         }
         match self.audit_tokens.or(file.audit_tokens).as_deref() {
             None | Some("on") => {}

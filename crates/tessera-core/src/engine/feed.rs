@@ -9,7 +9,7 @@ use crate::error::EngineError;
 use crate::janitor::JANITOR_BUDGET;
 use crate::keys::KeySet;
 use crate::model::{Change, PartnerStatus};
-use crate::policy::{FEED_GAP_MARGIN, FEED_RETENTION};
+use crate::policy::{FEED_GAP_MARGIN, FEED_RETENTION, KEY_ANNOUNCE_SECS};
 use crate::store::Purge;
 
 impl Engine {
@@ -116,7 +116,11 @@ impl Engine {
                 self.set_client_disabled(&id, disabled);
             }
             Change::Scopes => self.scopes.store(Arc::new(self.store.list_scopes().await?)),
-            Change::Keys => self.reload_keys(now).await?,
+            Change::Keys => {
+                self.reload_keys(now).await?;
+                // A revoked key's tokens must fail now, even those verified before.
+                self.verified.clear();
+            }
             Change::Revoked { id, until } => {
                 if until > now {
                     self.revoked.insert(id, until);
@@ -130,7 +134,10 @@ impl Engine {
         let stored = self.store.list_keys().await?;
         match KeySet::load(&stored, &self.master, now) {
             Ok(Some(keys)) => {
-                tracing::info!(active_kid = %keys.signer().kid, "signing keys reloaded");
+                let before = self.keys.load();
+                if before.signer().kid != keys.signer().kid || before.jwks() != keys.jwks() {
+                    tracing::info!(active_kid = %keys.signer().kid, "signing keys changed");
+                }
                 self.keys.store(Arc::new(keys));
                 Ok(())
             }
@@ -160,7 +167,53 @@ impl Engine {
         if let Err(e) = self.store.prune_changes(now - FEED_RETENTION).await {
             tracing::warn!(error = %e, "could not prune the change feed");
         }
+        if let Err(e) = self.rotate_keys_on_schedule(now).await {
+            tracing::warn!(error = %e, "could not schedule the next signing key");
+        }
+        // A pending key whose time has come starts signing (within a minute on every node).
+        if let Err(e) = self.reload_keys(now).await {
+            tracing::warn!(error = %e, "could not reload the signing keys");
+        }
         self.purge(now, JANITOR_BUDGET).await;
+    }
+
+    /// With `key_rotation` set: once the active key is within [`KEY_ANNOUNCE_SECS`] of its
+    /// period's end and no key is pending, add the next key, published now and signing from the
+    /// period's end (or a day from now, whichever is later). On a shared database the nodes
+    /// race to add it and exactly one does (`schedule_key` is atomic).
+    pub async fn rotate_keys_on_schedule(&self, now: i64) -> Result<bool, EngineError> {
+        let Some(period) = self.config.key_rotation else {
+            return Ok(false);
+        };
+        let keys = self.store.list_keys().await?;
+        if keys.iter().any(|k| k.state(&keys, now) == "pending") {
+            return Ok(false);
+        }
+        let Some(active) = keys.iter().find(|k| k.state(&keys, now) == "active") else {
+            return Ok(false);
+        };
+        let activates_at = (active.activation() + period).max(now + KEY_ANNOUNCE_SECS);
+        if activates_at - KEY_ANNOUNCE_SECS > now {
+            return Ok(false);
+        }
+        let mut key = crate::keys::generate_key(self.config.signing_alg, &self.master, now)
+            .map_err(|e| {
+                tracing::error!(error = %e, "could not generate the next signing key");
+                EngineError::Internal
+            })?;
+        key.activates_at = Some(activates_at);
+        let added = self.store.schedule_key(&key, now).await?;
+        if added {
+            tracing::info!(kid = %key.kid, activates_at, "next signing key published; it signs from activates_at");
+            self.audit(
+                crate::audit::AuditEvent::new(crate::audit::Event::AdminChange, now)
+                    .detail("change", "keys.schedule")
+                    .detail("by", "scheduler")
+                    .detail("kid", key.kid.as_str())
+                    .detail("activates_at", activates_at),
+            );
+        }
+        Ok(added)
     }
 
     /// The janitor: delete what can never be used again (see [`crate::janitor`]); stops after

@@ -80,6 +80,9 @@ pub struct EngineConfig {
     /// Whether each token issued is an audit event (`token.issued`); the other events are
     /// always recorded.
     pub audit_tokens: bool,
+    /// Rotate the signing key every this many seconds (announcing the next key in the JWKS a
+    /// day before it signs); `None`: only when an operator rotates.
+    pub key_rotation: Option<i64>,
     /// How often the change feed is polled besides the database's announcements.
     pub feed_poll: std::time::Duration,
 }
@@ -112,6 +115,7 @@ impl EngineConfig {
             password_queue: policy::PASSWORD_QUEUE,
             audit_retention: policy::AUDIT_RETENTION,
             audit_tokens: true,
+            key_rotation: None,
             feed_poll: std::time::Duration::from_millis(250),
         }
     }

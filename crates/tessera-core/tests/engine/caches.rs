@@ -228,3 +228,56 @@ async fn a_node_away_longer_than_the_feed_keeps_reloads_instead_of_trusting_it()
     assert!(matches!(e, EngineError::PartnerInactive), "{e:?}");
     assert!(w.engine.verify_token(&machine, T0 + 60).is_err());
 }
+
+#[tokio::test]
+async fn scheduled_rotation_announces_the_next_key_a_day_before_it_signs() {
+    const DAY: i64 = 86_400;
+    let w = World::with_config(|c| c.key_rotation = Some(10 * DAY)).await;
+    let first = w.engine.jwks()["keys"][0]["kid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        !w.engine
+            .rotate_keys_on_schedule(T0 + 8 * DAY)
+            .await
+            .unwrap()
+    );
+    // Nine days in: the next key is published, the first still signs.
+    w.engine.housekeeping(T0 + 9 * DAY).await;
+    let jwks = w.engine.jwks();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids.len(), 2, "{jwks}");
+    assert!(
+        !w.engine
+            .rotate_keys_on_schedule(T0 + 9 * DAY)
+            .await
+            .unwrap(),
+        "one pending key"
+    );
+    let caller = w.partner_caller();
+    let machine = |now| {
+        w.grant(
+            &caller,
+            tessera_core::grants::GrantRequest::ClientCredentials(
+                tessera_core::grants::client_credentials::Request {
+                    scope: tessera_core::scope::ScopeSet::parse("crm").unwrap(),
+                },
+            ),
+            now,
+        )
+    };
+    let before = machine(T0 + 10 * DAY - 60).await.unwrap().access_token;
+    assert_eq!(crate::support::kid(&before), first);
+    // Ten days in: the next key signs; a token of the first still verifies.
+    w.engine.housekeeping(T0 + 10 * DAY).await;
+    let after = machine(T0 + 10 * DAY).await.unwrap().access_token;
+    assert_ne!(crate::support::kid(&after), first);
+    assert!(kids.contains(&crate::support::kid(&after).as_str()));
+    assert!(w.engine.verify_token(&before, T0 + 10 * DAY + 60).is_ok());
+}

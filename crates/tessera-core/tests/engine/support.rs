@@ -169,3 +169,16 @@ pub fn refused(result: Result<Issued, EngineError>) -> EngineError {
         Err(e) => e,
     }
 }
+
+/// The `kid` in a JWT's header.
+pub fn kid(token: &str) -> String {
+    use base64::Engine as _;
+    let header = token.split('.').next().unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .unwrap();
+    serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}

@@ -390,6 +390,42 @@ async fn the_cli_contract_and_a_running_server_that_follows_it() {
         .map(|k| k["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["published", "active"]);
+
+    // Revoking the active key (compromised): a new key takes over, the revoked one leaves the
+    // JWKS, and a token it signed stops verifying within a second, cached or not.
+    let signed = t
+        .post("/v2/oauth/token", Some(&basic), &machine_token_body("crm"))
+        .await
+        .data("access_token");
+    let now = tessera_core::unix_now();
+    assert!(
+        t.engine().verify_token(&signed, now).is_ok(),
+        "verified once: cached"
+    );
+    let out = ok_json(&tessera(&db, &["keys", "revoke", &new_kid], None));
+    let replacement = out["replaced_by"].as_str().unwrap().to_string();
+    within_one_second(|| async {
+        t.engine()
+            .verify_token(&signed, tessera_core::unix_now())
+            .is_err()
+    })
+    .await;
+    let jwks = t.get("/.well-known/jwks.json", None).await;
+    let kids: Vec<&str> = jwks.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(!kids.contains(&new_kid.as_str()) && kids.contains(&replacement.as_str()));
+    fails_with(
+        &tessera(&db, &["keys", "revoke", &new_kid], None),
+        "already revoked",
+    );
+    fails_with(
+        &tessera(&db, &["keys", "revoke", "nope"], None),
+        "no signing key",
+    );
 }
 
 #[tokio::test]
