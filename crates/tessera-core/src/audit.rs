@@ -255,7 +255,8 @@ async fn append(store: std::sync::Arc<dyn Store>, mut rx: mpsc::Receiver<Message
 }
 
 /// `s` as an instant: Unix seconds, a UTC date `YYYY-MM-DD` or date-time
-/// `YYYY-MM-DDTHH:MM:SSZ`, or a duration before `now` (`90s`, `15m`, `24h`, `7d`).
+/// `YYYY-MM-DDTHH:MM:SSZ` (years 1970 to 9999, real calendar days), or an age before `now`
+/// (`90s`, `15m`, `24h`, `7d`; at most 100 years).
 pub fn parse_instant(s: &str, now: i64) -> Result<i64, String> {
     let s = s.trim();
     let bad = || {
@@ -264,18 +265,22 @@ pub fn parse_instant(s: &str, now: i64) -> Result<i64, String> {
              such as 24h or 7d"
         )
     };
+    const LATEST: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
     if let Ok(secs) = s.parse::<i64>() {
-        return Ok(secs);
+        return (0..=LATEST).contains(&secs).then_some(secs).ok_or_else(bad);
     }
     if let Some(unit) = s.chars().last().filter(|c| "smhd".contains(*c)) {
-        let n: i64 = s[..s.len() - 1].parse().map_err(|_| bad())?;
+        let n: u32 = s[..s.len() - 1].parse().map_err(|_| bad())?;
         let per = match unit {
             's' => 1,
             'm' => 60,
             'h' => 3_600,
             _ => 86_400,
         };
-        return Ok(now - n * per);
+        let age = i64::from(n) * per;
+        return (age <= 100 * 365 * 86_400)
+            .then_some(now - age)
+            .ok_or_else(bad);
     }
     let (date, time) = match s.split_once('T') {
         Some((d, t)) => (d, Some(t.strip_suffix('Z').ok_or_else(bad)?)),
@@ -288,7 +293,15 @@ pub fn parse_instant(s: &str, now: i64) -> Result<i64, String> {
     let [y, m, day] = d[..] else {
         return Err(bad());
     };
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days_in_month = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return Err(bad()),
+    };
+    if !(1970..=9999).contains(&y) || !(1..=days_in_month).contains(&day) {
         return Err(bad());
     }
     let secs = match time {
@@ -301,7 +314,7 @@ pub fn parse_instant(s: &str, now: i64) -> Result<i64, String> {
             let [h, mi, sec] = t[..] else {
                 return Err(bad());
             };
-            if !(0..24).contains(&h) || !(0..60).contains(&mi) || !(0..61).contains(&sec) {
+            if !(0..24).contains(&h) || !(0..60).contains(&mi) || !(0..60).contains(&sec) {
                 return Err(bad());
             }
             h * 3_600 + mi * 60 + sec
@@ -355,6 +368,7 @@ mod tests {
     fn instants_parse_as_seconds_dates_and_ages() {
         assert_eq!(parse_instant("1700000000", NOW), Ok(1_700_000_000));
         assert_eq!(parse_instant("1970-01-01", NOW), Ok(0));
+        assert_eq!(parse_instant("2024-02-29", NOW), Ok(1_709_164_800));
         assert_eq!(parse_instant("2026-11-30", NOW), Ok(1795996800));
         assert_eq!(parse_instant("2000-02-29T12:30:05Z", NOW), Ok(951_827_405));
         assert_eq!(parse_instant("24h", NOW), Ok(NOW - 86_400));

@@ -135,19 +135,26 @@ where
             .try_with(|c| c.request_id.clone())
             .ok()
             .flatten();
-        let Some(id) = id else {
-            return self.inner.format_event(ctx, writer, event);
-        };
         if !self.json {
-            write!(writer, "request_id={id} ")?;
+            if let Some(id) = id {
+                write!(writer, "request_id={id} ")?;
+            }
             return self.inner.format_event(ctx, writer, event);
         }
         let mut line = String::new();
         self.inner
             .format_event(ctx, Writer::new(&mut line), event)?;
-        match line.strip_prefix('{') {
-            Some(rest) => write!(writer, "{{\"request_id\":\"{id}\",{rest}"),
-            None => writer.write_str(&line),
+        // JSON allows U+2028, U+2029 and U+0085 raw inside strings, but line-splitting log
+        // shippers take them for line ends: escape them (they occur only inside strings).
+        if line.contains(['\u{2028}', '\u{2029}', '\u{85}']) {
+            line = line
+                .replace('\u{2028}', "\\u2028")
+                .replace('\u{2029}', "\\u2029")
+                .replace('\u{85}', "\\u0085");
+        }
+        match (id, line.strip_prefix('{')) {
+            (Some(id), Some(rest)) => write!(writer, "{{\"request_id\":\"{id}\",{rest}"),
+            _ => writer.write_str(&line),
         }
     }
 }

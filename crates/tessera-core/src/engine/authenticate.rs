@@ -315,7 +315,13 @@ impl Engine {
             Ok(()) => Ok(()),
             Err(retry_after_secs) => {
                 crate::telemetry::lockout();
-                self.audit(lockout().detail("retry_after_secs", retry_after_secs));
+                // One audit event per username a minute: a flood of refused guesses (each
+                // cheap, no Argon2) must not become a flood of rows.
+                let noted = self.lockouts_noted.get(lock_key);
+                if noted.is_none_or(|at| now - at >= 60) {
+                    self.lockouts_noted.insert(*lock_key, now);
+                    self.audit(lockout().detail("retry_after_secs", retry_after_secs));
+                }
                 tracing::info!(retry_after_secs, "password check refused: locked");
                 Err(EngineError::Locked { retry_after_secs })
             }

@@ -184,6 +184,8 @@ pub struct Engine {
     flows: DefaultKeyedRateLimiter<String>,
     /// The audit trail's queue.
     audit: crate::audit::Auditor,
+    /// Lockout bucket → when this node last recorded a `lockout` event for it.
+    lockouts_noted: Cache<[u8; 32], i64>,
     /// Highest change-feed sequence applied.
     seq: AtomicI64,
     /// When the change feed was last read without error (Unix seconds).
@@ -253,6 +255,7 @@ impl Engine {
         );
         Ok(Engine {
             audit: crate::audit::Auditor::start(Arc::clone(&store)),
+            lockouts_noted: Cache::new(10_000),
             store,
             page_key,
             master,

@@ -941,9 +941,25 @@ async fn the_audit_trail_answers_who_failed_to_sign_in_and_from_where() {
     let two = lines(&["--limit", "2"]);
     assert_eq!(two.len(), 2);
     assert!(two[0]["id"].as_i64() > two[1]["id"].as_i64());
+    // A flood of guesses at a locked-out username is one `lockout` row a minute, not one per
+    // guess (found by an attack: refused guesses cost no Argon2, so rows were nearly free).
+    let ghost = format!("Basic {}", b64("ghost@audit.example:guess"));
+    for _ in 0..25 {
+        t.post("/v2/oauth/token", Some(&ghost), &machine_token_body("crm"))
+            .await;
+    }
+    t.engine().flush_audit().await;
+    assert_eq!(
+        lines(&["--user", "ghost@audit.example", "--event", "lockout"]).len(),
+        1
+    );
     fails_with(
         &tessera(&db, &["audit", "--event", "nope"], None),
         "unknown event",
+    );
+    fails_with(
+        &tessera(&db, &["audit", "--since", "2026-02-30"], None),
+        "is not a time",
     );
     fails_with(
         &tessera(&db, &["audit", "--since", "yesterday"], None),

@@ -125,6 +125,19 @@ async fn json_logs_carry_the_request_id_that_the_response_returns() {
         .to_str()
         .unwrap()
         .to_string();
+    // A username with Unicode line separators reaches the audit log line (TESSERA_LOG=info
+    // enables it): they must come out escaped, or line-splitting shippers break the line.
+    let odd = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        "u\u{2028}v\u{85}w@x.example:pw",
+    );
+    http.post(format!("http://{addr}/v2/oauth/token"))
+        .header("Authorization", format!("Basic {odd}"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"grant_type":"client_credentials"}"#)
+        .send()
+        .await
+        .unwrap();
     assert!(
         uuid::Uuid::parse_str(&made).is_ok(),
         "a malformed id is replaced by a UUID, got {made}"
@@ -132,8 +145,18 @@ async fn json_logs_carry_the_request_id_that_the_response_returns() {
     child.kill().unwrap();
     child.wait().unwrap();
     while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(5)) {
+        assert!(
+            !line.contains(['\u{2028}', '\u{85}']),
+            "a raw line separator: {line}"
+        );
         lines.push(serde_json::from_str(&line).expect("a JSON log line"));
     }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["username"].as_str() == Some("u\u{2028}v\u{85}w@x.example")),
+        "the audit line names the username, escaped on the wire and intact once parsed"
+    );
     let access = |id: &str| {
         lines.iter().any(|l| {
             l["target"] == "tessera::access"
