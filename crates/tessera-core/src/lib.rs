@@ -16,6 +16,7 @@ pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod authorize;
+pub mod calendar;
 pub mod caller;
 pub mod engine;
 pub mod error;

@@ -432,7 +432,7 @@ pub struct AuditArgs {
 pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
     let now = unix_now();
     let at = |s: Option<String>| {
-        s.map(|s| tessera_core::audit::parse_instant(&s, now))
+        s.map(|s| tessera_core::calendar::parse_instant(&s, now))
             .transpose()
             .map_err(anyhow::Error::msg)
     };
@@ -459,7 +459,7 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     for e in store.query_audit(&query).await? {
         let mut line = serde_json::to_value(&e)?;
-        line["time"] = tessera_core::audit::format_instant(e.at).into();
+        line["time"] = tessera_core::calendar::format_instant(e.at).into();
         std::io::Write::write_all(&mut out, format!("{line}\n").as_bytes())?;
     }
     Ok(())

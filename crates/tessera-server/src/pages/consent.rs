@@ -142,20 +142,11 @@ pub(super) async fn grants_page(
     page.cookies(set).into_response()
 }
 
-/// `YYYY-MM-DD` of a unix time (UTC), without a date crate.
+/// `YYYY-MM-DD` of a unix time (UTC).
 fn date(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    let mut day = tessera_core::calendar::format_instant(unix);
+    day.truncate(10);
+    day
 }
 
 pub(super) async fn revoke_grant(
