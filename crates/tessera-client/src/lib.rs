@@ -17,6 +17,10 @@
 //! let next = client.refresh(pair.refresh_token.as_deref().unwrap()).await?;
 //! # let _ = next; Ok(()) }
 //! ```
+//!
+//! [`MachineTokenSource`] keeps a machine token fresh for many tasks with one renewal in flight.
+
+mod token_source;
 
 use std::fmt;
 
@@ -28,6 +32,8 @@ use tessera_proto::partner::{
     AccountPage, AccountView, ClientCredentialsData, CreateAccountRequest, Envelope, ErrorEnvelope,
     RefreshTokenData, RevokeRequest, TokenExchangeData, TokenRequest, TokenResponse,
 };
+
+pub use token_source::MachineTokenSource;
 
 /// `subject_token_type` of a machine token.
 pub const MACHINE_TOKEN_TYPE: &str = tessera_proto::token_type::MACHINE_TOKEN;

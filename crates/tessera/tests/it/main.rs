@@ -17,6 +17,7 @@ mod logs;
 mod metrics;
 mod multinode;
 mod refresh;
+mod sdk;
 mod seed000;
 mod seed002;
 mod slow;
