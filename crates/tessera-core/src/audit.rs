@@ -157,7 +157,7 @@ pub struct AuditQuery {
 /// Where the request being served came from, set by the server for the task that serves it.
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
-    pub ip: Option<String>,
+    pub ip: Option<std::net::IpAddr>,
     pub request_id: Option<String>,
 }
 
@@ -188,7 +188,7 @@ impl Auditor {
     /// Queue `event`, with the current request's IP and id; never waits.
     pub fn record(&self, mut event: AuditEvent) {
         let _ = CONTEXT.try_with(|c| {
-            event.ip.clone_from(&c.ip);
+            event.ip = c.ip.map(|ip| ip.to_string());
             event.request_id.clone_from(&c.request_id);
         });
         tracing::info!(

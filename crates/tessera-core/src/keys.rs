@@ -186,27 +186,71 @@ pub struct StoredKey {
     pub revoked_at: Option<i64>,
 }
 
+/// Where a key stands at a given time; computed from its times, so no node has to flip it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Signs (exactly one key at a time).
+    Active,
+    /// Published in the JWKS; signs from its activation.
+    Pending,
+    /// Stopped signing (superseded or retired); published while its tokens may live.
+    Published,
+    /// Stopped signing long enough ago that no token of its can still be valid.
+    Expired,
+    /// Compromised: neither published nor trusted.
+    Revoked,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Active => "active",
+            KeyState::Pending => "pending",
+            KeyState::Published => "published",
+            KeyState::Expired => "expired",
+            KeyState::Revoked => "revoked",
+        }
+    }
+
+    /// Whether the JWKS lists it and tokens it signed verify.
+    pub fn verifies(self) -> bool {
+        matches!(
+            self,
+            KeyState::Active | KeyState::Pending | KeyState::Published
+        )
+    }
+}
+
 impl StoredKey {
     /// When it started, or starts, signing.
     pub fn activation(&self) -> i64 {
         self.activates_at.unwrap_or(self.created_at)
     }
 
-    /// Its state at `now` among `all` the keys: `active` (signs), `pending` (published, signs
-    /// from its activation), `published` (superseded or retired, still verifies the tokens it
-    /// signed), `expired` or `revoked`.
-    pub fn state(&self, all: &[StoredKey], now: i64) -> &'static str {
+    /// Its state at `now` among `all` the keys.
+    pub fn state(&self, all: &[StoredKey], now: i64) -> KeyState {
         if self.revoked_at.is_some() {
-            return "revoked";
+            return KeyState::Revoked;
         }
         if self.activation() > now {
-            return "pending";
+            return KeyState::Pending;
         }
-        let ended = self.ended_at(all, now);
-        match ended {
-            None => "active",
-            Some(e) if e + RETIRED_KEY_PUBLISH_SECS > now => "published",
-            Some(_) => "expired",
+        match self.ended_at(all, now) {
+            None => KeyState::Active,
+            Some(e) if e + RETIRED_KEY_PUBLISH_SECS > now => KeyState::Published,
+            Some(_) => KeyState::Expired,
+        }
+    }
+
+    /// When its state next changes by time alone, if it does: a pending key's activation, a
+    /// stopped key's end of publication.
+    fn next_change(&self, all: &[StoredKey], now: i64) -> Option<i64> {
+        match self.state(all, now) {
+            KeyState::Pending => Some(self.activation()),
+            KeyState::Published => self
+                .ended_at(all, now)
+                .map(|e| e + RETIRED_KEY_PUBLISH_SECS),
+            _ => None,
         }
     }
 
@@ -390,6 +434,9 @@ pub struct KeySet {
     active: Signer,
     verifiers: HashMap<String, Verifier>,
     jwks: serde_json::Value,
+    /// The next moment a key changes state by time alone (a pending key activates, a
+    /// stopped key leaves the JWKS): the set must be loaded again then.
+    next_change: Option<i64>,
 }
 
 impl KeySet {
@@ -406,7 +453,7 @@ impl KeySet {
         let mut jwks = Vec::new();
         for k in keys {
             let state = k.state(keys, now);
-            if !matches!(state, "active" | "pending" | "published") {
+            if !state.verifies() {
                 continue;
             }
             let pkcs8 = master.open(&k.kid, &k.private_sealed)?;
@@ -430,19 +477,26 @@ impl KeySet {
                 },
             );
             jwks.push(signer.jwk());
-            if state == "active" {
+            if state == KeyState::Active {
                 active = Some(signer);
             }
         }
+        let next_change = keys.iter().filter_map(|k| k.next_change(keys, now)).min();
         Ok(active.map(|active| KeySet {
             active,
             verifiers,
             jwks: json!({ "keys": jwks }),
+            next_change,
         }))
     }
 
     pub fn signer(&self) -> &Signer {
         &self.active
+    }
+
+    /// Whether a key changed state by time alone since this set was loaded (reload it).
+    pub fn stale_at(&self, now: i64) -> bool {
+        self.next_change.is_some_and(|t| t <= now)
     }
 
     pub fn verifier(&self, kid: &str) -> Option<&Verifier> {
@@ -469,7 +523,12 @@ mod tests {
         let mut next = generate_key(Alg::ES256, &m, 1_000).unwrap();
         next.activates_at = Some(5_000);
         let keys = [old.clone(), next.clone()];
-        let states = |now| (old.state(&keys, now), next.state(&keys, now));
+        let states = |now| {
+            (
+                old.state(&keys, now).as_str(),
+                next.state(&keys, now).as_str(),
+            )
+        };
         assert_eq!(states(4_999), ("active", "pending"));
         assert_eq!(states(5_000), ("published", "active"));
         assert_eq!(
@@ -488,7 +547,7 @@ mod tests {
         let keys = [old.clone(), revoked];
         let set = KeySet::load(&keys, &m, 6_000).unwrap().unwrap();
         assert_eq!(set.jwks()["keys"].as_array().unwrap().len(), 1);
-        assert_eq!(keys[1].state(&keys, 6_000), "revoked");
+        assert_eq!(keys[1].state(&keys, 6_000), KeyState::Revoked);
     }
 
     #[test]

@@ -359,6 +359,19 @@ impl Purge {
         Purge::Revocations,
     ];
 
+    /// The times a purge of this kind at `now` compares with (`grace`: the refresh reuse grace,
+    /// or the audit retention for [`Purge::AuditEvents`]): rows expired (or recorded) before the
+    /// first go; refresh tokens revoked before the second go too. Every backend binds these.
+    pub fn cutoffs(self, now: i64, grace: i64) -> (i64, i64) {
+        let before = match self {
+            // Codes outlive their expiry by an access token's longest life.
+            Purge::Codes => now - crate::policy::MAX_ACCESS_TOKEN_TTL,
+            Purge::AuditEvents => now - grace,
+            _ => now,
+        };
+        (before, now - grace)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Purge::PendingRequests => "pending requests",

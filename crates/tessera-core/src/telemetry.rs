@@ -14,18 +14,25 @@ use metrics::{
     Counter, Unit, counter, describe_counter, describe_gauge, describe_histogram, histogram,
 };
 
-/// Counter handles of the per-request metrics, looked up in the recorder once per label set
+/// Metric handles of the per-request metrics, looked up in the recorder once per label set
 /// and kept (a registry look-up hashes the name and labels; a kept handle is one atomic add).
 /// The server installs its recorder before the engine starts, so no handle is taken from the
 /// no-op recorder in a process that has a real one.
-struct Handles<K>(OnceLock<DashMap<K, Counter>>);
+pub struct Handles<K, V = Counter>(OnceLock<DashMap<K, V>>);
 
-impl<K: std::hash::Hash + Eq + Copy> Handles<K> {
-    const fn new() -> Self {
+impl<K: std::hash::Hash + Eq + Copy, V: Clone> Default for Handles<K, V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Copy, V: Clone> Handles<K, V> {
+    pub const fn new() -> Self {
         Handles(OnceLock::new())
     }
 
-    fn get(&self, key: K, make: impl FnOnce() -> Counter) -> Counter {
+    /// The handles kept for `key`, made by `make` the first time.
+    pub fn get(&self, key: K, make: impl FnOnce() -> V) -> V {
         let map = self.0.get_or_init(DashMap::new);
         if let Some(c) = map.get(&key) {
             return c.clone();

@@ -138,7 +138,7 @@ async fn access_log(request: Request, next: Next) -> Response {
         ip: request
             .extensions()
             .get::<axum::extract::ConnectInfo<app::Peer>>()
-            .map(|c| c.0.0.ip().to_string()),
+            .map(|c| c.0.0.ip()),
         request_id: id.to_str().ok().map(str::to_string),
     };
     // Nothing more is collected unless a metric or the access line will be written: this runs
@@ -146,11 +146,12 @@ async fn access_log(request: Request, next: Next) -> Response {
     let log = tracing::enabled!(target: "tessera::access", tracing::Level::INFO);
     let measure = log || crate::metrics::enabled();
     let seen = measure.then(|| {
-        let route = request
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or("unmatched", |p| p.as_str())
-            .to_string();
+        let route = crate::metrics::intern(
+            request
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("unmatched", |p| p.as_str()),
+        );
         (Instant::now(), request.method().clone(), route)
     });
     let served = async move {
@@ -158,7 +159,7 @@ async fn access_log(request: Request, next: Next) -> Response {
         if let Some((started, method, route)) = seen {
             let elapsed = started.elapsed();
             crate::metrics::request(
-                &route,
+                route,
                 &method,
                 response.status().as_u16(),
                 elapsed.as_secs_f64(),

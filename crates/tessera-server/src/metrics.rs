@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use dashmap::DashMap;
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tessera_core::telemetry::Handles;
 
 use crate::app::AppState;
 
@@ -82,21 +83,16 @@ pub async fn render(State(app): State<AppState>) -> Response {
 
 /// One answered request. The handles of each (route, method, status) are looked up in the
 /// recorder once and kept, so that a request costs a hash look-up and two atomic updates.
-pub(crate) fn request(route: &str, method: &axum::http::Method, status: u16, seconds: f64) {
-    type Handles =
-        DashMap<(&'static str, &'static str, u16), (metrics::Counter, metrics::Histogram)>;
-    static HANDLES: OnceLock<Handles> = OnceLock::new();
-    let key = (intern(route), method_label(method), status);
-    let handles = HANDLES.get_or_init(DashMap::new);
-    let found = handles.get(&key).map(|h| h.clone());
-    let (count, time) = found.unwrap_or_else(|| {
-        let (route, method, status) = (key.0, key.1, intern_status(status));
-        let made = (
+pub(crate) fn request(route: &'static str, method: &axum::http::Method, status: u16, seconds: f64) {
+    static HANDLES: Handles<(&str, &str, u16), (metrics::Counter, metrics::Histogram)> =
+        Handles::new();
+    let method = method_label(method);
+    let (count, time) = HANDLES.get((route, method, status), || {
+        let status = intern_status(status);
+        (
             counter!("tessera_http_requests_total", "route" => route, "method" => method, "status" => status),
             metrics::histogram!("tessera_http_request_seconds", "route" => route, "method" => method),
-        );
-        handles.insert(key, made.clone());
-        made
+        )
     });
     count.increment(1);
     time.record(seconds);
@@ -123,7 +119,7 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 
 /// Route templates are few (the router's, and `unmatched`); each is leaked once so that a
 /// label costs no allocation per request.
-fn intern(route: &str) -> &'static str {
+pub(crate) fn intern(route: &str) -> &'static str {
     static ROUTES: OnceLock<DashMap<String, &'static str>> = OnceLock::new();
     let routes = ROUTES.get_or_init(DashMap::new);
     if let Some(r) = routes.get(route) {

@@ -1568,11 +1568,7 @@ impl AttemptStore for PgStore {
 impl Janitor for PgStore {
     async fn purge(&self, what: Purge, now: i64, grace: i64, batch: u32) -> StoreResult<u64> {
         let sql = purge_sql(what);
-        let before = match what {
-            Purge::Codes => now - tessera_core::policy::MAX_ACCESS_TOKEN_TTL,
-            Purge::AuditEvents => now - grace,
-            _ => now,
-        };
+        let (before, revoked_before) = what.cutoffs(now, grace);
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
             // One node at a time: whoever holds the janitor's lock deletes, the others skip.
@@ -1586,7 +1582,7 @@ impl Janitor for PgStore {
             }
             let mut query = sqlx::query(sql).bind(before);
             if what == Purge::RefreshTokens {
-                query = query.bind(now - grace);
+                query = query.bind(revoked_before);
             }
             let n = query
                 .bind(i64::from(batch))

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use tessera_core::keys::{Alg, MasterKey, generate_key};
+use tessera_core::keys::{Alg, KeyState, MasterKey, generate_key};
 use tessera_core::model::{
     Account, Change, Partner, PartnerStatus, PasswordHash, RefreshToken, Role, User,
 };
@@ -1359,7 +1359,7 @@ async fn one_key_is_scheduled_at_a_time_and_revocation_is_fed() {
         let keys = s.list_keys().await.unwrap();
         assert_eq!(keys.len(), 2, "{name}");
         let pending = keys.iter().find(|k| k.activates_at.is_some()).unwrap();
-        assert_eq!(pending.state(&keys, 200), "pending");
+        assert_eq!(pending.state(&keys, 200), KeyState::Pending);
         // Once it activates, another may be scheduled.
         let mut third = generate_key(Alg::ES256, &m, 2_500).unwrap();
         third.activates_at = Some(9_000);
@@ -1378,6 +1378,6 @@ async fn one_key_is_scheduled_at_a_time_and_revocation_is_fed() {
         let keys = s.list_keys().await.unwrap();
         let t = keys.iter().find(|k| k.kid == third.kid).unwrap();
         assert_eq!(t.revoked_at, Some(2_600));
-        assert_eq!(t.state(&keys, 2_600), "revoked");
+        assert_eq!(t.state(&keys, 2_600), KeyState::Revoked);
     }
 }

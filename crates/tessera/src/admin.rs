@@ -10,7 +10,7 @@ use serde_json::json;
 use tessera_core::admin::{self, NewClient, NewPartner, NewUser};
 use tessera_core::audit::{AuditEvent, AuditQuery, Event};
 use tessera_core::inventory;
-use tessera_core::keys::Alg;
+use tessera_core::keys::{Alg, KeyState};
 use tessera_core::model::{PartnerStatus, Role};
 use tessera_core::store::Store;
 use tessera_core::store::{GrantsOf, UserFilter};
@@ -823,7 +823,7 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
             let keys: Vec<_> = stored
                 .iter()
                 .map(|k| {
-                    json!({"kid": k.kid, "alg": k.alg.as_str(), "state": k.state(&stored, now),
+                    json!({"kid": k.kid, "alg": k.alg.as_str(), "state": k.state(&stored, now).as_str(),
                            "created_at": k.created_at, "activates_at": k.activation(),
                            "retired_at": k.retired_at, "revoked_at": k.revoked_at})
                 })
@@ -840,7 +840,7 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
             if key.revoked_at.is_some() {
                 bail!("signing key {kid} is already revoked");
             }
-            let replaced_by = if key.state(&stored, now) == "active" {
+            let replaced_by = if key.state(&stored, now) == KeyState::Active {
                 let master = master::load(&db.database, true)?;
                 let next = admin::rotate_keys(store.as_ref(), &master, key.alg, now).await?;
                 Some(next.kid)

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::Engine;
 use crate::error::EngineError;
 use crate::janitor::JANITOR_BUDGET;
-use crate::keys::KeySet;
+use crate::keys::{KeySet, KeyState};
 use crate::model::{Change, PartnerStatus};
 use crate::policy::{FEED_GAP_MARGIN, FEED_RETENTION, KEY_ANNOUNCE_SECS};
 use crate::store::Purge;
@@ -170,8 +170,11 @@ impl Engine {
         if let Err(e) = self.rotate_keys_on_schedule(now).await {
             tracing::warn!(error = %e, "could not schedule the next signing key");
         }
-        // A pending key whose time has come starts signing (within a minute on every node).
-        if let Err(e) = self.reload_keys(now).await {
+        // A pending key whose time has come starts signing, and a stopped key past its
+        // publication leaves the JWKS, within a minute on every node; otherwise nothing to read.
+        if self.keys.load().stale_at(now)
+            && let Err(e) = self.reload_keys(now).await
+        {
             tracing::warn!(error = %e, "could not reload the signing keys");
         }
         self.purge(now, JANITOR_BUDGET).await;
@@ -186,10 +189,16 @@ impl Engine {
             return Ok(false);
         };
         let keys = self.store.list_keys().await?;
-        if keys.iter().any(|k| k.state(&keys, now) == "pending") {
+        if keys
+            .iter()
+            .any(|k| k.state(&keys, now) == KeyState::Pending)
+        {
             return Ok(false);
         }
-        let Some(active) = keys.iter().find(|k| k.state(&keys, now) == "active") else {
+        let Some(active) = keys
+            .iter()
+            .find(|k| k.state(&keys, now) == KeyState::Active)
+        else {
             return Ok(false);
         };
         let activates_at = (active.activation() + period).max(now + KEY_ANNOUNCE_SECS);
@@ -204,6 +213,8 @@ impl Engine {
         key.activates_at = Some(activates_at);
         let added = self.store.schedule_key(&key, now).await?;
         if added {
+            // This node publishes it now; the others learn of it through the change feed.
+            self.reload_keys(now).await?;
             tracing::info!(kid = %key.kid, activates_at, "next signing key published; it signs from activates_at");
             self.audit(
                 crate::audit::AuditEvent::new(crate::audit::Event::AdminChange, now)

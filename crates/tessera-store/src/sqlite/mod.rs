@@ -1253,16 +1253,11 @@ impl AttemptStore for SqliteStore {
 impl Janitor for SqliteStore {
     async fn purge(&self, what: Purge, now: i64, grace: i64, batch: u32) -> StoreResult<u64> {
         let sql = purge_sql(what);
-        // Codes outlive their expiry by an access token's longest life (see `Purge::Codes`).
-        let before = match what {
-            Purge::Codes => now - tessera_core::policy::MAX_ACCESS_TOKEN_TTL,
-            Purge::AuditEvents => now - grace,
-            _ => now,
-        };
+        let (before, revoked_before) = what.cutoffs(now, grace);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         let mut query = sqlx::query(sql).bind(before);
         if what == Purge::RefreshTokens {
-            query = query.bind(now - grace);
+            query = query.bind(revoked_before);
         }
         let n = query
             .bind(i64::from(batch))
