@@ -259,16 +259,31 @@ impl StoredKey {
     fn ended_at(&self, all: &[StoredKey], now: i64) -> Option<i64> {
         let superseded = all
             .iter()
-            .filter(|o| o.revoked_at.is_none() && o.retired_at.is_none() && o.kid != self.kid)
-            .filter(|o| o.activation() <= now)
+            .filter(|o| o.kid != self.kid && o.signed(now))
             .filter(|o| {
                 (o.activation(), o.created_at, &o.kid)
                     > (self.activation(), self.created_at, &self.kid)
             })
             .map(StoredKey::activation)
             .min();
-        // A rotation by an operator records when the key stopped; a scheduled handover does not.
-        self.retired_at.or(superseded)
+        // The earlier of the two: a later retirement or revocation of another key cannot move
+        // back the moment this one stopped (and so cannot publish an expired key again).
+        match (self.retired_at, superseded) {
+            (Some(r), Some(s)) => Some(r.min(s)),
+            (r, s) => r.or(s),
+        }
+    }
+
+    /// Whether it signed at some time up to `now`: activated, and not stopped (retired or
+    /// revoked) before its activation. A key that signed supersedes older ones for good, even
+    /// once it is retired or revoked itself.
+    fn signed(&self, now: i64) -> bool {
+        let activation = self.activation();
+        let stopped = [self.retired_at, self.revoked_at]
+            .into_iter()
+            .flatten()
+            .min();
+        activation <= now && stopped.is_none_or(|s| s > activation)
     }
 }
 
@@ -517,6 +532,53 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_expired_key_stays_expired_after_a_rotation_or_a_revocation() {
+        // Found by an attack: A was handed over to B on schedule long ago (expired), B to C;
+        // a manual rotation then stamped A retired "now", and revoking B moved A's end to C's
+        // activation: either way A was published and trusted again.
+        const DAY: i64 = 86_400;
+        let now = 100 * DAY;
+        let m = MasterKey::generate();
+        let mut a = generate_key(Alg::ES256, &m, now - 10 * DAY).unwrap();
+        let mut b = generate_key(Alg::ES256, &m, now - 5 * DAY).unwrap();
+        b.activates_at = Some(now - 4 * DAY);
+        let mut c = generate_key(Alg::ES256, &m, now - 2 * DAY).unwrap();
+        c.activates_at = Some(now - 3_600);
+        let keys = [a.clone(), b.clone(), c.clone()];
+        assert_eq!(a.state(&keys, now), KeyState::Expired);
+        a.retired_at = Some(now);
+        let retired = [a.clone(), b.clone(), c.clone()];
+        assert_eq!(
+            a.state(&retired, now),
+            KeyState::Expired,
+            "after a rotation"
+        );
+        a.retired_at = None;
+        b.revoked_at = Some(now);
+        let revoked = [a.clone(), b.clone(), c.clone()];
+        assert_eq!(
+            a.state(&revoked, now),
+            KeyState::Expired,
+            "after revoking B"
+        );
+        assert_eq!(c.state(&revoked, now), KeyState::Active);
+        // A key revoked before it ever signed supersedes nothing.
+        c.revoked_at = Some(now - 7_200);
+        let never = [a.clone(), b.clone(), c];
+        assert_eq!(b.state(&never, now), KeyState::Revoked);
+        let mut d = a.clone();
+        d.kid = "d".into();
+        d.created_at = now - DAY;
+        d.activates_at = Some(now - DAY);
+        let mut e = a;
+        e.kid = "e".into();
+        e.created_at = now - 7_300;
+        e.activates_at = Some(now - 3_600);
+        e.revoked_at = Some(now - 7_200);
+        assert_eq!(d.state(&[d.clone(), e], now), KeyState::Active);
+    }
+
+    #[test]
     fn a_scheduled_key_is_published_before_it_signs_and_the_old_one_after() {
         let m = MasterKey::generate();
         let old = generate_key(Alg::ES256, &m, 0).unwrap();
@@ -541,12 +603,13 @@ mod tests {
         assert_eq!(set.jwks()["keys"].as_array().unwrap().len(), 2);
         let set = KeySet::load(&keys, &m, 5_000).unwrap().unwrap();
         assert_eq!(set.signer().kid, next.kid);
-        // A revoked key is neither published nor a signer.
+        // A revoked key is neither published nor a signer, and the key it superseded is not
+        // revived (`tessera keys revoke` makes a new key active first).
         let mut revoked = next.clone();
         revoked.revoked_at = Some(6_000);
         let keys = [old.clone(), revoked];
-        let set = KeySet::load(&keys, &m, 6_000).unwrap().unwrap();
-        assert_eq!(set.jwks()["keys"].as_array().unwrap().len(), 1);
+        assert!(KeySet::load(&keys, &m, 6_000).unwrap().is_none());
+        assert_eq!(keys[0].state(&keys, 6_000), KeyState::Published);
         assert_eq!(keys[1].state(&keys, 6_000), KeyState::Revoked);
     }
 

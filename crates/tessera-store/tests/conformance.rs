@@ -1358,7 +1358,7 @@ async fn one_key_is_scheduled_at_a_time_and_revocation_is_fed() {
         assert!(a.unwrap() ^ b.unwrap(), "{name}");
         let keys = s.list_keys().await.unwrap();
         assert_eq!(keys.len(), 2, "{name}");
-        let pending = keys.iter().find(|k| k.activates_at.is_some()).unwrap();
+        let pending = keys.iter().find(|k| k.kid != first.kid).unwrap();
         assert_eq!(pending.state(&keys, 200), KeyState::Pending);
         // Once it activates, another may be scheduled.
         let mut third = generate_key(Alg::ES256, &m, 2_500).unwrap();

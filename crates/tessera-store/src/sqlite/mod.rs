@@ -722,14 +722,16 @@ impl KeyStore for SqliteStore {
         .await
         .map_err(err)?;
         sqlx::query(
-            "INSERT INTO signing_keys (kid, alg, public_jwk, private_sealed, created_at)
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO signing_keys (kid, alg, public_jwk, private_sealed, created_at, activates_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(&key.kid)
         .bind(key.alg.as_str())
         .bind(key.public_jwk.to_string())
         .bind(&key.private_sealed)
         .bind(key.created_at)
+        // It signs from the rotation, whenever it was generated.
+        .bind(now)
         .execute(&mut *tx)
         .await
         .map_err(err)?;
