@@ -25,9 +25,10 @@ use zeroize::Zeroizing;
 use crate::secret::random_bytes;
 
 /// How long a retired key stays published: every access token it signed has expired by then
-/// (access-token lifetimes are capped at [`crate::policy::MAX_ACCESS_TOKEN_TTL`]), plus a minute
-/// of clock skew.
-pub const RETIRED_KEY_PUBLISH_SECS: i64 = crate::policy::MAX_ACCESS_TOKEN_TTL + 60;
+/// (access-token lifetimes are capped at [`crate::policy::MAX_ACCESS_TOKEN_TTL`]), plus five
+/// minutes: a node keeps signing with a superseded key until its next housekeeping (up to a
+/// minute after the handover), and clocks drift.
+pub const RETIRED_KEY_PUBLISH_SECS: i64 = crate::policy::MAX_ACCESS_TOKEN_TTL + 300;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Alg {
