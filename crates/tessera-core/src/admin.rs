@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use crate::keys::{Alg, MasterKey, StoredKey, generate_key};
+use crate::keys::{Alg, KeyUse, MasterKey, StoredKey, generate_key_for};
 use crate::model::{Client, GrantType, Partner, PartnerStatus, Role, User};
 use crate::password::{check_strength, hash_blocking};
 use crate::policy::{MAX_EMAIL_LEN, MAX_NAME_LEN};
@@ -561,13 +561,15 @@ pub async fn add_scopes(
 
 /// Create a new active signing key and retire the others (they stay published until every token
 /// they signed has expired).
+/// Make a new key of `purpose`'s lane active; the lane's older keys stay published.
 pub async fn rotate_keys(
     store: &dyn Store,
     master: &MasterKey,
+    purpose: KeyUse,
     alg: Alg,
     now: i64,
 ) -> Result<StoredKey, AdminError> {
-    let key = generate_key(alg, master, now)?;
+    let key = generate_key_for(purpose, alg, master, now)?;
     store.rotate_keys(&key, now).await?;
     Ok(key)
 }

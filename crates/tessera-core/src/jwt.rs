@@ -1,5 +1,6 @@
 //! JWT access tokens (RFC 9068 profile, `typ: at+jwt`): minting and verification against the
-//! deployment's own [`KeySet`].
+//! deployment's own [`KeySet`]; and OpenID Connect ID tokens (`typ: JWT`), minted with the
+//! ID-token key lane and never accepted as access tokens.
 //!
 //! Verification is deliberately narrow: only compact JWS, only the three algorithms Tessera signs
 //! with, the `alg` in the header must equal the algorithm of the key named by `kid` (no `none`,
@@ -9,7 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-use crate::keys::KeySet;
+use crate::keys::{KeySet, KeyUse, Signer};
 use crate::policy::MAX_TOKEN_LEN as MAX_JWT_LEN;
 
 /// Clock skew tolerated on `iat`.
@@ -93,12 +94,44 @@ pub enum JwtError {
     NotOurs,
 }
 
+/// The claims of an OpenID Connect ID token (Core §2, §3.1.3.6).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    /// The client the sign-in was for.
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub auth_time: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// The left half of the SHA-256 of the access token issued with it, base64url.
+    pub at_hash: String,
+    pub sid: String,
+}
+
+/// `at_hash` of an access token for an RS256 ID token (Core §3.1.3.6): the left half of its
+/// SHA-256, base64url.
+pub fn at_hash(access_token: &str) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, access_token.as_bytes());
+    URL_SAFE_NO_PAD.encode(&d.as_ref()[..16])
+}
+
+/// Sign an ID token with the active ID-token key.
+pub fn encode_id_token(signer: &Signer, claims: &IdTokenClaims) -> String {
+    sign(signer, "JWT", claims)
+}
+
 /// Sign `claims` with the active key of `keys`.
 pub fn encode(keys: &KeySet, claims: &Claims) -> String {
-    let signer = keys.signer();
+    sign(keys.signer(), "at+jwt", claims)
+}
+
+fn sign(signer: &Signer, typ: &'static str, claims: &impl Serialize) -> String {
     let header = serde_json::to_vec(&Header {
         alg: signer.alg.as_str(),
-        typ: "at+jwt",
+        typ,
         kid: &signer.kid,
     })
     .expect("header serializes");
@@ -147,7 +180,10 @@ pub fn decode_ignoring_expiry(
         .ok_or(JwtError::Malformed)?;
     let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwtError::Malformed)?;
     let kid = header.kid.ok_or(JwtError::NotOurs)?;
-    let verifier = keys.verifier(&kid).ok_or(JwtError::NotOurs)?;
+    let verifier = keys
+        .verifier(&kid)
+        .filter(|v| v.purpose == KeyUse::Access)
+        .ok_or(JwtError::NotOurs)?;
     if header.alg != verifier.alg.as_str() {
         return Err(JwtError::BadSignature);
     }
@@ -178,7 +214,7 @@ pub fn looks_like_jwt(token: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{Alg, MasterKey, generate_key};
+    use crate::keys::{Alg, MasterKey, generate_key, generate_key_for};
 
     fn keyset(alg: Alg) -> KeySet {
         let m = MasterKey::generate();
@@ -264,6 +300,32 @@ mod tests {
         assert_eq!(
             decode(&keys, &forged, "https://as.example", 1),
             Err(JwtError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn an_id_token_never_passes_for_an_access_token() {
+        let m = MasterKey::generate();
+        let keys = [
+            generate_key(Alg::ES256, &m, 0).unwrap(),
+            generate_key_for(KeyUse::IdToken, Alg::RS256, &m, 0).unwrap(),
+        ];
+        let set = KeySet::load(&keys, &m, 0).unwrap().unwrap();
+        // Even an ID-token key signing access-token claims is refused: the lane decides.
+        let forged = sign(set.id_token_signer().unwrap(), "at+jwt", &claims(0));
+        assert_eq!(
+            decode(&set, &forged, "https://as.example", 1),
+            Err(JwtError::NotOurs)
+        );
+        assert!(decode(&set, &encode(&set, &claims(0)), "https://as.example", 1).is_ok());
+    }
+
+    #[test]
+    fn at_hash_is_the_left_half_of_sha256() {
+        // OpenID Connect Core §A.3's access token and at_hash.
+        assert_eq!(
+            at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
         );
     }
 }

@@ -1,5 +1,11 @@
 //! Signing keys: generation, encryption at rest, the in-memory key set, and JWKS.
 //!
+//! Keys come in two lanes ([`KeyUse`]): access-token keys (the configured algorithm; fast, on
+//! the hot path) and OpenID Connect ID-token keys (always RS256, which OpenID Connect Discovery
+//! requires every provider to offer and every relying party accepts by default; an ID token is
+//! signed once per sign-in, so RSA's cost does not matter). Each lane has one active key at a
+//! time and rotates on its own; both are published in the one JWKS.
+//!
 //! Private keys are parsed once into aws-lc-rs key pairs and kept in [`KeySet`]; re-parsing a
 //! PKCS#8 document per signature (as general JOSE crates do) doubles ES256 cost and makes RS256
 //! cost 1.5 ms. At rest a private key is sealed with AES-256-GCM under the deployment's master
@@ -57,6 +63,41 @@ impl std::str::FromStr for Alg {
             other => Err(format!(
                 "unknown signing algorithm {other:?}: use ES256, EdDSA or RS256"
             )),
+        }
+    }
+}
+
+/// Which tokens a key signs: its lane. Access-token verification accepts only access keys, so
+/// an ID token can never pass for an access token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyUse {
+    Access,
+    IdToken,
+}
+
+impl KeyUse {
+    pub const ALL: [KeyUse; 2] = [KeyUse::Access, KeyUse::IdToken];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyUse::Access => "access",
+            KeyUse::IdToken => "id_token",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<KeyUse> {
+        match s {
+            "access" => Some(KeyUse::Access),
+            "id_token" => Some(KeyUse::IdToken),
+            _ => None,
+        }
+    }
+
+    /// The algorithm of the lane's keys, given the configured access-token algorithm.
+    pub fn alg(self, access_alg: Alg) -> Alg {
+        match self {
+            KeyUse::Access => access_alg,
+            KeyUse::IdToken => Alg::RS256,
         }
     }
 }
@@ -175,6 +216,8 @@ impl fmt::Debug for MasterKey {
 pub struct StoredKey {
     pub kid: String,
     pub alg: Alg,
+    /// Its lane: a key supersedes only keys of its own lane.
+    pub purpose: KeyUse,
     pub public_jwk: serde_json::Value,
     pub private_sealed: Vec<u8>,
     pub created_at: i64,
@@ -190,7 +233,7 @@ pub struct StoredKey {
 /// Where a key stands at a given time; computed from its times, so no node has to flip it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyState {
-    /// Signs (exactly one key at a time).
+    /// Signs (exactly one key of each lane at a time).
     Active,
     /// Published in the JWKS; signs from its activation.
     Pending,
@@ -260,7 +303,7 @@ impl StoredKey {
     fn ended_at(&self, all: &[StoredKey], now: i64) -> Option<i64> {
         let superseded = all
             .iter()
-            .filter(|o| o.kid != self.kid && o.signed(now))
+            .filter(|o| o.kid != self.kid && o.purpose == self.purpose && o.signed(now))
             .filter(|o| {
                 (o.activation(), o.created_at, &o.kid)
                     > (self.activation(), self.created_at, &self.kid)
@@ -293,14 +336,25 @@ impl fmt::Debug for StoredKey {
         f.debug_struct("StoredKey")
             .field("kid", &self.kid)
             .field("alg", &self.alg)
+            .field("purpose", &self.purpose)
             .field("created_at", &self.created_at)
             .field("retired_at", &self.retired_at)
             .finish_non_exhaustive()
     }
 }
 
-/// Generate a new key pair and seal it for storage.
+/// Generate a new access-token key pair and seal it for storage.
 pub fn generate_key(alg: Alg, master: &MasterKey, now: i64) -> Result<StoredKey, KeyError> {
+    generate_key_for(KeyUse::Access, alg, master, now)
+}
+
+/// Generate a new key pair of a lane and seal it for storage.
+pub fn generate_key_for(
+    purpose: KeyUse,
+    alg: Alg,
+    master: &MasterKey,
+    now: i64,
+) -> Result<StoredKey, KeyError> {
     let kid = uuid::Uuid::now_v7().simple().to_string();
     let pkcs8: Zeroizing<Vec<u8>> = match alg {
         Alg::ES256 => Zeroizing::new(
@@ -333,6 +387,7 @@ pub fn generate_key(alg: Alg, master: &MasterKey, now: i64) -> Result<StoredKey,
         private_sealed: master.seal(&kid, &pkcs8),
         kid,
         alg,
+        purpose,
         created_at: now,
         retired_at: None,
         activates_at: None,
@@ -436,6 +491,7 @@ impl Signer {
 /// A parsed public key, ready to verify.
 pub struct Verifier {
     pub alg: Alg,
+    pub purpose: KeyUse,
     key: ParsedPublicKey,
 }
 
@@ -445,9 +501,11 @@ impl Verifier {
     }
 }
 
-/// The deployment's keys as one node sees them: the active signer and every published verifier.
+/// The deployment's keys as one node sees them: the active signer of each lane and every
+/// published verifier.
 pub struct KeySet {
     active: Signer,
+    id_token: Option<Signer>,
     verifiers: HashMap<String, Verifier>,
     jwks: serde_json::Value,
     /// The next moment a key changes state by time alone (a pending key activates, a
@@ -465,6 +523,7 @@ impl KeySet {
         now: i64,
     ) -> Result<Option<KeySet>, KeyError> {
         let mut active: Option<Signer> = None;
+        let mut id_token: Option<Signer> = None;
         let mut verifiers = HashMap::new();
         let mut jwks = Vec::new();
         for k in keys {
@@ -489,25 +548,36 @@ impl KeySet {
                 k.kid.clone(),
                 Verifier {
                     alg: k.alg,
+                    purpose: k.purpose,
                     key: parsed,
                 },
             );
             jwks.push(signer.jwk());
             if state == KeyState::Active {
-                active = Some(signer);
+                match k.purpose {
+                    KeyUse::Access => active = Some(signer),
+                    KeyUse::IdToken => id_token = Some(signer),
+                }
             }
         }
         let next_change = keys.iter().filter_map(|k| k.next_change(keys, now)).min();
         Ok(active.map(|active| KeySet {
             active,
+            id_token,
             verifiers,
             jwks: json!({ "keys": jwks }),
             next_change,
         }))
     }
 
+    /// The active access-token signer.
     pub fn signer(&self) -> &Signer {
         &self.active
+    }
+
+    /// The active ID-token signer, once the engine has made one (see [`KeyUse`]).
+    pub fn id_token_signer(&self) -> Option<&Signer> {
+        self.id_token.as_ref()
     }
 
     /// Whether a key changed state by time alone since this set was loaded (reload it).
@@ -661,6 +731,28 @@ mod tests {
         let set = KeySet::load(&keys, &m, later).unwrap().unwrap();
         assert!(set.verifier(&old.kid).is_none());
         assert_eq!(set.jwks()["keys"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn each_lane_has_its_own_active_key() {
+        let m = MasterKey::generate();
+        let access = generate_key(Alg::ES256, &m, 0).unwrap();
+        let id = generate_key_for(KeyUse::IdToken, Alg::RS256, &m, 10).unwrap();
+        let keys = [access.clone(), id.clone()];
+        // A newer ID-token key does not supersede the access key, nor the reverse.
+        assert_eq!(access.state(&keys, 20), KeyState::Active);
+        assert_eq!(id.state(&keys, 20), KeyState::Active);
+        let set = KeySet::load(&keys, &m, 20).unwrap().unwrap();
+        assert_eq!(set.signer().kid, access.kid);
+        assert_eq!(set.id_token_signer().unwrap().kid, id.kid);
+        assert_eq!(set.verifier(&id.kid).unwrap().purpose, KeyUse::IdToken);
+        assert_eq!(set.jwks()["keys"].as_array().unwrap().len(), 2);
+        // A second access key supersedes only the first.
+        let next = generate_key(Alg::ES256, &m, 30).unwrap();
+        let keys = [access.clone(), id.clone(), next.clone()];
+        assert_eq!(access.state(&keys, 40), KeyState::Published);
+        assert_eq!(id.state(&keys, 40), KeyState::Active);
+        assert_eq!(next.state(&keys, 40), KeyState::Active);
     }
 
     #[test]

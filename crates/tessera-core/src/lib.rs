@@ -37,6 +37,7 @@ pub mod scope;
 pub mod secret;
 pub mod store;
 pub mod telemetry;
+pub mod userinfo;
 pub mod users;
 
 pub use caller::Caller;

@@ -227,6 +227,27 @@ pub struct AuthorizationRequest {
     /// codes a later failure redirect carries). Opaque to the engine.
     pub dialect: String,
     pub expires_at: i64,
+    /// OpenID Connect: the client's `nonce`, bound to the code and echoed in the ID token.
+    pub nonce: Option<String>,
+    /// OpenID Connect `prompt`, validated: space-separated `login`, `consent` or `none`.
+    pub prompt: Option<String>,
+    /// The oldest sign-in this request accepts (from `prompt=login` and `max_age`): a browser
+    /// session that authenticated earlier must sign in again.
+    pub min_auth_time: Option<i64>,
+}
+
+impl AuthorizationRequest {
+    /// Whether `prompt` names `value`.
+    pub fn prompts(&self, value: &str) -> bool {
+        self.prompt
+            .as_deref()
+            .is_some_and(|p| p.split(' ').any(|v| v == value))
+    }
+
+    /// Whether the request asks for OpenID Connect (an ID token).
+    pub fn is_openid(&self) -> bool {
+        self.scope.split(' ').any(|s| s == crate::scope::OPENID)
+    }
 }
 
 /// An authorization code as stored: the SHA-256 of the code and everything it is bound to.
@@ -245,6 +266,12 @@ pub struct AuthorizationCode {
     pub family_id: String,
     pub expires_at: i64,
     pub used_at: Option<i64>,
+    /// OpenID Connect: the request's nonce, when sent.
+    pub nonce: Option<String>,
+    /// When the user last authenticated (the ID token's `auth_time`).
+    pub auth_time: Option<i64>,
+    /// The browser session's id (the ID token's `sid`).
+    pub sid: Option<String>,
 }
 
 /// A signed-in browser session on the authorization pages. Only the SHA-256 of the cookie is
@@ -254,6 +281,20 @@ pub struct Session {
     pub digest: SecretDigest,
     pub user_id: String,
     pub expires_at: i64,
+    /// When the user signed in (entered their password) to start it.
+    pub authenticated_at: i64,
+}
+
+impl Session {
+    /// The session's public id (OpenID Connect `sid`): derived from the stored digest, so it
+    /// needs no column and reveals nothing of the cookie.
+    pub fn sid(&self) -> String {
+        use base64::Engine as _;
+        let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        h.update(b"tessera session id v1");
+        h.update(&self.digest.0);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&h.finish().as_ref()[..16])
+    }
 }
 
 /// Something that changed in the store and that every node's caches must learn of.

@@ -52,3 +52,7 @@ pub const AUTHORIZATION_REQUEST_TTL: i64 = 1_800;
 pub const SESSION_TTL: i64 = 12 * 3_600;
 /// Longest `state` accepted and echoed back.
 pub const MAX_STATE_LEN: usize = 1_024;
+/// Longest OpenID Connect `nonce` accepted at `/authorize`.
+pub const MAX_NONCE_LEN: usize = 255;
+/// Lifetime of an OpenID Connect ID token: proof of a sign-in, checked once by the client.
+pub const ID_TOKEN_TTL: i64 = 3_600;

@@ -3,6 +3,23 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+/// The OpenID Connect scope: a sign-in that yields an ID token (OpenID Connect Core §3.1.2.1).
+pub const OPENID: &str = "openid";
+
+/// The scopes OpenID Connect defines and Tessera serves (Core §5.4), with what the consent page
+/// says of each. Every client of the authorization-code flow may ask for them: they are about
+/// the user signing in, not about the partner's API.
+pub const OPENID_SCOPES: [(&str, &str); 3] = [
+    (OPENID, "Know who you are when you sign in"),
+    ("profile", "See your name"),
+    ("email", "See your email address"),
+];
+
+/// Whether `name` is one of [`OPENID_SCOPES`].
+pub fn is_openid_scope(name: &str) -> bool {
+    OPENID_SCOPES.iter().any(|(s, _)| *s == name)
+}
+
 /// A set of scope names, kept sorted so that tokens and stores see one canonical spelling.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct ScopeSet(BTreeSet<String>);
@@ -66,6 +83,18 @@ impl ScopeSet {
 
     pub fn contains(&self, name: &str) -> bool {
         self.0.contains(name)
+    }
+
+    /// Split into (the OpenID Connect scopes, the rest).
+    pub fn split_openid(self) -> (ScopeSet, ScopeSet) {
+        let (oidc, rest) = self.0.into_iter().partition(|s| is_openid_scope(s));
+        (ScopeSet(oidc), ScopeSet(rest))
+    }
+
+    /// The union of two sets.
+    pub fn union(mut self, other: ScopeSet) -> ScopeSet {
+        self.0.extend(other.0);
+        self
     }
 
     /// Space-separated, as in the `scope` claim and RFC 6749 responses.

@@ -115,9 +115,12 @@ pub struct TokenResponse {
     /// Always `Bearer`.
     pub token_type: String,
     pub expires_in: i64,
+    /// OpenID Connect: for an authorization code of a request with the `openid` scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
-redacted_debug!(TokenResponse { token_type, expires_in } secret { access_token, refresh_token });
+redacted_debug!(TokenResponse { token_type, expires_in } secret { access_token, refresh_token, id_token });
 
 /// `POST /v2/accounts`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -17,7 +17,7 @@ use sqlx::{Row, raw_sql};
 
 use crate::rows::{bad_row, is_retry, successor_of, union_scope};
 use tessera_core::audit::{AuditEvent, AuditQuery};
-use tessera_core::keys::{Alg, StoredKey};
+use tessera_core::keys::{Alg, KeyUse, StoredKey};
 use tessera_core::lockout::{self, Bucket, LockoutPolicy};
 use tessera_core::model::{
     Account, AuthorizationCode, AuthorizationRequest, Change, Client, Grant, GrantType, Partner,
@@ -45,6 +45,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../migrations/postgres/0006_key_schedule.sql"),
     ),
+    (7, include_str!("../migrations/postgres/0007_openid.sql")),
 ];
 
 /// Advisory lock keys: one for migrations, one for change-feed appends.
@@ -920,15 +921,18 @@ impl KeyStore for PgStore {
             // Keys that sign now or signed before stop; a pending key still activates later.
             sqlx::query(
                 "UPDATE signing_keys SET retired_at = $1
-                 WHERE retired_at IS NULL AND COALESCE(activates_at, created_at) <= $1",
+                 WHERE retired_at IS NULL AND COALESCE(activates_at, created_at) <= $1
+                   AND purpose = $2",
             )
             .bind(now)
+            .bind(key.purpose.as_str())
             .execute(&mut *tx)
             .await
             .map_err(err)?;
             sqlx::query(
-                "INSERT INTO signing_keys (kid, alg, public_jwk, private_sealed, created_at, activates_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO signing_keys (kid, alg, public_jwk, private_sealed, created_at, activates_at,
+                     purpose)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&key.kid)
             .bind(key.alg.as_str())
@@ -937,6 +941,7 @@ impl KeyStore for PgStore {
             .bind(key.created_at)
             // It signs from the rotation, whenever it was generated.
             .bind(now)
+            .bind(key.purpose.as_str())
             .execute(&mut *tx)
             .await
             .map_err(err)?;
@@ -956,9 +961,10 @@ impl KeyStore for PgStore {
                 .map_err(err)?;
             let pending: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM signing_keys WHERE revoked_at IS NULL AND retired_at IS NULL
-                   AND COALESCE(activates_at, created_at) > $1",
+                   AND COALESCE(activates_at, created_at) > $1 AND purpose = $2",
             )
             .bind(now)
+            .bind(key.purpose.as_str())
             .fetch_one(&mut *tx)
             .await
             .map_err(err)?;
@@ -966,8 +972,9 @@ impl KeyStore for PgStore {
                 return Ok(false);
             }
             sqlx::query(
-                "INSERT INTO signing_keys (kid, alg, public_jwk, private_sealed, created_at, activates_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO signing_keys (kid, alg, public_jwk, private_sealed, created_at, activates_at,
+                     purpose)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&key.kid)
             .bind(key.alg.as_str())
@@ -975,6 +982,7 @@ impl KeyStore for PgStore {
             .bind(&key.private_sealed)
             .bind(key.created_at)
             .bind(key.activates_at)
+            .bind(key.purpose.as_str())
             .execute(&mut *tx)
             .await
             .map_err(err)?;
@@ -1196,8 +1204,9 @@ impl AuthorizationStore for PgStore {
         self.timed(async move {
             sqlx::query(
                 "INSERT INTO authorization_requests (id, client_id, redirect_uri, scope, state,
-                     code_challenge, code_challenge_method, dialect, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                     code_challenge, code_challenge_method, dialect, expires_at, nonce, prompt,
+                     min_auth_time)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(&r.id)
             .bind(&r.client_id)
@@ -1208,6 +1217,9 @@ impl AuthorizationStore for PgStore {
             .bind(&r.code_challenge_method)
             .bind(&r.dialect)
             .bind(r.expires_at)
+            .bind(&r.nonce)
+            .bind(&r.prompt)
+            .bind(r.min_auth_time)
             .execute(&self.pool)
             .await
             .map_err(err)?;
@@ -1230,20 +1242,7 @@ impl AuthorizationStore for PgStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(err)?;
-            row.map(|r| {
-                Ok(AuthorizationRequest {
-                    id: r.try_get("id").map_err(err)?,
-                    client_id: r.try_get("client_id").map_err(err)?,
-                    redirect_uri: r.try_get("redirect_uri").map_err(err)?,
-                    scope: r.try_get("scope").map_err(err)?,
-                    state: r.try_get("state").map_err(err)?,
-                    code_challenge: r.try_get("code_challenge").map_err(err)?,
-                    code_challenge_method: r.try_get("code_challenge_method").map_err(err)?,
-                    dialect: r.try_get("dialect").map_err(err)?,
-                    expires_at: r.try_get("expires_at").map_err(err)?,
-                })
-            })
-            .transpose()
+            row.as_ref().map(request_of).transpose()
         })
         .await
     }
@@ -1265,13 +1264,17 @@ impl AuthorizationStore for PgStore {
 
     async fn insert_session(&self, s: &Session) -> StoreResult<()> {
         self.timed(async move {
-            sqlx::query("INSERT INTO sessions (digest, user_id, expires_at) VALUES ($1, $2, $3)")
-                .bind(&s.digest.0[..])
-                .bind(&s.user_id)
-                .bind(s.expires_at)
-                .execute(&self.pool)
-                .await
-                .map_err(err)?;
+            sqlx::query(
+                "INSERT INTO sessions (digest, user_id, expires_at, authenticated_at)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&s.digest.0[..])
+            .bind(&s.user_id)
+            .bind(s.expires_at)
+            .bind(s.authenticated_at)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
             Ok(())
         })
         .await
@@ -1285,14 +1288,7 @@ impl AuthorizationStore for PgStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(err)?;
-            row.map(|r| {
-                Ok(Session {
-                    digest: digest_of(&r, "digest")?,
-                    user_id: r.try_get("user_id").map_err(err)?,
-                    expires_at: r.try_get("expires_at").map_err(err)?,
-                })
-            })
-            .transpose()
+            row.as_ref().map(session_of).transpose()
         })
         .await
     }
@@ -1416,8 +1412,9 @@ impl AuthorizationStore for PgStore {
         self.timed(async move {
             sqlx::query(
                 "INSERT INTO authorization_codes (digest, client_id, redirect_uri, code_challenge,
-                     code_challenge_method, user_id, account_id, scope, grant_id, family_id, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                     code_challenge_method, user_id, account_id, scope, grant_id, family_id,
+                     expires_at, nonce, auth_time, sid)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             )
             .bind(&c.digest.0[..])
             .bind(&c.client_id)
@@ -1430,6 +1427,9 @@ impl AuthorizationStore for PgStore {
             .bind(&c.grant_id)
             .bind(&c.family_id)
             .bind(c.expires_at)
+            .bind(&c.nonce)
+            .bind(c.auth_time)
+            .bind(&c.sid)
             .execute(&self.pool)
             .await
             .map_err(err)?;

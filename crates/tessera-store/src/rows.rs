@@ -21,7 +21,7 @@ pub(crate) fn union_scope(a: &str, b: &str) -> String {
 }
 
 /// Defines `partner_of`, `account_of`, `client_of`, `user_of`, `refresh_of`, `grant_of`,
-/// `code_of`, `key_of`, `audit_of` (and helpers) for a backend's row type. The expanding module provides
+/// `request_of`, `session_of`, `code_of`, `key_of`, `audit_of` (and helpers) for a backend's row type. The expanding module provides
 /// `err(sqlx::Error) -> StoreError` and imports the model types.
 macro_rules! row_mappers {
     ($row:ty) => {
@@ -162,6 +162,32 @@ macro_rules! row_mappers {
             })
         }
 
+        fn request_of(r: &$row) -> StoreResult<AuthorizationRequest> {
+            Ok(AuthorizationRequest {
+                id: r.try_get("id").map_err(err)?,
+                client_id: r.try_get("client_id").map_err(err)?,
+                redirect_uri: r.try_get("redirect_uri").map_err(err)?,
+                scope: r.try_get("scope").map_err(err)?,
+                state: r.try_get("state").map_err(err)?,
+                code_challenge: r.try_get("code_challenge").map_err(err)?,
+                code_challenge_method: r.try_get("code_challenge_method").map_err(err)?,
+                dialect: r.try_get("dialect").map_err(err)?,
+                expires_at: r.try_get("expires_at").map_err(err)?,
+                nonce: r.try_get("nonce").map_err(err)?,
+                prompt: r.try_get("prompt").map_err(err)?,
+                min_auth_time: r.try_get("min_auth_time").map_err(err)?,
+            })
+        }
+
+        fn session_of(r: &$row) -> StoreResult<Session> {
+            Ok(Session {
+                digest: digest_of(r, "digest")?,
+                user_id: r.try_get("user_id").map_err(err)?,
+                expires_at: r.try_get("expires_at").map_err(err)?,
+                authenticated_at: r.try_get("authenticated_at").map_err(err)?,
+            })
+        }
+
         fn code_of(row: &$row) -> StoreResult<AuthorizationCode> {
             Ok(AuthorizationCode {
                 digest: digest_of(row, "digest")?,
@@ -176,15 +202,20 @@ macro_rules! row_mappers {
                 family_id: row.try_get("family_id").map_err(err)?,
                 expires_at: row.try_get("expires_at").map_err(err)?,
                 used_at: row.try_get("used_at").map_err(err)?,
+                nonce: row.try_get("nonce").map_err(err)?,
+                auth_time: row.try_get("auth_time").map_err(err)?,
+                sid: row.try_get("sid").map_err(err)?,
             })
         }
 
         fn key_of(row: &$row) -> StoreResult<StoredKey> {
             let alg: String = row.try_get("alg").map_err(err)?;
             let jwk: String = row.try_get("public_jwk").map_err(err)?;
+            let purpose: String = row.try_get("purpose").map_err(err)?;
             Ok(StoredKey {
                 kid: row.try_get("kid").map_err(err)?,
                 alg: Alg::from_str(&alg).map_err(|_| bad_row("key algorithm"))?,
+                purpose: KeyUse::parse(&purpose).ok_or_else(|| bad_row("key purpose"))?,
                 public_jwk: serde_json::from_str(&jwk).map_err(|_| bad_row("public key"))?,
                 private_sealed: row.try_get("private_sealed").map_err(err)?,
                 created_at: row.try_get("created_at").map_err(err)?,

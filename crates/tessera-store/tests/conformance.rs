@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use tessera_core::keys::{Alg, KeyState, MasterKey, generate_key};
+use tessera_core::keys::{Alg, KeyState, KeyUse, MasterKey, generate_key, generate_key_for};
 use tessera_core::model::{
     Account, Change, Partner, PartnerStatus, PasswordHash, RefreshToken, Role, User,
 };
@@ -492,6 +492,25 @@ async fn key_rotation_retires_the_previous_key_atomically() {
                 .count(),
             2
         );
+        // An ID-token key rotates its own lane only: the access key keeps signing.
+        let id1 = generate_key_for(KeyUse::IdToken, Alg::RS256, &m, 30).unwrap();
+        let id2 = generate_key_for(KeyUse::IdToken, Alg::RS256, &m, 40).unwrap();
+        s.rotate_keys(&id1, 30).await.unwrap();
+        s.rotate_keys(&id2, 40).await.unwrap();
+        let keys = s.list_keys().await.unwrap();
+        let find = |kid: &str| keys.iter().find(|k| k.kid == kid).unwrap();
+        assert_eq!(find(&k2.kid).retired_at, None, "{name}");
+        assert_eq!(find(&id1.kid).retired_at, Some(40), "{name}");
+        assert_eq!(find(&id2.kid).purpose, KeyUse::IdToken, "{name}");
+        assert_eq!(find(&k2.kid).state(&keys, 50), KeyState::Active);
+        assert_eq!(find(&id2.kid).state(&keys, 50), KeyState::Active);
+        // A pending key of one lane does not stop the other lane's schedule.
+        let mut next_id = generate_key_for(KeyUse::IdToken, Alg::RS256, &m, 50).unwrap();
+        next_id.activates_at = Some(5_000);
+        assert!(s.schedule_key(&next_id, 50).await.unwrap(), "{name}");
+        let mut next_access = generate_key(Alg::ES256, &m, 50).unwrap();
+        next_access.activates_at = Some(5_000);
+        assert!(s.schedule_key(&next_access, 50).await.unwrap(), "{name}");
     }
 }
 
@@ -620,6 +639,17 @@ async fn with_user_and_client(s: &dyn Store) {
     assert!(c.pkce_plain && c.allow_registration);
 }
 
+trait UsedAt {
+    fn with_used_at(self, at: i64) -> Self;
+}
+
+impl UsedAt for tessera_core::model::AuthorizationCode {
+    fn with_used_at(mut self, at: i64) -> Self {
+        self.used_at = Some(at);
+        self
+    }
+}
+
 fn code(digest: u8, grant: &str) -> tessera_core::model::AuthorizationCode {
     tessera_core::model::AuthorizationCode {
         digest: SecretDigest([digest; 32]),
@@ -634,6 +664,9 @@ fn code(digest: u8, grant: &str) -> tessera_core::model::AuthorizationCode {
         family_id: "fam".into(),
         expires_at: 500,
         used_at: None,
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        auth_time: Some(42),
+        sid: Some("sid-1".into()),
     }
 }
 
@@ -664,7 +697,11 @@ async fn codes_are_single_use_even_under_concurrency() {
             match t.await.unwrap() {
                 CodeTaking::Taken(c) => {
                     taken += 1;
-                    assert_eq!(c.family_id, "fam");
+                    assert_eq!(
+                        c,
+                        code(1, "g").with_used_at(100),
+                        "{name}: the code round-trips"
+                    );
                 }
                 CodeTaking::Reused(c) => assert_eq!(c.used_at, Some(100), "{name}"),
                 CodeTaking::Unknown | CodeTaking::OtherClient => {
@@ -760,6 +797,9 @@ async fn requests_and_sessions_expire() {
             code_challenge_method: "plain".into(),
             dialect: "standard".into(),
             expires_at: 100,
+            nonce: Some("n-0S6_WzA2Mj".into()),
+            prompt: Some("login consent".into()),
+            min_auth_time: Some(40),
         };
         s.insert_authorization_request(&r).await.unwrap();
         assert_eq!(
@@ -772,6 +812,7 @@ async fn requests_and_sessions_expire() {
             digest: SecretDigest([5; 32]),
             user_id: "u1".into(),
             expires_at: 100,
+            authenticated_at: 37,
         };
         s.insert_session(&session).await.unwrap();
         assert_eq!(
@@ -1103,6 +1144,7 @@ async fn the_janitor_deletes_only_what_can_never_be_used_again() {
                 digest: SecretDigest([digest; 32]),
                 user_id: "u1".into(),
                 expires_at,
+                authenticated_at: 0,
             })
             .await
             .unwrap();

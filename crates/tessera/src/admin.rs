@@ -10,7 +10,7 @@ use serde_json::json;
 use tessera_core::admin::{self, NewClient, NewPartner, NewUser};
 use tessera_core::audit::{AuditEvent, AuditQuery, Event};
 use tessera_core::inventory;
-use tessera_core::keys::{Alg, KeyState};
+use tessera_core::keys::{Alg, KeyState, KeyUse};
 use tessera_core::model::{PartnerStatus, Role};
 use tessera_core::store::Store;
 use tessera_core::store::{GrantsOf, UserFilter};
@@ -333,6 +333,9 @@ pub enum KeysCommand {
     Rotate {
         #[arg(long, default_value = "ES256")]
         alg: Alg,
+        /// Rotate the OpenID Connect ID-token key (always RS256) instead of the access-token key.
+        #[arg(long, conflicts_with = "alg")]
+        id_token: bool,
         #[command(flatten)]
         db: Db,
     },
@@ -823,7 +826,8 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
             let keys: Vec<_> = stored
                 .iter()
                 .map(|k| {
-                    json!({"kid": k.kid, "alg": k.alg.as_str(), "state": k.state(&stored, now).as_str(),
+                    json!({"kid": k.kid, "alg": k.alg.as_str(), "purpose": k.purpose.as_str(),
+                           "state": k.state(&stored, now).as_str(),
                            "created_at": k.created_at, "activates_at": k.activation(),
                            "retired_at": k.retired_at, "revoked_at": k.revoked_at})
                 })
@@ -842,7 +846,8 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
             }
             let replaced_by = if key.state(&stored, now) == KeyState::Active {
                 let master = master::load(&db.database, true)?;
-                let next = admin::rotate_keys(store.as_ref(), &master, key.alg, now).await?;
+                let next =
+                    admin::rotate_keys(store.as_ref(), &master, key.purpose, key.alg, now).await?;
                 Some(next.kid)
             } else {
                 None
@@ -856,17 +861,19 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
             .await?;
             print(json!({"kid": kid, "replaced_by": replaced_by}));
         }
-        KeysCommand::Rotate { alg, db } => {
+        KeysCommand::Rotate { alg, id_token, db } => {
             let store = db.open().await?;
             let master = master::load(&db.database, true)?;
-            let key = admin::rotate_keys(store.as_ref(), &master, alg, unix_now()).await?;
-            changed(
-                store.as_ref(),
-                "keys.rotate",
-                json!({"kid": key.kid, "alg": key.alg.as_str()}),
-            )
-            .await?;
-            print(json!({"kid": key.kid, "alg": key.alg.as_str()}));
+            let purpose = if id_token {
+                KeyUse::IdToken
+            } else {
+                KeyUse::Access
+            };
+            let alg = purpose.alg(alg);
+            let key = admin::rotate_keys(store.as_ref(), &master, purpose, alg, unix_now()).await?;
+            let out = json!({"kid": key.kid, "alg": key.alg.as_str(), "purpose": purpose.as_str()});
+            changed(store.as_ref(), "keys.rotate", out.clone()).await?;
+            print(out);
         }
     }
     Ok(())

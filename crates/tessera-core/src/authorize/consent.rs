@@ -1,7 +1,7 @@
 //! Consent: what the user is asked, the grant their approval records, the code that goes back to
 //! the client, and the connected-applications list from which a grant is withdrawn.
 
-use super::with_query;
+use super::{SignedIn, with_query};
 use crate::audit::{AuditEvent, Event};
 use crate::engine::Engine;
 use crate::error::EngineError;
@@ -17,12 +17,15 @@ pub struct ConsentView {
 }
 
 impl Engine {
-    /// Whether `user` must still consent to the request's scopes.
+    /// Whether `user` must still consent to the request's scopes (always with `prompt=consent`).
     pub async fn consent_needed(
         &self,
         request: &AuthorizationRequest,
         user: &User,
     ) -> Result<bool, EngineError> {
+        if request.prompts("consent") {
+            return Ok(true);
+        }
         let requested = ScopeSet::parse(&request.scope).map_err(|_| EngineError::Internal)?;
         Ok(
             match self
@@ -49,10 +52,12 @@ impl Engine {
             .split(' ')
             .filter(|s| !s.is_empty())
             .map(|s| {
-                let text = described
-                    .get(s)
-                    .cloned()
-                    .flatten()
+                let openid = crate::scope::OPENID_SCOPES
+                    .iter()
+                    .find(|(name, _)| request.is_openid() && *name == s)
+                    .map(|(_, text)| text.to_string());
+                let text = openid
+                    .or_else(|| described.get(s).cloned().flatten())
                     .unwrap_or_else(|| format!("Use “{s}” on your behalf"));
                 (s.to_string(), text)
             })
@@ -83,13 +88,20 @@ impl Engine {
     }
 
     /// The user approved (or had approved before): end the pending request, record the grant,
-    /// mint a code, and return the redirect back to the client.
+    /// mint a code bound to the sign-in, and return the redirect back to the client.
     pub async fn approve(
         &self,
         request: &AuthorizationRequest,
-        user: &User,
+        signed_in: &SignedIn,
         now: i64,
     ) -> Result<String, EngineError> {
+        // The pages send an old sign-in to the login page first; this holds whatever they do.
+        if !signed_in.satisfies(request) {
+            return Err(EngineError::InvalidGrant(
+                "this application asks you to sign in again; go back to the application and start again",
+            ));
+        }
+        let user = &signed_in.user;
         self.consume_authorization(request).await?;
         let grant = self
             .flows()
@@ -118,6 +130,9 @@ impl Engine {
                 family_id: new_id(),
                 expires_at: now + AUTHORIZATION_CODE_TTL,
                 used_at: None,
+                nonce: request.nonce.clone(),
+                auth_time: Some(signed_in.auth_time),
+                sid: Some(signed_in.sid.clone()),
             })
             .await?;
         let mut params = vec![("code", code.expose())];

@@ -7,6 +7,10 @@
 //! page and never redirected (RFC 6749 §4.1.2.1, RFC 9700 §4.1); every later error redirects with
 //! `error`, `error_description`, `state` and `iss`.
 //!
+//! OpenID Connect (Core 1.0) rides on the same flow: the `openid` scope, `nonce` (bound to the
+//! code), `prompt` and `max_age` are checked in `request`, the sign-in time and session id go
+//! into the code at consent, and the `authorization_code` grant mints the ID token.
+//!
 //! By step: `request` validates `/authorize` and keeps the pending request, `session` signs
 //! the user in or registers an account and keeps the browser session, `consent` records the
 //! user's grant, mints the code, and lists and withdraws grants. PKCE is in [`crate::pkce`].
@@ -16,6 +20,7 @@ mod request;
 mod session;
 
 pub use consent::ConsentView;
+pub use session::SignedIn;
 
 use crate::engine::Engine;
 
@@ -29,6 +34,10 @@ pub struct AuthorizeParams {
     pub state: Option<String>,
     pub code_challenge: Option<String>,
     pub code_challenge_method: Option<String>,
+    /// OpenID Connect Core §3.1.2.1.
+    pub nonce: Option<String>,
+    pub prompt: Option<String>,
+    pub max_age: Option<String>,
 }
 
 /// Why an authorization request fails after the redirect URI is trusted.
@@ -41,6 +50,10 @@ pub enum AuthorizeFailure {
     InvalidScope,
     CodeChallengeMethodUnsupported,
     ServerError,
+    /// OpenID Connect `prompt=none` without a (recent enough) sign-in.
+    LoginRequired,
+    /// OpenID Connect `prompt=none` where the user has not consented to the scopes.
+    ConsentRequired,
 }
 
 #[derive(Debug)]

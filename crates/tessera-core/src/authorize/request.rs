@@ -11,7 +11,7 @@ use crate::caller::{Caller, effective_scope};
 use crate::engine::Engine;
 use crate::model::{AuthorizationRequest, Client, GrantType};
 use crate::pkce::pkce_value_ok;
-use crate::policy::{AUTHORIZATION_REQUEST_TTL, MAX_STATE_LEN};
+use crate::policy::{AUTHORIZATION_REQUEST_TTL, MAX_NONCE_LEN, MAX_STATE_LEN};
 use crate::scope::ScopeSet;
 use crate::secret::random_bytes;
 
@@ -126,12 +126,24 @@ impl Engine {
                 "the scope parameter is malformed: send registered scope names separated by spaces",
             )
         })?;
-        let scope = effective_scope(requested, &caller).map_err(|_| {
-            fail(
-                AuthorizeFailure::InvalidScope,
-                "a requested scope is not allowed for this client",
-            )
-        })?;
+        // With `openid`, the OpenID Connect scopes are the flow's own, open to every client of
+        // it; the rest must lie within the client's (all of those when only OpenID ones were
+        // asked). Without it, `profile` or `email` are whatever the partner registered.
+        let (openid, requested) = if requested.contains(crate::scope::OPENID) {
+            requested.split_openid()
+        } else {
+            (ScopeSet::default(), requested)
+        };
+        let scope = effective_scope(requested, &caller)
+            .map_err(|_| {
+                fail(
+                    AuthorizeFailure::InvalidScope,
+                    "a requested scope is not allowed for this client",
+                )
+            })?
+            .union(openid);
+        let oidc = openid_params(&params, now)
+            .map_err(|why| fail(AuthorizeFailure::InvalidRequest, why))?;
         let request = AuthorizationRequest {
             id: URL_SAFE_NO_PAD.encode(random_bytes::<16>()),
             client_id: client.id.clone(),
@@ -142,6 +154,9 @@ impl Engine {
             code_challenge_method: method,
             dialect: origin.to_string(),
             expires_at: now + AUTHORIZATION_REQUEST_TTL,
+            nonce: oidc.nonce,
+            prompt: oidc.prompt,
+            min_auth_time: oidc.min_auth_time,
         };
         self.flows()
             .insert_authorization_request(&request)
@@ -177,5 +192,115 @@ impl Engine {
             .flatten()
             .ok_or_else(expired)?;
         Ok((request, client))
+    }
+}
+
+/// `nonce`, `prompt` and `max_age`, validated (OpenID Connect Core §3.1.2.1).
+struct OpenIdParams {
+    nonce: Option<String>,
+    prompt: Option<String>,
+    min_auth_time: Option<i64>,
+}
+
+fn openid_params(params: &AuthorizeParams, now: i64) -> Result<OpenIdParams, &'static str> {
+    let nonce = match params.nonce.as_deref() {
+        None => None,
+        Some(n) if n.is_empty() || n.len() > MAX_NONCE_LEN => {
+            return Err("nonce must be 1 to 255 characters");
+        }
+        Some(n) if !n.bytes().all(|b| (0x21..=0x7e).contains(&b)) => {
+            return Err("nonce must be printable ASCII without spaces");
+        }
+        Some(n) => Some(n.to_string()),
+    };
+    let mut prompts: Vec<&str> = Vec::new();
+    for value in params.prompt.as_deref().unwrap_or("").split(' ') {
+        match value {
+            "" => {}
+            "none" | "login" | "consent" => {
+                if !prompts.contains(&value) {
+                    prompts.push(value);
+                }
+            }
+            "select_account" => return Err("prompt=select_account is not supported"),
+            _ => return Err("prompt must be none, login or consent"),
+        }
+    }
+    if prompts.contains(&"none") && prompts.len() > 1 {
+        return Err("prompt=none cannot be combined with other prompt values");
+    }
+    let max_age = match params.max_age.as_deref() {
+        None => None,
+        Some(v) => match v.parse::<u32>() {
+            Ok(age) => Some(i64::from(age)),
+            Err(_) => return Err("max_age must be a whole number of seconds"),
+        },
+    };
+    // The oldest sign-in that satisfies the request: now for prompt=login, max_age ago.
+    let min_auth_time = [
+        prompts.contains(&"login").then_some(now),
+        max_age.map(|age| now - age),
+    ]
+    .into_iter()
+    .flatten()
+    .max();
+    Ok(OpenIdParams {
+        nonce,
+        prompt: (!prompts.is_empty()).then(|| prompts.join(" ")),
+        min_auth_time,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(nonce: Option<&str>, prompt: Option<&str>, max_age: Option<&str>) -> AuthorizeParams {
+        AuthorizeParams {
+            nonce: nonce.map(str::to_string),
+            prompt: prompt.map(str::to_string),
+            max_age: max_age.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn prompt_login_and_max_age_set_the_oldest_acceptable_sign_in() {
+        let now = 1_000_000;
+        let p = openid_params(&params(None, None, None), now).unwrap();
+        assert_eq!((p.prompt, p.min_auth_time), (None, None));
+        let p = openid_params(&params(None, Some("login consent"), None), now).unwrap();
+        assert_eq!(p.prompt.as_deref(), Some("login consent"));
+        assert_eq!(p.min_auth_time, Some(now));
+        let p = openid_params(&params(None, None, Some("300")), now).unwrap();
+        assert_eq!(p.min_auth_time, Some(now - 300));
+        // Both: the stricter wins.
+        let p = openid_params(&params(None, Some("login"), Some("300")), now).unwrap();
+        assert_eq!(p.min_auth_time, Some(now));
+        let p = openid_params(&params(None, None, Some("0")), now).unwrap();
+        assert_eq!(p.min_auth_time, Some(now));
+    }
+
+    #[test]
+    fn bad_openid_parameters_are_refused() {
+        let now = 0;
+        for (n, p, a) in [
+            (Some(""), None, None),
+            (Some("has space"), None, None),
+            (None, Some("none login"), None),
+            (None, Some("select_account"), None),
+            (None, Some("always"), None),
+            (None, None, Some("-1")),
+            (None, None, Some("soon")),
+        ] {
+            assert!(
+                openid_params(&params(n, p, a), now).is_err(),
+                "{n:?} {p:?} {a:?}"
+            );
+        }
+        let long = "n".repeat(MAX_NONCE_LEN + 1);
+        assert!(openid_params(&params(Some(&long), None, None), now).is_err());
+        let ok = openid_params(&params(Some("n-0S6_WzA2Mj"), Some("none"), None), now).unwrap();
+        assert_eq!(ok.nonce.as_deref(), Some("n-0S6_WzA2Mj"));
     }
 }

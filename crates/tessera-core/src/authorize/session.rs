@@ -12,6 +12,23 @@ use crate::policy::{MAX_NAME_LEN, SESSION_TTL};
 use crate::secret::{Secret, SecretDigest, SecretKind, generate, new_id};
 use crate::store::StoreError;
 
+/// A browser session's user, with what OpenID Connect says of the sign-in.
+#[derive(Clone, Debug)]
+pub struct SignedIn {
+    pub user: User,
+    /// When the user entered their password (the ID token's `auth_time`).
+    pub auth_time: i64,
+    /// The session's public id (the ID token's `sid`).
+    pub sid: String,
+}
+
+impl SignedIn {
+    /// Whether this sign-in is recent enough for `request` (`prompt=login`, `max_age`).
+    pub fn satisfies(&self, request: &crate::model::AuthorizationRequest) -> bool {
+        request.min_auth_time.is_none_or(|t| self.auth_time >= t)
+    }
+}
+
 impl Engine {
     /// Sign in an end customer of the client's partner: an account member or a customer.
     pub async fn page_login(
@@ -109,28 +126,50 @@ impl Engine {
         Ok(user)
     }
 
-    /// Start a browser session for `user`; returns the cookie value (shown once, stored hashed).
-    pub async fn create_session(&self, user: &User, now: i64) -> Result<Secret, EngineError> {
+    /// Start a browser session for `user`, signed in at `now`; returns the cookie value (shown
+    /// once, stored hashed) and the sign-in.
+    pub async fn create_session(
+        &self,
+        user: &User,
+        now: i64,
+    ) -> Result<(Secret, SignedIn), EngineError> {
         let secret = generate(SecretKind::Session);
-        self.flows()
-            .insert_session(&Session {
-                digest: secret.digest(),
-                user_id: user.id.clone(),
-                expires_at: now + SESSION_TTL,
-            })
-            .await?;
-        Ok(secret)
+        let session = Session {
+            digest: secret.digest(),
+            user_id: user.id.clone(),
+            expires_at: now + SESSION_TTL,
+            authenticated_at: now,
+        };
+        self.flows().insert_session(&session).await?;
+        let signed_in = SignedIn {
+            user: user.clone(),
+            auth_time: now,
+            sid: session.sid(),
+        };
+        Ok((secret, signed_in))
     }
 
     /// The user of a session cookie, if the session is live.
     pub async fn session_user(&self, cookie: &str, now: i64) -> Result<Option<User>, EngineError> {
+        Ok(self.signed_in(cookie, now).await?.map(|s| s.user))
+    }
+
+    /// The sign-in of a session cookie, if the session is live.
+    pub async fn signed_in(&self, cookie: &str, now: i64) -> Result<Option<SignedIn>, EngineError> {
         if SecretKind::of(cookie) != Some(SecretKind::Session) || cookie.len() > 128 {
             return Ok(None);
         }
         let Some(session) = self.flows().session(&SecretDigest::of(cookie), now).await? else {
             return Ok(None);
         };
-        Ok(self.user_by_id(&session.user_id).await?)
+        Ok(self
+            .user_by_id(&session.user_id)
+            .await?
+            .map(|user| SignedIn {
+                user,
+                auth_time: session.authenticated_at,
+                sid: session.sid(),
+            }))
     }
 
     pub async fn end_session(&self, cookie: &str) -> Result<(), EngineError> {

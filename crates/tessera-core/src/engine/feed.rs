@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::Engine;
 use crate::error::EngineError;
 use crate::janitor::JANITOR_BUDGET;
-use crate::keys::{KeySet, KeyState};
+use crate::keys::{KeySet, KeyState, KeyUse, StoredKey};
 use crate::model::{Change, PartnerStatus};
 use crate::policy::{FEED_GAP_MARGIN, FEED_RETENTION, KEY_ANNOUNCE_SECS};
 use crate::store::Purge;
@@ -180,47 +180,61 @@ impl Engine {
         self.purge(now, JANITOR_BUDGET).await;
     }
 
-    /// With `key_rotation` set: once the active key is within [`KEY_ANNOUNCE_SECS`] of its
-    /// period's end and no key is pending, add the next key, published now and signing from the
-    /// period's end (or a day from now, whichever is later). On a shared database the nodes
-    /// race to add it and exactly one does (`schedule_key` is atomic).
+    /// With `key_rotation` set, for each key lane (access tokens, ID tokens): once the lane's
+    /// active key is within [`KEY_ANNOUNCE_SECS`] of its period's end and no key of the lane is
+    /// pending, add the next key, published now and signing from the period's end (or a day
+    /// from now, whichever is later). On a shared database the nodes race to add it and exactly
+    /// one does (`schedule_key` is atomic).
     pub async fn rotate_keys_on_schedule(&self, now: i64) -> Result<bool, EngineError> {
         let Some(period) = self.config.key_rotation else {
             return Ok(false);
         };
         let keys = self.store.list_keys().await?;
-        if keys
-            .iter()
-            .any(|k| k.state(&keys, now) == KeyState::Pending)
+        let mut added = false;
+        for lane in KeyUse::ALL {
+            added |= self.schedule_lane(lane, &keys, period, now).await?;
+        }
+        Ok(added)
+    }
+
+    async fn schedule_lane(
+        &self,
+        lane: KeyUse,
+        all: &[StoredKey],
+        period: i64,
+        now: i64,
+    ) -> Result<bool, EngineError> {
+        let mut lane_keys = all.iter().filter(|k| k.purpose == lane);
+        if lane_keys
+            .clone()
+            .any(|k| k.state(all, now) == KeyState::Pending)
         {
             return Ok(false);
         }
-        let Some(active) = keys
-            .iter()
-            .find(|k| k.state(&keys, now) == KeyState::Active)
-        else {
+        let Some(active) = lane_keys.find(|k| k.state(all, now) == KeyState::Active) else {
             return Ok(false);
         };
         let activates_at = (active.activation() + period).max(now + KEY_ANNOUNCE_SECS);
         if activates_at - KEY_ANNOUNCE_SECS > now {
             return Ok(false);
         }
-        let mut key = crate::keys::generate_key(self.config.signing_alg, &self.master, now)
-            .map_err(|e| {
-                tracing::error!(error = %e, "could not generate the next signing key");
-                EngineError::Internal
-            })?;
+        let alg = lane.alg(self.config.signing_alg);
+        let mut key = crate::keys::generate_key_for(lane, alg, &self.master, now).map_err(|e| {
+            tracing::error!(error = %e, "could not generate the next signing key");
+            EngineError::Internal
+        })?;
         key.activates_at = Some(activates_at);
         let added = self.store.schedule_key(&key, now).await?;
         if added {
             // This node publishes it now; the others learn of it through the change feed.
             self.reload_keys(now).await?;
-            tracing::info!(kid = %key.kid, activates_at, "next signing key published; it signs from activates_at");
+            tracing::info!(kid = %key.kid, purpose = lane.as_str(), activates_at, "next signing key published; it signs from activates_at");
             self.audit(
                 crate::audit::AuditEvent::new(crate::audit::Event::AdminChange, now)
                     .detail("change", "keys.schedule")
                     .detail("by", "scheduler")
                     .detail("kid", key.kid.as_str())
+                    .detail("purpose", lane.as_str())
                     .detail("activates_at", activates_at),
             );
         }

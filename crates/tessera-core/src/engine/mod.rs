@@ -35,7 +35,7 @@ use quick_cache::sync::Cache;
 
 use crate::error::EngineError;
 use crate::jwt::Claims;
-use crate::keys::{Alg, KeyError, KeySet, MasterKey, generate_key};
+use crate::keys::{Alg, KeyError, KeySet, KeyUse, MasterKey, generate_key_for};
 use crate::lockout::LockoutPolicy;
 use crate::model::{Account, Client, Partner, PartnerStatus, User};
 use crate::password::Passwords;
@@ -225,16 +225,25 @@ impl Engine {
             }
         }
         let seq = store.latest_change().await?;
-        let keys = match KeySet::load(&store.list_keys().await?, &master, now)? {
-            Some(keys) => keys,
-            None => {
-                let key = generate_key(config.signing_alg, &master, now)?;
+        // Each key lane needs an active key: create the first of each (ID-token keys came
+        // with OpenID Connect, so an older database gets its first one here).
+        let mut keys = KeySet::load(&store.list_keys().await?, &master, now)?;
+        let missing = [
+            (KeyUse::Access, keys.is_none()),
+            (
+                KeyUse::IdToken,
+                keys.as_ref().is_none_or(|k| k.id_token_signer().is_none()),
+            ),
+        ];
+        for (lane, absent) in missing {
+            if absent {
+                let key = generate_key_for(lane, lane.alg(config.signing_alg), &master, now)?;
                 store.rotate_keys(&key, now).await?;
-                tracing::info!(kid = %key.kid, alg = key.alg.as_str(), "created the first signing key");
-                KeySet::load(&store.list_keys().await?, &master, now)?
-                    .ok_or_else(|| StartError::Config("no usable signing key".into()))?
+                tracing::info!(kid = %key.kid, alg = key.alg.as_str(), purpose = lane.as_str(), "created a signing key");
+                keys = KeySet::load(&store.list_keys().await?, &master, now)?;
             }
-        };
+        }
+        let keys = keys.ok_or_else(|| StartError::Config("no usable signing key".into()))?;
         let revoked = DashMap::new();
         for (id, until) in store.active_revocations(now).await? {
             revoked.insert(id, until);

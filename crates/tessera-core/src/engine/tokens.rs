@@ -14,6 +14,16 @@ impl Engine {
         jwt::encode(&self.keys.load(), claims)
     }
 
+    /// Sign an OpenID Connect ID token with the ID-token key lane's active key.
+    pub(crate) fn mint_id_token(&self, claims: &jwt::IdTokenClaims) -> Result<String, EngineError> {
+        let keys = self.keys.load();
+        let signer = keys.id_token_signer().ok_or_else(|| {
+            tracing::error!("no active ID-token key; `tessera keys rotate --id-token` makes one");
+            EngineError::Unavailable
+        })?;
+        Ok(jwt::encode_id_token(signer, claims))
+    }
+
     /// Verify a presented access token: signature, issuer, expiry, and revocation.
     pub fn verify_token(&self, token: &str, now: i64) -> Result<Claims, EngineError> {
         let key = token_digest(token);

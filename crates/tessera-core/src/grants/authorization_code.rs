@@ -1,18 +1,20 @@
 //! `authorization_code` (RFC 6749 §4.1.3) with PKCE (RFC 7636 §4.6). The code is spent
 //! atomically on first presentation; a second presentation fails and revokes what the first
 //! issued (RFC 6749 §4.1.2, RFC 9700 §4.2). Tokens name the user in `sub` and their account in
-//! `account_id`, and rest on the user's grant: revoking it revokes them.
+//! `account_id`, and rest on the user's grant: revoking it revokes them. A code of an `openid`
+//! request also yields an OpenID Connect ID token (Core §3.1.3.3) for the client: `sub`,
+//! `auth_time`, `sid` and `nonce` as bound at consent, `at_hash` of the access token.
 
 use crate::audit::{AuditEvent, Event};
 use crate::caller::Caller;
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::grants::{Issued, base_claims};
-use crate::jwt::{Claims, TokenUse};
+use crate::jwt::{Claims, IdTokenClaims, TokenUse, at_hash};
 use crate::model::{GrantType, RefreshToken};
 use crate::pkce::{pkce_matches, pkce_value_ok};
-use crate::policy::MAX_ACCESS_TOKEN_TTL;
-use crate::scope::ScopeSet;
+use crate::policy::{ID_TOKEN_TTL, MAX_ACCESS_TOKEN_TTL};
+use crate::scope::{OPENID, ScopeSet};
 use crate::secret::{SecretDigest, SecretKind, generate};
 use crate::store::CodeTaking;
 
@@ -181,8 +183,24 @@ pub async fn grant(
             now,
         )
     };
+    let access_token = engine.mint(&claims);
+    let id_token = match (scope.contains(OPENID), code.auth_time, &code.sid) {
+        (true, Some(auth_time), Some(sid)) => Some(engine.mint_id_token(&IdTokenClaims {
+            iss: claims.iss.clone(),
+            sub: claims.sub.clone(),
+            aud: client.id.clone(),
+            exp: now + ID_TOKEN_TTL,
+            iat: now,
+            auth_time,
+            nonce: code.nonce.clone(),
+            at_hash: at_hash(&access_token),
+            sid: sid.clone(),
+        })?),
+        _ => None,
+    };
     Ok(Issued {
-        access_token: engine.mint(&claims),
+        access_token,
+        id_token,
         jti: claims.jti.clone(),
         subject: claims.sub.clone(),
         expires_in: ttl,

@@ -47,5 +47,6 @@ pub fn grant(
         refresh_token: None,
         scope,
         token_use,
+        id_token: None,
     })
 }

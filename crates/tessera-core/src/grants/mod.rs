@@ -50,6 +50,8 @@ pub struct Issued {
     pub refresh_token: Option<Secret>,
     pub scope: ScopeSet,
     pub token_use: TokenUse,
+    /// An OpenID Connect ID token, for an authorization code of an `openid` request.
+    pub id_token: Option<String>,
 }
 
 impl std::fmt::Debug for Issued {
@@ -61,6 +63,7 @@ impl std::fmt::Debug for Issued {
             .field("refresh_token", &self.refresh_token)
             .field("scope", &self.scope)
             .field("token_use", &self.token_use)
+            .field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -175,6 +178,7 @@ mod tests {
             )),
             scope: ScopeSet::default(),
             token_use: TokenUse::ClientAccessToken,
+            id_token: Some("eyJ.IDSECRET.z".into()),
         };
         for text in [format!("{r:?}"), format!("{x:?}"), format!("{i:?}")] {
             assert!(!text.contains("SECRET") && !text.contains("trt_"), "{text}");

@@ -79,5 +79,6 @@ pub async fn grant(
         refresh_token: None,
         scope,
         token_use,
+        id_token: None,
     })
 }

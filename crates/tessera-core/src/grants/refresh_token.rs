@@ -134,6 +134,7 @@ pub async fn grant(
         refresh_token: Some(successor),
         scope,
         token_use: TokenUse::ClientAccessToken,
+        id_token: None,
     })
 }
 

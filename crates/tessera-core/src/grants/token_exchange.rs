@@ -227,6 +227,7 @@ pub async fn grant(
         refresh_token: refresh,
         scope,
         token_use: TokenUse::ClientAccessToken,
+        id_token: None,
     })
 }
 

@@ -45,6 +45,7 @@ async fn code(w: &World, f: &Flow, now: i64) -> String {
         state: Some("st".into()),
         code_challenge: Some(challenge),
         code_challenge_method: Some("S256".into()),
+        ..Default::default()
     };
     let (request, client) = w
         .engine
@@ -56,7 +57,8 @@ async fn code(w: &World, f: &Flow, now: i64) -> String {
         .page_login(&client, &f.user.username, PASSWORD, now)
         .await
         .unwrap();
-    let to = w.engine.approve(&request, &user, now).await.unwrap();
+    let (_, signed_in) = w.engine.create_session(&user, now).await.unwrap();
+    let to = w.engine.approve(&request, &signed_in, now).await.unwrap();
     assert!(to.starts_with(&format!("{REDIRECT}?code=")), "{to}");
     assert!(to.contains("&state=st&iss="), "{to}");
     to.split(['?', '&'])

@@ -252,7 +252,15 @@ async fn scheduled_rotation_announces_the_next_key_a_day_before_it_signs() {
         .iter()
         .map(|k| k["kid"].as_str().unwrap())
         .collect();
-    assert_eq!(kids.len(), 2, "{jwks}");
+    // Each lane (access tokens, ID tokens) publishes its next key beside its active one.
+    assert_eq!(kids.len(), 4, "{jwks}");
+    let rs256 = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["alg"] == "RS256")
+        .count();
+    assert_eq!(rs256, 2, "the ID-token lane rotates on the same schedule");
     assert!(
         !w.engine
             .rotate_keys_on_schedule(T0 + 9 * DAY)

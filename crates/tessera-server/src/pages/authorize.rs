@@ -34,6 +34,9 @@ fn authorize_params(raw: Option<&str>) -> Result<AuthorizeParams, String> {
             "state" => p.state = v,
             "code_challenge" => p.code_challenge = v,
             "code_challenge_method" => p.code_challenge_method = v,
+            "nonce" => p.nonce = v,
+            "prompt" => p.prompt = v,
+            "max_age" => p.max_age = v,
             _ => {}
         }
     }

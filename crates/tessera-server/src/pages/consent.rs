@@ -9,7 +9,8 @@ use tessera_core::unix_now;
 
 use super::view::{self, Framing, Page, SESSION_COOKIE, csrf_token, redirect};
 use super::{
-    Dialect, RequestQuery, checked_form, failure_page, flow_form, pending, secure, session_user,
+    RequestQuery, checked_form, end_flow_with_error, failure_page, flow_form, pending, secure,
+    signed_in,
 };
 use crate::app::AppState;
 use crate::body::RawBody;
@@ -24,7 +25,7 @@ pub(super) async fn consent_page(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let Some(user) = session_user(&app, &headers, &client, now).await else {
+    let Some(user) = signed_in(&app, &headers, &request, &client, now).await else {
         return redirect(
             &format!("/oauth/login?request={}", request.id),
             Vec::new(),
@@ -39,7 +40,7 @@ pub(super) async fn consent_page(
     let page = Page::render(
         "consent.html",
         context! { app => view.client_name, scopes => view.scopes, request => request.id.as_str(),
-        csrf, user => user.username.as_str() },
+        csrf, user => user.user.username.as_str() },
         Framing::Client(&client),
     );
     page.cookies(set).into_response()
@@ -55,7 +56,7 @@ pub(super) async fn consent(
         Ok(f) => f,
         Err(r) => return *r,
     };
-    let Some(user) = session_user(&app, &headers, &client, now).await else {
+    let Some(user) = signed_in(&app, &headers, &request, &client, now).await else {
         return redirect(
             &format!("/oauth/login?request={}", request.id),
             Vec::new(),
@@ -72,22 +73,15 @@ pub(super) async fn consent(
             Err(e) => failure_page(&e),
         },
         _ => {
-            if let Err(e) = app.engine.consume_authorization(&request).await {
-                return failure_page(&e);
-            }
-            let code = Dialect::parse(&request.dialect)
-                .error_code(tessera_core::authorize::AuthorizeFailure::AccessDenied);
-            let to = app.engine.error_redirect(
-                &request.redirect_uri,
-                request.state.as_deref(),
-                code,
+            end_flow_with_error(
+                &app,
+                &request,
+                &client,
+                tessera_core::authorize::AuthorizeFailure::AccessDenied,
                 "the user denied the request",
-            );
-            redirect(
-                &to,
-                vec![view::end_flow_cookie(&request.id, secure(&app))],
-                &client.frame_origins,
+                Vec::new(),
             )
+            .await
         }
     }
 }

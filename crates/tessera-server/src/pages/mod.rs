@@ -25,7 +25,7 @@ use axum::routing::{get, post};
 use minijinja::context;
 use serde::Deserialize;
 use tessera_core::EngineError;
-use tessera_core::authorize::AuthorizeError;
+use tessera_core::authorize::{AuthorizeError, AuthorizeFailure, SignedIn};
 use tessera_core::model::{AuthorizationRequest, Client, User};
 use tessera_core::policy::{AUTHORIZATION_REQUEST_TTL, SESSION_TTL};
 
@@ -130,21 +130,24 @@ async fn stylesheet() -> Response {
     r
 }
 
-/// The signed-in user, if the session belongs to the client's partner.
-pub(super) async fn session_user(
+/// The browser's sign-in, if its session belongs to the client's partner and is recent enough
+/// for the request (`prompt=login`, `max_age`).
+pub(super) async fn signed_in(
     app: &AppState,
     headers: &HeaderMap,
+    request: &AuthorizationRequest,
     client: &Client,
     now: i64,
-) -> Option<User> {
+) -> Option<SignedIn> {
     let cookie = view::cookie(headers, SESSION_COOKIE, secure(app))?;
-    let user = app.engine.session_user(cookie, now).await.ok()??;
-    (user.partner_id == client.partner_id).then_some(user)
+    let s = app.engine.signed_in(cookie, now).await.ok()??;
+    (s.user.partner_id == client.partner_id && s.satisfies(request)).then_some(s)
 }
 
 /// After `/authorize`: sign in first, unless the browser's session already belongs to the
-/// client's partner. The flow cookie binds the pending request to this browser: every later
-/// page of the flow refuses a browser without it.
+/// client's partner (and is recent enough). The flow cookie binds the pending request to this
+/// browser: every later page of the flow refuses a browser without it. With `prompt=none`
+/// nothing is shown: the client gets the code, or `login_required` / `consent_required`.
 pub(super) async fn continue_flow(
     app: &AppState,
     headers: &HeaderMap,
@@ -152,13 +155,42 @@ pub(super) async fn continue_flow(
     client: &Client,
     now: i64,
 ) -> Response {
+    let user = signed_in(app, headers, request, client, now).await;
+    if request.prompts("none") {
+        let Some(user) = user else {
+            return end_flow_with_error(
+                app,
+                request,
+                client,
+                AuthorizeFailure::LoginRequired,
+                "the user is not signed in (prompt=none)",
+                Vec::new(),
+            )
+            .await;
+        };
+        return match app.engine.consent_needed(request, &user.user).await {
+            Ok(false) => approve(app, request, client, &user, now, Vec::new()).await,
+            Ok(true) => {
+                end_flow_with_error(
+                    app,
+                    request,
+                    client,
+                    AuthorizeFailure::ConsentRequired,
+                    "the user has not consented to these scopes (prompt=none)",
+                    Vec::new(),
+                )
+                .await
+            }
+            Err(e) => failure_page(&e),
+        };
+    }
     let bind = view::flow_cookie(
         &app.engine,
         &request.id,
         AUTHORIZATION_REQUEST_TTL,
         secure(app),
     );
-    let Some(user) = session_user(app, headers, client, now).await else {
+    let Some(user) = user else {
         return redirect(
             &format!("/oauth/login?request={}", request.id),
             vec![bind],
@@ -168,23 +200,58 @@ pub(super) async fn continue_flow(
     finish_or_consent(app, request, client, &user, now, vec![bind]).await
 }
 
+/// End the pending request and send the browser back to the client with an error, in the
+/// words of the dialect the flow began in.
+pub(super) async fn end_flow_with_error(
+    app: &AppState,
+    request: &AuthorizationRequest,
+    client: &Client,
+    failure: AuthorizeFailure,
+    description: &str,
+    mut cookies: Vec<String>,
+) -> Response {
+    if let Err(e) = app.engine.consume_authorization(request).await {
+        return failure_page(&e);
+    }
+    let code = Dialect::parse(&request.dialect).error_code(failure);
+    let to = app.engine.error_redirect(
+        &request.redirect_uri,
+        request.state.as_deref(),
+        code,
+        description,
+    );
+    cookies.push(view::end_flow_cookie(&request.id, secure(app)));
+    redirect(&to, cookies, &client.frame_origins)
+}
+
+/// Approve the request for the signed-in user and send the browser back with the code.
+async fn approve(
+    app: &AppState,
+    request: &AuthorizationRequest,
+    client: &Client,
+    user: &SignedIn,
+    now: i64,
+    mut cookies: Vec<String>,
+) -> Response {
+    match app.engine.approve(request, user, now).await {
+        Ok(to) => {
+            cookies.push(view::end_flow_cookie(&request.id, secure(app)));
+            redirect(&to, cookies, &client.frame_origins)
+        }
+        Err(e) => failure_page(&e),
+    }
+}
+
 pub(super) async fn finish_or_consent(
     app: &AppState,
     request: &AuthorizationRequest,
     client: &Client,
-    user: &User,
+    user: &SignedIn,
     now: i64,
     cookies: Vec<String>,
 ) -> Response {
-    match app.engine.consent_needed(request, user).await {
-        Ok(false) => match app.engine.approve(request, user, now).await {
-            Ok(to) => {
-                let mut cookies = cookies;
-                cookies.push(view::end_flow_cookie(&request.id, secure(app)));
-                redirect(&to, cookies, &client.frame_origins)
-            }
-            Err(e) => failure_page(&e),
-        },
+    match app.engine.consent_needed(request, &user.user).await {
+        Ok(false) => approve(app, request, client, user, now, cookies).await,
         Ok(true) => redirect(
             &format!("/oauth/consent?request={}", request.id),
             cookies,
@@ -203,9 +270,9 @@ pub(super) async fn sign_in(
     now: i64,
 ) -> Response {
     match app.engine.create_session(user, now).await {
-        Ok(session) => {
+        Ok((session, signed_in)) => {
             let cookie = set_cookie(SESSION_COOKIE, session.expose(), SESSION_TTL, secure(app));
-            finish_or_consent(app, request, client, user, now, vec![cookie]).await
+            finish_or_consent(app, request, client, &signed_in, now, vec![cookie]).await
         }
         Err(e) => failure_page(&e),
     }

@@ -200,6 +200,9 @@ pub fn authorize_error(f: tessera_core::authorize::AuthorizeFailure) -> &'static
         F::InvalidScope => codes::OAUTH_SCOPE_FORBIDDEN,
         F::CodeChallengeMethodUnsupported => codes::OAUTH_CODE_CHALLENGE_METHOD_UNSUPPORTED,
         F::ServerError => codes::INTERNAL_ERROR,
+        // OpenID Connect Core §3.1.2.6's codes: relying-party libraries act on them.
+        F::LoginRequired => "login_required",
+        F::ConsentRequired => "consent_required",
     }
 }
 

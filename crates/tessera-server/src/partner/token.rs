@@ -26,6 +26,7 @@ pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: RawBod
                 refresh_token: issued.refresh_token.map(|r| r.expose().to_string()),
                 token_type: "Bearer".into(),
                 expires_in: issued.expires_in,
+                id_token: issued.id_token,
             },
             now,
         ),

@@ -1,11 +1,15 @@
-//! Authorization server metadata (RFC 8414), served at both well-known paths. It lists only what
-//! is implemented: every endpoint, grant, authentication method and registered scope.
+//! Authorization server metadata (RFC 8414) and OpenID Provider metadata (OpenID Connect
+//! Discovery 1.0 §3), one document served at both well-known paths. It lists only what is
+//! implemented: every endpoint, grant, authentication method and scope, and says `false` where
+//! Discovery's default would claim a feature Tessera lacks (`request_uri_parameter_supported`).
 
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tessera_core::model::GrantType;
+use tessera_core::scope::OPENID_SCOPES;
+use tessera_core::userinfo::CLAIMS_SUPPORTED;
 
 use crate::app::AppState;
 
@@ -13,6 +17,14 @@ pub async fn metadata(State(app): State<AppState>) -> Response {
     let config = app.engine.config();
     let iss = &config.issuer;
     let auth_methods = ["client_secret_basic", "client_secret_post"];
+    // The registered scopes and OpenID Connect's, which every authorization-code client has.
+    let registered = app.engine.scopes();
+    let mut scopes: Vec<&str> = registered.iter().map(String::as_str).collect();
+    for (name, _) in OPENID_SCOPES {
+        if !scopes.contains(&name) {
+            scopes.push(name);
+        }
+    }
     let body = json!({
         "issuer": iss,
         "token_endpoint": format!("{iss}/oauth/token"),
@@ -35,8 +47,18 @@ pub async fn metadata(State(app): State<AppState>) -> Response {
         "token_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
-        "scopes_supported": *app.engine.scopes(),
+        "scopes_supported": scopes,
         "access_token_signing_alg_values_supported": ["ES256", "EdDSA", "RS256"],
+        // OpenID Connect Discovery §3.
+        "userinfo_endpoint": format!("{iss}/oauth/userinfo"),
+        "subject_types_supported": ["public"],
+        // ID tokens come from their own RS256 key lane (see tessera_core::keys::KeyUse).
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "claims_supported": CLAIMS_SUPPORTED,
+        "prompt_values_supported": ["none", "login", "consent"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
     });
     let mut r = axum::Json(body).into_response();
     r.headers_mut().insert(

@@ -207,6 +207,9 @@ pub fn authorize_error(f: tessera_core::authorize::AuthorizeFailure) -> &'static
         F::UnsupportedResponseType => "unsupported_response_type",
         F::InvalidScope => "invalid_scope",
         F::ServerError => "server_error",
+        // OpenID Connect Core §3.1.2.6's codes: relying-party libraries act on them.
+        F::LoginRequired => "login_required",
+        F::ConsentRequired => "consent_required",
     }
 }
 

@@ -1,6 +1,7 @@
 //! The standard dialect (SPEC §4, RFC 6749, wire-compatible with seed 002): form-encoded token,
 //! introspection and revocation endpoints with client authentication, discovery (RFC 8414), and
-//! the bearer-protected sign-up and `me` endpoints. Errors go through [`error`].
+//! the bearer-protected sign-up, `me` and OpenID Connect `userinfo` endpoints. Errors go
+//! through [`error`].
 
 pub mod discovery;
 pub mod error;
@@ -35,6 +36,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/v2/api/users/sign-up", post(users::sign_up))
         .route("/api/users/me", get(users::me))
+        .route(
+            "/oauth/userinfo",
+            get(users::userinfo).post(users::userinfo),
+        )
 }
 
 /// Parse the form and authenticate the client it names.

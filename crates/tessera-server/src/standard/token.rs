@@ -46,6 +46,9 @@ pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: RawBod
             if let Some(r) = issued.refresh_token {
                 out.insert("refresh_token".into(), r.expose().into());
             }
+            if let Some(id_token) = issued.id_token {
+                out.insert("id_token".into(), id_token.into());
+            }
             if exchange {
                 out.insert("issued_token_type".into(), token_type::ACCESS_TOKEN.into());
             }

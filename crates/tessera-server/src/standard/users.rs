@@ -1,5 +1,6 @@
 //! Seed 002's resource endpoints, protected by bearer tokens (RFC 6750):
-//! `POST /v2/api/users/sign-up` (app_token only) and `GET /api/users/me` (any Tessera token).
+//! `POST /v2/api/users/sign-up` (app_token only) and `GET /api/users/me` (any Tessera token);
+//! and OpenID Connect's `/oauth/userinfo` (an `openid` sign-in's access token).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -127,6 +128,22 @@ pub async fn me(State(app): State<AppState>, headers: HeaderMap) -> Response {
                 }
             }
             let mut r = axum::Json(json!({ "data": data })).into_response();
+            crate::app::no_store(&mut r);
+            r
+        }
+        Err(e) => render_resource(&e),
+    }
+}
+
+/// OpenID Connect UserInfo (Core §5.3), `GET` or `POST`, with the access token of an `openid`
+/// sign-in in `Authorization: Bearer`.
+pub async fn userinfo(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let now = unix_now();
+    let result =
+        async { Ok::<_, RequestError>(app.engine.userinfo(bearer(&headers)?, now).await?) }.await;
+    match result {
+        Ok(info) => {
+            let mut r = axum::Json(info).into_response();
             crate::app::no_store(&mut r);
             r
         }

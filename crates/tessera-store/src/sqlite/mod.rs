@@ -19,7 +19,7 @@ use writer::{MAX_BATCH, Write, checkpointer, writer};
 
 use crate::rows::{bad_row, union_scope};
 use tessera_core::audit::{AuditEvent, AuditQuery};
-use tessera_core::keys::{Alg, StoredKey};
+use tessera_core::keys::{Alg, KeyUse, StoredKey};
 use tessera_core::lockout::{self, Bucket, LockoutPolicy};
 use tessera_core::model::{
     Account, AuthorizationCode, AuthorizationRequest, Change, Client, Grant, GrantType, Partner,
@@ -60,6 +60,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         8,
         include_str!("../../migrations/sqlite/0008_key_schedule.sql"),
     ),
+    (9, include_str!("../../migrations/sqlite/0009_openid.sql")),
 ];
 
 pub struct SqliteStore {
@@ -715,15 +716,18 @@ impl KeyStore for SqliteStore {
         // Keys that sign now or signed before stop; a pending key still activates later.
         sqlx::query(
             "UPDATE signing_keys SET retired_at = ?1
-             WHERE retired_at IS NULL AND COALESCE(activates_at, created_at) <= ?1",
+             WHERE retired_at IS NULL AND COALESCE(activates_at, created_at) <= ?1
+               AND purpose = ?2",
         )
         .bind(now)
+        .bind(key.purpose.as_str())
         .execute(&mut *tx)
         .await
         .map_err(err)?;
         sqlx::query(
-            "INSERT INTO signing_keys (kid, alg, public_jwk, private_sealed, created_at, activates_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO signing_keys (kid, alg, public_jwk, private_sealed, created_at, activates_at,
+                 purpose)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&key.kid)
         .bind(key.alg.as_str())
@@ -732,6 +736,7 @@ impl KeyStore for SqliteStore {
         .bind(key.created_at)
         // It signs from the rotation, whenever it was generated.
         .bind(now)
+        .bind(key.purpose.as_str())
         .execute(&mut *tx)
         .await
         .map_err(err)?;
@@ -743,9 +748,10 @@ impl KeyStore for SqliteStore {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         let pending: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM signing_keys WHERE revoked_at IS NULL AND retired_at IS NULL
-               AND COALESCE(activates_at, created_at) > ?",
+               AND COALESCE(activates_at, created_at) > ? AND purpose = ?",
         )
         .bind(now)
+        .bind(key.purpose.as_str())
         .fetch_one(&mut *tx)
         .await
         .map_err(err)?;
@@ -753,8 +759,9 @@ impl KeyStore for SqliteStore {
             return Ok(false);
         }
         sqlx::query(
-            "INSERT INTO signing_keys (kid, alg, public_jwk, private_sealed, created_at, activates_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO signing_keys (kid, alg, public_jwk, private_sealed, created_at, activates_at,
+                 purpose)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&key.kid)
         .bind(key.alg.as_str())
@@ -762,6 +769,7 @@ impl KeyStore for SqliteStore {
         .bind(&key.private_sealed)
         .bind(key.created_at)
         .bind(key.activates_at)
+        .bind(key.purpose.as_str())
         .execute(&mut *tx)
         .await
         .map_err(err)?;
@@ -885,8 +893,9 @@ impl AuthorizationStore for SqliteStore {
     async fn insert_authorization_request(&self, r: &AuthorizationRequest) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO authorization_requests (id, client_id, redirect_uri, scope, state,
-                 code_challenge, code_challenge_method, dialect, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 code_challenge, code_challenge_method, dialect, expires_at, nonce, prompt,
+                 min_auth_time)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&r.id)
         .bind(&r.client_id)
@@ -897,6 +906,9 @@ impl AuthorizationStore for SqliteStore {
         .bind(&r.code_challenge_method)
         .bind(&r.dialect)
         .bind(r.expires_at)
+        .bind(&r.nonce)
+        .bind(&r.prompt)
+        .bind(r.min_auth_time)
         .execute(&self.pool)
         .await
         .map_err(err)?;
@@ -915,20 +927,7 @@ impl AuthorizationStore for SqliteStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(err)?;
-        row.map(|r| {
-            Ok(AuthorizationRequest {
-                id: r.try_get("id").map_err(err)?,
-                client_id: r.try_get("client_id").map_err(err)?,
-                redirect_uri: r.try_get("redirect_uri").map_err(err)?,
-                scope: r.try_get("scope").map_err(err)?,
-                state: r.try_get("state").map_err(err)?,
-                code_challenge: r.try_get("code_challenge").map_err(err)?,
-                code_challenge_method: r.try_get("code_challenge_method").map_err(err)?,
-                dialect: r.try_get("dialect").map_err(err)?,
-                expires_at: r.try_get("expires_at").map_err(err)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(request_of).transpose()
     }
 
     async fn consume_authorization_request(&self, id: &str) -> StoreResult<bool> {
@@ -944,13 +943,17 @@ impl AuthorizationStore for SqliteStore {
     }
 
     async fn insert_session(&self, s: &Session) -> StoreResult<()> {
-        sqlx::query("INSERT INTO sessions (digest, user_id, expires_at) VALUES (?, ?, ?)")
-            .bind(&s.digest.0[..])
-            .bind(&s.user_id)
-            .bind(s.expires_at)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
+        sqlx::query(
+            "INSERT INTO sessions (digest, user_id, expires_at, authenticated_at)
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(&s.digest.0[..])
+        .bind(&s.user_id)
+        .bind(s.expires_at)
+        .bind(s.authenticated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
         Ok(())
     }
 
@@ -961,14 +964,7 @@ impl AuthorizationStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(err)?;
-        row.map(|r| {
-            Ok(Session {
-                digest: digest_of(&r, "digest")?,
-                user_id: r.try_get("user_id").map_err(err)?,
-                expires_at: r.try_get("expires_at").map_err(err)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(session_of).transpose()
     }
 
     async fn delete_session(&self, digest: &SecretDigest) -> StoreResult<()> {
@@ -1119,8 +1115,9 @@ impl AuthorizationStore for SqliteStore {
     async fn insert_authorization_code(&self, c: &AuthorizationCode) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO authorization_codes (digest, client_id, redirect_uri, code_challenge,
-                 code_challenge_method, user_id, account_id, scope, grant_id, family_id, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 code_challenge_method, user_id, account_id, scope, grant_id, family_id, expires_at,
+                 nonce, auth_time, sid)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.digest.0[..])
         .bind(&c.client_id)
@@ -1133,6 +1130,9 @@ impl AuthorizationStore for SqliteStore {
         .bind(&c.grant_id)
         .bind(&c.family_id)
         .bind(c.expires_at)
+        .bind(&c.nonce)
+        .bind(c.auth_time)
+        .bind(&c.sid)
         .execute(&self.pool)
         .await
         .map_err(err)?;

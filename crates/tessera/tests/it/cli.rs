@@ -382,14 +382,26 @@ async fn the_cli_contract_and_a_running_server_that_follows_it() {
         .map(|k| k["kid"].as_str().unwrap())
         .collect();
     assert!(kids.contains(&old_kid.as_str()) && kids.contains(&new_kid.as_str()));
-    let after = ok_json(&tessera(&db, &["keys", "list"], None));
-    let states: Vec<&str> = after["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["state"].as_str().unwrap())
-        .collect();
-    assert_eq!(states, ["published", "active"]);
+    let states_of = |purpose: &str| {
+        let list = ok_json(&tessera(&db, &["keys", "list"], None));
+        list["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["purpose"] == purpose)
+            .map(|k| k["state"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(states_of("access"), ["published", "active"]);
+    // The ID-token lane (OpenID Connect) rotates on its own, always RS256.
+    assert_eq!(states_of("id_token"), ["active"]);
+    let id = ok_json(&tessera(&db, &["keys", "rotate", "--id-token"], None));
+    assert_eq!(
+        (id["purpose"].as_str(), id["alg"].as_str()),
+        (Some("id_token"), Some("RS256"))
+    );
+    assert_eq!(states_of("id_token"), ["published", "active"]);
+    assert_eq!(states_of("access"), ["published", "active"]);
 
     // Revoking the active key (compromised): a new key takes over, the revoked one leaves the
     // JWKS, and a token it signed stops verifying within a second, cached or not.

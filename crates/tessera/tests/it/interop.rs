@@ -40,7 +40,7 @@ fn test_pki(dir: &std::path::Path) -> (TlsFiles, reqwest::Certificate) {
 
 /// oauth2's transport: any async function from `http::Request` to `http::Response`. This one
 /// uses reqwest with the test CA as its only root.
-fn transport(
+pub(crate) fn transport(
     http: reqwest::Client,
 ) -> impl Fn(
     oauth2::HttpRequest,

@@ -16,6 +16,7 @@ mod lockout;
 mod logs;
 mod metrics;
 mod multinode;
+mod oidc;
 mod refresh;
 mod sdk;
 mod seed000;

@@ -448,6 +448,7 @@ async fn discovery_lists_what_is_implemented() {
         ".token_endpoint" => "[issuer]/oauth/token",
         ".jwks_uri" => "[issuer]/.well-known/jwks.json",
         ".introspection_endpoint" => "[issuer]/oauth/introspect",
+        ".userinfo_endpoint" => "[issuer]/oauth/userinfo",
         ".revocation_endpoint" => "[issuer]/oauth/revoke",
     });
     // Every endpoint it names answers.

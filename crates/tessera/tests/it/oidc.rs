@@ -1,0 +1,357 @@
+//! OpenID Connect (issue 12, item 3): a relying-party library nobody here wrote (the
+//! `openidconnect` crate) discovers Tessera, signs a user in through the real pages, validates
+//! the ID token (signature from the JWKS, `iss`, `aud`, `exp`, `nonce`, `at_hash`) and reads
+//! UserInfo; then `prompt`, `max_age` and `nonce` at their edges, driven by hand.
+
+use base64::Engine as _;
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
+};
+use openidconnect::{
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
+};
+
+use crate::authcode::{Agent, CHALLENGE, REDIRECT, Setup, VERIFIER, authorize, setup};
+use crate::support::{TestServer, claims};
+
+#[tokio::test]
+async fn the_openidconnect_crate_signs_a_user_in() {
+    let t = TestServer::start().await;
+    let s = setup(&t, &[], false).await;
+    let http = crate::interop::transport(reqwest::Client::new());
+
+    // Discovery 1.0: the crate refuses a document without its required fields or whose issuer
+    // differs; it does not check that RS256 is offered, so this test does.
+    let raw = t.get("/.well-known/openid-configuration", None).await.body;
+    for field in [
+        "issuer",
+        "authorization_endpoint",
+        "token_endpoint",
+        "userinfo_endpoint",
+        "jwks_uri",
+        "response_types_supported",
+        "subject_types_supported",
+        "id_token_signing_alg_values_supported",
+    ] {
+        assert!(raw.get(field).is_some(), "discovery lacks {field}");
+    }
+    assert!(
+        raw["id_token_signing_alg_values_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&"RS256".into()),
+        "Discovery §3: RS256 MUST be included"
+    );
+    assert!(
+        raw["scopes_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&"openid".into())
+    );
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(t.base.clone()).unwrap(), &http)
+            .await
+            .expect("discovery validates");
+    let client = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(s.client_id.clone()),
+        Some(ClientSecret::new(s.client_secret.clone())),
+    )
+    .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("crm".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let mut agent = Agent::new(&t.base);
+    let q = authorize(&mut agent, &s, url.as_str()).await;
+    assert_eq!(&q["state"], state.secret());
+
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(q["code"].clone()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect("the code redeems");
+    let id_token = tokens.id_token().expect("an ID token for scope openid");
+    let id_verifier = client.id_token_verifier();
+    let id_claims = id_token
+        .claims(&id_verifier, &nonce)
+        .expect("the ID token validates");
+    assert_eq!(id_claims.subject().as_str(), s.user_id);
+    assert!(id_claims.auth_time().is_some());
+    let expected = AccessTokenHash::from_token(
+        tokens.access_token(),
+        id_token.signing_alg().unwrap(),
+        id_token.signing_key(&id_verifier).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(id_claims.access_token_hash(), Some(&expected));
+    // A different nonce is refused: the nonce is bound to the code.
+    assert!(
+        id_token
+            .claims(&id_verifier, &Nonce::new("another".into()))
+            .is_err()
+    );
+    let raw_id = claims(&id_token.to_string());
+    assert_eq!(raw_id["aud"], s.client_id.as_str());
+    assert!(raw_id["sid"].as_str().is_some_and(|sid| !sid.is_empty()));
+
+    let info: CoreUserInfoClaims = client
+        .user_info(tokens.access_token().clone(), None)
+        .unwrap()
+        .request_async(&http)
+        .await
+        .expect("userinfo");
+    assert_eq!(info.subject().as_str(), s.user_id);
+    let email = s.user_email.to_lowercase();
+    assert_eq!(info.email().map(|e| e.as_str()), Some(email.as_str()));
+    assert_eq!(info.email_verified(), Some(false));
+}
+
+fn basic(s: &Setup) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", s.client_id, s.client_secret))
+    )
+}
+
+fn oidc_path(s: &Setup, scope: &str, extra: &[(&str, &str)]) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    q.append_pair("response_type", "code")
+        .append_pair("client_id", &s.client_id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", scope)
+        .append_pair("state", "st-1")
+        .append_pair("code_challenge", CHALLENGE)
+        .append_pair("code_challenge_method", "S256");
+    for (k, v) in extra {
+        q.append_pair(k, v);
+    }
+    format!("/oauth/authorize?{}", q.finish())
+}
+
+/// Redeem a code in the standard dialect; the token response.
+async fn redeem(t: &TestServer, s: &Setup, code: &str) -> serde_json::Value {
+    let r = t
+        .form(
+            "/oauth/token",
+            Some(&basic(s)),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
+#[tokio::test]
+async fn prompt_max_age_and_nonce_at_their_edges() {
+    let t = TestServer::start().await;
+    let s = setup(&t, &[], false).await;
+    let mut agent = Agent::new(&t.base);
+
+    // prompt=none before any sign-in: straight back with login_required, state and iss.
+    let r = agent
+        .get(&oidc_path(&s, "openid crm", &[("prompt", "none")]))
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let q = r.query();
+    assert_eq!(
+        (q["error"].as_str(), q["state"].as_str(), q["iss"].as_str()),
+        ("login_required", "st-1", t.base.as_str())
+    );
+    // Malformed OpenID parameters come back as invalid_request.
+    for extra in [
+        [("prompt", "none login")],
+        [("prompt", "select_account")],
+        [("max_age", "-5")],
+        [("nonce", "has space")],
+    ] {
+        let r = agent.get(&oidc_path(&s, "openid crm", &extra)).await;
+        assert_eq!(r.query()["error"], "invalid_request", "{extra:?}");
+    }
+
+    // A sign-in with a nonce: the ID token carries it, in the partner dialect too.
+    let before = tessera_core::unix_now();
+    let q = authorize(
+        &mut agent,
+        &s,
+        &oidc_path(&s, "openid crm", &[("nonce", "n-first")]),
+    )
+    .await;
+    let body = redeem(&t, &s, &q["code"]).await;
+    let id = claims(body["id_token"].as_str().unwrap());
+    assert_eq!(id["nonce"], "n-first");
+    assert_eq!(id["aud"], s.client_id.as_str());
+    let auth_time = id["auth_time"].as_i64().unwrap();
+    assert!(auth_time >= before);
+    let access = body["access_token"].as_str().unwrap().to_string();
+    let id_token = body["id_token"].as_str().unwrap().to_string();
+
+    // The ID token is no access token: userinfo and `me` refuse it.
+    for path in ["/oauth/userinfo", "/api/users/me"] {
+        let r = t.get(path, Some(&format!("Bearer {id_token}"))).await;
+        assert_eq!(r.status, 401, "{path}: {}", r.body);
+    }
+    let r = t
+        .get("/oauth/userinfo", Some(&format!("Bearer {access}")))
+        .await;
+    assert_eq!(
+        (r.status, r.body["sub"].as_str()),
+        (200, Some(s.user_id.as_str()))
+    );
+    assert!(r.body.get("email").is_none(), "no email scope, no email");
+
+    // prompt=none with a session and consent: a code, no page; its ID token has no nonce.
+    let r = agent
+        .get(&oidc_path(&s, "openid crm", &[("prompt", "none")]))
+        .await;
+    assert!(r.location.as_deref().unwrap().starts_with(REDIRECT));
+    let body = redeem(&t, &s, &r.query()["code"]).await;
+    let id = claims(body["id_token"].as_str().unwrap());
+    assert!(id.get("nonce").is_none());
+    assert_eq!(
+        id["auth_time"].as_i64(),
+        Some(auth_time),
+        "the same sign-in"
+    );
+    // prompt=none for scopes not consented to: consent_required.
+    let r = agent
+        .get(&oidc_path(
+            &s,
+            "openid crm transport",
+            &[("prompt", "none")],
+        ))
+        .await;
+    assert_eq!(r.query()["error"], "consent_required");
+
+    // prompt=consent: the consent page though consent was given.
+    let r = agent
+        .get(&oidc_path(&s, "openid crm", &[("prompt", "consent")]))
+        .await;
+    assert!(r.location.as_deref().unwrap().starts_with("/oauth/consent"));
+
+    // prompt=login with a live session: the login page; and the consent page of that request,
+    // opened directly with the old session, sends the browser to sign in too (no bypass).
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    let r = agent
+        .get(&oidc_path(&s, "openid crm", &[("prompt", "login consent")]))
+        .await;
+    let login = r.location.clone().unwrap();
+    assert!(login.starts_with("/oauth/login"), "{login}");
+    let request = login.split("request=").nth(1).unwrap().to_string();
+    let r = agent
+        .get(&format!("/oauth/consent?request={request}"))
+        .await;
+    assert!(
+        r.location.as_deref().unwrap().starts_with("/oauth/login"),
+        "an old sign-in cannot consent to a prompt=login request"
+    );
+    let q = authorize(
+        &mut agent,
+        &s,
+        &oidc_path(&s, "openid crm", &[("prompt", "login")]),
+    )
+    .await;
+    let id = claims(
+        redeem(&t, &s, &q["code"]).await["id_token"]
+            .as_str()
+            .unwrap(),
+    );
+    assert!(
+        id["auth_time"].as_i64().unwrap() > auth_time,
+        "signed in again"
+    );
+
+    // max_age: 0 asks for a fresh sign-in; an hour accepts the session.
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    let r = agent
+        .get(&oidc_path(&s, "openid crm", &[("max_age", "0")]))
+        .await;
+    assert!(r.location.as_deref().unwrap().starts_with("/oauth/login"));
+    let r = agent
+        .get(&oidc_path(&s, "openid crm", &[("max_age", "3600")]))
+        .await;
+    assert!(r.location.as_deref().unwrap().starts_with(REDIRECT));
+
+    // A token without openid reads no UserInfo; after the user withdraws consent, none does.
+    let q = authorize(&mut agent, &s, &oidc_path(&s, "crm", &[])).await;
+    let plain = redeem(&t, &s, &q["code"]).await;
+    assert!(plain.get("id_token").is_none());
+    let r = t
+        .get(
+            "/oauth/userinfo",
+            Some(&format!(
+                "Bearer {}",
+                plain["access_token"].as_str().unwrap()
+            )),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (403, Some("insufficient_scope"))
+    );
+    let grants = agent.get("/oauth/grants").await;
+    let r = agent
+        .post(
+            "/oauth/grants/revoke",
+            &[
+                ("csrf", &grants.hidden("csrf")),
+                ("client_id", &s.client_id),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    let r = t
+        .get("/oauth/userinfo", Some(&format!("Bearer {access}")))
+        .await;
+    assert_eq!(r.status, 401, "{}", r.body);
+}
+
+#[tokio::test]
+async fn the_partner_dialect_returns_the_id_token_too() {
+    let t = TestServer::start().await;
+    let s = setup(&t, &[], false).await;
+    let mut agent = Agent::new(&t.base);
+    let path = crate::authcode::authorize_path(
+        "partner",
+        &s.client_id,
+        &[("scope", "openid profile crm"), ("nonce", "n-partner")],
+    );
+    // authorize_path sets scope=crm first; a repeated parameter is refused, so build it here.
+    assert!(path.contains("scope=crm"));
+    let path = path.replace("scope=crm&", "");
+    let q = authorize(&mut agent, &s, &path).await;
+    let body = serde_json::json!({"grant_type": "authorization_code", "authorization_code_data": {
+        "client_id": s.client_id, "code": q["code"], "redirect_uri": REDIRECT,
+        "code_verifier": VERIFIER}})
+    .to_string();
+    let r = t
+        .post("/v2/oauth/token", Some(&s.partner.basic()), &body)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = claims(&r.data("id_token"));
+    assert_eq!(
+        (id["nonce"].as_str(), id["aud"].as_str()),
+        (Some("n-partner"), Some(s.client_id.as_str()))
+    );
+    assert_eq!(
+        claims(&r.data("access_token"))["scope"],
+        "crm openid profile"
+    );
+}
