@@ -1,6 +1,17 @@
-//! A small Rust SDK for Tessera's partner dialect (seed 000): machine token, accounts, token
-//! exchange, refresh and revocation, with the wire types of `tessera-proto` and errors that carry
-//! the server's code and message.
+//! Tessera's Rust SDK, for the three ways a platform meets Tessera:
+//!
+//! - **Partners** ([`PartnerClient`], seed 000's JSON dialect): machine token, accounts, token
+//!   exchange, refresh and revocation, with the wire types of `tessera-proto`.
+//! - **Registered OAuth clients** ([`StandardClient`], RFC 6749's form dialect): client
+//!   credentials, password, refresh, token exchange, authorization codes, introspection,
+//!   revocation and seed 002's buyer sign-up.
+//! - **Resource servers** ([`Verifier`]): Tessera access tokens checked offline from the JWKS
+//!   (cached, fetched again for an unknown key, rate limited), optionally introspected; with
+//!   feature `axum`, a middleware and an extractor ([`axum`]).
+//!
+//! [`TokenSource`] keeps an access token fresh for many tasks with one renewal in flight:
+//! machine tokens, client credentials, or a refresh-token pair whose rotation it keeps safe.
+//! Errors carry the server's code and message.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), tessera_client::Error> {
@@ -18,9 +29,11 @@
 //! # let _ = next; Ok(()) }
 //! ```
 //!
-//! [`MachineTokenSource`] keeps a machine token fresh for many tasks with one renewal in flight.
-
+#[cfg(feature = "axum")]
+pub mod axum;
+pub mod standard;
 mod token_source;
+mod verifier;
 
 use std::fmt;
 
@@ -33,10 +46,14 @@ use tessera_proto::partner::{
     RefreshTokenData, RevokeRequest, TokenExchangeData, TokenRequest, TokenResponse,
 };
 
-pub use token_source::MachineTokenSource;
+pub use standard::StandardClient;
+pub use token_source::{MachineTokenSource, TokenSource};
+pub use verifier::{AccessClaims, Verifier, VerifyError};
 
 /// `subject_token_type` of a machine token.
 pub const MACHINE_TOKEN_TYPE: &str = tessera_proto::token_type::MACHINE_TOKEN;
+/// `subject_token_type` of an access token (RFC 8693 §3).
+pub const ACCESS_TOKEN_TYPE: &str = tessera_proto::token_type::ACCESS_TOKEN;
 
 /// How the partner authenticates.
 #[derive(Clone)]
@@ -87,6 +104,18 @@ pub enum Error {
     Http(#[from] reqwest::Error),
     #[error("unexpected response ({status}): {body}")]
     Unexpected { status: u16, body: String },
+    /// A refreshing [`TokenSource`] was given a pair without a refresh token.
+    #[error("the token response has no refresh token to rotate")]
+    NoRefreshToken,
+}
+
+/// A response's `Retry-After` seconds.
+pub(crate) fn retry_after(response: &reqwest::Response) -> Option<u64> {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 impl Error {
@@ -238,11 +267,7 @@ impl PartnerClient {
             .send()
             .await?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
+        let retry_after = retry_after(&response);
         let bytes = response.bytes().await?;
         if (200..300).contains(&status) {
             if let Ok(env) = serde_json::from_slice::<Envelope<T>>(&bytes) {

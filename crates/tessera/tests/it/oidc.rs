@@ -126,7 +126,7 @@ fn basic(s: &Setup) -> String {
     )
 }
 
-fn oidc_path(s: &Setup, scope: &str, extra: &[(&str, &str)]) -> String {
+pub(crate) fn oidc_path(s: &Setup, scope: &str, extra: &[(&str, &str)]) -> String {
     let mut q = form_urlencoded::Serializer::new(String::new());
     q.append_pair("response_type", "code")
         .append_pair("client_id", &s.client_id)
@@ -142,7 +142,7 @@ fn oidc_path(s: &Setup, scope: &str, extra: &[(&str, &str)]) -> String {
 }
 
 /// Redeem a code in the standard dialect; the token response.
-async fn redeem(t: &TestServer, s: &Setup, code: &str) -> serde_json::Value {
+pub(crate) async fn redeem(t: &TestServer, s: &Setup, code: &str) -> serde_json::Value {
     let r = t
         .form(
             "/oauth/token",

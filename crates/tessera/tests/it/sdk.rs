@@ -1,6 +1,7 @@
-//! The SDK's token source (issue 12, item 4, first step): one machine-token request however
-//! many tasks ask at once, and one renewal when the token is due for it. Counted through the
-//! server's own audit trail (a `token.issued` row per token answered).
+//! The SDK (issue 12, item 4) against the real server: token sources send one request however
+//! many tasks ask at once and one renewal when due (counted through the server's own audit
+//! trail, a `token.issued` row per token answered); the standard-dialect client; and the
+//! resource-server verifier and its axum middleware.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,5 +66,316 @@ async fn a_hundred_concurrent_callers_send_one_request_and_one_renewal() {
         tokens_issued(&t, &p.id).await,
         3,
         "the second source: its first token and one renewal for 100 callers"
+    );
+}
+
+/// The standard dialect through the SDK, and a refreshing token source: 100 callers of a due
+/// source send one refresh, and the source holds the rotated refresh token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standard_client_and_a_refreshing_source() {
+    use tessera_client::standard::SignUp;
+    use tessera_client::{MACHINE_TOKEN_TYPE, StandardClient, TokenSource};
+    let t = TestServer::start().await;
+    let o = t
+        .onboard(&[
+            "client_credentials",
+            "password",
+            "refresh_token",
+            "token_exchange",
+        ])
+        .await;
+    let sc = StandardClient::new(&t.base, &o.client_id, &o.client_secret);
+    let app = sc.client_credentials(Some("WRITE")).await.unwrap();
+    assert!(sc.introspect(&app.access_token).await.unwrap().active);
+    let admin = sc
+        .password(&o.admin_email, &o.admin_password, Some("WRITE"))
+        .await
+        .unwrap();
+    assert_eq!(claims(&admin.access_token)["token_use"], "user_token");
+    let wrong = StandardClient::new(&t.base, &o.client_id, "not-the-secret");
+    let e = wrong.client_credentials(None).await.unwrap_err();
+    assert_eq!(e.code(), Some("invalid_client"), "{e}");
+    let buyer = sc
+        .sign_up(
+            &app.access_token,
+            &SignUp {
+                phone_number: "+966501234567".into(),
+                first_name: Some("Sara".into()),
+                ..SignUp::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!buyer.pre_existing_user);
+    assert!(!format!("{buyer:?}").contains(&buyer.client_user_token));
+
+    // A partner's machine token exchanged in the standard dialect: a pair with a refresh token.
+    let partner = t.client(&o.partner);
+    let machine = partner.machine_token("WRITE").await.unwrap();
+    let account = partner.create_account("Acme", None).await.unwrap();
+    let pair = sc
+        .exchange(
+            &machine.access_token,
+            MACHINE_TOKEN_TYPE,
+            Some(&account.account_id),
+            Some("WRITE"),
+        )
+        .await
+        .unwrap();
+    let first_refresh = pair.refresh_token.clone().unwrap();
+    let lifetime = Duration::from_secs(pair.expires_in as u64);
+    let source = Arc::new(
+        TokenSource::standard_refresh(sc.clone(), &pair)
+            .unwrap()
+            .renew_before(lifetime - Duration::from_secs(1)),
+    );
+    assert_eq!(
+        source.token().await.unwrap(),
+        pair.access_token,
+        "served until due"
+    );
+    let before = tokens_issued(&t, &o.partner.id).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let renewed = ask_100(&source).await;
+    assert!(renewed.iter().all(|x| *x == renewed[0]));
+    assert_ne!(renewed[0], pair.access_token);
+    assert_eq!(
+        tokens_issued(&t, &o.partner.id).await - before,
+        1,
+        "one refresh for 100 callers"
+    );
+    let rotated = source.refresh_token().await.unwrap();
+    assert_ne!(rotated, first_refresh, "the source holds the successor");
+    assert!(sc.introspect(&rotated).await.unwrap().active);
+
+    sc.revoke(&app.access_token).await.unwrap();
+    assert!(!sc.introspect(&app.access_token).await.unwrap().active);
+}
+
+/// A JWKS proxy that counts its fetches: what a resource server's verifier costs the issuer.
+async fn counting_jwks(t: &TestServer) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let count = Arc::new(AtomicUsize::new(0));
+    let upstream = t.url("/.well-known/jwks.json");
+    let counter = Arc::clone(&count);
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let upstream = upstream.clone();
+            let counter = Arc::clone(&counter);
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let body = reqwest::get(&upstream).await.unwrap().text().await.unwrap();
+                ([("content-type", "application/json")], body)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/jwks"), count)
+}
+
+/// The resource-server verifier: offline checks that fail closed, a JWKS fetched once for 100
+/// concurrent first tokens and once more for a rotated key, rate limited for forged kids, and
+/// introspection for revocation; and the axum middleware in front of a real service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_server_verifies_tokens_offline() {
+    use std::sync::atomic::Ordering;
+    use tessera_client::{StandardClient, Verifier, VerifyError};
+    let t = TestServer::start().await;
+    let o = t.onboard(&["client_credentials"]).await;
+    let sc = StandardClient::new(&t.base, &o.client_id, &o.client_secret);
+    let token = sc
+        .client_credentials(Some("WRITE"))
+        .await
+        .unwrap()
+        .access_token;
+    let (jwks, fetches) = counting_jwks(&t).await;
+    let verifier = Arc::new(Verifier::new(&t.base).jwks_uri(&jwks));
+
+    let all = join_all((0..100).map(|_| {
+        let (v, token) = (Arc::clone(&verifier), token.clone());
+        async move { v.verify(&token).await }
+    }))
+    .await;
+    for c in &all {
+        let c = c.as_ref().unwrap();
+        assert_eq!(
+            (c.client_id.as_str(), c.token_use.as_str()),
+            (o.client_id.as_str(), "app_token")
+        );
+    }
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        1,
+        "one JWKS fetch for 100 first tokens"
+    );
+
+    // Fails closed: missing scope, tampered signature, another audience, garbage, an ID token.
+    assert_eq!(
+        verifier.verify_scopes(&token, &["crm"]).await,
+        Err(VerifyError::InsufficientScope(vec!["crm".into()]))
+    );
+    let mut tampered = token.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    assert!(matches!(
+        verifier.verify(&tampered).await,
+        Err(VerifyError::Invalid(_))
+    ));
+    let elsewhere = Verifier::new(&t.base).audience("https://api.other.example");
+    assert!(matches!(
+        elsewhere.verify(&token).await,
+        Err(VerifyError::Invalid(_))
+    ));
+    assert!(matches!(
+        verifier.verify("nope").await,
+        Err(VerifyError::Invalid(_))
+    ));
+    let s = crate::authcode::setup(&t, &[], false).await;
+    let mut agent = crate::authcode::Agent::new(&t.base);
+    let q = crate::authcode::authorize(
+        &mut agent,
+        &s,
+        &crate::oidc::oidc_path(&s, "openid crm", &[]),
+    )
+    .await;
+    let body = crate::oidc::redeem(&t, &s, &q["code"]).await;
+    let id_token = body["id_token"].as_str().unwrap();
+    assert!(matches!(
+        verifier.verify(id_token).await,
+        Err(VerifyError::Invalid(_))
+    ));
+    assert!(
+        verifier
+            .verify(body["access_token"].as_str().unwrap())
+            .await
+            .is_ok()
+    );
+
+    // Forged kids cost the issuer nothing more within the refetch interval.
+    let forged = {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+        parts[0] = b64.encode(br#"{"alg":"ES256","typ":"at+jwt","kid":"forged"}"#);
+        parts.join(".")
+    };
+    let fetched = fetches.load(Ordering::SeqCst);
+    for _ in 0..20 {
+        assert_eq!(verifier.verify(&forged).await, Err(VerifyError::UnknownKey));
+    }
+    assert!(
+        fetches.load(Ordering::SeqCst) <= fetched + 1,
+        "rate limited"
+    );
+
+    // A rotated key: the first token naming it makes the verifier fetch the JWKS again.
+    let verifier = Arc::new(
+        Verifier::new(&t.base)
+            .jwks_uri(&jwks)
+            .min_refetch(Duration::ZERO),
+    );
+    assert!(verifier.verify(&token).await.is_ok());
+    tessera_core::admin::rotate_keys(
+        t.store.as_ref(),
+        &t.master(),
+        tessera_core::keys::KeyUse::Access,
+        tessera_core::keys::Alg::EdDSA,
+        tessera_core::unix_now(),
+    )
+    .await
+    .unwrap();
+    let mut rotated = token.clone();
+    for _ in 0..50 {
+        rotated = sc
+            .client_credentials(Some("WRITE"))
+            .await
+            .unwrap()
+            .access_token;
+        if crate::support::claims(&rotated)["jti"] != claims(&token)["jti"]
+            && jsonwebtoken::decode_header(&rotated).unwrap().alg == jsonwebtoken::Algorithm::EdDSA
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before = fetches.load(Ordering::SeqCst);
+    assert!(
+        verifier.verify(&rotated).await.is_ok(),
+        "the new key is fetched"
+    );
+    assert_eq!(fetches.load(Ordering::SeqCst), before + 1);
+
+    // Offline, a revoked token still verifies until it expires; with introspection it does not.
+    sc.revoke(&rotated).await.unwrap();
+    assert!(verifier.verify(&rotated).await.is_ok());
+    let strict = Verifier::new(&t.base).introspect_with(sc.clone());
+    assert_eq!(strict.verify(&rotated).await, Err(VerifyError::Revoked));
+
+    // The axum middleware and extractor in front of a service.
+    use tessera_client::AccessClaims;
+    use tessera_client::axum::{Guard, require_token};
+    let service = axum::Router::new()
+        .route(
+            "/contacts",
+            axum::routing::get(|c: AccessClaims| async move { c.client_id }),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            Guard::new(Arc::clone(&verifier)).scopes(["WRITE"]),
+            require_token,
+        ))
+        .route(
+            "/crm",
+            axum::routing::get(|c: AccessClaims| async move { c.sub }).layer(
+                axum::middleware::from_fn_with_state(
+                    Guard::new(Arc::clone(&verifier)).scopes(["crm"]),
+                    require_token,
+                ),
+            ),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    let http = reqwest::Client::new();
+    let get = |path: &str, bearer: Option<&str>| {
+        let mut r = http.get(format!("{base}{path}"));
+        if let Some(b) = bearer {
+            r = r.bearer_auth(b);
+        }
+        r.send()
+    };
+    let fresh = sc
+        .client_credentials(Some("WRITE"))
+        .await
+        .unwrap()
+        .access_token;
+    let r = get("/contacts", Some(&fresh)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), o.client_id);
+    let r = get("/contacts", None).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    let r = get("/contacts", Some(id_token)).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+    let r = get("/crm", Some(&fresh)).await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
     );
 }

@@ -1,0 +1,333 @@
+//! The standard dialect (RFC 6749, form-encoded, `/oauth/...`): [`StandardClient`] for a
+//! registered OAuth client with its id and secret.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// A successful token response (RFC 6749 §5.1, RFC 8693 §2.2.1, OpenID Connect Core §3.1.3.3).
+/// `Debug` prints no token.
+#[derive(Clone, Deserialize, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: i64,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// Present when it differs from what was asked.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// For an authorization code of an `openid` request.
+    #[serde(default)]
+    pub id_token: Option<String>,
+    /// For a token exchange.
+    #[serde(default)]
+    pub issued_token_type: Option<String>,
+}
+
+impl fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// An introspection answer (RFC 7662 §2.2): `active`, and for an active token its claims.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub sub: Option<String>,
+    #[serde(default)]
+    pub exp: Option<i64>,
+    #[serde(default)]
+    pub token_use: Option<String>,
+    #[serde(default)]
+    pub account_id: Option<String>,
+    #[serde(default)]
+    pub partner_id: Option<String>,
+    /// Every other member, as sent.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Seed 002's buyer sign-up: who to register.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignUp {
+    pub phone_number: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_user_id: Option<String>,
+}
+
+/// The signed-up buyer: `client_user_token` is its generated password, shown once.
+#[derive(Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedUp {
+    pub id: String,
+    pub phone_number: String,
+    pub pre_existing_user: bool,
+    pub client_user_token: String,
+}
+
+impl fmt::Debug for SignedUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignedUp")
+            .field("id", &self.id)
+            .field("phone_number", &self.phone_number)
+            .field("pre_existing_user", &self.pre_existing_user)
+            .field("client_user_token", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct OAuthError {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// A registered OAuth client's connection to one Tessera deployment, authenticating with
+/// `client_secret_basic`.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), tessera_client::Error> {
+/// use tessera_client::StandardClient;
+/// let client = StandardClient::new("https://auth.example.com", "client-id", "client-secret");
+/// let app = client.client_credentials(Some("WRITE")).await?;
+/// let admin = client.password("admin@acme.example", "a long password", Some("WRITE")).await?;
+/// let next = client.refresh(admin.refresh_token.as_deref().unwrap_or_default()).await;
+/// let seen = client.introspect(&app.access_token).await?;
+/// assert!(seen.active);
+/// # let _ = next; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct StandardClient {
+    base: String,
+    client_id: String,
+    client_secret: String,
+    http: reqwest::Client,
+}
+
+impl fmt::Debug for StandardClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StandardClient")
+            .field("base", &self.base)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl StandardClient {
+    pub fn new(
+        base_url: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        Self::with_http(base_url, client_id, client_secret, reqwest::Client::new())
+    }
+
+    pub fn with_http(
+        base_url: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+        http: reqwest::Client,
+    ) -> Self {
+        StandardClient {
+            base: base_url.into().trim_end_matches('/').to_string(),
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            http,
+        }
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The client's own token (seed 002's app_token).
+    pub async fn client_credentials(&self, scope: Option<&str>) -> Result<TokenResponse, Error> {
+        let mut form = vec![("grant_type", "client_credentials")];
+        form.extend(scope.map(|s| ("scope", s)));
+        self.token(&form).await
+    }
+
+    /// An org admin's user_token, or a buyer's customer_token (its `clientUserToken` as the
+    /// password).
+    pub async fn password(
+        &self,
+        username: &str,
+        password: &str,
+        scope: Option<&str>,
+    ) -> Result<TokenResponse, Error> {
+        let mut form = vec![
+            ("grant_type", "password"),
+            ("username", username),
+            ("password", password),
+        ];
+        form.extend(scope.map(|s| ("scope", s)));
+        self.token(&form).await
+    }
+
+    /// Rotate a refresh token: the answer carries its successor; the presented one is spent.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, Error> {
+        self.token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ])
+        .await
+    }
+
+    /// RFC 8693 token exchange; `subject_token_type` is a URN such as
+    /// [`crate::ACCESS_TOKEN_TYPE`].
+    pub async fn exchange(
+        &self,
+        subject_token: &str,
+        subject_token_type: &str,
+        requested_subject: Option<&str>,
+        scope: Option<&str>,
+    ) -> Result<TokenResponse, Error> {
+        let mut form = vec![
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", subject_token),
+            ("subject_token_type", subject_token_type),
+        ];
+        form.extend(requested_subject.map(|s| ("requested_subject", s)));
+        form.extend(scope.map(|s| ("scope", s)));
+        self.token(&form).await
+    }
+
+    /// Redeem an authorization code with its PKCE verifier.
+    pub async fn authorization_code(
+        &self,
+        code: &str,
+        redirect_uri: &str,
+        code_verifier: &str,
+    ) -> Result<TokenResponse, Error> {
+        self.token(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", code_verifier),
+        ])
+        .await
+    }
+
+    /// RFC 7662: whether a token of this client is active, and its claims.
+    pub async fn introspect(&self, token: &str) -> Result<Introspection, Error> {
+        self.form("/oauth/introspect", &[("token", token)]).await
+    }
+
+    /// RFC 7009: revoke a token of this client (an unknown token is no error).
+    pub async fn revoke(&self, token: &str) -> Result<(), Error> {
+        let response = self.send_form("/oauth/revoke", &[("token", token)]).await?;
+        if response.status().is_success() {
+            // RFC 7009 §2.2: 200 with no body to read.
+            return Ok(());
+        }
+        read::<serde_json::Value>(response).await.map(|_| ())
+    }
+
+    /// Seed 002's buyer sign-up, with the client's app_token.
+    pub async fn sign_up(&self, app_token: &str, buyer: &SignUp) -> Result<SignedUp, Error> {
+        #[derive(Deserialize)]
+        struct Data {
+            data: SignedUp,
+        }
+        let response = self
+            .http
+            .post(format!("{}/v2/api/users/sign-up", self.base))
+            .bearer_auth(app_token)
+            .json(buyer)
+            .send()
+            .await?;
+        Ok(read::<Data>(response).await?.data)
+    }
+
+    async fn token(&self, form: &[(&str, &str)]) -> Result<TokenResponse, Error> {
+        self.form("/oauth/token", form).await
+    }
+
+    async fn form<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Result<T, Error> {
+        read(self.send_form(path, form).await?).await
+    }
+
+    async fn send_form(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Result<reqwest::Response, Error> {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let basic = STANDARD.encode(format!(
+            "{}:{}",
+            form_urlencoded::byte_serialize(self.client_id.as_bytes()).collect::<String>(),
+            form_urlencoded::byte_serialize(self.client_secret.as_bytes()).collect::<String>()
+        ));
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(reqwest::header::AUTHORIZATION, format!("Basic {basic}"))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body)
+            .send()
+            .await?;
+        Ok(response)
+    }
+}
+
+/// A JSON body on success; RFC 6749 §5.2's `{"error", "error_description"}` otherwise.
+async fn read<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T, Error> {
+    let status = response.status().as_u16();
+    let retry_after = crate::retry_after(&response);
+    let bytes = response.bytes().await?;
+    if (200..300).contains(&status) {
+        if let Ok(v) = serde_json::from_slice::<T>(&bytes) {
+            return Ok(v);
+        }
+    } else if let Ok(e) = serde_json::from_slice::<OAuthError>(&bytes) {
+        return Err(Error::Api {
+            status,
+            code: e.error,
+            message: e.error_description.unwrap_or_default(),
+            retry_after,
+        });
+    }
+    Err(Error::Unexpected {
+        status,
+        body: String::from_utf8_lossy(&bytes).chars().take(500).collect(),
+    })
+}

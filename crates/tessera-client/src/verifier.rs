@@ -1,0 +1,294 @@
+//! A resource server's check of Tessera access tokens, offline: [`Verifier`].
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{JwkSet, KeyAlgorithm};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::standard::StandardClient;
+
+/// The claims of a verified Tessera access token (RFC 9068 with Tessera's own).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub client_id: String,
+    /// Space-separated.
+    pub scope: String,
+    /// `machine_token`, `client_access_token`, `app_token`, `user_token` or `customer_token`.
+    pub token_use: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// The delegation chain of an exchanged token (RFC 8693 §4.1), as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<serde_json::Value>,
+}
+
+impl AccessClaims {
+    /// Whether the token carries `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scope.split(' ').any(|s| s == scope)
+    }
+}
+
+/// Why a token was refused. [`VerifyError::status`] and [`VerifyError::code`] give the RFC 6750
+/// answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("no bearer token was sent")]
+    Missing,
+    #[error("the token is not a Tessera access token: {0}")]
+    Invalid(String),
+    #[error("the token's key is not in the issuer's JWKS")]
+    UnknownKey,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token was revoked")]
+    Revoked,
+    #[error("the token lacks the scope(s) {0:?}")]
+    InsufficientScope(Vec<String>),
+    /// The JWKS (or introspection) could not be fetched: not the token's fault.
+    #[error("the issuer could not be reached: {0}")]
+    Unavailable(String),
+}
+
+impl VerifyError {
+    /// 401, 403 (scope) or 503 (the issuer unreachable).
+    pub fn status(&self) -> u16 {
+        match self {
+            VerifyError::InsufficientScope(_) => 403,
+            VerifyError::Unavailable(_) => 503,
+            _ => 401,
+        }
+    }
+
+    /// RFC 6750 §3.1 `error` code, where one applies.
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            VerifyError::Missing => None,
+            VerifyError::InsufficientScope(_) => Some("insufficient_scope"),
+            VerifyError::Unavailable(_) => None,
+            _ => Some("invalid_token"),
+        }
+    }
+}
+
+struct Keys {
+    by_kid: HashMap<String, (Algorithm, DecodingKey)>,
+    fetched_at: Option<Instant>,
+}
+
+/// Verifies Tessera access tokens from the issuer's JWKS, without a request per token: the
+/// signature (with the key the header's `kid` names, in the algorithm that key has), `typ`
+/// `at+jwt` (so an OpenID Connect ID token never passes), `iss`, `aud`, `exp` (30 s leeway),
+/// and the scopes a caller asks for. The JWKS is fetched once and again when a token names a
+/// key it lacks (a rotation), at most once per [`Verifier::min_refetch`] (10 s by default)
+/// however many such tokens arrive, with one fetch in flight. With
+/// [`Verifier::introspect_with`], each token is also introspected, so a revoked one is refused
+/// at once rather than at its expiry.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), tessera_client::VerifyError> {
+/// use tessera_client::Verifier;
+/// let verifier = Verifier::new("https://auth.example.com");
+/// let claims = verifier.verify_scopes("eyJ...", &["crm"]).await?;
+/// println!("{} acts for account {:?}", claims.client_id, claims.account_id);
+/// # Ok(()) }
+/// ```
+pub struct Verifier {
+    issuer: String,
+    audience: String,
+    jwks_uri: String,
+    http: reqwest::Client,
+    min_refetch: Duration,
+    leeway: u64,
+    introspection: Option<StandardClient>,
+    keys: RwLock<Keys>,
+    fetching: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("jwks_uri", &self.jwks_uri)
+            .field("introspection", &self.introspection.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// Tokens of `issuer` (exactly as in its discovery document's `issuer`), whose audience is
+    /// the issuer itself (what Tessera puts in `aud`), with keys from
+    /// `<issuer>/.well-known/jwks.json`.
+    pub fn new(issuer: impl Into<String>) -> Self {
+        let issuer = issuer.into();
+        Verifier {
+            audience: issuer.clone(),
+            jwks_uri: format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')),
+            issuer,
+            http: reqwest::Client::new(),
+            min_refetch: Duration::from_secs(10),
+            leeway: 30,
+            introspection: None,
+            keys: RwLock::new(Keys {
+                by_kid: HashMap::new(),
+                fetched_at: None,
+            }),
+            fetching: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = audience.into();
+        self
+    }
+
+    pub fn jwks_uri(mut self, uri: impl Into<String>) -> Self {
+        self.jwks_uri = uri.into();
+        self
+    }
+
+    pub fn http(mut self, http: reqwest::Client) -> Self {
+        self.http = http;
+        self
+    }
+
+    /// The shortest time between two JWKS fetches for unknown keys.
+    pub fn min_refetch(mut self, interval: Duration) -> Self {
+        self.min_refetch = interval;
+        self
+    }
+
+    /// Also introspect every token with this client's credentials (RFC 7662): revocation is
+    /// seen at once, at the cost of a request per token.
+    pub fn introspect_with(mut self, client: StandardClient) -> Self {
+        self.introspection = Some(client);
+        self
+    }
+
+    /// Verify `token`; its claims.
+    pub async fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
+        self.verify_scopes(token, &[]).await
+    }
+
+    /// Verify `token` and require every scope of `scopes`.
+    pub async fn verify_scopes(
+        &self,
+        token: &str,
+        scopes: &[&str],
+    ) -> Result<AccessClaims, VerifyError> {
+        let invalid = |why: &str| VerifyError::Invalid(why.to_string());
+        if token.len() > 8192 {
+            return Err(invalid("longer than any Tessera token"));
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("not a JWT"))?;
+        if !matches!(header.typ.as_deref(), Some("at+jwt" | "application/at+jwt")) {
+            return Err(invalid(
+                "its typ is not at+jwt (an ID token is no access token)",
+            ));
+        }
+        let kid = header.kid.ok_or_else(|| invalid("it names no key"))?;
+        let (alg, key) = match self.key(&kid) {
+            Some(k) => k,
+            None => {
+                self.refetch().await?;
+                self.key(&kid).ok_or(VerifyError::UnknownKey)?
+            }
+        };
+        if header.alg != alg {
+            return Err(invalid("its alg is not its key's"));
+        }
+        let mut validation = Validation::new(alg);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = self.leeway;
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key, &validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => VerifyError::Expired,
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => invalid("bad signature"),
+                jsonwebtoken::errors::ErrorKind::InvalidIssuer => invalid("another issuer"),
+                jsonwebtoken::errors::ErrorKind::InvalidAudience => invalid("another audience"),
+                _ => invalid("malformed claims"),
+            })?
+            .claims;
+        let missing: Vec<String> = scopes
+            .iter()
+            .filter(|s| !claims.has_scope(s))
+            .map(|s| s.to_string())
+            .collect();
+        if !missing.is_empty() {
+            return Err(VerifyError::InsufficientScope(missing));
+        }
+        if let Some(client) = &self.introspection {
+            let seen = client
+                .introspect(token)
+                .await
+                .map_err(|e| VerifyError::Unavailable(e.to_string()))?;
+            if !seen.active {
+                return Err(VerifyError::Revoked);
+            }
+        }
+        Ok(claims)
+    }
+
+    fn key(&self, kid: &str) -> Option<(Algorithm, DecodingKey)> {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        keys.by_kid.get(kid).cloned()
+    }
+
+    /// Fetch the JWKS again unless it was fetched within `min_refetch`; one fetch at a time.
+    async fn refetch(&self) -> Result<(), VerifyError> {
+        let _one = self.fetching.lock().await;
+        let recent = {
+            let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+            keys.fetched_at
+                .is_some_and(|at| at.elapsed() < self.min_refetch)
+        };
+        if recent {
+            return Ok(());
+        }
+        let unavailable = |e: reqwest::Error| VerifyError::Unavailable(e.to_string());
+        let set: JwkSet = self
+            .http
+            .get(&self.jwks_uri)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(unavailable)?
+            .json()
+            .await
+            .map_err(unavailable)?;
+        let mut by_kid = HashMap::new();
+        for jwk in &set.keys {
+            let alg = match jwk.common.key_algorithm {
+                Some(KeyAlgorithm::ES256) => Algorithm::ES256,
+                Some(KeyAlgorithm::EdDSA) => Algorithm::EdDSA,
+                Some(KeyAlgorithm::RS256) => Algorithm::RS256,
+                _ => continue,
+            };
+            if let (Some(kid), Ok(key)) = (&jwk.common.key_id, DecodingKey::from_jwk(jwk)) {
+                by_kid.insert(kid.clone(), (alg, key));
+            }
+        }
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        keys.by_kid = by_kid;
+        keys.fetched_at = Some(Instant::now());
+        Ok(())
+    }
+}
