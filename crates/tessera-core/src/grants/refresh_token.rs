@@ -17,7 +17,7 @@ use crate::grants::token_exchange::account_claims;
 use crate::jwt::TokenUse;
 use crate::model::RefreshToken;
 use crate::policy::MAX_ACCESS_TOKEN_TTL;
-use crate::scope::ScopeSet;
+use crate::scope::{OPENID, ScopeSet};
 use crate::secret::{SecretDigest, SecretKind, generate};
 use crate::store::{Rotation, Successor};
 
@@ -81,6 +81,12 @@ pub async fn grant(
     {
         let granted = ScopeSet::parse(&record.scope).map_err(|_| EngineError::Internal)?;
         require_within(scope, &granted)?;
+        // Without openid, profile and email are ordinary scopes again: only those the caller
+        // may have (else narrowing would turn an OpenID Connect claim scope into an API scope).
+        if !scope.contains(OPENID) {
+            let (oidc, _) = scope.clone().split_openid();
+            require_within(&oidc, &caller.allowed_scopes())?;
+        }
     }
     let successor = generate(SecretKind::RefreshToken);
     let next = Successor {

@@ -289,6 +289,41 @@ async fn prompt_max_age_and_nonce_at_their_edges() {
         .await;
     assert!(r.location.as_deref().unwrap().starts_with(REDIRECT));
 
+    // Narrowing a refresh to profile or email without openid is refused (found by an attack:
+    // it turned a claim scope into an API scope of that name); with openid it is fine.
+    let q = authorize(
+        &mut agent,
+        &s,
+        &oidc_path(&s, "openid profile crm", &[("prompt", "consent")]),
+    )
+    .await;
+    let pair = redeem(&t, &s, &q["code"]).await;
+    let refresh = |rt: String, scope: &'static str| {
+        let (t, auth) = (&t, basic(&s));
+        async move {
+            t.form(
+                "/oauth/token",
+                Some(&auth),
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &rt),
+                    ("scope", scope),
+                ],
+            )
+            .await
+        }
+    };
+    let rt = pair["refresh_token"].as_str().unwrap().to_string();
+    let r = refresh(rt.clone(), "profile").await;
+    assert_eq!(
+        (r.status, r.oauth_error()),
+        (400, "invalid_scope"),
+        "{}",
+        r.body
+    );
+    let r = refresh(rt, "openid profile").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
     // A token without openid reads no UserInfo; after the user withdraws consent, none does.
     let q = authorize(&mut agent, &s, &oidc_path(&s, "crm", &[])).await;
     let plain = redeem(&t, &s, &q["code"]).await;
