@@ -229,11 +229,15 @@ pub struct AuthorizationRequest {
     pub expires_at: i64,
     /// OpenID Connect: the client's `nonce`, bound to the code and echoed in the ID token.
     pub nonce: Option<String>,
-    /// OpenID Connect `prompt`, validated: space-separated `login`, `consent` or `none`.
+    /// OpenID Connect `prompt`, validated: space-separated `login`, `consent` or `none`
+    /// (`max_age=0` adds `login`).
     pub prompt: Option<String>,
     /// The oldest sign-in this request accepts (from `prompt=login` and `max_age`): a browser
     /// session that authenticated earlier must sign in again.
     pub min_auth_time: Option<i64>,
+    /// With `prompt=login`: the session created on this request's own login form, the only
+    /// one that satisfies it (set by [`crate::store::AuthorizationStore::set_request_login`]).
+    pub login_sid: Option<String>,
 }
 
 impl AuthorizationRequest {

@@ -269,6 +269,9 @@ pub trait AuthorizationStore {
     /// Delete a pending request; `true` only for the one caller that deleted it, so that a
     /// request is approved (or denied) once.
     async fn consume_authorization_request(&self, id: &str) -> StoreResult<bool>;
+    /// Record that the user signed in on a pending request's own login form, in session `sid`
+    /// (what `prompt=login` requires); `false` when the request is gone.
+    async fn set_request_login(&self, id: &str, sid: &str) -> StoreResult<bool>;
     async fn insert_session(&self, session: &Session) -> StoreResult<()>;
     /// A session, if it exists and `expires_at > now`.
     async fn session(&self, digest: &SecretDigest, now: i64) -> StoreResult<Option<Session>>;

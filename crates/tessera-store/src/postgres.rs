@@ -1262,6 +1262,22 @@ impl AuthorizationStore for PgStore {
         .await
     }
 
+    async fn set_request_login(&self, id: &str, sid: &str) -> StoreResult<bool> {
+        self.timed(async move {
+            Ok(
+                sqlx::query("UPDATE authorization_requests SET login_sid = $1 WHERE id = $2")
+                    .bind(sid)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(err)?
+                    .rows_affected()
+                    == 1,
+            )
+        })
+        .await
+    }
+
     async fn insert_session(&self, s: &Session) -> StoreResult<()> {
         self.timed(async move {
             sqlx::query(

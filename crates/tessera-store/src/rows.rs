@@ -176,6 +176,7 @@ macro_rules! row_mappers {
                 nonce: r.try_get("nonce").map_err(err)?,
                 prompt: r.try_get("prompt").map_err(err)?,
                 min_auth_time: r.try_get("min_auth_time").map_err(err)?,
+                login_sid: r.try_get("login_sid").map_err(err)?,
             })
         }
 

@@ -800,11 +800,27 @@ async fn requests_and_sessions_expire() {
             nonce: Some("n-0S6_WzA2Mj".into()),
             prompt: Some("login consent".into()),
             min_auth_time: Some(40),
+            login_sid: None,
         };
         s.insert_authorization_request(&r).await.unwrap();
         assert_eq!(
             s.authorization_request("r1", 99).await.unwrap(),
-            Some(r),
+            Some(r.clone()),
+            "{name}"
+        );
+        assert!(s.set_request_login("r1", "sid-9").await.unwrap(), "{name}");
+        assert!(
+            !s.set_request_login("gone", "sid-9").await.unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            s.authorization_request("r1", 99)
+                .await
+                .unwrap()
+                .unwrap()
+                .login_sid
+                .as_deref(),
+            Some("sid-9"),
             "{name}"
         );
         assert_eq!(s.authorization_request("r1", 100).await.unwrap(), None);

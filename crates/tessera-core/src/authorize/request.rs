@@ -157,6 +157,7 @@ impl Engine {
             nonce: oidc.nonce,
             prompt: oidc.prompt,
             min_auth_time: oidc.min_auth_time,
+            login_sid: None,
         };
         self.flows()
             .insert_authorization_request(&request)
@@ -213,7 +214,7 @@ fn openid_params(params: &AuthorizeParams, now: i64) -> Result<OpenIdParams, &'s
         }
         Some(n) => Some(n.to_string()),
     };
-    let mut prompts: Vec<&str> = Vec::new();
+    let mut prompts: Vec<&str> = Vec::with_capacity(3);
     for value in params.prompt.as_deref().unwrap_or("").split(' ') {
         match value {
             "" => {}
@@ -236,14 +237,16 @@ fn openid_params(params: &AuthorizeParams, now: i64) -> Result<OpenIdParams, &'s
             Err(_) => return Err("max_age must be a whole number of seconds"),
         },
     };
-    // The oldest sign-in that satisfies the request: now for prompt=login, max_age ago.
-    let min_auth_time = [
-        prompts.contains(&"login").then_some(now),
-        max_age.map(|age| now - age),
-    ]
-    .into_iter()
-    .flatten()
-    .max();
+    // max_age=0 asks for a sign-in now: prompt=login, which only a sign-in on the request's
+    // own login form satisfies (a time check in whole seconds would accept a session of the
+    // same second). A positive max_age is a time: the oldest sign-in it accepts.
+    if max_age == Some(0) && !prompts.contains(&"login") {
+        if prompts.contains(&"none") {
+            return Err("prompt=none cannot be combined with max_age=0");
+        }
+        prompts.push("login");
+    }
+    let min_auth_time = max_age.filter(|&age| age > 0).map(|age| now - age);
     Ok(OpenIdParams {
         nonce,
         prompt: (!prompts.is_empty()).then(|| prompts.join(" ")),
@@ -269,16 +272,24 @@ mod tests {
         let now = 1_000_000;
         let p = openid_params(&params(None, None, None), now).unwrap();
         assert_eq!((p.prompt, p.min_auth_time), (None, None));
+        // prompt=login is no time: only a sign-in on the request's own form satisfies it.
         let p = openid_params(&params(None, Some("login consent"), None), now).unwrap();
         assert_eq!(p.prompt.as_deref(), Some("login consent"));
-        assert_eq!(p.min_auth_time, Some(now));
+        assert_eq!(p.min_auth_time, None);
         let p = openid_params(&params(None, None, Some("300")), now).unwrap();
         assert_eq!(p.min_auth_time, Some(now - 300));
-        // Both: the stricter wins.
         let p = openid_params(&params(None, Some("login"), Some("300")), now).unwrap();
-        assert_eq!(p.min_auth_time, Some(now));
+        assert_eq!(
+            (p.prompt.as_deref(), p.min_auth_time),
+            (Some("login"), Some(now - 300))
+        );
+        // max_age=0 is prompt=login.
         let p = openid_params(&params(None, None, Some("0")), now).unwrap();
-        assert_eq!(p.min_auth_time, Some(now));
+        assert_eq!(
+            (p.prompt.as_deref(), p.min_auth_time),
+            (Some("login"), None)
+        );
+        assert!(openid_params(&params(None, Some("none"), Some("0")), now).is_err());
     }
 
     #[test]

@@ -23,9 +23,11 @@ pub struct SignedIn {
 }
 
 impl SignedIn {
-    /// Whether this sign-in is recent enough for `request` (`prompt=login`, `max_age`).
+    /// Whether this sign-in is good enough for `request`: for `prompt=login` (or
+    /// `max_age=0`), the sign-in on the request's own login form; for `max_age`, recent enough.
     pub fn satisfies(&self, request: &crate::model::AuthorizationRequest) -> bool {
-        request.min_auth_time.is_none_or(|t| self.auth_time >= t)
+        let fresh = !request.prompts("login") || request.login_sid.as_deref() == Some(&self.sid);
+        fresh && request.min_auth_time.is_none_or(|t| self.auth_time >= t)
     }
 }
 
@@ -147,6 +149,27 @@ impl Engine {
             sid: session.sid(),
         };
         Ok((secret, signed_in))
+    }
+
+    /// The user signed in on `request`'s own login form: what `prompt=login` then accepts.
+    pub async fn note_request_login(
+        &self,
+        request: &mut crate::model::AuthorizationRequest,
+        signed_in: &SignedIn,
+    ) -> Result<(), EngineError> {
+        if request.prompts("login") {
+            if !self
+                .flows()
+                .set_request_login(&request.id, &signed_in.sid)
+                .await?
+            {
+                return Err(EngineError::InvalidGrant(
+                    "this sign-in request was already used; go back to the application and start again",
+                ));
+            }
+            request.login_sid = Some(signed_in.sid.clone());
+        }
+        Ok(())
     }
 
     /// The user of a session cookie, if the session is live.

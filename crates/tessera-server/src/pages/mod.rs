@@ -269,13 +269,20 @@ pub(super) async fn sign_in(
     user: &User,
     now: i64,
 ) -> Response {
-    match app.engine.create_session(user, now).await {
-        Ok((session, signed_in)) => {
-            let cookie = set_cookie(SESSION_COOKIE, session.expose(), SESSION_TTL, secure(app));
-            finish_or_consent(app, request, client, &signed_in, now, vec![cookie]).await
-        }
-        Err(e) => failure_page(&e),
+    let (session, signed_in) = match app.engine.create_session(user, now).await {
+        Ok(s) => s,
+        Err(e) => return failure_page(&e),
+    };
+    let cookie = set_cookie(SESSION_COOKIE, session.expose(), SESSION_TTL, secure(app));
+    let mut request = request.clone();
+    if let Err(e) = app
+        .engine
+        .note_request_login(&mut request, &signed_in)
+        .await
+    {
+        return failure_page(&e);
     }
+    finish_or_consent(app, &request, client, &signed_in, now, vec![cookie]).await
 }
 
 pub(super) fn failure_page(e: &EngineError) -> Response {

@@ -8,6 +8,8 @@ ALTER TABLE sessions ADD COLUMN authenticated_at INTEGER NOT NULL DEFAULT 0;
 
 ALTER TABLE authorization_requests ADD COLUMN nonce TEXT;
 ALTER TABLE authorization_requests ADD COLUMN prompt TEXT;
+-- The session created on the request's own login form (prompt=login accepts only it).
+ALTER TABLE authorization_requests ADD COLUMN login_sid TEXT;
 ALTER TABLE authorization_requests ADD COLUMN min_auth_time INTEGER;
 
 ALTER TABLE authorization_codes ADD COLUMN nonce TEXT;

@@ -942,6 +942,19 @@ impl AuthorizationStore for SqliteStore {
         )
     }
 
+    async fn set_request_login(&self, id: &str, sid: &str) -> StoreResult<bool> {
+        Ok(
+            sqlx::query("UPDATE authorization_requests SET login_sid = ? WHERE id = ?")
+                .bind(sid)
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(err)?
+                .rows_affected()
+                == 1,
+        )
+    }
+
     async fn insert_session(&self, s: &Session) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO sessions (digest, user_id, expires_at, authenticated_at)
