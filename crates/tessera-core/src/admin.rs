@@ -559,8 +559,6 @@ pub async fn add_scopes(
     Ok(names)
 }
 
-/// Create a new active signing key and retire the others (they stay published until every token
-/// they signed has expired).
 /// Make a new key of `purpose`'s lane active; the lane's older keys stay published.
 pub async fn rotate_keys(
     store: &dyn Store,

@@ -29,6 +29,7 @@ pub mod jwt;
 pub mod keys;
 pub mod lockout;
 pub mod model;
+pub mod operations;
 pub mod password;
 pub mod pkce;
 pub mod policy;

@@ -1,4 +1,6 @@
-//! Administration subcommands: parse, call `tessera_core::admin`, print JSON on stdout. Errors go
+//! Administration subcommands: parse flags into `tessera_core::operations` inputs (the same
+//! operations the admin HTTP API runs), call them on the database directly, print JSON on
+//! stdout. Errors go
 //! to stderr with a non-zero exit (see `main`). Passwords are read from stdin, never argv.
 
 use std::io::Read;
@@ -7,11 +9,11 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::json;
-use tessera_core::admin::{self, NewClient, NewPartner, NewUser};
-use tessera_core::audit::{AuditEvent, AuditQuery, Event};
+use tessera_core::audit::{AuditQuery, Event};
 use tessera_core::inventory;
-use tessera_core::keys::{Alg, KeyState, KeyUse};
+use tessera_core::keys::{Alg, KeyUse};
 use tessera_core::model::{PartnerStatus, Role};
+use tessera_core::operations as ops;
 use tessera_core::store::Store;
 use tessera_core::store::{GrantsOf, UserFilter};
 use tessera_core::unix_now;
@@ -374,35 +376,12 @@ pub async fn janitor(args: JanitorArgs) -> anyhow::Result<()> {
 
 /// Who runs this command, for the audit trail: the login that invoked it (through sudo, the
 /// user behind it).
-fn operator() -> String {
+fn operator() -> ops::Operator {
     let user = std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
-    format!("cli:{user}")
-}
-
-/// Record an admin change in the audit trail (directly: the CLI has no queue to wait for).
-async fn changed(store: &dyn Store, change: &str, about: serde_json::Value) -> anyhow::Result<()> {
-    let mut event = AuditEvent::new(Event::AdminChange, unix_now())
-        .detail("change", change)
-        .detail("by", operator());
-    if let serde_json::Value::Object(fields) = about {
-        for (k, v) in fields {
-            match k.as_str() {
-                "partner_id" => event.partner_id = v.as_str().map(str::to_string),
-                "client_id" => event.client_id = v.as_str().map(str::to_string),
-                "username" => event.username = v.as_str().map(str::to_string),
-                _ => {
-                    event.detail.insert(k, v);
-                }
-            }
-        }
-    }
-    store
-        .append_audit(&[event])
-        .await
-        .context("the change is made, but could not be written to the audit trail")
+    ops::Operator(format!("cli:{user}"))
 }
 
 #[derive(Args, Debug)]
@@ -513,25 +492,15 @@ pub async fn partner(cmd: PartnerCommand) -> anyhow::Result<()> {
         } => {
             let password = read_password(password_stdin)?;
             let store = db.open().await?;
-            let p = admin::create_partner(
-                store.as_ref(),
-                NewPartner {
-                    name: &name,
-                    email: &email,
-                    password: &password,
-                    scopes: &scopes,
-                    org_code: org_code.as_deref(),
-                },
-                unix_now(),
-            )
-            .await?;
-            changed(
-                store.as_ref(),
-                "partner.create",
-                json!({"partner_id": p.id, "username": email}),
-            )
-            .await?;
-            print(json!({"partner_id": p.id, "org_code": p.org_code}));
+            let input = ops::CreatePartner {
+                name,
+                email,
+                password: password.to_string(),
+                scopes,
+                org_code,
+            };
+            let out = ops::create_partner(store.as_ref(), &operator(), &input, unix_now()).await;
+            print_view(&out?)?;
         }
         PartnerCommand::SetStatus {
             partner,
@@ -539,14 +508,11 @@ pub async fn partner(cmd: PartnerCommand) -> anyhow::Result<()> {
             db,
         } => {
             let store = db.open().await?;
-            admin::set_partner_status(store.as_ref(), &partner, status).await?;
-            changed(
-                store.as_ref(),
-                "partner.set_status",
-                json!({"partner_id": partner, "status": status.as_str()}),
-            )
-            .await?;
-            print(json!({"partner_id": partner, "status": status.as_str()}));
+            let now = unix_now();
+            print_view(
+                &ops::set_partner_status(store.as_ref(), &operator(), &partner, status, now)
+                    .await?,
+            )?;
         }
         PartnerCommand::SetPassword {
             partner,
@@ -555,25 +521,18 @@ pub async fn partner(cmd: PartnerCommand) -> anyhow::Result<()> {
         } => {
             let password = read_password(password_stdin)?;
             let store = db.open().await?;
-            admin::set_partner_password(store.as_ref(), &partner, &password).await?;
-            changed(
-                store.as_ref(),
-                "partner.set_password",
-                json!({"partner_id": partner}),
-            )
-            .await?;
-            print(json!({"partner_id": partner}));
+            let now = unix_now();
+            print_view(
+                &ops::set_partner_password(store.as_ref(), &operator(), &partner, &password, now)
+                    .await?,
+            )?;
         }
         PartnerCommand::Token(PartnerTokenCommand::Create { partner, db }) => {
             let store = db.open().await?;
-            let token = admin::create_partner_token(store.as_ref(), &partner, unix_now()).await?;
-            changed(
-                store.as_ref(),
-                "partner_token.create",
-                json!({"partner_id": partner}),
-            )
-            .await?;
-            print(json!({"partner_token": token.expose()}));
+            let now = unix_now();
+            print_view(
+                &ops::create_partner_token(store.as_ref(), &operator(), &partner, now).await?,
+            )?;
         }
         PartnerCommand::Token(PartnerTokenCommand::Revoke {
             token_stdin,
@@ -582,23 +541,19 @@ pub async fn partner(cmd: PartnerCommand) -> anyhow::Result<()> {
             db,
         }) => {
             let store = db.open().await?;
-            let revoked = match partner {
-                Some(partner) => {
-                    admin::revoke_partner_tokens(store.as_ref(), &partner, unix_now()).await?
-                }
-                None => {
-                    let token = read_password(token_stdin)?;
-                    admin::revoke_partner_token(store.as_ref(), &token, unix_now()).await?;
-                    1
-                }
+            let token = match partner {
+                Some(_) => None,
+                None => Some(read_password(token_stdin)?),
             };
-            changed(
-                store.as_ref(),
-                "partner_token.revoke",
-                json!({"revoked": revoked}),
-            )
-            .await?;
-            print(json!({"revoked": revoked}));
+            let which = match (&partner, &token) {
+                (Some(p), _) => ops::PartnerTokens::AllOf(p),
+                (None, Some(t)) => ops::PartnerTokens::One(t),
+                (None, None) => unreachable!("a token was read"),
+            };
+            let now = unix_now();
+            print_view(
+                &ops::revoke_partner_tokens(store.as_ref(), &operator(), which, now).await?,
+            )?;
         }
     }
     Ok(())
@@ -629,29 +584,20 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             db,
         } => {
             let store = db.open().await?;
-            let (client, secret) = admin::create_client(
-                store.as_ref(),
-                NewClient {
-                    partner_id: &partner,
-                    name: &name,
-                    grant_types: &grant_types,
-                    scopes: &scopes,
-                    redirect_uris: &redirect_uris,
-                    frame_origins: &frame_origins,
-                    dev,
-                    pkce_plain: pkce.contains("plain"),
-                    allow_registration,
-                },
-                unix_now(),
-            )
-            .await?;
-            changed(
-                store.as_ref(),
-                "client.create",
-                json!({"partner_id": partner, "client_id": client.id}),
-            )
-            .await?;
-            print(json!({"client_id": client.id, "client_secret": secret.expose()}));
+            let input = ops::CreateClient {
+                partner_id: partner,
+                name,
+                grant_types,
+                scopes,
+                redirect_uris,
+                frame_origins,
+                dev,
+                pkce_plain: pkce.contains("plain"),
+                allow_registration,
+            };
+            print_view(
+                &ops::create_client(store.as_ref(), &operator(), &input, unix_now()).await?,
+            )?;
         }
         ClientCommand::RotateSecret {
             client,
@@ -660,28 +606,22 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
         } => {
             let store = db.open().await?;
             let now = unix_now();
-            let secret = admin::rotate_client_secret(store.as_ref(), &client, overlap, now).await?;
-            changed(
-                store.as_ref(),
-                "client.rotate_secret",
-                json!({"client_id": client, "overlap": overlap}),
-            )
-            .await?;
-            print(
-                json!({"client_id": client, "client_secret": secret.expose(),
-                         "previous_secret_valid_until": overlap.map(|o| now + o)}),
-            );
+            print_view(
+                &ops::rotate_client_secret(store.as_ref(), &operator(), &client, overlap, now)
+                    .await?,
+            )?;
         }
         ClientCommand::SetStatus { client, status, db } => {
             let store = db.open().await?;
-            admin::set_client_disabled(store.as_ref(), &client, status == "disabled").await?;
-            changed(
-                store.as_ref(),
-                "client.set_status",
-                json!({"client_id": client, "status": status}),
-            )
-            .await?;
-            print(json!({"client_id": client, "status": status}));
+            let status = if status == "disabled" {
+                ops::ClientStatus::Disabled
+            } else {
+                ops::ClientStatus::Active
+            };
+            let now = unix_now();
+            print_view(
+                &ops::set_client_status(store.as_ref(), &operator(), &client, status, now).await?,
+            )?;
         }
     }
     Ok(())
@@ -720,20 +660,14 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<()> {
         } => {
             let password = read_password(password_stdin)?;
             let store = db.open().await?;
-            let user = admin::create_user(
-                store.as_ref(),
-                NewUser {
-                    partner_id: &partner,
-                    username: &username,
-                    password: &password,
-                    role,
-                    account_id: account.as_deref(),
-                },
-                unix_now(),
-            )
-            .await?;
-            changed(store.as_ref(), "user.create", json!({"partner_id": partner, "username": user.username, "user_id": user.id, "role": role.as_str()})).await?;
-            print(json!({"user_id": user.id}));
+            let input = ops::CreateUser {
+                partner_id: partner,
+                username,
+                password: password.to_string(),
+                role,
+                account_id: account,
+            };
+            print_view(&ops::create_user(store.as_ref(), &operator(), &input, unix_now()).await?)?;
         }
         UserCommand::SetPassword {
             partner,
@@ -743,15 +677,16 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<()> {
         } => {
             let password = read_password(password_stdin)?;
             let store = db.open().await?;
-            let id =
-                admin::set_user_password(store.as_ref(), &partner, &username, &password).await?;
-            changed(
+            let out = ops::set_user_password(
                 store.as_ref(),
-                "user.set_password",
-                json!({"partner_id": partner, "username": username, "user_id": id}),
+                &operator(),
+                &partner,
+                &username,
+                &password,
+                unix_now(),
             )
             .await?;
-            print(json!({"user_id": id}));
+            print_view(&out)?;
         }
     }
     Ok(())
@@ -769,9 +704,10 @@ pub async fn scope(cmd: ScopeCommand) -> anyhow::Result<()> {
             db,
         } => {
             let store = db.open().await?;
-            let added = admin::add_scopes(store.as_ref(), &names, description.as_deref()).await?;
-            changed(store.as_ref(), "scope.add", json!({"scopes": added})).await?;
-            print(json!({"scopes": added}));
+            let now = unix_now();
+            let by = operator();
+            let out = ops::add_scopes(store.as_ref(), &by, &names, description.as_deref(), now);
+            print_view(&out.await?)?;
         }
     }
     Ok(())
@@ -797,69 +733,22 @@ pub async fn grant(cmd: GrantCommand) -> anyhow::Result<()> {
         GrantCommand::Revoke { user, client, db } => (user, client, db),
     };
     let store = db.open().await?;
-    let revoked = admin::revoke_grant(store.as_ref(), &user, &client, unix_now()).await?;
-    if !revoked {
-        bail!("user {user} has no active grant for client {client}");
-    }
-    changed(
-        store.as_ref(),
-        "grant.revoke",
-        json!({"user_id": user, "client_id": client}),
-    )
-    .await?;
-    store
-        .append_audit(&[AuditEvent::new(Event::GrantWithdrawn, unix_now())
-            .client(&client)
-            .detail("user_id", user.as_str())
-            .detail("by", operator())])
-        .await?;
-    print(json!({"user_id": user, "client_id": client, "revoked": true}));
+    let now = unix_now();
+    print_view(&ops::revoke_grant(store.as_ref(), &operator(), &user, &client, now).await?)?;
     Ok(())
 }
 
 pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
+    let now = unix_now();
     match cmd {
         KeysCommand::List { db } => {
             let store = db.open().await?;
-            let now = unix_now();
-            let stored = store.list_keys().await?;
-            let keys: Vec<_> = stored
-                .iter()
-                .map(|k| {
-                    json!({"kid": k.kid, "alg": k.alg.as_str(), "purpose": k.purpose.as_str(),
-                           "state": k.state(&stored, now).as_str(),
-                           "created_at": k.created_at, "activates_at": k.activation(),
-                           "retired_at": k.retired_at, "revoked_at": k.revoked_at})
-                })
-                .collect();
-            print(json!({"keys": keys}));
+            print_view(&ops::list_keys(store.as_ref(), now).await?)?;
         }
         KeysCommand::Revoke { kid, db } => {
             let store = db.open().await?;
-            let now = unix_now();
-            let stored = store.list_keys().await?;
-            let Some(key) = stored.iter().find(|k| k.kid == kid) else {
-                bail!("no signing key {kid}; see `tessera keys list`");
-            };
-            if key.revoked_at.is_some() {
-                bail!("signing key {kid} is already revoked");
-            }
-            let replaced_by = if key.state(&stored, now) == KeyState::Active {
-                let master = master::load(&db.database, true)?;
-                let next =
-                    admin::rotate_keys(store.as_ref(), &master, key.purpose, key.alg, now).await?;
-                Some(next.kid)
-            } else {
-                None
-            };
-            store.revoke_key(&kid, now).await?;
-            changed(
-                store.as_ref(),
-                "keys.revoke",
-                json!({"kid": kid, "replaced_by": replaced_by}),
-            )
-            .await?;
-            print(json!({"kid": kid, "replaced_by": replaced_by}));
+            let master = master::load(&db.database, true)?;
+            print_view(&ops::revoke_key(store.as_ref(), &operator(), &master, &kid, now).await?)?;
         }
         KeysCommand::Rotate { alg, id_token, db } => {
             let store = db.open().await?;
@@ -869,11 +758,9 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
             } else {
                 KeyUse::Access
             };
-            let alg = purpose.alg(alg);
-            let key = admin::rotate_keys(store.as_ref(), &master, purpose, alg, unix_now()).await?;
-            let out = json!({"kid": key.kid, "alg": key.alg.as_str(), "purpose": purpose.as_str()});
-            changed(store.as_ref(), "keys.rotate", out.clone()).await?;
-            print(out);
+            let by = operator();
+            let out = ops::rotate_keys(store.as_ref(), &by, &master, purpose, alg, now);
+            print_view(&out.await?)?;
         }
     }
     Ok(())

@@ -1,0 +1,606 @@
+//! An operator's operations, written once for the `tessera` CLI and the admin HTTP API: each
+//! takes its input as data, validates it and writes through [`crate::admin`], records an
+//! `admin.change` audit event naming who did it ([`Operator`]), and returns what the operator
+//! is shown. The CLI parses flags into these inputs and prints the outputs; the admin API
+//! deserializes them from JSON and serializes the outputs. Reads are [`crate::inventory`].
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::admin::{self, AdminError, NewClient, NewPartner, NewUser};
+use crate::audit::{AuditEvent, Event};
+use crate::keys::{Alg, KeyState, KeyUse, MasterKey};
+use crate::model::{PartnerStatus, Role};
+use crate::store::Store;
+
+/// Who performs an operation, as the audit trail names them: `cli:<login>` or
+/// `api:<admin token id>`.
+#[derive(Clone, Debug)]
+pub struct Operator(pub String);
+
+/// Record an admin change. Fields named `partner_id`, `client_id` and `username` go to the
+/// event's own columns, the rest to its detail.
+async fn changed(
+    store: &dyn Store,
+    by: &Operator,
+    change: &str,
+    about: Value,
+    now: i64,
+) -> Result<(), AdminError> {
+    let mut event = AuditEvent::new(Event::AdminChange, now)
+        .detail("change", change)
+        .detail("by", by.0.as_str());
+    if let Value::Object(fields) = about {
+        for (k, v) in fields {
+            match k.as_str() {
+                "partner_id" => event.partner_id = v.as_str().map(str::to_string),
+                "client_id" => event.client_id = v.as_str().map(str::to_string),
+                "username" => event.username = v.as_str().map(str::to_string),
+                _ => {
+                    event.detail.insert(k, v);
+                }
+            }
+        }
+    }
+    store.append_audit(&[event]).await?;
+    Ok(())
+}
+
+/// A secret-bearing input prints no secret.
+macro_rules! redacted {
+    ($ty:ident { $($field:ident),* } secret { $($secret:ident),* }) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($field), &self.$field))*
+                    $(.field(stringify!($secret), &"<redacted>"))*
+                    .finish()
+            }
+        }
+    };
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePartner {
+    pub name: String,
+    pub email: String,
+    pub password: String,
+    /// Space- or comma-separated registered scopes.
+    pub scopes: String,
+    #[serde(default)]
+    pub org_code: Option<String>,
+}
+redacted!(CreatePartner { name, email, scopes, org_code } secret { password });
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartnerCreated {
+    pub partner_id: String,
+    pub org_code: String,
+}
+
+pub async fn create_partner(
+    store: &dyn Store,
+    by: &Operator,
+    input: &CreatePartner,
+    now: i64,
+) -> Result<PartnerCreated, AdminError> {
+    let p = admin::create_partner(
+        store,
+        NewPartner {
+            name: &input.name,
+            email: &input.email,
+            password: &input.password,
+            scopes: &input.scopes,
+            org_code: input.org_code.as_deref(),
+        },
+        now,
+    )
+    .await?;
+    changed(
+        store,
+        by,
+        "partner.create",
+        json!({"partner_id": p.id, "username": input.email}),
+        now,
+    )
+    .await?;
+    Ok(PartnerCreated {
+        partner_id: p.id,
+        org_code: p.org_code,
+    })
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartnerStatusSet {
+    pub partner_id: String,
+    pub status: PartnerStatus,
+}
+
+pub async fn set_partner_status(
+    store: &dyn Store,
+    by: &Operator,
+    partner_id: &str,
+    status: PartnerStatus,
+    now: i64,
+) -> Result<PartnerStatusSet, AdminError> {
+    admin::set_partner_status(store, partner_id, status).await?;
+    changed(
+        store,
+        by,
+        "partner.set_status",
+        json!({"partner_id": partner_id, "status": status.as_str()}),
+        now,
+    )
+    .await?;
+    Ok(PartnerStatusSet {
+        partner_id: partner_id.into(),
+        status,
+    })
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartnerRef {
+    pub partner_id: String,
+}
+
+pub async fn set_partner_password(
+    store: &dyn Store,
+    by: &Operator,
+    partner_id: &str,
+    password: &str,
+    now: i64,
+) -> Result<PartnerRef, AdminError> {
+    admin::set_partner_password(store, partner_id, password).await?;
+    changed(
+        store,
+        by,
+        "partner.set_password",
+        json!({"partner_id": partner_id}),
+        now,
+    )
+    .await?;
+    Ok(PartnerRef {
+        partner_id: partner_id.into(),
+    })
+}
+
+/// A new partner API token, shown once.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PartnerTokenCreated {
+    pub partner_token: String,
+}
+redacted!(PartnerTokenCreated {} secret { partner_token });
+
+pub async fn create_partner_token(
+    store: &dyn Store,
+    by: &Operator,
+    partner_id: &str,
+    now: i64,
+) -> Result<PartnerTokenCreated, AdminError> {
+    let token = admin::create_partner_token(store, partner_id, now).await?;
+    changed(
+        store,
+        by,
+        "partner_token.create",
+        json!({"partner_id": partner_id}),
+        now,
+    )
+    .await?;
+    Ok(PartnerTokenCreated {
+        partner_token: token.expose().to_string(),
+    })
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Revoked {
+    pub revoked: u64,
+}
+
+/// Revoke every API token of a partner, or the one token given.
+pub async fn revoke_partner_tokens(
+    store: &dyn Store,
+    by: &Operator,
+    which: PartnerTokens<'_>,
+    now: i64,
+) -> Result<Revoked, AdminError> {
+    let revoked = match which {
+        PartnerTokens::AllOf(partner_id) => {
+            admin::revoke_partner_tokens(store, partner_id, now).await?
+        }
+        PartnerTokens::One(token) => {
+            admin::revoke_partner_token(store, token, now).await?;
+            1
+        }
+    };
+    changed(
+        store,
+        by,
+        "partner_token.revoke",
+        json!({"revoked": revoked}),
+        now,
+    )
+    .await?;
+    Ok(Revoked { revoked })
+}
+
+pub enum PartnerTokens<'a> {
+    AllOf(&'a str),
+    One(&'a str),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateClient {
+    pub partner_id: String,
+    pub name: String,
+    pub grant_types: Vec<String>,
+    /// Space- or comma-separated scopes within the partner's.
+    pub scopes: String,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub frame_origins: Vec<String>,
+    #[serde(default)]
+    pub dev: bool,
+    /// Allow `code_challenge_method=plain` besides S256.
+    #[serde(default)]
+    pub pkce_plain: bool,
+    #[serde(default)]
+    pub allow_registration: bool,
+}
+
+/// A new client and its secret, shown once.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ClientCreated {
+    pub client_id: String,
+    pub client_secret: String,
+}
+redacted!(ClientCreated { client_id } secret { client_secret });
+
+pub async fn create_client(
+    store: &dyn Store,
+    by: &Operator,
+    input: &CreateClient,
+    now: i64,
+) -> Result<ClientCreated, AdminError> {
+    let (client, secret) = admin::create_client(
+        store,
+        NewClient {
+            partner_id: &input.partner_id,
+            name: &input.name,
+            grant_types: &input.grant_types,
+            scopes: &input.scopes,
+            redirect_uris: &input.redirect_uris,
+            frame_origins: &input.frame_origins,
+            dev: input.dev,
+            pkce_plain: input.pkce_plain,
+            allow_registration: input.allow_registration,
+        },
+        now,
+    )
+    .await?;
+    changed(
+        store,
+        by,
+        "client.create",
+        json!({"partner_id": input.partner_id, "client_id": client.id}),
+        now,
+    )
+    .await?;
+    Ok(ClientCreated {
+        client_id: client.id,
+        client_secret: secret.expose().to_string(),
+    })
+}
+
+/// A client's new secret, shown once, and until when the previous one still works.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SecretRotated {
+    pub client_id: String,
+    pub client_secret: String,
+    pub previous_secret_valid_until: Option<i64>,
+}
+redacted!(SecretRotated { client_id, previous_secret_valid_until } secret { client_secret });
+
+pub async fn rotate_client_secret(
+    store: &dyn Store,
+    by: &Operator,
+    client_id: &str,
+    overlap_secs: Option<i64>,
+    now: i64,
+) -> Result<SecretRotated, AdminError> {
+    let secret = admin::rotate_client_secret(store, client_id, overlap_secs, now).await?;
+    changed(
+        store,
+        by,
+        "client.rotate_secret",
+        json!({"client_id": client_id, "overlap": overlap_secs}),
+        now,
+    )
+    .await?;
+    Ok(SecretRotated {
+        client_id: client_id.into(),
+        client_secret: secret.expose().to_string(),
+        previous_secret_valid_until: overlap_secs.map(|o| now + o),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientStatus {
+    Active,
+    Disabled,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientStatusSet {
+    pub client_id: String,
+    pub status: ClientStatus,
+}
+
+pub async fn set_client_status(
+    store: &dyn Store,
+    by: &Operator,
+    client_id: &str,
+    status: ClientStatus,
+    now: i64,
+) -> Result<ClientStatusSet, AdminError> {
+    admin::set_client_disabled(store, client_id, status == ClientStatus::Disabled).await?;
+    changed(
+        store,
+        by,
+        "client.set_status",
+        json!({"client_id": client_id, "status": status}),
+        now,
+    )
+    .await?;
+    Ok(ClientStatusSet {
+        client_id: client_id.into(),
+        status,
+    })
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub partner_id: String,
+    pub username: String,
+    pub password: String,
+    pub role: Role,
+    #[serde(default)]
+    pub account_id: Option<String>,
+}
+redacted!(CreateUser { partner_id, username, role, account_id } secret { password });
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserRef {
+    pub user_id: String,
+}
+
+pub async fn create_user(
+    store: &dyn Store,
+    by: &Operator,
+    input: &CreateUser,
+    now: i64,
+) -> Result<UserRef, AdminError> {
+    let user = admin::create_user(
+        store,
+        NewUser {
+            partner_id: &input.partner_id,
+            username: &input.username,
+            password: &input.password,
+            role: input.role,
+            account_id: input.account_id.as_deref(),
+        },
+        now,
+    )
+    .await?;
+    changed(
+        store,
+        by,
+        "user.create",
+        json!({"partner_id": input.partner_id, "username": user.username, "user_id": user.id,
+               "role": input.role.as_str()}),
+        now,
+    )
+    .await?;
+    Ok(UserRef { user_id: user.id })
+}
+
+pub async fn set_user_password(
+    store: &dyn Store,
+    by: &Operator,
+    partner_id: &str,
+    username: &str,
+    password: &str,
+    now: i64,
+) -> Result<UserRef, AdminError> {
+    let id = admin::set_user_password(store, partner_id, username, password).await?;
+    changed(
+        store,
+        by,
+        "user.set_password",
+        json!({"partner_id": partner_id, "username": username, "user_id": id}),
+        now,
+    )
+    .await?;
+    Ok(UserRef { user_id: id })
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScopesAdded {
+    pub scopes: Vec<String>,
+}
+
+pub async fn add_scopes(
+    store: &dyn Store,
+    by: &Operator,
+    names: &[String],
+    description: Option<&str>,
+    now: i64,
+) -> Result<ScopesAdded, AdminError> {
+    let added = admin::add_scopes(store, names, description).await?;
+    changed(store, by, "scope.add", json!({"scopes": added}), now).await?;
+    Ok(ScopesAdded { scopes: added })
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GrantRevoked {
+    pub user_id: String,
+    pub client_id: String,
+    pub revoked: bool,
+}
+
+/// Withdraw a user's consent for a client, as the user could on the connected-applications page.
+pub async fn revoke_grant(
+    store: &dyn Store,
+    by: &Operator,
+    user_id: &str,
+    client_id: &str,
+    now: i64,
+) -> Result<GrantRevoked, AdminError> {
+    if !admin::revoke_grant(store, user_id, client_id, now).await? {
+        return Err(AdminError::NotFound(format!(
+            "user {user_id} has no active grant for client {client_id}"
+        )));
+    }
+    changed(
+        store,
+        by,
+        "grant.revoke",
+        json!({"user_id": user_id, "client_id": client_id}),
+        now,
+    )
+    .await?;
+    store
+        .append_audit(&[AuditEvent::new(Event::GrantWithdrawn, now)
+            .client(client_id)
+            .detail("user_id", user_id)
+            .detail("by", by.0.as_str())])
+        .await?;
+    Ok(GrantRevoked {
+        user_id: user_id.into(),
+        client_id: client_id.into(),
+        revoked: true,
+    })
+}
+
+/// A signing key as an operator sees it: no key material.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyView {
+    pub kid: String,
+    pub alg: String,
+    pub purpose: String,
+    pub state: String,
+    pub created_at: i64,
+    pub activates_at: i64,
+    pub retired_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyList {
+    pub keys: Vec<KeyView>,
+}
+
+pub async fn list_keys(store: &dyn Store, now: i64) -> Result<KeyList, AdminError> {
+    let stored = store.list_keys().await?;
+    let keys = stored
+        .iter()
+        .map(|k| KeyView {
+            kid: k.kid.clone(),
+            alg: k.alg.as_str().into(),
+            purpose: k.purpose.as_str().into(),
+            state: k.state(&stored, now).as_str().into(),
+            created_at: k.created_at,
+            activates_at: k.activation(),
+            retired_at: k.retired_at,
+            revoked_at: k.revoked_at,
+        })
+        .collect();
+    Ok(KeyList { keys })
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyRotated {
+    pub kid: String,
+    pub alg: String,
+    pub purpose: String,
+}
+
+/// Make a new key of `purpose`'s lane active (ID-token keys are always RS256).
+pub async fn rotate_keys(
+    store: &dyn Store,
+    by: &Operator,
+    master: &MasterKey,
+    purpose: KeyUse,
+    alg: Alg,
+    now: i64,
+) -> Result<KeyRotated, AdminError> {
+    let alg = purpose.alg(alg);
+    let key = admin::rotate_keys(store, master, purpose, alg, now).await?;
+    let out = KeyRotated {
+        kid: key.kid,
+        alg: key.alg.as_str().into(),
+        purpose: purpose.as_str().into(),
+    };
+    changed(
+        store,
+        by,
+        "keys.rotate",
+        serde_json::to_value(&out).expect("serializes"),
+        now,
+    )
+    .await?;
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyRevoked {
+    pub kid: String,
+    pub replaced_by: Option<String>,
+}
+
+/// Revoke a compromised key; when it is its lane's active key, a new key takes over first.
+pub async fn revoke_key(
+    store: &dyn Store,
+    by: &Operator,
+    master: &MasterKey,
+    kid: &str,
+    now: i64,
+) -> Result<KeyRevoked, AdminError> {
+    let stored = store.list_keys().await?;
+    let key = stored
+        .iter()
+        .find(|k| k.kid == kid)
+        .ok_or_else(|| AdminError::NotFound(format!("no signing key {kid}")))?;
+    if key.revoked_at.is_some() {
+        return Err(AdminError::Invalid(format!(
+            "signing key {kid} is already revoked"
+        )));
+    }
+    let replaced_by = if key.state(&stored, now) == KeyState::Active {
+        Some(
+            admin::rotate_keys(store, master, key.purpose, key.alg, now)
+                .await?
+                .kid,
+        )
+    } else {
+        None
+    };
+    store.revoke_key(kid, now).await?;
+    let out = KeyRevoked {
+        kid: kid.into(),
+        replaced_by,
+    };
+    changed(
+        store,
+        by,
+        "keys.revoke",
+        serde_json::to_value(&out).expect("serializes"),
+        now,
+    )
+    .await?;
+    Ok(out)
+}
