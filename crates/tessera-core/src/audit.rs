@@ -49,10 +49,12 @@ pub enum Event {
     GrantWithdrawn,
     /// A change made by an operator (CLI or admin API).
     AdminChange,
+    /// A read through the admin API (every call is recorded; writes as `admin.change`).
+    AdminRead,
 }
 
 impl Event {
-    pub const ALL: [Event; 11] = [
+    pub const ALL: [Event; 12] = [
         Event::PartnerSignIn,
         Event::PartnerSignInFailed,
         Event::UserSignIn,
@@ -64,6 +66,7 @@ impl Event {
         Event::GrantGiven,
         Event::GrantWithdrawn,
         Event::AdminChange,
+        Event::AdminRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +82,7 @@ impl Event {
             Event::GrantGiven => "grant.given",
             Event::GrantWithdrawn => "grant.withdrawn",
             Event::AdminChange => "admin.change",
+            Event::AdminRead => "admin.read",
         }
     }
 

@@ -117,6 +117,7 @@ pub enum KeyError {
 }
 
 /// The 256-bit key that seals private signing keys at rest. `Debug` never prints it.
+#[derive(Clone)]
 pub struct MasterKey(Zeroizing<[u8; 32]>);
 
 impl MasterKey {
@@ -167,13 +168,16 @@ impl MasterKey {
         LessSafeKey::new(UnboundKey::new(&aead::AES_256_GCM, &self.0[..]).expect("32-byte key"))
     }
 
-    fn seal(&self, kid: &str, plaintext: &[u8]) -> Vec<u8> {
+    /// AES-256-GCM under the master key, bound to `context` (associated data): a private key
+    /// to its `kid`, a stored answer to its request. Only [`MasterKey::open`] with the same
+    /// context opens it.
+    pub fn seal(&self, context: &str, plaintext: &[u8]) -> Vec<u8> {
         let nonce = random_bytes::<12>();
         let mut buf = plaintext.to_vec();
         self.aead()
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(kid.as_bytes()),
+                Aad::from(context.as_bytes()),
                 &mut buf,
             )
             .expect("AES-GCM seal cannot fail for in-memory buffers");
@@ -182,7 +186,7 @@ impl MasterKey {
         out
     }
 
-    fn open(&self, kid: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    pub fn open(&self, kid: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         if sealed.len() < 12 + 16 {
             return Err(KeyError::Decrypt {
                 kid: kid.to_string(),

@@ -411,3 +411,50 @@ pub enum TokenType {
     /// Anything else: refused, with the type the caller should have sent.
     Unrecognised,
 }
+
+/// What an admin API token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminScope {
+    /// Lists, shows and the audit query.
+    Read,
+    /// Creates and changes (implies nothing about `read`).
+    Write,
+}
+
+impl AdminScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminScope::Read => "read",
+            AdminScope::Write => "write",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AdminScope> {
+        match s {
+            "read" => Some(AdminScope::Read),
+            "write" => Some(AdminScope::Write),
+            _ => None,
+        }
+    }
+}
+
+/// An operator's token for the admin HTTP API: only its SHA-256 is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminToken {
+    pub id: String,
+    pub name: String,
+    pub digest: SecretDigest,
+    pub scopes: Vec<AdminScope>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// What the store holds for an `Idempotency-Key`: the request's fingerprint and, once the
+/// request finished, its status and (sealed) body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotentRecord {
+    pub fingerprint: SecretDigest,
+    pub status: Option<i64>,
+    pub body: Option<Vec<u8>>,
+}

@@ -27,6 +27,8 @@ pub enum SecretKind {
     AuthorizationCode,
     /// A browser session on the authorization pages (cookie value).
     Session,
+    /// An operator's token for the admin HTTP API.
+    AdminToken,
 }
 
 impl SecretKind {
@@ -38,6 +40,7 @@ impl SecretKind {
             SecretKind::ClientUserToken => "tcu_",
             SecretKind::AuthorizationCode => "tac_",
             SecretKind::Session => "tss_",
+            SecretKind::AdminToken => "tat_",
         }
     }
 
@@ -50,6 +53,7 @@ impl SecretKind {
             SecretKind::ClientUserToken,
             SecretKind::AuthorizationCode,
             SecretKind::Session,
+            SecretKind::AdminToken,
         ]
         .into_iter()
         .find(|k| presented.starts_with(k.prefix()))
@@ -104,6 +108,19 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 pub struct SecretDigest(pub [u8; 32]);
 
 impl SecretDigest {
+    /// SHA-256 of the parts, each preceded by its length (so that no two splits of the same
+    /// bytes collide): a fingerprint of a request.
+    pub fn of_parts(parts: &[&[u8]]) -> Self {
+        let mut c = digest::Context::new(&digest::SHA256);
+        for p in parts {
+            c.update(&(p.len() as u64).to_be_bytes());
+            c.update(p);
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(c.finish().as_ref());
+        SecretDigest(out)
+    }
+
     pub fn of(secret: &str) -> Self {
         let d = digest::digest(&digest::SHA256, secret.as_bytes());
         let mut out = [0u8; 32];

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use crate::keys::StoredKey;
 use crate::lockout::LockoutPolicy;
 use crate::model::{
-    Account, AuthorizationCode, AuthorizationRequest, Change, Client, Grant, Partner,
-    PartnerStatus, RefreshToken, Session, User,
+    Account, AdminToken, AuthorizationCode, AuthorizationRequest, Change, Client, Grant,
+    IdempotentRecord, Partner, PartnerStatus, RefreshToken, Session, User,
 };
 use crate::secret::SecretDigest;
 
@@ -474,6 +474,38 @@ pub trait AuditStore {
 }
 
 /// Everything the engine needs from a database.
+/// Admin API tokens and the `Idempotency-Key`s of their requests.
+#[async_trait]
+pub trait AdminStore {
+    async fn insert_admin_token(&self, token: &AdminToken) -> StoreResult<()>;
+    /// The token with this digest, revoked or not.
+    async fn admin_token(&self, digest: &SecretDigest) -> StoreResult<Option<AdminToken>>;
+    async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminToken>>;
+    /// `false` when there is no such unrevoked token.
+    async fn revoke_admin_token(&self, id: &str, now: i64) -> StoreResult<bool>;
+    /// Reserve `key` for `token_id`'s request with this fingerprint: `None` when it was free
+    /// (the caller now runs the request), else what is held (in flight, or its answer).
+    /// Reservations older than `older_than` are forgotten first.
+    async fn reserve_idempotency_key(
+        &self,
+        token_id: &str,
+        key: &str,
+        fingerprint: &SecretDigest,
+        now: i64,
+        older_than: i64,
+    ) -> StoreResult<Option<IdempotentRecord>>;
+    /// Keep the answer of a reserved key.
+    async fn finish_idempotency_key(
+        &self,
+        token_id: &str,
+        key: &str,
+        status: i64,
+        body: &[u8],
+    ) -> StoreResult<()>;
+    /// Free a reserved key whose request failed, so that it may be sent again.
+    async fn release_idempotency_key(&self, token_id: &str, key: &str) -> StoreResult<()>;
+}
+
 #[async_trait]
 pub trait Store:
     PartnerStore
@@ -489,6 +521,7 @@ pub trait Store:
     + ChangeFeed
     + InventoryStore
     + AuditStore
+    + AdminStore
     + Send
     + Sync
 {

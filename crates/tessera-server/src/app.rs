@@ -18,6 +18,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// The Prometheus recorder's handle, when metrics are on.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// What the admin API needs, when it is served.
+    pub admin: Option<Arc<crate::admin::AdminState>>,
 }
 
 /// The address a request came from (the TCP peer; a proxy in front answers for its clients),

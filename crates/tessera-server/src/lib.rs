@@ -10,6 +10,7 @@
 //! builds the engine, starts the change-feed sync and serves until [`RunningServer::shutdown`],
 //! which lets in-flight requests finish.
 
+pub mod admin;
 pub mod app;
 pub mod body;
 pub mod conn;
@@ -54,9 +55,11 @@ pub struct ServerConfig {
     pub limits: conn::ConnectionLimits,
     /// Where `/metrics` is served, if anywhere.
     pub metrics: MetricsAt,
+    /// Where the admin API (`/admin/v1`) is served, if anywhere.
+    pub admin: MetricsAt,
 }
 
-/// Where `/metrics` is served.
+/// Where `/metrics` (or the admin API) is served.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum MetricsAt {
     /// Nowhere, and nothing is recorded.
@@ -69,11 +72,15 @@ pub enum MetricsAt {
     Listen(SocketAddr),
 }
 
-/// The whole router, for a given state; `/metrics` on it when `with_metrics`.
-pub fn router(state: AppState, with_metrics: bool) -> Router {
+/// The whole router, for a given state; `/metrics` on it when `with_metrics`, the admin API
+/// when `with_admin`.
+pub fn router(state: AppState, with_metrics: bool, with_admin: bool) -> Router {
     let mut routes = Router::new();
     if with_metrics {
         routes = routes.route("/metrics", axum::routing::get(crate::metrics::render));
+    }
+    if with_admin {
+        routes = routes.merge(admin::routes(&state));
     }
     routes
         .merge(partner::routes())
@@ -187,6 +194,9 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// Where `/metrics` is served when it has a listener of its own.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where the admin API is served when it has a listener of its own.
+    pub admin_addr: Option<SocketAddr>,
+    admin_served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     pub engine: Arc<Engine>,
     shutdown: oneshot::Sender<()>,
     served: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -202,6 +212,9 @@ impl RunningServer {
         self.engine.flush_audit().await;
         if let Some(m) = self.metrics_served {
             m.abort();
+        }
+        if let Some(a) = self.admin_served {
+            a.abort();
         }
         self.sync.abort();
         result
@@ -257,11 +270,30 @@ pub async fn start(
     }
     // Before the engine starts, so that what it records from the first moment is kept.
     let metrics = (config.metrics != MetricsAt::Off).then(crate::metrics::install);
+    let admin = (config.admin != MetricsAt::Off).then(|| {
+        Arc::new(admin::AdminState {
+            store: Arc::clone(&store),
+            master: master.clone(),
+        })
+    });
     let engine = Arc::new(Engine::start(store, engine_config, master, unix_now()).await?);
     let sync = engine.spawn_sync();
     let state = AppState {
         engine: Arc::clone(&engine),
         metrics,
+        admin,
+    };
+    let admin_listener = match config.admin {
+        MetricsAt::Listen(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| ServeError::Bind { addr, source })?;
+            Some((listener, bound))
+        }
+        _ => None,
     };
     let metrics_listener = match config.metrics {
         MetricsAt::Listen(addr) => {
@@ -275,7 +307,11 @@ pub async fn start(
         }
         _ => None,
     };
-    let mut app = router(state.clone(), config.metrics == MetricsAt::Main);
+    let mut app = router(
+        state.clone(),
+        config.metrics == MetricsAt::Main,
+        config.admin == MetricsAt::Main,
+    );
     if tls_config.is_some() {
         // Over HTTPS, browsers are told to stay on HTTPS (RFC 6797).
         app = app.layer(SetResponseHeaderLayer::overriding(
@@ -299,6 +335,14 @@ pub async fn start(
             tokio::spawn(conn::serve(listener, app, limits, stop))
         }
     };
+    let admin_addr = admin_listener.as_ref().map(|(_, bound)| *bound);
+    let admin_served = admin_listener.map(|(listener, _)| {
+        let app = admin::routes(&state)
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(middleware::from_fn(access_log))
+            .with_state(state.clone());
+        tokio::spawn(conn::serve(listener, app, limits, std::future::pending()))
+    });
     let metrics_addr = metrics_listener.as_ref().map(|(_, bound)| *bound);
     let metrics_served = metrics_listener.map(|(listener, _)| {
         let app = Router::new()
@@ -308,6 +352,8 @@ pub async fn start(
     });
     Ok(RunningServer {
         addr,
+        admin_addr,
+        admin_served,
         metrics_addr,
         engine,
         shutdown: tx,

@@ -20,16 +20,17 @@ use tessera_core::audit::{AuditEvent, AuditQuery};
 use tessera_core::keys::{Alg, KeyUse, StoredKey};
 use tessera_core::lockout::{self, Bucket, LockoutPolicy};
 use tessera_core::model::{
-    Account, AuthorizationCode, AuthorizationRequest, Change, Client, Grant, GrantType, Partner,
-    PartnerStatus, PasswordHash, RefreshToken, Role, Session, User,
+    Account, AdminScope, AdminToken, AuthorizationCode, AuthorizationRequest, Change, Client,
+    Grant, GrantType, IdempotentRecord, Partner, PartnerStatus, PasswordHash, RefreshToken, Role,
+    Session, User,
 };
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretDigest;
 use tessera_core::store::{
-    AccountStore, AttemptStore, AuditStore, AuthorizationStore, ChangeFeed, ClientStore,
-    CodeTaking, GrantsOf, InventoryStore, Janitor, KeyStore, PartnerStore, Purge, Rotation,
-    ScopeStore, Store, StoreError, StoreResult, Successor, TokenOwner, TokenStore, UserFilter,
-    UserStore,
+    AccountStore, AdminStore, AttemptStore, AuditStore, AuthorizationStore, ChangeFeed,
+    ClientStore, CodeTaking, GrantsOf, InventoryStore, Janitor, KeyStore, PartnerStore, Purge,
+    Rotation, ScopeStore, Store, StoreError, StoreResult, Successor, TokenOwner, TokenStore,
+    UserFilter, UserStore,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -46,6 +47,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0006_key_schedule.sql"),
     ),
     (7, include_str!("../migrations/postgres/0007_openid.sql")),
+    (8, include_str!("../migrations/postgres/0008_admin_api.sql")),
 ];
 
 /// Advisory lock keys: one for migrations, one for change-feed appends.
@@ -1829,6 +1831,141 @@ impl InventoryStore for PgStore {
                 .collect()
         })
         .await
+    }
+}
+
+fn admin_scopes_pg(scopes: &[AdminScope]) -> String {
+    scopes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[async_trait]
+impl AdminStore for PgStore {
+    async fn insert_admin_token(&self, t: &AdminToken) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO admin_tokens (id, name, digest, scopes, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&t.id)
+        .bind(&t.name)
+        .bind(&t.digest.0[..])
+        .bind(admin_scopes_pg(&t.scopes))
+        .bind(t.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn admin_token(&self, digest: &SecretDigest) -> StoreResult<Option<AdminToken>> {
+        sqlx::query("SELECT * FROM admin_tokens WHERE digest = $1")
+            .bind(&digest.0[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .as_ref()
+            .map(admin_token_of)
+            .transpose()
+    }
+
+    async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminToken>> {
+        sqlx::query("SELECT * FROM admin_tokens ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?
+            .iter()
+            .map(admin_token_of)
+            .collect()
+    }
+
+    async fn revoke_admin_token(&self, id: &str, now: i64) -> StoreResult<bool> {
+        Ok(sqlx::query(
+            "UPDATE admin_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?
+        .rows_affected()
+            == 1)
+    }
+
+    async fn reserve_idempotency_key(
+        &self,
+        token_id: &str,
+        key: &str,
+        fingerprint: &SecretDigest,
+        now: i64,
+        older_than: i64,
+    ) -> StoreResult<Option<IdempotentRecord>> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(older_than)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (token_id, key, fingerprint, created_at)
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(token_id)
+        .bind(key)
+        .bind(&fingerprint.0[..])
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?
+        .rows_affected();
+        let held = if inserted == 1 {
+            None
+        } else {
+            sqlx::query("SELECT * FROM idempotency_keys WHERE token_id = $1 AND key = $2")
+                .bind(token_id)
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?
+                .as_ref()
+                .map(idempotent_of)
+                .transpose()?
+        };
+        tx.commit().await.map_err(err)?;
+        Ok(held)
+    }
+
+    async fn finish_idempotency_key(
+        &self,
+        token_id: &str,
+        key: &str,
+        status: i64,
+        body: &[u8],
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE idempotency_keys SET status = $1, body = $2 WHERE token_id = $3 AND key = $4",
+        )
+        .bind(status)
+        .bind(body)
+        .bind(token_id)
+        .bind(key)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn release_idempotency_key(&self, token_id: &str, key: &str) -> StoreResult<()> {
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE token_id = $1 AND key = $2 AND status IS NULL",
+        )
+        .bind(token_id)
+        .bind(key)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
     }
 }
 

@@ -162,6 +162,30 @@ macro_rules! row_mappers {
             })
         }
 
+        fn admin_token_of(r: &$row) -> StoreResult<AdminToken> {
+            let scopes: String = r.try_get("scopes").map_err(err)?;
+            Ok(AdminToken {
+                id: r.try_get("id").map_err(err)?,
+                name: r.try_get("name").map_err(err)?,
+                digest: digest_of(r, "digest")?,
+                scopes: scopes
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| AdminScope::parse(s).ok_or_else(|| bad_row("admin token scope")))
+                    .collect::<StoreResult<_>>()?,
+                created_at: r.try_get("created_at").map_err(err)?,
+                revoked_at: r.try_get("revoked_at").map_err(err)?,
+            })
+        }
+
+        fn idempotent_of(r: &$row) -> StoreResult<IdempotentRecord> {
+            Ok(IdempotentRecord {
+                fingerprint: digest_of(r, "fingerprint")?,
+                status: r.try_get("status").map_err(err)?,
+                body: r.try_get("body").map_err(err)?,
+            })
+        }
+
         fn request_of(r: &$row) -> StoreResult<AuthorizationRequest> {
             Ok(AuthorizationRequest {
                 id: r.try_get("id").map_err(err)?,

@@ -1439,3 +1439,107 @@ async fn one_key_is_scheduled_at_a_time_and_revocation_is_fed() {
         assert_eq!(t.state(&keys, 2_600), KeyState::Revoked);
     }
 }
+
+#[tokio::test]
+async fn admin_tokens_and_idempotency_keys() {
+    use tessera_core::model::{AdminScope, AdminToken};
+    for (name, s, _dir) in stores().await {
+        let t = AdminToken {
+            id: "at1".into(),
+            name: "back office".into(),
+            digest: SecretDigest([3; 32]),
+            scopes: vec![AdminScope::Read, AdminScope::Write],
+            created_at: 10,
+            revoked_at: None,
+        };
+        s.insert_admin_token(&t).await.unwrap();
+        assert_eq!(
+            s.admin_token(&SecretDigest([3; 32])).await.unwrap(),
+            Some(t.clone()),
+            "{name}"
+        );
+        assert_eq!(s.admin_token(&SecretDigest([4; 32])).await.unwrap(), None);
+        assert_eq!(s.list_admin_tokens().await.unwrap(), vec![t.clone()]);
+        assert!(s.revoke_admin_token("at1", 20).await.unwrap(), "{name}");
+        assert!(
+            !s.revoke_admin_token("at1", 30).await.unwrap(),
+            "{name}: once"
+        );
+        assert_eq!(
+            s.admin_token(&SecretDigest([3; 32]))
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at,
+            Some(20)
+        );
+
+        // 20 reservations of one key at once: exactly one caller runs the request.
+        let fp = SecretDigest([9; 32]);
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (s, fp) = (Arc::clone(&s), fp);
+                tokio::spawn(async move {
+                    s.reserve_idempotency_key("at1", "k", &fp, 100, 0)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut free = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                None => free += 1,
+                Some(held) => assert_eq!((held.fingerprint, held.status), (fp, None), "{name}"),
+            }
+        }
+        assert_eq!(free, 1, "{name}");
+        s.finish_idempotency_key("at1", "k", 201, b"sealed")
+            .await
+            .unwrap();
+        let held = s
+            .reserve_idempotency_key("at1", "k", &fp, 101, 0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (held.status, held.body.as_deref()),
+            (Some(201), Some(&b"sealed"[..]))
+        );
+        // A finished key is not released; an unfinished one is, and is free again.
+        s.release_idempotency_key("at1", "k").await.unwrap();
+        assert!(
+            s.reserve_idempotency_key("at1", "k", &fp, 102, 0)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            s.reserve_idempotency_key("at1", "k2", &fp, 102, 0)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        s.release_idempotency_key("at1", "k2").await.unwrap();
+        assert!(
+            s.reserve_idempotency_key("at1", "k2", &fp, 103, 0)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Keys are per token, and forgotten once older than the window.
+        assert!(
+            s.reserve_idempotency_key("at2", "k", &fp, 104, 0)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            s.reserve_idempotency_key("at1", "k", &fp, 200_000, 200_000 - 86_400)
+                .await
+                .unwrap()
+                .is_none(),
+            "{name}: a day later the key is new"
+        );
+    }
+}

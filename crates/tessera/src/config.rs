@@ -91,6 +91,11 @@ pub struct ServeArgs {
     /// records and serves no metrics [default: on the main listener].
     #[arg(long, env = "TESSERA_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// Serve the admin API (`/admin/v1`) on its own address (say, one only the back office
+    /// reaches) instead of the main listener; `off` serves none [default: on the main listener;
+    /// every call needs an admin token].
+    #[arg(long, env = "TESSERA_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
     /// Log lines as human-readable `text` or as `json` lines for log shippers [default: text].
     #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -137,6 +142,7 @@ struct FileConfig {
     max_connections: Option<usize>,
     log_format: Option<LogFormat>,
     metrics_listen: Option<String>,
+    admin_listen: Option<String>,
     dev: Option<bool>,
 }
 
@@ -154,6 +160,7 @@ pub struct ServeConfig {
     pub limits: tessera_server::conn::ConnectionLimits,
     pub log_format: LogFormat,
     pub metrics: tessera_server::MetricsAt,
+    pub admin: tessera_server::MetricsAt,
 }
 
 impl ServeArgs {
@@ -236,15 +243,25 @@ impl ServeArgs {
             anyhow::ensure!(n >= 1, "max_connections must be at least 1");
             limits.max_connections = n;
         }
-        let metrics = match self.metrics_listen.or(file.metrics_listen).as_deref() {
-            None => tessera_server::MetricsAt::Main,
-            Some("off") => tessera_server::MetricsAt::Off,
-            Some(addr) => tessera_server::MetricsAt::Listen(addr.parse().with_context(|| {
-                format!("metrics_listen: {addr:?} is neither an address (host:port) nor off")
-            })?),
+        let at = |name: &str, value: Option<String>| -> anyhow::Result<tessera_server::MetricsAt> {
+            Ok(match value.as_deref() {
+                None => tessera_server::MetricsAt::Main,
+                Some("off") => tessera_server::MetricsAt::Off,
+                Some(addr) => {
+                    tessera_server::MetricsAt::Listen(addr.parse().with_context(|| {
+                        format!("{name}: {addr:?} is neither an address (host:port) nor off")
+                    })?)
+                }
+            })
         };
+        let metrics = at(
+            "metrics_listen",
+            self.metrics_listen.or(file.metrics_listen),
+        )?;
+        let admin = at("admin_listen", self.admin_listen.or(file.admin_listen))?;
         Ok(ServeConfig {
             metrics,
+            admin,
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             limits,
             tls,

@@ -50,6 +50,9 @@ enum Command {
     /// Manage users' consents (grants).
     #[command(subcommand)]
     Grant(admin::GrantCommand),
+    /// Manage the admin HTTP API's tokens.
+    #[command(subcommand, name = "admin-token")]
+    AdminToken(admin::AdminTokenCommand),
     /// Delete now what can never be used again (serve does it every minute); prints the rows
     /// deleted of each kind and the seconds it took.
     Janitor(admin::JanitorArgs),
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
             Command::User(c) => admin::user(c).await,
             Command::Scope(c) => admin::scope(c).await,
             Command::Keys(c) => admin::keys(c).await,
+            Command::AdminToken(c) => admin::admin_token(c).await,
             Command::Grant(c) => admin::grant(c).await,
             Command::Janitor(a) => admin::janitor(a).await,
             Command::Audit(a) => admin::audit(a).await,

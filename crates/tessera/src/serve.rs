@@ -55,6 +55,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             tls: config.tls.clone(),
             limits: config.limits,
             metrics: config.metrics,
+            admin: config.admin,
         },
     )
     .await?;
@@ -76,6 +77,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     if let Some(metrics) = server.metrics_addr {
         tracing::info!("metrics on http://{metrics}/metrics");
+    }
+    if let Some(admin) = server.admin_addr {
+        tracing::info!("admin API on http://{admin}/admin/v1");
     }
     if let Some(demo) = demo {
         dev::print_instructions(&demo, &base);

@@ -978,3 +978,60 @@ async fn the_audit_trail_answers_who_failed_to_sign_in_and_from_where() {
         "is not a time",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_tokens_are_made_listed_and_revoked_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("adm.db").display());
+    // The CLI creates the database; the server then opens it.
+    let made = ok_json(&tessera(
+        &db,
+        &[
+            "admin-token",
+            "create",
+            "--scopes",
+            "read",
+            "--name",
+            "reports",
+        ],
+        None,
+    ));
+    let token = made["admin_token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("tat_"));
+    assert_eq!(made["scopes"], serde_json::json!(["read"]));
+    let t = TestServer::start_on(
+        dir,
+        db.clone(),
+        config(),
+        tessera_core::keys::MasterKey::generate(),
+    )
+    .await;
+    let call = |token: String| {
+        let url = t.url("/admin/v1/scopes");
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(call(token.clone()).await, 200);
+    let listed = ok_json(&tessera(&db, &["admin-token", "list"], None));
+    assert!(!listed.to_string().contains(&token), "no secret listed");
+    assert_eq!(listed["admin_tokens"][0]["name"], "reports");
+    let id = made["id"].as_str().unwrap();
+    ok_json(&tessera(&db, &["admin-token", "revoke", id], None));
+    assert_eq!(call(token).await, 401, "refused at its next call");
+    fails_with(
+        &tessera(&db, &["admin-token", "revoke", id], None),
+        "no unrevoked admin token",
+    );
+    fails_with(
+        &tessera(&db, &["admin-token", "create", "--scopes", "root"], None),
+        "unknown scope",
+    );
+}

@@ -1,6 +1,7 @@
 //! Tessera's integration tests: one test binary (each file under `tests/` would link the whole
 //! crate again), real servers on port 0, real SQLite files.
 
+mod admin_api;
 mod authcode;
 mod binding;
 mod browser;

@@ -62,6 +62,7 @@ struct How {
     options: tessera_store::Options,
     issuer: Option<String>,
     limits: tessera_server::conn::ConnectionLimits,
+    admin: tessera_server::MetricsAt,
 }
 
 pub struct TestServer {
@@ -172,6 +173,23 @@ impl TestServer {
         .await
     }
 
+    /// A server whose admin API is where `admin` says.
+    pub async fn start_with_admin(admin: tessera_server::MetricsAt) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let db = format!("sqlite://{}", dir.path().join("t.db").display());
+        Self::start_full(
+            dir,
+            db,
+            config(),
+            MasterKey::generate(),
+            How {
+                admin,
+                ..How::default()
+            },
+        )
+        .await
+    }
+
     /// A server with the given connection limits (timeouts, cap).
     pub async fn start_with_limits(limits: tessera_server::conn::ConnectionLimits) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
@@ -201,6 +219,7 @@ impl TestServer {
             options,
             issuer,
             limits,
+            admin,
         } = how;
         init_logs();
         let master_hex = master.to_hex().to_string();
@@ -237,6 +256,7 @@ impl TestServer {
                 tls,
                 limits,
                 metrics: tessera_server::MetricsAt::Main,
+                admin,
             },
         )
         .await
@@ -329,6 +349,11 @@ pub struct Resp {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
     pub body: Value,
+}
+
+/// A response, read.
+pub async fn resp(r: reqwest::Response) -> Resp {
+    Resp::from(r).await
 }
 
 impl Resp {

@@ -1,0 +1,166 @@
+//! What every admin API call goes through: the admin token (`read` for `GET`, `write`
+//! otherwise), an `admin.read` audit event for reads (the operations audit writes), and for a
+//! `POST` with an `Idempotency-Key`, at most one execution: a repeat of the same request gets
+//! the first answer again (`Idempotent-Replayed: true`), kept 24 hours sealed under the master
+//! key (it may hold a secret shown once); the same key with another request, or while the
+//! first is still running, is a conflict.
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tessera_core::audit::{AuditEvent, Event};
+use tessera_core::model::{AdminScope, AdminToken};
+use tessera_core::operations::authenticate_admin;
+use tessera_core::secret::SecretDigest;
+use tessera_core::unix_now;
+
+use super::AdminState;
+use super::problem::Problem;
+use crate::app::{AppState, MAX_BODY_BYTES};
+
+/// How long an `Idempotency-Key`'s answer is kept.
+const IDEMPOTENCY_TTL: i64 = 86_400;
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Every answer is `no-store`: it may carry a secret shown once, and always private data.
+pub(super) async fn guard(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let mut r = match run(app, request, next).await {
+        Ok(r) => r,
+        Err(p) => p.into_response(),
+    };
+    crate::app::no_store(&mut r);
+    r
+}
+
+async fn run(app: AppState, mut request: Request, next: Next) -> Result<Response, Problem> {
+    let admin = app.admin.clone().ok_or(Problem::Unavailable)?;
+    let presented = bearer(request.headers()).ok_or(Problem::Unauthenticated)?;
+    let token = authenticate_admin(admin.store.as_ref(), presented)
+        .await?
+        .ok_or(Problem::Unauthenticated)?;
+    let reading = matches!(*request.method(), Method::GET | Method::HEAD);
+    let need = if reading {
+        AdminScope::Read
+    } else {
+        AdminScope::Write
+    };
+    if !token.scopes.contains(&need) {
+        return Err(Problem::Forbidden(need.as_str()));
+    }
+    let now = unix_now();
+    if reading {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", |p| p.as_str())
+            .to_string();
+        app.engine.audit(
+            AuditEvent::new(Event::AdminRead, now)
+                .detail("by", format!("api:{}", token.id))
+                .detail("route", route),
+        );
+    }
+    request.extensions_mut().insert(token.clone());
+    let key = match request.headers().get(IDEMPOTENCY_KEY) {
+        None => return Ok(next.run(request).await),
+        Some(_) if *request.method() != Method::POST => {
+            return Err(Problem::BadRequest(
+                "Idempotency-Key is for POST requests".into(),
+            ));
+        }
+        Some(k) => k
+            .to_str()
+            .ok()
+            .filter(|k| (1..=255).contains(&k.len()))
+            .filter(|k| k.bytes().all(|b| (0x21..=0x7e).contains(&b)))
+            .ok_or_else(|| {
+                Problem::BadRequest(
+                    "Idempotency-Key must be 1 to 255 printable characters without spaces".into(),
+                )
+            })?
+            .to_string(),
+    };
+    idempotent(&admin, &token, &key, request, next, now).await
+}
+
+async fn idempotent(
+    admin: &AdminState,
+    token: &AdminToken,
+    key: &str,
+    request: Request,
+    next: Next,
+    now: i64,
+) -> Result<Response, Problem> {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            Problem::BadRequest(format!("the body is larger than {MAX_BODY_BYTES} bytes"))
+        })?;
+    let uri = parts.uri.to_string();
+    let fingerprint =
+        SecretDigest::of_parts(&[parts.method.as_str().as_bytes(), uri.as_bytes(), &body]);
+    let store = admin.store.as_ref();
+    let context = format!("idempotency:{}:{key}", token.id);
+    match store
+        .reserve_idempotency_key(&token.id, key, &fingerprint, now, now - IDEMPOTENCY_TTL)
+        .await?
+    {
+        Some(held) if held.fingerprint != fingerprint => Err(Problem::IdempotencyConflict(
+            "this Idempotency-Key was used for another request; use a new key for a new request",
+        )),
+        Some(held) => match (held.status, held.body) {
+            (Some(status), Some(sealed)) => {
+                let body = admin
+                    .master
+                    .open(&context, &sealed)
+                    .map_err(|_| Problem::Unavailable)?;
+                let status =
+                    StatusCode::from_u16(status as u16).map_err(|_| Problem::Unavailable)?;
+                let mut r = (status, body.to_vec()).into_response();
+                let kind = if status.is_success() {
+                    "application/json"
+                } else {
+                    "application/problem+json"
+                };
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+                r.headers_mut()
+                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
+                Ok(r)
+            }
+            _ => Err(Problem::IdempotencyConflict(
+                "a request with this Idempotency-Key is still being answered; retry shortly",
+            )),
+        },
+        None => {
+            let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+            let status = response.status();
+            if status.is_server_error() {
+                // Not an answer to keep: the same request may be sent again.
+                store.release_idempotency_key(&token.id, key).await?;
+                return Ok(response);
+            }
+            let (parts, body) = response.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .map_err(|_| Problem::Unavailable)?;
+            let sealed = admin.master.seal(&context, &bytes);
+            store
+                .finish_idempotency_key(&token.id, key, i64::from(status.as_u16()), &sealed)
+                .await?;
+            Ok(Response::from_parts(parts, Body::from(bytes)))
+        }
+    }
+}

@@ -1,0 +1,512 @@
+//! The admin HTTP API (issue 12, item 1) through the real server: tokens and scopes, RFC 9457
+//! problems, cursor pages, `Idempotency-Key` (also under 20 concurrent copies), changes that
+//! take effect at once, every call audited, revocation, and its own listener.
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+use tessera_core::model::AdminScope;
+use tessera_core::operations::{self as ops, Operator};
+use tessera_core::unix_now;
+
+use crate::support::{Resp, TestServer};
+
+async fn admin_token(t: &TestServer, scopes: &[AdminScope]) -> (String, String) {
+    let made = ops::create_admin_token(
+        t.store.as_ref(),
+        &Operator("test".into()),
+        "back office",
+        scopes,
+        unix_now(),
+    )
+    .await
+    .unwrap();
+    (made.id, made.admin_token)
+}
+
+/// One admin API call.
+async fn call(
+    t: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    idempotency_key: Option<&str>,
+) -> Resp {
+    call_at(&t.base, &t.http, method, path, token, body, idempotency_key).await
+}
+
+async fn call_at(
+    base: &str,
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    idempotency_key: Option<&str>,
+) -> Resp {
+    let mut r = http.request(method, format!("{base}{path}"));
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    if let Some(k) = idempotency_key {
+        r = r.header("Idempotency-Key", k);
+    }
+    crate::support::resp(r.send().await.unwrap()).await
+}
+
+#[track_caller]
+fn problem(r: &Resp, status: u16, slug: &str) {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_eq!(
+        r.headers["content-type"], "application/problem+json",
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        r.body["type"],
+        format!("urn:tessera:problem:{slug}"),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["status"], status);
+    assert!(r.body["title"].is_string() && r.body["detail"].is_string());
+}
+
+use reqwest::Method as M;
+
+#[tokio::test]
+async fn the_back_office_onboards_a_partner_and_its_client() {
+    let t = TestServer::start().await;
+    let (_, read) = admin_token(&t, &[AdminScope::Read]).await;
+    let (writer_id, write) = admin_token(&t, &[AdminScope::Read, AdminScope::Write]).await;
+
+    // Without a token, with a forged one, and with a read-only one for a write.
+    let r = call(&t, M::GET, "/admin/v1/partners", None, None, None).await;
+    problem(&r, 401, "unauthenticated");
+    assert!(
+        r.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    let forged = format!("tat_{}", "A".repeat(43));
+    let r = call(&t, M::GET, "/admin/v1/partners", Some(&forged), None, None).await;
+    problem(&r, 401, "unauthenticated");
+    let body = json!({"name": "Acme", "email": "ops@acme.example",
+                      "password": "a-long-partner-secret", "scopes": "crm transport"});
+    let r = call(
+        &t,
+        M::POST,
+        "/admin/v1/partners",
+        Some(&read),
+        Some(body.clone()),
+        None,
+    )
+    .await;
+    problem(&r, 403, "insufficient-scope");
+
+    // Create, then the errors a back office can act on.
+    let r = call(
+        &t,
+        M::POST,
+        "/admin/v1/partners",
+        Some(&write),
+        Some(body.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let partner_id = r.body["partner_id"].as_str().unwrap().to_string();
+    let r = call(
+        &t,
+        M::POST,
+        "/admin/v1/partners",
+        Some(&write),
+        Some(body),
+        None,
+    )
+    .await;
+    problem(&r, 409, "conflict");
+    let bad = json!({"name": "X", "email": "not-an-email", "password": "a-long-partner-secret",
+                     "scopes": "crm"});
+    let r = call(
+        &t,
+        M::POST,
+        "/admin/v1/partners",
+        Some(&write),
+        Some(bad),
+        None,
+    )
+    .await;
+    problem(&r, 422, "validation");
+    let unknown_field = json!({"name": "X", "email": "x@y.example", "password": "p", "scopes": "crm", "admin": true});
+    let r = call(
+        &t,
+        M::POST,
+        "/admin/v1/partners",
+        Some(&write),
+        Some(unknown_field),
+        None,
+    )
+    .await;
+    problem(&r, 400, "bad-request");
+    let r = call(
+        &t,
+        M::GET,
+        "/admin/v1/partners/nope",
+        Some(&read),
+        None,
+        None,
+    )
+    .await;
+    problem(&r, 404, "not-found");
+    let r = call(
+        &t,
+        M::GET,
+        "/admin/v1/nothing-here",
+        Some(&read),
+        None,
+        None,
+    )
+    .await;
+    problem(&r, 404, "not-found");
+
+    // A client: its secret works at the token endpoint at once, on this node.
+    let client = json!({"partner_id": partner_id, "name": "Escrow App",
+                        "grant_types": ["client_credentials"], "scopes": "crm"});
+    let r = call(
+        &t,
+        M::POST,
+        "/admin/v1/clients",
+        Some(&write),
+        Some(client),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        r.headers["cache-control"], "no-store",
+        "a secret is not cached"
+    );
+    let (client_id, secret) = (
+        r.body["client_id"].as_str().unwrap().to_string(),
+        r.body["client_secret"].as_str().unwrap().to_string(),
+    );
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{client_id}:{secret}")
+        )
+    );
+    let token = t
+        .form(
+            "/oauth/token",
+            Some(&basic),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(token.status, 200, "{}", token.body);
+    let r = call(
+        &t,
+        M::GET,
+        &format!("/admin/v1/clients/{client_id}"),
+        Some(&read),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["name"].as_str()),
+        (200, Some("Escrow App"))
+    );
+    assert!(
+        !r.body.to_string().contains(&secret),
+        "no view shows a secret"
+    );
+
+    // Disabling the client refuses its secret at once.
+    let r = call(
+        &t,
+        M::PUT,
+        &format!("/admin/v1/clients/{client_id}/status"),
+        Some(&write),
+        Some(json!({"status": "disabled"})),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let token = t
+        .form(
+            "/oauth/token",
+            Some(&basic),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(token.status, 401, "{}", token.body);
+
+    // Cursor pages.
+    for i in 0..3 {
+        let p = json!({"name": format!("P{i}"), "email": format!("p{i}@page.example"),
+                       "password": "a-long-partner-secret", "scopes": "crm"});
+        let r = call(
+            &t,
+            M::POST,
+            "/admin/v1/partners",
+            Some(&write),
+            Some(p),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 201);
+    }
+    let mut seen = Vec::new();
+    let mut path = "/admin/v1/partners?limit=2".to_string();
+    loop {
+        let page = call(&t, M::GET, &path, Some(&read), None, None).await;
+        let items = page.body["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen.extend(
+            items
+                .iter()
+                .map(|p| p["partner_id"].as_str().unwrap().to_string()),
+        );
+        match page.body["next"].as_str() {
+            Some(next) => path = format!("/admin/v1/partners?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    let distinct: std::collections::HashSet<&String> = seen.iter().collect();
+    assert_eq!(
+        (seen.len(), distinct.len()),
+        (4, 4),
+        "every partner once: {seen:?}"
+    );
+    let r = call(
+        &t,
+        M::GET,
+        "/admin/v1/partners?limit=0",
+        Some(&read),
+        None,
+        None,
+    )
+    .await;
+    problem(&r, 422, "validation");
+
+    // Keys: a rotation through the API is published at once.
+    let r = call(
+        &t,
+        M::POST,
+        "/admin/v1/keys/rotate",
+        Some(&write),
+        Some(json!({"alg": "EdDSA"})),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let kid = r.body["kid"].as_str().unwrap().to_string();
+    let jwks = t.get("/.well-known/jwks.json", None).await;
+    assert!(jwks.body.to_string().contains(&kid));
+
+    // Every call is audited: changes name the token, reads too.
+    t.engine().flush_audit().await;
+    let r = call(
+        &t,
+        M::GET,
+        "/admin/v1/audit?event=admin.change&limit=100",
+        Some(&read),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let by = format!("api:{writer_id}");
+    let changes: Vec<&Value> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["detail"]["by"] == by.as_str())
+        .collect();
+    assert!(
+        changes
+            .iter()
+            .any(|e| e["detail"]["change"] == "client.create")
+    );
+    assert!(
+        changes
+            .iter()
+            .any(|e| e["detail"]["change"] == "keys.rotate")
+    );
+    assert!(
+        !r.body.to_string().contains(&secret),
+        "no secret in the audit trail"
+    );
+    let r = call(
+        &t,
+        M::GET,
+        "/admin/v1/audit?event=admin.read",
+        Some(&read),
+        None,
+        None,
+    )
+    .await;
+    assert!(!r.body["items"].as_array().unwrap().is_empty());
+
+    // A revoked admin token is refused at its next call.
+    ops::revoke_admin_token(
+        t.store.as_ref(),
+        &Operator("test".into()),
+        &writer_id,
+        unix_now(),
+    )
+    .await
+    .unwrap();
+    let r = call(&t, M::GET, "/admin/v1/partners", Some(&write), None, None).await;
+    problem(&r, 401, "unauthenticated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_creates_once_even_under_20_copies() {
+    let t = TestServer::start().await;
+    let (_, write) = admin_token(&t, &[AdminScope::Read, AdminScope::Write]).await;
+    let p = call(&t, M::POST, "/admin/v1/partners", Some(&write),
+        Some(json!({"name": "Acme", "email": "ops@acme.example", "password": "a-long-partner-secret", "scopes": "crm"})),
+        None).await;
+    let partner_id = p.body["partner_id"].as_str().unwrap().to_string();
+    let client = json!({"partner_id": partner_id, "name": "Escrow App",
+                        "grant_types": ["client_credentials"], "scopes": "crm"});
+
+    let first = call(
+        &t,
+        M::POST,
+        "/admin/v1/clients",
+        Some(&write),
+        Some(client.clone()),
+        Some("k-1"),
+    )
+    .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let again = call(
+        &t,
+        M::POST,
+        "/admin/v1/clients",
+        Some(&write),
+        Some(client.clone()),
+        Some("k-1"),
+    )
+    .await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.body, first.body, "the same answer, secret included");
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    let other = json!({"partner_id": partner_id, "name": "Other",
+                       "grant_types": ["client_credentials"], "scopes": "crm"});
+    let r = call(
+        &t,
+        M::POST,
+        "/admin/v1/clients",
+        Some(&write),
+        Some(other),
+        Some("k-1"),
+    )
+    .await;
+    problem(&r, 409, "idempotency-conflict");
+    let r = call(
+        &t,
+        M::POST,
+        "/admin/v1/clients",
+        Some(&write),
+        Some(client.clone()),
+        Some("has space"),
+    )
+    .await;
+    problem(&r, 400, "bad-request");
+
+    // 20 copies at once with a fresh key: one client is made; every answer is it or "in flight".
+    let t = Arc::new(t);
+    let answers = join_all((0..20).map(|_| {
+        let (t, write, client) = (Arc::clone(&t), write.clone(), client.clone());
+        async move {
+            call(
+                &t,
+                M::POST,
+                "/admin/v1/clients",
+                Some(&write),
+                Some(client),
+                Some("k-burst"),
+            )
+            .await
+        }
+    }))
+    .await;
+    let made: std::collections::HashSet<String> = answers
+        .iter()
+        .filter(|r| r.status == 201)
+        .map(|r| r.body["client_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(made.len(), 1, "one client for 20 copies");
+    assert!(answers.iter().all(|r| r.status == 201 || r.status == 409));
+    let listed = call(
+        &t,
+        M::GET,
+        &format!("/admin/v1/clients?partner={partner_id}"),
+        Some(&write),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        listed.body["items"].as_array().unwrap().len(),
+        2,
+        "k-1's client and k-burst's"
+    );
+}
+
+#[tokio::test]
+async fn the_admin_api_can_have_a_listener_of_its_own() {
+    let t = TestServer::start_with_admin(tessera_server::MetricsAt::Listen(
+        "127.0.0.1:0".parse().unwrap(),
+    ))
+    .await;
+    let (_, read) = admin_token(&t, &[AdminScope::Read]).await;
+    let r = call(&t, M::GET, "/admin/v1/partners", Some(&read), None, None).await;
+    assert_eq!(r.status, 404, "not on the public listener");
+    let admin = format!("http://{}", t.server.as_ref().unwrap().admin_addr.unwrap());
+    let r = call_at(
+        &admin,
+        &t.http,
+        M::GET,
+        "/admin/v1/partners",
+        Some(&read),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = call_at(
+        &admin,
+        &t.http,
+        M::GET,
+        "/.well-known/jwks.json",
+        None,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 404, "only the admin API there");
+    let r = call_at(
+        &admin,
+        &t.http,
+        M::GET,
+        "/admin/v1/partners",
+        None,
+        None,
+        None,
+    )
+    .await;
+    problem(&r, 401, "unauthenticated");
+}
