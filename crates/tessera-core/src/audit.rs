@@ -92,7 +92,7 @@ impl Event {
 }
 
 /// One event as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     /// Assigned by the store; 0 before.
     pub id: i64,
@@ -155,6 +155,8 @@ pub struct AuditQuery {
     pub username: Option<String>,
     pub client_id: Option<String>,
     pub event: Option<String>,
+    /// `id < before`: the next page of a listing, newest first (the `id` of its last event).
+    pub before: Option<i64>,
     pub limit: u32,
 }
 

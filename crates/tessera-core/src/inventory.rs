@@ -17,7 +17,7 @@ pub const DEFAULT_PAGE: u32 = 100;
 pub const MAX_PAGE: u32 = 1000;
 
 /// One page of a listing.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `after` for the next page; absent on the last.
@@ -53,7 +53,7 @@ fn page<R, T>(records: Vec<R>, limit: u32, id: fn(&R) -> &str, view: fn(R) -> T)
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PartnerView {
     pub partner_id: String,
     pub name: String,
@@ -78,7 +78,7 @@ impl From<Partner> for PartnerView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ClientView {
     pub client_id: String,
     pub partner_id: String,
@@ -116,7 +116,7 @@ impl From<Client> for ClientView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub user_id: String,
     pub partner_id: String,
@@ -145,7 +145,7 @@ impl From<User> for UserView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GrantView {
     pub grant_id: String,
     pub user_id: String,
@@ -169,7 +169,7 @@ impl From<Grant> for GrantView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ScopeView {
     pub name: String,
     pub description: Option<String>,

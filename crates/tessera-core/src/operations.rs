@@ -31,6 +31,11 @@ async fn changed(
     let mut event = AuditEvent::new(Event::AdminChange, now)
         .detail("change", change)
         .detail("by", by.0.as_str());
+    // Through the admin API: where the call came from, as every queued event carries it.
+    let _ = crate::audit::CONTEXT.try_with(|c| {
+        event.ip = c.ip.map(|ip| ip.to_string());
+        event.request_id.clone_from(&c.request_id);
+    });
     if let Value::Object(fields) = about {
         for (k, v) in fields {
             match k.as_str() {
@@ -61,7 +66,7 @@ macro_rules! redacted {
     };
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePartner {
     pub name: String,
@@ -74,7 +79,7 @@ pub struct CreatePartner {
 }
 redacted!(CreatePartner { name, email, scopes, org_code } secret { password });
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PartnerCreated {
     pub partner_id: String,
     pub org_code: String,
@@ -112,7 +117,7 @@ pub async fn create_partner(
     })
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PartnerStatusSet {
     pub partner_id: String,
     pub status: PartnerStatus,
@@ -140,7 +145,7 @@ pub async fn set_partner_status(
     })
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PartnerRef {
     pub partner_id: String,
 }
@@ -167,7 +172,7 @@ pub async fn set_partner_password(
 }
 
 /// A new partner API token, shown once.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PartnerTokenCreated {
     pub partner_token: String,
 }
@@ -193,7 +198,7 @@ pub async fn create_partner_token(
     })
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Revoked {
     pub revoked: u64,
 }
@@ -230,7 +235,7 @@ pub enum PartnerTokens<'a> {
     One(&'a str),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateClient {
     pub partner_id: String,
@@ -252,7 +257,7 @@ pub struct CreateClient {
 }
 
 /// A new client and its secret, shown once.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClientCreated {
     pub client_id: String,
     pub client_secret: String,
@@ -296,7 +301,7 @@ pub async fn create_client(
 }
 
 /// A client's new secret, shown once, and until when the previous one still works.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SecretRotated {
     pub client_id: String,
     pub client_secret: String,
@@ -327,14 +332,14 @@ pub async fn rotate_client_secret(
     })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientStatus {
     Active,
     Disabled,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClientStatusSet {
     pub client_id: String,
     pub status: ClientStatus,
@@ -362,7 +367,7 @@ pub async fn set_client_status(
     })
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     pub partner_id: String,
@@ -374,7 +379,7 @@ pub struct CreateUser {
 }
 redacted!(CreateUser { partner_id, username, role, account_id } secret { password });
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserRef {
     pub user_id: String,
 }
@@ -429,7 +434,7 @@ pub async fn set_user_password(
     Ok(UserRef { user_id: id })
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScopesAdded {
     pub scopes: Vec<String>,
 }
@@ -446,7 +451,7 @@ pub async fn add_scopes(
     Ok(ScopesAdded { scopes: added })
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GrantRevoked {
     pub user_id: String,
     pub client_id: String,
@@ -474,12 +479,15 @@ pub async fn revoke_grant(
         now,
     )
     .await?;
-    store
-        .append_audit(&[AuditEvent::new(Event::GrantWithdrawn, now)
-            .client(client_id)
-            .detail("user_id", user_id)
-            .detail("by", by.0.as_str())])
-        .await?;
+    let mut withdrawn = AuditEvent::new(Event::GrantWithdrawn, now)
+        .client(client_id)
+        .detail("user_id", user_id)
+        .detail("by", by.0.as_str());
+    let _ = crate::audit::CONTEXT.try_with(|c| {
+        withdrawn.ip = c.ip.map(|ip| ip.to_string());
+        withdrawn.request_id.clone_from(&c.request_id);
+    });
+    store.append_audit(&[withdrawn]).await?;
     Ok(GrantRevoked {
         user_id: user_id.into(),
         client_id: client_id.into(),
@@ -488,7 +496,7 @@ pub async fn revoke_grant(
 }
 
 /// A signing key as an operator sees it: no key material.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeyView {
     pub kid: String,
     pub alg: String,
@@ -500,7 +508,7 @@ pub struct KeyView {
     pub revoked_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeyList {
     pub keys: Vec<KeyView>,
 }
@@ -523,7 +531,7 @@ pub async fn list_keys(store: &dyn Store, now: i64) -> Result<KeyList, AdminErro
     Ok(KeyList { keys })
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeyRotated {
     pub kid: String,
     pub alg: String,
@@ -557,7 +565,7 @@ pub async fn rotate_keys(
     Ok(out)
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeyRevoked {
     pub kid: String,
     pub replaced_by: Option<String>,
@@ -607,7 +615,7 @@ pub async fn revoke_key(
 }
 
 /// A new admin API token, shown once.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AdminTokenCreated {
     pub id: String,
     pub admin_token: String,
@@ -616,7 +624,7 @@ pub struct AdminTokenCreated {
 redacted!(AdminTokenCreated { id, scopes } secret { admin_token });
 
 /// An admin API token as an operator sees it: no secret, no digest.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AdminTokenView {
     pub id: String,
     pub name: String,
@@ -688,7 +696,7 @@ pub async fn list_admin_tokens(store: &dyn Store) -> Result<Vec<AdminTokenView>,
         .collect())
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AdminTokenRevoked {
     pub id: String,
     pub revoked: bool,

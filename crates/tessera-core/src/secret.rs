@@ -108,16 +108,18 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 pub struct SecretDigest(pub [u8; 32]);
 
 impl SecretDigest {
-    /// SHA-256 of the parts, each preceded by its length (so that no two splits of the same
-    /// bytes collide): a fingerprint of a request.
-    pub fn of_parts(parts: &[&[u8]]) -> Self {
-        let mut c = digest::Context::new(&digest::SHA256);
+    /// HMAC-SHA256 under `key` of the parts, each preceded by its length (so that no two
+    /// splits of the same bytes collide): a fingerprint of a request that may hold a password,
+    /// which without the key no one can test guesses against.
+    pub fn keyed_parts(key: &[u8; 32], parts: &[&[u8]]) -> Self {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+        let mut c = aws_lc_rs::hmac::Context::with_key(&key);
         for p in parts {
             c.update(&(p.len() as u64).to_be_bytes());
             c.update(p);
         }
         let mut out = [0u8; 32];
-        out.copy_from_slice(c.finish().as_ref());
+        out.copy_from_slice(c.sign().as_ref());
         SecretDigest(out)
     }
 

@@ -340,6 +340,10 @@ pub async fn start(
         let app = admin::routes(&state)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .layer(middleware::from_fn(access_log))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
             .with_state(state.clone());
         tokio::spawn(conn::serve(listener, app, limits, std::future::pending()))
     });

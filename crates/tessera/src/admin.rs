@@ -461,6 +461,9 @@ pub struct AuditArgs {
     /// Most events printed, 1 to 100000.
     #[arg(long, default_value_t = 100)]
     limit: u32,
+    /// Only events older than this event id: the next page, after the `id` of the last line.
+    #[arg(long)]
+    before: Option<i64>,
     #[command(flatten)]
     db: Db,
 }
@@ -489,6 +492,7 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
             .map(|u| tessera_core::identity::normalize_username(&u)),
         client_id: args.client,
         event: args.event,
+        before: args.before,
         limit: args.limit,
     };
     let store = args.db.open().await?;

@@ -34,17 +34,52 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Every answer is `no-store`: it may carry a secret shown once, and always private data.
+///
+/// The call runs to its end in a task of its own, whatever the client does: a client that
+/// hangs up mid-request must not leave a change made but not audited, a key rotated but the
+/// compromised one not revoked, or an `Idempotency-Key` neither answered nor freed (found by
+/// an attack that dropped connections a few milliseconds in).
 pub(super) async fn guard(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let mut r = match run(app, request, next).await {
+    let context = tessera_core::audit::CONTEXT
+        .try_with(Clone::clone)
+        .unwrap_or_default();
+    let call = tokio::spawn(tessera_core::audit::CONTEXT.scope(context, async move {
+        match run(app, request, next).await {
+            Ok(r) => r,
+            Err(p) => p.into_response(),
+        }
+    }));
+    let mut r = match call.await {
         Ok(r) => r,
-        Err(p) => p.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "an admin API call failed");
+            Problem::Unavailable.into_response()
+        }
     };
     crate::app::no_store(&mut r);
     r
 }
 
+/// A header sent twice is refused rather than read one way here and another by a proxy.
+fn once(headers: &HeaderMap, name: &str) -> Result<(), Problem> {
+    if headers.get_all(name).iter().count() > 1 {
+        return Err(Problem::BadRequest(format!(
+            "the {name} header is sent twice"
+        )));
+    }
+    Ok(())
+}
+
 async fn run(app: AppState, mut request: Request, next: Next) -> Result<Response, Problem> {
     let admin = app.admin.clone().ok_or(Problem::Unavailable)?;
+    once(request.headers(), "authorization")?;
+    once(request.headers(), IDEMPOTENCY_KEY)?;
+    if percent_encoding::percent_decode_str(request.uri().path())
+        .decode_utf8()
+        .is_err()
+    {
+        return Err(Problem::BadRequest("the path is not UTF-8".into()));
+    }
     let presented = bearer(request.headers()).ok_or(Problem::Unauthenticated)?;
     let token = authenticate_admin(admin.store.as_ref(), presented)
         .await?
@@ -109,8 +144,11 @@ async fn idempotent(
             Problem::BadRequest(format!("the body is larger than {MAX_BODY_BYTES} bytes"))
         })?;
     let uri = parts.uri.to_string();
-    let fingerprint =
-        SecretDigest::of_parts(&[parts.method.as_str().as_bytes(), uri.as_bytes(), &body]);
+    let fingerprint_key = admin.master.derive(b"tessera idempotency fingerprint v1");
+    let fingerprint = SecretDigest::keyed_parts(
+        &fingerprint_key,
+        &[parts.method.as_str().as_bytes(), uri.as_bytes(), &body],
+    );
     let store = admin.store.as_ref();
     let context = format!("idempotency:{}:{key}", token.id);
     match store

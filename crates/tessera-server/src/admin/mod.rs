@@ -9,7 +9,10 @@
 //! It is served on the main listener, on its own (`--admin-listen`), or not at all.
 
 mod guard;
+mod openapi;
 pub mod problem;
+
+use openapi::Conventions;
 
 use std::sync::Arc;
 
@@ -64,12 +67,29 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .route("/keys/rotate", post(rotate_keys))
         .route("/keys/{kid}/revoke", post(revoke_key))
         .route("/audit", get(audit))
-        .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
+        .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             guard::guard,
-        ));
+        ))
+        // Public, like any API's documentation; everything else needs a token.
+        .route("/openapi.json", get(openapi_json))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found);
     Router::new().nest("/admin/v1", api)
+}
+
+async fn openapi_json() -> Response {
+    use utoipa::OpenApi as _;
+    let mut r = Json(AdminApi::openapi()).into_response();
+    r.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("public, max-age=300"),
+    );
+    r
+}
+
+async fn method_not_allowed() -> Response {
+    Problem::MethodNotAllowed.into_response()
 }
 
 async fn not_found() -> Response {
@@ -90,9 +110,19 @@ fn by(token: &AdminToken) -> Operator {
 }
 
 fn body<T: DeserializeOwned>(raw: &RawBody) -> Result<T, Problem> {
-    bytes(raw)
-        .and_then(parse_json)
-        .map_err(|e| Problem::BadRequest(e.to_string()))
+    use crate::error::RequestError as R;
+    bytes(raw).and_then(parse_json).map_err(|e| match e {
+        R::BodyTooLarge(n) => Problem::TooLarge(n),
+        // Name the field and what is wrong with it, not just that something is.
+        R::Engine(tessera_core::EngineError::Validation(fields)) => Problem::BadRequest(
+            fields
+                .iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        other => Problem::BadRequest(other.to_string()),
+    })
 }
 
 fn ok(value: impl serde::Serialize) -> Answer {
@@ -111,46 +141,74 @@ async fn applied(app: &AppState) {
     }
 }
 
-#[derive(Deserialize)]
-struct PageQuery {
+/// A page of a listing.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PageParams {
+    /// The `next` of the previous page.
     after: Option<String>,
+    /// 1 to 1000 (default 100).
     limit: Option<u32>,
-    partner: Option<String>,
-    account: Option<String>,
-    role: Option<Role>,
-    username: Option<String>,
-    user: Option<String>,
-    client: Option<String>,
 }
 
-impl PageQuery {
-    fn page(&self) -> PageRequest {
-        PageRequest {
-            after: self.after.clone(),
-            limit: self.limit,
-        }
+fn page(after: &Option<String>, limit: Option<u32>) -> PageRequest {
+    PageRequest {
+        after: after.clone(),
+        limit,
     }
 }
 
-fn query<T: DeserializeOwned>(
-    q: Result<Query<T>, axum::extract::rejection::QueryRejection>,
-) -> Result<T, Problem> {
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ClientParams {
+    /// Only this partner's clients.
+    partner: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct UserParams {
+    partner: Option<String>,
+    account: Option<String>,
+    role: Option<Role>,
+    /// Exactly this username (compared in lower case).
+    username: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct GrantParams {
+    /// The grants of this user (or give `client`).
+    user: Option<String>,
+    /// The grants to this client.
+    client: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+type QueryOf<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
+
+fn query<T: DeserializeOwned>(q: QueryOf<T>) -> Result<T, Problem> {
     q.map(|Query(q)| q)
         .map_err(|e| Problem::BadRequest(e.body_text()))
 }
 
-async fn partners(
-    State(app): State<AppState>,
-    q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Answer {
+#[utoipa::path(get, path = "/admin/v1/partners", tag = "partners", params(PageParams), responses((status = 200, description = "A page of partners", body = inventory::Page<inventory::PartnerView>)))]
+async fn partners(State(app): State<AppState>, q: QueryOf<PageParams>) -> Answer {
     let q = query(q)?;
-    ok(inventory::partners(admin(&app)?.store.as_ref(), &q.page()).await?)
+    ok(inventory::partners(admin(&app)?.store.as_ref(), &page(&q.after, q.limit)).await?)
 }
 
+#[utoipa::path(get, path = "/admin/v1/partners/{id}", tag = "partners", params(("id" = String, Path)), responses((status = 200, description = "The partner", body = inventory::PartnerView)))]
 async fn partner(State(app): State<AppState>, Path(id): Path<String>) -> Answer {
     ok(inventory::partner(admin(&app)?.store.as_ref(), &id).await?)
 }
 
+#[utoipa::path(post, path = "/admin/v1/partners", tag = "partners", request_body = ops::CreatePartner, params(IdempotencyKey), responses((status = 201, description = "Created", body = ops::PartnerCreated)))]
 async fn create_partner(
     State(app): State<AppState>,
     Extension(token): Extension<AdminToken>,
@@ -169,6 +227,47 @@ struct StatusBody<S> {
     status: S,
 }
 
+/// `{"status": "active" | "inactive"}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct PartnerStatusBody {
+    status: PartnerStatus,
+}
+
+/// `{"status": "active" | "disabled"}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ClientStatusBody {
+    status: ops::ClientStatus,
+}
+
+/// `{"scopes": [...]}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ScopeList {
+    scopes: Vec<inventory::ScopeView>,
+}
+
+/// `{"items": [...], "next"}`, newest first; `next` is the `before` of the next page.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct AuditPage {
+    items: Vec<tessera_core::audit::AuditEvent>,
+    next: Option<i64>,
+}
+
+/// The `Idempotency-Key` header of a `POST`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct IdempotencyKey {
+    /// 1 to 255 printable characters: a repeat of the same request within 24 hours gets the
+    /// first answer again.
+    #[param(rename = "Idempotency-Key")]
+    idempotency_key: Option<String>,
+}
+
+#[utoipa::path(put, path = "/admin/v1/partners/{id}/status", tag = "partners", params(("id" = String, Path)), request_body = PartnerStatusBody, responses((status = 200, description = "Set", body = ops::PartnerStatusSet)))]
 async fn partner_status(
     State(app): State<AppState>,
     Extension(token): Extension<AdminToken>,
@@ -182,12 +281,13 @@ async fn partner_status(
     ok(out)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordBody {
     password: String,
 }
 
+#[utoipa::path(put, path = "/admin/v1/partners/{id}/password", tag = "partners", params(("id" = String, Path)), request_body = PasswordBody, responses((status = 200, description = "Set", body = ops::PartnerRef)))]
 async fn partner_password(
     State(app): State<AppState>,
     Extension(token): Extension<AdminToken>,
@@ -202,6 +302,7 @@ async fn partner_password(
     ok(out)
 }
 
+#[utoipa::path(post, path = "/admin/v1/partners/{id}/tokens", tag = "partners", params(("id" = String, Path), IdempotencyKey), responses((status = 201, description = "A partner API token, shown once", body = ops::PartnerTokenCreated)))]
 async fn create_partner_token(
     State(app): State<AppState>,
     Extension(token): Extension<AdminToken>,
@@ -209,9 +310,11 @@ async fn create_partner_token(
 ) -> Answer {
     let store = admin(&app)?.store.as_ref();
     let out = ops::create_partner_token(store, &by(&token), &id, unix_now()).await?;
+    applied(&app).await;
     created(out)
 }
 
+#[utoipa::path(delete, path = "/admin/v1/partners/{id}/tokens", tag = "partners", params(("id" = String, Path)), responses((status = 200, description = "Revoked", body = ops::Revoked)))]
 async fn revoke_partner_tokens(
     State(app): State<AppState>,
     Extension(token): Extension<AdminToken>,
@@ -224,12 +327,13 @@ async fn revoke_partner_tokens(
     ok(out)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TokenBody {
     token: String,
 }
 
+#[utoipa::path(post, path = "/admin/v1/partner-tokens/revoke", tag = "partners", request_body = TokenBody, params(IdempotencyKey), responses((status = 200, description = "Revoked", body = ops::Revoked)))]
 async fn revoke_partner_token(
     State(app): State<AppState>,
     Extension(token): Extension<AdminToken>,
@@ -243,19 +347,19 @@ async fn revoke_partner_token(
     ok(out)
 }
 
-async fn clients(
-    State(app): State<AppState>,
-    q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Answer {
+#[utoipa::path(get, path = "/admin/v1/clients", tag = "clients", params(ClientParams), responses((status = 200, description = "A page of clients", body = inventory::Page<inventory::ClientView>)))]
+async fn clients(State(app): State<AppState>, q: QueryOf<ClientParams>) -> Answer {
     let q = query(q)?;
     let store = admin(&app)?.store.as_ref();
-    ok(inventory::clients(store, q.partner.as_deref(), &q.page()).await?)
+    ok(inventory::clients(store, q.partner.as_deref(), &page(&q.after, q.limit)).await?)
 }
 
+#[utoipa::path(get, path = "/admin/v1/clients/{id}", tag = "clients", params(("id" = String, Path)), responses((status = 200, description = "The client", body = inventory::ClientView)))]
 async fn client(State(app): State<AppState>, Path(id): Path<String>) -> Answer {
     ok(inventory::client(admin(&app)?.store.as_ref(), &id).await?)
 }
 
+#[utoipa::path(post, path = "/admin/v1/clients", tag = "clients", request_body = ops::CreateClient, params(IdempotencyKey), responses((status = 201, description = "Created; the secret is shown once", body = ops::ClientCreated)))]
 async fn create_client(
     State(app): State<AppState>,
     Extension(token): Extension<AdminToken>,
@@ -268,7 +372,7 @@ async fn create_client(
     created(out)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RotateSecretBody {
     /// Seconds the previous secret keeps working.
@@ -276,6 +380,7 @@ struct RotateSecretBody {
     overlap_secs: Option<i64>,
 }
 
+#[utoipa::path(post, path = "/admin/v1/clients/{id}/secret", tag = "clients", params(("id" = String, Path), IdempotencyKey), request_body(content = RotateSecretBody, description = "Optional"), responses((status = 200, description = "The new secret, shown once", body = ops::SecretRotated)))]
 async fn rotate_secret(
     State(app): State<AppState>,
     Extension(token): Extension<AdminToken>,
@@ -293,6 +398,7 @@ async fn rotate_secret(
     ok(out)
 }
 
+#[utoipa::path(put, path = "/admin/v1/clients/{id}/status", tag = "clients", params(("id" = String, Path)), request_body = ClientStatusBody, responses((status = 200, description = "Set", body = ops::ClientStatusSet)))]
 async fn client_status(
     State(app): State<AppState>,
     Extension(token): Extension<AdminToken>,
@@ -306,10 +412,8 @@ async fn client_status(
     ok(out)
 }
 
-async fn users(
-    State(app): State<AppState>,
-    q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Answer {
+#[utoipa::path(get, path = "/admin/v1/users", tag = "users", params(UserParams), responses((status = 200, description = "A page of users", body = inventory::Page<inventory::UserView>)))]
+async fn users(State(app): State<AppState>, q: QueryOf<UserParams>) -> Answer {
     let q = query(q)?;
     let filter = UserFilter {
         partner_id: q.partner.clone(),
@@ -317,13 +421,20 @@ async fn users(
         role: q.role,
         username: q.username.clone(),
     };
-    ok(inventory::users(admin(&app)?.store.as_ref(), filter, &q.page()).await?)
+    ok(inventory::users(
+        admin(&app)?.store.as_ref(),
+        filter,
+        &page(&q.after, q.limit),
+    )
+    .await?)
 }
 
+#[utoipa::path(get, path = "/admin/v1/users/{id}", tag = "users", params(("id" = String, Path)), responses((status = 200, description = "The user", body = inventory::UserView)))]
 async fn user(State(app): State<AppState>, Path(id): Path<String>) -> Answer {
     ok(inventory::user(admin(&app)?.store.as_ref(), &id).await?)
 }
 
+#[utoipa::path(post, path = "/admin/v1/users", tag = "users", request_body = ops::CreateUser, params(IdempotencyKey), responses((status = 201, description = "Created", body = ops::UserRef)))]
 async fn create_user(
     State(app): State<AppState>,
     Extension(token): Extension<AdminToken>,
@@ -332,9 +443,11 @@ async fn create_user(
     let input: ops::CreateUser = body(&raw)?;
     let out =
         ops::create_user(admin(&app)?.store.as_ref(), &by(&token), &input, unix_now()).await?;
+    applied(&app).await;
     created(out)
 }
 
+#[utoipa::path(put, path = "/admin/v1/users/{id}/password", tag = "users", params(("id" = String, Path)), request_body = PasswordBody, responses((status = 200, description = "Set", body = ops::UserRef)))]
 async fn user_password(
     State(app): State<AppState>,
     Extension(token): Extension<AdminToken>,
@@ -359,11 +472,12 @@ async fn user_password(
     ok(out)
 }
 
+#[utoipa::path(get, path = "/admin/v1/scopes", tag = "scopes", responses((status = 200, description = "The registered scopes", body = ScopeList)))]
 async fn scopes(State(app): State<AppState>) -> Answer {
     ok(serde_json::json!({"scopes": inventory::scopes(admin(&app)?.store.as_ref()).await?}))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ScopesBody {
     names: Vec<String>,
@@ -371,6 +485,7 @@ struct ScopesBody {
     description: Option<String>,
 }
 
+#[utoipa::path(post, path = "/admin/v1/scopes", tag = "scopes", request_body = ScopesBody, params(IdempotencyKey), responses((status = 200, description = "Registered (idempotent)", body = ops::ScopesAdded)))]
 async fn add_scopes(
     State(app): State<AppState>,
     Extension(token): Extension<AdminToken>,
@@ -391,10 +506,8 @@ async fn add_scopes(
     ok(out)
 }
 
-async fn grants(
-    State(app): State<AppState>,
-    q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Answer {
+#[utoipa::path(get, path = "/admin/v1/grants", tag = "grants", params(GrantParams), responses((status = 200, description = "A page of grants", body = inventory::Page<inventory::GrantView>)))]
+async fn grants(State(app): State<AppState>, q: QueryOf<GrantParams>) -> Answer {
     let q = query(q)?;
     let of = match (&q.user, &q.client) {
         (Some(user), _) => GrantsOf::User(user.clone()),
@@ -405,16 +518,17 @@ async fn grants(
             ));
         }
     };
-    ok(inventory::grants(admin(&app)?.store.as_ref(), &of, &q.page()).await?)
+    ok(inventory::grants(admin(&app)?.store.as_ref(), &of, &page(&q.after, q.limit)).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct GrantBody {
     user_id: String,
     client_id: String,
 }
 
+#[utoipa::path(post, path = "/admin/v1/grants/revoke", tag = "grants", request_body = GrantBody, params(IdempotencyKey), responses((status = 200, description = "Withdrawn", body = ops::GrantRevoked)))]
 async fn revoke_grant(
     State(app): State<AppState>,
     Extension(token): Extension<AdminToken>,
@@ -428,11 +542,12 @@ async fn revoke_grant(
     ok(out)
 }
 
+#[utoipa::path(get, path = "/admin/v1/keys", tag = "keys", responses((status = 200, description = "Every signing key and its state", body = ops::KeyList)))]
 async fn keys(State(app): State<AppState>) -> Answer {
     ok(ops::list_keys(admin(&app)?.store.as_ref(), unix_now()).await?)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RotateBody {
     #[serde(default)]
@@ -442,6 +557,7 @@ struct RotateBody {
     id_token: bool,
 }
 
+#[utoipa::path(post, path = "/admin/v1/keys/rotate", tag = "keys", request_body(content = RotateBody, description = "Optional"), params(IdempotencyKey), responses((status = 200, description = "The new active key", body = ops::KeyRotated)))]
 async fn rotate_keys(
     State(app): State<AppState>,
     Extension(token): Extension<AdminToken>,
@@ -476,6 +592,7 @@ async fn rotate_keys(
     ok(out)
 }
 
+#[utoipa::path(post, path = "/admin/v1/keys/{kid}/revoke", tag = "keys", params(("kid" = String, Path), IdempotencyKey), responses((status = 200, description = "Revoked", body = ops::KeyRevoked)))]
 async fn revoke_key(
     State(app): State<AppState>,
     Extension(token): Extension<AdminToken>,
@@ -487,8 +604,9 @@ async fn revoke_key(
     ok(out)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AuditParams {
     since: Option<String>,
     until: Option<String>,
@@ -496,16 +614,16 @@ struct AuditParams {
     user: Option<String>,
     client: Option<String>,
     event: Option<String>,
+    /// The `next` of the previous page: events older than this id.
+    before: Option<i64>,
     limit: Option<u32>,
 }
 
 /// The audit trail, newest first: `?since=&until=` (Unix seconds, `YYYY-MM-DD`, RFC 3339 UTC,
-/// or an age such as `24h`), `partner`, `user`, `client`, `event`, `limit` (1–1000). The next
-/// page is `until=<at of the last event>`.
-async fn audit(
-    State(app): State<AppState>,
-    q: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
-) -> Answer {
+/// or an age such as `24h`), `partner`, `user`, `client`, `event`, `limit` (1–1000); the next
+/// page is `before=<next>` (an event id, so events of one second are never skipped).
+#[utoipa::path(get, path = "/admin/v1/audit", tag = "audit", params(AuditParams), responses((status = 200, description = "Events, newest first", body = AuditPage)))]
+async fn audit(State(app): State<AppState>, q: QueryOf<AuditParams>) -> Answer {
     let q = query(q)?;
     let now = unix_now();
     let at = |s: &Option<String>| {
@@ -521,7 +639,9 @@ async fn audit(
     }
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(Problem::BadRequest("limit must be 1 to 1000".into()));
+        return Err(Problem::Admin(tessera_core::admin::AdminError::Invalid(
+            "limit must be 1 to 1000".into(),
+        )));
     }
     let query = AuditQuery {
         since: at(&q.since)?,
@@ -532,8 +652,27 @@ async fn audit(
             .map(|u| tessera_core::identity::normalize_username(&u)),
         client_id: q.client,
         event: q.event,
+        before: q.before,
         limit,
     };
     let events = admin(&app)?.store.query_audit(&query).await?;
-    ok(serde_json::json!({ "items": events }))
+    let next = (events.len() == limit as usize)
+        .then(|| events.last().map(|e| e.id))
+        .flatten();
+    ok(serde_json::json!({ "items": events, "next": next }))
 }
+
+/// The admin API's OpenAPI 3.1 document, generated from the types above and the operations'.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Tessera admin API", description = "The operator's operations over HTTP; every call needs an admin token."),
+    paths(
+        partners, partner, create_partner, partner_status, partner_password, create_partner_token,
+        revoke_partner_tokens, revoke_partner_token, clients, client, create_client, rotate_secret,
+        client_status, users, user, create_user, user_password, scopes, add_scopes, grants,
+        revoke_grant, keys, rotate_keys, revoke_key, audit
+    ),
+    components(schemas(problem::ProblemBody)),
+    modifiers(&Conventions)
+)]
+pub struct AdminApi;

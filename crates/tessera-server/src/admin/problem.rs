@@ -6,6 +6,19 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tessera_core::admin::AdminError;
 
+/// An RFC 9457 problem as sent (documentation of the wire shape; built in [`Problem`]'s
+/// `IntoResponse`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ProblemBody {
+    /// `urn:tessera:problem:<kind>`.
+    #[schema(rename = "type")]
+    kind: String,
+    title: String,
+    status: u16,
+    detail: String,
+}
+
 /// Why an admin API call failed.
 #[derive(Debug)]
 pub enum Problem {
@@ -19,6 +32,10 @@ pub enum Problem {
     Admin(AdminError),
     /// An `Idempotency-Key` reused for another request, or one still in flight.
     IdempotencyConflict(&'static str),
+    /// The body is over the limit.
+    TooLarge(usize),
+    /// The route exists, not with this method.
+    MethodNotAllowed,
     Unavailable,
 }
 
@@ -61,6 +78,18 @@ fn classify(p: &Problem) -> (StatusCode, &'static str, &'static str, String) {
             "idempotency-conflict",
             "Idempotency-Key conflict",
             (*why).into(),
+        ),
+        Problem::TooLarge(n) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "The body is too large",
+            format!("the request body is larger than {n} bytes"),
+        ),
+        Problem::MethodNotAllowed => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            "this route does not take this method; see /admin/v1/openapi.json".into(),
         ),
         Problem::Unavailable => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -1634,6 +1634,7 @@ impl AuditStore for SqliteStore {
             "SELECT * FROM audit_events WHERE at >= ?1 AND at < ?2
                AND (?3 IS NULL OR partner_id = ?3) AND (?4 IS NULL OR username = ?4)
                AND (?5 IS NULL OR client_id = ?5) AND (?6 IS NULL OR event = ?6)
+               AND id < ?8
              ORDER BY id DESC LIMIT ?7",
         )
         .bind(q.since.unwrap_or(i64::MIN))
@@ -1643,6 +1644,7 @@ impl AuditStore for SqliteStore {
         .bind(q.client_id.as_deref())
         .bind(q.event.as_deref())
         .bind(i64::from(q.limit))
+        .bind(q.before.unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
         .map_err(err)?

@@ -425,6 +425,36 @@ async fn an_idempotency_key_creates_once_even_under_20_copies() {
     )
     .await;
     problem(&r, 400, "bad-request");
+    // The stored fingerprint is keyed: a stolen database cannot test password guesses with it.
+    let token_id = ops::authenticate_admin(t.store.as_ref(), &write)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let held = t
+        .store
+        .reserve_idempotency_key(
+            &token_id,
+            "k-1",
+            &tessera_core::secret::SecretDigest([0; 32]),
+            unix_now(),
+            0,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let body = serde_json::to_vec(&client).unwrap();
+    // The path as the nested admin router sees it.
+    let parts: [&[u8]; 3] = [b"POST", b"/clients", &body];
+    let label = b"tessera idempotency fingerprint v1";
+    let ours = tessera_core::secret::SecretDigest::keyed_parts(&t.master().derive(label), &parts);
+    let other = tessera_core::keys::MasterKey::generate();
+    let theirs = tessera_core::secret::SecretDigest::keyed_parts(&other.derive(label), &parts);
+    assert!(
+        held.fingerprint == ours,
+        "an HMAC under the deployment's master key"
+    );
+    assert!(held.fingerprint != theirs);
 
     // 20 copies at once with a fresh key: one client is made; every answer is it or "in flight".
     let t = Arc::new(t);
@@ -509,4 +539,190 @@ async fn the_admin_api_can_have_a_listener_of_its_own() {
     )
     .await;
     problem(&r, 401, "unauthenticated");
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() {
+    let t = TestServer::start().await;
+    let doc = call(&t, M::GET, "/admin/v1/openapi.json", None, None, None).await;
+    assert_eq!(doc.status, 200, "public: {}", doc.body);
+    assert!(doc.body["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = doc.body["paths"].as_object().unwrap();
+    assert_eq!(paths.len(), 20, "{:?}", paths.keys().collect::<Vec<_>>());
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            for status in ["401", "403", "422"] {
+                assert!(
+                    op["responses"].get(status).is_some(),
+                    "{method} {path} lacks {status}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        doc.body["components"]["securitySchemes"]["admin_token"]["scheme"],
+        "bearer"
+    );
+    std::fs::write(
+        std::env::temp_dir().join("tessera-admin-openapi.json"),
+        serde_json::to_vec_pretty(&doc.body).unwrap(),
+    )
+    .unwrap();
+}
+
+/// Found by an attack: a client that hung up a few milliseconds into a create left the change
+/// made but not audited, and its Idempotency-Key locked for a day. Each call now runs to its
+/// end: every retry gets its answer, and every change has its audit event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_leaves_no_unaudited_change_and_no_locked_key() {
+    use tokio::io::AsyncWriteExt;
+    let t = TestServer::start().await;
+    let (_, write) = admin_token(&t, &[AdminScope::Read, AdminScope::Write]).await;
+    let p = call(&t, M::POST, "/admin/v1/partners", Some(&write),
+        Some(json!({"name": "Acme", "email": "ops@acme.example", "password": "a-long-partner-secret", "scopes": "crm"})),
+        None).await;
+    let partner_id = p.body["partner_id"].as_str().unwrap().to_string();
+    let addr = t.base.trim_start_matches("http://").to_string();
+    let rounds = 12;
+    for i in 0..rounds {
+        let body = json!({"partner_id": partner_id, "name": format!("App {i}"),
+                          "grant_types": ["client_credentials"], "scopes": "crm"})
+        .to_string();
+        let request = format!(
+            "POST /admin/v1/clients HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {write}\r\n\
+             Idempotency-Key: hang-{i}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        // Hang up after a different short while each round.
+        tokio::time::sleep(std::time::Duration::from_millis(i as u64)).await;
+        drop(s);
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        let again = call(
+            &t,
+            M::POST,
+            "/admin/v1/clients",
+            Some(&write),
+            Some(serde_json::from_str(&body).unwrap()),
+            Some(&format!("hang-{i}")),
+        )
+        .await;
+        assert_eq!(again.status, 201, "round {i}: {}", again.body);
+    }
+    let listed = call(
+        &t,
+        M::GET,
+        &format!("/admin/v1/clients?partner={partner_id}&limit=100"),
+        Some(&write),
+        None,
+        None,
+    )
+    .await;
+    let made = listed.body["items"].as_array().unwrap().len();
+    assert_eq!(made, rounds, "one client per key");
+    t.engine().flush_audit().await;
+    let audited = t
+        .store
+        .query_audit(&tessera_core::audit::AuditQuery {
+            event: Some("admin.change".into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.detail["change"] == "client.create")
+        .count();
+    assert_eq!(audited, made, "every change audited");
+}
+
+#[tokio::test]
+async fn audit_pages_skip_nothing_within_one_second() {
+    let t = TestServer::start().await;
+    let (_, write) = admin_token(&t, &[AdminScope::Read, AdminScope::Write]).await;
+    for i in 0..12 {
+        let r = call(
+            &t,
+            M::POST,
+            "/admin/v1/scopes",
+            Some(&write),
+            Some(json!({"names": [format!("s{i}")]})),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let mut seen = 0;
+    let mut path = "/admin/v1/audit?event=admin.change&limit=3".to_string();
+    loop {
+        let page = call(&t, M::GET, &path, Some(&write), None, None).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        seen += page.body["items"].as_array().unwrap().len();
+        match page.body["next"].as_i64() {
+            Some(next) => {
+                path = format!("/admin/v1/audit?event=admin.change&limit=3&before={next}")
+            }
+            None => break,
+        }
+    }
+    // The 12 scope additions and the admin token's creation.
+    assert_eq!(seen, 13);
+    let r = call(
+        &t,
+        M::GET,
+        "/admin/v1/audit?limit=0",
+        Some(&write),
+        None,
+        None,
+    )
+    .await;
+    problem(&r, 422, "validation");
+    let r = call(
+        &t,
+        M::DELETE,
+        "/admin/v1/partners",
+        Some(&write),
+        None,
+        None,
+    )
+    .await;
+    problem(&r, 405, "method-not-allowed");
+    let r = call(
+        &t,
+        M::GET,
+        "/admin/v1/partners/%FF",
+        Some(&write),
+        None,
+        None,
+    )
+    .await;
+    problem(&r, 400, "bad-request");
+    let big = json!({"names": ["x".repeat(70_000)]});
+    let r = call(
+        &t,
+        M::POST,
+        "/admin/v1/scopes",
+        Some(&write),
+        Some(big),
+        None,
+    )
+    .await;
+    problem(&r, 413, "too-large");
+    let r = call(
+        &t,
+        M::POST,
+        "/admin/v1/scopes",
+        Some(&write),
+        Some(json!({"names": "crm"})),
+        None,
+    )
+    .await;
+    problem(&r, 400, "bad-request");
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("names"),
+        "{}",
+        r.body
+    );
 }
