@@ -9,63 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
-/// A successful token response (RFC 6749 §5.1, RFC 8693 §2.2.1, OpenID Connect Core §3.1.3.3).
-/// `Debug` prints no token.
-#[derive(Clone, Deserialize, Serialize)]
-pub struct TokenResponse {
-    pub access_token: String,
-    pub token_type: String,
-    pub expires_in: i64,
-    #[serde(default)]
-    pub refresh_token: Option<String>,
-    /// Present when it differs from what was asked.
-    #[serde(default)]
-    pub scope: Option<String>,
-    /// For an authorization code of an `openid` request.
-    #[serde(default)]
-    pub id_token: Option<String>,
-    /// For a token exchange.
-    #[serde(default)]
-    pub issued_token_type: Option<String>,
-}
-
-impl fmt::Debug for TokenResponse {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenResponse")
-            .field("token_type", &self.token_type)
-            .field("expires_in", &self.expires_in)
-            .field("scope", &self.scope)
-            .field(
-                "refresh_token",
-                &self.refresh_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))
-            .finish_non_exhaustive()
-    }
-}
-
-/// An introspection answer (RFC 7662 §2.2): `active`, and for an active token its claims.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub struct Introspection {
-    pub active: bool,
-    #[serde(default)]
-    pub scope: Option<String>,
-    #[serde(default)]
-    pub client_id: Option<String>,
-    #[serde(default)]
-    pub sub: Option<String>,
-    #[serde(default)]
-    pub exp: Option<i64>,
-    #[serde(default)]
-    pub token_use: Option<String>,
-    #[serde(default)]
-    pub account_id: Option<String>,
-    #[serde(default)]
-    pub partner_id: Option<String>,
-    /// Every other member, as sent.
-    #[serde(flatten)]
-    pub other: serde_json::Map<String, serde_json::Value>,
-}
+pub use tessera_proto::standard::{Introspection, TokenResponse};
 
 /// Seed 002's buyer sign-up: who to register.
 #[derive(Clone, Debug, Default, Serialize)]

@@ -12,7 +12,7 @@ use crate::jwt::TokenUse;
 use crate::scope::{OPENID, ScopeSet};
 
 /// The UserInfo response (Core §5.1 claim names).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UserInfo {
     pub sub: String,
     #[serde(skip_serializing_if = "Option::is_none")]

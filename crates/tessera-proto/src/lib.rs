@@ -1,9 +1,11 @@
 //! Wire types of Tessera's dialects, shared by the server (which parses and renders them) and the
 //! SDK (which sends and reads them). Only data shapes live here: no behaviour, no validation
 //! beyond what serde does. [`partner`] is the JSON dialect of seed 000 (`/v2/...`);
-//! [`token_type`] the token type identifiers both dialects use.
+//! [`standard`] the form dialect of RFC 6749 (`/oauth/...`); [`token_type`] the token type
+//! identifiers both dialects use.
 
 pub mod partner;
+pub mod standard;
 
 /// RFC 8693 §3 token type identifiers, and seed 000's own for a partner's machine token.
 pub mod token_type {

@@ -21,6 +21,7 @@ macro_rules! redacted_debug {
 
 /// `meta` of every response.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Meta {
     /// Unix seconds when the response was made.
     pub timestamp: i64,
@@ -28,6 +29,7 @@ pub struct Meta {
 
 /// A successful response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Envelope<T> {
     pub data: T,
     pub meta: Meta,
@@ -35,12 +37,14 @@ pub struct Envelope<T> {
 
 /// A failed response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorEnvelope {
     pub error: ErrorBody,
     pub meta: Meta,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// One of the codes of SPEC §3, e.g. `OAUTH_SCOPE_FORBIDDEN`.
     pub code: String,
@@ -50,6 +54,7 @@ pub struct ErrorBody {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     /// JSON path of the offending field, e.g. `token_exchange_data.scope`.
     pub field: String,
@@ -58,6 +63,7 @@ pub struct ErrorDetail {
 
 /// `POST /v2/oauth/token`. Exactly one `*_data` object matches `grant_type`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRequest {
     pub grant_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,6 +78,7 @@ pub struct TokenRequest {
 
 /// `authorization_code_data` (seed 000's authorization-code model).
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuthorizationCodeData {
     pub client_id: String,
     pub code: String,
@@ -82,12 +89,14 @@ pub struct AuthorizationCodeData {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClientCredentialsData {
     /// Comma- or space-separated scope names.
     pub scope: String,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenExchangeData {
     pub subject_token: String,
     /// `urn:wazzup:oauth:token-type:machine_token`.
@@ -98,6 +107,7 @@ pub struct TokenExchangeData {
 }
 
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RefreshTokenData {
     pub refresh_token: String,
 }
@@ -108,6 +118,7 @@ redacted_debug!(AuthorizationCodeData { client_id, redirect_uri } secret { code,
 
 /// `data` of a successful token response.
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     pub access_token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -124,6 +135,7 @@ redacted_debug!(TokenResponse { token_type, expires_in } secret { access_token, 
 
 /// `POST /v2/accounts`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateAccountRequest {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,6 +144,7 @@ pub struct CreateAccountRequest {
 
 /// An end-customer account as the partner sees it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountView {
     pub account_id: String,
     pub name: String,
@@ -141,6 +154,7 @@ pub struct AccountView {
 
 /// `data` of `GET /v2/accounts`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountPage {
     pub accounts: Vec<AccountView>,
     /// Pass as `cursor` to get the next page; absent on the last page.
@@ -149,6 +163,7 @@ pub struct AccountPage {
 
 /// `POST /v2/oauth/revoke` (RFC 7009 parameters in JSON).
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RevokeRequest {
     pub token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -80,12 +80,7 @@ pub fn routes(app: &AppState) -> Router<AppState> {
 
 async fn openapi_json() -> Response {
     use utoipa::OpenApi as _;
-    let mut r = Json(AdminApi::openapi()).into_response();
-    r.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("public, max-age=300"),
-    );
-    r
+    crate::openapi::serve(AdminApi::openapi())
 }
 
 async fn method_not_allowed() -> Response {

@@ -2,8 +2,7 @@
 //! it: the admin-token bearer scheme, and the RFC 9457 problems any call may answer.
 
 use utoipa::Modify;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::openapi::security::HttpAuthScheme;
 
 pub struct Conventions;
 
@@ -22,44 +21,12 @@ const PROBLEMS: [(&str, &str); 8] = [
 
 impl Modify for Conventions {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "admin_token",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        crate::openapi::add_auth(openapi, &[("admin_token", HttpAuthScheme::Bearer)]);
+        crate::openapi::add_errors(
+            openapi,
+            "ProblemBody",
+            "application/problem+json",
+            &PROBLEMS,
         );
-        openapi.security = Some(vec![SecurityRequirement::new(
-            "admin_token",
-            Vec::<String>::new(),
-        )]);
-        for item in openapi.paths.paths.values_mut() {
-            for op in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                for (status, description) in PROBLEMS {
-                    op.responses
-                        .responses
-                        .entry(status.to_string())
-                        .or_insert_with(|| {
-                            RefOr::T(
-                                ResponseBuilder::new()
-                                    .description(description)
-                                    .content(
-                                        "application/problem+json",
-                                        ContentBuilder::new()
-                                            .schema(Some(Ref::from_schema_name("ProblemBody")))
-                                            .build(),
-                                    )
-                                    .build(),
-                            )
-                        });
-                }
-            }
-        }
     }
 }

@@ -23,6 +23,10 @@ fn view(a: Account) -> AccountView {
     }
 }
 
+#[utoipa::path(post, path = "/v2/accounts", tag = "partner",
+    request_body = tessera_proto::partner::CreateAccountRequest,
+    responses((status = 201, description = "Created",
+        body = tessera_proto::partner::Envelope<tessera_proto::partner::AccountView>)))]
 pub async fn create(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let now = unix_now();
     let result = async {
@@ -41,6 +45,10 @@ pub async fn create(State(app): State<AppState>, headers: HeaderMap, body: RawBo
     }
 }
 
+#[utoipa::path(get, path = "/v2/accounts/{account_id}", tag = "partner",
+    params(("account_id" = String, Path)),
+    responses((status = 200, description = "The account",
+        body = tessera_proto::partner::Envelope<tessera_proto::partner::AccountView>)))]
 pub async fn get(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -58,12 +66,18 @@ pub async fn get(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// 1 to 200 (default 50).
     limit: Option<String>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v2/accounts", tag = "partner", params(ListQuery),
+    responses((status = 200, description = "A page of accounts",
+        body = tessera_proto::partner::Envelope<tessera_proto::partner::AccountPage>)))]
 pub async fn list(
     State(app): State<AppState>,
     headers: HeaderMap,

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod error;
+pub mod openapi;
 pub mod revoke;
 pub mod token;
 
@@ -22,6 +23,24 @@ pub fn routes() -> Router<AppState> {
         .route("/v2/oauth/revoke", post(revoke::revoke))
         .route("/v2/accounts", post(accounts::create).get(accounts::list))
         .route("/v2/accounts/{account_id}", get(accounts::get))
+        .route("/v2/openapi.json", get(openapi_json))
+        .route("/openapi.json", get(public_openapi_json))
+}
+
+/// Both public dialects in one document.
+async fn public_openapi_json() -> Response {
+    use utoipa::OpenApi as _;
+    let mut doc = openapi::PartnerApi::openapi();
+    doc.merge(crate::standard::openapi::StandardApi::openapi());
+    doc.info.title = "Tessera".into();
+    doc.info.description =
+        Some("The partner dialect (/v2) and the standard dialect (/oauth).".into());
+    crate::openapi::serve(doc)
+}
+
+async fn openapi_json() -> Response {
+    use utoipa::OpenApi as _;
+    crate::openapi::serve(openapi::PartnerApi::openapi())
 }
 
 /// A successful partner-dialect response.

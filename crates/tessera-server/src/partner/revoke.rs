@@ -14,6 +14,10 @@ use crate::app::AppState;
 use crate::body::{RawBody, bytes, parse_json};
 use crate::error::RequestError;
 
+#[utoipa::path(post, path = "/v2/oauth/revoke", tag = "partner",
+    request_body = tessera_proto::partner::RevokeRequest,
+    responses((status = 200, description = "Revoked (an unknown token too, RFC 7009)",
+        body = tessera_proto::partner::Envelope<super::openapi::Empty>)))]
 pub async fn revoke(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let now = unix_now();
     match run(&app, &headers, &body, now).await {

@@ -16,6 +16,10 @@ use crate::body::{RawBody, bytes, parse_json};
 use crate::error::RequestError;
 use crate::wire::{bounded, parse_scope, token_type_from_wire, truncate};
 
+#[utoipa::path(post, path = "/v2/oauth/token", tag = "partner",
+    request_body = tessera_proto::partner::TokenRequest,
+    responses((status = 200, description = "A token (and, for an exchange or a code, a refresh token)",
+        body = tessera_proto::partner::Envelope<tessera_proto::partner::TokenResponse>)))]
 pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let now = unix_now();
     match run(&app, &headers, &body, now).await {

@@ -13,6 +13,11 @@ use crate::app::AppState;
 use crate::body::{RawBody, bytes};
 use crate::error::RequestError;
 
+#[utoipa::path(post, path = "/oauth/introspect", tag = "standard",
+    request_body(content = tessera_proto::standard::TokenParam,
+        content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Whether the token is active, and its claims",
+        body = tessera_proto::standard::Introspection)))]
 pub async fn introspect(
     State(app): State<AppState>,
     headers: HeaderMap,

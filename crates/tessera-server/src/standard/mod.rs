@@ -7,6 +7,7 @@ pub mod discovery;
 pub mod error;
 pub mod form;
 pub mod introspect;
+pub mod openapi;
 pub mod revoke;
 pub mod token;
 pub mod users;
@@ -40,6 +41,12 @@ pub fn routes() -> Router<AppState> {
             "/oauth/userinfo",
             get(users::userinfo).post(users::userinfo),
         )
+        .route("/oauth/openapi.json", get(openapi_json))
+}
+
+async fn openapi_json() -> axum::response::Response {
+    use utoipa::OpenApi as _;
+    crate::openapi::serve(openapi::StandardApi::openapi())
 }
 
 /// Parse the form and authenticate the client it names.

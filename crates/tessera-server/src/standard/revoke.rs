@@ -12,6 +12,10 @@ use crate::app::AppState;
 use crate::body::{RawBody, bytes};
 use crate::error::RequestError;
 
+#[utoipa::path(post, path = "/oauth/revoke", tag = "standard",
+    request_body(content = tessera_proto::standard::TokenParam,
+        content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Revoked (an unknown token too, RFC 7009 §2.2)")))]
 pub async fn revoke(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let now = unix_now();
     let result = async {

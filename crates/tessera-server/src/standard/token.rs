@@ -5,12 +5,12 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value};
 use tessera_core::grants::token_exchange::TokenType;
 use tessera_core::grants::{self, GrantRequest};
 use tessera_core::model::GrantType;
 use tessera_core::scope::ScopeSet;
 use tessera_core::unix_now;
+use tessera_proto::standard::{OAuthError, TokenForm, TokenResponse};
 use tessera_proto::token_type;
 
 use super::form::Form;
@@ -20,6 +20,12 @@ use crate::body::{RawBody, bytes};
 use crate::error::RequestError;
 use crate::wire::{self, parse_scope, token_type_from_wire};
 
+#[utoipa::path(post, path = "/oauth/token", tag = "standard",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "A token", body = TokenResponse),
+        (status = 401, description = "invalid_client", body = OAuthError),
+    ))]
 pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let now = unix_now();
     let result = async {
@@ -33,26 +39,19 @@ pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: RawBod
     .await;
     match result {
         Ok((issued, requested_scope, exchange)) => {
-            let mut out = Map::new();
-            out.insert("access_token".into(), issued.access_token.into());
-            out.insert("token_type".into(), "bearer".into());
-            out.insert("expires_in".into(), issued.expires_in.into());
             // RFC 6749 §5.1: scope is required only when it differs from what was asked.
             let granted = issued.scope.to_claim();
             let asked = requested_scope.and_then(|s| ScopeSet::parse(&s).ok());
-            if asked.map(|a| a.to_claim()) != Some(granted.clone()) {
-                out.insert("scope".into(), granted.into());
-            }
-            if let Some(r) = issued.refresh_token {
-                out.insert("refresh_token".into(), r.expose().into());
-            }
-            if let Some(id_token) = issued.id_token {
-                out.insert("id_token".into(), id_token.into());
-            }
-            if exchange {
-                out.insert("issued_token_type".into(), token_type::ACCESS_TOKEN.into());
-            }
-            let mut r = (StatusCode::OK, axum::Json(Value::Object(out))).into_response();
+            let out = TokenResponse {
+                access_token: issued.access_token,
+                token_type: "bearer".into(),
+                expires_in: issued.expires_in,
+                scope: (asked.map(|a| a.to_claim()) != Some(granted.clone())).then_some(granted),
+                refresh_token: issued.refresh_token.map(|r| r.expose().to_string()),
+                id_token: issued.id_token,
+                issued_token_type: exchange.then(|| token_type::ACCESS_TOKEN.to_string()),
+            };
+            let mut r = (StatusCode::OK, axum::Json(out)).into_response();
             crate::app::no_store(&mut r);
             r
         }

@@ -35,15 +35,22 @@ fn bearer(headers: &HeaderMap) -> Result<&str, RequestError> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct SignUpRequest {
+pub(super) struct SignUpRequest {
     phone_number: String,
     first_name: Option<String>,
     last_name: Option<String>,
     client_user_id: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v2/api/users/sign-up", tag = "standard", request_body = SignUpRequest,
+    responses(
+        (status = 201, description = "Signed up; clientUserToken is the buyer's password, shown once",
+            body = super::openapi::SignedUpEnvelope),
+        (status = 200, description = "The phone number was known: its user, with a new clientUserToken",
+            body = super::openapi::SignedUpEnvelope),
+    ))]
 pub async fn sign_up(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let now = unix_now();
     let result = async {
@@ -89,6 +96,8 @@ pub async fn sign_up(State(app): State<AppState>, headers: HeaderMap, body: RawB
     }
 }
 
+#[utoipa::path(get, path = "/api/users/me", tag = "standard",
+    responses((status = 200, description = "Who the token speaks for", body = super::openapi::MeEnvelope)))]
 pub async fn me(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let now = unix_now();
     let result =
@@ -137,6 +146,9 @@ pub async fn me(State(app): State<AppState>, headers: HeaderMap) -> Response {
 
 /// OpenID Connect UserInfo (Core §5.3), `GET` or `POST`, with the access token of an `openid`
 /// sign-in in `Authorization: Bearer`.
+#[utoipa::path(get, path = "/oauth/userinfo", tag = "openid",
+    responses((status = 200, description = "Claims about the signed-in user",
+        body = tessera_core::userinfo::UserInfo)))]
 pub async fn userinfo(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let now = unix_now();
     let result =

@@ -726,3 +726,27 @@ async fn audit_pages_skip_nothing_within_one_second() {
         r.body
     );
 }
+
+#[tokio::test]
+async fn each_public_api_has_its_openapi_document() {
+    let t = TestServer::start().await;
+    for (path, operations) in [
+        ("/v2/openapi.json", 5),
+        ("/oauth/openapi.json", 8),
+        ("/openapi.json", 13),
+    ] {
+        let doc = t.get(path, None).await;
+        assert_eq!(doc.status, 200, "{path}");
+        assert!(
+            doc.body["openapi"].as_str().unwrap().starts_with("3.1"),
+            "{path}"
+        );
+        let count: usize = doc.body["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|item| item.as_object().unwrap().len())
+            .sum();
+        assert_eq!(count, operations, "{path}");
+    }
+}

@@ -1,0 +1,110 @@
+//! Wire types of the standard dialect (RFC 6749 and friends, `/oauth/...`): form-encoded
+//! requests, JSON answers. The server renders [`TokenResponse`] and [`OAuthError`]; the form
+//! shapes ([`TokenForm`], [`TokenParam`]) are what the OpenAPI document describes of requests
+//! the server parses by hand (repeated parameters refused, RFC 6749 §3.2).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A successful token response (RFC 6749 §5.1, RFC 8693 §2.2.1, OpenID Connect Core §3.1.3.3).
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// `bearer`.
+    pub token_type: String,
+    pub expires_in: i64,
+    /// When it differs from what was asked (RFC 6749 §5.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// For an authorization code of an `openid` request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    /// For a token exchange.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<String>,
+}
+
+impl fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An error answer (RFC 6749 §5.2, RFC 6750 §3 for the bearer endpoints).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OAuthError {
+    /// `invalid_request`, `invalid_client`, `invalid_grant`, `unauthorized_client`,
+    /// `unsupported_grant_type`, `invalid_scope`, `invalid_token`, `insufficient_scope`, ...
+    pub error: String,
+    pub error_description: String,
+}
+
+/// `POST /oauth/token`'s form: `grant_type` and the parameters of that grant. The client
+/// authenticates with HTTP Basic or `client_id` and `client_secret` here, not both.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenForm {
+    /// `client_credentials`, `password`, `refresh_token`, `authorization_code` or
+    /// `urn:ietf:params:oauth:grant-type:token-exchange`.
+    pub grant_type: String,
+    pub scope: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub refresh_token: Option<String>,
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+    pub subject_token: Option<String>,
+    pub subject_token_type: Option<String>,
+    pub requested_subject: Option<String>,
+    pub actor_token: Option<String>,
+    pub actor_token_type: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+/// The form of introspection and revocation (RFC 7662 §2.1, RFC 7009 §2.1).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenParam {
+    pub token: String,
+    /// `access_token` or `refresh_token`; a hint only.
+    pub token_type_hint: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+/// An introspection answer (RFC 7662 §2.2): `active`, and for an active token its claims.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Introspection {
+    pub active: bool,
+    pub scope: Option<String>,
+    pub client_id: Option<String>,
+    /// `Bearer` for an access token.
+    pub token_type: Option<String>,
+    pub exp: Option<i64>,
+    pub iat: Option<i64>,
+    pub sub: Option<String>,
+    pub aud: Option<String>,
+    pub iss: Option<String>,
+    pub jti: Option<String>,
+    pub token_use: Option<String>,
+    pub partner_id: Option<String>,
+    pub org_code: Option<String>,
+    pub account_id: Option<String>,
+    pub role: Option<String>,
+    pub sid: Option<String>,
+    /// RFC 8693 §4.1 delegation chain.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub act: Option<serde_json::Value>,
+}
