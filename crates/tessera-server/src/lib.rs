@@ -235,6 +235,20 @@ pub enum ServeError {
     Tls(#[from] tls::TlsError),
 }
 
+/// The listener of something served on its own address, and the address it bound.
+async fn own_listener(at: MetricsAt) -> Result<Option<(TcpListener, SocketAddr)>, ServeError> {
+    let MetricsAt::Listen(addr) = at else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    Ok(Some((listener, bound)))
+}
+
 /// Bind, build the engine, and serve in the background.
 pub async fn start(
     store: Arc<dyn Store>,
@@ -284,30 +298,8 @@ pub async fn start(
         metrics,
         admin,
     };
-    let admin_listener = match config.admin {
-        MetricsAt::Listen(addr) => {
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServeError::Bind { addr, source })?;
-            let bound = listener
-                .local_addr()
-                .map_err(|source| ServeError::Bind { addr, source })?;
-            Some((listener, bound))
-        }
-        _ => None,
-    };
-    let metrics_listener = match config.metrics {
-        MetricsAt::Listen(addr) => {
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServeError::Bind { addr, source })?;
-            let bound = listener
-                .local_addr()
-                .map_err(|source| ServeError::Bind { addr, source })?;
-            Some((listener, bound))
-        }
-        _ => None,
-    };
+    let admin_listener = own_listener(config.admin).await?;
+    let metrics_listener = own_listener(config.metrics).await?;
     let mut app = router(
         state.clone(),
         config.metrics == MetricsAt::Main,

@@ -175,35 +175,26 @@ impl TestServer {
 
     /// A server whose admin API is where `admin` says.
     pub async fn start_with_admin(admin: tessera_server::MetricsAt) -> TestServer {
+        Self::start_how(How {
+            admin,
+            ..How::default()
+        })
+        .await
+    }
+
+    /// A server on a fresh SQLite file, started as `how` says.
+    async fn start_how(how: How) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let db = format!("sqlite://{}", dir.path().join("t.db").display());
-        Self::start_full(
-            dir,
-            db,
-            config(),
-            MasterKey::generate(),
-            How {
-                admin,
-                ..How::default()
-            },
-        )
-        .await
+        Self::start_full(dir, db, config(), MasterKey::generate(), how).await
     }
 
     /// A server with the given connection limits (timeouts, cap).
     pub async fn start_with_limits(limits: tessera_server::conn::ConnectionLimits) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
-        let db = format!("sqlite://{}", dir.path().join("t.db").display());
-        Self::start_full(
-            dir,
-            db,
-            config(),
-            MasterKey::generate(),
-            How {
-                limits,
-                ..How::default()
-            },
-        )
+        Self::start_how(How {
+            limits,
+            ..How::default()
+        })
         .await
     }
 
