@@ -164,6 +164,34 @@ pub fn decode_ignoring_expiry(
     token: &str,
     issuer: &str,
 ) -> Result<Claims, JwtError> {
+    let claims: Claims = verified_payload(keys, token, KeyUse::Access)?;
+    if claims.iss != issuer {
+        return Err(JwtError::NotOurs);
+    }
+    Ok(claims)
+}
+
+/// An ID token this deployment issued (signature by an ID-token key, `iss`), expired or not:
+/// what an `id_token_hint` must be (OpenID Connect Core §3.1.2.1).
+pub fn decode_id_token(
+    keys: &KeySet,
+    token: &str,
+    issuer: &str,
+) -> Result<IdTokenClaims, JwtError> {
+    let claims: IdTokenClaims = verified_payload(keys, token, KeyUse::IdToken)?;
+    if claims.iss != issuer {
+        return Err(JwtError::NotOurs);
+    }
+    Ok(claims)
+}
+
+/// The claims of a compact JWS whose signature verifies with a published key of `lane`, in
+/// that key's algorithm.
+fn verified_payload<T: serde::de::DeserializeOwned>(
+    keys: &KeySet,
+    token: &str,
+    lane: KeyUse,
+) -> Result<T, JwtError> {
     if token.len() > MAX_JWT_LEN {
         return Err(JwtError::Malformed);
     }
@@ -182,7 +210,7 @@ pub fn decode_ignoring_expiry(
     let kid = header.kid.ok_or(JwtError::NotOurs)?;
     let verifier = keys
         .verifier(&kid)
-        .filter(|v| v.purpose == KeyUse::Access)
+        .filter(|v| v.purpose == lane)
         .ok_or(JwtError::NotOurs)?;
     if header.alg != verifier.alg.as_str() {
         return Err(JwtError::BadSignature);
@@ -191,15 +219,11 @@ pub fn decode_ignoring_expiry(
     if !verifier.verify(&token.as_bytes()[..signed_len], &sig) {
         return Err(JwtError::BadSignature);
     }
-    let claims: Claims = URL_SAFE_NO_PAD
+    URL_SAFE_NO_PAD
         .decode(b)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or(JwtError::Malformed)?;
-    if claims.iss != issuer {
-        return Err(JwtError::NotOurs);
-    }
-    Ok(claims)
+        .ok_or(JwtError::Malformed)
 }
 
 /// Whether a string has the shape of a compact JWS (three base64url parts), without verifying.

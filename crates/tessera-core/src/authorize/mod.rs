@@ -38,6 +38,14 @@ pub struct AuthorizeParams {
     pub nonce: Option<String>,
     pub prompt: Option<String>,
     pub max_age: Option<String>,
+    /// Request objects (Core §6) and response modes other than `query` are not supported;
+    /// they are read only to be refused rather than silently ignored.
+    pub request: Option<String>,
+    pub request_uri: Option<String>,
+    pub response_mode: Option<String>,
+    /// An ID token naming the user the client expects (Core §3.1.2.1); the server checks it
+    /// against the browser's session.
+    pub id_token_hint: Option<String>,
 }
 
 /// Why an authorization request fails after the redirect URI is trusted.
@@ -54,6 +62,10 @@ pub enum AuthorizeFailure {
     LoginRequired,
     /// OpenID Connect `prompt=none` where the user has not consented to the scopes.
     ConsentRequired,
+    /// OpenID Connect `request` (a request object), which Tessera does not support.
+    RequestNotSupported,
+    /// OpenID Connect `request_uri`, which Tessera does not support.
+    RequestUriNotSupported,
 }
 
 #[derive(Debug)]

@@ -142,6 +142,28 @@ impl Engine {
                 )
             })?
             .union(openid);
+        if params.request.is_some() {
+            return Err(fail(
+                AuthorizeFailure::RequestNotSupported,
+                "request objects are not supported: send the parameters in the query",
+            ));
+        }
+        if params.request_uri.is_some() {
+            return Err(fail(
+                AuthorizeFailure::RequestUriNotSupported,
+                "request_uri is not supported: send the parameters in the query",
+            ));
+        }
+        if params
+            .response_mode
+            .as_deref()
+            .is_some_and(|m| m != "query")
+        {
+            return Err(fail(
+                AuthorizeFailure::InvalidRequest,
+                "response_mode must be query",
+            ));
+        }
         let oidc = openid_params(&params, now)
             .map_err(|why| fail(AuthorizeFailure::InvalidRequest, why))?;
         let request = AuthorizationRequest {

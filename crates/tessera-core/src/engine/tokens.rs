@@ -14,6 +14,16 @@ impl Engine {
         jwt::encode(&self.keys.load(), claims)
     }
 
+    /// The user an `id_token_hint` names (OpenID Connect Core §3.1.2.1): an ID token this
+    /// deployment issued to `client_id`, expired or not; `None` when it is not one.
+    pub fn id_token_hint_subject(&self, hint: &str, client_id: &str) -> Option<String> {
+        let keys = self.keys.load();
+        crate::jwt::decode_id_token(&keys, hint, &self.config.issuer)
+            .ok()
+            .filter(|c| c.aud == client_id)
+            .map(|c| c.sub)
+    }
+
     /// Sign an OpenID Connect ID token with the ID-token key lane's active key.
     pub(crate) fn mint_id_token(&self, claims: &jwt::IdTokenClaims) -> Result<String, EngineError> {
         let keys = self.keys.load();

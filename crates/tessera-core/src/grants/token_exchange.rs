@@ -107,7 +107,13 @@ pub async fn grant(
         if matches!(caller, Caller::Partner(_)) {
             return Err(EngineError::field("scope", "request at least one scope"));
         }
-        granted.clone()
+        // The subject's scopes, without OpenID Connect's: they are about a sign-in, and an
+        // exchanged token is for the partner's API.
+        if granted.contains(crate::scope::OPENID) {
+            granted.clone().split_openid().1
+        } else {
+            granted.clone()
+        }
     } else {
         request.scope
     };

@@ -70,8 +70,20 @@ fn once(headers: &HeaderMap, name: &str) -> Result<(), Problem> {
     Ok(())
 }
 
-async fn run(app: AppState, mut request: Request, next: Next) -> Result<Response, Problem> {
+async fn run(app: AppState, request: Request, next: Next) -> Result<Response, Problem> {
     let admin = app.admin.clone().ok_or(Problem::Unavailable)?;
+    // A write's body is read before its token is checked: a token revoked while the body
+    // trickles in (up to the body deadline) must not still make the change.
+    let reading = matches!(*request.method(), Method::GET | Method::HEAD);
+    let mut request = if reading {
+        request
+    } else {
+        let (parts, body) = request.into_parts();
+        let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .map_err(|_| Problem::TooLarge(MAX_BODY_BYTES))?;
+        Request::from_parts(parts, Body::from(body))
+    };
     once(request.headers(), "authorization")?;
     once(request.headers(), IDEMPOTENCY_KEY)?;
     if percent_encoding::percent_decode_str(request.uri().path())
@@ -84,7 +96,6 @@ async fn run(app: AppState, mut request: Request, next: Next) -> Result<Response
     let token = authenticate_admin(admin.store.as_ref(), presented)
         .await?
         .ok_or(Problem::Unauthenticated)?;
-    let reading = matches!(*request.method(), Method::GET | Method::HEAD);
     let need = if reading {
         AdminScope::Read
     } else {

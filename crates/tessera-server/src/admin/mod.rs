@@ -138,6 +138,7 @@ async fn applied(app: &AppState) {
 
 /// A page of a listing.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct PageParams {
     /// The `next` of the previous page.
@@ -154,6 +155,7 @@ fn page(after: &Option<String>, limit: Option<u32>) -> PageRequest {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct ClientParams {
     /// Only this partner's clients.
@@ -163,6 +165,7 @@ struct ClientParams {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct UserParams {
     partner: Option<String>,
@@ -175,6 +178,7 @@ struct UserParams {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct GrantParams {
     /// The grants of this user (or give `client`).

@@ -145,7 +145,8 @@ pub(super) async fn signed_in(
 }
 
 /// After `/authorize`: sign in first, unless the browser's session already belongs to the
-/// client's partner (and is recent enough). The flow cookie binds the pending request to this
+/// client's partner (and is recent enough, and is the user an `id_token_hint` names). The
+/// flow cookie binds the pending request to this
 /// browser: every later page of the flow refuses a browser without it. With `prompt=none`
 /// nothing is shown: the client gets the code, or `login_required` / `consent_required`.
 pub(super) async fn continue_flow(
@@ -153,9 +154,12 @@ pub(super) async fn continue_flow(
     headers: &HeaderMap,
     request: &AuthorizationRequest,
     client: &Client,
+    hinted: Option<&str>,
     now: i64,
 ) -> Response {
-    let user = signed_in(app, headers, request, client, now).await;
+    let user = signed_in(app, headers, request, client, now)
+        .await
+        .filter(|s| hinted.is_none_or(|sub| s.user.id == sub));
     if request.prompts("none") {
         let Some(user) = user else {
             return end_flow_with_error(

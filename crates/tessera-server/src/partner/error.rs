@@ -203,6 +203,8 @@ pub fn authorize_error(f: tessera_core::authorize::AuthorizeFailure) -> &'static
         // OpenID Connect Core §3.1.2.6's codes: relying-party libraries act on them.
         F::LoginRequired => "login_required",
         F::ConsentRequired => "consent_required",
+        F::RequestNotSupported => "request_not_supported",
+        F::RequestUriNotSupported => "request_uri_not_supported",
     }
 }
 

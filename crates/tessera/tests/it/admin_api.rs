@@ -750,3 +750,47 @@ async fn each_public_api_has_its_openapi_document() {
         assert_eq!(count, operations, "{path}");
     }
 }
+
+/// Found by the last attack: a typo in a listing's filter returned everything unfiltered, and
+/// a token revoked while a write's body was still arriving made the write anyway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_filters_are_refused_and_a_token_revoked_mid_upload_writes_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = TestServer::start().await;
+    let (id, write) = admin_token(&t, &[AdminScope::Read, AdminScope::Write]).await;
+    let r = call(
+        &t,
+        M::GET,
+        "/admin/v1/clients?partner_id=p",
+        Some(&write),
+        None,
+        None,
+    )
+    .await;
+    problem(&r, 400, "bad-request");
+
+    let body = json!({"names": ["revraced"]}).to_string();
+    let addr = t.base.trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /admin/v1/scopes HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {write}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&body.as_bytes()[..body.len() - 1])
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    ops::revoke_admin_token(t.store.as_ref(), &Operator("test".into()), &id, unix_now())
+        .await
+        .unwrap();
+    s.write_all(&body.as_bytes()[body.len() - 1..])
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    let scopes = t.store.list_scopes().await.unwrap();
+    assert!(!scopes.iter().any(|s| s == "revraced"), "nothing written");
+}

@@ -392,3 +392,155 @@ async fn the_partner_dialect_returns_the_id_token_too() {
         "crm openid profile"
     );
 }
+
+/// Found by the last attack: `id_token_hint`, request objects and response modes were
+/// ignored. A hint naming another user makes the browser's session count for nothing; what
+/// Tessera does not support is refused, not skipped.
+#[tokio::test]
+async fn id_token_hint_and_unsupported_parameters() {
+    let t = TestServer::start().await;
+    let s = setup(&t, &[], false).await;
+    let mut ann = Agent::new(&t.base);
+    let q = authorize(&mut ann, &s, &oidc_path(&s, "openid crm", &[])).await;
+    let anns = redeem(&t, &s, &q["code"]).await;
+    let ann_id_token = anns["id_token"].as_str().unwrap().to_string();
+
+    // Bob, another user of the partner, signs in in his own browser.
+    let bob_email = format!("bob-{}@customer.example", crate::support::uuid_suffix());
+    tessera_core::admin::create_user(
+        t.store.as_ref(),
+        tessera_core::admin::NewUser {
+            partner_id: &s.partner.id,
+            username: &bob_email,
+            password: "a-long-customer-secret",
+            role: tessera_core::model::Role::Member,
+            account_id: Some(&s.account_id),
+        },
+        tessera_core::unix_now(),
+    )
+    .await
+    .unwrap();
+    let bob = Setup {
+        user_email: bob_email,
+        ..clone_setup(&s)
+    };
+    let mut bobs_browser = Agent::new(&t.base);
+    authorize(&mut bobs_browser, &bob, &oidc_path(&s, "openid crm", &[])).await;
+
+    // Ann's hint in Bob's browser, prompt=none: not Bob's code, login_required.
+    let r = bobs_browser
+        .get(&oidc_path(
+            &s,
+            "openid crm",
+            &[("prompt", "none"), ("id_token_hint", &ann_id_token)],
+        ))
+        .await;
+    assert_eq!(r.query()["error"], "login_required", "{:?}", r.location);
+    // Without prompt=none: the login page, not Bob's session.
+    let r = bobs_browser
+        .get(&oidc_path(
+            &s,
+            "openid crm",
+            &[("id_token_hint", &ann_id_token)],
+        ))
+        .await;
+    assert!(r.location.as_deref().unwrap().starts_with("/oauth/login"));
+    // Ann's own hint in her browser: a code, silently.
+    let r = ann
+        .get(&oidc_path(
+            &s,
+            "openid crm",
+            &[("prompt", "none"), ("id_token_hint", &ann_id_token)],
+        ))
+        .await;
+    assert!(r.query().contains_key("code"), "{:?}", r.location);
+    // A hint that is no ID token of ours for this client: invalid_request. An access token
+    // is not one either.
+    let access = anns["access_token"].as_str().unwrap();
+    for hint in ["garbage", access] {
+        let r = ann
+            .get(&oidc_path(
+                &s,
+                "openid crm",
+                &[("prompt", "none"), ("id_token_hint", hint)],
+            ))
+            .await;
+        assert_eq!(r.query()["error"], "invalid_request", "{hint}");
+    }
+
+    for (extra, error) in [
+        (
+            ("request", "eyJhbGciOiJub25lIn0.e30."),
+            "request_not_supported",
+        ),
+        (
+            ("request_uri", "https://evil.example/r"),
+            "request_uri_not_supported",
+        ),
+        (("response_mode", "fragment"), "invalid_request"),
+    ] {
+        let r = ann.get(&oidc_path(&s, "openid crm", &[extra])).await;
+        assert_eq!(r.query()["error"], error, "{extra:?}");
+    }
+    let r = ann
+        .get(&oidc_path(&s, "openid crm", &[("response_mode", "query")]))
+        .await;
+    assert!(r.query().contains_key("code"));
+
+    // An OpenID Connect access token exchanged without a scope: its API scopes, not openid's.
+    let (id, secret) = crate::authcode::another_client(
+        &t,
+        &s,
+        &["authorization_code", "refresh_token", "token_exchange"],
+        false,
+        false,
+    )
+    .await;
+    let exchanger = Setup {
+        client_id: id,
+        client_secret: secret,
+        ..clone_setup(&s)
+    };
+    let q = authorize(
+        &mut ann,
+        &exchanger,
+        &oidc_path(&exchanger, "openid crm", &[]),
+    )
+    .await;
+    let pair = redeem(&t, &exchanger, &q["code"]).await;
+    let access = pair["access_token"].as_str().unwrap();
+    let r = t
+        .form(
+            "/oauth/token",
+            Some(&basic(&exchanger)),
+            &[
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                ("subject_token", access),
+                (
+                    "subject_token_type",
+                    "urn:ietf:params:oauth:token-type:access_token",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        claims(r.body["access_token"].as_str().unwrap())["scope"],
+        "crm"
+    );
+}
+
+fn clone_setup(s: &Setup) -> Setup {
+    Setup {
+        partner: s.partner.clone(),
+        client_id: s.client_id.clone(),
+        client_secret: s.client_secret.clone(),
+        user_email: s.user_email.clone(),
+        user_password: s.user_password.clone(),
+        user_id: s.user_id.clone(),
+        account_id: s.account_id.clone(),
+    }
+}
