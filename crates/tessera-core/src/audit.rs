@@ -138,6 +138,15 @@ impl AuditEvent {
         self
     }
 
+    /// With the IP and id of the request the current task serves, if it serves one.
+    pub fn in_request_context(mut self) -> Self {
+        let _ = CONTEXT.try_with(|c| {
+            self.ip = c.ip.map(|ip| ip.to_string());
+            self.request_id.clone_from(&c.request_id);
+        });
+        self
+    }
+
     pub fn detail(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.detail.insert(key.to_string(), value.into());
         self
@@ -192,11 +201,8 @@ impl Auditor {
     }
 
     /// Queue `event`, with the current request's IP and id; never waits.
-    pub fn record(&self, mut event: AuditEvent) {
-        let _ = CONTEXT.try_with(|c| {
-            event.ip = c.ip.map(|ip| ip.to_string());
-            event.request_id.clone_from(&c.request_id);
-        });
+    pub fn record(&self, event: AuditEvent) {
+        let event = event.in_request_context();
         tracing::info!(
             target: "tessera::audit",
             event = %event.event,

@@ -19,6 +19,13 @@ use crate::store::Store;
 #[derive(Clone, Debug)]
 pub struct Operator(pub String);
 
+impl Operator {
+    /// The admin API, calling with the admin token `token_id`.
+    pub fn api(token_id: &str) -> Operator {
+        Operator(format!("api:{token_id}"))
+    }
+}
+
 /// Record an admin change. Fields named `partner_id`, `client_id` and `username` go to the
 /// event's own columns, the rest to its detail.
 async fn changed(
@@ -28,14 +35,11 @@ async fn changed(
     about: Value,
     now: i64,
 ) -> Result<(), AdminError> {
+    // Through the admin API: where the call came from, as every queued event carries it.
     let mut event = AuditEvent::new(Event::AdminChange, now)
         .detail("change", change)
-        .detail("by", by.0.as_str());
-    // Through the admin API: where the call came from, as every queued event carries it.
-    let _ = crate::audit::CONTEXT.try_with(|c| {
-        event.ip = c.ip.map(|ip| ip.to_string());
-        event.request_id.clone_from(&c.request_id);
-    });
+        .detail("by", by.0.as_str())
+        .in_request_context();
     if let Value::Object(fields) = about {
         for (k, v) in fields {
             match k.as_str() {
@@ -479,14 +483,11 @@ pub async fn revoke_grant(
         now,
     )
     .await?;
-    let mut withdrawn = AuditEvent::new(Event::GrantWithdrawn, now)
+    let withdrawn = AuditEvent::new(Event::GrantWithdrawn, now)
         .client(client_id)
         .detail("user_id", user_id)
-        .detail("by", by.0.as_str());
-    let _ = crate::audit::CONTEXT.try_with(|c| {
-        withdrawn.ip = c.ip.map(|ip| ip.to_string());
-        withdrawn.request_id.clone_from(&c.request_id);
-    });
+        .detail("by", by.0.as_str())
+        .in_request_context();
     store.append_audit(&[withdrawn]).await?;
     Ok(GrantRevoked {
         user_id: user_id.into(),

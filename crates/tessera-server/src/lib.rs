@@ -285,12 +285,8 @@ pub async fn start(
     }
     // Before the engine starts, so that what it records from the first moment is kept.
     let metrics = (config.metrics != MetricsAt::Off).then(crate::metrics::install);
-    let admin = (config.admin != MetricsAt::Off).then(|| {
-        Arc::new(admin::AdminState {
-            store: Arc::clone(&store),
-            master: master.clone(),
-        })
-    });
+    let admin = (config.admin != MetricsAt::Off)
+        .then(|| Arc::new(admin::AdminState::new(Arc::clone(&store), master.clone())));
     let engine = Arc::new(Engine::start(store, engine_config, master, unix_now()).await?);
     let sync = engine.spawn_sync();
     let state = AppState {

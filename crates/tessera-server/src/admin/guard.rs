@@ -75,24 +75,25 @@ async fn run(app: AppState, request: Request, next: Next) -> Result<Response, Pr
     // A write's body is read before its token is checked: a token revoked while the body
     // trickles in (up to the body deadline) must not still make the change.
     let reading = matches!(*request.method(), Method::GET | Method::HEAD);
-    let mut request = if reading {
-        request
+    let (mut parts, body) = request.into_parts();
+    let body = if reading {
+        None
     } else {
-        let (parts, body) = request.into_parts();
-        let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
-            .await
-            .map_err(|_| Problem::TooLarge(MAX_BODY_BYTES))?;
-        Request::from_parts(parts, Body::from(body))
+        Some(
+            axum::body::to_bytes(body, MAX_BODY_BYTES)
+                .await
+                .map_err(|_| Problem::TooLarge(MAX_BODY_BYTES))?,
+        )
     };
-    once(request.headers(), "authorization")?;
-    once(request.headers(), IDEMPOTENCY_KEY)?;
-    if percent_encoding::percent_decode_str(request.uri().path())
+    once(&parts.headers, "authorization")?;
+    once(&parts.headers, IDEMPOTENCY_KEY)?;
+    if percent_encoding::percent_decode_str(parts.uri.path())
         .decode_utf8()
         .is_err()
     {
         return Err(Problem::BadRequest("the path is not UTF-8".into()));
     }
-    let presented = bearer(request.headers()).ok_or(Problem::Unauthenticated)?;
+    let presented = bearer(&parts.headers).ok_or(Problem::Unauthenticated)?;
     let token = authenticate_admin(admin.store.as_ref(), presented)
         .await?
         .ok_or(Problem::Unauthenticated)?;
@@ -106,58 +107,60 @@ async fn run(app: AppState, request: Request, next: Next) -> Result<Response, Pr
     }
     let now = unix_now();
     if reading {
-        let route = request
-            .extensions()
+        let route = parts
+            .extensions
             .get::<MatchedPath>()
             .map_or("unmatched", |p| p.as_str())
             .to_string();
         app.engine.audit(
             AuditEvent::new(Event::AdminRead, now)
-                .detail("by", format!("api:{}", token.id))
+                .detail("by", tessera_core::operations::Operator::api(&token.id).0)
                 .detail("route", route),
         );
     }
-    request.extensions_mut().insert(token.clone());
-    let key = match request.headers().get(IDEMPOTENCY_KEY) {
-        None => return Ok(next.run(request).await),
-        Some(_) if *request.method() != Method::POST => {
+    parts.extensions.insert(token.clone());
+    let keyed = match (parts.headers.get(IDEMPOTENCY_KEY), body) {
+        (None, body) => {
+            let body = body.map_or_else(Body::empty, Body::from);
+            return Ok(next.run(Request::from_parts(parts, body)).await);
+        }
+        (Some(_), body) if parts.method != Method::POST || body.is_none() => {
             return Err(Problem::BadRequest(
                 "Idempotency-Key is for POST requests".into(),
             ));
         }
-        Some(k) => k
-            .to_str()
-            .ok()
-            .filter(|k| (1..=255).contains(&k.len()))
-            .filter(|k| k.bytes().all(|b| (0x21..=0x7e).contains(&b)))
-            .ok_or_else(|| {
-                Problem::BadRequest(
-                    "Idempotency-Key must be 1 to 255 printable characters without spaces".into(),
-                )
-            })?
-            .to_string(),
+        (Some(k), Some(body)) => (
+            k.to_str()
+                .ok()
+                .filter(|k| (1..=255).contains(&k.len()))
+                .filter(|k| k.bytes().all(|b| (0x21..=0x7e).contains(&b)))
+                .ok_or_else(|| {
+                    Problem::BadRequest(
+                        "Idempotency-Key must be 1 to 255 printable characters without spaces"
+                            .into(),
+                    )
+                })?
+                .to_string(),
+            body,
+        ),
+        (Some(_), None) => unreachable!("a POST's body was read"),
     };
-    idempotent(&admin, &token, &key, request, next, now).await
+    idempotent(&admin, &token, keyed, parts, next, now).await
 }
 
+/// Run a `POST` (whose body was read) at most once for its `Idempotency-Key`.
 async fn idempotent(
     admin: &AdminState,
     token: &AdminToken,
-    key: &str,
-    request: Request,
+    (key, body): (String, axum::body::Bytes),
+    parts: axum::http::request::Parts,
     next: Next,
     now: i64,
 ) -> Result<Response, Problem> {
-    let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| {
-            Problem::BadRequest(format!("the body is larger than {MAX_BODY_BYTES} bytes"))
-        })?;
+    let key = key.as_str();
     let uri = parts.uri.to_string();
-    let fingerprint_key = admin.master.derive(b"tessera idempotency fingerprint v1");
     let fingerprint = SecretDigest::keyed_parts(
-        &fingerprint_key,
+        &admin.fingerprint_key,
         &[parts.method.as_str().as_bytes(), uri.as_bytes(), &body],
     );
     let store = admin.store.as_ref();

@@ -40,6 +40,18 @@ use problem::Problem;
 pub struct AdminState {
     pub store: Arc<dyn Store>,
     pub master: MasterKey,
+    /// Keys the `Idempotency-Key` fingerprints (derived from the master key once).
+    pub fingerprint_key: zeroize::Zeroizing<[u8; 32]>,
+}
+
+impl AdminState {
+    pub fn new(store: Arc<dyn Store>, master: MasterKey) -> AdminState {
+        AdminState {
+            fingerprint_key: master.derive(b"tessera idempotency fingerprint v1"),
+            store,
+            master,
+        }
+    }
 }
 
 pub fn routes(app: &AppState) -> Router<AppState> {
@@ -101,7 +113,7 @@ fn admin(app: &AppState) -> Result<&AdminState, Problem> {
 }
 
 fn by(token: &AdminToken) -> Operator {
-    Operator(format!("api:{}", token.id))
+    Operator::api(&token.id)
 }
 
 fn body<T: DeserializeOwned>(raw: &RawBody) -> Result<T, Problem> {
