@@ -88,7 +88,10 @@ impl VerifyError {
 
 struct Keys {
     by_kid: HashMap<String, (Algorithm, DecodingKey)>,
-    fetched_at: Option<Instant>,
+    /// The last fetch attempt, and whether it failed: attempts are rate limited whether they
+    /// succeed or not, so an unreachable issuer is not asked once per request.
+    attempted_at: Option<Instant>,
+    failed: bool,
 }
 
 /// Verifies Tessera access tokens from the issuer's JWKS, without a request per token: the
@@ -147,7 +150,8 @@ impl Verifier {
             introspection: None,
             keys: RwLock::new(Keys {
                 by_kid: HashMap::new(),
-                fetched_at: None,
+                attempted_at: None,
+                failed: false,
             }),
             fetching: tokio::sync::Mutex::new(()),
         }
@@ -252,16 +256,26 @@ impl Verifier {
         keys.by_kid.get(kid).cloned()
     }
 
-    /// Fetch the JWKS again unless it was fetched within `min_refetch`; one fetch at a time.
+    /// Fetch the JWKS again unless an attempt was made within `min_refetch`; one fetch at a
+    /// time.
     async fn refetch(&self) -> Result<(), VerifyError> {
         let _one = self.fetching.lock().await;
-        let recent = {
-            let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-            keys.fetched_at
+        {
+            let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+            if keys
+                .attempted_at
                 .is_some_and(|at| at.elapsed() < self.min_refetch)
-        };
-        if recent {
-            return Ok(());
+            {
+                return if keys.failed {
+                    Err(VerifyError::Unavailable(
+                        "the issuer's JWKS could not be fetched; asking again shortly".into(),
+                    ))
+                } else {
+                    Ok(())
+                };
+            }
+            keys.attempted_at = Some(Instant::now());
+            keys.failed = true;
         }
         let unavailable = |e: reqwest::Error| VerifyError::Unavailable(e.to_string());
         let set: JwkSet = self
@@ -288,7 +302,7 @@ impl Verifier {
         }
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
         keys.by_kid = by_kid;
-        keys.fetched_at = Some(Instant::now());
+        keys.failed = false;
         Ok(())
     }
 }

@@ -379,3 +379,41 @@ async fn a_resource_server_verifies_tokens_offline() {
             .contains("insufficient_scope")
     );
 }
+
+/// An unreachable issuer is asked for its JWKS at most once per refetch interval, however many
+/// tokens arrive meanwhile; each of them is refused as "unavailable", not as a bad token.
+#[tokio::test]
+async fn an_unreachable_issuer_is_not_asked_once_per_token() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tessera_client::{Verifier, VerifyError};
+    let t = TestServer::start().await;
+    let o = t.onboard(&["client_credentials"]).await;
+    let token = tessera_client::StandardClient::new(&t.base, &o.client_id, &o.client_secret)
+        .client_credentials(Some("WRITE"))
+        .await
+        .unwrap()
+        .access_token;
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&asked);
+    let down = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let counter = Arc::clone(&counter);
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                axum::http::StatusCode::SERVICE_UNAVAILABLE
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks = format!("http://{}/jwks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, down).await.unwrap() });
+    let verifier = Verifier::new(&t.base).jwks_uri(jwks);
+    for _ in 0..20 {
+        assert!(matches!(
+            verifier.verify(&token).await,
+            Err(VerifyError::Unavailable(_))
+        ));
+    }
+    assert_eq!(asked.load(Ordering::SeqCst), 1, "one attempt per interval");
+}
