@@ -534,7 +534,7 @@ pub async fn revoke_grant(
         .revoke_grant(
             user_id,
             client_id,
-            now + crate::policy::MAX_ACCESS_TOKEN_TTL,
+            crate::policy::family_revocation_until(now),
             now,
         )
         .await?)

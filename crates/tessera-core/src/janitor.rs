@@ -18,24 +18,40 @@ pub const JANITOR_YIELD: u32 = 4;
 /// Longest a run of `serve`'s janitor lasts before it leaves the rest to the next minute.
 pub const JANITOR_BUDGET: Duration = Duration::from_secs(20);
 
-/// Delete what can never be used again at `now` (`grace`: the refresh reuse grace) and audit
-/// events older than `audit_retention` seconds, until nothing is left or `budget` is spent;
-/// the rows deleted of each kind.
+/// The lifetimes the servers use, which decide what can never be used again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// The refresh reuse grace, in seconds.
+    pub refresh_reuse_grace: i64,
+    /// How long a refresh family lives, in seconds.
+    pub family_lifetime: i64,
+    /// How long audit events are kept, in seconds.
+    pub audit: i64,
+}
+
+impl Retention {
+    /// The `grace` a purge of `what` is given (see [`Purge::cutoffs`]).
+    pub fn grace(&self, what: Purge) -> i64 {
+        match what {
+            Purge::AuditEvents => self.audit,
+            Purge::Families => self.family_lifetime + crate::policy::CLOCK_MARGIN,
+            _ => self.refresh_reuse_grace,
+        }
+    }
+}
+
+/// Delete what can never be used again at `now` and audit events older than the retention,
+/// until nothing is left or `budget` is spent; the rows deleted of each kind.
 pub async fn run(
     store: &dyn Store,
     now: i64,
-    grace: i64,
-    audit_retention: i64,
+    retention: Retention,
     budget: Duration,
 ) -> Vec<(Purge, u64)> {
     let started = Instant::now();
     let mut deleted = Vec::new();
     for what in Purge::ALL.into_iter().chain([Purge::AuditEvents]) {
-        let grace = if what == Purge::AuditEvents {
-            audit_retention
-        } else {
-            grace
-        };
+        let grace = retention.grace(what);
         let mut total = 0;
         let mut failures = 0;
         loop {

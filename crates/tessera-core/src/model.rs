@@ -201,6 +201,29 @@ pub struct RefreshToken {
     pub actor: Option<crate::jwt::Actor>,
 }
 
+/// A refresh family: every token rotated from one issuance, and the access tokens they gave
+/// (their `sid`). Its row is the parent whose revoked state every rotation reads inside its
+/// write (see [`crate::store::TokenStore`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshFamily {
+    pub id: String,
+    /// The user's consent the family rests on (authorization-code flows).
+    pub grant_id: Option<String>,
+    /// When the family began; it ends `refresh_family_lifetime` later.
+    pub issued_at: i64,
+}
+
+impl RefreshFamily {
+    /// The family a family's first token names.
+    pub fn of(token: &RefreshToken) -> RefreshFamily {
+        RefreshFamily {
+            id: token.family_id.clone(),
+            grant_id: token.grant_id.clone(),
+            issued_at: token.family_issued_at,
+        }
+    }
+}
+
 /// A user's consent that a client may act with some scopes (SPEC §1 "grant").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Grant {

@@ -4,6 +4,17 @@
 /// stay published this long, so every token they signed can still be verified until it expires.
 pub const MAX_ACCESS_TOKEN_TTL: i64 = 86_400;
 
+/// How far apart the clocks of two nodes (or a node and the janitor's) may be: a revocation
+/// entry outlives the tokens it covers, and a family row its family's end, by this much more.
+pub const CLOCK_MARGIN: i64 = 300;
+
+/// Until when a revocation at `now` of a family (or of a grant's families) must be remembered:
+/// past the expiry of any access token the family gave, even one minted at `now` on a node whose
+/// clock is ahead by up to [`CLOCK_MARGIN`].
+pub fn family_revocation_until(now: i64) -> i64 {
+    now + MAX_ACCESS_TOKEN_TTL + CLOCK_MARGIN
+}
+
 /// Default lifetimes (SPEC §2).
 pub const MACHINE_TOKEN_TTL: i64 = 28_800;
 pub const CLIENT_ACCESS_TOKEN_TTL: i64 = 86_400;

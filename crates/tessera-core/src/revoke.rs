@@ -7,7 +7,7 @@ use crate::caller::Caller;
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::jwt::looks_like_jwt;
-use crate::policy::MAX_ACCESS_TOKEN_TTL;
+use crate::policy::family_revocation_until;
 use crate::secret::{SecretDigest, SecretKind};
 
 impl Engine {
@@ -24,7 +24,7 @@ impl Engine {
             if !caller.token_owner().owns(&record) {
                 return Err(EngineError::NotPartnersResource("token"));
             }
-            let until = now + MAX_ACCESS_TOKEN_TTL;
+            let until = family_revocation_until(now);
             self.tokens()
                 .revoke_family(&record.family_id, until, now)
                 .await?;

@@ -13,7 +13,7 @@ use crate::keys::StoredKey;
 use crate::lockout::LockoutPolicy;
 use crate::model::{
     Account, AdminToken, AuthorizationCode, AuthorizationRequest, Change, Client, Grant,
-    IdempotentRecord, Partner, PartnerStatus, RefreshToken, Session, User,
+    IdempotentRecord, Partner, PartnerStatus, RefreshFamily, RefreshToken, Session, User,
 };
 use crate::secret::SecretDigest;
 
@@ -25,6 +25,10 @@ pub enum StoreError {
     /// A referenced record does not exist; the string names it (`partner`, `account`, …).
     #[error("unknown {0}")]
     NotFound(&'static str),
+    /// The write was refused because a parent it rests on is revoked (or gone): the string names
+    /// it (`grant` or `family`). Nothing was written.
+    #[error("the {0} is revoked")]
+    Revoked(&'static str),
     /// The database could not be reached or did not answer in time.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
@@ -215,18 +219,54 @@ pub trait KeyStore {
     async fn revoke_key(&self, kid: &str, now: i64) -> StoreResult<()>;
 }
 
+/// # Revocation is a state of the parent
+///
+/// A refresh family ([`RefreshFamily`]) and a grant carry their revoked state, and every write
+/// of a child checks that state **in the same transaction**, under a lock order that every
+/// revocation also takes: grant, then family, then token.
+///
+/// - Starting a family ([`TokenStore::start_family`]) holds the grant (shared) while it checks
+///   that it is active, and the family row while it checks that it is not revoked.
+/// - A rotation ([`TokenStore::rotate_refresh_token`]) holds the family row (exclusive) while it
+///   checks the family and its grant and writes the successor.
+/// - A grant revocation marks the grant (exclusive), then its families, then their tokens; a
+///   family revocation marks the family (creating it revoked if it does not exist yet, so that a
+///   first token racing with it is refused), then its tokens.
+///
+/// So a revocation that returns has won against every child write that had not committed (the
+/// write sees the revoked parent and is refused), and sees every one that had (its successor is
+/// revoked with the rest). On SQLite the writer's one transaction holds check and write; on
+/// PostgreSQL the row locks above serialize them under READ COMMITTED.
 #[async_trait]
-pub trait TokenStore {
-    /// Store a new refresh token (the first of a family, or an authorization's).
-    async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()>;
+pub trait TokenStore: Send + Sync {
+    /// Start `family` and store its first refresh token (`first`, whose `family_id` is
+    /// `family.id`; `None` for a family whose access tokens come without a refresh token), in one
+    /// transaction: `Revoked("grant")` when the family rests on a grant that is revoked or gone,
+    /// `Revoked("family")` when the family was revoked before it started (a code presented twice
+    /// at once: the other presentation revoked it first). Nothing is written then.
+    async fn start_family(
+        &self,
+        family: &RefreshFamily,
+        first: Option<&RefreshToken>,
+    ) -> StoreResult<()>;
+
+    /// Store a new refresh token as the first of its family: [`TokenStore::start_family`] with
+    /// the family the token names.
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()> {
+        self.start_family(&RefreshFamily::of(token), Some(token))
+            .await
+    }
 
     /// Atomically rotate `presented` into a successor: if and only if the presented token exists,
-    /// belongs to `owner`, is neither rotated nor revoked, `expires_at > now` and its family is
-    /// within `family_lifetime`, mark it rotated at `now`, remember its successor, and insert the
+    /// belongs to `owner`, is neither rotated nor revoked, `expires_at > now`, its family is
+    /// within `family_lifetime`, its family row exists and is not revoked and the family's grant
+    /// (if any) is not revoked, mark it rotated at `now`, remember its successor, and insert the
     /// successor (same family, client, subject, scope and grant, issued at `now`, with
-    /// `successor`'s digest and expiry clamped to the family's end), in one transaction. Of any
-    /// number of concurrent calls with the same presented token (on any number of nodes),
-    /// exactly one returns `Rotated`. A token of another owner is left untouched (`WrongClient`).
+    /// `successor`'s digest and expiry clamped to the family's end), in one transaction that
+    /// holds the family row. Of any number of concurrent calls with the same presented token (on
+    /// any number of nodes), exactly one returns `Rotated`. A token of another owner is left
+    /// untouched (`WrongClient`). A token whose family or grant is revoked is `NotActive` with
+    /// `revoked_at` set.
     ///
     /// A token rotated at most `retry_grace` seconds ago whose successor is still unused (never
     /// rotated, not revoked) is a retry after a lost response: the successor is revoked and the
@@ -242,8 +282,10 @@ pub trait TokenStore {
 
     async fn refresh_token(&self, digest: &SecretDigest) -> StoreResult<Option<RefreshToken>>;
 
-    /// Revoke every token of the family at `now` and record `Change::Revoked` for the family id
-    /// (its `sid`) until `until`. Idempotent.
+    /// Mark the family revoked at `now` (creating its row revoked when it has not started, so
+    /// that a start racing with this is refused), then revoke every token of it, and record
+    /// `Change::Revoked` for the family id (its `sid`) until `until`, in one transaction.
+    /// Idempotent. Once it returns, no rotation of the family succeeds.
     async fn revoke_family(&self, family_id: &str, until: i64, now: i64) -> StoreResult<()>;
 
     /// Record that the access token `jti` is revoked until `until` (its `exp`); emits
@@ -292,8 +334,10 @@ pub trait AuthorizationStore {
     /// The user's active grants, oldest first.
     async fn list_grants(&self, user_id: &str) -> StoreResult<Vec<Grant>>;
     /// Revoke the active grant of `user_id` for `client_id` and, in the same transaction, every
-    /// refresh token issued under it, recording `Change::Revoked` for each family (its `sid`)
-    /// until `until`. Returns whether a grant was revoked.
+    /// family started under it (found through the families, not through the tokens that exist
+    /// now) and their refresh tokens, recording `Change::Revoked` for each family (its `sid`)
+    /// until `until`. Returns whether a grant was revoked. Once it returns, no family starts under
+    /// the grant and no rotation of its families succeeds (see [`TokenStore`]).
     async fn revoke_grant(
         &self,
         user_id: &str,
@@ -349,17 +393,23 @@ pub enum Purge {
     RefreshTokens,
     /// Revocation entries past the lifetime of the tokens they cover.
     Revocations,
+    /// Refresh families begun before `now - grace` (`grace`: the family lifetime plus
+    /// [`crate::policy::CLOCK_MARGIN`]): every token of such a family, access tokens included
+    /// (they never outlive their family's end), has expired, so nothing can revoke or rotate it.
+    /// A rotation of a token whose family row is gone is refused.
+    Families,
     /// Audit events older than the retention (passed as `grace` to [`Janitor::purge`]).
     AuditEvents,
 }
 
 impl Purge {
-    pub const ALL: [Purge; 5] = [
+    pub const ALL: [Purge; 6] = [
         Purge::PendingRequests,
         Purge::Codes,
         Purge::Sessions,
         Purge::RefreshTokens,
         Purge::Revocations,
+        Purge::Families,
     ];
 
     /// The times a purge of this kind at `now` compares with (`grace`: the refresh reuse grace,
@@ -369,7 +419,7 @@ impl Purge {
         let before = match self {
             // Codes outlive their expiry by an access token's longest life.
             Purge::Codes => now - crate::policy::MAX_ACCESS_TOKEN_TTL,
-            Purge::AuditEvents => now - grace,
+            Purge::AuditEvents | Purge::Families => now - grace,
             _ => now,
         };
         (before, now - grace)
@@ -382,6 +432,7 @@ impl Purge {
             Purge::Sessions => "sessions",
             Purge::RefreshTokens => "refresh tokens",
             Purge::Revocations => "revocations",
+            Purge::Families => "refresh families",
             Purge::AuditEvents => "audit events",
         }
     }

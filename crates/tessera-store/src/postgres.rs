@@ -21,8 +21,8 @@ use tessera_core::keys::{Alg, KeyUse, StoredKey};
 use tessera_core::lockout::{self, Bucket, LockoutPolicy};
 use tessera_core::model::{
     Account, AdminScope, AdminToken, AuthorizationCode, AuthorizationRequest, Change, Client,
-    Grant, GrantType, IdempotentRecord, Partner, PartnerStatus, PasswordHash, RefreshToken, Role,
-    Session, User,
+    Grant, GrantType, IdempotentRecord, Partner, PartnerStatus, PasswordHash, RefreshFamily,
+    RefreshToken, Role, Session, User,
 };
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretDigest;
@@ -48,6 +48,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (7, include_str!("../migrations/postgres/0007_openid.sql")),
     (8, include_str!("../migrations/postgres/0008_admin_api.sql")),
+    (9, include_str!("../migrations/postgres/0009_families.sql")),
 ];
 
 /// Advisory lock keys: one for migrations, one for change-feed appends.
@@ -1019,10 +1020,53 @@ impl KeyStore for PgStore {
 
 #[async_trait]
 impl TokenStore for PgStore {
-    async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<()> {
+    async fn start_family(
+        &self,
+        family: &RefreshFamily,
+        first: Option<&RefreshToken>,
+    ) -> StoreResult<()> {
         self.timed(async move {
-            let mut conn = self.pool.acquire().await.map_err(err)?;
-            insert_refresh(&mut conn, t).await
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            // Lock order: grant (shared: starts under one grant do not wait for each other, a
+            // revocation's UPDATE waits for them and they for it), then family, then token.
+            if let Some(grant) = &family.grant_id {
+                let active: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM grants WHERE id = $1 AND revoked_at IS NULL FOR SHARE",
+                )
+                .bind(grant)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?;
+                if active.is_none() {
+                    return Err(StoreError::Revoked("grant"));
+                }
+            }
+            // A family revoked before it started (a code presented twice at once) has a row
+            // already; inserting waits for a revocation in flight, then the lock reads it.
+            sqlx::query(
+                "INSERT INTO refresh_families (id, grant_id, issued_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&family.id)
+            .bind(&family.grant_id)
+            .bind(family.issued_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            let revoked: Option<i64> = sqlx::query_scalar(
+                "SELECT revoked_at FROM refresh_families WHERE id = $1 FOR UPDATE",
+            )
+            .bind(&family.id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err)?;
+            if revoked.is_some() {
+                return Err(StoreError::Revoked("family"));
+            }
+            if let Some(t) = first {
+                insert_refresh(&mut tx, t).await?;
+            }
+            tx.commit().await.map_err(err)
         })
         .await
     }
@@ -1036,6 +1080,37 @@ impl TokenStore for PgStore {
     ) -> StoreResult<Rotation> {
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
+            // Lock the family row before the token's (the order every revocation takes) and read
+            // its revoked state, and its grant's, inside this write: a revocation that marked the
+            // family first is seen here; one that comes later waits for this commit and then
+            // sees the successor.
+            let state = sqlx::query(
+                "SELECT f.revoked_at AS family_revoked, g.revoked_at AS grant_revoked,
+                        f.grant_id, g.id AS grant_found
+                 FROM refresh_families f
+                 LEFT JOIN grants g ON g.id = f.grant_id
+                 WHERE f.id = (SELECT family_id FROM refresh_tokens WHERE digest = $1)
+                 FOR UPDATE OF f",
+            )
+            .bind(&presented.0[..])
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?;
+            let revoked = match &state {
+                // Unknown token, or its family is gone (past its lifetime).
+                None => Some(None),
+                Some(row) => {
+                    let family: Option<i64> = row.try_get("family_revoked").map_err(err)?;
+                    let grant: Option<i64> = row.try_get("grant_revoked").map_err(err)?;
+                    let grant_id: Option<String> = row.try_get("grant_id").map_err(err)?;
+                    let found: Option<String> = row.try_get("grant_found").map_err(err)?;
+                    let gone = grant_id.is_some() && found.is_none();
+                    family.or(grant).or(gone.then_some(0)).map(Some)
+                }
+            };
+            if let Some(revoked) = revoked {
+                return not_active(&mut tx, presented, owner, revoked).await;
+            }
             let (sql, owner_id) = match owner {
                 TokenOwner::Client(id) => (
                     "UPDATE refresh_tokens SET rotated_at = $1, successor_digest = $4
@@ -1137,6 +1212,19 @@ impl TokenStore for PgStore {
     async fn revoke_family(&self, family_id: &str, until: i64, now: i64) -> StoreResult<()> {
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
+            // The family row first (waiting for a rotation or start in flight), then its tokens:
+            // this statement's snapshot is taken after that wait, so it sees their writes.
+            sqlx::query(
+                "INSERT INTO refresh_families (id, grant_id, issued_at, revoked_at)
+                 VALUES ($1, NULL, $2, $2)
+                 ON CONFLICT (id) DO UPDATE
+                 SET revoked_at = COALESCE(refresh_families.revoked_at, excluded.revoked_at)",
+            )
+            .bind(family_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
             sqlx::query(
                 "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
             )
@@ -1178,6 +1266,32 @@ impl TokenStore for PgStore {
         })
         .await
     }
+}
+
+/// What a refused rotation reports: the presented token's record, revoked at `revoked` when its
+/// family or grant is.
+async fn not_active(
+    conn: &mut PgConnection,
+    presented: &SecretDigest,
+    owner: &TokenOwner,
+    revoked: Option<i64>,
+) -> StoreResult<Rotation> {
+    let Some(row) = sqlx::query("SELECT * FROM refresh_tokens WHERE digest = $1")
+        .bind(&presented.0[..])
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(err)?
+    else {
+        return Ok(Rotation::Unknown);
+    };
+    let mut record = refresh_of(&row)?;
+    if !owner.owns(&record) {
+        return Ok(Rotation::WrongClient);
+    }
+    if record.revoked_at.is_none() {
+        record.revoked_at = revoked;
+    }
+    Ok(Rotation::NotActive(record))
 }
 
 async fn record_revocation(conn: &mut PgConnection, id: &str, until: i64) -> StoreResult<()> {
@@ -1402,13 +1516,17 @@ impl AuthorizationStore for PgStore {
             let Some(grant_id) = grant else {
                 return Ok(false);
             };
-            let families: Vec<String> =
-                sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE grant_id = $1
-                 UNION SELECT family_id FROM authorization_codes WHERE grant_id = $1")
-                    .bind(&grant_id)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(err)?;
+            // The grant is held: no family starts under it any more. Mark its families (waiting
+            // for rotations in flight), then their tokens, successors of those rotations included.
+            let families: Vec<String> = sqlx::query_scalar(
+                "UPDATE refresh_families SET revoked_at = $1
+                 WHERE grant_id = $2 AND revoked_at IS NULL RETURNING id",
+            )
+            .bind(now)
+            .bind(&grant_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(err)?;
             sqlx::query(
                 "UPDATE refresh_tokens SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
             )
@@ -1637,6 +1755,10 @@ fn purge_sql(what: Purge) -> &'static str {
         Purge::Revocations => {
             "DELETE FROM revocations WHERE id IN (
                  SELECT id FROM revocations WHERE until < $1 LIMIT $2)"
+        }
+        Purge::Families => {
+            "DELETE FROM refresh_families WHERE id IN (
+                 SELECT id FROM refresh_families WHERE issued_at < $1 LIMIT $2)"
         }
         Purge::AuditEvents => {
             "DELETE FROM audit_events WHERE id IN (

@@ -12,6 +12,9 @@ use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretDigest;
 use tessera_core::store::{CodeTaking, Purge, Rotation, Store, StoreError, Successor, TokenOwner};
 
+#[path = "conformance/revocation.rs"]
+mod revocation;
+
 /// A fresh, empty store of each backend under test.
 async fn stores() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();

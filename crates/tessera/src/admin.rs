@@ -405,6 +405,9 @@ pub struct JanitorArgs {
     /// Days audit events are kept.
     #[arg(long, default_value_t = tessera_core::policy::AUDIT_RETENTION / 86_400)]
     audit_retention_days: i64,
+    /// The refresh family lifetime the servers use, in seconds.
+    #[arg(long, default_value_t = tessera_core::policy::REFRESH_FAMILY_LIFETIME)]
+    refresh_family_lifetime: i64,
     #[command(flatten)]
     db: Db,
 }
@@ -415,8 +418,11 @@ pub async fn janitor(args: JanitorArgs) -> anyhow::Result<()> {
     let deleted = tessera_core::janitor::run(
         store.as_ref(),
         unix_now(),
-        args.refresh_reuse_grace,
-        args.audit_retention_days * 86_400,
+        tessera_core::janitor::Retention {
+            refresh_reuse_grace: args.refresh_reuse_grace,
+            family_lifetime: args.refresh_family_lifetime,
+            audit: args.audit_retention_days * 86_400,
+        },
         std::time::Duration::MAX,
     )
     .await;

@@ -164,7 +164,7 @@ impl Engine {
         client_id: &str,
         now: i64,
     ) -> Result<bool, EngineError> {
-        let until = now + crate::policy::MAX_ACCESS_TOKEN_TTL;
+        let until = crate::policy::family_revocation_until(now);
         let revoked = self
             .flows()
             .revoke_grant(&user.id, client_id, until, now)

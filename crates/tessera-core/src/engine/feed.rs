@@ -247,8 +247,11 @@ impl Engine {
         let deleted = crate::janitor::run(
             self.store.as_ref(),
             now,
-            self.config.refresh_reuse_grace,
-            self.config.audit_retention,
+            crate::janitor::Retention {
+                refresh_reuse_grace: self.config.refresh_reuse_grace,
+                family_lifetime: self.config.refresh_family_lifetime,
+                audit: self.config.audit_retention,
+            },
             budget,
         )
         .await;

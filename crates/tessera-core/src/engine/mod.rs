@@ -95,6 +95,14 @@ impl EngineConfig {
         now + self.refresh_token_ttl.min(self.refresh_family_lifetime)
     }
 
+    /// An access token's lifetime `ttl` at `now`, cut at the end of the refresh family begun at
+    /// `family_issued_at` that it belongs to (its `sid`): no access token outlives its family,
+    /// so a family's row and revocation entry need outlive only the family.
+    pub fn ttl_within_family(&self, ttl: i64, family_issued_at: i64, now: i64) -> i64 {
+        ttl.min(family_issued_at + self.refresh_family_lifetime - now)
+            .max(1)
+    }
+
     pub fn new(issuer: impl Into<String>) -> EngineConfig {
         let issuer = issuer.into();
         EngineConfig {

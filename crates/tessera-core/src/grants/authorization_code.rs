@@ -11,12 +11,12 @@ use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::grants::{Issued, base_claims};
 use crate::jwt::{Claims, IdTokenClaims, TokenUse, at_hash};
-use crate::model::{GrantType, RefreshToken};
+use crate::model::{GrantType, RefreshFamily, RefreshToken};
 use crate::pkce::{pkce_matches, pkce_value_ok};
-use crate::policy::{ID_TOKEN_TTL, MAX_ACCESS_TOKEN_TTL};
+use crate::policy::{ID_TOKEN_TTL, family_revocation_until};
 use crate::scope::{OPENID, ScopeSet};
 use crate::secret::{SecretDigest, SecretKind, generate};
-use crate::store::CodeTaking;
+use crate::store::{CodeTaking, StoreError};
 
 pub struct Request {
     /// The client the code was issued to; the partner dialect names it, the standard dialect
@@ -103,7 +103,7 @@ pub async fn grant(
         }
         CodeTaking::Reused(code) => {
             tracing::warn!("authorization code reused; revoking what its first use issued");
-            let until = now + MAX_ACCESS_TOKEN_TTL;
+            let until = family_revocation_until(now);
             engine
                 .tokens()
                 .revoke_family(&code.family_id, until, now)
@@ -137,38 +137,50 @@ pub async fn grant(
             "code_verifier does not match the code_challenge",
         ));
     }
-    match engine.flows().grant_by_id(&code.grant_id).await? {
-        Some(g) if g.revoked_at.is_none() => {}
-        _ => return Err(EngineError::MissingGrant),
-    }
     let partner = caller.partner();
     let scope = ScopeSet::parse(&code.scope).map_err(|_| EngineError::Internal)?;
-    let refresh = if client.grant_types.contains(&GrantType::RefreshToken) {
-        let secret = generate(SecretKind::RefreshToken);
-        engine
-            .tokens()
-            .insert_refresh_token(&RefreshToken {
-                digest: secret.digest(),
-                family_id: code.family_id.clone(),
-                partner_id: partner.id.clone(),
-                client_id: client.id.clone(),
-                subject: code.user_id.clone(),
-                account_id: code.account_id.clone(),
-                scope: code.scope.clone(),
-                issued_at: now,
-                expires_at: engine.config.first_refresh_expiry(now),
-                family_issued_at: now,
-                rotated_at: None,
-                revoked_at: None,
-                grant_id: Some(code.grant_id.clone()),
-                actor: None,
-            })
-            .await?;
-        Some(secret)
-    } else {
-        None
+    // The family starts, with its first refresh token if the client may refresh, in one write
+    // that reads the grant's and the family's revoked state: a withdrawal or a second
+    // presentation of the code that got there first refuses it, one that comes later revokes
+    // what it wrote.
+    let refresh = client
+        .grant_types
+        .contains(&GrantType::RefreshToken)
+        .then(|| generate(SecretKind::RefreshToken));
+    let first = refresh.as_ref().map(|secret| RefreshToken {
+        digest: secret.digest(),
+        family_id: code.family_id.clone(),
+        partner_id: partner.id.clone(),
+        client_id: client.id.clone(),
+        subject: code.user_id.clone(),
+        account_id: code.account_id.clone(),
+        scope: code.scope.clone(),
+        issued_at: now,
+        expires_at: engine.config.first_refresh_expiry(now),
+        family_issued_at: now,
+        rotated_at: None,
+        revoked_at: None,
+        grant_id: Some(code.grant_id.clone()),
+        actor: None,
+    });
+    let family = RefreshFamily {
+        id: code.family_id.clone(),
+        grant_id: Some(code.grant_id.clone()),
+        issued_at: now,
     };
-    let ttl = engine.config.client_access_token_ttl;
+    match engine.tokens().start_family(&family, first.as_ref()).await {
+        Ok(()) => {}
+        Err(StoreError::Revoked("grant")) => return Err(EngineError::MissingGrant),
+        Err(StoreError::Revoked(_)) => {
+            return Err(EngineError::AuthorizationCodeInvalid(
+                "it was already used; the tokens issued with it are revoked",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let ttl = engine
+        .config
+        .ttl_within_family(engine.config.client_access_token_ttl, now, now);
     let claims = Claims {
         client_id: client.id.clone(),
         account_id: code.account_id.clone(),

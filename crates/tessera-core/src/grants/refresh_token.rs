@@ -16,7 +16,7 @@ use crate::grants::Issued;
 use crate::grants::token_exchange::account_claims;
 use crate::jwt::TokenUse;
 use crate::model::RefreshToken;
-use crate::policy::MAX_ACCESS_TOKEN_TTL;
+use crate::policy::family_revocation_until;
 use crate::scope::{OPENID, ScopeSet};
 use crate::secret::{SecretDigest, SecretKind, generate};
 use crate::store::{Rotation, Successor};
@@ -119,7 +119,11 @@ pub async fn grant(
             return Err(refuse(engine, &record, now).await?);
         }
     };
-    let ttl = engine.config.client_access_token_ttl;
+    let ttl = engine.config.ttl_within_family(
+        engine.config.client_access_token_ttl,
+        record.family_issued_at,
+        now,
+    );
     let mut claims = account_claims(engine, caller, &record, ttl, now);
     if record.grant_id.is_some() {
         // A user's own authorization: the client acts for the user, no delegation chain.
@@ -177,7 +181,7 @@ async fn refuse(
                         .detail("subject", record.subject.as_str()),
                 );
                 tracing::warn!(family = %record.family_id, "refresh token reuse detected; revoking the family");
-                let until = now + MAX_ACCESS_TOKEN_TTL;
+                let until = family_revocation_until(now);
                 engine
                     .tokens()
                     .revoke_family(&record.family_id, until, now)

@@ -204,6 +204,8 @@ pub async fn grant(
     let mut ttl = engine.config.client_access_token_ttl;
     if !is_machine {
         ttl = ttl.min(subject.exp - now).max(1);
+    } else if refresh.is_some() {
+        ttl = engine.config.ttl_within_family(ttl, now, now);
     }
     let role = if request.requested_subject.is_none() {
         subject.role.clone()

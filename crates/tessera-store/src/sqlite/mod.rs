@@ -23,8 +23,8 @@ use tessera_core::keys::{Alg, KeyUse, StoredKey};
 use tessera_core::lockout::{self, Bucket, LockoutPolicy};
 use tessera_core::model::{
     Account, AdminScope, AdminToken, AuthorizationCode, AuthorizationRequest, Change, Client,
-    Grant, GrantType, IdempotentRecord, Partner, PartnerStatus, PasswordHash, RefreshToken, Role,
-    Session, User,
+    Grant, GrantType, IdempotentRecord, Partner, PartnerStatus, PasswordHash, RefreshFamily,
+    RefreshToken, Role, Session, User,
 };
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretDigest;
@@ -65,6 +65,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         10,
         include_str!("../../migrations/sqlite/0010_admin_api.sql"),
+    ),
+    (
+        11,
+        include_str!("../../migrations/sqlite/0011_families.sql"),
     ),
 ];
 
@@ -804,8 +808,13 @@ impl KeyStore for SqliteStore {
 
 #[async_trait]
 impl TokenStore for SqliteStore {
-    async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<()> {
-        self.write(|reply| Write::Insert(t.clone(), reply)).await
+    async fn start_family(
+        &self,
+        family: &RefreshFamily,
+        first: Option<&RefreshToken>,
+    ) -> StoreResult<()> {
+        self.write(|reply| Write::Start(family.clone(), first.cloned().map(Box::new), reply))
+            .await
     }
 
     async fn rotate_refresh_token(
@@ -838,6 +847,15 @@ impl TokenStore for SqliteStore {
 
     async fn revoke_family(&self, family_id: &str, until: i64, now: i64) -> StoreResult<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        sqlx::query(
+            "INSERT INTO refresh_families (id, grant_id, issued_at, revoked_at) VALUES (?1, NULL, ?2, ?2)
+             ON CONFLICT (id) DO UPDATE SET revoked_at = coalesce(refresh_families.revoked_at, excluded.revoked_at)",
+        )
+        .bind(family_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
         sqlx::query(
             "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
         )
@@ -1108,9 +1126,10 @@ impl AuthorizationStore for SqliteStore {
             return Ok(false);
         };
         let families: Vec<String> = sqlx::query_scalar(
-            "SELECT family_id FROM refresh_tokens WHERE grant_id = ?1
-                 UNION SELECT family_id FROM authorization_codes WHERE grant_id = ?1",
+            "UPDATE refresh_families SET revoked_at = ?1 WHERE grant_id = ?2 AND revoked_at IS NULL
+             RETURNING id",
         )
+        .bind(now)
         .bind(&grant_id)
         .fetch_all(&mut *tx)
         .await
@@ -1307,6 +1326,10 @@ fn purge_sql(what: Purge) -> &'static str {
         Purge::Revocations => {
             "DELETE FROM revocations WHERE id IN (
                  SELECT id FROM revocations WHERE until < ?1 LIMIT ?2)"
+        }
+        Purge::Families => {
+            "DELETE FROM refresh_families WHERE id IN (
+                 SELECT id FROM refresh_families WHERE issued_at < ?1 LIMIT ?2)"
         }
         Purge::AuditEvents => {
             "DELETE FROM audit_events WHERE id IN (

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{err, refresh_of};
 use crate::rows::{is_retry, successor_of};
-use tessera_core::model::RefreshToken;
+use tessera_core::model::{RefreshFamily, RefreshToken};
 use tessera_core::secret::SecretDigest;
 use tessera_core::store::{Rotation, StoreError, StoreResult, Successor, TokenOwner};
 
@@ -38,7 +38,11 @@ pub(super) async fn checkpointer(pool: SqlitePool, store_alive: mpsc::WeakSender
 
 /// One refresh-token write, queued for the writer task.
 pub(super) enum Write {
-    Insert(RefreshToken, oneshot::Sender<StoreResult<()>>),
+    Start(
+        RefreshFamily,
+        Option<Box<RefreshToken>>,
+        oneshot::Sender<StoreResult<()>>,
+    ),
     Rotate {
         presented: SecretDigest,
         owner: TokenOwner,
@@ -52,7 +56,7 @@ pub(super) enum Write {
 pub(super) const MAX_BATCH: usize = 256;
 
 /// Group commit. SQLite has one writer at a time and each commit pays an fsync (≈ 130 µs here),
-/// so refresh-token inserts and rotations, the writes on the hot paths, go through this task: it
+/// so family starts and rotations, the writes on the hot paths, go through this task: it
 /// takes whatever is queued, runs it in one `BEGIN IMMEDIATE` transaction in arrival order (each
 /// rotation still a compare-and-swap, now against the batch's earlier writes too), commits, and
 /// only then answers every caller. Durability is unchanged; one fsync serves the whole batch.
@@ -81,7 +85,9 @@ pub(super) async fn run_batch(pool: &SqlitePool, batch: &mut Vec<Write>) {
         let mut outcomes = Vec::with_capacity(batch.len());
         for w in batch.iter() {
             outcomes.push(match w {
-                Write::Insert(t, _) => Outcome::Insert(insert_refresh_in(&mut tx, t).await),
+                Write::Start(family, first, _) => {
+                    Outcome::Insert(start_in(&mut tx, family, first.as_deref()).await)
+                }
                 Write::Rotate {
                     presented,
                     owner,
@@ -101,7 +107,7 @@ pub(super) async fn run_batch(pool: &SqlitePool, batch: &mut Vec<Write>) {
         Ok(outcomes) => {
             for (w, o) in batch.drain(..).zip(outcomes) {
                 match (w, o) {
-                    (Write::Insert(_, reply), Outcome::Insert(r)) => {
+                    (Write::Start(_, _, reply), Outcome::Insert(r)) => {
                         let _ = reply.send(r);
                     }
                     (Write::Rotate { reply, .. }, Outcome::Rotate(r)) => {
@@ -120,7 +126,7 @@ pub(super) async fn run_batch(pool: &SqlitePool, batch: &mut Vec<Write>) {
             };
             for w in batch.drain(..) {
                 match w {
-                    Write::Insert(_, reply) => {
+                    Write::Start(_, _, reply) => {
                         let _ = reply.send(Err(failed()));
                     }
                     Write::Rotate { reply, .. } => {
@@ -130,6 +136,82 @@ pub(super) async fn run_batch(pool: &SqlitePool, batch: &mut Vec<Write>) {
             }
         }
     }
+}
+
+/// Start a family (see `TokenStore::start_family`): the checks and the writes in the caller's
+/// transaction, which is the database's only writer, so no revocation can fall between them. The
+/// checks come first: a refused start writes nothing.
+pub(super) async fn start_in(
+    conn: &mut SqliteConnection,
+    family: &RefreshFamily,
+    first: Option<&RefreshToken>,
+) -> StoreResult<()> {
+    if let Some(grant) = &family.grant_id {
+        let active: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM grants WHERE id = ? AND revoked_at IS NULL")
+                .bind(grant)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(err)?;
+        if active.is_none() {
+            return Err(StoreError::Revoked("grant"));
+        }
+    }
+    let revoked: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT revoked_at FROM refresh_families WHERE id = ?")
+            .bind(&family.id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(err)?;
+    match revoked {
+        Some(Some(_)) => return Err(StoreError::Revoked("family")),
+        Some(None) => {}
+        None => {
+            sqlx::query("INSERT INTO refresh_families (id, grant_id, issued_at) VALUES (?, ?, ?)")
+                .bind(&family.id)
+                .bind(&family.grant_id)
+                .bind(family.issued_at)
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?;
+        }
+    }
+    if let Some(t) = first {
+        insert_refresh_in(conn, t).await?;
+    }
+    Ok(())
+}
+
+/// The revoked state a rotation of `presented` reads before it writes: `None` when the token is
+/// unknown or its family row is gone (past its lifetime), else when the family, or its grant,
+/// was revoked (`Some(None)`: neither is).
+pub(super) async fn family_state(
+    conn: &mut SqliteConnection,
+    presented: &SecretDigest,
+) -> StoreResult<Option<Option<i64>>> {
+    let row = sqlx::query(
+        "SELECT f.revoked_at AS family_revoked, g.revoked_at AS grant_revoked, f.grant_id
+         FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
+         LEFT JOIN grants g ON g.id = f.grant_id
+         WHERE t.digest = ?",
+    )
+    .bind(&presented.0[..])
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(err)?;
+    let Some(row) = row else { return Ok(None) };
+    let family: Option<i64> = row.try_get("family_revoked").map_err(err)?;
+    let grant: Option<i64> = row.try_get("grant_revoked").map_err(err)?;
+    let grant_id: Option<String> = row.try_get("grant_id").map_err(err)?;
+    let grant_gone = grant_id.is_some() && grant.is_none() && {
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM grants WHERE id = ?")
+            .bind(&grant_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(err)?;
+        exists.is_none()
+    };
+    Ok(Some(family.or(grant).or(grant_gone.then_some(0))))
 }
 
 pub(super) async fn insert_refresh_in(
@@ -173,6 +255,11 @@ pub(super) async fn rotate_in(
     successor: &Successor,
     now: i64,
 ) -> StoreResult<Rotation> {
+    match family_state(conn, presented).await? {
+        Some(None) => {}
+        // The family (or its grant) is revoked, or the family is gone: nothing is rotated.
+        state => return not_active(conn, presented, owner, state.flatten()).await,
+    }
     let (sql, owner_id) = match owner {
         TokenOwner::Client(id) => (
             "UPDATE refresh_tokens SET rotated_at = ?1, successor_digest = ?4
@@ -243,6 +330,32 @@ pub(super) async fn rotate_in(
                 return Ok(Rotation::Replaced(old));
             }
         }
+    }
+    Ok(Rotation::NotActive(record))
+}
+
+/// What a refused rotation reports: the presented token's record, revoked at `revoked` when its
+/// family or grant is.
+async fn not_active(
+    conn: &mut SqliteConnection,
+    presented: &SecretDigest,
+    owner: &TokenOwner,
+    revoked: Option<i64>,
+) -> StoreResult<Rotation> {
+    let Some(row) = sqlx::query("SELECT * FROM refresh_tokens WHERE digest = ?")
+        .bind(&presented.0[..])
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(err)?
+    else {
+        return Ok(Rotation::Unknown);
+    };
+    let mut record = refresh_of(&row)?;
+    if !owner.owns(&record) {
+        return Ok(Rotation::WrongClient);
+    }
+    if record.revoked_at.is_none() {
+        record.revoked_at = revoked;
     }
     Ok(Rotation::NotActive(record))
 }

@@ -1,0 +1,225 @@
+//! Revocation is a state of the parent (see `TokenStore`): every child write reads the family's
+//! and the grant's revoked state inside its transaction, so a revocation that returns has won
+//! against every rotation and every family start that had not committed, on any backend and
+//! any number of connections.
+
+use super::*;
+use tessera_core::model::RefreshFamily;
+
+fn family(id: &str, grant: Option<&str>) -> RefreshFamily {
+    RefreshFamily {
+        id: id.into(),
+        grant_id: grant.map(str::to_string),
+        issued_at: 100,
+    }
+}
+
+fn digest(family: usize, n: u32) -> SecretDigest {
+    let mut d = [0u8; 32];
+    d[0] = 0xA0 + family as u8;
+    d[1..5].copy_from_slice(&n.to_be_bytes());
+    SecretDigest(d)
+}
+
+/// Rotate a family's head in a loop until a rotation is refused; the digests it created.
+async fn rotate_until_refused(s: Arc<dyn Store>, f: usize) -> Vec<SecretDigest> {
+    let me = TokenOwner::Client("p1".into());
+    let mut head = digest(f, 0);
+    let mut made = vec![head];
+    // Bounded: a rotation that is never refused is what the caller's assertions catch.
+    for n in 1..3000 {
+        let next = Successor {
+            digest: digest(f, n),
+            ..successor(0, 0)
+        };
+        match s
+            .rotate_refresh_token(&head, &me, &next, 200)
+            .await
+            .unwrap()
+        {
+            Rotation::Rotated(_) => {
+                head = next.digest;
+                made.push(head);
+            }
+            Rotation::NotActive(r) => {
+                assert!(r.revoked_at.is_some(), "refused as revoked, not {r:?}");
+                return made;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    made
+}
+
+async fn all_revoked(s: &Arc<dyn Store>, made: &[SecretDigest], what: &str) {
+    for d in made {
+        let t = s.refresh_token(d).await.unwrap().unwrap();
+        assert!(t.revoked_at.is_some(), "{what}: a token survived: {t:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_grant_revocation_wins_against_rotations_in_flight() {
+    for (name, s, _dir) in stores().await {
+        with_user_and_client(s.as_ref()).await;
+        for round in 0..10 {
+            let grant = s.upsert_grant("u1", "c1", "crm", 10).await.unwrap();
+            let mut rotators = Vec::new();
+            for f in 0..3 {
+                let id = format!("g{round}-{f}");
+                let mut first = refresh(0, &id, 100_000);
+                first.digest = digest(f, 0);
+                first.grant_id = Some(grant.id.clone());
+                first.client_id = "p1".into();
+                s.start_family(&family(&id, Some(&grant.id)), Some(&first))
+                    .await
+                    .unwrap();
+                rotators.push(tokio::spawn(rotate_until_refused(Arc::clone(&s), f)));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5 + round)).await;
+            assert!(s.revoke_grant("u1", "c1", 9000, 300).await.unwrap());
+            for r in rotators {
+                let made = r.await.unwrap();
+                all_revoked(&s, &made, &format!("{name} round {round}")).await;
+            }
+            // Nothing starts under the revoked grant any more.
+            let mut late = refresh(0xEE, &format!("late{round}"), 100_000);
+            late.grant_id = Some(grant.id.clone());
+            assert!(
+                matches!(
+                    s.insert_refresh_token(&late).await,
+                    Err(StoreError::Revoked("grant"))
+                ),
+                "{name}"
+            );
+            assert!(s.refresh_token(&late.digest).await.unwrap().is_none());
+            // Clean the digests for the next round.
+            s.purge(Purge::RefreshTokens, 1_000_000, 0, 10_000)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_family_revocation_wins_against_rotations_in_flight() {
+    for (name, s, _dir) in stores().await {
+        for round in 0..10u64 {
+            let id = format!("f{round}");
+            let mut first = refresh(0, &id, 100_000);
+            first.digest = digest(0, 0);
+            s.insert_refresh_token(&first).await.unwrap();
+            let rotator = tokio::spawn(rotate_until_refused(Arc::clone(&s), 0));
+            tokio::time::sleep(std::time::Duration::from_millis(3 + round)).await;
+            s.revoke_family(&id, 9000, 300).await.unwrap();
+            let made = rotator.await.unwrap();
+            all_revoked(&s, &made, &format!("{name} round {round}")).await;
+            s.purge(Purge::RefreshTokens, 1_000_000, 0, 10_000)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_family_revoked_before_it_starts_never_starts() {
+    for (name, s, _dir) in stores().await {
+        // A code presented twice at once: one presentation revokes the family, the other starts
+        // it. Whichever commits first, no token of the family is left usable.
+        let mut started = 0;
+        for round in 0..40u8 {
+            let id = format!("code{round}");
+            let first = refresh(round, &id, 100_000);
+            let (a, b) = tokio::join!(
+                s.insert_refresh_token(&first),
+                s.revoke_family(&id, 9000, 300)
+            );
+            b.unwrap();
+            match a {
+                Ok(()) => {
+                    started += 1;
+                    let t = s.refresh_token(&first.digest).await.unwrap().unwrap();
+                    assert!(t.revoked_at.is_some(), "{name}: {t:?}");
+                }
+                Err(StoreError::Revoked("family")) => {
+                    assert!(s.refresh_token(&first.digest).await.unwrap().is_none());
+                }
+                Err(e) => panic!("{name}: {e}"),
+            }
+        }
+        eprintln!("{name}: {started} of 40 starts committed before the revocation");
+        // Revoked first, started later: refused.
+        s.revoke_family("never", 9000, 300).await.unwrap();
+        assert!(
+            matches!(
+                s.start_family(&family("never", None), None).await,
+                Err(StoreError::Revoked("family"))
+            ),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_grant_revocation_finds_families_whose_tokens_are_gone() {
+    for (name, s, _dir) in stores().await {
+        with_user_and_client(s.as_ref()).await;
+        let grant = s.upsert_grant("u1", "c1", "crm", 10).await.unwrap();
+        // A family without refresh tokens (a client that may not refresh), and one whose
+        // tokens the janitor deleted: their access tokens are still revoked with the grant.
+        s.start_family(&family("no-refresh", Some(&grant.id)), None)
+            .await
+            .unwrap();
+        let mut t = refresh(7, "expired", 150);
+        t.grant_id = Some(grant.id.clone());
+        s.insert_refresh_token(&t).await.unwrap();
+        s.purge(Purge::RefreshTokens, 200, 30, 100).await.unwrap();
+        s.purge(Purge::Codes, 1_000_000, 30, 100).await.unwrap();
+        assert!(s.refresh_token(&t.digest).await.unwrap().is_none());
+        let before = s.latest_change().await.unwrap();
+        assert!(s.revoke_grant("u1", "c1", 9000, 300).await.unwrap());
+        let mut revoked: Vec<String> = s
+            .changes_since(before, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|(_, c)| match c {
+                Change::Revoked { id, until: 9000 } => Some(id),
+                _ => None,
+            })
+            .collect();
+        revoked.sort();
+        assert_eq!(revoked, ["expired", "no-refresh"], "{name}");
+    }
+}
+
+#[tokio::test]
+async fn families_past_their_lifetime_go_and_their_tokens_stay_refused() {
+    let me = TokenOwner::Client("p1".into());
+    for (name, s, _dir) in stores().await {
+        s.insert_refresh_token(&refresh(1, "old", 100_000))
+            .await
+            .unwrap();
+        // Families begun before 101 go (refresh() families begin at 100).
+        assert_eq!(
+            s.purge(Purge::Families, 1000, 899, 100).await.unwrap(),
+            1,
+            "{name}"
+        );
+        assert!(
+            matches!(
+                s.rotate_refresh_token(&SecretDigest([1; 32]), &me, &successor(2, 0), 200)
+                    .await
+                    .unwrap(),
+                Rotation::NotActive(_)
+            ),
+            "{name}: a token whose family is gone is not rotated"
+        );
+        assert!(
+            s.refresh_token(&SecretDigest([2; 32]))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}
