@@ -159,7 +159,9 @@ impl Engine {
         if let Some(l) = &self.limiter {
             l.retain_recent();
         }
-        self.flows.retain_recent();
+        if let Some(flows) = &self.flows {
+            flows.retain_recent();
+        }
         self.registrations.retain_recent();
         if let Err(e) = self.store.prune_attempts(now, &self.lockout).await {
             tracing::warn!(error = %e, "could not prune the lockout buckets");

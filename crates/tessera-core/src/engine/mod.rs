@@ -66,6 +66,10 @@ pub struct EngineConfig {
     pub refresh_family_lifetime: i64,
     /// Token requests a second per partner or client, with a burst of as many; 0 turns it off.
     pub token_rate_limit: u32,
+    /// `/authorize` requests one requester may send at once, then one every 2 seconds; `0` =
+    /// off. Each request stores a pending request, so the default bounds what one source can
+    /// make the database keep.
+    pub flow_burst: u32,
     /// Entries in the verified-credential cache.
     pub credential_cache_size: usize,
     /// A redirect URI accepted for clients registered with `--dev`, besides their own: the
@@ -117,6 +121,7 @@ impl EngineConfig {
             refresh_reuse_grace: policy::REFRESH_REUSE_GRACE,
             refresh_family_lifetime: policy::REFRESH_FAMILY_LIFETIME,
             token_rate_limit: 50,
+            flow_burst: 30,
             credential_cache_size: 10_000,
             dev_redirect_uri: None,
             lockout: LockoutPolicy::default(),
@@ -189,7 +194,7 @@ pub struct Engine {
     /// Self-registration on the pages, per requester (IP address) and per partner.
     registrations: DefaultKeyedRateLimiter<String>,
     /// Anonymous `/authorize` requests (each stores a pending request), per requester.
-    flows: DefaultKeyedRateLimiter<String>,
+    flows: Option<DefaultKeyedRateLimiter<String>>,
     /// The audit trail's queue.
     audit: crate::audit::Auditor,
     /// Lockout bucket → when this node last recorded a `lockout` event for it.
@@ -295,12 +300,14 @@ impl Engine {
             limiter,
             // 5 at once, then one every 6 minutes per key (10 an hour); partners' keys get
             // their own budget below through a prefix and a larger burst.
-            // 30 at once, then one every 2 seconds per requester.
-            flows: RateLimiter::keyed(
-                Quota::with_period(std::time::Duration::from_secs(2))
-                    .expect("non-zero period")
-                    .allow_burst(NonZeroU32::new(30).expect("non-zero")),
-            ),
+            // `flow_burst` at once, then one every 2 seconds per requester.
+            flows: NonZeroU32::new(config.flow_burst).map(|burst| {
+                RateLimiter::keyed(
+                    Quota::with_period(std::time::Duration::from_secs(2))
+                        .expect("non-zero period")
+                        .allow_burst(burst),
+                )
+            }),
             registrations: RateLimiter::keyed(
                 Quota::with_period(std::time::Duration::from_secs(360))
                     .expect("non-zero period")
@@ -389,7 +396,10 @@ impl Engine {
     /// Count one `/authorize` request (it stores a pending request) against its requester's
     /// budget: 30 back to back, then one every 2 seconds. Per node, in memory.
     pub fn check_flow_rate(&self, source: &str) -> Result<(), EngineError> {
-        charge(&self.flows, "flows", source.to_string())
+        match &self.flows {
+            Some(flows) => charge(flows, "flows", source.to_string()),
+            None => Ok(()),
+        }
     }
 
     /// Count one token request against `key`'s budget.

@@ -11,6 +11,7 @@ mod enumeration;
 mod errors;
 mod flood;
 mod flows;
+mod histories;
 mod input;
 mod interop;
 mod lockout;
