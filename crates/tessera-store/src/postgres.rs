@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Row, raw_sql};
 
-use crate::rows::{bad_row, is_retry, successor_of, union_scope};
+use crate::rows::{bad_row, is_retry, parent_revoked, successor_of, union_scope};
 use tessera_core::audit::{AuditEvent, AuditQuery};
 use tessera_core::keys::{Alg, KeyUse, StoredKey};
 use tessera_core::lockout::{self, Bucket, LockoutPolicy};
@@ -1104,8 +1104,7 @@ impl TokenStore for PgStore {
                     let grant: Option<i64> = row.try_get("grant_revoked").map_err(err)?;
                     let grant_id: Option<String> = row.try_get("grant_id").map_err(err)?;
                     let found: Option<String> = row.try_get("grant_found").map_err(err)?;
-                    let gone = grant_id.is_some() && found.is_none();
-                    family.or(grant).or(gone.then_some(0)).map(Some)
+                    parent_revoked(family, grant, grant_id.as_deref(), found.is_some()).map(Some)
                 }
             };
             if let Some(revoked) = revoked {

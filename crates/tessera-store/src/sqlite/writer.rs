@@ -9,7 +9,7 @@ use sqlx::{Row, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{err, refresh_of};
-use crate::rows::{is_retry, successor_of};
+use crate::rows::{is_retry, parent_revoked, successor_of};
 use tessera_core::model::{RefreshFamily, RefreshToken};
 use tessera_core::secret::SecretDigest;
 use tessera_core::store::{Rotation, StoreError, StoreResult, Successor, TokenOwner};
@@ -190,7 +190,8 @@ pub(super) async fn family_state(
     presented: &SecretDigest,
 ) -> StoreResult<Option<Option<i64>>> {
     let row = sqlx::query(
-        "SELECT f.revoked_at AS family_revoked, g.revoked_at AS grant_revoked, f.grant_id
+        "SELECT f.revoked_at AS family_revoked, g.revoked_at AS grant_revoked, f.grant_id,
+                g.id AS grant_found
          FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
          LEFT JOIN grants g ON g.id = f.grant_id
          WHERE t.digest = ?",
@@ -203,15 +204,13 @@ pub(super) async fn family_state(
     let family: Option<i64> = row.try_get("family_revoked").map_err(err)?;
     let grant: Option<i64> = row.try_get("grant_revoked").map_err(err)?;
     let grant_id: Option<String> = row.try_get("grant_id").map_err(err)?;
-    let grant_gone = grant_id.is_some() && grant.is_none() && {
-        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM grants WHERE id = ?")
-            .bind(&grant_id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(err)?;
-        exists.is_none()
-    };
-    Ok(Some(family.or(grant).or(grant_gone.then_some(0))))
+    let grant_exists: Option<String> = row.try_get("grant_found").map_err(err)?;
+    Ok(Some(parent_revoked(
+        family,
+        grant,
+        grant_id.as_deref(),
+        grant_exists.is_some(),
+    )))
 }
 
 pub(super) async fn insert_refresh_in(
