@@ -412,9 +412,11 @@ impl Purge {
         Purge::Families,
     ];
 
-    /// The times a purge of this kind at `now` compares with (`grace`: the refresh reuse grace,
-    /// or the audit retention for [`Purge::AuditEvents`]): rows expired (or recorded) before the
-    /// first go; refresh tokens revoked before the second go too. Every backend binds these.
+    /// The times a purge of this kind at `now` compares with (`grace`: the refresh reuse grace;
+    /// for [`Purge::AuditEvents`] the audit retention, for [`Purge::Families`] the family
+    /// lifetime plus the clock margin; see [`crate::janitor::Retention`]): rows expired (or
+    /// recorded) before the first go; refresh tokens revoked before the second go too. Every
+    /// backend binds these.
     pub fn cutoffs(self, now: i64, grace: i64) -> (i64, i64) {
         let before = match self {
             // Codes outlive their expiry by an access token's longest life.

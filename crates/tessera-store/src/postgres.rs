@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Row, raw_sql};
 
-use crate::rows::{bad_row, is_retry, parent_revoked, successor_of, union_scope};
+use crate::rows::{bad_row, is_retry, successor_of, union_scope};
 use tessera_core::audit::{AuditEvent, AuditQuery};
 use tessera_core::keys::{Alg, KeyUse, StoredKey};
 use tessera_core::lockout::{self, Bucket, LockoutPolicy};
@@ -105,36 +105,120 @@ fn unix_now() -> i64 {
     tessera_core::unix_now()
 }
 
-/// Insert one refresh token: a new family's first, or a rotation's successor.
+/// The columns of a refresh token, in the order [`bind_refresh`] binds them ($1 to $14).
+macro_rules! refresh_columns {
+    () => {
+        "digest, family_id, partner_id, client_id, subject, account_id, scope, issued_at,
+         expires_at, family_issued_at, rotated_at, revoked_at, grant_id, actor"
+    };
+}
+
+/// A family's row, upserted: a new family is inserted; an existing one is locked (waiting for a
+/// revocation in flight) and its revoked state returned. The arguments: the placeholders of id,
+/// grant and start.
+macro_rules! upsert_family {
+    ($id:literal, $grant:literal, $start:literal) => {
+        concat!(
+            "INSERT INTO refresh_families (id, grant_id, issued_at) VALUES (",
+            $id,
+            ", ",
+            $grant,
+            ", ",
+            $start,
+            ") ON CONFLICT (id) DO UPDATE
+             SET grant_id = COALESCE(refresh_families.grant_id, excluded.grant_id)
+             RETURNING revoked_at"
+        )
+    };
+}
+
+fn bind_refresh<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    t: &'q RefreshToken,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(&t.digest.0[..])
+        .bind(&t.family_id)
+        .bind(&t.partner_id)
+        .bind(&t.client_id)
+        .bind(&t.subject)
+        .bind(&t.account_id)
+        .bind(&t.scope)
+        .bind(t.issued_at)
+        .bind(t.expires_at)
+        .bind(t.family_issued_at)
+        .bind(t.rotated_at)
+        .bind(t.revoked_at)
+        .bind(&t.grant_id)
+        .bind(
+            t.actor
+                .as_ref()
+                .map(|a| serde_json::to_string(a).expect("an actor serializes")),
+        )
+}
+
+/// Insert one refresh token: a rotation's successor.
 async fn insert_refresh(conn: &mut PgConnection, t: &RefreshToken) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO refresh_tokens (digest, family_id, partner_id, client_id, subject, account_id,
-             scope, issued_at, expires_at, family_issued_at, rotated_at, revoked_at, grant_id,
-             actor)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-    )
-    .bind(&t.digest.0[..])
-    .bind(&t.family_id)
-    .bind(&t.partner_id)
-    .bind(&t.client_id)
-    .bind(&t.subject)
-    .bind(&t.account_id)
-    .bind(&t.scope)
-    .bind(t.issued_at)
-    .bind(t.expires_at)
-    .bind(t.family_issued_at)
-    .bind(t.rotated_at)
-    .bind(t.revoked_at)
-    .bind(&t.grant_id)
-    .bind(
-        t.actor
-            .as_ref()
-            .map(|a| serde_json::to_string(a).expect("an actor serializes")),
+    bind_refresh(
+        sqlx::query(concat!(
+            "INSERT INTO refresh_tokens (",
+            refresh_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        )),
+        t,
     )
     .execute(conn)
     .await
     .map_err(err)?;
     Ok(())
+}
+
+/// Start `family` with its first token `first`, if any, in one statement (see
+/// `TokenStore::start_family`; the grant is the caller's to check): `Revoked("family")` when
+/// the family was revoked before it started.
+async fn start_family_in(
+    conn: &mut PgConnection,
+    family: &RefreshFamily,
+    first: Option<&RefreshToken>,
+) -> StoreResult<()> {
+    let started = match first {
+        Some(t) => {
+            bind_refresh(
+                sqlx::query(concat!(
+                    "WITH family AS (",
+                    upsert_family!("$15", "$16", "$17"),
+                    ") INSERT INTO refresh_tokens (",
+                    refresh_columns!(),
+                    ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
+                     FROM family WHERE revoked_at IS NULL"
+                )),
+                t,
+            )
+            .bind(&family.id)
+            .bind(&family.grant_id)
+            .bind(family.issued_at)
+            .execute(conn)
+            .await
+            .map_err(err)?
+            .rows_affected()
+                == 1
+        }
+        None => {
+            let revoked: Option<i64> = sqlx::query_scalar(upsert_family!("$1", "$2", "$3"))
+                .bind(&family.id)
+                .bind(&family.grant_id)
+                .bind(family.issued_at)
+                .fetch_one(conn)
+                .await
+                .map_err(err)?;
+            revoked.is_none()
+        }
+    };
+    if started {
+        Ok(())
+    } else {
+        Err(StoreError::Revoked("family"))
+    }
 }
 
 async fn emit(conn: &mut PgConnection, change: &Change) -> StoreResult<()> {
@@ -1026,46 +1110,26 @@ impl TokenStore for PgStore {
         first: Option<&RefreshToken>,
     ) -> StoreResult<()> {
         self.timed(async move {
-            let mut tx = self.pool.begin().await.map_err(err)?;
+            let Some(grant) = &family.grant_id else {
+                // A family of no grant: one statement, atomic on its own (no round trips for a
+                // transaction on the token-exchange path).
+                let mut conn = self.pool.acquire().await.map_err(err)?;
+                return start_family_in(&mut conn, family, first).await;
+            };
             // Lock order: grant (shared: starts under one grant do not wait for each other, a
-            // revocation's UPDATE waits for them and they for it), then family, then token.
-            if let Some(grant) = &family.grant_id {
-                let active: Option<i32> = sqlx::query_scalar(
-                    "SELECT 1 FROM grants WHERE id = $1 AND revoked_at IS NULL FOR SHARE",
-                )
-                .bind(grant)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(err)?;
-                if active.is_none() {
-                    return Err(StoreError::Revoked("grant"));
-                }
-            }
-            // A family revoked before it started (a code presented twice at once) has a row
-            // already; inserting waits for a revocation in flight, then the lock reads it.
-            sqlx::query(
-                "INSERT INTO refresh_families (id, grant_id, issued_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (id) DO NOTHING",
+            // withdrawal's UPDATE waits for them and they for it), then family, then token.
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            let active: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM grants WHERE id = $1 AND revoked_at IS NULL FOR SHARE",
             )
-            .bind(&family.id)
-            .bind(&family.grant_id)
-            .bind(family.issued_at)
-            .execute(&mut *tx)
+            .bind(grant)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(err)?;
-            let revoked: Option<i64> = sqlx::query_scalar(
-                "SELECT revoked_at FROM refresh_families WHERE id = $1 FOR UPDATE",
-            )
-            .bind(&family.id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(err)?;
-            if revoked.is_some() {
-                return Err(StoreError::Revoked("family"));
+            if active.is_none() {
+                return Err(StoreError::Revoked("grant"));
             }
-            if let Some(t) = first {
-                insert_refresh(&mut tx, t).await?;
-            }
+            start_family_in(&mut tx, family, first).await?;
             tx.commit().await.map_err(err)
         })
         .await
@@ -1081,35 +1145,21 @@ impl TokenStore for PgStore {
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
             // Lock the family row before the token's (the order every revocation takes) and read
-            // its revoked state, and its grant's, inside this write: a revocation that marked the
-            // family first is seen here; one that comes later waits for this commit and then
-            // sees the successor.
-            let state = sqlx::query(
-                "SELECT f.revoked_at AS family_revoked, g.revoked_at AS grant_revoked,
-                        f.grant_id, g.id AS grant_found
-                 FROM refresh_families f
-                 LEFT JOIN grants g ON g.id = f.grant_id
-                 WHERE f.id = (SELECT family_id FROM refresh_tokens WHERE digest = $1)
-                 FOR UPDATE OF f",
+            // its revoked state inside this write: a revocation that marked the family first is
+            // seen here; one that comes later waits for this commit and then sees the successor.
+            // A grant's withdrawal marks its families in its own transaction, so the family's
+            // mark is the grant's too. `None`: unknown token, or its family is gone (past its
+            // lifetime); `Some(None)`: the family is live.
+            let family: Option<Option<i64>> = sqlx::query_scalar(
+                "SELECT f.revoked_at FROM refresh_families f
+                 JOIN refresh_tokens t ON t.family_id = f.id
+                 WHERE t.digest = $1 FOR UPDATE OF f",
             )
             .bind(&presented.0[..])
             .fetch_optional(&mut *tx)
             .await
             .map_err(err)?;
-            let revoked = match &state {
-                // Unknown token, or its family is gone (past its lifetime).
-                None => Some(None),
-                Some(row) => {
-                    let family: Option<i64> = row.try_get("family_revoked").map_err(err)?;
-                    let grant: Option<i64> = row.try_get("grant_revoked").map_err(err)?;
-                    let grant_id: Option<String> = row.try_get("grant_id").map_err(err)?;
-                    let found: Option<String> = row.try_get("grant_found").map_err(err)?;
-                    parent_revoked(family, grant, grant_id.as_deref(), found.is_some()).map(Some)
-                }
-            };
-            if let Some(revoked) = revoked {
-                return not_active(&mut tx, presented, owner, revoked).await;
-            }
+            let live = family == Some(None);
             let (sql, owner_id) = match owner {
                 TokenOwner::Client(id) => (
                     "UPDATE refresh_tokens SET rotated_at = $1, successor_digest = $4
@@ -1126,16 +1176,17 @@ impl TokenStore for PgStore {
                     id,
                 ),
             };
-            let rotated = sqlx::query(sql)
-                .bind(now)
-                .bind(&presented.0[..])
-                .bind(owner_id)
-                .bind(&successor.digest.0[..])
-                .bind(successor.family_lifetime)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(err)?;
-            if let Some(row) = rotated {
+            if live
+                && let Some(row) = sqlx::query(sql)
+                    .bind(now)
+                    .bind(&presented.0[..])
+                    .bind(owner_id)
+                    .bind(&successor.digest.0[..])
+                    .bind(successor.family_lifetime)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(err)?
+            {
                 let mut old = refresh_of(&row)?;
                 old.rotated_at = None;
                 insert_refresh(&mut tx, &successor_of(&old, successor, now)).await?;
@@ -1154,11 +1205,11 @@ impl TokenStore for PgStore {
             else {
                 return Ok(Rotation::Unknown);
             };
-            let record = refresh_of(&row)?;
+            let mut record = refresh_of(&row)?;
             if !owner.owns(&record) {
                 return Ok(Rotation::WrongClient);
             }
-            if is_retry(&record, successor, now) {
+            if live && is_retry(&record, successor, now) {
                 let previous: Option<Vec<u8>> = row.try_get("successor_digest").map_err(err)?;
                 if let Some(previous) = previous {
                     // Compare-and-swap on the unused successor (row lock): one retry wins.
@@ -1189,6 +1240,8 @@ impl TokenStore for PgStore {
                     }
                 }
             }
+            // A revoked family's tokens are revoked with it; say so even of one that was not.
+            record.revoked_at = record.revoked_at.or(family.flatten());
             Ok(Rotation::NotActive(record))
         })
         .await
@@ -1265,32 +1318,6 @@ impl TokenStore for PgStore {
         })
         .await
     }
-}
-
-/// What a refused rotation reports: the presented token's record, revoked at `revoked` when its
-/// family or grant is.
-async fn not_active(
-    conn: &mut PgConnection,
-    presented: &SecretDigest,
-    owner: &TokenOwner,
-    revoked: Option<i64>,
-) -> StoreResult<Rotation> {
-    let Some(row) = sqlx::query("SELECT * FROM refresh_tokens WHERE digest = $1")
-        .bind(&presented.0[..])
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(err)?
-    else {
-        return Ok(Rotation::Unknown);
-    };
-    let mut record = refresh_of(&row)?;
-    if !owner.owns(&record) {
-        return Ok(Rotation::WrongClient);
-    }
-    if record.revoked_at.is_none() {
-        record.revoked_at = revoked;
-    }
-    Ok(Rotation::NotActive(record))
 }
 
 async fn record_revocation(conn: &mut PgConnection, id: &str, until: i64) -> StoreResult<()> {

@@ -286,19 +286,6 @@ pub fn is_retry(
         && record.family_issued_at + s.family_lifetime > now
 }
 
-/// What a rotation reads of its parents (see `TokenStore`): when the family, or its grant, was
-/// revoked; a grant the family names that no longer exists counts as revoked (at 0). `None`:
-/// neither is revoked.
-pub fn parent_revoked(
-    family: Option<i64>,
-    grant: Option<i64>,
-    grant_id: Option<&str>,
-    grant_exists: bool,
-) -> Option<i64> {
-    let gone = grant_id.is_some() && !grant_exists;
-    family.or(grant).or(gone.then_some(0))
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

@@ -394,7 +394,7 @@ impl Engine {
     }
 
     /// Count one `/authorize` request (it stores a pending request) against its requester's
-    /// budget: 30 back to back, then one every 2 seconds. Per node, in memory.
+    /// budget: `flow_burst` back to back, then one every 2 seconds. Per node, in memory.
     pub fn check_flow_rate(&self, source: &str) -> Result<(), EngineError> {
         match &self.flows {
             Some(flows) => charge(flows, "flows", source.to_string()),

@@ -9,7 +9,7 @@ use sqlx::{Row, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{err, refresh_of};
-use crate::rows::{is_retry, parent_revoked, successor_of};
+use crate::rows::{is_retry, successor_of};
 use tessera_core::model::{RefreshFamily, RefreshToken};
 use tessera_core::secret::SecretDigest;
 use tessera_core::store::{Rotation, StoreError, StoreResult, Successor, TokenOwner};
@@ -139,8 +139,8 @@ pub(super) async fn run_batch(pool: &SqlitePool, batch: &mut Vec<Write>) {
 }
 
 /// Start a family (see `TokenStore::start_family`): the checks and the writes in the caller's
-/// transaction, which is the database's only writer, so no revocation can fall between them. The
-/// checks come first: a refused start writes nothing.
+/// transaction, which is the database's only writer, so no revocation can fall between them. A
+/// refused start writes nothing (the upsert of a revoked family changes no value).
 pub(super) async fn start_in(
     conn: &mut SqliteConnection,
     family: &RefreshFamily,
@@ -157,60 +157,27 @@ pub(super) async fn start_in(
             return Err(StoreError::Revoked("grant"));
         }
     }
-    let revoked: Option<Option<i64>> =
-        sqlx::query_scalar("SELECT revoked_at FROM refresh_families WHERE id = ?")
-            .bind(&family.id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(err)?;
-    match revoked {
-        Some(Some(_)) => return Err(StoreError::Revoked("family")),
-        Some(None) => {}
-        None => {
-            sqlx::query("INSERT INTO refresh_families (id, grant_id, issued_at) VALUES (?, ?, ?)")
-                .bind(&family.id)
-                .bind(&family.grant_id)
-                .bind(family.issued_at)
-                .execute(&mut *conn)
-                .await
-                .map_err(err)?;
-        }
+    // A new family is inserted; one revoked before it started (a code presented twice at once)
+    // has a row already, whose revoked state refuses the start.
+    let revoked: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO refresh_families (id, grant_id, issued_at) VALUES (?, ?, ?)
+         ON CONFLICT (id) DO UPDATE
+         SET grant_id = coalesce(refresh_families.grant_id, excluded.grant_id)
+         RETURNING revoked_at",
+    )
+    .bind(&family.id)
+    .bind(&family.grant_id)
+    .bind(family.issued_at)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(err)?;
+    if revoked.is_some() {
+        return Err(StoreError::Revoked("family"));
     }
     if let Some(t) = first {
         insert_refresh_in(conn, t).await?;
     }
     Ok(())
-}
-
-/// The revoked state a rotation of `presented` reads before it writes: `None` when the token is
-/// unknown or its family row is gone (past its lifetime), else when the family, or its grant,
-/// was revoked (`Some(None)`: neither is).
-pub(super) async fn family_state(
-    conn: &mut SqliteConnection,
-    presented: &SecretDigest,
-) -> StoreResult<Option<Option<i64>>> {
-    let row = sqlx::query(
-        "SELECT f.revoked_at AS family_revoked, g.revoked_at AS grant_revoked, f.grant_id,
-                g.id AS grant_found
-         FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
-         LEFT JOIN grants g ON g.id = f.grant_id
-         WHERE t.digest = ?",
-    )
-    .bind(&presented.0[..])
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(err)?;
-    let Some(row) = row else { return Ok(None) };
-    let family: Option<i64> = row.try_get("family_revoked").map_err(err)?;
-    let grant: Option<i64> = row.try_get("grant_revoked").map_err(err)?;
-    let grant_id: Option<String> = row.try_get("grant_id").map_err(err)?;
-    let grant_exists: Option<String> = row.try_get("grant_found").map_err(err)?;
-    Ok(Some(parent_revoked(
-        family,
-        grant,
-        grant_id.as_deref(),
-        grant_exists.is_some(),
-    )))
 }
 
 pub(super) async fn insert_refresh_in(
@@ -254,11 +221,19 @@ pub(super) async fn rotate_in(
     successor: &Successor,
     now: i64,
 ) -> StoreResult<Rotation> {
-    match family_state(conn, presented).await? {
-        Some(None) => {}
-        // The family (or its grant) is revoked, or the family is gone: nothing is rotated.
-        state => return not_active(conn, presented, owner, state.flatten()).await,
-    }
+    // The family's revoked state, read in this transaction (the database's only writer, so no
+    // revocation falls between it and the writes below). A grant's withdrawal marks its families
+    // in its own transaction, so the family's mark is the grant's too. `None`: unknown token, or
+    // its family is gone (past its lifetime); `Some(None)`: the family is live.
+    let family: Option<Option<i64>> = sqlx::query_scalar(
+        "SELECT f.revoked_at FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
+         WHERE t.digest = ?",
+    )
+    .bind(&presented.0[..])
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(err)?;
+    let live = family == Some(None);
     let (sql, owner_id) = match owner {
         TokenOwner::Client(id) => (
             "UPDATE refresh_tokens SET rotated_at = ?1, successor_digest = ?4
@@ -275,16 +250,17 @@ pub(super) async fn rotate_in(
             id,
         ),
     };
-    let rotated = sqlx::query(sql)
-        .bind(now)
-        .bind(&presented.0[..])
-        .bind(owner_id)
-        .bind(&successor.digest.0[..])
-        .bind(successor.family_lifetime)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(err)?;
-    if let Some(row) = rotated {
+    if live
+        && let Some(row) = sqlx::query(sql)
+            .bind(now)
+            .bind(&presented.0[..])
+            .bind(owner_id)
+            .bind(&successor.digest.0[..])
+            .bind(successor.family_lifetime)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(err)?
+    {
         let mut old = refresh_of(&row)?;
         old.rotated_at = None;
         insert_refresh_in(conn, &successor_of(&old, successor, now)).await?;
@@ -298,11 +274,11 @@ pub(super) async fn rotate_in(
     else {
         return Ok(Rotation::Unknown);
     };
-    let record = refresh_of(&row)?;
+    let mut record = refresh_of(&row)?;
     if !owner.owns(&record) {
         return Ok(Rotation::WrongClient);
     }
-    if is_retry(&record, successor, now) {
+    if live && is_retry(&record, successor, now) {
         let previous: Option<Vec<u8>> = row.try_get("successor_digest").map_err(err)?;
         if let Some(previous) = previous {
             // Compare-and-swap on the unused successor: of concurrent retries one wins.
@@ -330,31 +306,7 @@ pub(super) async fn rotate_in(
             }
         }
     }
-    Ok(Rotation::NotActive(record))
-}
-
-/// What a refused rotation reports: the presented token's record, revoked at `revoked` when its
-/// family or grant is.
-async fn not_active(
-    conn: &mut SqliteConnection,
-    presented: &SecretDigest,
-    owner: &TokenOwner,
-    revoked: Option<i64>,
-) -> StoreResult<Rotation> {
-    let Some(row) = sqlx::query("SELECT * FROM refresh_tokens WHERE digest = ?")
-        .bind(&presented.0[..])
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(err)?
-    else {
-        return Ok(Rotation::Unknown);
-    };
-    let mut record = refresh_of(&row)?;
-    if !owner.owns(&record) {
-        return Ok(Rotation::WrongClient);
-    }
-    if record.revoked_at.is_none() {
-        record.revoked_at = revoked;
-    }
+    // A revoked family's tokens are revoked with it; say so even of one that was not.
+    record.revoked_at = record.revoked_at.or(family.flatten());
     Ok(Rotation::NotActive(record))
 }
