@@ -16,7 +16,7 @@ use crate::policy::MAX_TOKEN_LEN as MAX_JWT_LEN;
 /// Clock skew tolerated on `iat`.
 const LEEWAY_SECS: i64 = 60;
 
-/// What a token is for; the `token_use` claim. Names follow SPEC §2.
+/// What a token is for; the `token_use` claim. Names are those of the README's *Tokens*.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenUse {

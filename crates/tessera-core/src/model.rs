@@ -224,7 +224,7 @@ impl RefreshFamily {
     }
 }
 
-/// A user's consent that a client may act with some scopes (SPEC §1 "grant").
+/// A user's consent that a client may act with some scopes (a "grant").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Grant {
     pub id: String,

@@ -15,7 +15,7 @@ pub fn family_revocation_until(now: i64) -> i64 {
     now + MAX_ACCESS_TOKEN_TTL + CLOCK_MARGIN
 }
 
-/// Default lifetimes (SPEC §2).
+/// Default lifetimes (README, *Tokens*).
 pub const MACHINE_TOKEN_TTL: i64 = 28_800;
 pub const CLIENT_ACCESS_TOKEN_TTL: i64 = 86_400;
 pub const APP_TOKEN_TTL: i64 = 3_600;

@@ -1,4 +1,4 @@
-//! The partner dialect (SPEC §3): JSON bodies, `{"data": …, "meta": {"timestamp": …}}` on success
+//! The partner dialect (README, *Partner dialect*): JSON bodies, `{"data": …, "meta": {"timestamp": …}}` on success
 //! and `{"error": {"code", "message", "details"?}, "meta": …}` on failure.
 
 use std::fmt;
@@ -46,7 +46,7 @@ pub struct ErrorEnvelope {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
-    /// One of the codes of SPEC §3, e.g. `OAUTH_SCOPE_FORBIDDEN`.
+    /// One of the partner dialect's error codes (README, *Partner dialect*), e.g. `OAUTH_SCOPE_FORBIDDEN`.
     pub code: String,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -172,7 +172,7 @@ pub struct RevokeRequest {
 
 redacted_debug!(RevokeRequest { token_type_hint } secret { token });
 
-/// The partner dialect's error codes (SPEC §3), as constants for matching.
+/// The partner dialect's error codes, as constants for matching.
 pub mod codes {
     pub const VALIDATION_FAILED: &str = "VALIDATION_FAILED";
     pub const OAUTH_INVALID_GRANT_TYPE: &str = "OAUTH_INVALID_GRANT_TYPE";

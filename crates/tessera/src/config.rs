@@ -1,5 +1,5 @@
 //! `tessera serve` options: flags, then `TESSERA_*` environment variables, then a `--config`
-//! TOML file, then defaults (SPEC §5). Flags win.
+//! TOML file, then defaults (README, *`tessera serve`*). Flags win.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,5 @@
 //! `client_credentials` (RFC 6749 §4.4). In the partner dialect it mints the partner's
-//! machine_token; for a registered client (standard dialect) the client's app_token (SPEC §2).
+//! machine_token; for a registered client (standard dialect) the client's app_token.
 //! No refresh token, no database write.
 
 use crate::caller::{Caller, effective_scope};

@@ -114,7 +114,7 @@ impl Engine {
     }
 }
 
-/// The claims every access token carries (SPEC §2), for `sub`, issued now to the caller; grants
+/// The claims every access token carries (README, *Tokens*), for `sub`, issued now to the caller; grants
 /// add their own (`account_id`, `role`, `act`, `sid`) with struct-update syntax.
 pub(crate) fn base_claims(
     engine: &Engine,

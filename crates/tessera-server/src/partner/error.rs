@@ -1,4 +1,4 @@
-//! The partner dialect's one mapping from [`RequestError`] to the wire (SPEC §3): status, code,
+//! The partner dialect's one mapping from [`RequestError`] to the wire (README, *Partner dialect*): status, code,
 //! message and details. Every handler (and the `/v2/` fallback) renders its errors through
 //! [`render`] or [`not_found`]; no handler builds an error body by hand.
 

@@ -1,4 +1,4 @@
-//! The partner dialect (SPEC §3, wire-compatible with seed 000): JSON in, the
+//! The partner dialect (README, *Partner dialect*; wire-compatible with seed 000): JSON in, the
 //! `{"data", "meta"}` envelope out, errors through [`error::render`].
 
 pub mod accounts;

@@ -1,4 +1,4 @@
-//! The standard dialect's mappings from [`EngineError`] to the wire (SPEC §4): RFC 6749 §5.2 for
+//! The standard dialect's mappings from [`EngineError`] to the wire (README, *Standard dialect*): RFC 6749 §5.2 for
 //! the token, introspection and revocation endpoints ([`render`]), and RFC 6750 §3.1 for the
 //! bearer-protected resource endpoints ([`render_resource`]). Both answer
 //! `{"error", "error_description"}`; no handler builds an error body by hand.

@@ -1,4 +1,4 @@
-//! The standard dialect (SPEC §4, RFC 6749, wire-compatible with seed 002): form-encoded token,
+//! The standard dialect (README, *Standard dialect*; RFC 6749, wire-compatible with seed 002): form-encoded token,
 //! introspection and revocation endpoints with client authentication, discovery (RFC 8414), and
 //! the bearer-protected sign-up, `me` and OpenID Connect `userinfo` endpoints. Errors go
 //! through [`error`].

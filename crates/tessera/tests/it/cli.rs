@@ -1,4 +1,4 @@
-//! The admin CLI as SPEC §5 writes it, run as the real binary against a database that a running
+//! The admin CLI as the README (*Administration*) writes it, run as the real binary against a database that a running
 //! server also uses: JSON on stdout, clear errors on stderr with a non-zero exit, passwords only
 //! from stdin, and changes seen by the server within one second.
 

@@ -1,4 +1,4 @@
-//! Every error of SPEC §3 that the partner dialect can answer so far, each provoked by a request.
+//! Every error of the partner dialect (README, *Partner dialect*) that the partner dialect can answer so far, each provoked by a request.
 
 use std::time::Duration;
 

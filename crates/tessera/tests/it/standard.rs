@@ -1,4 +1,4 @@
-//! The standard dialect beyond the seed: every error of SPEC §4 provoked by a request,
+//! The standard dialect beyond the seed: every error of the standard dialect (README, *Standard dialect*) provoked by a request,
 //! introspection, revocation, token exchange on the wire, discovery, and the password lockout.
 
 use std::time::Duration;
