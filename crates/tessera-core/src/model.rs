@@ -202,8 +202,8 @@ pub struct RefreshToken {
 }
 
 /// A refresh family: every token rotated from one issuance, and the access tokens they gave
-/// (their `sid`). Its row is the parent whose revoked state every rotation reads inside its
-/// write (see [`crate::store::TokenStore`]).
+/// (their `sid`). It is the parent whose revoked state every rotation reads inside its write
+/// (see [`crate::store::TokenStore`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefreshFamily {
     pub id: String,

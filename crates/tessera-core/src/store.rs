@@ -225,25 +225,32 @@ pub trait KeyStore {
 /// of a child checks that state **in the same transaction**, under a lock order that every
 /// revocation also takes: grant, then family, then token.
 ///
-/// - Starting a family ([`TokenStore::start_family`]) holds the grant (shared) while it checks
-///   that it is active, and the family row while it checks that it is not revoked.
-/// - A rotation ([`TokenStore::rotate_refresh_token`]) holds the family row (exclusive) while it
-///   checks the family and its grant and writes the successor.
-/// - A grant revocation marks the grant (exclusive), then its families, then their tokens; a
-///   family revocation marks the family (creating it revoked if it does not exist yet, so that a
-///   first token racing with it is refused), then its tokens.
+/// - Starting a family under a grant ([`TokenStore::start_family`]) holds the grant (shared)
+///   while it checks that it is active, and writes the family's row (which a revocation that
+///   got there first has marked). A family of no grant (a token exchange's) has a fresh id that
+///   nothing can have revoked: it gets a row only when something revokes it, and a family with
+///   no row is live.
+/// - A rotation ([`TokenStore::rotate_refresh_token`]) holds the family while it checks the
+///   family's mark and writes the successor.
+/// - A grant revocation marks the grant (exclusive), then holds and marks its families, then
+///   revokes their tokens; a family revocation holds the family, marks it (creating its row
+///   marked if there is none, so that a start racing with it is refused), then revokes its
+///   tokens. A grant's mark is on its families too, so a rotation reads only the family's.
 ///
 /// So a revocation that returns has won against every child write that had not committed (the
 /// write sees the revoked parent and is refused), and sees every one that had (its successor is
 /// revoked with the rest). On SQLite the writer's one transaction holds check and write; on
-/// PostgreSQL the row locks above serialize them under READ COMMITTED.
+/// PostgreSQL "holding the family" is a transaction-scoped advisory lock named after it (no
+/// write into the family's row on the hot path), taken before any of its tokens is touched, and
+/// each statement after it reads what the previous holder committed (READ COMMITTED).
 #[async_trait]
 pub trait TokenStore: Send + Sync {
     /// Start `family` and store its first refresh token (`first`, whose `family_id` is
     /// `family.id`; `None` for a family whose access tokens come without a refresh token), in one
     /// transaction: `Revoked("grant")` when the family rests on a grant that is revoked or gone,
-    /// `Revoked("family")` when the family was revoked before it started (a code presented twice
-    /// at once: the other presentation revoked it first). Nothing is written then.
+    /// `Revoked("family")` when a family of a grant was revoked before it started (a code
+    /// presented twice at once: the other presentation revoked it first). Nothing is written
+    /// then. A family of no grant must have a fresh id; only its first token is written.
     async fn start_family(
         &self,
         family: &RefreshFamily,
@@ -259,11 +266,11 @@ pub trait TokenStore: Send + Sync {
 
     /// Atomically rotate `presented` into a successor: if and only if the presented token exists,
     /// belongs to `owner`, is neither rotated nor revoked, `expires_at > now`, its family is
-    /// within `family_lifetime`, its family row exists and is not revoked and the family's grant
-    /// (if any) is not revoked, mark it rotated at `now`, remember its successor, and insert the
+    /// within `family_lifetime` and not revoked (nor, therefore, its grant), mark it rotated at
+    /// `now`, remember its successor, and insert the
     /// successor (same family, client, subject, scope and grant, issued at `now`, with
     /// `successor`'s digest and expiry clamped to the family's end), in one transaction that
-    /// holds the family row. Of any number of concurrent calls with the same presented token (on
+    /// holds the family. Of any number of concurrent calls with the same presented token (on
     /// any number of nodes), exactly one returns `Rotated`. A token of another owner is left
     /// untouched (`WrongClient`). A token whose family or grant is revoked is `NotActive` with
     /// `revoked_at` set.
@@ -282,7 +289,7 @@ pub trait TokenStore: Send + Sync {
 
     async fn refresh_token(&self, digest: &SecretDigest) -> StoreResult<Option<RefreshToken>>;
 
-    /// Mark the family revoked at `now` (creating its row revoked when it has not started, so
+    /// Hold the family and mark it revoked at `now` (creating its row marked when it has none, so
     /// that a start racing with this is refused), then revoke every token of it, and record
     /// `Change::Revoked` for the family id (its `sid`) until `until`, in one transaction.
     /// Idempotent. Once it returns, no rotation of the family succeeds.
@@ -395,8 +402,8 @@ pub enum Purge {
     Revocations,
     /// Refresh families begun before `now - grace` (`grace`: the family lifetime plus
     /// [`crate::policy::CLOCK_MARGIN`]): every token of such a family, access tokens included
-    /// (they never outlive their family's end), has expired, so nothing can revoke or rotate it.
-    /// A rotation of a token whose family row is gone is refused.
+    /// (they never outlive their family's end), has expired, so nothing can revoke or rotate it:
+    /// a rotation refuses its tokens as past the family's lifetime, or as revoked.
     Families,
     /// Audit events older than the retention (passed as `grace` to [`Janitor::purge`]).
     AuditEvents,

@@ -54,6 +54,37 @@ const MIGRATIONS: &[(i64, &str)] = &[
 /// Advisory lock keys: one for migrations, one for change-feed appends.
 const MIGRATION_LOCK: i64 = 0x7e55_e4a0;
 const CHANGES_LOCK: i64 = 0x7e55_e4a1;
+/// The class of the advisory locks that stand for refresh families (two-key form: a key space
+/// apart from the single-key locks above), keyed by `hashtext(family id)`. A collision only
+/// makes two families wait for each other.
+const FAMILY_LOCK: i32 = 0x7e55_e4a2;
+
+/// Take the advisory lock of `family_id` until the transaction ends. Every write of a family's
+/// tokens (rotation, retry, revocation) holds it first, so they serialize per family without
+/// writing a lock into the family's row; a statement after it sees what the holder before it
+/// committed.
+async fn lock_family(conn: &mut PgConnection, family_id: &str) -> StoreResult<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(FAMILY_LOCK)
+        .bind(family_id)
+        .execute(conn)
+        .await
+        .map_err(err)?;
+    Ok(())
+}
+
+/// When `family_id` was revoked; `None` when it is live (a family of no grant has a row only
+/// once something revoked it).
+async fn family_revoked(conn: &mut PgConnection, family_id: &str) -> StoreResult<Option<i64>> {
+    Ok(sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT revoked_at FROM refresh_families WHERE id = $1",
+    )
+    .bind(family_id)
+    .fetch_optional(conn)
+    .await
+    .map_err(err)?
+    .flatten())
+}
 
 pub struct PgStore {
     pool: PgPool,
@@ -1111,10 +1142,14 @@ impl TokenStore for PgStore {
     ) -> StoreResult<()> {
         self.timed(async move {
             let Some(grant) = &family.grant_id else {
-                // A family of no grant: one statement, atomic on its own (no round trips for a
-                // transaction on the token-exchange path).
+                // A family of no grant (a token exchange's) has a fresh id that nothing can have
+                // revoked yet: its first token is the only write, and its row waits until
+                // something revokes it.
                 let mut conn = self.pool.acquire().await.map_err(err)?;
-                return start_family_in(&mut conn, family, first).await;
+                return match first {
+                    Some(t) => insert_refresh(&mut conn, t).await,
+                    None => Ok(()),
+                };
             };
             // Lock order: grant (shared: starts under one grant do not wait for each other, a
             // withdrawal's UPDATE waits for them and they for it), then family, then token.
@@ -1144,27 +1179,26 @@ impl TokenStore for PgStore {
     ) -> StoreResult<Rotation> {
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
-            // Lock the family row before the token's (the order every revocation takes) and read
-            // its revoked state inside this write: a revocation that marked the family first is
-            // seen here; one that comes later waits for this commit and then sees the successor.
-            // A grant's withdrawal marks its families in its own transaction, so the family's
-            // mark is the grant's too. `None`: unknown token, or its family is gone (past its
-            // lifetime); `Some(None)`: the family is live.
-            let family: Option<Option<i64>> = sqlx::query_scalar(
-                "SELECT f.revoked_at FROM refresh_families f
-                 JOIN refresh_tokens t ON t.family_id = f.id
-                 WHERE t.digest = $1 FOR UPDATE OF f",
+            // Hold the family's lock before touching its tokens, as every revocation does (one
+            // statement: the token's family, locked). The statements after it see what a
+            // revocation that held the lock first committed; one that comes later waits for this
+            // commit and then sees the successor. `None`: unknown token.
+            let family_id: Option<String> = sqlx::query_scalar(
+                "SELECT family_id, pg_advisory_xact_lock($2, hashtext(family_id))::text
+                 FROM refresh_tokens WHERE digest = $1",
             )
             .bind(&presented.0[..])
+            .bind(FAMILY_LOCK)
             .fetch_optional(&mut *tx)
             .await
             .map_err(err)?;
-            let live = family == Some(None);
             let (sql, owner_id) = match owner {
                 TokenOwner::Client(id) => (
                     "UPDATE refresh_tokens SET rotated_at = $1, successor_digest = $4
                      WHERE digest = $2 AND client_id = $3 AND rotated_at IS NULL
                        AND revoked_at IS NULL AND expires_at > $1 AND family_issued_at + $5 > $1
+                       AND NOT EXISTS (SELECT 1 FROM refresh_families f
+                                       WHERE f.id = family_id AND f.revoked_at IS NOT NULL)
                      RETURNING *",
                     id,
                 ),
@@ -1172,11 +1206,13 @@ impl TokenStore for PgStore {
                     "UPDATE refresh_tokens SET rotated_at = $1, successor_digest = $4
                      WHERE digest = $2 AND partner_id = $3 AND rotated_at IS NULL
                        AND revoked_at IS NULL AND expires_at > $1 AND family_issued_at + $5 > $1
+                       AND NOT EXISTS (SELECT 1 FROM refresh_families f
+                                       WHERE f.id = family_id AND f.revoked_at IS NOT NULL)
                      RETURNING *",
                     id,
                 ),
             };
-            if live
+            if family_id.is_some()
                 && let Some(row) = sqlx::query(sql)
                     .bind(now)
                     .bind(&presented.0[..])
@@ -1209,7 +1245,10 @@ impl TokenStore for PgStore {
             if !owner.owns(&record) {
                 return Ok(Rotation::WrongClient);
             }
-            if live && is_retry(&record, successor, now) {
+            // A grant's withdrawal marks its families in its own transaction, so the family's
+            // mark is the grant's too.
+            let revoked = family_revoked(&mut tx, &record.family_id).await?;
+            if revoked.is_none() && is_retry(&record, successor, now) {
                 let previous: Option<Vec<u8>> = row.try_get("successor_digest").map_err(err)?;
                 if let Some(previous) = previous {
                     // Compare-and-swap on the unused successor (row lock): one retry wins.
@@ -1241,7 +1280,7 @@ impl TokenStore for PgStore {
                 }
             }
             // A revoked family's tokens are revoked with it; say so even of one that was not.
-            record.revoked_at = record.revoked_at.or(family.flatten());
+            record.revoked_at = record.revoked_at.or(revoked);
             Ok(Rotation::NotActive(record))
         })
         .await
@@ -1264,8 +1303,10 @@ impl TokenStore for PgStore {
     async fn revoke_family(&self, family_id: &str, until: i64, now: i64) -> StoreResult<()> {
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
-            // The family row first (waiting for a rotation or start in flight), then its tokens:
-            // this statement's snapshot is taken after that wait, so it sees their writes.
+            // The family's lock first (waiting for a rotation in flight), then its mark (waiting
+            // for a start in flight, whose upsert holds the row), then its tokens: this last
+            // statement's snapshot is taken after those waits, so it sees their writes.
+            lock_family(&mut tx, family_id).await?;
             sqlx::query(
                 "INSERT INTO refresh_families (id, grant_id, issued_at, revoked_at)
                  VALUES ($1, NULL, $2, $2)
@@ -1542,8 +1583,20 @@ impl AuthorizationStore for PgStore {
             let Some(grant_id) = grant else {
                 return Ok(false);
             };
-            // The grant is held: no family starts under it any more. Mark its families (waiting
-            // for rotations in flight), then their tokens, successors of those rotations included.
+            // The grant is held: no family starts under it any more (a start holds it shared, and
+            // every family of a grant gets its row when it starts). Take every family's lock
+            // (waiting for rotations in flight), then mark them, then revoke their tokens,
+            // successors of those rotations included. Only this path takes more than one family
+            // lock, and the grant's row serializes it: no two lock sets can cross.
+            sqlx::query(
+                "SELECT pg_advisory_xact_lock($1, hashtext(id)) FROM refresh_families
+                 WHERE grant_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(FAMILY_LOCK)
+            .bind(&grant_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
             let families: Vec<String> = sqlx::query_scalar(
                 "UPDATE refresh_families SET revoked_at = $1
                  WHERE grant_id = $2 AND revoked_at IS NULL RETURNING id",

@@ -1,7 +1,8 @@
--- Revocation as a state of the parent: a refresh family is a row that every rotation locks and
--- checks and that every revocation marks, so that a revocation never misses the successor a
--- concurrent rotation inserts, and a grant's withdrawal finds its families even after their
--- tokens and codes are gone.
+-- Revocation as a state of the parent: a refresh family's row carries the mark that every
+-- revocation sets and every rotation reads inside its write, so that a revocation never misses
+-- the successor a concurrent rotation inserts, and a grant's withdrawal finds its families even
+-- after their tokens and codes are gone. Families of a grant get their row when they start;
+-- others only when something revokes them (no row: live).
 CREATE TABLE refresh_families (
     id         TEXT PRIMARY KEY,
     grant_id   TEXT,

@@ -146,16 +146,22 @@ pub(super) async fn start_in(
     family: &RefreshFamily,
     first: Option<&RefreshToken>,
 ) -> StoreResult<()> {
-    if let Some(grant) = &family.grant_id {
-        let active: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM grants WHERE id = ? AND revoked_at IS NULL")
-                .bind(grant)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(err)?;
-        if active.is_none() {
-            return Err(StoreError::Revoked("grant"));
-        }
+    let Some(grant) = &family.grant_id else {
+        // A family of no grant (a token exchange's) has a fresh id that nothing can have revoked
+        // yet: its first token is the only write, and its row waits until something revokes it.
+        return match first {
+            Some(t) => insert_refresh_in(conn, t).await,
+            None => Ok(()),
+        };
+    };
+    let active: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM grants WHERE id = ? AND revoked_at IS NULL")
+            .bind(grant)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(err)?;
+    if active.is_none() {
+        return Err(StoreError::Revoked("grant"));
     }
     // A new family is inserted; one revoked before it started (a code presented twice at once)
     // has a row already, whose revoked state refuses the start.
@@ -223,10 +229,10 @@ pub(super) async fn rotate_in(
 ) -> StoreResult<Rotation> {
     // The family's revoked state, read in this transaction (the database's only writer, so no
     // revocation falls between it and the writes below). A grant's withdrawal marks its families
-    // in its own transaction, so the family's mark is the grant's too. `None`: unknown token, or
-    // its family is gone (past its lifetime); `Some(None)`: the family is live.
+    // in its own transaction, so the family's mark is the grant's too; a family of no grant has
+    // a row only once something revoked it. `None`: unknown token; `Some(None)`: live.
     let family: Option<Option<i64>> = sqlx::query_scalar(
-        "SELECT f.revoked_at FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
+        "SELECT f.revoked_at FROM refresh_tokens t LEFT JOIN refresh_families f ON f.id = t.family_id
          WHERE t.digest = ?",
     )
     .bind(&presented.0[..])

@@ -124,12 +124,15 @@ async fn a_family_revocation_wins_against_rotations_in_flight() {
 #[tokio::test]
 async fn a_family_revoked_before_it_starts_never_starts() {
     for (name, s, _dir) in stores().await {
+        with_user_and_client(s.as_ref()).await;
+        let grant = s.upsert_grant("u1", "c1", "crm", 10).await.unwrap();
         // A code presented twice at once: one presentation revokes the family, the other starts
         // it. Whichever commits first, no token of the family is left usable.
         let mut started = 0;
         for round in 0..40u8 {
             let id = format!("code{round}");
-            let first = refresh(round, &id, 100_000);
+            let mut first = refresh(round, &id, 100_000);
+            first.grant_id = Some(grant.id.clone());
             let (a, b) = tokio::join!(
                 s.insert_refresh_token(&first),
                 s.revoke_family(&id, 9000, 300)
@@ -152,7 +155,8 @@ async fn a_family_revoked_before_it_starts_never_starts() {
         s.revoke_family("never", 9000, 300).await.unwrap();
         assert!(
             matches!(
-                s.start_family(&family("never", None), None).await,
+                s.start_family(&family("never", Some(&grant.id)), None)
+                    .await,
                 Err(StoreError::Revoked("family"))
             ),
             "{name}"
@@ -196,30 +200,45 @@ async fn a_grant_revocation_finds_families_whose_tokens_are_gone() {
 #[tokio::test]
 async fn families_past_their_lifetime_go_and_their_tokens_stay_refused() {
     let me = TokenOwner::Client("p1".into());
+    // A lifetime of 599 s: the janitor's cutoff at 1000 is 1000 - 599 - 300 (the clock margin).
+    let lifetime = 599;
+    let past_it = |d: u8| Successor {
+        family_lifetime: lifetime,
+        ..successor(d, 0)
+    };
     for (name, s, _dir) in stores().await {
-        s.insert_refresh_token(&refresh(1, "old", 100_000))
+        with_user_and_client(s.as_ref()).await;
+        let grant = s.upsert_grant("u1", "c1", "crm", 10).await.unwrap();
+        // A grant's family (its row written at its start) and a revoked family of no grant
+        // (its row written by the revocation at 50), both begun at 100.
+        let mut t = refresh(1, "of-grant", 100_000);
+        t.grant_id = Some(grant.id.clone());
+        s.insert_refresh_token(&t).await.unwrap();
+        s.insert_refresh_token(&refresh(3, "revoked", 100_000))
             .await
             .unwrap();
-        // Families begun before 101 go (refresh() families begin at 100).
+        s.revoke_family("revoked", 9000, 50).await.unwrap();
         assert_eq!(
-            s.purge(Purge::Families, 1000, 899, 100).await.unwrap(),
-            1,
+            s.purge(Purge::Families, 1000, lifetime + 300, 100)
+                .await
+                .unwrap(),
+            2,
             "{name}"
         );
-        assert!(
-            matches!(
-                s.rotate_refresh_token(&SecretDigest([1; 32]), &me, &successor(2, 0), 200)
-                    .await
-                    .unwrap(),
-                Rotation::NotActive(_)
-            ),
-            "{name}: a token whose family is gone is not rotated"
-        );
-        assert!(
-            s.refresh_token(&SecretDigest([2; 32]))
+        // Their rows are gone, and their tokens are still refused: one past its family's
+        // lifetime, one revoked.
+        for (d, next) in [(1u8, 2u8), (3, 4)] {
+            let r = s
+                .rotate_refresh_token(&SecretDigest([d; 32]), &me, &past_it(next), 1000)
                 .await
-                .unwrap()
-                .is_none()
-        );
+                .unwrap();
+            assert!(matches!(r, Rotation::NotActive(_)), "{name}: {r:?}");
+            assert!(
+                s.refresh_token(&SecretDigest([next; 32]))
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+        }
     }
 }
