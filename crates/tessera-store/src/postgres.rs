@@ -1179,19 +1179,11 @@ impl TokenStore for PgStore {
     ) -> StoreResult<Rotation> {
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
-            // Hold the family's lock before touching its tokens, as every revocation does (one
-            // statement: the token's family, locked). The statements after it see what a
-            // revocation that held the lock first committed; one that comes later waits for this
-            // commit and then sees the successor. `None`: unknown token.
-            let family_id: Option<String> = sqlx::query_scalar(
-                "SELECT family_id, pg_advisory_xact_lock($2, hashtext(family_id))::text
-                 FROM refresh_tokens WHERE digest = $1",
-            )
-            .bind(&presented.0[..])
-            .bind(FAMILY_LOCK)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(err)?;
+            // The compare-and-swap holds the family's lock before it locks the token's row (a
+            // qual is evaluated on the row it scanned, before the row is locked), as every
+            // revocation holds it before it touches the family's tokens: a revocation that held
+            // it first has revoked this token, which the update then re-reads and skips; one that
+            // comes later waits for this commit and then sees the successor.
             let (sql, owner_id) = match owner {
                 TokenOwner::Client(id) => (
                     "UPDATE refresh_tokens SET rotated_at = $1, successor_digest = $4
@@ -1199,6 +1191,7 @@ impl TokenStore for PgStore {
                        AND revoked_at IS NULL AND expires_at > $1 AND family_issued_at + $5 > $1
                        AND NOT EXISTS (SELECT 1 FROM refresh_families f
                                        WHERE f.id = family_id AND f.revoked_at IS NOT NULL)
+                       AND pg_advisory_xact_lock($6, hashtext(family_id)) IS NOT NULL
                      RETURNING *",
                     id,
                 ),
@@ -1208,20 +1201,21 @@ impl TokenStore for PgStore {
                        AND revoked_at IS NULL AND expires_at > $1 AND family_issued_at + $5 > $1
                        AND NOT EXISTS (SELECT 1 FROM refresh_families f
                                        WHERE f.id = family_id AND f.revoked_at IS NOT NULL)
+                       AND pg_advisory_xact_lock($6, hashtext(family_id)) IS NOT NULL
                      RETURNING *",
                     id,
                 ),
             };
-            if family_id.is_some()
-                && let Some(row) = sqlx::query(sql)
-                    .bind(now)
-                    .bind(&presented.0[..])
-                    .bind(owner_id)
-                    .bind(&successor.digest.0[..])
-                    .bind(successor.family_lifetime)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(err)?
+            if let Some(row) = sqlx::query(sql)
+                .bind(now)
+                .bind(&presented.0[..])
+                .bind(owner_id)
+                .bind(&successor.digest.0[..])
+                .bind(successor.family_lifetime)
+                .bind(FAMILY_LOCK)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?
             {
                 let mut old = refresh_of(&row)?;
                 old.rotated_at = None;
@@ -1229,9 +1223,20 @@ impl TokenStore for PgStore {
                 tx.commit().await.map_err(err)?;
                 return Ok(Rotation::Rotated(old));
             }
-            // Lock the presented row first, as the rotation above does, so that every
-            // transaction on this token takes its locks in one order (presented, then
-            // successor) and none can deadlock another.
+            // Not rotated. The family's lock first, then the presented row, then its successor:
+            // the order every transaction on this family takes, so none can deadlock another.
+            let family_id: Option<String> = sqlx::query_scalar(
+                "SELECT family_id, pg_advisory_xact_lock($2, hashtext(family_id))::text
+                 FROM refresh_tokens WHERE digest = $1",
+            )
+            .bind(&presented.0[..])
+            .bind(FAMILY_LOCK)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?;
+            if family_id.is_none() {
+                return Ok(Rotation::Unknown);
+            }
             let Some(row) =
                 sqlx::query("SELECT * FROM refresh_tokens WHERE digest = $1 FOR UPDATE")
                     .bind(&presented.0[..])
