@@ -201,7 +201,7 @@ pub(super) async fn continue_flow(
             &client.frame_origins,
         );
     };
-    finish_or_consent(app, request, client, &user, now, vec![bind]).await
+    finish_or_consent(app, request, client, &user, now, Vec::new(), Some(bind)).await
 }
 
 /// End the pending request and send the browser back to the client with an error, in the
@@ -246,21 +246,28 @@ async fn approve(
     }
 }
 
+/// Approve at once if the user's grant covers the request, else send the browser to consent.
+/// `bind`, the cookie that binds the request to this browser, is set only when a page follows:
+/// a flow that ends here leaves nothing behind that counts as an unfinished sign-in.
 pub(super) async fn finish_or_consent(
     app: &AppState,
     request: &AuthorizationRequest,
     client: &Client,
     user: &SignedIn,
     now: i64,
-    cookies: Vec<String>,
+    mut cookies: Vec<String>,
+    bind: Option<String>,
 ) -> Response {
     match app.engine.consent_needed(request, &user.user).await {
         Ok(false) => approve(app, request, client, user, now, cookies).await,
-        Ok(true) => redirect(
-            &format!("/oauth/consent?request={}", request.id),
-            cookies,
-            &client.frame_origins,
-        ),
+        Ok(true) => {
+            cookies.extend(bind);
+            redirect(
+                &format!("/oauth/consent?request={}", request.id),
+                cookies,
+                &client.frame_origins,
+            )
+        }
         Err(e) => failure_page(&e),
     }
 }
@@ -286,7 +293,7 @@ pub(super) async fn sign_in(
     {
         return failure_page(&e);
     }
-    finish_or_consent(app, &request, client, &signed_in, now, vec![cookie]).await
+    finish_or_consent(app, &request, client, &signed_in, now, vec![cookie], None).await
 }
 
 pub(super) fn failure_page(e: &EngineError) -> Response {

@@ -352,3 +352,41 @@ async fn anonymous_authorize_requests_are_bounded_per_browser_and_per_address() 
         "{statuses:?}"
     );
 }
+
+/// Attack 15: a relying party that renews silently (an existing session and grant, with and
+/// without `prompt=none`) finishes each flow without a page; a finished flow must not count
+/// against the browser's eight unfinished sign-ins.
+#[tokio::test]
+async fn silent_renewals_leave_no_unfinished_sign_in_behind() {
+    let t = TestServer::start().await;
+    let s = authcode::setup(&t, &[], false).await;
+    let mut agent = Agent::new(&t.url(""));
+    let path = authorize_path("standard", &s.client_id, &[]);
+    authcode::authorize(&mut agent, &s, &path).await;
+    let silent = authorize_path("standard", &s.client_id, &[("prompt", "none")]);
+    for round in 0..20 {
+        let path = if round % 2 == 0 { &path } else { &silent };
+        let r = agent.get(path).await;
+        assert_eq!(r.status, 303, "renewal {round}: {}", r.body);
+        // Nothing is set that a client could keep (set, then cleared in the same answer, is
+        // one a client may well keep).
+        for c in r.headers.get_all("set-cookie") {
+            let c = c.to_str().unwrap();
+            assert!(
+                !c.contains("tessera_flow_") || c.contains("Max-Age=0"),
+                "renewal {round} set a flow cookie: {c}"
+            );
+        }
+        let to = r.location.clone().unwrap();
+        assert!(
+            to.starts_with(REDIRECT) && to.contains("code="),
+            "renewal {round}: {to}"
+        );
+        let flows = agent
+            .cookies
+            .keys()
+            .filter(|k| k.contains("tessera_flow_"))
+            .count();
+        assert_eq!(flows, 0, "renewal {round} left a flow cookie");
+    }
+}
