@@ -27,8 +27,10 @@ pub struct ScopeSet(BTreeSet<String>);
 /// Why a scope string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScopeParseError {
+    /// Carries the name, for callers that show it; the message does not quote it, so that it
+    /// stays within RFC 6749's `error_description` characters.
     #[error(
-        "scope name {0:?} has characters outside RFC 6749 §3.3 (printable ASCII except space, '\"' and '\\\\')"
+        "a scope name has characters outside RFC 6749 §3.3 (printable ASCII except space, double quote and backslash)"
     )]
     BadCharacter(String),
     #[error("scope name is longer than 128 characters")]

@@ -117,10 +117,11 @@ impl Engine {
     }
 }
 
-/// An `error_description` within RFC 6749 §4.1.2.1's characters (%x20-21 / %x23-5B / %x5D-7E)
-/// and without markup delimiters: descriptions are Tessera's own words, and this keeps them so
-/// even if one ever carried input.
-fn error_description(text: &str) -> String {
+/// An `error_description` within RFC 6749's characters (§4.1.2.1 and §5.2: %x20-21 / %x23-5B /
+/// %x5D-7E) and without markup delimiters, at most 200 of them: descriptions are Tessera's own
+/// words, and this keeps them so when one quotes input (a requested scope, say). Redirects and
+/// the standard dialect's error bodies both pass through it.
+pub fn error_description(text: &str) -> String {
     text.chars()
         .filter(|&c| matches!(c, ' '..='~') && !matches!(c, '"' | '\\' | '<' | '>'))
         .take(200)

@@ -1,7 +1,8 @@
-//! The standard dialect's mappings from [`EngineError`] to the wire (README, *Standard dialect*): RFC 6749 §5.2 for
-//! the token, introspection and revocation endpoints ([`render`]), and RFC 6750 §3.1 for the
-//! bearer-protected resource endpoints ([`render_resource`]). Both answer
-//! `{"error", "error_description"}`; no handler builds an error body by hand.
+//! The standard dialect's mappings from [`EngineError`] to the wire (README, *Standard
+//! dialect*): RFC 6749 §5.2 for the token, introspection and revocation endpoints ([`render`]),
+//! and RFC 6750 §3.1 for the bearer-protected resource endpoints ([`render_resource`]). Both
+//! answer `{"error", "error_description"}`, the description within RFC 6749's characters; no
+//! handler builds an error body by hand.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -187,7 +188,8 @@ fn wire_field(field: &str) -> &str {
     }
 }
 
-fn body(status: StatusCode, code: &str, description: String) -> Response {
+fn body(status: StatusCode, code: &str, description: &str) -> Response {
+    let description = tessera_core::authorize::error_description(description);
     let mut r = (
         status,
         axum::Json(json!({"error": code, "error_description": description})),
@@ -219,7 +221,7 @@ pub fn authorize_error(f: tessera_core::authorize::AuthorizeFailure) -> &'static
 pub fn render(e: &RequestError) -> Response {
     let (status, code, description) = classify(e);
     crate::metrics::error("standard", code);
-    let mut r = body(status, code, description);
+    let mut r = body(status, code, &description);
     if code == "invalid_client" {
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -252,11 +254,11 @@ pub fn render_resource(e: &RequestError) -> Response {
         ),
         other => classify(other),
     };
-    let mut r = body(status, code, description.clone());
+    let mut r = body(status, code, &description);
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
         let challenge = format!(
             "Bearer realm=\"tessera\", error=\"{code}\", error_description=\"{}\"",
-            description.replace(['"', '\\'], "'")
+            tessera_core::authorize::error_description(&description)
         );
         if let Ok(v) = HeaderValue::from_str(&challenge) {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, v);

@@ -541,3 +541,30 @@ async fn a_locked_partner_email_still_serves_the_integration_that_knows_the_pass
         200
     );
 }
+
+/// Attack 13: RFC 6749 §5.2 allows an `error_description` only %x20-21 / %x23-5B / %x5D-7E;
+/// a description that quotes the request's scope must not carry its `"` or `\` (or anything
+/// else outside the set) back.
+#[tokio::test]
+async fn token_error_descriptions_keep_to_rfc_6749_characters() {
+    let t = TestServer::start().await;
+    let o = t.onboard(&["client_credentials"]).await;
+    for scope in ["WRITE a\"b", "WRITE c\\d", "WRITE <e>", "WRITE é"] {
+        let r = t
+            .form(
+                "/oauth/token",
+                Some(&o.basic()),
+                &[("grant_type", "client_credentials"), ("scope", scope)],
+            )
+            .await;
+        assert_eq!(r.status, 400, "{scope}: {}", r.body);
+        let d = r.body["error_description"].as_str().unwrap();
+        assert!(
+            d.bytes().all(|b| b == 0x20
+                || b == 0x21
+                || (0x23..=0x5B).contains(&b)
+                || (0x5D..=0x7E).contains(&b)),
+            "{scope}: {d:?}"
+        );
+    }
+}
