@@ -65,6 +65,11 @@ pub struct Claims {
     /// makes the token inactive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The `jti`s of the tokens this one was exchanged from (RFC 8693), oldest first: revoking
+    /// any of them makes this token inactive too. (Bounded by the longest token accepted as a
+    /// subject, like the `act` chain.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exchanged_from: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -264,6 +269,7 @@ mod tests {
             role: None,
             act: None,
             sid: None,
+            exchanged_from: Vec::new(),
         }
     }
 

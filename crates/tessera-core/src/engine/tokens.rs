@@ -83,6 +83,10 @@ impl Engine {
                 .sid
                 .as_ref()
                 .is_some_and(|sid| self.revoked.contains_key(sid))
+            || claims
+                .exchanged_from
+                .iter()
+                .any(|jti| self.revoked.contains_key(jti))
     }
 
     pub(crate) fn note_revoked(&self, id: &str, until: i64) {

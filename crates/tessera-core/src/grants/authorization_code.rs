@@ -117,7 +117,7 @@ pub async fn grant(
                     .detail("refresh_family", code.family_id.as_str()),
             );
             return Err(EngineError::AuthorizationCodeInvalid(
-                "it was already used; the tokens issued with it are revoked",
+                "it was already used (a failed presentation spends it too); any tokens issued with it are revoked",
             ));
         }
     };
@@ -173,7 +173,7 @@ pub async fn grant(
         Err(StoreError::Revoked("grant")) => return Err(EngineError::MissingGrant),
         Err(StoreError::Revoked(_)) => {
             return Err(EngineError::AuthorizationCodeInvalid(
-                "it was already used; the tokens issued with it are revoked",
+                "it was already used (a failed presentation spends it too); any tokens issued with it are revoked",
             ));
         }
         Err(e) => return Err(e.into()),

@@ -142,6 +142,7 @@ pub(crate) fn base_claims(
         role: None,
         act: None,
         sid: None,
+        exchanged_from: Vec::new(),
     }
 }
 

@@ -16,8 +16,9 @@
 //! refresh family (with a refresh token when the caller may refresh). Any other subject yields a
 //! token without a refresh token that lives no longer than the subject and stays bound to it: it
 //! carries the subject's `sid` (its refresh family, under the user's grant), or the subject's
-//! `jti` when it has none, so revoking the subject's family, its grant, or the subject token
-//! itself revokes the exchanged token too.
+//! `jti` when it has none, and in `exchanged_from` the `jti`s of the subject and of every token
+//! the subject was itself exchanged from, so revoking the subject's family, its grant, the
+//! subject token or any token before it in the chain revokes the exchanged token too.
 
 use crate::caller::{Caller, require_within};
 use crate::engine::Engine;
@@ -212,11 +213,21 @@ pub async fn grant(
     } else {
         None
     };
+    // A token exchanged from another (not from a machine token, which starts a family of its
+    // own) goes with it: revoking the subject, or any token it was exchanged from, revokes this.
+    let exchanged_from = if is_machine {
+        Vec::new()
+    } else {
+        let mut chain = subject.exchanged_from.clone();
+        chain.push(subject.jti.clone());
+        chain
+    };
     let claims = Claims {
         account_id,
         role,
         act: Some(act),
         sid,
+        exchanged_from,
         ..base_claims(
             engine,
             caller,

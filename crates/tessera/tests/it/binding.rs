@@ -276,3 +276,54 @@ async fn an_inactive_partners_tokens_stop_working_within_a_second() {
     })
     .await;
 }
+
+/// Found by the attack on issue 18: a token exchanged from a user's access token that belongs to
+/// a refresh family carried only the family's `sid`, so revoking the subject token itself (RFC
+/// 7009) left every token exchanged from it, and from those, active. The chain is in each
+/// exchanged token now.
+#[tokio::test]
+async fn revoking_a_family_token_ends_the_chain_exchanged_from_it() {
+    let t = TestServer::start().await;
+    let s = authcode::setup(&t, &[], false).await;
+    let (id, secret) = client(
+        &t,
+        &s,
+        &["authorization_code", "refresh_token", "token_exchange"],
+    )
+    .await;
+    let auth = basic(&id, &secret);
+    let r = user_tokens(&t, &s, &id, &secret).await;
+    assert!(
+        r.body.get("refresh_token").is_some(),
+        "a family: {}",
+        r.body
+    );
+    let first = r.body["access_token"].as_str().unwrap().to_string();
+    let r = exchange(&t, &auth, &first).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let second = r.body["access_token"].as_str().unwrap().to_string();
+    let r = exchange(&t, &auth, &second).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let third = r.body["access_token"].as_str().unwrap().to_string();
+    let r = t
+        .form("/oauth/revoke", Some(&auth), &[("token", &first)])
+        .await;
+    assert_eq!(r.status, 200);
+    for (name, token) in [("first", &first), ("second", &second), ("third", &third)] {
+        assert!(
+            !active(&t, &auth, token).await,
+            "the {name} token is still active"
+        );
+    }
+    let r = exchange(&t, &auth, &second).await;
+    assert_eq!(
+        r.status, 400,
+        "exchanged again after its subject was revoked: {}",
+        r.body
+    );
+    // Refused where it is presented, too.
+    let me = t
+        .get("/api/users/me", Some(&format!("Bearer {second}")))
+        .await;
+    assert_eq!(me.status, 401, "{}", me.body);
+}
