@@ -355,6 +355,23 @@ pub async fn set_user_password(
     }
 }
 
+/// End every browser session of a user (after a leak, or to sign them out everywhere): the
+/// user's id and how many sessions ended. A new `/authorize` then needs a fresh sign-in.
+pub async fn end_user_sessions(
+    store: &dyn Store,
+    partner_id: &str,
+    username: &str,
+) -> Result<(String, u64), AdminError> {
+    let username = username.trim().to_ascii_lowercase();
+    let Some(user) = store.user_by_username(partner_id, &username).await? else {
+        return Err(AdminError::Invalid(format!(
+            "no user {username:?} in partner {partner_id:?}"
+        )));
+    };
+    let ended = store.end_user_sessions(&user.id).await?;
+    Ok((user.id, ended))
+}
+
 /// RFC 9700 §2.1: exact match later, so require an absolute URI without a fragment or
 /// userinfo, written exactly as a URL parser serializes it (so no browser and no client library
 /// can read it differently: no `\\`, no raw Unicode, no `127.1`), whose host is a plain DNS name

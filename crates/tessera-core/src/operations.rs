@@ -439,6 +439,34 @@ pub async fn set_user_password(
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SessionsEnded {
+    pub user_id: String,
+    /// Browser sessions that ended.
+    pub sessions: u64,
+}
+
+/// End every browser session of a user (`tessera user sessions revoke`).
+pub async fn end_user_sessions(
+    store: &dyn Store,
+    by: &Operator,
+    partner_id: &str,
+    username: &str,
+    now: i64,
+) -> Result<SessionsEnded, AdminError> {
+    let (user_id, sessions) = admin::end_user_sessions(store, partner_id, username).await?;
+    changed(
+        store,
+        by,
+        "user.sessions_revoke",
+        json!({"partner_id": partner_id, "username": username, "user_id": user_id,
+               "sessions": sessions}),
+        now,
+    )
+    .await?;
+    Ok(SessionsEnded { user_id, sessions })
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScopesAdded {
     pub scopes: Vec<String>,
 }

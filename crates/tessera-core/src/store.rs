@@ -179,8 +179,9 @@ pub trait UserStore {
     async fn user_by_username(&self, partner_id: &str, username: &str)
     -> StoreResult<Option<User>>;
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
-    /// Replace a user's password hash; the user's id. Emits `Change::User`;
-    /// `NotFound("user")` when unknown.
+    /// Replace a user's password hash and end the user's browser sessions (as
+    /// [`AuthorizationStore::end_user_sessions`], in the same transaction); the user's id. Emits
+    /// `Change::User`; `NotFound("user")` when unknown.
     async fn set_user_password(
         &self,
         partner_id: &str,
@@ -321,9 +322,22 @@ pub trait AuthorizationStore {
     /// Record that the user signed in on a pending request's own login form, in session `sid`
     /// (what `prompt=login` requires); `false` when the request is gone.
     async fn set_request_login(&self, id: &str, sid: &str) -> StoreResult<bool>;
-    async fn insert_session(&self, session: &Session) -> StoreResult<()>;
-    /// A session, if it exists and `expires_at > now`.
+    /// Store a session for its user, if `password` (the hash verified at sign-in) is still the
+    /// user's, copying the user's session epoch in the same write (one snapshot): `false`, and
+    /// nothing stored, when the password changed since (or the user is gone). A reset that
+    /// commits after the copy moves the epoch on, so the session is dead at once.
+    async fn insert_session(
+        &self,
+        session: &Session,
+        password: &crate::model::PasswordHash,
+    ) -> StoreResult<bool>;
+    /// A session, if it exists, `expires_at > now` and it carries its user's current session
+    /// epoch.
     async fn session(&self, digest: &SecretDigest, now: i64) -> StoreResult<Option<Session>>;
+    /// End every browser session of `user_id`: move the user's session epoch on (so a session
+    /// being created from an earlier sign-in is dead too) and delete the sessions; emits
+    /// `Change::User`. How many sessions were deleted; `NotFound("user")` when unknown.
+    async fn end_user_sessions(&self, user_id: &str) -> StoreResult<u64>;
     async fn delete_session(&self, digest: &SecretDigest) -> StoreResult<()>;
 
     /// Record that `user_id` lets `client_id` use `scope`: the active grant's scope becomes the

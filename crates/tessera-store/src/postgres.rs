@@ -49,6 +49,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/postgres/0007_openid.sql")),
     (8, include_str!("../migrations/postgres/0008_admin_api.sql")),
     (9, include_str!("../migrations/postgres/0009_families.sql")),
+    (
+        10,
+        include_str!("../migrations/postgres/0010_session_epoch.sql"),
+    ),
 ];
 
 /// Advisory lock keys: one for migrations, one for change-feed appends.
@@ -554,6 +558,34 @@ where
     Ok(())
 }
 
+/// End a user's browser sessions (see `AuthorizationStore::end_user_sessions`) in the caller's
+/// transaction: the user's partner and username (for the caller's `Change::User`) and how many
+/// sessions were deleted. The epoch moves first: a session inserted after this transaction's
+/// delete looked copied the old epoch, and is dead.
+async fn end_sessions_in(
+    conn: &mut PgConnection,
+    user_id: &str,
+) -> StoreResult<(String, String, u64)> {
+    let user: Option<(String, String)> = sqlx::query_as(
+        "UPDATE users SET session_epoch = session_epoch + 1 WHERE id = $1
+         RETURNING partner_id, username",
+    )
+    .bind(user_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(err)?;
+    let Some((partner_id, username)) = user else {
+        return Err(StoreError::NotFound("user"));
+    };
+    let n = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(err)?
+        .rows_affected();
+    Ok((partner_id, username, n))
+}
+
 async fn partner_exists(conn: &mut PgConnection, id: &str) -> StoreResult<bool> {
     Ok(sqlx::query("SELECT 1 FROM partners WHERE id = $1")
         .bind(id)
@@ -911,6 +943,7 @@ impl UserStore for PgStore {
             let Some(id) = id else {
                 return Err(StoreError::NotFound("user"));
             };
+            end_sessions_in(&mut tx, &id).await?;
             emit(
                 &mut tx,
                 &Change::User {
@@ -1466,32 +1499,57 @@ impl AuthorizationStore for PgStore {
         .await
     }
 
-    async fn insert_session(&self, s: &Session) -> StoreResult<()> {
+    async fn insert_session(&self, s: &Session, password: &PasswordHash) -> StoreResult<bool> {
         self.timed(async move {
-            sqlx::query(
-                "INSERT INTO sessions (digest, user_id, expires_at, authenticated_at)
-                 VALUES ($1, $2, $3, $4)",
+            // One statement, one snapshot: the password check and the epoch copied agree.
+            let inserted = sqlx::query(
+                "INSERT INTO sessions (digest, user_id, expires_at, authenticated_at, epoch)
+                 SELECT $1, id, $2, $3, session_epoch FROM users
+                 WHERE id = $4 AND password_hash = $5",
             )
             .bind(&s.digest.0[..])
-            .bind(&s.user_id)
             .bind(s.expires_at)
             .bind(s.authenticated_at)
+            .bind(&s.user_id)
+            .bind(&password.0)
             .execute(&self.pool)
             .await
-            .map_err(err)?;
-            Ok(())
+            .map_err(err)?
+            .rows_affected();
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn end_user_sessions(&self, user_id: &str) -> StoreResult<u64> {
+        self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            let (partner_id, username, n) = end_sessions_in(&mut tx, user_id).await?;
+            emit(
+                &mut tx,
+                &Change::User {
+                    partner_id,
+                    username,
+                },
+            )
+            .await?;
+            tx.commit().await.map_err(err)?;
+            Ok(n)
         })
         .await
     }
 
     async fn session(&self, digest: &SecretDigest, now: i64) -> StoreResult<Option<Session>> {
         self.timed(async move {
-            let row = sqlx::query("SELECT * FROM sessions WHERE digest = $1 AND expires_at > $2")
-                .bind(&digest.0[..])
-                .bind(now)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(err)?;
+            let row = sqlx::query(
+                "SELECT s.* FROM sessions s JOIN users u ON u.id = s.user_id
+                 WHERE s.digest = $1 AND s.expires_at > $2 AND s.epoch = u.session_epoch",
+            )
+            .bind(&digest.0[..])
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
             row.as_ref().map(session_of).transpose()
         })
         .await

@@ -833,7 +833,11 @@ async fn requests_and_sessions_expire() {
             expires_at: 100,
             authenticated_at: 37,
         };
-        s.insert_session(&session).await.unwrap();
+        assert!(
+            s.insert_session(&session, &PasswordHash("h".into()))
+                .await
+                .unwrap()
+        );
         assert_eq!(
             s.session(&SecretDigest([5; 32]), 99).await.unwrap(),
             Some(session)
@@ -1159,12 +1163,15 @@ async fn the_janitor_deletes_only_what_can_never_be_used_again() {
         }
         // Sessions, pending requests and revocations go at their expiry.
         for (digest, expires_at) in [(11u8, 900), (12, 2000)] {
-            s.insert_session(&tessera_core::model::Session {
-                digest: SecretDigest([digest; 32]),
-                user_id: "u1".into(),
-                expires_at,
-                authenticated_at: 0,
-            })
+            s.insert_session(
+                &tessera_core::model::Session {
+                    digest: SecretDigest([digest; 32]),
+                    user_id: "u1".into(),
+                    expires_at,
+                    authenticated_at: 0,
+                },
+                &PasswordHash("h".into()),
+            )
             .await
             .unwrap();
         }

@@ -259,7 +259,8 @@ pub enum UserCommand {
         #[command(flatten)]
         db: Db,
     },
-    /// Replace a user's password (read from stdin); prints {"user_id"}.
+    /// Replace a user's password (read from stdin) and end their browser sessions; prints
+    /// {"user_id"}.
     SetPassword {
         #[arg(long)]
         partner: String,
@@ -268,6 +269,25 @@ pub enum UserCommand {
         /// Read the password from stdin (required).
         #[arg(long)]
         password_stdin: bool,
+        #[command(flatten)]
+        db: Db,
+    },
+    /// A user's browser sessions.
+    Sessions {
+        #[command(subcommand)]
+        cmd: UserSessionsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserSessionsCommand {
+    /// End every browser session of a user (a new sign-in is needed at the next `/authorize`);
+    /// prints {"user_id", "sessions"}.
+    Revoke {
+        #[arg(long)]
+        partner: String,
+        #[arg(long)]
+        username: String,
         #[command(flatten)]
         db: Db,
     },
@@ -747,6 +767,25 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<()> {
                 &partner,
                 &username,
                 &password,
+                unix_now(),
+            )
+            .await?;
+            print_view(&out)?;
+        }
+        UserCommand::Sessions {
+            cmd:
+                UserSessionsCommand::Revoke {
+                    partner,
+                    username,
+                    db,
+                },
+        } => {
+            let store = db.open().await?;
+            let out = ops::end_user_sessions(
+                store.as_ref(),
+                &operator(),
+                &partner,
+                &username,
                 unix_now(),
             )
             .await?;

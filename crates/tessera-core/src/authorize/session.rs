@@ -142,7 +142,17 @@ impl Engine {
             expires_at: now + SESSION_TTL,
             authenticated_at: now,
         };
-        self.flows().insert_session(&session).await?;
+        // The session is stored only if the password verified for `user` is still the user's
+        // (a reset, or a stale cache on another node, in between refuses it).
+        if !self
+            .flows()
+            .insert_session(&session, &user.password_hash)
+            .await?
+        {
+            return Err(EngineError::InvalidGrant(
+                "your password was changed while you were signing in; sign in again",
+            ));
+        }
         let signed_in = SignedIn {
             user: user.clone(),
             auth_time: now,

@@ -70,6 +70,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../../migrations/sqlite/0011_families.sql"),
     ),
+    (
+        12,
+        include_str!("../../migrations/sqlite/0012_session_epoch.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -273,6 +277,33 @@ where
     .await
     .map_err(err)?;
     Ok(())
+}
+
+/// End a user's browser sessions (see `AuthorizationStore::end_user_sessions`) in the caller's
+/// transaction: the user's partner and username (for the caller's `Change::User`) and how many
+/// sessions were deleted.
+async fn end_sessions_in(
+    conn: &mut SqliteConnection,
+    user_id: &str,
+) -> StoreResult<(String, String, u64)> {
+    let user: Option<(String, String)> = sqlx::query_as(
+        "UPDATE users SET session_epoch = session_epoch + 1 WHERE id = ?
+         RETURNING partner_id, username",
+    )
+    .bind(user_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(err)?;
+    let Some((partner_id, username)) = user else {
+        return Err(StoreError::NotFound("user"));
+    };
+    let n = sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(err)?
+        .rows_affected();
+    Ok((partner_id, username, n))
 }
 
 async fn partner_exists(conn: &mut SqliteConnection, id: &str) -> StoreResult<bool> {
@@ -575,6 +606,7 @@ impl UserStore for SqliteStore {
         let Some(id) = id else {
             return Err(StoreError::NotFound("user"));
         };
+        end_sessions_in(&mut tx, &id).await?;
         emit(
             &mut tx,
             &Change::User {
@@ -978,28 +1010,48 @@ impl AuthorizationStore for SqliteStore {
         )
     }
 
-    async fn insert_session(&self, s: &Session) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO sessions (digest, user_id, expires_at, authenticated_at)
-             VALUES (?, ?, ?, ?)",
+    async fn insert_session(&self, s: &Session, password: &PasswordHash) -> StoreResult<bool> {
+        let inserted = sqlx::query(
+            "INSERT INTO sessions (digest, user_id, expires_at, authenticated_at, epoch)
+             SELECT ?, id, ?, ?, session_epoch FROM users WHERE id = ? AND password_hash = ?",
         )
         .bind(&s.digest.0[..])
-        .bind(&s.user_id)
         .bind(s.expires_at)
         .bind(s.authenticated_at)
+        .bind(&s.user_id)
+        .bind(&password.0)
         .execute(&self.pool)
         .await
-        .map_err(err)?;
-        Ok(())
+        .map_err(err)?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    async fn end_user_sessions(&self, user_id: &str) -> StoreResult<u64> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let (partner_id, username, n) = end_sessions_in(&mut tx, user_id).await?;
+        emit(
+            &mut tx,
+            &Change::User {
+                partner_id,
+                username,
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(err)?;
+        Ok(n)
     }
 
     async fn session(&self, digest: &SecretDigest, now: i64) -> StoreResult<Option<Session>> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE digest = ? AND expires_at > ?")
-            .bind(&digest.0[..])
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
+        let row = sqlx::query(
+            "SELECT s.* FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.digest = ? AND s.expires_at > ? AND s.epoch = u.session_epoch",
+        )
+        .bind(&digest.0[..])
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
         row.as_ref().map(session_of).transpose()
     }
 

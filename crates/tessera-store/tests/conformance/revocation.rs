@@ -4,7 +4,7 @@
 //! any number of connections.
 
 use super::*;
-use tessera_core::model::RefreshFamily;
+use tessera_core::model::{PasswordHash, RefreshFamily};
 
 fn family(id: &str, grant: Option<&str>) -> RefreshFamily {
     RefreshFamily {
@@ -240,5 +240,108 @@ async fn families_past_their_lifetime_go_and_their_tokens_stay_refused() {
                     .is_none()
             );
         }
+    }
+}
+
+fn session(d: u8) -> tessera_core::model::Session {
+    tessera_core::model::Session {
+        digest: SecretDigest([d; 32]),
+        user_id: "u1".into(),
+        expires_at: 100_000,
+        authenticated_at: 10,
+    }
+}
+
+#[tokio::test]
+async fn a_password_reset_or_a_session_end_kills_every_session() {
+    let old = PasswordHash("h".into());
+    for (name, s, _dir) in stores().await {
+        with_user_and_client(s.as_ref()).await;
+        assert!(s.insert_session(&session(1), &old).await.unwrap(), "{name}");
+        assert!(
+            s.session(&SecretDigest([1; 32]), 50)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let before = s.latest_change().await.unwrap();
+        s.set_user_password("p1", "ann@x.example", &PasswordHash("h2".into()))
+            .await
+            .unwrap();
+        assert!(
+            s.session(&SecretDigest([1; 32]), 50)
+                .await
+                .unwrap()
+                .is_none(),
+            "{name}"
+        );
+        // A sign-in that verified the old password before the reset stores nothing.
+        assert!(
+            !s.insert_session(&session(2), &old).await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            s.session(&SecretDigest([2; 32]), 50)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Ending the sessions without a new password: those before go, a sign-in after works.
+        let new = PasswordHash("h2".into());
+        assert!(s.insert_session(&session(3), &new).await.unwrap());
+        assert_eq!(s.end_user_sessions("u1").await.unwrap(), 1, "{name}");
+        assert!(
+            s.session(&SecretDigest([3; 32]), 50)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(s.insert_session(&session(4), &new).await.unwrap());
+        assert!(
+            s.session(&SecretDigest([4; 32]), 50)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(matches!(
+            s.end_user_sessions("nobody").await,
+            Err(StoreError::NotFound("user"))
+        ));
+        // Both are fed, so every node's cached user (and its epoch) is dropped.
+        let fed = s.changes_since(before, 10).await.unwrap();
+        assert!(fed.len() >= 2, "{name}: {fed:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_sign_in_racing_a_password_reset_leaves_no_live_session() {
+    for (name, s, _dir) in stores().await {
+        with_user_and_client(s.as_ref()).await;
+        let mut stored = 0;
+        for round in 0..40u8 {
+            // The password verified at sign-in is the one before this round's reset.
+            let verified = PasswordHash(format!("h{round}"));
+            if round == 0 {
+                s.set_user_password("p1", "ann@x.example", &verified)
+                    .await
+                    .unwrap();
+            }
+            let next = PasswordHash(format!("h{}", round + 1));
+            let attempt = session(round);
+            let (inserted, reset) = tokio::join!(
+                s.insert_session(&attempt, &verified),
+                s.set_user_password("p1", "ann@x.example", &next)
+            );
+            reset.unwrap();
+            stored += u32::from(inserted.unwrap());
+            assert!(
+                s.session(&SecretDigest([round; 32]), 50)
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "{name} round {round}: a session of the old password outlived the reset"
+            );
+        }
+        eprintln!("{name}: {stored} of 40 sign-ins were stored before their reset");
     }
 }

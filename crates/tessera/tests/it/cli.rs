@@ -1035,3 +1035,89 @@ async fn admin_tokens_are_made_listed_and_revoked_from_the_cli() {
         "unknown scope",
     );
 }
+
+/// Attack 4 (issue 18, I6): after `user set-password` (a leaked password replaced) or `user
+/// sessions revoke`, a browser session the attacker already holds completes no `/authorize`:
+/// the next one needs a fresh sign-in, on every node.
+#[tokio::test]
+async fn a_password_reset_and_sessions_revoke_end_the_browser_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let t = TestServer::start_on(dir, db.clone(), config(), MasterKey::generate()).await;
+    let s = crate::authcode::setup(&t, &[], false).await;
+    let path = crate::authcode::authorize_path("standard", &s.client_id, &[]);
+    // Signed in and consented: the next /authorize goes straight back with a code.
+    let signed_in = || async {
+        let mut agent = crate::authcode::Agent::new(&t.url(""));
+        crate::authcode::authorize(&mut agent, &s, &path).await;
+        let r = agent.get(&path).await;
+        assert!(
+            r.location.as_deref().unwrap().contains("code="),
+            "{:?}",
+            r.location
+        );
+        agent
+    };
+    let needs_sign_in = |r: &crate::authcode::Page| {
+        r.location
+            .as_deref()
+            .is_some_and(|l| l.starts_with("/oauth/login"))
+    };
+
+    let mut attacker = signed_in().await;
+    let out = ok_json(&tessera(
+        &db,
+        &[
+            "user",
+            "set-password",
+            "--partner",
+            &s.partner.id,
+            "--username",
+            &s.user_email,
+            "--password-stdin",
+        ],
+        Some("a-brand-new-customer-secret\n"),
+    ));
+    assert_eq!(out["user_id"], s.user_id);
+    let r = attacker.get(&path).await;
+    assert!(
+        needs_sign_in(&r),
+        "after the reset: {:?} {}",
+        r.location,
+        r.body
+    );
+
+    let s = crate::authcode::Setup {
+        user_password: "a-brand-new-customer-secret".into(),
+        ..s
+    };
+    let mut browser = {
+        let mut agent = crate::authcode::Agent::new(&t.url(""));
+        crate::authcode::authorize(&mut agent, &s, &path).await;
+        agent
+    };
+    let out = ok_json(&tessera(
+        &db,
+        &[
+            "user",
+            "sessions",
+            "revoke",
+            "--partner",
+            &s.partner.id,
+            "--username",
+            &s.user_email,
+        ],
+        None,
+    ));
+    assert_eq!(
+        (out["user_id"].as_str(), out["sessions"].as_u64()),
+        (Some(s.user_id.as_str()), Some(1))
+    );
+    let r = browser.get(&path).await;
+    assert!(
+        needs_sign_in(&r),
+        "after sessions revoke: {:?} {}",
+        r.location,
+        r.body
+    );
+}
