@@ -13,6 +13,10 @@ use crate::secret::{SecretDigest, SecretKind};
 impl Engine {
     #[tracing::instrument(skip_all, name = "revoke", fields(client_id = caller.client_id()))]
     pub async fn revoke(&self, caller: &Caller, token: &str, now: i64) -> Result<(), EngineError> {
+        // Each revocation may write a revocation entry that every node keeps until the token's
+        // expiry: it counts against the caller's token-request budget, so no client can grow
+        // the revoked set faster than it can mint tokens.
+        self.check_rate(caller.rate_key())?;
         if SecretKind::of(token) == Some(SecretKind::RefreshToken) {
             let Some(record) = self
                 .tokens()
@@ -49,7 +53,7 @@ impl Engine {
         if !caller.holds_token(&claims.client_id, claims.partner_id.as_deref()) {
             return Err(EngineError::NotPartnersResource("token"));
         }
-        if claims.exp > now {
+        if claims.exp > now && !self.is_revoked(&claims) {
             self.tokens().revoke_jti(&claims.jti, claims.exp).await?;
             self.note_revoked(&claims.jti, claims.exp);
             let mut event = AuditEvent::new(Event::TokenRevoked, now)

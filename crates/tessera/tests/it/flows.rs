@@ -390,3 +390,29 @@ async fn silent_renewals_leave_no_unfinished_sign_in_behind() {
         assert_eq!(flows, 0, "renewal {round} left a flow cookie");
     }
 }
+
+/// Attack 14 (issue 18): revocation was not rate limited, and each call wrote a revocation entry
+/// (and a change-feed row) that every node keeps until the token's expiry. It now counts against
+/// the caller's token-request budget, and revoking what is already revoked writes nothing.
+#[tokio::test]
+async fn self_revocation_is_rate_limited_and_writes_once() {
+    let mut c = crate::support::config();
+    c.token_rate_limit = 4;
+    let t = TestServer::start_with(c).await;
+    let o = t.onboard(&["client_credentials"]).await;
+    let token = t.app_token(&o).await;
+    // Let the budget refill (4 a second), then revoke the same token over and over.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let before = t.store.latest_change().await.unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let r = t
+            .form("/oauth/revoke", Some(&o.basic()), &[("token", &token)])
+            .await;
+        statuses.push(r.status);
+    }
+    assert_eq!(&statuses[..4], [200; 4], "{statuses:?}");
+    assert!(statuses[4..].contains(&429), "{statuses:?}");
+    let fed = t.store.changes_since(before, 100).await.unwrap();
+    assert_eq!(fed.len(), 1, "one revocation entry for one token: {fed:?}");
+}
