@@ -17,26 +17,22 @@ pub struct ConsentView {
 }
 
 impl Engine {
-    /// Whether `user` must still consent to the request's scopes (always with `prompt=consent`).
-    pub async fn consent_needed(
+    /// The user's active grant for the client if it covers the request's scopes (never with
+    /// `prompt=consent`); `None`: the user must consent.
+    pub async fn covering_grant(
         &self,
         request: &AuthorizationRequest,
         user: &User,
-    ) -> Result<bool, EngineError> {
+    ) -> Result<Option<Grant>, EngineError> {
         if request.prompts("consent") {
-            return Ok(true);
+            return Ok(None);
         }
         let requested = ScopeSet::parse(&request.scope).map_err(|_| EngineError::Internal)?;
-        Ok(
-            match self
-                .flows()
-                .active_grant(&user.id, &request.client_id)
-                .await?
-            {
-                Some(g) => !requested.is_subset(&ScopeSet::parse(&g.scope).unwrap_or_default()),
-                None => true,
-            },
-        )
+        Ok(self
+            .flows()
+            .active_grant(&user.id, &request.client_id)
+            .await?
+            .filter(|g| requested.is_subset(&ScopeSet::parse(&g.scope).unwrap_or_default())))
     }
 
     /// What the consent page shows: the application and each scope with a human description.
@@ -87,12 +83,15 @@ impl Engine {
         }
     }
 
-    /// The user approved (or had approved before): end the pending request, record the grant,
-    /// mint a code bound to the sign-in, and return the redirect back to the client.
+    /// The user approved on the consent page (`covering` is `None`: record the grant), or had
+    /// approved before (`covering`, read by [`Engine::covering_grant`]: nothing is written to
+    /// it): end the pending request, mint a code bound to the sign-in and to that grant, and
+    /// return the redirect back to the client.
     pub async fn approve(
         &self,
         request: &AuthorizationRequest,
         signed_in: &SignedIn,
+        covering: Option<&Grant>,
         now: i64,
     ) -> Result<String, EngineError> {
         // The pages send an old sign-in to the login page first; this holds whatever they do.
@@ -103,18 +102,27 @@ impl Engine {
         }
         let user = &signed_in.user;
         self.consume_authorization(request).await?;
-        let grant = self
-            .flows()
-            .upsert_grant(&user.id, &request.client_id, &request.scope, now)
-            .await?;
-        self.audit(
-            AuditEvent::new(Event::GrantGiven, now)
-                .partner(&user.partner_id)
-                .username(&user.username)
-                .client(&request.client_id)
-                .detail("grant_id", grant.id.as_str())
-                .detail("scope", grant.scope.as_str()),
-        );
+        // Only the user's own approval writes a grant. Without a page the code rests on the
+        // grant that was read: if it is withdrawn meanwhile, the code's redemption refuses it
+        // (the family's start reads the grant), instead of a new grant appearing unasked.
+        let grant = match covering {
+            Some(g) => g.clone(),
+            None => {
+                let grant = self
+                    .flows()
+                    .upsert_grant(&user.id, &request.client_id, &request.scope, now)
+                    .await?;
+                self.audit(
+                    AuditEvent::new(Event::GrantGiven, now)
+                        .partner(&user.partner_id)
+                        .username(&user.username)
+                        .client(&request.client_id)
+                        .detail("grant_id", grant.id.as_str())
+                        .detail("scope", grant.scope.as_str()),
+                );
+                grant
+            }
+        };
         let code = generate(SecretKind::AuthorizationCode);
         self.flows()
             .insert_authorization_code(&AuthorizationCode {

@@ -58,7 +58,11 @@ async fn code(w: &World, f: &Flow, now: i64) -> String {
         .await
         .unwrap();
     let (_, signed_in) = w.engine.create_session(&user, now).await.unwrap();
-    let to = w.engine.approve(&request, &signed_in, now).await.unwrap();
+    let to = w
+        .engine
+        .approve(&request, &signed_in, None, now)
+        .await
+        .unwrap();
     assert!(to.starts_with(&format!("{REDIRECT}?code=")), "{to}");
     assert!(to.contains("&state=st&iss="), "{to}");
     to.split(['?', '&'])

@@ -64,7 +64,7 @@ pub(super) async fn consent(
         );
     };
     match form.take("decision").as_deref() {
-        Some("approve") => match app.engine.approve(&request, &user, now).await {
+        Some("approve") => match app.engine.approve(&request, &user, None, now).await {
             Ok(to) => redirect(
                 &to,
                 vec![view::end_flow_cookie(&request.id, secure(&app))],

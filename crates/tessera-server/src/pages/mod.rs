@@ -26,7 +26,7 @@ use minijinja::context;
 use serde::Deserialize;
 use tessera_core::EngineError;
 use tessera_core::authorize::{AuthorizeError, AuthorizeFailure, SignedIn};
-use tessera_core::model::{AuthorizationRequest, Client, User};
+use tessera_core::model::{AuthorizationRequest, Client, Grant, User};
 use tessera_core::policy::{AUTHORIZATION_REQUEST_TTL, SESSION_TTL};
 
 use crate::app::AppState;
@@ -172,9 +172,11 @@ pub(super) async fn continue_flow(
             )
             .await;
         };
-        return match app.engine.consent_needed(request, &user.user).await {
-            Ok(false) => approve(app, request, client, &user, now, Vec::new()).await,
-            Ok(true) => {
+        return match app.engine.covering_grant(request, &user.user).await {
+            Ok(Some(grant)) => {
+                approve(app, request, client, &user, Some(&grant), now, Vec::new()).await
+            }
+            Ok(None) => {
                 end_flow_with_error(
                     app,
                     request,
@@ -228,16 +230,18 @@ pub(super) async fn end_flow_with_error(
     redirect(&to, cookies, &client.frame_origins)
 }
 
-/// Approve the request for the signed-in user and send the browser back with the code.
+/// Approve the request for the signed-in user (under `covering`, the grant already given, or
+/// by recording one: see `Engine::approve`) and send the browser back with the code.
 async fn approve(
     app: &AppState,
     request: &AuthorizationRequest,
     client: &Client,
     user: &SignedIn,
+    covering: Option<&Grant>,
     now: i64,
     mut cookies: Vec<String>,
 ) -> Response {
-    match app.engine.approve(request, user, now).await {
+    match app.engine.approve(request, user, covering, now).await {
         Ok(to) => {
             cookies.push(view::end_flow_cookie(&request.id, secure(app)));
             redirect(&to, cookies, &client.frame_origins)
@@ -258,9 +262,9 @@ pub(super) async fn finish_or_consent(
     mut cookies: Vec<String>,
     bind: Option<String>,
 ) -> Response {
-    match app.engine.consent_needed(request, &user.user).await {
-        Ok(false) => approve(app, request, client, user, now, cookies).await,
-        Ok(true) => {
+    match app.engine.covering_grant(request, &user.user).await {
+        Ok(Some(grant)) => approve(app, request, client, user, Some(&grant), now, cookies).await,
+        Ok(None) => {
             cookies.extend(bind);
             redirect(
                 &format!("/oauth/consent?request={}", request.id),

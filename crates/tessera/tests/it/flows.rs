@@ -416,3 +416,94 @@ async fn self_revocation_is_rate_limited_and_writes_once() {
     let fed = t.store.changes_since(before, 100).await.unwrap();
     assert_eq!(fed.len(), 1, "one revocation entry for one token: {fed:?}");
 }
+
+/// Found by the attack on issue 18: silent `/authorize` requests (`prompt=none`, an existing
+/// session and grant) racing the user's withdrawal re-created the grant without the user (the
+/// silent path upserted the grant it had just read). Only the consent page writes a grant now:
+/// after the withdrawal returns, no grant is active, and no code of the race redeems.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_authorizations_racing_a_withdrawal_recreate_no_grant() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let t = Arc::new(
+        TestServer::start_with({
+            let mut c = crate::support::config();
+            c.flow_burst = 0;
+            c
+        })
+        .await,
+    );
+    let s = Arc::new(authcode::setup(&t, &[], false).await);
+    let mut agent = Agent::new(&t.url(""));
+    authcode::authorize(
+        &mut agent,
+        &s,
+        &authorize_path("standard", &s.client_id, &[]),
+    )
+    .await;
+    let silent = authorize_path("standard", &s.client_id, &[("prompt", "none")]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let mut browser = Agent::new(&t.url(""));
+        browser.cookies = agent.cookies.clone();
+        let (stop, silent) = (Arc::clone(&stop), silent.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut codes = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let r = browser.get(&silent).await;
+                if let Some(code) = r.location.as_deref().and_then(|l| {
+                    l.split_once("code=")
+                        .map(|(_, c)| c.split('&').next().unwrap().to_string())
+                }) {
+                    codes.push(code);
+                }
+            }
+            codes
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    assert!(
+        admin::revoke_grant(t.store.as_ref(), &s.user_id, &s.client_id, unix_now())
+            .await
+            .unwrap()
+    );
+    // Silent requests go on after the withdrawal returned.
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut codes = Vec::new();
+    for task in tasks {
+        codes.extend(task.await.unwrap());
+    }
+    assert!(!codes.is_empty(), "the race ran");
+    assert!(
+        t.store
+            .active_grant(&s.user_id, &s.client_id)
+            .await
+            .unwrap()
+            .is_none(),
+        "a grant came back without the user's consent"
+    );
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{}:{}", s.client_id, s.client_secret)
+        )
+    );
+    for code in &codes {
+        let r = t
+            .form(
+                "/oauth/token",
+                Some(&basic),
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", code),
+                    ("redirect_uri", REDIRECT),
+                    ("code_verifier", VERIFIER),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 400, "a code of the race redeemed: {}", r.body);
+    }
+}
