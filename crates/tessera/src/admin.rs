@@ -420,13 +420,14 @@ pub async fn admin_token(cmd: AdminTokenCommand) -> anyhow::Result<()> {
 #[derive(Args, Debug)]
 pub struct JanitorArgs {
     /// The refresh reuse grace the servers use, in seconds.
-    #[arg(long, default_value_t = tessera_core::policy::REFRESH_REUSE_GRACE)]
+    #[arg(long, env = "TESSERA_REFRESH_REUSE_GRACE", default_value_t = tessera_core::policy::REFRESH_REUSE_GRACE)]
     refresh_reuse_grace: i64,
     /// Days audit events are kept.
-    #[arg(long, default_value_t = tessera_core::policy::AUDIT_RETENTION / 86_400)]
+    #[arg(long, env = "TESSERA_AUDIT_RETENTION_DAYS", default_value_t = tessera_core::policy::AUDIT_RETENTION / 86_400)]
     audit_retention_days: i64,
-    /// The refresh family lifetime the servers use, in seconds.
-    #[arg(long, default_value_t = tessera_core::policy::REFRESH_FAMILY_LIFETIME)]
+    /// The refresh family lifetime the servers use, in seconds (it must not be shorter than
+    /// theirs: a family row the janitor deletes early is one a withdrawal no longer finds).
+    #[arg(long, env = "TESSERA_REFRESH_FAMILY_LIFETIME", default_value_t = tessera_core::policy::REFRESH_FAMILY_LIFETIME)]
     refresh_family_lifetime: i64,
     #[command(flatten)]
     db: Db,

@@ -1091,6 +1091,9 @@ async fn a_password_reset_and_sessions_revoke_end_the_browser_sessions() {
         user_password: "a-brand-new-customer-secret".into(),
         ..s
     };
+    // The new password reaches the server's caches through the change feed (within a second);
+    // apply it now rather than race the poll.
+    t.settle().await;
     let mut browser = {
         let mut agent = crate::authcode::Agent::new(&t.url(""));
         crate::authcode::authorize(&mut agent, &s, &path).await;

@@ -1,7 +1,7 @@
-//! The history checker for the token lifecycle (SECURITY.md, I1–I5): many workers send random
+//! The history checker for the token lifecycle (SECURITY.md, I1–I6): many workers send random
 //! operations through the real server (refresh, a lossless retry, reuse of an old token, a code
 //! redeemed once or twice at once, grant withdrawal, RFC 7009 revocation, introspection, janitor
-//! runs with a shifted clock) to one SQLite node or three PostgreSQL nodes; every request and
+//! runs with a shifted clock, password resets, signed-in browsers asking `/authorize` again) to one SQLite node or three PostgreSQL nodes; every request and
 //! answer is recorded with its times, and the history is checked afterwards. A check only
 //! counts what a client could see: an operation that *began after* another *returned*.
 //!
@@ -66,6 +66,15 @@ enum Op {
         #[allow(dead_code)] // for the history's Debug output
         shift: i64,
     },
+    /// The user's password replaced: version `version` ends.
+    ResetPassword {
+        version: u64,
+    },
+    /// A browser signed in under password version `version` asks `/authorize` again; the
+    /// answer is whether it completed without a sign-in.
+    Probe {
+        version: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +101,10 @@ struct World {
     ops: AtomicUsize,
     /// Every refresh token seen, for the live-head count at the end.
     seen: Mutex<HashSet<String>>,
+    /// The user's password and its version: sign-ins hold it shared, a reset exclusively.
+    password: RwLock<(u64, String)>,
+    /// Browsers that signed in, with the password version they signed in under.
+    browsers: Mutex<Vec<(u64, Agent)>>,
 }
 
 struct Rng(u64);
@@ -133,12 +146,27 @@ impl World {
         answer_of(&r)
     }
 
-    /// A fresh code (signing in, and consenting again after a withdrawal), with its epoch.
+    /// A fresh code (signing in, and consenting again after a withdrawal), with its epoch; the
+    /// browser that signed in joins the pool the probes draw from.
     async fn code(&self, node: usize) -> (String, u64) {
         let epoch = self.epoch.read().await;
+        let password = self.password.read().await;
         let mut agent = Agent::new(&self.nodes[node].url(""));
         let path = authorize_path("standard", &self.setup.client_id, &[]);
-        let q = crate::authcode::authorize(&mut agent, &self.setup, &path).await;
+        let setup = Setup {
+            partner: self.setup.partner.clone(),
+            client_id: self.setup.client_id.clone(),
+            client_secret: self.setup.client_secret.clone(),
+            user_email: self.setup.user_email.clone(),
+            user_password: password.1.clone(),
+            user_id: self.setup.user_id.clone(),
+            account_id: self.setup.account_id.clone(),
+        };
+        let q = crate::authcode::authorize(&mut agent, &setup, &path).await;
+        let mut browsers = self.browsers.lock().await;
+        if browsers.len() < 16 {
+            browsers.push((password.0, agent));
+        }
         (q["code"].clone(), *epoch)
     }
 
@@ -288,6 +316,59 @@ async fn worker(world: Arc<World>, seed: u64, target: usize) {
                     .record(Op::RevokeToken { rt }, node, start, Answer::Done)
                     .await;
             }
+            951..=960 => {
+                // A signed-in browser asks again: after a reset of its password it must sign in.
+                let Some((version, mut agent)) = world.browsers.lock().await.pop() else {
+                    continue;
+                };
+                let path = authorize_path("standard", &world.setup.client_id, &[]);
+                let start = Instant::now();
+                let r = agent.get(&path).await;
+                let completed = r
+                    .location
+                    .as_deref()
+                    .is_some_and(|l| l.starts_with(REDIRECT));
+                world
+                    .record(
+                        Op::Probe { version },
+                        node,
+                        start,
+                        Answer::Active(completed),
+                    )
+                    .await;
+                if completed {
+                    world.browsers.lock().await.push((version, agent));
+                }
+            }
+            961..=962 => {
+                let mut password = world.password.write().await;
+                let next = format!("amber-harbor-lantern-{}", password.0 + 1);
+                let start = Instant::now();
+                admin::set_user_password(
+                    world.nodes[node].store.as_ref(),
+                    &world.setup.partner.id,
+                    &world.setup.user_email,
+                    &next,
+                )
+                .await
+                .unwrap();
+                world
+                    .record(
+                        Op::ResetPassword {
+                            version: password.0,
+                        },
+                        node,
+                        start,
+                        Answer::Done,
+                    )
+                    .await;
+                *password = (password.0 + 1, next);
+                // Sign-ins after this use the new password: let every node's cache have it (the
+                // feed brings it within a second anyway; the harness does not wait for that).
+                for n in &world.nodes {
+                    n.settle().await;
+                }
+            }
             950..=950 => {
                 let mut epoch = world.epoch.write().await;
                 let start = Instant::now();
@@ -321,7 +402,7 @@ async fn worker(world: Arc<World>, seed: u64, target: usize) {
     }
 }
 
-/// The violations of I1–I5 in a history.
+/// The violations of I1–I6 in a history.
 fn check(history: &[Event]) -> Vec<String> {
     // Each refresh token's family, from the answers that issued it.
     let mut family_of: HashMap<&str, &str> = HashMap::new();
@@ -442,6 +523,24 @@ fn check(history: &[Event]) -> Vec<String> {
             _ => {}
         }
     }
+    // I6: a browser signed in under a password a reset replaced completes no `/authorize`.
+    let resets: Vec<(u64, Instant)> = history
+        .iter()
+        .filter_map(|e| match e.op {
+            Op::ResetPassword { version } => Some((version, e.end)),
+            _ => None,
+        })
+        .collect();
+    for e in history {
+        if let (Op::Probe { version }, Answer::Active(true)) = (&e.op, &e.answer)
+            && let Some((_, at)) = resets.iter().find(|(v, at)| v >= version && e.start > *at)
+        {
+            violations.push(format!(
+                "I6: a browser signed in under password {version} completed /authorize {:?} after a reset returned",
+                e.start - *at
+            ));
+        }
+    }
     // A server error is never an answer to a race.
     for e in history {
         if let Answer::Refused(why) = &e.answer
@@ -501,6 +600,7 @@ async fn live_heads(world: &World) -> Vec<String> {
 /// The world of a history on `nodes`: a partner, its client and a user.
 async fn world(nodes: Vec<TestServer>) -> Arc<World> {
     let setup = setup(&nodes[0], &[], false).await;
+    let setup_password = setup.user_password.clone();
     let basic = format!(
         "Basic {}",
         base64::Engine::encode(
@@ -519,6 +619,8 @@ async fn world(nodes: Vec<TestServer>) -> Arc<World> {
         history: Mutex::new(Vec::new()),
         ops: AtomicUsize::new(0),
         seen: Mutex::new(HashSet::new()),
+        password: RwLock::new((0, setup_password)),
+        browsers: Mutex::new(Vec::new()),
     })
 }
 
@@ -573,6 +675,9 @@ fn tally(history: &[Event]) -> String {
             (Op::RevokeGrant { .. }, _) => "grant withdrawals",
             (Op::RevokeToken { .. }, _) => "token revocations",
             (Op::Janitor { .. }, _) => "janitor runs",
+            (Op::ResetPassword { .. }, _) => "password resets",
+            (Op::Probe { .. }, Answer::Active(true)) => "session probes answered",
+            (Op::Probe { .. }, _) => "session probes sent to sign in",
         };
         *n.entry(kind).or_default() += 1;
     }
