@@ -257,19 +257,32 @@ async fn start_family_in(
 }
 
 async fn emit(conn: &mut PgConnection, change: &Change) -> StoreResult<()> {
+    emit_all(conn, std::slice::from_ref(change)).await
+}
+
+/// Append `changes` to the feed in order, in a fixed number of statements however many there
+/// are, under the feed's lock (sequence order is commit order), announced once.
+async fn emit_all(conn: &mut PgConnection, changes: &[Change]) -> StoreResult<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(CHANGES_LOCK)
         .execute(&mut *conn)
         .await
         .map_err(err)?;
-    let (kind, key) = change.encode();
-    sqlx::query("INSERT INTO changes (kind, key, at) VALUES ($1, $2, $3)")
-        .bind(kind)
-        .bind(key)
-        .bind(unix_now())
-        .execute(&mut *conn)
-        .await
-        .map_err(err)?;
+    let (kinds, keys): (Vec<&str>, Vec<String>) = changes.iter().map(Change::encode).unzip();
+    sqlx::query(
+        "INSERT INTO changes (kind, key, at)
+         SELECT kind, key, $3 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS c(kind, key, n)
+         ORDER BY n",
+    )
+    .bind(&kinds)
+    .bind(&keys)
+    .bind(unix_now())
+    .execute(&mut *conn)
+    .await
+    .map_err(err)?;
     // Delivered to every listening node when the transaction commits (and not if it rolls back).
     sqlx::query("SELECT pg_notify($1, '')")
         .bind(CHANGES_CHANNEL)
@@ -1400,23 +1413,37 @@ impl TokenStore for PgStore {
 }
 
 async fn record_revocation(conn: &mut PgConnection, id: &str, until: i64) -> StoreResult<()> {
+    record_revocations(conn, &[id.to_string()], until).await
+}
+
+/// Record that every id of `ids` is revoked until `until`, with a `Change::Revoked` for each, in
+/// a fixed number of statements however many there are (a grant with thousands of families is
+/// withdrawn within the statement timeout).
+async fn record_revocations(
+    conn: &mut PgConnection,
+    ids: &[String],
+    until: i64,
+) -> StoreResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
-        "INSERT INTO revocations (id, until) VALUES ($1, $2)
+        "INSERT INTO revocations (id, until) SELECT unnest($1::text[]), $2
          ON CONFLICT (id) DO UPDATE SET until = GREATEST(revocations.until, excluded.until)",
     )
-    .bind(id)
+    .bind(ids)
     .bind(until)
     .execute(&mut *conn)
     .await
     .map_err(err)?;
-    emit(
-        conn,
-        &Change::Revoked {
-            id: id.to_string(),
+    let changes: Vec<Change> = ids
+        .iter()
+        .map(|id| Change::Revoked {
+            id: id.clone(),
             until,
-        },
-    )
-    .await
+        })
+        .collect();
+    emit_all(conn, &changes).await
 }
 
 #[async_trait]
@@ -1677,9 +1704,7 @@ impl AuthorizationStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(err)?;
-            for family in families {
-                record_revocation(&mut tx, &family, until).await?;
-            }
+            record_revocations(&mut tx, &families, until).await?;
             tx.commit().await.map_err(err)?;
             Ok(true)
         })
