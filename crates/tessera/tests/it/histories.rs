@@ -651,6 +651,15 @@ fn history_ops() -> usize {
         .unwrap_or(5_000)
 }
 
+/// The suite runs beside a history on two cores: a generous database budget, so that a starved
+/// machine shows up as slowness, not as a 503 the checker would count.
+fn patient() -> tessera_store::Options {
+    tessera_store::Options {
+        timeout: Duration::from_secs(15),
+        ..Default::default()
+    }
+}
+
 fn engine_config() -> tessera_core::engine::EngineConfig {
     let mut c = config();
     c.refresh_reuse_grace = GRACE;
@@ -703,7 +712,10 @@ fn report(backend: &str, history: &[Event], violations: &[String], took: Duratio
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_histories_keep_every_revocation() {
     let started = Instant::now();
-    let node = TestServer::start_with(engine_config()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("h.db").display());
+    let node =
+        TestServer::start_node_with(&db, &MasterKey::generate(), patient(), engine_config()).await;
     let (history, violations) = run_history(vec![node], history_ops(), 16).await;
     report("SQLite, 1 node", &history, &violations, started.elapsed());
     assert!(violations.is_empty(), "{} violations", violations.len());
@@ -721,9 +733,7 @@ async fn postgres_histories_keep_every_revocation() {
     let master = MasterKey::generate();
     let mut nodes = Vec::new();
     for _ in 0..3 {
-        nodes.push(
-            TestServer::start_node_with(&db, &master, Default::default(), engine_config()).await,
-        );
+        nodes.push(TestServer::start_node_with(&db, &master, patient(), engine_config()).await);
     }
     let (history, violations) = run_history(nodes, history_ops(), 16).await;
     report(
