@@ -397,22 +397,23 @@ async fn silent_renewals_leave_no_unfinished_sign_in_behind() {
 #[tokio::test]
 async fn self_revocation_is_rate_limited_and_writes_once() {
     let mut c = crate::support::config();
-    c.token_rate_limit = 4;
+    c.token_rate_limit = 2;
     let t = TestServer::start_with(c).await;
     let o = t.onboard(&["client_credentials"]).await;
     let token = t.app_token(&o).await;
-    // Let the budget refill (4 a second), then revoke the same token over and over.
+    // Let the budget refill (2 a second), then revoke the same token over and over: a burst of
+    // 2, then about one every 500 ms, however slow the machine.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let before = t.store.latest_change().await.unwrap();
     let mut statuses = Vec::new();
-    for _ in 0..10 {
+    for _ in 0..12 {
         let r = t
             .form("/oauth/revoke", Some(&o.basic()), &[("token", &token)])
             .await;
         statuses.push(r.status);
     }
-    assert_eq!(&statuses[..4], [200; 4], "{statuses:?}");
-    assert!(statuses[4..].contains(&429), "{statuses:?}");
+    assert_eq!(statuses[0], 200, "{statuses:?}");
+    assert!(statuses[2..].contains(&429), "{statuses:?}");
     let fed = t.store.changes_since(before, 100).await.unwrap();
     assert_eq!(fed.len(), 1, "one revocation entry for one token: {fed:?}");
 }
