@@ -529,6 +529,7 @@ pub async fn create_user(
         first_name: None,
         last_name: None,
         external_id: None,
+        signed_up_by: None,
         created_at: now,
     };
     match store.insert_user(&user).await {

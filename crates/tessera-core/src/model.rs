@@ -172,6 +172,10 @@ pub struct User {
     pub last_name: Option<String>,
     /// The partner's own id for this user (`clientUserId` at sign-up).
     pub external_id: Option<String>,
+    /// For a customer, the client that signed it up (`POST /v2/api/users/sign-up`): only that
+    /// client may sign it up again or sign it in. `None` for staff users and for customers
+    /// signed up before Tessera recorded it.
+    pub signed_up_by: Option<String>,
     pub created_at: i64,
 }
 

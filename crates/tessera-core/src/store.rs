@@ -190,8 +190,10 @@ pub trait UserStore {
     ) -> StoreResult<String>;
     /// Sign-up of a `customer` user: if the partner has no user with `user.username`, insert
     /// `user`; if it has a customer with it, replace that user's password hash (and names and
-    /// external id, when given) and keep its id; if the username belongs to a user of another
-    /// role, change nothing and return that user. Atomic; emits `Change::User` when it writes.
+    /// external id, when given), record `user.signed_up_by` and keep its id; if the username
+    /// belongs to a user of another role, or to a customer another client signed up
+    /// (`signed_up_by` set and different), change nothing and return that user. Atomic; emits
+    /// `Change::User` when it writes.
     /// Returns the stored user and whether it existed before.
     async fn upsert_customer(&self, user: &User) -> StoreResult<(User, bool)>;
 }

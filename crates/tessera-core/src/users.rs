@@ -3,7 +3,9 @@
 //! Sign-up registers a `customer` user of the app_token's partner and generates its password, the
 //! `clientUserToken` (256 bits, stored as SHA-256). Signing up a phone number the partner already
 //! has returns the same user id with `preExistingUser: true` and a new `clientUserToken`; the
-//! previous one stops working on every node within a second.
+//! previous one stops working on every node within a second. A customer belongs to the client
+//! that signed it up: another client of the same partner signing up that phone number is refused
+//! (`phone_number` field error), never handed the customer or a token that replaces its own.
 
 use crate::engine::Engine;
 use crate::error::{EngineError, FieldError};
@@ -99,6 +101,7 @@ impl Engine {
             first_name: input.first_name.map(str::to_string),
             last_name: input.last_name.map(str::to_string),
             external_id: input.client_user_id.map(str::to_string),
+            signed_up_by: Some(app.client_id.clone()),
             created_at: now,
         };
         let (user, pre_existing) = self.upsert_customer(&candidate).await?;
@@ -107,6 +110,14 @@ impl Engine {
             return Err(EngineError::field(
                 "phone_number",
                 "is already used by a user who is not a customer",
+            ));
+        }
+        if user.signed_up_by != candidate.signed_up_by {
+            // Another client of this partner signed this customer up: it stays that client's.
+            return Err(EngineError::field(
+                "phone_number",
+                "is already signed up by another client of this partner: sign it up with that \
+                 client, or use another phone number",
             ));
         }
         Ok(SignedUp {

@@ -53,6 +53,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         10,
         include_str!("../migrations/postgres/0010_session_epoch.sql"),
     ),
+    (
+        11,
+        include_str!("../migrations/postgres/0011_customer_client.sql"),
+    ),
 ];
 
 /// Advisory lock keys: one for migrations, one for change-feed appends.
@@ -416,8 +420,12 @@ impl PgStore {
                 .map(user_of)
                 .transpose()?;
             let result = match existing {
-                // A staff user with this username is never touched by a customer sign-up.
+                // A staff user with this username is never touched by a customer sign-up, nor is
+                // another client's customer.
                 Some(old) if old.role != Role::Customer => return Ok((old, true)),
+                Some(old) if old.signed_up_by.is_some() && old.signed_up_by != u.signed_up_by => {
+                    return Ok((old, true));
+                }
                 None => {
                     insert_user(&mut *tx, u).await?;
                     (u.clone(), false)
@@ -428,16 +436,19 @@ impl PgStore {
                         first_name: u.first_name.clone().or(old.first_name.clone()),
                         last_name: u.last_name.clone().or(old.last_name.clone()),
                         external_id: u.external_id.clone().or(old.external_id.clone()),
+                        signed_up_by: u.signed_up_by.clone(),
                         ..old
                     };
                     sqlx::query(
-                        "UPDATE users SET password_hash = $1, first_name = $2, last_name = $3, external_id = $4
-                         WHERE id = $5",
+                        "UPDATE users SET password_hash = $1, first_name = $2, last_name = $3, external_id = $4,
+                                          signed_up_by = $5
+                         WHERE id = $6",
                     )
                     .bind(&updated.password_hash.0)
                     .bind(&updated.first_name)
                     .bind(&updated.last_name)
                     .bind(&updated.external_id)
+                    .bind(&updated.signed_up_by)
                     .bind(&updated.id)
                     .execute(&mut *tx)
                     .await
@@ -552,8 +563,8 @@ where
 {
     sqlx::query(
         "INSERT INTO users (id, partner_id, account_id, username, role, password_hash,
-                            first_name, last_name, external_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                            first_name, last_name, external_id, created_at, signed_up_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(&u.id)
     .bind(&u.partner_id)
@@ -565,6 +576,7 @@ where
     .bind(&u.last_name)
     .bind(&u.external_id)
     .bind(u.created_at)
+    .bind(&u.signed_up_by)
     .execute(conn)
     .await
     .map_err(err)?;

@@ -110,6 +110,7 @@ macro_rules! row_mappers {
                 first_name: row.try_get("first_name").map_err(err)?,
                 last_name: row.try_get("last_name").map_err(err)?,
                 external_id: row.try_get("external_id").map_err(err)?,
+                signed_up_by: row.try_get("signed_up_by").map_err(err)?,
                 created_at: row.try_get("created_at").map_err(err)?,
             })
         }

@@ -233,6 +233,7 @@ async fn users_are_unique_per_partner() {
             first_name: None,
             last_name: None,
             external_id: None,
+            signed_up_by: None,
             created_at: 1,
         };
         s.insert_user(&user("u1", "p1")).await.unwrap();
@@ -543,7 +544,7 @@ async fn scopes_register_idempotently_and_the_feed_pages_and_prunes() {
 }
 
 #[tokio::test]
-async fn customer_sign_up_upserts_but_never_takes_over_staff_users() {
+async fn customer_sign_up_upserts_but_never_takes_over_staff_or_another_clients_users() {
     for (name, s, _dir) in stores().await {
         s.insert_partner(&partner("p1", "a@x.example", "ORG1"))
             .await
@@ -558,6 +559,7 @@ async fn customer_sign_up_upserts_but_never_takes_over_staff_users() {
             first_name: Some("Ann".into()),
             last_name: None,
             external_id: Some("ext-1".into()),
+            signed_up_by: None,
             created_at: 1,
         };
         let (u, existed) = s
@@ -598,6 +600,43 @@ async fn customer_sign_up_upserts_but_never_takes_over_staff_users() {
             s.user_by_id("a1").await.unwrap().unwrap().password_hash.0,
             "argon"
         );
+
+        // The first sign-up that names a client claims a customer for it; another client's
+        // sign-up then changes nothing, the owner's still upserts.
+        let by = |id: &str, hash: &str, client: &str| User {
+            signed_up_by: Some(client.into()),
+            first_name: Some(format!("by {client}")),
+            ..user(id, "+1555", Role::Customer, hash)
+        };
+        let (u, _) = s.upsert_customer(&by("u4", "h4", "c1")).await.unwrap();
+        assert_eq!(
+            (u.id.as_str(), u.signed_up_by.as_deref()),
+            ("u1", Some("c1"))
+        );
+        let (u, existed) = s.upsert_customer(&by("u5", "h5", "c2")).await.unwrap();
+        assert_eq!(
+            (
+                u.id.as_str(),
+                existed,
+                u.signed_up_by.as_deref(),
+                u.password_hash.0.as_str()
+            ),
+            ("u1", true, Some("c1"), "h4"),
+            "{name}"
+        );
+        let stored = s.user_by_id("u1").await.unwrap().unwrap();
+        assert_eq!(
+            (
+                stored.password_hash.0.as_str(),
+                stored.first_name.as_deref()
+            ),
+            ("h4", Some("by c1"))
+        );
+        let (u, _) = s.upsert_customer(&by("u6", "h6", "c1")).await.unwrap();
+        assert_eq!(
+            (u.password_hash.0.as_str(), u.signed_up_by.as_deref()),
+            ("h6", Some("c1"))
+        );
     }
 }
 
@@ -615,6 +654,7 @@ async fn with_user_and_client(s: &dyn Store) {
         first_name: None,
         last_name: None,
         external_id: None,
+        signed_up_by: None,
         created_at: 1,
     })
     .await
@@ -1258,6 +1298,7 @@ async fn inventory_lists_page_by_id_and_filter() {
             first_name: None,
             last_name: None,
             external_id: None,
+            signed_up_by: None,
             created_at: 1,
         })
         .await

@@ -113,6 +113,7 @@ impl Engine {
             first_name: None,
             last_name: None,
             external_id: None,
+            signed_up_by: None,
             created_at: now,
         };
         match self.insert_user(&user).await {

@@ -1,7 +1,8 @@
 //! Resource owner password credentials (RFC 6749 §4.3), as seed 002 uses it: a client of a
 //! partner signs in that partner's `admin` user (user_token) or `customer` user, whose password is
 //! the `clientUserToken` Tessera generated at sign-up (customer_token). Usernames are looked up
-//! only within the client's partner. No refresh token (seed 002: "No refresh token is issued").
+//! only within the client's partner, and a customer signs in only through the client that
+//! signed it up. No refresh token (seed 002: "No refresh token is issued").
 //! RFC 9700 §2.4 deprecates this grant; it is offered only to clients registered for it.
 
 use crate::caller::{Caller, effective_scope};
@@ -52,6 +53,16 @@ pub async fn grant(
         .await?;
     let token_use = match user.role {
         Role::Admin => TokenUse::UserToken,
+        // A customer signs in only through the client that signed it up; to another client of
+        // the partner its clientUserToken is as wrong as any other password.
+        Role::Customer
+            if user
+                .signed_up_by
+                .as_deref()
+                .is_some_and(|owner| owner != caller.client_id()) =>
+        {
+            return Err(EngineError::InvalidUserCredentials);
+        }
         Role::Customer => TokenUse::CustomerToken,
         // Members sign in through the authorization pages; authenticate_user refused them as a
         // wrong password.

@@ -74,6 +74,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         12,
         include_str!("../../migrations/sqlite/0012_session_epoch.sql"),
     ),
+    (
+        13,
+        include_str!("../../migrations/sqlite/0013_customer_client.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -260,8 +264,8 @@ where
 {
     sqlx::query(
         "INSERT INTO users (id, partner_id, account_id, username, role, password_hash,
-                            first_name, last_name, external_id, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            first_name, last_name, external_id, created_at, signed_up_by)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&u.id)
     .bind(&u.partner_id)
@@ -273,6 +277,7 @@ where
     .bind(&u.last_name)
     .bind(&u.external_id)
     .bind(u.created_at)
+    .bind(&u.signed_up_by)
     .execute(conn)
     .await
     .map_err(err)?;
@@ -640,8 +645,12 @@ impl UserStore for SqliteStore {
             .map(user_of)
             .transpose()?;
         let result = match existing {
-            // A staff user with this username is never touched by a customer sign-up.
+            // A staff user with this username is never touched by a customer sign-up, nor is
+            // another client's customer.
             Some(old) if old.role != Role::Customer => return Ok((old, true)),
+            Some(old) if old.signed_up_by.is_some() && old.signed_up_by != u.signed_up_by => {
+                return Ok((old, true));
+            }
             None => {
                 insert_user(&mut *tx, u).await?;
                 (u.clone(), false)
@@ -652,16 +661,19 @@ impl UserStore for SqliteStore {
                     first_name: u.first_name.clone().or(old.first_name.clone()),
                     last_name: u.last_name.clone().or(old.last_name.clone()),
                     external_id: u.external_id.clone().or(old.external_id.clone()),
+                    signed_up_by: u.signed_up_by.clone(),
                     ..old
                 };
                 sqlx::query(
-                    "UPDATE users SET password_hash = ?, first_name = ?, last_name = ?, external_id = ?
+                    "UPDATE users SET password_hash = ?, first_name = ?, last_name = ?, external_id = ?,
+                                      signed_up_by = ?
                      WHERE id = ?",
                 )
                 .bind(&updated.password_hash.0)
                 .bind(&updated.first_name)
                 .bind(&updated.last_name)
                 .bind(&updated.external_id)
+                .bind(&updated.signed_up_by)
                 .bind(&updated.id)
                 .execute(&mut *tx)
                 .await

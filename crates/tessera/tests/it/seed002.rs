@@ -1,7 +1,13 @@
 //! Seed 002's requests (host changed), with the response shapes the seed shows: app_token,
 //! user_token, buyer sign-up, customer_token, and `me`.
 
-use crate::support::{TestServer, claims};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use tessera_core::admin;
+use tessera_core::keys::MasterKey;
+use tessera_core::unix_now;
+
+use crate::support::{Onboarded, TestServer, claims};
 
 #[tokio::test]
 async fn the_three_tokens_and_sign_up_as_the_seed_writes_them() {
@@ -201,4 +207,177 @@ async fn sign_up_needs_an_app_token() {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
+}
+
+/// Another client of `o`'s partner, allowed the same grants: `Basic` credentials.
+async fn second_client(t: &TestServer, o: &Onboarded) -> (String, String) {
+    let grants = ["client_credentials".to_string(), "password".to_string()];
+    let (client, secret) = admin::create_client(
+        t.store.as_ref(),
+        admin::NewClient {
+            partner_id: &o.partner.id,
+            name: "Other App",
+            grant_types: &grants,
+            scopes: "WRITE crm",
+            redirect_uris: &[],
+            frame_origins: &[],
+            dev: false,
+            pkce_plain: false,
+            allow_registration: false,
+        },
+        unix_now(),
+    )
+    .await
+    .unwrap();
+    let basic = format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{}", client.id, secret.expose()))
+    );
+    (client.id, basic)
+}
+
+async fn app_token_of(t: &TestServer, basic: &str) -> String {
+    let r = t
+        .form(
+            "/oauth/token",
+            Some(basic),
+            &[("grant_type", "client_credentials"), ("scope", "WRITE")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["access_token"].as_str().unwrap().to_string()
+}
+
+async fn sign_up(t: &TestServer, app: &str, phone: &str, name: &str) -> crate::support::Resp {
+    t.post(
+        "/v2/api/users/sign-up",
+        Some(&format!("Bearer {app}")),
+        &serde_json::json!({"phoneNumber": phone, "firstName": name}).to_string(),
+    )
+    .await
+}
+
+async fn customer_sign_in(
+    t: &TestServer,
+    basic: &str,
+    phone: &str,
+    token: &str,
+) -> (u16, serde_json::Value) {
+    let r = t
+        .form(
+            "/oauth/token",
+            Some(basic),
+            &[
+                ("grant_type", "password"),
+                ("username", phone),
+                ("password", token),
+            ],
+        )
+        .await;
+    (r.status, r.body)
+}
+
+/// Issue 18 row 5: client X of a partner signing up the phone client Y signed up got Y's
+/// customer, a clientUserToken that replaced Y's, and overwrote the name. A customer belongs to
+/// the client that signed it up.
+async fn one_client_cannot_take_over_anothers_customer(x: &TestServer, y: &TestServer) {
+    let o = x.onboard(&["client_credentials", "password"]).await;
+    let x_basic = o.basic();
+    let (_, y_basic) = second_client(x, &o).await;
+    let (x_app, y_app) = (
+        app_token_of(x, &x_basic).await,
+        app_token_of(y, &y_basic).await,
+    );
+
+    let phone = "+966500000005";
+    let r = sign_up(y, &y_app, phone, "Yara").await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let y_token = r.body["data"]["clientUserToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let y_id = r.body["data"]["id"].as_str().unwrap().to_string();
+
+    let r = sign_up(x, &x_app, phone, "Mallory").await;
+    assert_eq!(
+        (r.status, r.oauth_error()),
+        (400, "invalid_request"),
+        "{}",
+        r.body
+    );
+    let why = r.body["error_description"].as_str().unwrap();
+    assert!(
+        why.contains("phoneNumber") && why.contains("another client"),
+        "{why}"
+    );
+    assert!(
+        !r.body.to_string().contains(&y_id),
+        "the refusal names no user: {}",
+        r.body
+    );
+
+    // Y's token still signs the customer in through Y, and through Y only.
+    x.settle().await;
+    assert_eq!(customer_sign_in(y, &y_basic, phone, &y_token).await.0, 200);
+    // Through X, Y's token is refused as a wrong password is, and says no more.
+    let wrong = customer_sign_in(x, &x_basic, phone, "not-the-token").await;
+    let through_x = customer_sign_in(x, &x_basic, phone, &y_token).await;
+    assert!(wrong.0 >= 400, "{wrong:?}");
+    assert_eq!(through_x, wrong);
+    // Y signing it up again is the seed's pre-existing user, still named as Y named it.
+    let r = sign_up(y, &y_app, phone, "Yasmin").await;
+    assert_eq!(
+        (r.status, r.body["data"]["id"].as_str()),
+        (200, Some(y_id.as_str()))
+    );
+    assert!(!r.body.to_string().contains("Mallory"), "{}", r.body);
+
+    // Both clients signing up one new phone at once: it goes to exactly one of them.
+    let phone = "+966500000006";
+    let mut racers = Vec::new();
+    for i in 0..16 {
+        let (t, app) = if i % 2 == 0 {
+            (x, x_app.clone())
+        } else {
+            (y, y_app.clone())
+        };
+        racers.push(async move { (i % 2, sign_up(t, &app, phone, "Racer").await) });
+    }
+    let results = futures_util::future::join_all(racers).await;
+    let winners: std::collections::BTreeSet<_> = results
+        .iter()
+        .filter(|(_, r)| r.status < 300)
+        .map(|(side, _)| *side)
+        .collect();
+    let statuses: Vec<_> = results.iter().map(|(side, r)| (*side, r.status)).collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "both clients got the customer: {statuses:?}"
+    );
+    for (side, r) in &results {
+        if !winners.contains(side) {
+            assert_eq!(r.status, 400, "{}", r.body);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_customer_belongs_to_the_client_that_signed_it_up() {
+    let t = TestServer::start().await;
+    one_client_cannot_take_over_anothers_customer(&t, &t).await;
+}
+
+#[tokio::test]
+async fn a_customer_belongs_to_its_client_across_postgres_nodes() {
+    let Ok(admin_url) = std::env::var("TESSERA_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let db = tessera_store::create_scratch_database(&admin_url)
+        .await
+        .unwrap();
+    let master = MasterKey::generate();
+    let a = TestServer::start_node(&db, &master, Default::default()).await;
+    let b = TestServer::start_node(&db, &master, Default::default()).await;
+    one_client_cannot_take_over_anothers_customer(&a, &b).await;
 }
