@@ -22,8 +22,9 @@ pub struct AppState {
     pub admin: Option<Arc<crate::admin::AdminState>>,
 }
 
-/// The address a request came from (the TCP peer; a proxy in front answers for its clients),
-/// for handlers that throttle per requester. The connection loop puts it in every request.
+/// The address a request came from, for handlers that throttle per requester and for the audit
+/// trail: the TCP peer, or, from a trusted proxy, the client it names
+/// ([`crate::forwarded::TrustedProxies`]). The connection loop puts it in every request.
 #[derive(Clone, Copy, Debug)]
 pub struct Peer(pub SocketAddr);
 

@@ -29,6 +29,7 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 use crate::app::Peer;
+use crate::forwarded::TrustedProxies;
 
 /// How long a client may take, and how many may be connected.
 #[derive(Clone, Copy, Debug)]
@@ -67,6 +68,7 @@ pub(crate) async fn serve<L>(
     mut listener: L,
     app: Router,
     limits: ConnectionLimits,
+    proxies: TrustedProxies,
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<()>
 where
@@ -94,12 +96,14 @@ where
             continue;
         };
         let app = app.clone();
+        let proxies = proxies.clone();
         let body_timeout = limits.body_timeout;
         let (io, phase) = Clocked::new(io, limits.header_timeout, limits.write_timeout);
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             phase.store(BUSY, Ordering::Release);
             let mut request = request.map(|body| Deadline::new(body, body_timeout));
-            request.extensions_mut().insert(ConnectInfo(Peer(peer)));
+            let client = proxies.client(peer, request.headers());
+            request.extensions_mut().insert(ConnectInfo(Peer(client)));
             let answer = app.clone().oneshot(request);
             let phase = Arc::clone(&phase);
             async move {

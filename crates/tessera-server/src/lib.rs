@@ -15,6 +15,7 @@ pub mod app;
 pub mod body;
 pub mod conn;
 pub mod error;
+pub mod forwarded;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
@@ -54,6 +55,8 @@ pub struct ServerConfig {
     pub tls: Option<tls::TlsFiles>,
     /// Timeouts and the connection cap.
     pub limits: conn::ConnectionLimits,
+    /// Peers whose `X-Forwarded-For` (or `Forwarded`) names the client; none by default.
+    pub trusted_proxies: forwarded::TrustedProxies,
     /// Where `/metrics` is served, if anywhere.
     pub metrics: MetricsAt,
     /// Where the admin API (`/admin/v1`) is served, if anywhere.
@@ -313,15 +316,16 @@ pub async fn start(
         let _ = rx.await;
     };
     let limits = config.limits;
+    let proxies = config.trusted_proxies;
     let served = match tls_config {
-        None => tokio::spawn(conn::serve(listener, app, limits, stop)),
+        None => tokio::spawn(conn::serve(listener, app, limits, proxies.clone(), stop)),
         Some(tls_config) => {
             let listener =
                 tls::TlsListener::new(listener, tls_config).map_err(|source| ServeError::Bind {
                     addr: config.listen,
                     source,
                 })?;
-            tokio::spawn(conn::serve(listener, app, limits, stop))
+            tokio::spawn(conn::serve(listener, app, limits, proxies.clone(), stop))
         }
     };
     let admin_addr = admin_listener.as_ref().map(|(_, bound)| *bound);
@@ -334,14 +338,26 @@ pub async fn start(
                 HeaderValue::from_static("nosniff"),
             ))
             .with_state(state.clone());
-        tokio::spawn(conn::serve(listener, app, limits, std::future::pending()))
+        tokio::spawn(conn::serve(
+            listener,
+            app,
+            limits,
+            proxies.clone(),
+            std::future::pending(),
+        ))
     });
     let metrics_addr = metrics_listener.as_ref().map(|(_, bound)| *bound);
     let metrics_served = metrics_listener.map(|(listener, _)| {
         let app = Router::new()
             .route("/metrics", axum::routing::get(crate::metrics::render))
             .with_state(state);
-        tokio::spawn(conn::serve(listener, app, limits, std::future::pending()))
+        tokio::spawn(conn::serve(
+            listener,
+            app,
+            limits,
+            proxies.clone(),
+            std::future::pending(),
+        ))
     });
     Ok(RunningServer {
         addr,

@@ -96,6 +96,28 @@ pub struct ServeArgs {
     /// every call needs an admin token].
     #[arg(long, env = "TESSERA_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
+    /// A proxy network (CIDR, or one address) whose connections name their client in
+    /// --forwarded-header; repeatable, or comma-separated in the variable. From these peers only,
+    /// the throttles, the audit trail and the log take the right-most address in the header that
+    /// is not itself a trusted proxy [default: none: every request is its TCP peer].
+    #[arg(
+        long = "trusted-proxy",
+        env = "TESSERA_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxy: Vec<String>,
+    /// The header the trusted proxies write: x-forwarded-for or forwarded (RFC 7239)
+    /// [default: x-forwarded-for].
+    #[arg(long, env = "TESSERA_FORWARDED_HEADER")]
+    pub forwarded_header: Option<String>,
+    /// `/authorize` requests one requester may send back to back, then one every 2 seconds;
+    /// 0 turns it off [default: 30].
+    #[arg(long, env = "TESSERA_FLOW_BURST")]
+    pub flow_burst: Option<u32>,
+    /// Self-registrations a requester, and a partner, may make an hour (at most 5 back to
+    /// back); 0 turns it off [default: 10].
+    #[arg(long, env = "TESSERA_REGISTRATIONS_PER_HOUR")]
+    pub registrations_per_hour: Option<u32>,
     /// Log lines as human-readable `text` or as `json` lines for log shippers [default: text].
     #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -141,6 +163,10 @@ struct FileConfig {
     body_timeout: Option<u64>,
     max_connections: Option<usize>,
     log_format: Option<LogFormat>,
+    trusted_proxies: Option<Vec<String>>,
+    forwarded_header: Option<String>,
+    flow_burst: Option<u32>,
+    registrations_per_hour: Option<u32>,
     metrics_listen: Option<String>,
     admin_listen: Option<String>,
     dev: Option<bool>,
@@ -158,6 +184,7 @@ pub struct ServeConfig {
     pub tls: Option<tessera_server::tls::TlsFiles>,
     pub engine: EngineConfig,
     pub limits: tessera_server::conn::ConnectionLimits,
+    pub trusted_proxies: tessera_server::forwarded::TrustedProxies,
     pub log_format: LogFormat,
     pub metrics: tessera_server::MetricsAt,
     pub admin: tessera_server::MetricsAt,
@@ -207,6 +234,26 @@ impl ServeArgs {
         if let Some(q) = self.password_queue.or(file.password_queue) {
             engine.password_queue = q;
         }
+        if let Some(n) = self.flow_burst.or(file.flow_burst) {
+            engine.flow_burst = n;
+        }
+        if let Some(n) = self.registrations_per_hour.or(file.registrations_per_hour) {
+            engine.registrations_per_hour = n;
+        }
+        let proxies = if self.trusted_proxy.is_empty() {
+            file.trusted_proxies.unwrap_or_default()
+        } else {
+            self.trusted_proxy
+        };
+        let proxies = proxies
+            .iter()
+            .map(|p| proxy_network(p))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let header = match self.forwarded_header.or(file.forwarded_header) {
+            Some(h) => h.parse().map_err(anyhow::Error::msg)?,
+            None => Default::default(),
+        };
+        let trusted_proxies = tessera_server::forwarded::TrustedProxies::new(proxies, header);
         let issuer = self.issuer.or(file.issuer);
         if let Some(i) = &issuer {
             anyhow::ensure!(
@@ -260,6 +307,7 @@ impl ServeArgs {
         )?;
         let admin = at("admin_listen", self.admin_listen.or(file.admin_listen))?;
         Ok(ServeConfig {
+            trusted_proxies,
             metrics,
             admin,
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
@@ -280,6 +328,22 @@ impl ServeArgs {
             engine,
         })
     }
+}
+
+/// `10.0.0.0/8`, `fd00::/8`, or one address (`10.0.0.7`, a /32 or /128).
+fn proxy_network(text: &str) -> anyhow::Result<tessera_server::forwarded::IpNet> {
+    let text = text.trim();
+    text.parse::<tessera_server::forwarded::IpNet>()
+        .or_else(|_| {
+            text.parse::<std::net::IpAddr>()
+                .map(tessera_server::forwarded::IpNet::from)
+        })
+        .map(|net| net.trunc())
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "trusted proxy {text:?} is neither a network (10.0.0.0/8) nor an address"
+            )
+        })
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -323,5 +387,47 @@ mod tests {
             ..Default::default()
         };
         assert!(args.resolve().is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_and_throttles_are_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(
+            &path,
+            "trusted_proxies = [\"10.0.0.0/8\"]\nforwarded_header = \"forwarded\"\nflow_burst = 4\n",
+        )
+        .unwrap();
+        let from_file = ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert!(!from_file.trusted_proxies.is_empty());
+        assert_eq!(from_file.engine.flow_burst, 4);
+        assert_eq!(from_file.engine.registrations_per_hour, 10);
+        let flags = ServeArgs {
+            config: Some(path),
+            trusted_proxy: vec!["192.168.1.7".into(), "fd00::/8".into()],
+            registrations_per_hour: Some(0),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(flags.engine.registrations_per_hour, 0);
+        let bad = |proxy: &str, header: Option<&str>| {
+            ServeArgs {
+                trusted_proxy: vec![proxy.into()],
+                forwarded_header: header.map(Into::into),
+                ..Default::default()
+            }
+            .resolve()
+            .unwrap_err()
+            .to_string()
+        };
+        assert!(bad("10.0.0.0/33", None).contains("trusted proxy"));
+        assert!(bad("balancer", None).contains("trusted proxy"));
+        assert!(bad("10.0.0.1", Some("x-real-ip")).contains("x-forwarded-for or forwarded"));
     }
 }

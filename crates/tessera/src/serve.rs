@@ -54,6 +54,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             engine: config.engine,
             tls: config.tls.clone(),
             limits: config.limits,
+            trusted_proxies: config.trusted_proxies.clone(),
             metrics: config.metrics,
             admin: config.admin,
         },

@@ -162,7 +162,9 @@ impl Engine {
         if let Some(flows) = &self.flows {
             flows.retain_recent();
         }
-        self.registrations.retain_recent();
+        if let Some(registrations) = &self.registrations {
+            registrations.retain_recent();
+        }
         if let Err(e) = self.store.prune_attempts(now, &self.lockout).await {
             tracing::warn!(error = %e, "could not prune the lockout buckets");
         }

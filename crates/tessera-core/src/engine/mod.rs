@@ -70,6 +70,9 @@ pub struct EngineConfig {
     /// off. Each request stores a pending request, so the default bounds what one source can
     /// make the database keep.
     pub flow_burst: u32,
+    /// Self-registrations (the sign-in page's "create an account") a requester, and a partner,
+    /// may make an hour, at most 5 back to back; `0` = off.
+    pub registrations_per_hour: u32,
     /// Entries in the verified-credential cache.
     pub credential_cache_size: usize,
     /// A redirect URI accepted for clients registered with `--dev`, besides their own: the
@@ -122,6 +125,7 @@ impl EngineConfig {
             refresh_family_lifetime: policy::REFRESH_FAMILY_LIFETIME,
             token_rate_limit: 50,
             flow_burst: 30,
+            registrations_per_hour: 10,
             credential_cache_size: 10_000,
             dev_redirect_uri: None,
             lockout: LockoutPolicy::default(),
@@ -192,7 +196,7 @@ pub struct Engine {
     disabled_clients: ArcSwap<HashSet<String>>,
     limiter: Option<DefaultKeyedRateLimiter<String>>,
     /// Self-registration on the pages, per requester (IP address) and per partner.
-    registrations: DefaultKeyedRateLimiter<String>,
+    registrations: Option<DefaultKeyedRateLimiter<String>>,
     /// Anonymous `/authorize` requests (each stores a pending request), per requester.
     flows: Option<DefaultKeyedRateLimiter<String>>,
     /// The audit trail's queue.
@@ -298,8 +302,6 @@ impl Engine {
             inactive_partners: ArcSwap::from_pointee(inactive),
             disabled_clients: ArcSwap::from_pointee(disabled),
             limiter,
-            // 5 at once, then one every 6 minutes per key (10 an hour); partners' keys get
-            // their own budget below through a prefix and a larger burst.
             // `flow_burst` at once, then one every 2 seconds per requester.
             flows: NonZeroU32::new(config.flow_burst).map(|burst| {
                 RateLimiter::keyed(
@@ -308,11 +310,14 @@ impl Engine {
                         .allow_burst(burst),
                 )
             }),
-            registrations: RateLimiter::keyed(
-                Quota::with_period(std::time::Duration::from_secs(360))
-                    .expect("non-zero period")
-                    .allow_burst(NonZeroU32::new(5).expect("non-zero")),
-            ),
+            // `registrations_per_hour` spread over the hour, at most 5 back to back.
+            registrations: NonZeroU32::new(config.registrations_per_hour).map(|n| {
+                RateLimiter::keyed(
+                    Quota::with_period(std::time::Duration::from_secs(3600) / n.get())
+                        .expect("non-zero period")
+                        .allow_burst(n.min(NonZeroU32::new(5).expect("non-zero"))),
+                )
+            }),
             seq: AtomicI64::new(seq),
             synced_at: AtomicI64::new(now),
             epoch: AtomicU64::new(0),
@@ -380,15 +385,18 @@ impl Engine {
         self.keys.load().jwks().clone()
     }
 
-    /// Count one self-registration against its requester's and its partner's budgets (5 back to
-    /// back, then 10 an hour, each). Per node, in memory.
+    /// Count one self-registration against its requester's and its partner's budgets
+    /// (`registrations_per_hour` each, at most 5 back to back). Per node, in memory.
     pub(crate) fn check_registration_rate(
         &self,
         partner_id: &str,
         source: &str,
     ) -> Result<(), EngineError> {
+        let Some(registrations) = &self.registrations else {
+            return Ok(());
+        };
         for key in [format!("source:{source}"), format!("partner:{partner_id}")] {
-            charge(&self.registrations, "registrations", key)?;
+            charge(registrations, "registrations", key)?;
         }
         Ok(())
     }

@@ -19,6 +19,7 @@ mod logs;
 mod metrics;
 mod multinode;
 mod oidc;
+mod proxy;
 mod refresh;
 mod sdk;
 mod seed000;

@@ -63,6 +63,7 @@ struct How {
     issuer: Option<String>,
     limits: tessera_server::conn::ConnectionLimits,
     admin: tessera_server::MetricsAt,
+    proxies: tessera_server::forwarded::TrustedProxies,
 }
 
 pub struct TestServer {
@@ -182,6 +183,20 @@ impl TestServer {
         .await
     }
 
+    /// A server behind `proxies`, with `engine`'s settings.
+    pub async fn start_behind(
+        proxies: tessera_server::forwarded::TrustedProxies,
+        engine: EngineConfig,
+    ) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let db = format!("sqlite://{}", dir.path().join("t.db").display());
+        let how = How {
+            proxies,
+            ..How::default()
+        };
+        Self::start_full(dir, db, engine, MasterKey::generate(), how).await
+    }
+
     /// A server on a fresh SQLite file, started as `how` says.
     async fn start_how(how: How) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
@@ -211,6 +226,7 @@ impl TestServer {
             issuer,
             limits,
             admin,
+            proxies,
         } = how;
         init_logs();
         let master_hex = master.to_hex().to_string();
@@ -246,6 +262,7 @@ impl TestServer {
                 engine,
                 tls,
                 limits,
+                trusted_proxies: proxies,
                 metrics: tessera_server::MetricsAt::Main,
                 admin,
             },
