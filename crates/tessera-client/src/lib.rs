@@ -6,7 +6,8 @@
 //!   credentials, password, refresh, token exchange, authorization codes, introspection,
 //!   revocation and seed 002's buyer sign-up.
 //! - **Resource servers** ([`Verifier`]): Tessera access tokens checked offline from the JWKS
-//!   (cached, fetched again for an unknown key, rate limited), optionally introspected; with
+//!   (cached; fetched again for an unknown key and once the issuer's max-age or 5 minutes have
+//!   passed, so a revoked key is refused; rate limited), optionally introspected; with
 //!   feature `axum`, a middleware and an extractor ([`axum`]).
 //!
 //! [`TokenSource`] keeps an access token fresh for many tasks with one renewal in flight:

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{JwkSet, KeyAlgorithm};
@@ -88,18 +89,40 @@ impl VerifyError {
 
 struct Keys {
     by_kid: HashMap<String, (Algorithm, DecodingKey)>,
+    /// When `by_kid` was fetched, and for how long it may be trusted without asking again.
+    fetched_at: Option<Instant>,
+    fresh_for: Duration,
     /// The last fetch attempt, and whether it failed: attempts are rate limited whether they
     /// succeed or not, so an unreachable issuer is not asked once per request.
     attempted_at: Option<Instant>,
     failed: bool,
 }
 
+/// Clears the in-flight flag and wakes the waiters when the fetch ends, also when the task that
+/// fetched is cancelled mid-way.
+struct Fetching<'a>(&'a Verifier);
+
+impl Drop for Fetching<'_> {
+    fn drop(&mut self) {
+        self.0.fetching.store(false, Ordering::Release);
+        self.0.fetched.notify_waiters();
+    }
+}
+
 /// Verifies Tessera access tokens from the issuer's JWKS, without a request per token: the
 /// signature (with the key the header's `kid` names, in the algorithm that key has), `typ`
 /// `at+jwt` (so an OpenID Connect ID token never passes), `iss`, `aud`, `exp` (30 s leeway),
-/// and the scopes a caller asks for. The JWKS is fetched once and again when a token names a
-/// key it lacks (a rotation), at most once per [`Verifier::min_refetch`] (10 s by default)
-/// however many such tokens arrive, with one fetch in flight. With
+/// and the scopes a caller asks for.
+///
+/// The JWKS is fetched when a token names a key the verifier lacks (a rotation) and, even when
+/// every key is known, once the keys are older than the issuer's `Cache-Control: max-age` or
+/// [`Verifier::max_key_age`] (5 minutes by default), whichever is shorter: a key the issuer
+/// removed from its JWKS (`tessera keys revoke`) is refused from the next fetch on. Fetches are
+/// at most one per [`Verifier::min_refetch`] (10 s by default) however many tokens arrive, one
+/// at a time, each within [`Verifier::fetch_timeout`] (5 s by default). No lock is held across a
+/// fetch: while one is in flight, tokens of known keys are verified with the keys at hand and
+/// only tokens of unknown keys wait for it. When the issuer cannot be reached, known keys keep
+/// working and unknown ones are refused as [`VerifyError::Unavailable`]. With
 /// [`Verifier::introspect_with`], each token is also introspected, so a revoked one is refused
 /// at once rather than at its expiry.
 ///
@@ -117,10 +140,14 @@ pub struct Verifier {
     jwks_uri: String,
     http: reqwest::Client,
     min_refetch: Duration,
+    max_key_age: Duration,
+    fetch_timeout: Duration,
     leeway: u64,
     introspection: Option<StandardClient>,
     keys: RwLock<Keys>,
-    fetching: tokio::sync::Mutex<()>,
+    /// Whether a fetch is in flight, and its end announced.
+    fetching: AtomicBool,
+    fetched: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -146,14 +173,19 @@ impl Verifier {
             issuer,
             http: reqwest::Client::new(),
             min_refetch: Duration::from_secs(10),
+            max_key_age: Duration::from_secs(300),
+            fetch_timeout: Duration::from_secs(5),
             leeway: 30,
             introspection: None,
             keys: RwLock::new(Keys {
                 by_kid: HashMap::new(),
+                fetched_at: None,
+                fresh_for: Duration::ZERO,
                 attempted_at: None,
                 failed: false,
             }),
-            fetching: tokio::sync::Mutex::new(()),
+            fetching: AtomicBool::new(false),
+            fetched: tokio::sync::Notify::new(),
         }
     }
 
@@ -172,9 +204,23 @@ impl Verifier {
         self
     }
 
-    /// The shortest time between two JWKS fetches for unknown keys.
+    /// The shortest time between two JWKS fetch attempts.
     pub fn min_refetch(mut self, interval: Duration) -> Self {
         self.min_refetch = interval;
+        self
+    }
+
+    /// The longest the keys are trusted without asking the issuer again; the issuer's
+    /// `Cache-Control: max-age`, when shorter, wins. This bounds how long a key the issuer
+    /// revoked keeps being accepted.
+    pub fn max_key_age(mut self, age: Duration) -> Self {
+        self.max_key_age = age;
+        self
+    }
+
+    /// How long one JWKS fetch may take, connection and body included.
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.fetch_timeout = timeout;
         self
     }
 
@@ -207,13 +253,7 @@ impl Verifier {
             ));
         }
         let kid = header.kid.ok_or_else(|| invalid("it names no key"))?;
-        let (alg, key) = match self.key(&kid) {
-            Some(k) => k,
-            None => {
-                self.refetch().await?;
-                self.key(&kid).ok_or(VerifyError::UnknownKey)?
-            }
-        };
+        let (alg, key) = self.key(&kid).await?;
         if header.alg != alg {
             return Err(invalid("its alg is not its key's"));
         }
@@ -251,43 +291,111 @@ impl Verifier {
         Ok(claims)
     }
 
-    fn key(&self, kid: &str) -> Option<(Algorithm, DecodingKey)> {
+    /// The key `kid` names, fetching the JWKS first when the key is unknown or the keys are
+    /// stale (and an attempt is due).
+    async fn key(&self, kid: &str) -> Result<(Algorithm, DecodingKey), VerifyError> {
+        let (known, stale, due) = {
+            let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+            (
+                keys.by_kid.get(kid).cloned(),
+                keys.fetched_at
+                    .is_none_or(|at| at.elapsed() >= keys.fresh_for),
+                keys.attempted_at
+                    .is_none_or(|at| at.elapsed() >= self.min_refetch),
+            )
+        };
+        match known {
+            Some(key) if !stale || !due => return Ok(key),
+            // Stale: ask again, unless another task is asking already; if the issuer cannot
+            // answer, the keys at hand stay good.
+            Some(key) => {
+                if self.fetch(false).await.is_none() {
+                    return Ok(key);
+                }
+            }
+            // Unknown: wait for the fetch in flight, or fetch (at most once per min_refetch).
+            None => self.fetch(true).await.unwrap_or(Ok(()))?,
+        }
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-        keys.by_kid.get(kid).cloned()
+        keys.by_kid.get(kid).cloned().ok_or(VerifyError::UnknownKey)
     }
 
-    /// Fetch the JWKS again unless an attempt was made within `min_refetch`; one fetch at a
-    /// time.
-    async fn refetch(&self) -> Result<(), VerifyError> {
-        let _one = self.fetching.lock().await;
+    /// Fetch the JWKS, or, when another task is fetching it, wait for that fetch to end
+    /// (`wait`) or return `None` at once.
+    async fn fetch(&self, wait: bool) -> Option<Result<(), VerifyError>> {
+        // Listen before looking at the flag, so that an end between the two is not missed.
+        let ended = self.fetched.notified();
+        tokio::pin!(ended);
+        ended.as_mut().enable();
+        if self.fetching.swap(true, Ordering::AcqRel) {
+            if !wait {
+                return None;
+            }
+            ended.await;
+            let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+            return Some(if keys.failed {
+                Err(issuer_unreachable())
+            } else {
+                Ok(())
+            });
+        }
+        let _fetching = Fetching(self);
         {
             let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+            // A fetch that ended just before this one started is as good.
             if keys
                 .attempted_at
                 .is_some_and(|at| at.elapsed() < self.min_refetch)
             {
-                return if keys.failed {
-                    Err(VerifyError::Unavailable(
-                        "the issuer's JWKS could not be fetched; asking again shortly".into(),
-                    ))
+                return Some(if keys.failed {
+                    Err(issuer_unreachable())
                 } else {
                     Ok(())
-                };
+                });
             }
             keys.attempted_at = Some(Instant::now());
-            keys.failed = true;
         }
+        let fetched = self.fetch_jwks().await;
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        match fetched {
+            Ok((by_kid, max_age)) => {
+                keys.by_kid = by_kid;
+                keys.fetched_at = Some(Instant::now());
+                keys.fresh_for = max_age
+                    .unwrap_or(self.max_key_age)
+                    .clamp(self.min_refetch, self.max_key_age.max(self.min_refetch));
+                keys.failed = false;
+                Some(Ok(()))
+            }
+            Err(e) => {
+                keys.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// One GET of the JWKS: its usable keys by `kid`, and the `max-age` it came with.
+    async fn fetch_jwks(
+        &self,
+    ) -> Result<(HashMap<String, (Algorithm, DecodingKey)>, Option<Duration>), VerifyError> {
         let unavailable = |e: reqwest::Error| VerifyError::Unavailable(e.to_string());
-        let set: JwkSet = self
+        let response = self
             .http
             .get(&self.jwks_uri)
+            .timeout(self.fetch_timeout)
             .send()
             .await
             .and_then(|r| r.error_for_status())
-            .map_err(unavailable)?
-            .json()
-            .await
             .map_err(unavailable)?;
+        let max_age = response
+            .headers()
+            .get_all(reqwest::header::CACHE_CONTROL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .find_map(|d| d.trim().strip_prefix("max-age=")?.parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let set: JwkSet = response.json().await.map_err(unavailable)?;
         let mut by_kid = HashMap::new();
         for jwk in &set.keys {
             let alg = match jwk.common.key_algorithm {
@@ -300,9 +408,10 @@ impl Verifier {
                 by_kid.insert(kid.clone(), (alg, key));
             }
         }
-        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
-        keys.by_kid = by_kid;
-        keys.failed = false;
-        Ok(())
+        Ok((by_kid, max_age))
     }
+}
+
+fn issuer_unreachable() -> VerifyError {
+    VerifyError::Unavailable("the issuer's JWKS could not be fetched; asking again shortly".into())
 }

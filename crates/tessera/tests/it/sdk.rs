@@ -417,3 +417,181 @@ async fn an_unreachable_issuer_is_not_asked_once_per_token() {
     }
     assert_eq!(asked.load(Ordering::SeqCst), 1, "one attempt per interval");
 }
+
+/// The issuer's JWKS behind a proxy that counts fetches, answers with `cache_control`, and
+/// hangs (never answers) while the returned flag is set.
+async fn jwks_proxy(
+    t: &TestServer,
+    cache_control: &'static str,
+) -> (
+    String,
+    Arc<std::sync::atomic::AtomicUsize>,
+    Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let (count, hang) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let upstream = t.url("/.well-known/jwks.json");
+    let (counter, hanging) = (Arc::clone(&count), Arc::clone(&hang));
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let upstream = upstream.clone();
+            let (counter, hanging) = (Arc::clone(&counter), Arc::clone(&hanging));
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                if hanging.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
+                let body = reqwest::get(&upstream).await.unwrap().text().await.unwrap();
+                (
+                    [
+                        ("content-type", "application/json"),
+                        ("cache-control", cache_control),
+                    ],
+                    body,
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/jwks"), count, hang)
+}
+
+async fn app_token(t: &TestServer) -> String {
+    let o = t.onboard(&["client_credentials"]).await;
+    tessera_client::StandardClient::new(&t.base, &o.client_id, &o.client_secret)
+        .client_credentials(Some("WRITE"))
+        .await
+        .unwrap()
+        .access_token
+}
+
+/// Issue 18 row 7: after `keys revoke` of a published key the verifier kept accepting its
+/// tokens for ever, because it fetched the JWKS again only for an unknown `kid`. Now the keys are
+/// fetched again once they are older than the issuer's max-age (or the verifier's own bound),
+/// and a key that left the JWKS is refused.
+#[tokio::test]
+async fn a_revoked_key_is_refused_once_the_keys_are_fetched_again() {
+    use tessera_client::{Verifier, VerifyError};
+    let t = TestServer::start().await;
+    let token = app_token(&t).await;
+    let verifier = Verifier::new(&t.base)
+        .min_refetch(Duration::ZERO)
+        .max_key_age(Duration::from_millis(300));
+    assert!(verifier.verify(&token).await.is_ok());
+    let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
+    tessera_core::operations::revoke_key(
+        t.store.as_ref(),
+        &tessera_core::operations::Operator("test".into()),
+        &t.master(),
+        &kid,
+        tessera_core::unix_now(),
+    )
+    .await
+    .unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        match verifier.verify(&token).await {
+            Err(VerifyError::UnknownKey) => break,
+            Ok(_) => assert!(
+                start.elapsed() < Duration::from_secs(3),
+                "the revoked key is still accepted after 3 s"
+            ),
+            other => panic!("{other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The issuer's `Cache-Control: max-age` bounds how long keys are trusted (here 1 s, under the
+/// verifier's default of 5 minutes); within it, known keys cost no fetch.
+#[tokio::test]
+async fn the_issuers_max_age_is_honoured() {
+    use std::sync::atomic::Ordering;
+    use tessera_client::Verifier;
+    let t = TestServer::start().await;
+    let token = app_token(&t).await;
+    let (jwks, fetches, _) = jwks_proxy(&t, "public, max-age=1").await;
+    let verifier = Verifier::new(&t.base)
+        .jwks_uri(jwks)
+        .min_refetch(Duration::ZERO);
+    for _ in 0..20 {
+        verifier.verify(&token).await.unwrap();
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for _ in 0..20 {
+        verifier.verify(&token).await.unwrap();
+    }
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        2,
+        "fetched again after max-age"
+    );
+}
+
+/// A JWKS fetch that hangs holds nobody up: it ends at the fetch timeout, and while it is in
+/// flight, tokens of known keys are verified at once with the keys at hand (the old verifier
+/// held a mutex across a fetch that had no timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_jwks_fetch_holds_nobody_up() {
+    use std::sync::atomic::Ordering;
+    use tessera_client::{Verifier, VerifyError};
+    let t = TestServer::start().await;
+    let token = app_token(&t).await;
+    let (jwks, fetches, hang) = jwks_proxy(&t, "public, max-age=60").await;
+    let verifier = Arc::new(
+        Verifier::new(&t.base)
+            .jwks_uri(jwks)
+            .min_refetch(Duration::ZERO)
+            .max_key_age(Duration::from_millis(200))
+            .fetch_timeout(Duration::from_millis(1500)),
+    );
+    verifier.verify(&token).await.unwrap();
+    hang.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    // The keys are stale: this verification starts the fetch that hangs...
+    let fetcher = {
+        let (v, token) = (Arc::clone(&verifier), token.clone());
+        tokio::spawn(async move {
+            let start = std::time::Instant::now();
+            let r = v.verify(&token).await;
+            (r, start.elapsed())
+        })
+    };
+    while fetches.load(Ordering::SeqCst) < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // ...while others, of the same known key, go through at once.
+    for _ in 0..10 {
+        let start = std::time::Instant::now();
+        verifier.verify(&token).await.unwrap();
+        assert!(
+            start.elapsed() < Duration::from_millis(500),
+            "waited on the fetch"
+        );
+    }
+    // A token of an unknown key waits for the fetch in flight, no longer than its timeout.
+    let forged = {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+        parts[0] = b64.encode(br#"{"alg":"ES256","typ":"at+jwt","kid":"unknown"}"#);
+        parts.join(".")
+    };
+    let start = std::time::Instant::now();
+    assert!(matches!(
+        verifier.verify(&forged).await,
+        Err(VerifyError::Unavailable(_))
+    ));
+    assert!(start.elapsed() < Duration::from_secs(3));
+    // The fetcher itself gives up at the timeout and keeps the keys it had.
+    let (r, took) = fetcher.await.unwrap();
+    assert!(r.is_ok(), "{r:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
