@@ -21,11 +21,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use axum::serve::Listener;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::app::Peer;
@@ -63,17 +64,18 @@ impl Default for ConnectionLimits {
     }
 }
 
-/// Accept and serve connections until `stop` completes, then drain.
-pub(crate) async fn serve<L>(
-    mut listener: L,
+/// Accept and serve connections until `stop` completes, then drain. With `tls`, each
+/// connection's handshake runs on its own task under the connection cap and within
+/// [`ConnectionLimits::header_timeout`], so connections that never finish a handshake count
+/// against the cap and are closed like a trickled head.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     app: Router,
     limits: ConnectionLimits,
     proxies: TrustedProxies,
     stop: impl Future<Output = ()>,
-) -> std::io::Result<()>
-where
-    L: Listener<Addr = SocketAddr>,
-{
+) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = http1::Builder::new();
@@ -83,8 +85,16 @@ where
         .keep_alive(true);
     tokio::pin!(stop);
     loop {
-        let (io, peer) = tokio::select! {
-            accepted = listener.accept() => accepted,
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, say: back off rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
             () = &mut stop => break,
         };
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
@@ -92,31 +102,22 @@ where
                 max = limits.max_connections,
                 "connection limit reached; closing a new connection"
             );
-            drop(io);
+            drop(tcp);
             continue;
         };
-        let app = app.clone();
-        let proxies = proxies.clone();
-        let body_timeout = limits.body_timeout;
-        let (io, phase) = Clocked::new(io, limits.header_timeout, limits.write_timeout);
-        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            phase.store(BUSY, Ordering::Release);
-            let mut request = request.map(|body| Deadline::new(body, body_timeout));
-            let client = proxies.client(peer, request.headers());
-            request.extensions_mut().insert(ConnectInfo(Peer(client)));
-            let answer = app.clone().oneshot(request);
-            let phase = Arc::clone(&phase);
-            async move {
-                let response = answer.await;
-                phase.store(IDLE, Ordering::Release);
-                response
-            }
-        });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
+        let (app, proxies, tls) = (app.clone(), proxies.clone(), tls.clone());
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
         tokio::spawn(async move {
             let _permit = permit;
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+            let Some(tls) = tls else {
+                return connection(tcp, peer, app, limits, proxies, &builder, watcher).await;
+            };
+            match tokio::time::timeout(limits.header_timeout, tls.accept(tcp)).await {
+                Ok(Ok(stream)) => {
+                    connection(stream, peer, app, limits, proxies, &builder, watcher).await
+                }
+                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
             }
         });
     }
@@ -128,6 +129,39 @@ where
         tracing::warn!("shutdown: in-flight requests did not finish in time");
     }
     Ok(())
+}
+
+/// Serve one connection (plain or TLS) until it ends.
+async fn connection<IO>(
+    io: IO,
+    peer: SocketAddr,
+    app: Router,
+    limits: ConnectionLimits,
+    proxies: TrustedProxies,
+    builder: &http1::Builder,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let body_timeout = limits.body_timeout;
+    let (io, phase) = Clocked::new(io, limits.header_timeout, limits.write_timeout);
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        phase.store(BUSY, Ordering::Release);
+        let mut request = request.map(|body| Deadline::new(body, body_timeout));
+        let client = proxies.client(peer, request.headers());
+        request.extensions_mut().insert(ConnectInfo(Peer(client)));
+        let answer = app.clone().oneshot(request);
+        let phase = Arc::clone(&phase);
+        async move {
+            let response = answer.await;
+            phase.store(IDLE, Ordering::Release);
+            response
+        }
+    });
+    let served = watcher.watch(builder.serve_connection(TokioIo::new(io), service));
+    if let Err(e) = served.await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }
 
 /// Between requests: the next byte read starts a head.

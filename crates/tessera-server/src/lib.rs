@@ -63,6 +63,10 @@ pub struct ServerConfig {
     pub admin: MetricsAt,
 }
 
+/// Connections the admin and metrics listeners each take at once: enough for operators and
+/// scrapers, and their own, so a flood of the main listener leaves them reachable.
+const SIDE_LISTENER_CONNECTIONS: usize = 256;
+
 /// Where `/metrics` (or the admin API) is served.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum MetricsAt {
@@ -317,17 +321,21 @@ pub async fn start(
     };
     let limits = config.limits;
     let proxies = config.trusted_proxies;
-    let served = match tls_config {
-        None => tokio::spawn(conn::serve(listener, app, limits, proxies.clone(), stop)),
-        Some(tls_config) => {
-            let listener =
-                tls::TlsListener::new(listener, tls_config).map_err(|source| ServeError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-            tokio::spawn(conn::serve(listener, app, limits, proxies.clone(), stop))
-        }
+    // The admin API and metrics are served over TLS when the API is; they get a cap of their
+    // own, so a flood of the main listener leaves them reachable.
+    let tls = tls_config.map(tokio_rustls::TlsAcceptor::from);
+    let side = conn::ConnectionLimits {
+        max_connections: SIDE_LISTENER_CONNECTIONS,
+        ..limits
     };
+    let served = tokio::spawn(conn::serve(
+        listener,
+        tls.clone(),
+        app,
+        limits,
+        proxies.clone(),
+        stop,
+    ));
     let admin_addr = admin_listener.as_ref().map(|(_, bound)| *bound);
     let admin_served = admin_listener.map(|(listener, _)| {
         let app = admin::routes(&state)
@@ -338,11 +346,13 @@ pub async fn start(
                 HeaderValue::from_static("nosniff"),
             ))
             .with_state(state.clone());
+        let (tls, proxies) = (tls.clone(), proxies.clone());
         tokio::spawn(conn::serve(
             listener,
+            tls,
             app,
-            limits,
-            proxies.clone(),
+            side,
+            proxies,
             std::future::pending(),
         ))
     });
@@ -353,9 +363,10 @@ pub async fn start(
             .with_state(state);
         tokio::spawn(conn::serve(
             listener,
+            tls,
             app,
-            limits,
-            proxies.clone(),
+            side,
+            proxies,
             std::future::pending(),
         ))
     });

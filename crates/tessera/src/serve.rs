@@ -34,6 +34,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             )
         })?;
     let master = master::load(&config.database, true)?;
+    warn_if_descriptors_short(config.limits.max_connections, config.db_pool.unwrap_or(10));
     if config.issuer.is_none() && !config.database.starts_with("sqlite:") {
         tracing::warn!(
             "no --issuer set: tokens will name this node's own address, and other nodes will \
@@ -77,10 +78,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "tessera listening on {scheme}://{}", server.addr
     );
     if let Some(metrics) = server.metrics_addr {
-        tracing::info!("metrics on http://{metrics}/metrics");
+        tracing::info!("metrics on {scheme}://{metrics}/metrics");
     }
     if let Some(admin) = server.admin_addr {
-        tracing::info!("admin API on http://{admin}/admin/v1");
+        tracing::info!("admin API on {scheme}://{admin}/admin/v1");
     }
     if let Some(demo) = demo {
         dev::print_instructions(&demo, &base);
@@ -161,5 +162,29 @@ where
             (Some(id), Some(rest)) => write!(writer, "{{\"request_id\":\"{id}\",{rest}"),
             _ => writer.write_str(&line),
         }
+    }
+}
+
+/// Each connection holds a file descriptor, handshakes included. When the process may open
+/// fewer than the connection cap needs (plus the pool, the listeners and the admin and metrics
+/// caps), a flood would run out of descriptors before the cap turns anyone away, and every
+/// listener would stop accepting: say so at start.
+fn warn_if_descriptors_short(max_connections: usize, pool: u32) {
+    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
+        return;
+    };
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.parse::<usize>().ok());
+    let needed = max_connections + 2 * 256 + pool as usize + 64;
+    if let Some(soft) = soft.filter(|&soft| soft < needed) {
+        tracing::warn!(
+            open_files = soft,
+            needed,
+            "the open-file limit is below what --max-connections needs; raise it (ulimit -n, \
+             LimitNOFILE=) or lower --max-connections"
+        );
     }
 }

@@ -14,7 +14,7 @@ use tessera_server::tls::TlsFiles;
 use crate::support::{TestServer, config};
 
 /// A CA and a `localhost` / `127.0.0.1` certificate it signed, written as PEM files.
-fn test_pki(dir: &std::path::Path) -> (TlsFiles, reqwest::Certificate) {
+pub(crate) fn test_pki(dir: &std::path::Path) -> (TlsFiles, reqwest::Certificate) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();

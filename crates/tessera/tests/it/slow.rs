@@ -255,3 +255,76 @@ async fn clients_that_stop_reading_are_closed_at_the_write_timeout_and_free_thei
         "non-reading clients still hold every connection slot"
     );
 }
+
+/// Issue 18 row 8: with `--tls-cert`, the cap was taken only after the TLS handshake, so
+/// connections that never began one were unlimited (600 of them used every file descriptor, and
+/// the admin listener stopped answering). Handshakes now count against the cap and end at the
+/// head timeout; the admin listener, served over TLS too, has a cap of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_handshakes_count_against_the_cap_and_time_out() {
+    let pki = tempfile::tempdir().unwrap();
+    let (files, ca) = crate::interop::test_pki(pki.path());
+    let t = TestServer::start_tls_with(
+        files,
+        limits(),
+        tessera_server::MetricsAt::Listen("127.0.0.1:0".parse().unwrap()),
+    )
+    .await;
+    let main = t.base.trim_start_matches("https://").to_string();
+    let admin = t.server.as_ref().unwrap().admin_addr.unwrap();
+    let https = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+
+    // 30 connections that never say a word: 8 are held (the cap), the rest closed at once.
+    let mut idle = Vec::new();
+    for _ in 0..30 {
+        idle.push(TcpStream::connect(&main).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut closed = 0;
+    for s in &mut idle {
+        let mut buf = [0u8; 16];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(20), s.read(&mut buf)).await
+        {
+            closed += 1;
+        }
+    }
+    assert!(
+        closed >= 22,
+        "only {closed} of 30 idle handshakes refused past a cap of 8"
+    );
+
+    // Meanwhile the admin listener answers, over TLS.
+    let r = https
+        .get(format!(
+            "https://localhost:{}/admin/v1/partners",
+            admin.port()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // The held ones end at the head timeout (1 s), and the main listener serves again.
+    let start = Instant::now();
+    for s in &mut idle {
+        let mut buf = [0u8; 16];
+        let r = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+        assert!(matches!(r, Ok(Ok(0) | Err(_))), "{r:?}");
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+    let port = main.rsplit(':').next().unwrap();
+    let r = https
+        .get(format!("https://localhost:{port}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -197,6 +197,22 @@ impl TestServer {
         Self::start_full(dir, db, engine, MasterKey::generate(), how).await
     }
 
+    /// A server over TLS with the given connection limits, and its admin API where `admin`
+    /// says.
+    pub async fn start_tls_with(
+        tls: tessera_server::tls::TlsFiles,
+        limits: tessera_server::conn::ConnectionLimits,
+        admin: tessera_server::MetricsAt,
+    ) -> TestServer {
+        Self::start_how(How {
+            tls: Some(tls),
+            limits,
+            admin,
+            ..How::default()
+        })
+        .await
+    }
+
     /// A server on a fresh SQLite file, started as `how` says.
     async fn start_how(how: How) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
