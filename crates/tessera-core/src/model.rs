@@ -265,6 +265,9 @@ pub struct AuthorizationRequest {
     /// With `prompt=login`: the session created on this request's own login form, the only
     /// one that satisfies it (set by [`crate::store::AuthorizationStore::set_request_login`]).
     pub login_sid: Option<String>,
+    /// OpenID Connect `id_token_hint`: the user the hint names. Only that user's sign-in
+    /// completes the request, on whichever page it happens.
+    pub subject: Option<String>,
 }
 
 impl AuthorizationRequest {

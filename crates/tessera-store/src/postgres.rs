@@ -57,6 +57,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../migrations/postgres/0011_customer_client.sql"),
     ),
+    (
+        12,
+        include_str!("../migrations/postgres/0012_hinted_subject.sql"),
+    ),
 ];
 
 /// Advisory lock keys: one for migrations, one for change-feed appends.
@@ -1465,8 +1469,8 @@ impl AuthorizationStore for PgStore {
             sqlx::query(
                 "INSERT INTO authorization_requests (id, client_id, redirect_uri, scope, state,
                      code_challenge, code_challenge_method, dialect, expires_at, nonce, prompt,
-                     min_auth_time)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                     min_auth_time, subject)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(&r.id)
             .bind(&r.client_id)
@@ -1480,6 +1484,7 @@ impl AuthorizationStore for PgStore {
             .bind(&r.nonce)
             .bind(&r.prompt)
             .bind(r.min_auth_time)
+            .bind(&r.subject)
             .execute(&self.pool)
             .await
             .map_err(err)?;

@@ -202,6 +202,7 @@ macro_rules! row_mappers {
                 prompt: r.try_get("prompt").map_err(err)?,
                 min_auth_time: r.try_get("min_auth_time").map_err(err)?,
                 login_sid: r.try_get("login_sid").map_err(err)?,
+                subject: r.try_get("subject").map_err(err)?,
             })
         }
 

@@ -844,6 +844,7 @@ async fn requests_and_sessions_expire() {
             prompt: Some("login consent".into()),
             min_auth_time: Some(40),
             login_sid: None,
+            subject: Some("u-hinted".into()),
         };
         s.insert_authorization_request(&r).await.unwrap();
         assert_eq!(

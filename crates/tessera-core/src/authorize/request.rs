@@ -166,6 +166,20 @@ impl Engine {
         }
         let oidc = openid_params(&params, now)
             .map_err(|why| fail(AuthorizeFailure::InvalidRequest, why))?;
+        // OpenID Connect Core §3.1.2.1: the hint must be an ID token of ours for this client; the
+        // user it names is the only one who may complete the request.
+        let subject = match params.id_token_hint.as_deref() {
+            None => None,
+            Some(hint) => Some(
+                self.id_token_hint_subject(hint, &client.id)
+                    .ok_or_else(|| {
+                        fail(
+                            AuthorizeFailure::InvalidRequest,
+                            "id_token_hint is not an ID token this server issued to this client",
+                        )
+                    })?,
+            ),
+        };
         let request = AuthorizationRequest {
             id: URL_SAFE_NO_PAD.encode(random_bytes::<16>()),
             client_id: client.id.clone(),
@@ -180,6 +194,7 @@ impl Engine {
             prompt: oidc.prompt,
             min_auth_time: oidc.min_auth_time,
             login_sid: None,
+            subject,
         };
         self.flows()
             .insert_authorization_request(&request)

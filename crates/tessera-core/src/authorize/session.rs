@@ -24,10 +24,18 @@ pub struct SignedIn {
 
 impl SignedIn {
     /// Whether this sign-in is good enough for `request`: for `prompt=login` (or
-    /// `max_age=0`), the sign-in on the request's own login form; for `max_age`, recent enough.
+    /// `max_age=0`), the sign-in on the request's own login form; for `max_age`, recent enough;
+    /// for an `id_token_hint`, the user it names.
     pub fn satisfies(&self, request: &crate::model::AuthorizationRequest) -> bool {
         let fresh = !request.prompts("login") || request.login_sid.as_deref() == Some(&self.sid);
-        fresh && request.min_auth_time.is_none_or(|t| self.auth_time >= t)
+        fresh
+            && request.min_auth_time.is_none_or(|t| self.auth_time >= t)
+            && self.is_hinted(request)
+    }
+
+    /// Whether this is the user the request's `id_token_hint` names (or it names none).
+    pub fn is_hinted(&self, request: &crate::model::AuthorizationRequest) -> bool {
+        request.subject.as_deref().is_none_or(|s| s == self.user.id)
     }
 }
 

@@ -11,7 +11,7 @@ use tessera_core::authorize::{AuthorizeError, AuthorizeParams};
 use tessera_core::{EngineError, unix_now};
 
 use super::view::{self, Framing, Page, redirect};
-use super::{Dialect, continue_flow, end_flow_with_error, error_page};
+use super::{Dialect, continue_flow, error_page};
 use crate::app::{AppState, Peer};
 
 /// Path of the development callback page (`client create --dev`).
@@ -98,7 +98,6 @@ async fn authorize(
         Ok(p) => p,
         Err(m) => return error_page(&m, StatusCode::BAD_REQUEST),
     };
-    let hint = params.id_token_hint.clone();
     let (request, client) = match app
         .engine
         .begin_authorization(params, dialect.as_str(), now)
@@ -107,26 +106,7 @@ async fn authorize(
         Ok(begun) => begun,
         Err(e) => return authorize_error(&app, e, dialect),
     };
-    // OpenID Connect Core §3.1.2.1: the hint must be an ID token of ours for this client; a
-    // session of anyone else then counts as no session (prompt=none: login_required).
-    let hinted = match hint.as_deref() {
-        None => None,
-        Some(h) => match app.engine.id_token_hint_subject(h, &client.id) {
-            Some(sub) => Some(sub),
-            None => {
-                return end_flow_with_error(
-                    &app,
-                    &request,
-                    &client,
-                    tessera_core::authorize::AuthorizeFailure::InvalidRequest,
-                    "id_token_hint is not an ID token this server issued to this client",
-                    Vec::new(),
-                )
-                .await;
-            }
-        },
-    };
-    continue_flow(&app, &headers, &request, &client, hinted.as_deref(), now).await
+    continue_flow(&app, &headers, &request, &client, now).await
 }
 
 fn authorize_error(app: &AppState, e: AuthorizeError, dialect: Dialect) -> Response {

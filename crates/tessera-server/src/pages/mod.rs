@@ -145,7 +145,8 @@ pub(super) async fn signed_in(
 }
 
 /// After `/authorize`: sign in first, unless the browser's session already belongs to the
-/// client's partner (and is recent enough, and is the user an `id_token_hint` names). The
+/// client's partner (and is recent enough, and is the user an `id_token_hint` names: see
+/// `SignedIn::satisfies`, which every later page checks again). The
 /// flow cookie binds the pending request to this
 /// browser: every later page of the flow refuses a browser without it. With `prompt=none`
 /// nothing is shown: the client gets the code, or `login_required` / `consent_required`.
@@ -154,12 +155,9 @@ pub(super) async fn continue_flow(
     headers: &HeaderMap,
     request: &AuthorizationRequest,
     client: &Client,
-    hinted: Option<&str>,
     now: i64,
 ) -> Response {
-    let user = signed_in(app, headers, request, client, now)
-        .await
-        .filter(|s| hinted.is_none_or(|sub| s.user.id == sub));
+    let user = signed_in(app, headers, request, client, now).await;
     if request.prompts("none") {
         let Some(user) = user else {
             return end_flow_with_error(
@@ -289,6 +287,19 @@ pub(super) async fn sign_in(
         Err(e) => return failure_page(&e),
     };
     let cookie = set_cookie(SESSION_COOKIE, session.expose(), SESSION_TTL, secure(app));
+    if !signed_in.is_hinted(request) {
+        // OpenID Connect Core §3.1.2.1: the application asked for the user its id_token_hint
+        // names, and someone else signed in. They stay signed in; the request ends.
+        return end_flow_with_error(
+            app,
+            request,
+            client,
+            AuthorizeFailure::LoginRequired,
+            "the account that signed in is not the one id_token_hint names",
+            vec![cookie],
+        )
+        .await;
+    }
     let mut request = request.clone();
     if let Err(e) = app
         .engine

@@ -78,6 +78,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         13,
         include_str!("../../migrations/sqlite/0013_customer_client.sql"),
     ),
+    (
+        14,
+        include_str!("../../migrations/sqlite/0014_hinted_subject.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -961,8 +965,8 @@ impl AuthorizationStore for SqliteStore {
         sqlx::query(
             "INSERT INTO authorization_requests (id, client_id, redirect_uri, scope, state,
                  code_challenge, code_challenge_method, dialect, expires_at, nonce, prompt,
-                 min_auth_time)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 min_auth_time, subject)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&r.id)
         .bind(&r.client_id)
@@ -976,6 +980,7 @@ impl AuthorizationStore for SqliteStore {
         .bind(&r.nonce)
         .bind(&r.prompt)
         .bind(r.min_auth_time)
+        .bind(&r.subject)
         .execute(&self.pool)
         .await
         .map_err(err)?;

@@ -544,3 +544,93 @@ fn clone_setup(s: &Setup) -> Setup {
         account_id: s.account_id.clone(),
     }
 }
+
+/// Issue 18 row 10: the `id_token_hint` was checked once, at `/authorize`. Bob signing in on
+/// the login page of a request that hints Ann, or Bob's session arriving at the consent page of
+/// Ann's request, got a code and an ID token for Bob. The request now carries the hinted user
+/// and every page checks it.
+#[tokio::test]
+async fn the_hinted_user_is_checked_on_every_page_of_the_flow() {
+    let t = TestServer::start().await;
+    let s = setup(&t, &[], false).await;
+    let mut ann = Agent::new(&t.base);
+    let q = authorize(&mut ann, &s, &oidc_path(&s, "openid crm", &[])).await;
+    let ann_id_token = redeem(&t, &s, &q["code"]).await["id_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bob_email = format!("bob-{}@customer.example", crate::support::uuid_suffix());
+    tessera_core::admin::create_user(
+        t.store.as_ref(),
+        tessera_core::admin::NewUser {
+            partner_id: &s.partner.id,
+            username: &bob_email,
+            password: "a-long-customer-secret",
+            role: tessera_core::model::Role::Member,
+            account_id: Some(&s.account_id),
+        },
+        tessera_core::unix_now(),
+    )
+    .await
+    .unwrap();
+    let hinted = oidc_path(&s, "openid crm", &[("id_token_hint", &ann_id_token)]);
+
+    // Bob, on the login page of a request that hints Ann: login_required, no code.
+    let mut bobs = Agent::new(&t.base);
+    let r = bobs.get(&hinted).await;
+    let login = r.location.clone().unwrap();
+    assert!(login.starts_with("/oauth/login"), "{login}");
+    let page = bobs.get(&login).await;
+    let r = bobs
+        .post(
+            "/oauth/login",
+            &[
+                ("request", &page.hidden("request")),
+                ("csrf", &page.hidden("csrf")),
+                ("username", &bob_email),
+                ("password", "a-long-customer-secret"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let q = r.query();
+    assert_eq!(
+        q.get("error").map(String::as_str),
+        Some("login_required"),
+        "{q:?}"
+    );
+    assert!(!q.contains_key("code"));
+
+    // Ann's hinted request reaches its consent page; Bob's session opens it (he signed in in
+    // that browser meanwhile): the login page, not Bob's consent.
+    let ask = oidc_path(
+        &s,
+        "openid crm",
+        &[("id_token_hint", &ann_id_token), ("prompt", "consent")],
+    );
+    let r = ann.get(&ask).await;
+    let consent = r.location.clone().unwrap();
+    assert!(consent.starts_with("/oauth/consent"), "{consent}");
+    let mut taken = Agent::new(&t.base);
+    taken.cookies = ann.cookies.clone();
+    taken.cookies.insert(
+        "tessera_session".into(),
+        bobs.cookies["tessera_session"].clone(),
+    );
+    let r = taken.get(&consent).await;
+    assert_eq!(r.status, 303, "Bob got Ann's consent page: {}", r.body);
+    assert!(r.location.as_deref().unwrap().starts_with("/oauth/login"));
+    // Ann herself still consents.
+    let page = ann.get(&consent).await;
+    let r = ann
+        .post(
+            "/oauth/consent",
+            &[
+                ("request", &page.hidden("request")),
+                ("csrf", &page.hidden("csrf")),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert!(r.query().contains_key("code"), "{:?}", r.location);
+}
