@@ -181,6 +181,27 @@ tokio::task_local! {
     pub static CONTEXT: RequestContext;
 }
 
+/// The key a per-requester budget counts `ip` under: the IPv4 address, or the /64 of an IPv6
+/// one (a single host commonly holds a whole /64, so counting its addresses one by one would
+/// give it 2^64 budgets).
+pub fn requester_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+/// The requester key of the request the current task serves, if it serves one.
+pub fn current_requester() -> Option<String> {
+    CONTEXT.try_with(|c| c.ip.map(requester_key)).ok().flatten()
+}
+
 enum Message {
     Event(Box<AuditEvent>),
     Flush(oneshot::Sender<()>),

@@ -2,7 +2,9 @@
 //! (each hash holds ≈ 19 MiB), with the same cost for an unknown user as for a wrong password.
 //! The queue in front of the semaphore is bounded ([`Passwords::admit`]): past it, a check is
 //! refused at once rather than waiting behind a flood, so that the wait of a legitimate check
-//! stays bounded and requests that need no password are not slowed.
+//! stays bounded and requests that need no password are not slowed. The queue is shared fairly:
+//! one requester (an address, or an IPv6 /64) holds at most a quarter of its places, so a flood
+//! from one source is refused at its share while everyone else's first sign-in still gets in.
 
 use std::sync::Arc;
 
@@ -20,6 +22,9 @@ pub struct Passwords {
     /// Checks admitted (running or waiting) and how many may be at once.
     admitted: Arc<std::sync::atomic::AtomicUsize>,
     max_admitted: usize,
+    /// Places held per requester, and how many one requester may hold.
+    by_source: Arc<dashmap::DashMap<String, usize>>,
+    max_per_source: usize,
     /// Argon2 verifications run so far (for tests and metrics).
     verifications: Arc<std::sync::atomic::AtomicU64>,
     /// A hash of a random password, verified against when the user does not exist so that an
@@ -40,21 +45,47 @@ impl Passwords {
             permits: Arc::new(Semaphore::new(cores)),
             admitted: Arc::default(),
             max_admitted: cores + queue,
+            by_source: Arc::default(),
+            max_per_source: ((cores + queue) / 4).max(1),
             verifications: Arc::default(),
             dummy: Arc::new(hash_blocking(random.expose())),
         }
     }
 
-    /// A place in the queue for one password check, or `None` when the queue is full (answer
-    /// "busy, retry shortly" at once). The place is held until the returned guard drops.
-    pub fn admit(&self) -> Option<Admission> {
+    /// A place in the queue for one password check of `source` (a requester key; `None` for
+    /// work no request asked for), or `None` when the queue is full or `source` holds its share
+    /// already (answer "busy, retry shortly" at once). The place is held until the returned
+    /// guard drops.
+    pub fn admit(&self, source: Option<&str>) -> Option<Admission> {
         use std::sync::atomic::Ordering;
+        let source = match source {
+            None => None,
+            Some(key) => {
+                let mut held = self.by_source.entry(key.to_string()).or_insert(0);
+                if *held >= self.max_per_source {
+                    return None;
+                }
+                *held += 1;
+                Some((Arc::clone(&self.by_source), key.to_string()))
+            }
+        };
+        // From here the guard gives back what was taken, also on refusal.
+        let mut place = Admission {
+            admitted: None,
+            source,
+        };
         let before = self.admitted.fetch_add(1, Ordering::AcqRel);
         if before >= self.max_admitted {
             self.admitted.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
-        Some(Admission(Arc::clone(&self.admitted)))
+        place.admitted = Some(Arc::clone(&self.admitted));
+        Some(place)
+    }
+
+    /// How many places one requester may hold at once.
+    pub fn per_source(&self) -> usize {
+        self.max_per_source
     }
 
     /// How many checks may be admitted at once (running and waiting).
@@ -105,12 +136,25 @@ impl Passwords {
     }
 }
 
-/// A held place in the password-check queue; released on drop.
-pub struct Admission(Arc<std::sync::atomic::AtomicUsize>);
+/// A held place in the password-check queue (and in its requester's share); released on drop.
+pub struct Admission {
+    admitted: Option<Arc<std::sync::atomic::AtomicUsize>>,
+    source: Option<(Arc<dashmap::DashMap<String, usize>>, String)>,
+}
 
 impl Drop for Admission {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        if let Some(admitted) = self.admitted.take() {
+            admitted.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        }
+        if let Some((by_source, key)) = self.source.take() {
+            // The last place of a requester removes its entry: the map holds only requesters
+            // with checks in flight.
+            by_source.remove_if_mut(&key, |_, held| {
+                *held -= 1;
+                *held == 0
+            });
+        }
     }
 }
 
@@ -195,6 +239,34 @@ pub fn check_strength(password: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_requester_holds_at_most_its_share_of_the_queue() {
+        let p = Passwords::with_queue(30);
+        let share = p.per_source();
+        assert!(share >= 1 && share < p.capacity());
+        let flood: Vec<_> = (0..100)
+            .filter_map(|_| p.admit(Some("203.0.113.66")))
+            .collect();
+        assert_eq!(flood.len(), share, "a single source past its share");
+        assert_eq!(p.queued(), share, "refusals hold no place");
+        // Everyone else still gets in, until the queue itself is full.
+        let others: Vec<_> = (0..100)
+            .filter_map(|i| p.admit(Some(&format!("198.51.100.{i}"))))
+            .collect();
+        assert_eq!(flood.len() + others.len(), p.capacity());
+        assert!(p.admit(Some("192.0.2.1")).is_none() && p.admit(None).is_none());
+        drop(flood);
+        assert_eq!(p.queued(), p.capacity() - share);
+        assert!(
+            p.by_source.get("203.0.113.66").is_none(),
+            "entries end with their checks"
+        );
+        let again: Vec<_> = (0..share)
+            .filter_map(|_| p.admit(Some("203.0.113.66")))
+            .collect();
+        assert_eq!(again.len(), share);
+    }
 
     #[tokio::test]
     async fn verifies_right_and_refuses_wrong_and_unknown() {

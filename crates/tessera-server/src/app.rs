@@ -29,20 +29,10 @@ pub struct AppState {
 pub struct Peer(pub SocketAddr);
 
 impl Peer {
-    /// The key a per-requester throttle counts under: the IPv4 address, or the /64 of an IPv6
-    /// one (a single host commonly holds a whole /64, so counting its addresses one by one
-    /// would give it 2^64 budgets).
+    /// The key a per-requester throttle counts under
+    /// ([`tessera_core::audit::requester_key`]).
     pub fn requester(&self) -> String {
-        match self.0.ip() {
-            std::net::IpAddr::V4(v4) => v4.to_string(),
-            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => v4.to_string(),
-                None => {
-                    let s = v6.segments();
-                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-                }
-            },
-        }
+        tessera_core::audit::requester_key(self.0.ip())
     }
 }
 

@@ -75,3 +75,78 @@ async fn a_flood_of_uncached_checks_is_refused_at_once_past_the_queue() {
         "every place is released"
     );
 }
+
+/// Issue 18 row 12: the queue was first come, first served, so one source flooding junk
+/// credentials kept it full and refused every real sign-in (31 of 31 over 12 s). One requester
+/// now holds at most a quarter of the places: the flood is refused at its share, and others'
+/// first sign-ins (uncached, each an Argon2 check) are all served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_one_source_leaves_room_for_everyone_else() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut c = config();
+    c.password_queue = 6;
+    let t = Arc::new(
+        TestServer::start_behind(
+            tessera_server::forwarded::TrustedProxies::new(
+                vec!["127.0.0.1/32".parse().unwrap()],
+                Default::default(),
+            ),
+            c,
+        )
+        .await,
+    );
+    let partners = join_all((0..6).map(|_| t.partner())).await;
+    let body = machine_token_body("crm");
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood: Vec<_> = (0..48)
+        .map(|i| {
+            let (t, stop, body) = (Arc::clone(&t), Arc::clone(&stop), body.clone());
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let r = t
+                        .http
+                        .post(t.url("/v2/oauth/token"))
+                        .header("x-forwarded-for", "203.0.113.66")
+                        .basic_auth(format!("junk-{i}-{n}@flood.example"), Some("not-it"))
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .unwrap();
+                    answers.push(r.status().as_u16());
+                }
+                answers
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut real = Vec::new();
+    for (i, p) in partners.iter().enumerate() {
+        let r = t
+            .http
+            .post(t.url("/v2/oauth/token"))
+            .header("x-forwarded-for", format!("198.51.100.{i}"))
+            .basic_auth(&p.email, Some(&p.password))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        real.push(r.status().as_u16());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut junk = Vec::new();
+    for f in flood {
+        junk.extend(f.await.unwrap());
+    }
+    assert_eq!(
+        real, [200; 6],
+        "real first sign-ins refused under the flood"
+    );
+    assert!(junk.contains(&503), "the flood was refused at its share");
+    assert!(junk.iter().all(|s| *s == 503 || *s == 401), "{junk:?}");
+}
