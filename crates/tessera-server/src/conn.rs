@@ -31,6 +31,7 @@ use tower::ServiceExt;
 
 use crate::app::Peer;
 use crate::forwarded::TrustedProxies;
+use crate::framing::Framer;
 
 /// How long a client may take, and how many may be connected.
 #[derive(Clone, Copy, Debug)]
@@ -184,6 +185,8 @@ struct Clocked<IO> {
     write_timeout: Duration,
     write_deadline: Pin<Box<tokio::time::Sleep>>,
     write_stalled: bool,
+    /// Request boundaries in what was read, to see a pipelined partial head.
+    framer: Framer,
 }
 
 impl<IO> Clocked<IO> {
@@ -197,6 +200,7 @@ impl<IO> Clocked<IO> {
             write_timeout,
             write_deadline: Box::pin(tokio::time::sleep(write_timeout)),
             write_stalled: false,
+            framer: Framer::new(),
         };
         (clock, phase)
     }
@@ -238,9 +242,21 @@ impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Clocked<IO> {
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
+        // The previous request is answered, and hyper holds the start of the next head (it read
+        // ahead): that head's clock starts now, as if its first byte had just arrived.
+        if this.framer.head_started()
+            && this
+                .phase
+                .compare_exchange(IDLE, HEAD, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            let at = tokio::time::Instant::now() + this.timeout;
+            this.deadline.as_mut().reset(at);
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
+                this.framer.feed(&buf.filled()[before..]);
                 if buf.filled().len() > before
                     && this
                         .phase

@@ -16,6 +16,7 @@ pub mod body;
 pub mod conn;
 pub mod error;
 pub mod forwarded;
+mod framing;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;

@@ -328,3 +328,56 @@ async fn tls_handshakes_count_against_the_cap_and_time_out() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// Issue 18 row 11: a partial head pipelined behind a complete request was closed only at the
+/// idle timeout, because hyper had read it ahead and nothing more arrived to start its clock.
+/// Its clock now starts once the request before it is answered.
+#[tokio::test]
+async fn a_pipelined_partial_head_gets_the_head_timeout_not_the_idle_one() {
+    let t = TestServer::start_with_limits(limits()).await;
+    let mut s = TcpStream::connect(addr(&t)).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut answer = Vec::new();
+    loop {
+        let mut buf = [0u8; 4096];
+        match tokio::time::timeout(Duration::from_secs(6), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("still open after 6 s"),
+        }
+    }
+    let open = start.elapsed();
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
+        "the complete request is answered"
+    );
+    // limits(): the head timeout is 1 s, the idle timeout 3 s.
+    assert!(
+        open < Duration::from_millis(2500),
+        "closed only after {open:?}"
+    );
+
+    // A complete pipelined pair is answered twice, and the connection then idles on.
+    let mut s = TcpStream::connect(addr(&t)).await.unwrap();
+    let get = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    s.write_all(format!("{get}{get}").as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    while answer.matches("HTTP/1.1 200").count() < 2 {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
+            .await
+            .expect("both answered")
+            .unwrap();
+        assert!(n > 0, "closed early: {answer}");
+        answer.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let mut buf = [0u8; 16];
+    let idle = tokio::time::timeout(Duration::from_millis(1800), s.read(&mut buf)).await;
+    assert!(
+        idle.is_err(),
+        "an idle connection outlives the head timeout: {idle:?}"
+    );
+}
