@@ -190,7 +190,8 @@ pub trait UserStore {
     ) -> StoreResult<String>;
     /// Sign-up of a `customer` user: if the partner has no user with `user.username`, insert
     /// `user`; if it has a customer with it, replace that user's password hash (and names and
-    /// external id, when given), record `user.signed_up_by` and keep its id; if the username
+    /// external id, when given), record `user.signed_up_by`, end its browser sessions (as a
+    /// password reset does) and keep its id; if the username
     /// belongs to a user of another role, or to a customer another client signed up
     /// (`signed_up_by` set and different), change nothing and return that user. Atomic; emits
     /// `Change::User` when it writes.

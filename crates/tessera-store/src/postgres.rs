@@ -457,6 +457,8 @@ impl PgStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(err)?;
+                    // A new clientUserToken is a password reset: the old one's sessions end (I6).
+                    end_sessions_in(&mut tx, &updated.id).await?;
                     (updated, true)
                 }
             };

@@ -632,10 +632,36 @@ async fn customer_sign_up_upserts_but_never_takes_over_staff_or_another_clients_
             ),
             ("h4", Some("by c1"))
         );
+        // A browser session of the customer ends when its owner signs it up again (a new
+        // clientUserToken is a password reset); another client's refused sign-up ends nothing.
+        let session = tessera_core::model::Session {
+            digest: SecretDigest([6; 32]),
+            user_id: "u1".into(),
+            expires_at: 100,
+            authenticated_at: 1,
+        };
+        assert!(
+            s.insert_session(&session, &PasswordHash("h4".into()))
+                .await
+                .unwrap()
+        );
+        s.upsert_customer(&by("u7", "h7", "c2")).await.unwrap();
+        assert!(
+            s.session(&SecretDigest([6; 32]), 2)
+                .await
+                .unwrap()
+                .is_some(),
+            "{name}"
+        );
         let (u, _) = s.upsert_customer(&by("u6", "h6", "c1")).await.unwrap();
         assert_eq!(
             (u.password_hash.0.as_str(), u.signed_up_by.as_deref()),
             ("h6", Some("c1"))
+        );
+        assert_eq!(
+            s.session(&SecretDigest([6; 32]), 2).await.unwrap(),
+            None,
+            "{name}"
         );
     }
 }

@@ -682,6 +682,8 @@ impl UserStore for SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(err)?;
+                // A new clientUserToken is a password reset: the old one's sessions end (I6).
+                end_sessions_in(&mut tx, &updated.id).await?;
                 (updated, true)
             }
         };
