@@ -72,6 +72,10 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .route("/users", get(users).post(create_user))
         .route("/users/{id}", get(user))
         .route("/users/{id}/password", put(user_password))
+        .route(
+            "/users/{id}/sessions",
+            axum::routing::delete(end_user_sessions),
+        )
         .route("/scopes", get(scopes).post(add_scopes))
         .route("/grants", get(grants))
         .route("/grants/revoke", post(revoke_grant))
@@ -483,6 +487,26 @@ async fn user_password(
     ok(out)
 }
 
+#[utoipa::path(delete, path = "/admin/v1/users/{id}/sessions", tag = "users", params(("id" = String, Path)), responses((status = 200, description = "Every browser session of the user ended; a new /authorize needs a fresh sign-in", body = ops::SessionsEnded)))]
+async fn end_user_sessions(
+    State(app): State<AppState>,
+    Extension(token): Extension<AdminToken>,
+    Path(id): Path<String>,
+) -> Answer {
+    let store = admin(&app)?.store.as_ref();
+    let user = inventory::user(store, &id).await?;
+    let out = ops::end_user_sessions(
+        store,
+        &by(&token),
+        &user.partner_id,
+        &user.username,
+        unix_now(),
+    )
+    .await?;
+    applied(&app).await;
+    ok(out)
+}
+
 #[utoipa::path(get, path = "/admin/v1/scopes", tag = "scopes", responses((status = 200, description = "The registered scopes", body = ScopeList)))]
 async fn scopes(State(app): State<AppState>) -> Answer {
     ok(serde_json::json!({"scopes": inventory::scopes(admin(&app)?.store.as_ref()).await?}))
@@ -680,7 +704,7 @@ async fn audit(State(app): State<AppState>, q: QueryOf<AuditParams>) -> Answer {
     paths(
         partners, partner, create_partner, partner_status, partner_password, create_partner_token,
         revoke_partner_tokens, revoke_partner_token, clients, client, create_client, rotate_secret,
-        client_status, users, user, create_user, user_password, scopes, add_scopes, grants,
+        client_status, users, user, create_user, user_password, end_user_sessions, scopes, add_scopes, grants,
         revoke_grant, keys, rotate_keys, revoke_key, audit
     ),
     components(schemas(problem::ProblemBody)),

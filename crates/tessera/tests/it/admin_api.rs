@@ -548,7 +548,7 @@ async fn the_openapi_document_describes_every_route() {
     assert_eq!(doc.status, 200, "public: {}", doc.body);
     assert!(doc.body["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = doc.body["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 20, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 21, "{:?}", paths.keys().collect::<Vec<_>>());
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
             for status in ["401", "403", "422"] {
@@ -793,4 +793,43 @@ async fn unknown_filters_are_refused_and_a_token_revoked_mid_upload_writes_nothi
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     let scopes = t.store.list_scopes().await.unwrap();
     assert!(!scopes.iter().any(|s| s == "revraced"), "nothing written");
+}
+
+/// I6 through the admin API: `DELETE /admin/v1/users/{id}/sessions` ends a user's browser
+/// sessions, as `tessera user sessions revoke` does; the next `/authorize` needs a sign-in.
+#[tokio::test]
+async fn the_admin_api_ends_a_users_browser_sessions() {
+    let t = TestServer::start().await;
+    let (_, read) = admin_token(&t, &[AdminScope::Read]).await;
+    let (_, write) = admin_token(&t, &[AdminScope::Read, AdminScope::Write]).await;
+    let s = crate::authcode::setup(&t, &[], false).await;
+    let mut browser = crate::authcode::Agent::new(&t.base);
+    let path = crate::authcode::authorize_path("standard", &s.client_id, &[]);
+    crate::authcode::authorize(&mut browser, &s, &path).await;
+    // Signed in: the next authorization needs no page.
+    let r = browser.get(&path).await;
+    assert!(r.query().contains_key("code"), "{:?}", r.location);
+
+    let sessions = format!("/admin/v1/users/{}/sessions", s.user_id);
+    let r = call(&t, M::DELETE, &sessions, Some(&read), None, None).await;
+    problem(&r, 403, "insufficient-scope");
+    let r = call(&t, M::DELETE, &sessions, Some(&write), None, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["sessions"], 1, "{}", r.body);
+    let r = browser.get(&path).await;
+    assert!(
+        r.location.as_deref().unwrap().starts_with("/oauth/login"),
+        "the session outlived its revocation: {:?}",
+        r.location
+    );
+    let r = call(
+        &t,
+        M::DELETE,
+        "/admin/v1/users/no-such-user/sessions",
+        Some(&write),
+        None,
+        None,
+    )
+    .await;
+    problem(&r, 404, "not-found");
 }
