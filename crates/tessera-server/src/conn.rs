@@ -205,6 +205,19 @@ impl<IO> Clocked<IO> {
         (clock, phase)
     }
 
+    /// Between requests, a head has begun: its clock starts now. (Inside a head or a request,
+    /// nothing changes.)
+    fn start_head_clock(&mut self) {
+        if self
+            .phase
+            .compare_exchange(IDLE, HEAD, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            let at = tokio::time::Instant::now() + self.timeout;
+            self.deadline.as_mut().reset(at);
+        }
+    }
+
     /// Account for the outcome of a write (or flush): progress stops the write clock, a write
     /// that cannot proceed starts it, and one that has waited too long fails.
     fn written<T>(
@@ -244,27 +257,15 @@ impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Clocked<IO> {
         let this = self.get_mut();
         // The previous request is answered, and hyper holds the start of the next head (it read
         // ahead): that head's clock starts now, as if its first byte had just arrived.
-        if this.framer.head_started()
-            && this
-                .phase
-                .compare_exchange(IDLE, HEAD, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        {
-            let at = tokio::time::Instant::now() + this.timeout;
-            this.deadline.as_mut().reset(at);
+        if this.framer.head_started() {
+            this.start_head_clock();
         }
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 this.framer.feed(&buf.filled()[before..]);
-                if buf.filled().len() > before
-                    && this
-                        .phase
-                        .compare_exchange(IDLE, HEAD, Ordering::AcqRel, Ordering::Acquire)
-                        .is_ok()
-                {
-                    let at = tokio::time::Instant::now() + this.timeout;
-                    this.deadline.as_mut().reset(at);
+                if buf.filled().len() > before {
+                    this.start_head_clock();
                 }
                 Poll::Ready(Ok(()))
             }

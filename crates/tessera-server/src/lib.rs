@@ -337,6 +337,17 @@ pub async fn start(
         proxies.clone(),
         stop,
     ));
+    let serve_side = |listener, app| {
+        let (tls, proxies) = (tls.clone(), proxies.clone());
+        tokio::spawn(conn::serve(
+            listener,
+            tls,
+            app,
+            side,
+            proxies,
+            std::future::pending(),
+        ))
+    };
     let admin_addr = admin_listener.as_ref().map(|(_, bound)| *bound);
     let admin_served = admin_listener.map(|(listener, _)| {
         let app = admin::routes(&state)
@@ -347,29 +358,14 @@ pub async fn start(
                 HeaderValue::from_static("nosniff"),
             ))
             .with_state(state.clone());
-        let (tls, proxies) = (tls.clone(), proxies.clone());
-        tokio::spawn(conn::serve(
-            listener,
-            tls,
-            app,
-            side,
-            proxies,
-            std::future::pending(),
-        ))
+        serve_side(listener, app)
     });
     let metrics_addr = metrics_listener.as_ref().map(|(_, bound)| *bound);
     let metrics_served = metrics_listener.map(|(listener, _)| {
         let app = Router::new()
             .route("/metrics", axum::routing::get(crate::metrics::render))
             .with_state(state);
-        tokio::spawn(conn::serve(
-            listener,
-            tls,
-            app,
-            side,
-            proxies,
-            std::future::pending(),
-        ))
+        serve_side(listener, app)
     });
     Ok(RunningServer {
         addr,

@@ -406,20 +406,7 @@ async fn id_token_hint_and_unsupported_parameters() {
     let ann_id_token = anns["id_token"].as_str().unwrap().to_string();
 
     // Bob, another user of the partner, signs in in his own browser.
-    let bob_email = format!("bob-{}@customer.example", crate::support::uuid_suffix());
-    tessera_core::admin::create_user(
-        t.store.as_ref(),
-        tessera_core::admin::NewUser {
-            partner_id: &s.partner.id,
-            username: &bob_email,
-            password: "a-long-customer-secret",
-            role: tessera_core::model::Role::Member,
-            account_id: Some(&s.account_id),
-        },
-        tessera_core::unix_now(),
-    )
-    .await
-    .unwrap();
+    let bob_email = another_member(&t, &s).await;
     let bob = Setup {
         user_email: bob_email,
         ..clone_setup(&s)
@@ -533,6 +520,25 @@ async fn id_token_hint_and_unsupported_parameters() {
     );
 }
 
+/// Bob: another member of `s`'s account, whose password is `a-long-customer-secret`; his email.
+async fn another_member(t: &TestServer, s: &Setup) -> String {
+    let email = format!("bob-{}@customer.example", crate::support::uuid_suffix());
+    tessera_core::admin::create_user(
+        t.store.as_ref(),
+        tessera_core::admin::NewUser {
+            partner_id: &s.partner.id,
+            username: &email,
+            password: "a-long-customer-secret",
+            role: tessera_core::model::Role::Member,
+            account_id: Some(&s.account_id),
+        },
+        tessera_core::unix_now(),
+    )
+    .await
+    .unwrap();
+    email
+}
+
 fn clone_setup(s: &Setup) -> Setup {
     Setup {
         partner: s.partner.clone(),
@@ -559,20 +565,7 @@ async fn the_hinted_user_is_checked_on_every_page_of_the_flow() {
         .as_str()
         .unwrap()
         .to_string();
-    let bob_email = format!("bob-{}@customer.example", crate::support::uuid_suffix());
-    tessera_core::admin::create_user(
-        t.store.as_ref(),
-        tessera_core::admin::NewUser {
-            partner_id: &s.partner.id,
-            username: &bob_email,
-            password: "a-long-customer-secret",
-            role: tessera_core::model::Role::Member,
-            account_id: Some(&s.account_id),
-        },
-        tessera_core::unix_now(),
-    )
-    .await
-    .unwrap();
+    let bob_email = another_member(&t, &s).await;
     let hinted = oidc_path(&s, "openid crm", &[("id_token_hint", &ann_id_token)]);
 
     // Bob, on the login page of a request that hints Ann: login_required, no code.

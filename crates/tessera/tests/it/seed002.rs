@@ -3,9 +3,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use tessera_core::admin;
 use tessera_core::keys::MasterKey;
-use tessera_core::unix_now;
 
 use crate::support::{Onboarded, TestServer, claims};
 
@@ -210,30 +208,11 @@ async fn sign_up_needs_an_app_token() {
 }
 
 /// Another client of `o`'s partner, allowed the same grants: `Basic` credentials.
-async fn second_client(t: &TestServer, o: &Onboarded) -> (String, String) {
-    let grants = ["client_credentials".to_string(), "password".to_string()];
-    let (client, secret) = admin::create_client(
-        t.store.as_ref(),
-        admin::NewClient {
-            partner_id: &o.partner.id,
-            name: "Other App",
-            grant_types: &grants,
-            scopes: "WRITE crm",
-            redirect_uris: &[],
-            frame_origins: &[],
-            dev: false,
-            pkce_plain: false,
-            allow_registration: false,
-        },
-        unix_now(),
-    )
-    .await
-    .unwrap();
-    let basic = format!(
-        "Basic {}",
-        STANDARD.encode(format!("{}:{}", client.id, secret.expose()))
-    );
-    (client.id, basic)
+async fn second_client(t: &TestServer, o: &Onboarded) -> String {
+    let (id, secret) = t
+        .standard_client(&o.partner.id, &["client_credentials", "password"])
+        .await;
+    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
 }
 
 async fn app_token_of(t: &TestServer, basic: &str) -> String {
@@ -283,7 +262,7 @@ async fn customer_sign_in(
 async fn one_client_cannot_take_over_anothers_customer(x: &TestServer, y: &TestServer) {
     let o = x.onboard(&["client_credentials", "password"]).await;
     let x_basic = o.basic();
-    let (_, y_basic) = second_client(x, &o).await;
+    let y_basic = second_client(x, &o).await;
     let (x_app, y_app) = (
         app_token_of(x, &x_basic).await,
         app_token_of(y, &y_basic).await,

@@ -462,24 +462,7 @@ impl TestServer {
     /// Onboard a partner for the standard dialect with a client allowed `grants`.
     pub async fn onboard(&self, grants: &[&str]) -> Onboarded {
         let partner = self.partner_with_scopes("WRITE crm transport").await;
-        let grants: Vec<String> = grants.iter().map(|g| g.to_string()).collect();
-        let (client, secret) = admin::create_client(
-            self.store.as_ref(),
-            admin::NewClient {
-                partner_id: &partner.id,
-                name: "Escrow App",
-                grant_types: &grants,
-                scopes: "WRITE crm",
-                redirect_uris: &[],
-                frame_origins: &[],
-                dev: false,
-                pkce_plain: false,
-                allow_registration: false,
-            },
-            unix_now(),
-        )
-        .await
-        .unwrap();
+        let (client_id, client_secret) = self.standard_client(&partner.id, grants).await;
         let admin_email = format!("owner-{}@org.example", uuid_suffix());
         let admin_password = format!("owner-secret-{}", uuid_suffix());
         admin::create_user(
@@ -497,11 +480,35 @@ impl TestServer {
         .unwrap();
         Onboarded {
             partner,
-            client_id: client.id,
-            client_secret: secret.expose().to_string(),
+            client_id,
+            client_secret,
             admin_email,
             admin_password,
         }
+    }
+
+    /// A client of `partner_id` for the standard dialect (scopes `WRITE crm`), allowed
+    /// `grants`: its id and secret.
+    pub async fn standard_client(&self, partner_id: &str, grants: &[&str]) -> (String, String) {
+        let grants: Vec<String> = grants.iter().map(|g| g.to_string()).collect();
+        let (client, secret) = admin::create_client(
+            self.store.as_ref(),
+            admin::NewClient {
+                partner_id,
+                name: "Escrow App",
+                grant_types: &grants,
+                scopes: "WRITE crm",
+                redirect_uris: &[],
+                frame_origins: &[],
+                dev: false,
+                pkce_plain: false,
+                allow_registration: false,
+            },
+            unix_now(),
+        )
+        .await
+        .unwrap();
+        (client.id, secret.expose().to_string())
     }
 
     /// POST a form body with an optional Authorization header.
