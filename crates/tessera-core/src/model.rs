@@ -179,6 +179,18 @@ pub struct User {
     pub created_at: i64,
 }
 
+impl User {
+    /// Whether this user may sign in through the client `client_id`: anyone of the partner,
+    /// except a customer, which signs in only through the client that signed it up.
+    pub fn signs_in_through(&self, client_id: &str) -> bool {
+        self.role != Role::Customer
+            || self
+                .signed_up_by
+                .as_deref()
+                .is_none_or(|owner| owner == client_id)
+    }
+}
+
 /// One refresh token. The clear token is never stored; `digest` is its SHA-256.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefreshToken {

@@ -25,12 +25,14 @@ pub struct SignedIn {
 impl SignedIn {
     /// Whether this sign-in is good enough for `request`: for `prompt=login` (or
     /// `max_age=0`), the sign-in on the request's own login form; for `max_age`, recent enough;
-    /// for an `id_token_hint`, the user it names.
+    /// for an `id_token_hint`, the user it names; for any request, a user who may sign in
+    /// through its client (a customer only through the client that signed it up).
     pub fn satisfies(&self, request: &crate::model::AuthorizationRequest) -> bool {
         let fresh = !request.prompts("login") || request.login_sid.as_deref() == Some(&self.sid);
         fresh
             && request.min_auth_time.is_none_or(|t| self.auth_time >= t)
             && self.is_hinted(request)
+            && self.user.signs_in_through(&request.client_id)
     }
 
     /// Whether this is the user the request's `id_token_hint` names (or it names none).
@@ -48,17 +50,23 @@ impl Engine {
         password: &str,
         now: i64,
     ) -> Result<Arc<User>, EngineError> {
-        // Organisation administrators cannot connect applications; they are refused exactly as
-        // a wrong password is, so the page is no oracle for an admin's password.
-        self.authenticate_user(
-            &client.partner_id,
-            &client.id,
-            username,
-            password,
-            &[Role::Member, Role::Customer],
-            now,
-        )
-        .await
+        // Organisation administrators cannot connect applications, nor can a customer another
+        // client signed up; they are refused exactly as a wrong password is, so the page is no
+        // oracle for their passwords.
+        let user = self
+            .authenticate_user(
+                &client.partner_id,
+                &client.id,
+                username,
+                password,
+                &[Role::Member, Role::Customer],
+                now,
+            )
+            .await?;
+        if !user.signs_in_through(&client.id) {
+            return Err(EngineError::InvalidUserCredentials);
+        }
+        Ok(user)
     }
 
     /// Register a new end-customer account of the client's partner with its first user: only

@@ -55,12 +55,7 @@ pub async fn grant(
         Role::Admin => TokenUse::UserToken,
         // A customer signs in only through the client that signed it up; to another client of
         // the partner its clientUserToken is as wrong as any other password.
-        Role::Customer
-            if user
-                .signed_up_by
-                .as_deref()
-                .is_some_and(|owner| owner != caller.client_id()) =>
-        {
+        Role::Customer if !user.signs_in_through(caller.client_id()) => {
             return Err(EngineError::InvalidUserCredentials);
         }
         Role::Customer => TokenUse::CustomerToken,

@@ -26,6 +26,19 @@ pub struct Setup {
     pub account_id: String,
 }
 
+/// A copy of `s`, to change a field or two of.
+pub fn setup_clone(s: &Setup) -> Setup {
+    Setup {
+        partner: s.partner.clone(),
+        client_id: s.client_id.clone(),
+        client_secret: s.client_secret.clone(),
+        user_email: s.user_email.clone(),
+        user_password: s.user_password.clone(),
+        user_id: s.user_id.clone(),
+        account_id: s.account_id.clone(),
+    }
+}
+
 pub async fn setup(t: &TestServer, frame_origins: &[String], dev: bool) -> Setup {
     let partner = t.partner().await;
     let (client, secret) = admin::create_client(

@@ -409,7 +409,7 @@ async fn id_token_hint_and_unsupported_parameters() {
     let bob_email = another_member(&t, &s).await;
     let bob = Setup {
         user_email: bob_email,
-        ..clone_setup(&s)
+        ..crate::authcode::setup_clone(&s)
     };
     let mut bobs_browser = Agent::new(&t.base);
     authorize(&mut bobs_browser, &bob, &oidc_path(&s, "openid crm", &[])).await;
@@ -486,7 +486,7 @@ async fn id_token_hint_and_unsupported_parameters() {
     let exchanger = Setup {
         client_id: id,
         client_secret: secret,
-        ..clone_setup(&s)
+        ..crate::authcode::setup_clone(&s)
     };
     let q = authorize(
         &mut ann,
@@ -537,18 +537,6 @@ async fn another_member(t: &TestServer, s: &Setup) -> String {
     .await
     .unwrap();
     email
-}
-
-fn clone_setup(s: &Setup) -> Setup {
-    Setup {
-        partner: s.partner.clone(),
-        client_id: s.client_id.clone(),
-        client_secret: s.client_secret.clone(),
-        user_email: s.user_email.clone(),
-        user_password: s.user_password.clone(),
-        user_id: s.user_id.clone(),
-        account_id: s.account_id.clone(),
-    }
 }
 
 /// Issue 18 row 10: the `id_token_hint` was checked once, at `/authorize`. Bob signing in on

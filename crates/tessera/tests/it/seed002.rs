@@ -360,3 +360,88 @@ async fn a_customer_belongs_to_its_client_across_postgres_nodes() {
     let b = TestServer::start_node(&db, &master, Default::default()).await;
     one_client_cannot_take_over_anothers_customer(&a, &b).await;
 }
+
+/// Found by the attack on issue 18's fixes: the password grant refused another client's
+/// customer, but the authorization pages did not. Client B's login page signed in client A's
+/// customer (with A's clientUserToken) and gave B a code, and a browser signed in as the
+/// customer through A went through B's consent. A customer's sign-in, and its session, count
+/// only for the client that signed it up.
+#[tokio::test]
+async fn the_pages_sign_a_customer_in_only_for_its_own_client() {
+    use crate::authcode::{self, Agent, Setup, authorize_path};
+    let t = TestServer::start().await;
+    let s = authcode::setup(&t, &[], false).await;
+    let (a_id, a_secret) = authcode::another_client(
+        &t,
+        &s,
+        &["client_credentials", "authorization_code"],
+        false,
+        false,
+    )
+    .await;
+    let a_basic = format!("Basic {}", STANDARD.encode(format!("{a_id}:{a_secret}")));
+    let r = t
+        .form(
+            "/oauth/token",
+            Some(&a_basic),
+            &[("grant_type", "client_credentials"), ("scope", "crm")],
+        )
+        .await;
+    let a_app = r.body["access_token"].as_str().unwrap().to_string();
+    let phone = "+966500000007";
+    let r = sign_up(&t, &a_app, phone, "Amal").await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let token = r.body["data"]["clientUserToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // B's login page with A's customer's credentials: refused as a wrong password.
+    let mut browser = Agent::new(&t.base);
+    let b_path = authorize_path("standard", &s.client_id, &[]);
+    let login = browser.get(&b_path).await.location.unwrap();
+    let page = browser.get(&login).await;
+    let r = browser
+        .post(
+            "/oauth/login",
+            &[
+                ("request", &page.hidden("request")),
+                ("csrf", &page.hidden("csrf")),
+                ("username", phone),
+                ("password", &token),
+            ],
+        )
+        .await;
+    assert_ne!(r.status, 303, "B signed in A's customer: {:?}", r.location);
+
+    // Through A, the customer signs in and consents; that session is no sign-in for B.
+    let customer = Setup {
+        client_id: a_id.clone(),
+        client_secret: a_secret.clone(),
+        user_email: phone.into(),
+        user_password: token.clone(),
+        ..authcode::setup_clone(&s)
+    };
+    let mut browser = Agent::new(&t.base);
+    let q = authcode::authorize(
+        &mut browser,
+        &customer,
+        &authorize_path("standard", &a_id, &[]),
+    )
+    .await;
+    assert!(q.contains_key("code"));
+    let r = browser.get(&b_path).await;
+    assert!(
+        r.location.as_deref().unwrap().starts_with("/oauth/login"),
+        "A's customer's session counted for B: {:?}",
+        r.location
+    );
+    let r = browser
+        .get(&authorize_path(
+            "standard",
+            &s.client_id,
+            &[("prompt", "none")],
+        ))
+        .await;
+    assert_eq!(r.query()["error"], "login_required");
+}
