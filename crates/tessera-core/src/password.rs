@@ -3,8 +3,10 @@
 //! The queue in front of the semaphore is bounded ([`Passwords::admit`]): past it, a check is
 //! refused at once rather than waiting behind a flood, so that the wait of a legitimate check
 //! stays bounded and requests that need no password are not slowed. The queue is shared fairly:
-//! one requester (an address, or an IPv6 /64) holds at most a quarter of its places, so a flood
-//! from one source is refused at its share while everyone else's first sign-in still gets in.
+//! one requester (an address, or an IPv6 /64) holds at most an eighth of its places, and the
+//! last quarter is kept for requesters that hold none, so a flood from one source, or from a
+//! handful, is refused at its share while everyone else's first sign-in still gets in. Denying
+//! everyone takes about as many flooding sources as the queue has places.
 
 use std::sync::Arc;
 
@@ -25,6 +27,8 @@ pub struct Passwords {
     /// Places held per requester, and how many one requester may hold.
     by_source: Arc<dashmap::DashMap<String, usize>>,
     max_per_source: usize,
+    /// Places that only a requester holding none may take.
+    reserved: usize,
     /// Argon2 verifications run so far (for tests and metrics).
     verifications: Arc<std::sync::atomic::AtomicU64>,
     /// A hash of a random password, verified against when the user does not exist so that an
@@ -46,24 +50,29 @@ impl Passwords {
             admitted: Arc::default(),
             max_admitted: cores + queue,
             by_source: Arc::default(),
-            max_per_source: ((cores + queue) / 4).max(1),
+            max_per_source: ((cores + queue) / 8).max(1),
+            reserved: (cores + queue) / 4,
             verifications: Arc::default(),
             dummy: Arc::new(hash_blocking(random.expose())),
         }
     }
 
     /// A place in the queue for one password check of `source` (a requester key; `None` for
-    /// work no request asked for), or `None` when the queue is full or `source` holds its share
-    /// already (answer "busy, retry shortly" at once). The place is held until the returned
-    /// guard drops.
+    /// work no request asked for), or `None` when the queue is full, or `source` holds its
+    /// share already, or holds a place and only the reserve is left (answer "busy, retry
+    /// shortly" at once). The place is held until the returned guard drops.
     pub fn admit(&self, source: Option<&str>) -> Option<Admission> {
         use std::sync::atomic::Ordering;
+        let mut limit = self.max_admitted;
         let source = match source {
             None => None,
             Some(key) => {
                 let mut held = self.by_source.entry(key.to_string()).or_insert(0);
                 if *held >= self.max_per_source {
                     return None;
+                }
+                if *held > 0 {
+                    limit -= self.reserved;
                 }
                 *held += 1;
                 Some((Arc::clone(&self.by_source), key.to_string()))
@@ -75,7 +84,7 @@ impl Passwords {
             source,
         };
         let before = self.admitted.fetch_add(1, Ordering::AcqRel);
-        if before >= self.max_admitted {
+        if before >= limit {
             self.admitted.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
@@ -262,10 +271,31 @@ mod tests {
             p.by_source.get("203.0.113.66").is_none(),
             "entries end with their checks"
         );
+        // Past the reserve line, a requester that holds none gets one place, and no more.
         let again: Vec<_> = (0..share)
             .filter_map(|_| p.admit(Some("203.0.113.66")))
             .collect();
-        assert_eq!(again.len(), share);
+        assert_eq!(again.len(), 1);
+    }
+
+    #[test]
+    fn a_handful_of_flooding_sources_leave_the_reserve_to_newcomers() {
+        let p = Passwords::with_queue(30);
+        let unreserved = p.capacity() - p.reserved;
+        // Sources flooding as hard as they can fill the unreserved places at their shares; past
+        // that line each later source gets its first place only.
+        let sources = unreserved / p.per_source() + 2;
+        let flood: Vec<_> = (0..sources)
+            .flat_map(|s| (0..100).map(move |_| s))
+            .filter_map(|s| p.admit(Some(&format!("203.0.113.{s}"))))
+            .collect();
+        assert_eq!(flood.len(), unreserved + 2);
+        // Newcomers' first checks get the rest of the reserve, one place each.
+        let first: Vec<_> = (0..100)
+            .filter_map(|i| p.admit(Some(&format!("198.51.100.{i}"))))
+            .collect();
+        assert_eq!(first.len(), p.reserved - 2);
+        assert!(p.admit(Some("192.0.2.1")).is_none(), "the queue is full");
     }
 
     #[tokio::test]

@@ -7,8 +7,11 @@
 //! proxy that sets one passes the other through from the client untouched), and takes the
 //! right-most address that is not itself a trusted proxy. Proxies append, so everything left of
 //! that address was written by the client and is ignored: a client can forge the left part of
-//! the chain but not the entry its first trusted proxy appended. An entry that is not an address
-//! (`unknown`, an obfuscated `_node`, garbage) ends the walk at the proxy that wrote it.
+//! the chain but not the entry its first trusted proxy appended. The chain is read as bytes and
+//! split at every comma, quotes or not, so nothing a client writes (bytes that are not text, an
+//! unclosed quote) can swallow the entry a proxy appends after it on the same line; empty
+//! entries are skipped. An entry that is not an address (`unknown`, an obfuscated `_node`,
+//! garbage) ends the walk at the proxy that wrote it.
 //! Requests from any other peer are the peer, whatever they carry.
 
 use std::net::{IpAddr, SocketAddr};
@@ -18,7 +21,7 @@ use axum::http::{HeaderMap, HeaderName, header};
 pub use ipnet::IpNet;
 
 /// Reads one header line into hops: an address, or `None` for an entry that is not one.
-type ChainParser = fn(&str) -> Vec<Option<IpAddr>>;
+type ChainParser = fn(&[u8]) -> Vec<Option<IpAddr>>;
 
 /// Entries read from the right of the chain at most; a longer chain ends there.
 const MAX_HOPS: usize = 32;
@@ -86,11 +89,7 @@ impl TrustedProxies {
         // Header lines in order, each read left to right: one chain.
         let mut chain = Vec::new();
         for value in headers.get_all(&name) {
-            match value.to_str() {
-                Ok(v) => chain.extend(parse(v)),
-                // Not text: nothing in it can be trusted, nor anything left of it.
-                Err(_) => chain.clear(),
-            }
+            chain.extend(parse(value.as_bytes()));
         }
         let mut nearest = peer;
         for hop in chain.into_iter().rev().take(MAX_HOPS) {
@@ -112,34 +111,36 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The non-empty comma-separated entries of a header line, trimmed.
+fn entries(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|b| *b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|e| !e.is_empty())
+}
+
 /// `X-Forwarded-For`: comma-separated addresses, some proxies adding a port.
-fn x_forwarded_for(value: &str) -> Vec<Option<IpAddr>> {
-    value.split(',').map(|e| node(e.trim())).collect()
+fn x_forwarded_for(value: &[u8]) -> Vec<Option<IpAddr>> {
+    entries(value)
+        .map(|e| std::str::from_utf8(e).ok().and_then(node))
+        .collect()
 }
 
 /// `Forwarded` (RFC 7239 §4): comma-separated elements of `;`-separated pairs; the `for` pair
 /// names the node. An element without one is an unknown hop.
-fn forwarded(value: &str) -> Vec<Option<IpAddr>> {
-    split_outside_quotes(value, ',')
+fn forwarded(value: &[u8]) -> Vec<Option<IpAddr>> {
+    entries(value)
         .map(|element| {
-            split_outside_quotes(element, ';').find_map(|pair| {
-                let (key, v) = pair.split_once('=')?;
-                key.trim()
-                    .eq_ignore_ascii_case("for")
-                    .then(|| node(v.trim().trim_matches('"')))
+            element.split(|b| *b == b';').find_map(|pair| {
+                let eq = pair.iter().position(|b| *b == b'=')?;
+                let (key, v) = (pair[..eq].trim_ascii(), &pair[eq + 1..]);
+                key.eq_ignore_ascii_case(b"for").then(|| {
+                    let v = std::str::from_utf8(v).ok()?;
+                    node(v.trim().trim_matches('"'))
+                })
             })?
         })
         .collect()
-}
-
-fn split_outside_quotes(s: &str, sep: char) -> impl Iterator<Item = &str> {
-    let mut quoted = false;
-    s.split(move |c: char| {
-        if c == '"' {
-            quoted = !quoted;
-        }
-        c == sep && !quoted
-    })
 }
 
 /// A node: `192.0.2.1`, `192.0.2.1:443`, `[2001:db8::1]`, `[2001:db8::1]:443`, `2001:db8::1`.
@@ -203,6 +204,9 @@ mod tests {
             // Not an address: the proxy that wrote it.
             ("203.0.113.9, unknown, 10.1.1.1", "10.1.1.1"),
             ("garbage", "10.0.0.1"),
+            // Empty entries are skipped.
+            ("5.5.5.5,", "5.5.5.5"),
+            ("203.0.113.9,, ,", "203.0.113.9"),
         ];
         for (chain, want) in cases {
             assert_eq!(
@@ -222,6 +226,18 @@ mod tests {
                 ]
             ),
             "198.51.100.4"
+        );
+        // Bytes that are not text, from the client, cannot hide the entry the proxy appended.
+        let mut map = HeaderMap::new();
+        map.insert(
+            HeaderName::from_static("x-forwarded-for"),
+            axum::http::HeaderValue::from_bytes(b"\xff6.6.6.6, 5.5.5.5").unwrap(),
+        );
+        assert_eq!(
+            p.client("10.0.0.1:1".parse().unwrap(), &map)
+                .ip()
+                .to_string(),
+            "5.5.5.5"
         );
         // No header: the proxy itself.
         assert_eq!(client(&p, "10.0.0.1:1", &[]), "10.0.0.1");
@@ -251,6 +267,8 @@ mod tests {
             (r#"for="[2001:db8:cafe::17]:4711""#, "2001:db8:cafe::17"),
             ("for=1.2.3.4, For=192.0.2.60", "192.0.2.60"),
             (r#"proto="a,b";for=192.0.2.60"#, "192.0.2.60"),
+            // An unclosed quote from the client cannot swallow the proxy's element.
+            (r#"for="6.6.6.6, for=5.5.5.5"#, "5.5.5.5"),
             ("for=192.0.2.60, for=10.3.3.3", "192.0.2.60"),
             ("for=192.0.2.60, for=_hidden", "10.0.0.1"),
             ("for=192.0.2.60, proto=https", "10.0.0.1"),

@@ -5,11 +5,14 @@
 //! [`Framer`] follows the message boundaries (a head ends at its empty line; a body is
 //! `Content-Length` bytes) so that the connection loop can start the head clock for that
 //! partial head as soon as the previous request is answered, instead of waiting out the idle
-//! timeout. A message it cannot frame (a chunked body, a head past 64 KiB) ends the following:
-//! that connection falls back to the clock started by the next byte read.
+//! timeout. Chunked bodies are followed chunk by chunk. A message it cannot frame (a malformed
+//! length, a head longer than hyper accepts) ends the following: that connection falls back to
+//! the clock started by the next byte read, and hyper refuses such a message anyway.
 
-/// A head longer than this is not followed (hyper refuses far smaller ones anyway).
-const MAX_HEAD: usize = 64 * 1024;
+/// A head longer than this is not followed (hyper refuses heads past about 400 KiB).
+const MAX_HEAD: usize = 512 * 1024;
+/// A chunk-size or trailer line longer than this is not followed.
+const MAX_CHUNK_LINE: usize = 4096;
 
 #[derive(Debug)]
 pub(crate) struct Framer {
@@ -22,8 +25,24 @@ enum Mode {
     Head(Vec<u8>),
     /// Inside a body: the bytes still to come.
     Body(u64),
+    /// Inside a chunked body (RFC 9112 §7.1).
+    Chunked(Chunk),
     /// Boundaries are no longer known.
     Unframed,
+}
+
+/// Where a chunked body is.
+#[derive(Debug)]
+enum Chunk {
+    /// A chunk-size line, read so far.
+    Size(Vec<u8>),
+    /// A chunk's data: the bytes still to come.
+    Data(u64),
+    /// The line ending after a chunk's data: CRLF (2 left), LF after a CR (1 left), or a bare LF.
+    DataEnd(u8),
+    /// The trailer section after the last chunk: the current line so far; an empty line ends
+    /// the body.
+    Trailer(Vec<u8>),
 }
 
 impl Framer {
@@ -51,6 +70,15 @@ impl Framer {
                         self.mode = Mode::Head(Vec::new());
                     }
                 }
+                Mode::Chunked(chunk) => {
+                    let (used, end) = chunk.feed(bytes);
+                    bytes = &bytes[used..];
+                    match end {
+                        Some(ChunkEnd::Body) => self.mode = Mode::Head(Vec::new()),
+                        Some(ChunkEnd::Malformed) => self.mode = Mode::Unframed,
+                        None => {}
+                    }
+                }
                 Mode::Head(head) => {
                     if head.is_empty() {
                         // RFC 9112 §2.2: empty lines before a request line are ignored.
@@ -76,8 +104,9 @@ impl Framer {
                     };
                     let rest = head.split_off(end);
                     self.mode = match body_length(head) {
-                        Some(0) => Mode::Head(Vec::new()),
-                        Some(n) => Mode::Body(n),
+                        Some(Length::Bytes(0)) => Mode::Head(Vec::new()),
+                        Some(Length::Bytes(n)) => Mode::Body(n),
+                        Some(Length::Chunked) => Mode::Chunked(Chunk::Size(Vec::new())),
                         None => Mode::Unframed,
                     };
                     self.feed(&rest);
@@ -101,10 +130,82 @@ fn head_end(bytes: &[u8]) -> Option<usize> {
     })
 }
 
-/// The body length a request head declares: its `Content-Length` (0 without one); `None` when
-/// it cannot be known (`Transfer-Encoding`, or a malformed or repeated length).
-fn body_length(head: &[u8]) -> Option<u64> {
+enum ChunkEnd {
+    /// The chunked body has ended.
+    Body,
+    /// Not chunked framing: stop following.
+    Malformed,
+}
+
+impl Chunk {
+    /// Consume what of `bytes` belongs to the chunked body: how many bytes, and whether the
+    /// body ended (or turned out malformed) there.
+    fn feed(&mut self, bytes: &[u8]) -> (usize, Option<ChunkEnd>) {
+        let mut used = 0;
+        while used < bytes.len() {
+            let rest = &bytes[used..];
+            let trailer = matches!(self, Chunk::Trailer(_));
+            match self {
+                Chunk::Size(line) | Chunk::Trailer(line) => {
+                    let Some(nl) = rest.iter().position(|b| *b == b'\n') else {
+                        line.extend_from_slice(rest);
+                        let end = (line.len() > MAX_CHUNK_LINE).then_some(ChunkEnd::Malformed);
+                        return (bytes.len(), end);
+                    };
+                    line.extend_from_slice(&rest[..nl]);
+                    used += nl + 1;
+                    // The line is complete: taken out, the state starts the next one empty.
+                    let line = std::mem::take(line);
+                    if trailer {
+                        if line.iter().all(|b| *b == b'\r') {
+                            return (used, Some(ChunkEnd::Body));
+                        }
+                        continue;
+                    }
+                    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+                    let size = std::str::from_utf8(&line[..digits])
+                        .ok()
+                        .and_then(|h| u64::from_str_radix(h, 16).ok());
+                    *self = match size {
+                        Some(0) => Chunk::Trailer(Vec::new()),
+                        Some(n) => Chunk::Data(n),
+                        None => return (used, Some(ChunkEnd::Malformed)),
+                    };
+                }
+                Chunk::Data(left) => {
+                    let n = (*left).min(rest.len() as u64);
+                    *left -= n;
+                    used += n as usize;
+                    if *left == 0 {
+                        *self = Chunk::DataEnd(2);
+                    }
+                }
+                Chunk::DataEnd(left) => {
+                    used += 1;
+                    *self = match (rest[0], *left) {
+                        (b'\r', 2) => Chunk::DataEnd(1),
+                        (b'\n', _) => Chunk::Size(Vec::new()),
+                        _ => return (used, Some(ChunkEnd::Malformed)),
+                    };
+                }
+            }
+        }
+        (used, None)
+    }
+}
+
+/// How a request's body is framed.
+enum Length {
+    Bytes(u64),
+    Chunked,
+}
+
+/// The body framing a request head declares: chunked when its `Transfer-Encoding` ends so,
+/// otherwise its `Content-Length` (0 without one); `None` when it cannot be known (another
+/// transfer coding, or a malformed or repeated length or coding).
+fn body_length(head: &[u8]) -> Option<Length> {
     let mut length = None;
+    let mut chunked = None;
     for line in head.split(|b| *b == b'\n').skip(1) {
         let Some(colon) = line.iter().position(|b| *b == b':') else {
             continue;
@@ -112,7 +213,11 @@ fn body_length(head: &[u8]) -> Option<u64> {
         let name = &line[..colon];
         let value = std::str::from_utf8(&line[colon + 1..]).ok()?.trim();
         if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            return None;
+            if chunked.is_some() {
+                return None;
+            }
+            let last = value.rsplit(',').next().unwrap_or("").trim();
+            chunked = Some(last.eq_ignore_ascii_case("chunked"));
         }
         if name.eq_ignore_ascii_case(b"content-length") {
             if length.is_some() {
@@ -121,7 +226,11 @@ fn body_length(head: &[u8]) -> Option<u64> {
             length = Some(value.parse::<u64>().ok()?);
         }
     }
-    Some(length.unwrap_or(0))
+    match chunked {
+        Some(true) => Some(Length::Chunked),
+        Some(false) => None,
+        None => Some(Length::Bytes(length.unwrap_or(0))),
+    }
 }
 
 #[cfg(test)]
@@ -156,10 +265,31 @@ mod tests {
     }
 
     #[test]
+    fn chunked_bodies_are_followed() {
+        let head = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let body = "5;ext=1\r\nhe\r\n\n\r\n3\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n";
+        assert!(!fed(&[head, body]).head_started());
+        assert!(fed(&[head, body, "GET /x"]).head_started());
+        assert!(fed(&[&format!("{head}{body}GET /x")]).head_started());
+        // Byte by byte, the same.
+        let all = format!("{head}{body}GET /x");
+        let mut f = Framer::new();
+        for b in all.as_bytes() {
+            f.feed(std::slice::from_ref(b));
+        }
+        assert!(f.head_started());
+        // The body's own bytes are never a head.
+        assert!(!fed(&[head, "4\r\nGET \r\n"]).head_started());
+        assert!(!fed(&[head, "0\r\n\r\n"]).head_started());
+        assert!(fed(&[head, "0\r\n\r\nG"]).head_started());
+    }
+
+    #[test]
     fn what_cannot_be_framed_is_not_followed() {
-        let chunked =
-            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET";
-        assert!(!fed(&[chunked]).head_started());
+        let gzip = "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\nGET";
+        assert!(!fed(&[gzip]).head_started());
+        let bad_size = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nGET";
+        assert!(!fed(&[bad_size]).head_started());
         let twice = "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\naGET";
         assert!(!fed(&[twice]).head_started());
         let huge = "X".repeat(MAX_HEAD + 1);
