@@ -15,6 +15,14 @@ use crate::support::{TestServer, machine_token_body};
 const ALLOWANCE: usize = 5;
 const GUESSES: usize = 30;
 
+/// A password queue whose per-requester share (an eighth) holds all the guesses: these tests
+/// send them from one address, and the lockout, not the queue, must be what stops them.
+fn roomy_queue() -> tessera_core::EngineConfig {
+    let mut c = crate::support::config();
+    c.password_queue = 8 * GUESSES;
+    c
+}
+
 fn basic(email: &str, password: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{email}:{password}")))
 }
@@ -58,7 +66,7 @@ async fn partner_burst(
 
 #[tokio::test]
 async fn concurrent_basic_guesses_get_the_allowance_and_no_more() {
-    let t = TestServer::start().await;
+    let t = TestServer::start_with(roomy_queue()).await;
     let p = t.partner().await;
     let before = t.engine().passwords().verifications();
     let (answers, right) = partner_burst(&[&t], &p.email, &p.password).await;
@@ -78,7 +86,7 @@ async fn concurrent_basic_guesses_get_the_allowance_and_no_more() {
 
 #[tokio::test]
 async fn concurrent_password_grant_guesses_get_the_allowance_and_no_more() {
-    let t = TestServer::start().await;
+    let t = TestServer::start_with(roomy_queue()).await;
     let o = t.onboard(&["password"]).await;
     let sends = (0..GUESSES).map(|i| {
         let password = format!("wrong-guess-{i}");
@@ -124,7 +132,7 @@ async fn concurrent_password_grant_guesses_get_the_allowance_and_no_more() {
 
 #[tokio::test]
 async fn concurrent_sign_in_page_guesses_get_the_allowance_and_no_more() {
-    let t = TestServer::start().await;
+    let t = TestServer::start_with(roomy_queue()).await;
     let s = authcode::setup(&t, &[], false).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -187,9 +195,9 @@ async fn nodes_sharing_postgresql_share_the_allowance() {
         .await
         .unwrap();
     let master = MasterKey::generate();
-    let n1 = TestServer::start_node(&db, &master, Default::default()).await;
-    let n2 = TestServer::start_node(&db, &master, Default::default()).await;
-    let n3 = TestServer::start_node(&db, &master, Default::default()).await;
+    let n1 = TestServer::start_node_with(&db, &master, Default::default(), roomy_queue()).await;
+    let n2 = TestServer::start_node_with(&db, &master, Default::default(), roomy_queue()).await;
+    let n3 = TestServer::start_node_with(&db, &master, Default::default(), roomy_queue()).await;
     let p = n1.partner().await;
     let (answers, right) = partner_burst(&[&n1, &n2, &n3], &p.email, &p.password).await;
     assert_eq!(right, (401, true), "the right password waits too");
