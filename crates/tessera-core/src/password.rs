@@ -107,33 +107,60 @@ impl Passwords {
         self.admitted.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// The permit a computation holds until it ends: moved into the blocking task, so a caller
+    /// cancelled mid-way (a client that hung up) frees no slot while the work still runs.
+    async fn slot(&self) -> tokio::sync::OwnedSemaphorePermit {
+        Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .expect("semaphore is never closed")
+    }
+
     pub async fn hash(&self, password: &str) -> PasswordHash {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .expect("semaphore is never closed");
+        let permit = self.slot().await;
         let pw = Zeroizing::new(password.to_string());
-        tokio::task::spawn_blocking(move || hash_blocking(&pw))
-            .await
-            .expect("hashing task panicked")
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hash_blocking(&pw)
+        })
+        .await
+        .expect("hashing task panicked")
     }
 
     /// Verify `password` against `hash`, or against a dummy hash when `hash` is `None` (unknown
     /// user), in which case the answer is always `false` after the same work.
     pub async fn verify(&self, hash: Option<&PasswordHash>, password: &str) -> bool {
+        self.verify_with(None, hash, password).await
+    }
+
+    /// [`Passwords::verify`] for a check admitted to the queue: its `place` is held until the
+    /// computation ends, like its slot, even when the caller is cancelled before, so that
+    /// requests abandoned mid-check (the attack on issue 18's fixes reset each connection after
+    /// a few milliseconds) cannot start more Argon2 work than the queue and the slots allow.
+    pub async fn verify_holding(
+        &self,
+        place: Admission,
+        hash: Option<&PasswordHash>,
+        password: &str,
+    ) -> bool {
+        self.verify_with(Some(place), hash, password).await
+    }
+
+    async fn verify_with(
+        &self,
+        place: Option<Admission>,
+        hash: Option<&PasswordHash>,
+        password: &str,
+    ) -> bool {
         let started = std::time::Instant::now();
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .expect("semaphore is never closed");
+        let permit = self.slot().await;
         self.verifications
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let known = hash.is_some();
         let hash = hash.cloned().unwrap_or_else(|| (*self.dummy).clone());
         let pw = Zeroizing::new(password.to_string());
         let ok = tokio::task::spawn_blocking(move || {
+            let _held = (permit, place);
             Argon2::default()
                 .verify_password(pw.as_bytes(), hash.0.as_str())
                 .is_ok()
@@ -296,6 +323,35 @@ mod tests {
             .collect();
         assert_eq!(first.len(), p.reserved - 2);
         assert!(p.admit(Some("192.0.2.1")).is_none(), "the queue is full");
+    }
+
+    /// Found by the attack on issue 18's fixes: a check whose request was abandoned gave back
+    /// its place and its slot at once while its Argon2 run went on, so resetting connections a
+    /// few milliseconds in started work without bound (13 runs at once on 2 slots).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_abandoned_check_holds_its_place_and_slot_until_its_work_ends() {
+        let p = Arc::new(Passwords::with_queue(4));
+        let slots = p.permits.available_permits();
+        let hash = p.hash("correct horse battery").await;
+        let place = p.admit(Some("203.0.113.66")).unwrap();
+        let started = p.verifications();
+        let check = {
+            let (p, hash) = (Arc::clone(&p), hash.clone());
+            tokio::spawn(async move { p.verify_holding(place, Some(&hash), "guess").await })
+        };
+        while p.verifications() == started {
+            tokio::task::yield_now().await;
+        }
+        check.abort();
+        assert!(check.await.is_err(), "cancelled");
+        assert_eq!(p.queued(), 1, "the place is held while the work runs");
+        assert_eq!(p.permits.available_permits(), slots - 1, "and the slot");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while p.queued() > 0 || p.permits.available_permits() < slots {
+            assert!(std::time::Instant::now() < deadline, "never given back");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert!(p.by_source.is_empty());
     }
 
     #[tokio::test]

@@ -120,6 +120,12 @@ impl Engine {
                  client, or use another phone number",
             ));
         }
+        if pre_existing {
+            // A customer signed in elsewhere before this client claimed it keeps nothing there
+            // (found by the attack on issue 18's fixes). An owned customer has no such grants.
+            self.withdraw_other_clients(&user.id, &app.client_id, now)
+                .await?;
+        }
         Ok(SignedUp {
             user,
             pre_existing,

@@ -48,7 +48,7 @@ impl Engine {
         {
             return active(p);
         }
-        let _place = self.admit_check()?;
+        let place = self.admit_check()?;
         let lock_key = lockout::key("partner", &email);
         self.reserve_check(&lock_key, now, || {
             AuditEvent::new(Event::Lockout, now).username(&email)
@@ -58,7 +58,7 @@ impl Engine {
         let partner = self.store.partner_by_email(&email).await?;
         let ok = self
             .passwords
-            .verify(partner.as_ref().map(|p| &p.password_hash), password)
+            .verify_holding(place, partner.as_ref().map(|p| &p.password_hash), password)
             .await;
         let partner = match partner {
             Some(p) if ok => Arc::new(p),
@@ -230,7 +230,7 @@ impl Engine {
         {
             return Ok(u);
         }
-        let _place = self.admit_check()?;
+        let place = self.admit_check()?;
         let lock_key = lockout::key("user", &owner);
         self.reserve_check(&lock_key, now, || {
             AuditEvent::new(Event::Lockout, now)
@@ -248,11 +248,15 @@ impl Engine {
             Some(StoredPassword::Generated(digest)) => {
                 digest.ct_eq(&SecretDigest::of(password)) || {
                     // As slow as every other refusal.
-                    self.passwords.verify(None, password).await
+                    self.passwords.verify_holding(place, None, password).await
                 }
             }
-            Some(StoredPassword::Argon2(hash)) => self.passwords.verify(Some(hash), password).await,
-            None => self.passwords.verify(None, password).await,
+            Some(StoredPassword::Argon2(hash)) => {
+                self.passwords
+                    .verify_holding(place, Some(hash), password)
+                    .await
+            }
+            None => self.passwords.verify_holding(place, None, password).await,
         };
         let user = match user {
             Some(u) if matched && roles.contains(&u.role) => u,

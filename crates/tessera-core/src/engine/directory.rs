@@ -121,6 +121,35 @@ impl Engine {
         result
     }
 
+    /// Withdraw every grant the customer `user_id` gave a client other than `owner`, with all it
+    /// issued (as a user's withdrawal does): a customer another client signed in before `owner`
+    /// claimed it (one an operator made, or one from before ownership was recorded) keeps no
+    /// way in through those clients. How many grants were withdrawn.
+    pub(crate) async fn withdraw_other_clients(
+        &self,
+        user_id: &str,
+        owner: &str,
+        now: i64,
+    ) -> StoreResult<usize> {
+        let mut withdrawn = 0;
+        for grant in self.store.list_grants(user_id).await? {
+            if grant.client_id != owner
+                && self
+                    .store
+                    .revoke_grant(
+                        user_id,
+                        &grant.client_id,
+                        crate::policy::family_revocation_until(now),
+                        now,
+                    )
+                    .await?
+            {
+                withdrawn += 1;
+            }
+        }
+        Ok(withdrawn)
+    }
+
     /// Each registered scope with its description, for the consent page.
     pub(crate) async fn scope_descriptions(&self) -> StoreResult<Vec<(String, Option<String>)>> {
         self.store.scope_descriptions().await

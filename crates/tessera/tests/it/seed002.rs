@@ -445,3 +445,97 @@ async fn the_pages_sign_a_customer_in_only_for_its_own_client() {
         .await;
     assert_eq!(r.query()["error"], "login_required");
 }
+
+/// Found by the attack on issue 18's fixes: a customer an operator made belongs to no client,
+/// so client B could sign it in; when client A then signed the phone up and claimed it, B's
+/// refresh token and a code in flight went on working. The claim withdraws the customer's
+/// grants to every other client, with all they issued.
+#[tokio::test]
+async fn claiming_a_customer_withdraws_what_other_clients_hold() {
+    use crate::authcode::{self, Agent, Setup, authorize_path};
+    let t = TestServer::start().await;
+    let s = authcode::setup(&t, &[], false).await;
+    let phone = "+966500000008";
+    tessera_core::admin::create_user(
+        t.store.as_ref(),
+        tessera_core::admin::NewUser {
+            partner_id: &s.partner.id,
+            username: phone,
+            password: "quartz-meadow-lantern-87",
+            role: tessera_core::model::Role::Customer,
+            account_id: None,
+        },
+        tessera_core::unix_now(),
+    )
+    .await
+    .unwrap();
+    // Client B (s's client) signs the unowned customer in and holds a refresh token and a code.
+    let b = Setup {
+        user_email: phone.into(),
+        user_password: "quartz-meadow-lantern-87".into(),
+        ..authcode::setup_clone(&s)
+    };
+    let mut browser = Agent::new(&t.base);
+    let path = authorize_path("standard", &s.client_id, &[]);
+    let q = authcode::authorize(&mut browser, &b, &path).await;
+    let tokens = crate::oidc::redeem(&t, &b, &q["code"]).await;
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+    let spare = browser.get(&path).await.query()["code"].clone();
+
+    // Client A signs the phone up: it claims the customer.
+    let (a_id, a_secret) =
+        authcode::another_client(&t, &s, &["client_credentials"], false, false).await;
+    let a_basic = format!("Basic {}", STANDARD.encode(format!("{a_id}:{a_secret}")));
+    let r = t
+        .form(
+            "/oauth/token",
+            Some(&a_basic),
+            &[("grant_type", "client_credentials"), ("scope", "crm")],
+        )
+        .await;
+    let a_app = r.body["access_token"].as_str().unwrap().to_string();
+    let r = sign_up(&t, &a_app, phone, "Amal").await;
+    assert_eq!(
+        (r.status, r.body["data"]["preExistingUser"].as_bool()),
+        (200, Some(true))
+    );
+
+    let b_basic = format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{}", s.client_id, s.client_secret))
+    );
+    let r = t
+        .form(
+            "/oauth/token",
+            Some(&b_basic),
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+        )
+        .await;
+    assert_eq!(
+        r.status, 400,
+        "B's refresh token outlived the claim: {}",
+        r.body
+    );
+    let r = t
+        .form(
+            "/oauth/token",
+            Some(&b_basic),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &spare),
+                ("redirect_uri", crate::authcode::REDIRECT),
+                ("code_verifier", crate::authcode::VERIFIER),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 400, "B's code outlived the claim: {}", r.body);
+    t.settle().await;
+    let r = t
+        .form(
+            "/oauth/introspect",
+            Some(&b_basic),
+            &[("token", tokens["access_token"].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(r.body["active"], false, "B's access token outlived the claim");
+}
