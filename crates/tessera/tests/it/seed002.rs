@@ -537,5 +537,8 @@ async fn claiming_a_customer_withdraws_what_other_clients_hold() {
             &[("token", tokens["access_token"].as_str().unwrap())],
         )
         .await;
-    assert_eq!(r.body["active"], false, "B's access token outlived the claim");
+    assert_eq!(
+        r.body["active"], false,
+        "B's access token outlived the claim"
+    );
 }
