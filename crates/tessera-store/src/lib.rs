@@ -49,6 +49,54 @@ pub async fn open(url: &str, options: &Options) -> Result<Arc<dyn Store>, StoreE
     }
 }
 
+/// Copy the SQLite database `url` names to the new file `to`, consistently while servers write
+/// to it (`VACUUM INTO`: one read transaction's snapshot, WAL included). The copy holds what the
+/// database holds (signing keys sealed under the master key, secrets as digests) and nothing
+/// more; it is created with mode 0600. PostgreSQL is backed up with its own tools (`pg_dump`).
+/// The copy's size in bytes.
+pub async fn backup_sqlite(url: &str, to: &std::path::Path) -> Result<u64, StoreError> {
+    use sqlx::Connection;
+    if !url.starts_with("sqlite:") {
+        return Err(StoreError::Other(
+            "tessera backup copies SQLite databases; back PostgreSQL up with pg_dump (README, \
+             Running many nodes)"
+                .into(),
+        ));
+    }
+    let from = sqlite_path(url)
+        .filter(|p| p.exists())
+        .ok_or_else(|| StoreError::Other(format!("no SQLite database at {}", redact_url(url))))?;
+    // VACUUM INTO writes into a file that does not exist or is empty: made here, private.
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(to)
+            .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", to.display())))?;
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&from)
+        .read_only(true);
+    let copied = async {
+        let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(to.to_string_lossy().as_ref())
+            .execute(&mut conn)
+            .await?;
+        conn.close().await
+    }
+    .await;
+    if let Err(e) = copied {
+        let _ = std::fs::remove_file(to);
+        return Err(StoreError::Other(format!("the backup failed: {e}")));
+    }
+    std::fs::metadata(to)
+        .map(|m| m.len())
+        .map_err(|e| StoreError::Other(e.to_string()))
+}
+
 /// The URL with any password removed, for messages and logs.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

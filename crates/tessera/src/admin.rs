@@ -418,6 +418,27 @@ pub async fn admin_token(cmd: AdminTokenCommand) -> anyhow::Result<()> {
 }
 
 #[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// The file to write; it must not exist.
+    #[arg(long)]
+    to: std::path::PathBuf,
+    #[command(flatten)]
+    db: Db,
+}
+
+pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
+    let bytes = tessera_store::backup_sqlite(&args.db.database, &args.to).await?;
+    print_view(&serde_json::json!({"backup": args.to, "bytes": bytes}))?;
+    eprintln!(
+        "note: the signing keys in the copy are sealed under the master key, which is not in \
+         it; keep {}.key (or TESSERA_MASTER_KEY) with the backup",
+        tessera_store::sqlite_path(&args.db.database)
+            .map_or_else(|| "the database".into(), |p| p.display().to_string())
+    );
+    Ok(())
+}
+
+#[derive(Args, Debug)]
 pub struct JanitorArgs {
     /// The refresh reuse grace the servers use, in seconds.
     #[arg(long, env = "TESSERA_REFRESH_REUSE_GRACE", default_value_t = tessera_core::policy::REFRESH_REUSE_GRACE)]

@@ -1124,3 +1124,134 @@ async fn a_password_reset_and_sessions_revoke_end_the_browser_sessions() {
         r.body
     );
 }
+
+/// `tessera backup --to FILE` (issue 19, item 6): a copy taken while refreshes rotate is a
+/// consistent database (`PRAGMA integrity_check`), private (0600), and every refresh token
+/// answered before the backup began refreshes from it once restored; PostgreSQL is refused with
+/// a pointer to `pg_dump`, and an existing file is never overwritten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_under_refresh_load_restores_every_answered_token() {
+    use crate::support::{exchange_body, refresh_body};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("live.db");
+    let db = format!("sqlite://{}", db_path.display());
+    let backup = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate();
+    let master_hex = master.to_hex().to_string();
+    let t = Arc::new(TestServer::start_on(dir, db.clone(), config(), master).await);
+    let p = t.partner().await;
+    let b = p.basic();
+    let mt = t
+        .post("/v2/oauth/token", Some(&b), &machine_token_body("crm"))
+        .await
+        .data("access_token");
+    let account = t
+        .post("/v2/accounts", Some(&b), r#"{"name":"A"}"#)
+        .await
+        .data("account_id");
+    let mut answered = Vec::new();
+    for _ in 0..6 {
+        let r = t
+            .post(
+                "/v2/oauth/token",
+                Some(&b),
+                &exchange_body(&mt, &account, "crm"),
+            )
+            .await;
+        answered.push(r.data("refresh_token"));
+    }
+    // Refreshes keep rotating other families while the copy is taken.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (t, b, stop) = (Arc::clone(&t), b.clone(), Arc::clone(&stop));
+        let (mt, account) = (mt.clone(), account.clone());
+        tokio::spawn(async move {
+            let mut rt = t
+                .post(
+                    "/v2/oauth/token",
+                    Some(&b),
+                    &exchange_body(&mt, &account, "crm"),
+                )
+                .await
+                .data("refresh_token");
+            let mut rotations = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let r = t
+                    .post("/v2/oauth/token", Some(&b), &refresh_body(&rt))
+                    .await;
+                assert_eq!(r.status, 200, "{}", r.body);
+                rt = r.data("refresh_token");
+                rotations += 1;
+            }
+            rotations
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let to = backup.path().join("copy.db");
+    let to_arg = to.display().to_string();
+    let out = tokio::task::spawn_blocking({
+        let (db, to_arg) = (db.clone(), to_arg.clone());
+        move || tessera(&db, &["backup", "--to", &to_arg], None)
+    })
+    .await
+    .unwrap();
+    let view = ok_json(&out);
+    stop.store(true, Ordering::Relaxed);
+    assert!(load.await.unwrap() > 0, "refreshes ran during the backup");
+    assert_eq!(
+        view["bytes"].as_u64(),
+        Some(std::fs::metadata(&to).unwrap().len())
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("master key"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&to).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Never over an existing file; never PostgreSQL.
+    fails_with(
+        &tessera(&db, &["backup", "--to", &to_arg], None),
+        "cannot create",
+    );
+    fails_with(
+        &tessera(
+            "postgres://u:p@127.0.0.1:1/x",
+            &["backup", "--to", "/tmp/x.db"],
+            None,
+        ),
+        "pg_dump",
+    );
+
+    // The copy is whole, and a server restored from it honours every answered token.
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{to_arg}"))
+            .await
+            .unwrap();
+        let check: (String,) = sqlx::query_as("PRAGMA integrity_check")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(check.0, "ok");
+    }
+    let restored_dir = tempfile::tempdir().unwrap();
+    let restored = restored_dir.path().join("restored.db");
+    std::fs::copy(&to, &restored).unwrap();
+    let r = TestServer::start_on(
+        restored_dir,
+        format!("sqlite://{}", restored.display()),
+        config(),
+        MasterKey::parse(&master_hex).unwrap(),
+    )
+    .await;
+    for rt in &answered {
+        let got = r.post("/v2/oauth/token", Some(&b), &refresh_body(rt)).await;
+        assert_eq!(
+            got.status, 200,
+            "a token answered before the backup: {}",
+            got.body
+        );
+    }
+}
