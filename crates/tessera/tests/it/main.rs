@@ -7,6 +7,7 @@ mod binding;
 mod browser;
 mod cli;
 mod crash;
+mod deploy;
 mod enumeration;
 mod errors;
 mod flood;
