@@ -430,4 +430,54 @@ mod tests {
         assert!(bad("balancer", None).contains("trusted proxy"));
         assert!(bad("10.0.0.1", Some("x-real-ip")).contains("x-forwarded-for or forwarded"));
     }
+
+    /// `docs/configuration.md` is written from the options' own definitions (their doc
+    /// comments, variables and defaults): it fails when the file is stale, and
+    /// `TESSERA_WRITE_DOCS=1 cargo test -p tessera --bin tessera configuration` rewrites it.
+    #[test]
+    fn the_configuration_reference_is_the_cli_s_own() {
+        let serve = <ServeArgs as clap::Args>::augment_args(clap::Command::new("serve"));
+        let mut doc = String::from(
+            "# Configuration reference: `tessera serve`\n\n\
+             Generated from the options' own definitions by a test \
+             (`TESSERA_WRITE_DOCS=1 cargo test -p tessera --bin tessera configuration` \
+             rewrites it; the test fails when it is stale). Precedence: flags, then the \
+             environment, then the `--config` TOML file, whose keys are the flags' names in \
+             snake_case (`trusted_proxies` is a list), then the defaults.\n\n\
+             | flag | environment | what it sets |\n|---|---|---|\n",
+        );
+        for arg in serve.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            let value = arg
+                .get_value_names()
+                .map(|v| format!(" {}", v.join(" ")))
+                .filter(|_| arg.get_action().takes_values())
+                .unwrap_or_default();
+            let env = arg
+                .get_env()
+                .map(|e| format!("`{}`", e.to_string_lossy()))
+                .unwrap_or_default();
+            let help = arg
+                .get_long_help()
+                .or(arg.get_help())
+                .map(|h| {
+                    h.to_string()
+                        .replace('\n', " ")
+                        .replace('|', "\\|")
+                        .replace('<', "&lt;")
+                })
+                .unwrap_or_default();
+            doc.push_str(&format!("| `--{long}{value}` | {env} | {help} |\n"));
+        }
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
+        if std::env::var_os("TESSERA_WRITE_DOCS").is_some() {
+            std::fs::write(path, &doc).unwrap();
+        }
+        let written = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            written == doc,
+            "docs/configuration.md is stale: run TESSERA_WRITE_DOCS=1 cargo test -p tessera \
+             --bin tessera configuration"
+        );
+    }
 }

@@ -20,7 +20,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(
     name = "tessera",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("TESSERA_COMMIT"), ")"),
     about = "An OAuth 2.x authorization server for partner platforms"
 )]
 struct Cli {
