@@ -16,14 +16,20 @@ async fn a_flood_of_uncached_checks_is_refused_at_once_past_the_queue() {
     let t = TestServer::start_with(c).await;
     let p = t.partner().await;
     let o = t.onboard(&["client_credentials"]).await;
-    // The integration's pair is verified before the flood (and so cached).
+    // The integration's pair is verified before the flood, and cached. (A verification that
+    // overlaps a change-feed event caches nothing, so the set-up settles first and sends the
+    // pair until a request costs no Argon2.)
     let body = machine_token_body("crm");
-    assert_eq!(
-        t.post("/v2/oauth/token", Some(&p.basic()), &body)
-            .await
-            .status,
-        200
-    );
+    t.settle().await;
+    for attempt in 0.. {
+        let before = t.engine().passwords().verifications();
+        let r = t.post("/v2/oauth/token", Some(&p.basic()), &body).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        if attempt > 0 && t.engine().passwords().verifications() == before {
+            break;
+        }
+        assert!(attempt < 5, "the pair is never cached");
+    }
 
     let junk = (0..40).map(|i| {
         let auth = format!(
