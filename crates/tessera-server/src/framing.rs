@@ -91,25 +91,38 @@ impl Framer {
                             return;
                         }
                     }
-                    // Look for the empty line from a little before the new bytes, in case it
-                    // straddles two reads.
-                    let from = head.len().saturating_sub(2);
-                    head.extend_from_slice(bytes);
-                    bytes = &[];
-                    let Some(end) = head_end(&head[from..]).map(|e| from + e) else {
+                    // A head that arrives in one read is read where it lies; only one split
+                    // across reads is gathered (the empty line may straddle them).
+                    let old = head.len();
+                    let found = if old == 0 {
+                        head_end(bytes).map(|end| (end, body_length(&bytes[..end])))
+                    } else {
+                        let from = old.saturating_sub(2);
+                        head.extend_from_slice(bytes);
+                        head_end(&head[from..]).map(|e| {
+                            (
+                                (from + e).saturating_sub(old),
+                                body_length(&head[..from + e]),
+                            )
+                        })
+                    };
+                    let Some((end, length)) = found else {
+                        if old == 0 {
+                            head.extend_from_slice(bytes);
+                        }
                         if head.len() > MAX_HEAD {
                             self.mode = Mode::Unframed;
                         }
                         return;
                     };
-                    let rest = head.split_off(end);
-                    self.mode = match body_length(head) {
+                    // `end` is where the head ends in `bytes`: what follows is the body.
+                    bytes = &bytes[end..];
+                    self.mode = match length {
                         Some(Length::Bytes(0)) => Mode::Head(Vec::new()),
                         Some(Length::Bytes(n)) => Mode::Body(n),
                         Some(Length::Chunked) => Mode::Chunked(Chunk::Size(Vec::new())),
                         None => Mode::Unframed,
                     };
-                    self.feed(&rest);
                 }
             }
         }

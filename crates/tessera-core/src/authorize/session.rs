@@ -53,20 +53,15 @@ impl Engine {
         // Organisation administrators cannot connect applications, nor can a customer another
         // client signed up; they are refused exactly as a wrong password is, so the page is no
         // oracle for their passwords.
-        let user = self
-            .authenticate_user(
-                &client.partner_id,
-                &client.id,
-                username,
-                password,
-                &[Role::Member, Role::Customer],
-                now,
-            )
-            .await?;
-        if !user.signs_in_through(&client.id) {
-            return Err(EngineError::InvalidUserCredentials);
-        }
-        Ok(user)
+        self.authenticate_user(
+            &client.partner_id,
+            &client.id,
+            username,
+            password,
+            &[Role::Member, Role::Customer],
+            now,
+        )
+        .await
     }
 
     /// Register a new end-customer account of the client's partner with its first user: only

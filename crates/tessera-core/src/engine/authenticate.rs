@@ -215,9 +215,12 @@ impl Engine {
         let key = self
             .keyer
             .key(&[b"user", &path, owner.as_bytes(), password.as_bytes()]);
+        // A role the path allows, and a client the user may sign in through (a customer only
+        // the one that signed it up): anyone else is refused as a wrong password is.
+        let may = |u: &User| roles.contains(&u.role) && u.signs_in_through(client_id);
         if self.credentials.get(&key).is_some()
             && let Some(u) = self.user(partner_id, &username).await?
-            && roles.contains(&u.role)
+            && may(&u)
         {
             crate::telemetry::cache("credential", true);
             return Ok(u);
@@ -226,7 +229,7 @@ impl Engine {
         let _flight = self.single_flight(key).await;
         if self.credentials.get(&key).is_some()
             && let Some(u) = self.user(partner_id, &username).await?
-            && roles.contains(&u.role)
+            && may(&u)
         {
             return Ok(u);
         }
@@ -259,7 +262,7 @@ impl Engine {
             None => self.passwords.verify_holding(place, None, password).await,
         };
         let user = match user {
-            Some(u) if matched && roles.contains(&u.role) => u,
+            Some(u) if matched && may(&u) => u,
             _ => {
                 tracing::info!("user authentication failed");
                 self.audit(

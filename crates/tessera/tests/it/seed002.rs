@@ -216,11 +216,16 @@ async fn second_client(t: &TestServer, o: &Onboarded) -> String {
 }
 
 async fn app_token_of(t: &TestServer, basic: &str) -> String {
+    app_token_scoped(t, basic, "WRITE").await
+}
+
+/// An app_token (client credentials) of the client `basic` authenticates, for `scope`.
+async fn app_token_scoped(t: &TestServer, basic: &str, scope: &str) -> String {
     let r = t
         .form(
             "/oauth/token",
             Some(basic),
-            &[("grant_type", "client_credentials"), ("scope", "WRITE")],
+            &[("grant_type", "client_credentials"), ("scope", scope)],
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -380,14 +385,7 @@ async fn the_pages_sign_a_customer_in_only_for_its_own_client() {
     )
     .await;
     let a_basic = format!("Basic {}", STANDARD.encode(format!("{a_id}:{a_secret}")));
-    let r = t
-        .form(
-            "/oauth/token",
-            Some(&a_basic),
-            &[("grant_type", "client_credentials"), ("scope", "crm")],
-        )
-        .await;
-    let a_app = r.body["access_token"].as_str().unwrap().to_string();
+    let a_app = app_token_scoped(&t, &a_basic, "crm").await;
     let phone = "+966500000007";
     let r = sign_up(&t, &a_app, phone, "Amal").await;
     assert_eq!(r.status, 201, "{}", r.body);
@@ -486,14 +484,7 @@ async fn claiming_a_customer_withdraws_what_other_clients_hold() {
     let (a_id, a_secret) =
         authcode::another_client(&t, &s, &["client_credentials"], false, false).await;
     let a_basic = format!("Basic {}", STANDARD.encode(format!("{a_id}:{a_secret}")));
-    let r = t
-        .form(
-            "/oauth/token",
-            Some(&a_basic),
-            &[("grant_type", "client_credentials"), ("scope", "crm")],
-        )
-        .await;
-    let a_app = r.body["access_token"].as_str().unwrap().to_string();
+    let a_app = app_token_scoped(&t, &a_basic, "crm").await;
     let r = sign_up(&t, &a_app, phone, "Amal").await;
     assert_eq!(
         (r.status, r.body["data"]["preExistingUser"].as_bool()),
