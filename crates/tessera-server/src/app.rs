@@ -20,6 +20,8 @@ pub struct AppState {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// What the admin API needs, when it is served.
     pub admin: Option<Arc<crate::admin::AdminState>>,
+    /// Set when a graceful shutdown begins: readiness then answers 503.
+    pub draining: crate::conn::Draining,
 }
 
 /// The address a request came from, for handlers that throttle per requester and for the audit

@@ -4,8 +4,9 @@
 //! [`ConnectionLimits::body_timeout`] of its head, a keep-alive connection that sends nothing is
 //! closed after [`ConnectionLimits::idle_timeout`], and no more than
 //! [`ConnectionLimits::max_connections`] connections are open at once (past it, new ones are
-//! closed at accept). On shutdown the listener stops accepting and in-flight requests get
-//! [`ConnectionLimits::drain_timeout`] to finish.
+//! closed at accept). While [`Draining`], every response closes its connection, so keep-alive
+//! clients reconnect (through their load balancer, to another node); on shutdown the listener
+//! stops accepting and in-flight requests get [`ConnectionLimits::drain_timeout`] to finish.
 //!
 //! hyper has one clock for the wait for a request head, which starts when the previous response
 //! is sent, so it serves as the idle timeout; [`Clocked`] adds the shorter clock that starts at
@@ -15,7 +16,7 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -65,6 +66,22 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// A node on its way out: set once at the start of a graceful shutdown, read by readiness
+/// (which then answers 503, so the load balancer stops sending new connections) and by every
+/// connection (whose responses then carry `Connection: close`).
+#[derive(Clone, Debug, Default)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    pub fn start(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// Accept and serve connections until `stop` completes, then drain. With `tls`, each
 /// connection's handshake runs on its own task under the connection cap and within
 /// [`ConnectionLimits::header_timeout`], so connections that never finish a handshake count
@@ -75,6 +92,7 @@ pub(crate) async fn serve(
     app: Router,
     limits: ConnectionLimits,
     proxies: TrustedProxies,
+    draining: Draining,
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -106,17 +124,22 @@ pub(crate) async fn serve(
             drop(tcp);
             continue;
         };
-        let (app, proxies, tls) = (app.clone(), proxies.clone(), tls.clone());
-        let (builder, watcher) = (builder.clone(), graceful.watcher());
+        let (tls, builder) = (tls.clone(), builder.clone());
+        let served = Served {
+            peer,
+            app: app.clone(),
+            limits,
+            proxies: proxies.clone(),
+            draining: draining.clone(),
+            watcher: graceful.watcher(),
+        };
         tokio::spawn(async move {
             let _permit = permit;
             let Some(tls) = tls else {
-                return connection(tcp, peer, app, limits, proxies, &builder, watcher).await;
+                return served.connection(tcp, &builder).await;
             };
             match tokio::time::timeout(limits.header_timeout, tls.accept(tcp)).await {
-                Ok(Ok(stream)) => {
-                    connection(stream, peer, app, limits, proxies, &builder, watcher).await
-                }
+                Ok(Ok(stream)) => served.connection(stream, &builder).await,
                 Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!("TLS handshake timed out"),
             }
@@ -132,36 +155,58 @@ pub(crate) async fn serve(
     Ok(())
 }
 
-/// Serve one connection (plain or TLS) until it ends.
-async fn connection<IO>(
-    io: IO,
+/// What one connection is served with.
+struct Served {
     peer: SocketAddr,
     app: Router,
     limits: ConnectionLimits,
     proxies: TrustedProxies,
-    builder: &http1::Builder,
+    draining: Draining,
     watcher: hyper_util::server::graceful::Watcher,
-) where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let body_timeout = limits.body_timeout;
-    let (io, phase) = Clocked::new(io, limits.header_timeout, limits.write_timeout);
-    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-        phase.store(BUSY, Ordering::Release);
-        let mut request = request.map(|body| Deadline::new(body, body_timeout));
-        let client = proxies.client(peer, request.headers());
-        request.extensions_mut().insert(ConnectInfo(Peer(client)));
-        let answer = app.clone().oneshot(request);
-        let phase = Arc::clone(&phase);
-        async move {
-            let response = answer.await;
-            phase.store(IDLE, Ordering::Release);
-            response
+}
+
+impl Served {
+    /// Serve one connection (plain or TLS) until it ends.
+    async fn connection<IO>(self, io: IO, builder: &http1::Builder)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Served {
+            peer,
+            app,
+            limits,
+            proxies,
+            draining,
+            watcher,
+        } = self;
+        let body_timeout = limits.body_timeout;
+        let (io, phase) = Clocked::new(io, limits.header_timeout, limits.write_timeout);
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            phase.store(BUSY, Ordering::Release);
+            let mut request = request.map(|body| Deadline::new(body, body_timeout));
+            let client = proxies.client(peer, request.headers());
+            request.extensions_mut().insert(ConnectInfo(Peer(client)));
+            let answer = app.clone().oneshot(request);
+            let (phase, draining) = (Arc::clone(&phase), draining.clone());
+            async move {
+                let mut response = answer.await;
+                if draining.is_on() {
+                    // hyper ends the connection once this response is written.
+                    if let Ok(response) = &mut response {
+                        response.headers_mut().insert(
+                            hyper::header::CONNECTION,
+                            hyper::header::HeaderValue::from_static("close"),
+                        );
+                    }
+                }
+                phase.store(IDLE, Ordering::Release);
+                response
+            }
+        });
+        let served = watcher.watch(builder.serve_connection(TokioIo::new(io), service));
+        if let Err(e) = served.await {
+            tracing::debug!(error = %e, "connection ended with an error");
         }
-    });
-    let served = watcher.watch(builder.serve_connection(TokioIo::new(io), service));
-    if let Err(e) = served.await {
-        tracing::debug!(error = %e, "connection ended with an error");
     }
 }
 

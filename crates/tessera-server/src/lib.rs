@@ -207,6 +207,7 @@ pub struct RunningServer {
     pub admin_addr: Option<SocketAddr>,
     admin_served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     pub engine: Arc<Engine>,
+    draining: conn::Draining,
     shutdown: oneshot::Sender<()>,
     served: tokio::task::JoinHandle<std::io::Result<()>>,
     metrics_served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -214,6 +215,14 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
+    /// Begin a graceful shutdown: `/readyz` answers 503 from now on, so a load balancer stops
+    /// sending this node new connections, and every response closes its connection, so
+    /// keep-alive clients move to another node. Requests are still served in full; call
+    /// [`RunningServer::shutdown`] when the load balancer has had time to notice.
+    pub fn start_draining(&self) {
+        self.draining.start();
+    }
+
     /// Stop accepting connections, let in-flight requests finish, then return.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.shutdown.send(());
@@ -301,7 +310,9 @@ pub async fn start(
         engine: Arc::clone(&engine),
         metrics,
         admin,
+        draining: conn::Draining::default(),
     };
+    let draining = state.draining.clone();
     let admin_listener = own_listener(config.admin).await?;
     let metrics_listener = own_listener(config.metrics).await?;
     let mut app = router(
@@ -335,6 +346,7 @@ pub async fn start(
         app,
         limits,
         proxies.clone(),
+        draining.clone(),
         stop,
     ));
     let serve_side = |listener, app| {
@@ -345,6 +357,7 @@ pub async fn start(
             app,
             side,
             proxies,
+            conn::Draining::default(),
             std::future::pending(),
         ))
     };
@@ -372,6 +385,7 @@ pub async fn start(
         admin_addr,
         admin_served,
         metrics_addr,
+        draining,
         engine,
         shutdown: tx,
         served,

@@ -23,8 +23,16 @@ async fn healthz() -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
 }
 
-/// The process can serve: the database answers within 2 s.
+/// The process can serve: it is not draining for a shutdown, and the database answers within
+/// 2 s.
 async fn readyz(State(app): State<AppState>) -> Response {
+    if app.draining.is_on() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "unavailable", "reason": "shutting down"})),
+        )
+            .into_response();
+    }
     match tokio::time::timeout(Duration::from_secs(2), app.engine.ping()).await {
         Ok(Ok(())) => axum::Json(json!({"status": "ready"})).into_response(),
         Ok(Err(e)) => {

@@ -84,6 +84,15 @@ pub struct ServeArgs {
     /// Seconds a client has to send a request's body [default: 30].
     #[arg(long, env = "TESSERA_BODY_TIMEOUT")]
     pub body_timeout: Option<u64>,
+    /// Seconds a node keeps serving after SIGTERM while `/readyz` answers 503, so that its load
+    /// balancer stops sending it connections before it stops accepting them; every response in
+    /// that time closes its connection. Ctrl-C (SIGINT), or a second signal, skips it
+    /// [default: 5].
+    #[arg(long, env = "TESSERA_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<u64>,
+    /// Seconds in-flight requests get to finish once the node stops accepting [default: 30].
+    #[arg(long, env = "TESSERA_DRAIN_TIMEOUT")]
+    pub drain_timeout: Option<u64>,
     /// Connections open at once; past it, new ones are closed at accept [default: 10000].
     #[arg(long, env = "TESSERA_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
@@ -162,6 +171,8 @@ struct FileConfig {
     write_timeout: Option<u64>,
     body_timeout: Option<u64>,
     max_connections: Option<usize>,
+    shutdown_grace: Option<u64>,
+    drain_timeout: Option<u64>,
     log_format: Option<LogFormat>,
     trusted_proxies: Option<Vec<String>>,
     forwarded_header: Option<String>,
@@ -184,6 +195,8 @@ pub struct ServeConfig {
     pub tls: Option<tessera_server::tls::TlsFiles>,
     pub engine: EngineConfig,
     pub limits: tessera_server::conn::ConnectionLimits,
+    /// Served after SIGTERM with readiness failing, before the listener closes.
+    pub shutdown_grace: std::time::Duration,
     pub trusted_proxies: tessera_server::forwarded::TrustedProxies,
     pub log_format: LogFormat,
     pub metrics: tessera_server::MetricsAt,
@@ -290,6 +303,14 @@ impl ServeArgs {
             anyhow::ensure!(n >= 1, "max_connections must be at least 1");
             limits.max_connections = n;
         }
+        if let Some(s) = self.drain_timeout.or(file.drain_timeout) {
+            limits.drain_timeout = std::time::Duration::from_secs(s);
+        }
+        let shutdown_grace = self.shutdown_grace.or(file.shutdown_grace).unwrap_or(5);
+        anyhow::ensure!(
+            shutdown_grace <= 600,
+            "shutdown_grace must be at most 600 seconds"
+        );
         let at = |name: &str, value: Option<String>| -> anyhow::Result<tessera_server::MetricsAt> {
             Ok(match value.as_deref() {
                 None => tessera_server::MetricsAt::Main,
@@ -312,6 +333,7 @@ impl ServeArgs {
             admin,
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             limits,
+            shutdown_grace: std::time::Duration::from_secs(shutdown_grace),
             tls,
             listen: self
                 .listen

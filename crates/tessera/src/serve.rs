@@ -86,9 +86,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(demo) = demo {
         dev::print_instructions(&demo, &base);
     }
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
+    let terminated = tokio::select! {
+        _ = tokio::signal::ctrl_c() => false,
+        _ = term.recv() => true,
+    };
+    // Behind a load balancer, SIGTERM (Kubernetes, systemd, `docker stop`) comes before the
+    // balancer has stopped sending this node connections: keep serving, with readiness
+    // failing, for the grace period. Someone at a terminal pressing Ctrl-C does not wait.
+    if terminated && !config.shutdown_grace.is_zero() {
+        server.start_draining();
+        tracing::info!(
+            grace_s = config.shutdown_grace.as_secs(),
+            "draining: /readyz answers 503; serving until the grace period ends"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(config.shutdown_grace) => {},
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
     }
     tracing::info!("shutting down: finishing in-flight requests");
     server.shutdown().await?;

@@ -449,6 +449,8 @@ async fn serve_dev_creates_demo_data_once_and_stops_on_sigterm() {
             .args([
                 "serve",
                 "--dev",
+                "--shutdown-grace",
+                "1",
                 "--listen",
                 "127.0.0.1:0",
                 "--database",

@@ -22,6 +22,7 @@ mod multinode;
 mod oidc;
 mod proxy;
 mod refresh;
+mod rollout;
 mod sdk;
 mod seed000;
 mod seed002;
