@@ -5,6 +5,7 @@
 mod admin;
 mod config;
 mod dev;
+mod health;
 mod master;
 mod serve;
 
@@ -61,6 +62,9 @@ enum Command {
     /// Copy a SQLite database to a new file while servers use it (a consistent snapshot);
     /// prints {"backup", "bytes"}. The master key is not in the copy: keep it beside.
     Backup(admin::BackupArgs),
+    /// GET a node's /readyz (by default the one TESSERA_LISTEN names, over loopback); exit 0 on
+    /// 200. For health checks where there is no shell or curl (the container image).
+    Health(health::HealthArgs),
 }
 
 fn main() -> ExitCode {
@@ -88,6 +92,7 @@ fn main() -> ExitCode {
             Command::Janitor(a) => admin::janitor(a).await,
             Command::Audit(a) => admin::audit(a).await,
             Command::Backup(a) => admin::backup(a).await,
+            Command::Health(a) => health::run(a).await,
         }
     });
     match result {
