@@ -568,6 +568,12 @@ pub async fn add_scopes(
     }
     let set = ScopeSet::parse(&names.join(" ")).map_err(|e| AdminError::Invalid(e.to_string()))?;
     let names: Vec<String> = set.iter().map(str::to_string).collect();
+    // One description for several names would overwrite each one's own description.
+    if description.is_some() && names.len() != 1 {
+        return Err(AdminError::Invalid(
+            "a description describes one scope: name exactly one with it".into(),
+        ));
+    }
     if description.is_some_and(|d| d.trim().is_empty() || d.chars().count() > 200) {
         return Err(AdminError::Invalid(
             "a scope description must be 1 to 200 characters".into(),

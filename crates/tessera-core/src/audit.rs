@@ -108,6 +108,23 @@ pub struct AuditEvent {
     pub detail: Map<String, Value>,
 }
 
+/// An event as the CLI and the admin API show it: the stored fields, and `time`, which is `at`
+/// in RFC 3339 UTC for people reading it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ShownEvent {
+    #[serde(flatten)]
+    pub event: AuditEvent,
+    /// `at` as `YYYY-MM-DDTHH:MM:SSZ`.
+    pub time: String,
+}
+
+impl From<AuditEvent> for ShownEvent {
+    fn from(event: AuditEvent) -> ShownEvent {
+        let time = crate::calendar::format_instant(event.at);
+        ShownEvent { event, time }
+    }
+}
+
 impl AuditEvent {
     pub fn new(event: Event, at: i64) -> AuditEvent {
         AuditEvent {

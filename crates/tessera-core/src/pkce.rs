@@ -12,12 +12,16 @@ pub fn pkce_value_ok(v: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
+/// The `S256` challenge of `verifier`: base64url of its SHA-256, without padding.
+pub fn s256_challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD
+        .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref())
+}
+
 /// Whether `verifier` matches `challenge` under `method` (constant time).
 pub fn pkce_matches(method: &str, challenge: &str, verifier: &str) -> bool {
     let expected = match method {
-        "S256" => URL_SAFE_NO_PAD.encode(
-            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref(),
-        ),
+        "S256" => s256_challenge(verifier),
         "plain" => verifier.to_string(),
         _ => return false,
     };

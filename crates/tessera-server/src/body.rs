@@ -27,6 +27,43 @@ pub fn bytes(body: &RawBody) -> Result<&[u8], RequestError> {
     }
 }
 
+/// A JSON request's body, parsed, after its `Content-Type` says it is JSON (`application/json`
+/// or `…+json`, any parameters). A form-encoded body, the other dialect's, is told so: the mix-up
+/// is the usual one.
+pub fn json<T: DeserializeOwned>(
+    headers: &axum::http::HeaderMap,
+    body: &RawBody,
+) -> Result<T, RequestError> {
+    let media = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    match media.as_deref() {
+        Some("application/json") => {}
+        Some(m) if m.starts_with("application/") && m.ends_with("+json") => {}
+        Some("application/x-www-form-urlencoded") => {
+            return Err(RequestError::field(
+                "Content-Type",
+                "this endpoint reads JSON, not a form: send Content-Type: application/json and \
+                 a JSON object (form-encoded requests go to /oauth/token)",
+            ));
+        }
+        Some(_) | None => {
+            return Err(RequestError::field(
+                "Content-Type",
+                "send Content-Type: application/json and a JSON object",
+            ));
+        }
+    }
+    parse_json(bytes(body)?)
+}
+
 /// Deepest nesting of arrays and objects accepted; Tessera's own requests need 2.
 pub const MAX_JSON_DEPTH: usize = 16;
 

@@ -73,23 +73,37 @@ const SIDE_LISTENER_CONNECTIONS: usize = 256;
 pub enum MetricsAt {
     /// Nowhere, and nothing is recorded.
     Off,
-    /// On the main listener, beside the API.
+    /// On the main listener, but only to connections from a loopback address that no proxy
+    /// forwarded (no `X-Forwarded-For` or `Forwarded` header); to everyone else it does not
+    /// exist (404). The safe default: an operator on the machine can reach it, the internet
+    /// cannot.
     #[default]
+    Local,
+    /// On the main listener, to everyone (the admin API still needs its tokens).
     Main,
     /// On a listener of its own (say, on an address only the monitoring network reaches), and
     /// not on the main one.
     Listen(SocketAddr),
 }
 
-/// The whole router, for a given state; `/metrics` on it when `with_metrics`, the admin API
-/// when `with_admin`.
-pub fn router(state: AppState, with_metrics: bool, with_admin: bool) -> Router {
-    let mut routes = Router::new();
-    if with_metrics {
-        routes = routes.route("/metrics", axum::routing::get(crate::metrics::render));
+/// The whole router, for a given state; `/metrics` and the admin API on it as `metrics` and
+/// `admin` say ([`MetricsAt::Main`] to everyone, [`MetricsAt::Local`] to local connections).
+pub fn router(state: AppState, metrics: MetricsAt, admin: MetricsAt) -> Router {
+    let (mut routes, mut local) = (Router::new(), Router::new());
+    let metrics_route =
+        || Router::new().route("/metrics", axum::routing::get(crate::metrics::render));
+    match metrics {
+        MetricsAt::Main => routes = routes.merge(metrics_route()),
+        MetricsAt::Local => local = local.merge(metrics_route()),
+        MetricsAt::Off | MetricsAt::Listen(_) => {}
     }
-    if with_admin {
-        routes = routes.merge(admin::routes(&state));
+    match admin {
+        MetricsAt::Main => routes = routes.merge(admin::routes(&state)),
+        MetricsAt::Local => local = local.merge(admin::routes(&state)),
+        MetricsAt::Off | MetricsAt::Listen(_) => {}
+    }
+    if metrics == MetricsAt::Local || admin == MetricsAt::Local {
+        routes = routes.merge(local.route_layer(middleware::from_fn(local_only)));
     }
     routes
         .merge(partner::routes())
@@ -104,6 +118,25 @@ pub fn router(state: AppState, with_metrics: bool, with_admin: bool) -> Router {
             HeaderValue::from_static("nosniff"),
         ))
         .with_state(state)
+}
+
+/// For [`MetricsAt::Local`]: a request passes when its client is a loopback address and no
+/// proxy forwarded it. (From a trusted proxy the client is the forwarded one, but such a request
+/// carries the header and is refused; without the header the client is the TCP peer.) A proxy
+/// on the same machine that adds neither header would make these routes public: give them
+/// their own listener (`--metrics-listen`, `--admin-listen`) there.
+async fn local_only(request: Request, next: Next) -> Response {
+    let loopback = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<app::Peer>>()
+        .is_some_and(|c| c.0.0.ip().to_canonical().is_loopback());
+    let forwarded = request.headers().contains_key("x-forwarded-for")
+        || request.headers().contains_key(header::FORWARDED);
+    if loopback && !forwarded {
+        next.run(request).await
+    } else {
+        not_found(request).await
+    }
 }
 
 async fn not_found(request: Request) -> Response {
@@ -241,7 +274,8 @@ impl RunningServer {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot listen on {addr}: {source}")]
+    /// The cause is the error's source, which `{:#}` prints after this.
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -315,11 +349,7 @@ pub async fn start(
     let draining = state.draining.clone();
     let admin_listener = own_listener(config.admin).await?;
     let metrics_listener = own_listener(config.metrics).await?;
-    let mut app = router(
-        state.clone(),
-        config.metrics == MetricsAt::Main,
-        config.admin == MetricsAt::Main,
-    );
+    let mut app = router(state.clone(), config.metrics, config.admin);
     if tls_config.is_some() {
         // Over HTTPS, browsers are told to stay on HTTPS (RFC 6797).
         app = app.layer(SetResponseHeaderLayer::overriding(

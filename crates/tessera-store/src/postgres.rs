@@ -107,6 +107,29 @@ pub struct PgStore {
     signal: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
 }
 
+/// A failed first connection, said so that an operator knows what to fix: PostgreSQL's own
+/// message without the server's source line, and the fix for the two usual causes.
+fn connect_err(e: sqlx::Error, options: &PgConnectOptions) -> StoreError {
+    let sqlx::Error::Database(db) = &e else {
+        return err(e);
+    };
+    let database = options.get_database().unwrap_or("(the user's name)");
+    match db.code().as_deref() {
+        Some("3D000") => StoreError::Other(format!(
+            "PostgreSQL has no database {database:?}: create it (createdb -O USER {database}) \
+             or correct the URL"
+        )),
+        Some("28P01" | "28000") => StoreError::Other(format!(
+            "PostgreSQL refused the sign-in: {}; check the URL's user and password",
+            db.message()
+        )),
+        _ => StoreError::Other(format!(
+            "PostgreSQL refused the connection: {}",
+            db.message()
+        )),
+    }
+}
+
 fn err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
@@ -490,7 +513,7 @@ impl PgStore {
             .acquire_timeout(timeout)
             .connect_with(options.clone())
             .await
-            .map_err(err)?;
+            .map_err(|e| connect_err(e, &options))?;
         let store = PgStore {
             pool,
             timeout,

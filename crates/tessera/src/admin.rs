@@ -30,7 +30,24 @@ pub struct Db {
 }
 
 impl Db {
+    /// The database, which must exist: a mistyped `--database` is an error, not an empty
+    /// database created to answer "nothing found".
     async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        if let Some(path) = tessera_store::sqlite_path(&self.database)
+            && !path.exists()
+        {
+            anyhow::bail!(
+                "no database at {}: check --database (or TESSERA_DATABASE); commands that \
+                 create something (scope add, partner create, …) create the database",
+                path.display()
+            );
+        }
+        self.open_or_create().await
+    }
+
+    /// The database, created and migrated when it does not exist yet: for the commands that
+    /// create something, which an operator may run before the first `serve`.
+    async fn open_or_create(&self) -> anyhow::Result<Arc<dyn Store>> {
         let options = tessera_store::Options {
             pool_size: Some(2),
             timeout: std::time::Duration::from_secs(5),
@@ -401,7 +418,7 @@ pub async fn admin_token(cmd: AdminTokenCommand) -> anyhow::Result<()> {
                         .with_context(|| format!("unknown scope {s:?}: use read, write"))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let store = db.open().await?;
+            let store = db.open_or_create().await?;
             let by = operator();
             print_view(&ops::create_admin_token(store.as_ref(), &by, &name, &scopes, now).await?)?;
         }
@@ -477,13 +494,49 @@ pub async fn janitor(args: JanitorArgs) -> anyhow::Result<()> {
 }
 
 /// Who runs this command, for the audit trail: the login that invoked it (through sudo, the
-/// user behind it).
+/// user behind it); where no variable names it (a container, cron), the name of the process's
+/// user id in `/etc/passwd`, or `uid:N`.
 fn operator() -> ops::Operator {
     let user = std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(os_user);
     ops::Operator(format!("cli:{user}"))
+}
+
+fn os_user() -> String {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the process's effective user.
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return "unknown".into();
+    };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| user_named(&passwd, uid))
+        .unwrap_or_else(|| format!("uid:{uid}"))
+}
+
+/// The name of `uid` in a passwd file (`name:x:uid:gid:…`).
+fn user_named(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)?.parse() == Ok(uid)).then(|| name.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_user_id_is_named_from_the_passwd_file() {
+        let passwd =
+            "root:x:0:0:root:/root:/bin/bash\ntessera:x:10001:10001::/data:/sbin/nologin\n";
+        assert_eq!(super::user_named(passwd, 10001).as_deref(), Some("tessera"));
+        assert_eq!(super::user_named(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(super::user_named(passwd, 5), None);
+    }
 }
 
 #[derive(Args, Debug)]
@@ -546,8 +599,7 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
     let store = args.db.open().await?;
     let mut out = std::io::stdout().lock();
     for e in store.query_audit(&query).await? {
-        let mut line = serde_json::to_value(&e)?;
-        line["time"] = tessera_core::calendar::format_instant(e.at).into();
+        let line = serde_json::to_string(&tessera_core::audit::ShownEvent::from(e))?;
         std::io::Write::write_all(&mut out, format!("{line}\n").as_bytes())?;
     }
     Ok(())
@@ -597,7 +649,7 @@ pub async fn partner(cmd: PartnerCommand) -> anyhow::Result<()> {
             db,
         } => {
             let password = read_password(password_stdin)?;
-            let store = db.open().await?;
+            let store = db.open_or_create().await?;
             let input = ops::CreatePartner {
                 name,
                 email,
@@ -689,7 +741,7 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             allow_registration,
             db,
         } => {
-            let store = db.open().await?;
+            let store = db.open_or_create().await?;
             let input = ops::CreateClient {
                 partner_id: partner,
                 name,
@@ -765,7 +817,7 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<()> {
             db,
         } => {
             let password = read_password(password_stdin)?;
-            let store = db.open().await?;
+            let store = db.open_or_create().await?;
             let input = ops::CreateUser {
                 partner_id: partner,
                 username,
@@ -828,7 +880,7 @@ pub async fn scope(cmd: ScopeCommand) -> anyhow::Result<()> {
             description,
             db,
         } => {
-            let store = db.open().await?;
+            let store = db.open_or_create().await?;
             let now = unix_now();
             let by = operator();
             let out = ops::add_scopes(store.as_ref(), &by, &names, description.as_deref(), now);
@@ -876,7 +928,7 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
             print_view(&ops::revoke_key(store.as_ref(), &operator(), &master, &kid, now).await?)?;
         }
         KeysCommand::Rotate { alg, id_token, db } => {
-            let store = db.open().await?;
+            let store = db.open_or_create().await?;
             let master = master::load(&db.database, true)?;
             let purpose = if id_token {
                 KeyUse::IdToken

@@ -96,13 +96,15 @@ pub struct ServeArgs {
     /// Connections open at once; past it, new ones are closed at accept [default: 10000].
     #[arg(long, env = "TESSERA_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
-    /// Serve `/metrics` (Prometheus) on its own address instead of the main listener; `off`
-    /// records and serves no metrics [default: on the main listener].
+    /// Where `/metrics` (Prometheus) is served: `local` (on the main listener, to connections
+    /// from this machine that no proxy forwarded), `public` (on the main listener, to everyone),
+    /// an address of its own (host:port, say one only the monitoring network reaches), or `off`
+    /// (nothing recorded) [default: local].
     #[arg(long, env = "TESSERA_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
-    /// Serve the admin API (`/admin/v1`) on its own address (say, one only the back office
-    /// reaches) instead of the main listener; `off` serves none [default: on the main listener;
-    /// every call needs an admin token].
+    /// Where the admin API (`/admin/v1`; every call needs an admin token) is served: `local`,
+    /// `public`, an address of its own (say one only the back office reaches), or `off`, as for
+    /// --metrics-listen [default: local].
     #[arg(long, env = "TESSERA_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
     /// A proxy network (CIDR, or one address) whose connections name their client in
@@ -313,11 +315,12 @@ impl ServeArgs {
         );
         let at = |name: &str, value: Option<String>| -> anyhow::Result<tessera_server::MetricsAt> {
             Ok(match value.as_deref() {
-                None => tessera_server::MetricsAt::Main,
+                None | Some("local") => tessera_server::MetricsAt::Local,
+                Some("public") => tessera_server::MetricsAt::Main,
                 Some("off") => tessera_server::MetricsAt::Off,
                 Some(addr) => {
                     tessera_server::MetricsAt::Listen(addr.parse().with_context(|| {
-                        format!("{name}: {addr:?} is neither an address (host:port) nor off")
+                        format!("{name}: {addr:?} is none of an address (host:port), local, public and off")
                     })?)
                 }
             })
@@ -465,7 +468,8 @@ mod tests {
              (`TESSERA_WRITE_DOCS=1 cargo test -p tessera --bin tessera configuration` \
              rewrites it; the test fails when it is stale). Precedence: flags, then the \
              environment, then the `--config` TOML file, whose keys are the flags' names in \
-             snake_case (`trusted_proxies` is a list), then the defaults.\n\n\
+             snake_case (`trusted_proxies` is a list), then the defaults. A sample file with \
+             every key, commented out at its default: [`deploy/tessera.toml`](../deploy/tessera.toml).\n\n\
              | flag | environment | what it sets |\n|---|---|---|\n",
         );
         for arg in serve.get_arguments() {
@@ -491,6 +495,16 @@ mod tests {
                 .unwrap_or_default();
             doc.push_str(&format!("| `--{long}{value}` | {env} | {help} |\n"));
         }
+        doc.push_str(&format!(
+            "\nRead from the environment only (never from a flag, which other users could see \
+             in the process list, or from the config file):\n\n\
+             | environment | what it sets |\n|---|---|\n\
+             | `{}` | the master key that seals private signing keys at rest: 64 hex digits or \
+             base64 of 32 bytes; unset, `<database file>.key` is read (and created by `serve`) |\n\
+             | `TESSERA_LOG` | the log filter, in `tracing`'s syntax [default: {}] |\n",
+            crate::master::ENV,
+            crate::serve::DEFAULT_LOG_FILTER
+        ));
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
         if std::env::var_os("TESSERA_WRITE_DOCS").is_some() {
             std::fs::write(path, &doc).unwrap();
@@ -499,6 +513,103 @@ mod tests {
         assert!(
             written == doc,
             "docs/configuration.md is stale: run TESSERA_WRITE_DOCS=1 cargo test -p tessera \
+             --bin tessera configuration"
+        );
+    }
+}
+
+#[cfg(test)]
+mod sample {
+    use super::*;
+
+    /// A value for the sample of an option that has no default to show.
+    fn example(key: &str) -> Option<&'static str> {
+        Some(match key {
+            "issuer" => "\"https://auth.example.com\"",
+            "tls_cert" => "\"/etc/tessera/tls/cert.pem\"",
+            "tls_key" => "\"/etc/tessera/tls/key.pem\"",
+            "trusted_proxies" => "[\"10.0.0.0/8\"]",
+            "key_rotation_days" => "30",
+            "dev" => "false",
+            _ => return None,
+        })
+    }
+
+    /// `[default: 7776000, 90 days]` → `7776000`; `[default: local]` → `"local"`.
+    fn default_of(help: &str) -> Option<String> {
+        let text = help.split("[default: ").nth(1)?.split(']').next()?;
+        let text = text.split([',', ';']).next()?.trim();
+        if text.parse::<i64>().is_ok() {
+            Some(text.to_string())
+        } else if text.contains(' ') || text.contains('<') {
+            None
+        } else {
+            Some(format!("{text:?}"))
+        }
+    }
+
+    /// `deploy/tessera.toml`: every key of the `--config` file, commented out, with its help
+    /// and its default (or an example), written from the options' own definitions. Fails when
+    /// the file is stale (`TESSERA_WRITE_DOCS=1 cargo test -p tessera --bin tessera
+    /// configuration` rewrites it), and when the file with every line uncommented is not a
+    /// valid config file.
+    #[test]
+    fn the_sample_configuration_file_is_the_cli_s_own() {
+        let serve = <ServeArgs as clap::Args>::augment_args(clap::Command::new("serve"));
+        let mut sample = String::from(
+            "# tessera serve --config tessera.toml: every option, commented out at its default\n\
+             # (or an example where there is none). Flags and TESSERA_* variables win over this\n\
+             # file. The master key is never read from here: see TESSERA_MASTER_KEY in\n\
+             # docs/configuration.md. Generated from the options' definitions by a test.\n",
+        );
+        for arg in serve.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if long == "config" {
+                continue;
+            }
+            let key = match long {
+                "trusted-proxy" => "trusted_proxies".to_string(),
+                other => other.replace('-', "_"),
+            };
+            let help = arg
+                .get_long_help()
+                .or(arg.get_help())
+                .map(|h| h.to_string().replace('\n', " "))
+                .unwrap_or_default();
+            let value = example(&key)
+                .map(str::to_string)
+                .or_else(|| default_of(&help))
+                .unwrap_or_else(|| panic!("{key}: no default and no example for the sample"));
+            sample.push('\n');
+            let mut line = String::from("#");
+            for word in help.split_whitespace() {
+                if line.len() + word.len() + 1 > 98 {
+                    sample.push_str(&line);
+                    sample.push('\n');
+                    line = String::from("#");
+                }
+                line.push(' ');
+                line.push_str(word);
+            }
+            sample.push_str(&line);
+            sample.push_str(&format!("\n# {key} = {value}\n"));
+        }
+        let uncommented: String = sample
+            .lines()
+            .filter_map(|l| l.strip_prefix("# ").filter(|l| l.contains(" = ")))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let parsed: FileConfig = toml::from_str(&uncommented)
+            .unwrap_or_else(|e| panic!("the sample, uncommented, is not a config file: {e}"));
+        assert!(parsed.listen.is_some() && parsed.shutdown_grace.is_some());
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/tessera.toml");
+        if std::env::var_os("TESSERA_WRITE_DOCS").is_some() {
+            std::fs::write(path, &sample).unwrap();
+        }
+        let written = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            written == sample,
+            "deploy/tessera.toml is stale: run TESSERA_WRITE_DOCS=1 cargo test -p tessera \
              --bin tessera configuration"
         );
     }

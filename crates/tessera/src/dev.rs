@@ -1,6 +1,6 @@
-//! `tessera serve --dev`: on an empty database, create a demo partner, account, OAuth client and
-//! admin user with random secrets, and print them once with ready-to-paste curl commands for
-//! seed 000's flow. On a database that already has them, reuse them (their secrets were shown when
+//! `tessera serve --dev`: on an empty database, create a demo partner, account, OAuth client,
+//! admin user and end customer with random secrets, and print them once with ready-to-paste curl
+//! commands for seed 000's flow and an authorization URL to open in a browser. On a database that already has them, reuse them (their secrets were shown when
 //! they were created and are stored only as hashes).
 
 use base64::Engine as _;
@@ -13,6 +13,7 @@ use tessera_core::unix_now;
 
 pub const DEMO_EMAIL: &str = "demo-partner@tessera.example";
 const DEMO_ADMIN: &str = "demo-admin@tessera.example";
+const DEMO_CUSTOMER: &str = "demo-customer@tessera.example";
 
 pub struct Demo {
     pub partner_id: String,
@@ -26,6 +27,8 @@ pub struct DemoSecrets {
     pub client_id: String,
     pub client_secret: String,
     pub admin_password: String,
+    /// The end customer who can sign in on the login page (an admin cannot).
+    pub customer_password: String,
 }
 
 fn random_password() -> String {
@@ -105,10 +108,24 @@ pub async fn ensure_demo_data(store: &dyn Store) -> anyhow::Result<Demo> {
         now,
     )
     .await?;
+    let customer_password = random_password();
+    admin::create_user(
+        store,
+        NewUser {
+            partner_id: &partner.id,
+            username: DEMO_CUSTOMER,
+            password: &customer_password,
+            role: Role::Customer,
+            account_id: None,
+        },
+        now,
+    )
+    .await?;
     Ok(Demo {
         partner_id: partner.id,
         account_id: account.id,
         secrets: Some(DemoSecrets {
+            customer_password,
             partner_password,
             client_id: client.id,
             client_secret: client_secret.expose().to_string(),
@@ -136,6 +153,16 @@ pub fn print_instructions(demo: &Demo, base: &str) {
         return;
     };
     let basic = format!("{DEMO_EMAIL}:{}", s.partner_password);
+    let verifier = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
+    let challenge = tessera_core::pkce::s256_challenge(&verifier);
+    let state = URL_SAFE_NO_PAD.encode(random_bytes::<9>());
+    let callback = format!("{base}{}", tessera_server::pages::DEBUG_CALLBACK_PATH);
+    let authorize = format!(
+        "{base}/oauth/authorize?response_type=code&client_id={}&redirect_uri={}\
+         &scope=crm&state={state}&code_challenge={challenge}&code_challenge_method=S256",
+        s.client_id,
+        url::form_urlencoded::byte_serialize(callback.as_bytes()).collect::<String>()
+    );
     println!(
         r#"
 Demo data created. These secrets are shown once:
@@ -146,6 +173,7 @@ Demo data created. These secrets are shown once:
   client_id         {cid}
   client_secret     {cs}
   admin user        {DEMO_ADMIN} / {apw}
+  end customer      {DEMO_CUSTOMER} / {cpw}
 
 Seed 000, step 1: create an end-customer account
   curl -s {base}/v2/accounts -u '{basic}' -H 'Content-Type: application/json' \
@@ -159,8 +187,15 @@ Step 3: exchange it for the account's tokens (put the machine token in MT)
   curl -s {base}/v2/oauth/token -u '{basic}' -H 'Content-Type: application/json' \
     -d '{{"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "token_exchange_data": {{"subject_token": "'"$MT"'", "subject_token_type": "urn:wazzup:oauth:token-type:machine_token", "requested_subject": "{aid}", "scope": "transport,crm"}}}}'
 
+The authorization-code flow: open this URL, sign in as the end customer and approve
+  {authorize}
+The page you land on shows the code; exchange it (put it in CODE):
+  curl -s {base}/oauth/token -u '{cid}:{cs}' -d grant_type=authorization_code \
+    -d "code=$CODE" --data-urlencode 'redirect_uri={callback}' -d code_verifier={verifier}
+
 Public keys: {base}/.well-known/jwks.json
 "#,
+        cpw = s.customer_password,
         pw = s.partner_password,
         pid = demo.partner_id,
         aid = demo.account_id,

@@ -35,7 +35,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         })?;
     let master = master::load(&config.database, true)?;
     warn_if_descriptors_short(config.limits.max_connections, config.db_pool.unwrap_or(10));
-    if config.issuer.is_none() && !config.database.starts_with("sqlite:") {
+    if config.issuer.is_none() && config.listen.ip().is_unspecified() {
+        tracing::warn!(
+            "no --issuer set and listening on {}: tokens and discovery will name {}, an \
+             address no client can use; set --issuer to the URL clients use",
+            config.listen,
+            config.listen
+        );
+    } else if config.issuer.is_none() && !config.database.starts_with("sqlite:") {
         tracing::warn!(
             "no --issuer set: tokens will name this node's own address, and other nodes will \
              refuse them; set --issuer to the URL clients use (the load balancer's)"
@@ -111,9 +118,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The log filter when `TESSERA_LOG` is unset.
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,tessera::audit=off";
+
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("TESSERA_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tessera::audit=off"));
+        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -267,7 +267,7 @@ struct ScopeList {
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 struct AuditPage {
-    items: Vec<tessera_core::audit::AuditEvent>,
+    items: Vec<tessera_core::audit::ShownEvent>,
     next: Option<i64>,
 }
 
@@ -694,7 +694,8 @@ async fn audit(State(app): State<AppState>, q: QueryOf<AuditParams>) -> Answer {
     let next = (events.len() == limit as usize)
         .then(|| events.last().map(|e| e.id))
         .flatten();
-    ok(serde_json::json!({ "items": events, "next": next }))
+    let items: Vec<tessera_core::audit::ShownEvent> = events.into_iter().map(Into::into).collect();
+    ok(serde_json::json!({ "items": items, "next": next }))
 }
 
 /// The admin API's OpenAPI 3.1 document, generated from the types above and the operations'.

@@ -11,7 +11,7 @@ use tessera_proto::partner::{AccountPage, AccountView, CreateAccountRequest};
 
 use super::{auth, error, ok};
 use crate::app::AppState;
-use crate::body::{RawBody, bytes, parse_json};
+use crate::body::{RawBody, json};
 use crate::error::RequestError;
 
 fn view(a: Account) -> AccountView {
@@ -31,7 +31,7 @@ pub async fn create(State(app): State<AppState>, headers: HeaderMap, body: RawBo
     let now = unix_now();
     let result = async {
         let partner = auth::partner(&app.engine, &headers, now).await?;
-        let req: CreateAccountRequest = parse_json(bytes(&body)?)?;
+        let req: CreateAccountRequest = json(&headers, &body)?;
         Ok::<_, RequestError>(
             app.engine
                 .create_account(&partner, &req.name, req.external_id.as_deref(), now)

@@ -11,7 +11,7 @@ use tessera_proto::partner::RevokeRequest;
 
 use super::{auth, error, ok};
 use crate::app::AppState;
-use crate::body::{RawBody, bytes, parse_json};
+use crate::body::{RawBody, json};
 use crate::error::RequestError;
 
 #[utoipa::path(post, path = "/v2/oauth/revoke", tag = "partner",
@@ -33,7 +33,7 @@ async fn run(
     now: i64,
 ) -> Result<(), RequestError> {
     let partner = auth::partner(&app.engine, headers, now).await?;
-    let req: RevokeRequest = parse_json(bytes(body)?)?;
+    let req: RevokeRequest = json(headers, body)?;
     if req.token.is_empty() || req.token.len() > MAX_TOKEN_LEN {
         return Err(RequestError::field(
             "token",

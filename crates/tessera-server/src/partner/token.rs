@@ -12,7 +12,7 @@ use tessera_proto::partner::{TokenRequest, TokenResponse};
 
 use super::{auth, error, ok};
 use crate::app::AppState;
-use crate::body::{RawBody, bytes, parse_json};
+use crate::body::{RawBody, json};
 use crate::error::RequestError;
 use crate::wire::{bounded, parse_scope, token_type_from_wire, truncate};
 
@@ -45,7 +45,7 @@ async fn run(
     now: i64,
 ) -> Result<Issued, RequestError> {
     let partner = auth::partner(&app.engine, headers, now).await?;
-    let request = parse(parse_json(bytes(body)?)?)?;
+    let request = parse(json(headers, body)?)?;
     Ok(app
         .engine
         .grant(&Caller::Partner(partner), request, now)

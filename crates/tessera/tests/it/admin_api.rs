@@ -325,6 +325,14 @@ async fn the_back_office_onboards_a_partner_and_its_client() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
+    // As `tessera audit` prints them: with `time`, `at` in RFC 3339 UTC.
+    for e in r.body["items"].as_array().unwrap() {
+        let at = e["at"].as_i64().unwrap();
+        assert_eq!(
+            e["time"].as_str().unwrap(),
+            tessera_core::calendar::format_instant(at)
+        );
+    }
     let by = format!("api:{writer_id}");
     let changes: Vec<&Value> = r.body["items"]
         .as_array()

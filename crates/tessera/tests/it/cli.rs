@@ -471,6 +471,34 @@ async fn serve_dev_creates_demo_data_once_and_stops_on_sigterm() {
                 break rest.split_whitespace().next().unwrap().to_string();
             }
         };
+        // On the first run, the printed authorization URL opens the sign-in page.
+        let mut printed = String::new();
+        if expect_secrets {
+            let out = child.stdout.take().unwrap();
+            let mut out = std::io::BufRead::lines(std::io::BufReader::new(out));
+            let url = loop {
+                let line = out.next().expect("no authorization URL printed").unwrap();
+                printed.push_str(&line);
+                printed.push('\n');
+                if let Some(url) = line.trim().strip_prefix(&format!("http://{addr}")) {
+                    break url.to_string();
+                }
+            };
+            assert!(url.starts_with("/oauth/authorize?"), "{url}");
+            let page = http_get(&addr, &url, "");
+            // The pending request is bound to the browser by a cookie: send it back.
+            let cookies: Vec<&str> = header(&page, "set-cookie")
+                .filter_map(|c| c.split(';').next())
+                .collect();
+            let next = header(&page, "location").next().map(str::to_string);
+            let page = match next {
+                Some(next) => http_get(&addr, &next, &cookies.join("; ")),
+                None => page,
+            };
+            assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+            assert!(page.contains("name=\"password\""), "{page}");
+            std::thread::spawn(move || for _ in out {});
+        }
         let ok = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
@@ -478,13 +506,17 @@ async fn serve_dev_creates_demo_data_once_and_stops_on_sigterm() {
         assert!(ok.success());
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "serve should exit 0 on SIGTERM");
-        let stdout = String::from_utf8(out.stdout).unwrap();
+        let stdout = printed + &String::from_utf8(out.stdout).unwrap();
         assert_eq!(
             stdout.contains("partner password"),
             expect_secrets,
             "{stdout}"
         );
         assert!(stdout.contains("demo-partner@tessera.example"));
+        assert_eq!(
+            stdout.contains("demo-customer@tessera.example"),
+            expect_secrets
+        );
         addr
     };
     let addr = run(true);
@@ -1258,6 +1290,35 @@ async fn a_backup_taken_under_refresh_load_restores_every_answered_token() {
     }
 }
 
+/// One HTTP/1.1 GET over a plain socket (with `cookie`, when not empty): the whole answer.
+fn http_get(addr: &str, path: &str, cookie: &str) -> String {
+    use std::io::Read;
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    let cookie = if cookie.is_empty() {
+        String::new()
+    } else {
+        format!("Cookie: {cookie}\r\n")
+    };
+    write!(
+        tcp,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// The value of header `name` (lower case) in an answer's lines.
+fn header<'a>(answer: &'a str, name: &str) -> impl Iterator<Item = &'a str> {
+    let prefix = format!("{name}:");
+    answer
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .filter(move |l| l.to_ascii_lowercase().starts_with(&prefix))
+        .map(|l| l[l.find(':').unwrap() + 1..].trim())
+}
+
 /// `tessera --version` names the version and the commit the binary was built from.
 #[test]
 fn the_version_names_the_commit() {
@@ -1276,4 +1337,112 @@ fn the_version_names_the_commit() {
             || (commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
         "{line}"
     );
+}
+
+/// `tessera health` (the container image's HEALTHCHECK) exits 0 for a ready node, over HTTP and
+/// HTTPS, and 1 with the reason for a node that is not there.
+#[tokio::test]
+async fn health_checks_a_node_over_http_and_https() {
+    let health = |url: String| async move {
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_tessera"))
+                .args(["health", "--url", &url])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let t = TestServer::start().await;
+    let out = health(t.url("/readyz")).await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(": 200"));
+    let out = health(t.url("/no-such-page")).await;
+    fails_with(&out, "404");
+
+    let pki = tempfile::tempdir().unwrap();
+    let (files, _ca) = crate::interop::test_pki(pki.path());
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let tls = TestServer::start_tls(dir, db, config(), MasterKey::generate(), files).await;
+    let out = health(tls.url("/readyz")).await;
+    assert!(out.status.success(), "{out:?}");
+
+    // Nothing listens on a port just released.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let out = health(format!("http://127.0.0.1:{port}/readyz")).await;
+    fails_with(&out, "cannot connect");
+}
+
+/// The first hour of a new user (issue 19, item 8): what confused, now said plainly.
+#[tokio::test]
+async fn the_first_hours_confusions_are_answered_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = format!("sqlite://{}", dir.path().join("typo.db").display());
+    // A read command on a database that does not exist refuses it, and creates nothing.
+    fails_with(
+        &tessera(&missing, &["partner", "list"], None),
+        "no database at",
+    );
+    assert!(!dir.path().join("typo.db").exists());
+    // A command that creates something creates the database.
+    let db = missing;
+    ok_json(&tessera(&db, &["scope", "add", "crm", "transport"], None));
+    ok_json(&tessera(&db, &["partner", "list"], None));
+    // One description for several scopes would overwrite each one's own.
+    fails_with(
+        &tessera(
+            &db,
+            &["scope", "add", "crm", "transport", "--description", "X"],
+            None,
+        ),
+        "name exactly one",
+    );
+    ok_json(&tessera(
+        &db,
+        &["scope", "add", "crm", "--description", "Your contacts"],
+        None,
+    ));
+    let scopes = ok_json(&tessera(&db, &["scope", "list"], None)).to_string();
+    assert!(scopes.contains("Your contacts"), "{scopes}");
+    assert_eq!(scopes.matches("Your contacts").count(), 1, "{scopes}");
+
+    // Without USER, LOGNAME or SUDO_USER (a container, cron), the audit trail names the OS user.
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["scope", "add", "billing", "--database", &db])
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .env_remove("SUDO_USER")
+        .env_remove("TESSERA_MASTER_KEY")
+        .output()
+        .unwrap();
+    ok_json(&out);
+    let audit = tessera(
+        &db,
+        &["audit", "--event", "admin.change", "--limit", "1"],
+        None,
+    );
+    assert!(audit.status.success());
+    let line: Value = serde_json::from_slice(&audit.stdout).unwrap();
+    let by = line["detail"]["by"].as_str().unwrap().to_string();
+    assert!(by.starts_with("cli:") && by != "cli:unknown", "{line}");
+    assert!(line["time"].as_str().unwrap().ends_with('Z'), "{line}");
+
+    // A port already taken: the cause is said once.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = tessera(&db, &["serve", "--listen", &addr], None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.matches("in use").count(), 1, "{err}");
+
+    // PostgreSQL without the database: what to do, without the server's source line.
+    if let Ok(url) = std::env::var("TESSERA_TEST_POSTGRES_URL") {
+        let (base, _) = url.rsplit_once('/').unwrap();
+        let out = tessera(&format!("{base}/no_such_db"), &["partner", "list"], None);
+        fails_with(&out, "has no database \"no_such_db\"");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("at line"));
+    }
 }

@@ -510,6 +510,7 @@ async fn concurrent_requests_with_new_credentials_cost_one_argon2() {
         tasks.push(tokio::spawn(async move {
             http.post(url)
                 .header("Authorization", b)
+                .header("Content-Type", "application/json")
                 .body(machine_token_body("crm"))
                 .send()
                 .await

@@ -75,3 +75,57 @@ async fn odd_authorization_headers_never_cause_a_5xx() {
         assert!(r.status == 401, "{h:?}: {} {}", r.status, r.body);
     }
 }
+
+/// The partner dialect reads JSON and says so: a form body (the other dialect's, the usual
+/// mix-up) and a body without `Content-Type: application/json` are refused with a message that
+/// names the header, not "malformed JSON"; `application/json; charset=utf-8` and `+json` pass.
+#[tokio::test]
+async fn the_partner_dialect_wants_a_json_content_type() {
+    let t = TestServer::start().await;
+    let p = t.partner().await;
+    let send = |content_type: Option<&'static str>, body: &'static str| {
+        let mut r = t
+            .http
+            .post(t.url("/v2/oauth/token"))
+            .header("Authorization", p.basic());
+        if let Some(ct) = content_type {
+            r = r.header("Content-Type", ct);
+        }
+        async move { crate::support::resp(r.body(body).send().await.unwrap()).await }
+    };
+    let json = r#"{"grant_type":"client_credentials","client_credentials_data":{"scope":"crm"}}"#;
+    let form = "grant_type=client_credentials&scope=crm";
+    let r = send(Some("application/x-www-form-urlencoded"), form).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "VALIDATION_FAILED"),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["error"]["details"][0]["field"], "Content-Type");
+    assert!(
+        r.body["error"]["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("reads JSON, not a form"),
+        "{}",
+        r.body
+    );
+    for missing in [None, Some("text/plain")] {
+        let r = send(missing, json).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (400, "VALIDATION_FAILED"),
+            "{}",
+            r.body
+        );
+        assert_eq!(r.body["error"]["details"][0]["field"], "Content-Type");
+    }
+    for good in [
+        "application/json; charset=utf-8",
+        "application/vnd.partner+json",
+    ] {
+        let r = send(Some(good), json).await;
+        assert_eq!(r.status, 200, "{good}: {}", r.body);
+    }
+}

@@ -233,3 +233,47 @@ async fn metrics_can_have_a_listener_of_their_own() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// By default (`local`), `/metrics` and the admin API answer connections from this machine
+/// that no proxy forwarded, and nobody else: a forwarded request and a connection to the
+/// machine's network address get 404, as for a page that does not exist.
+#[tokio::test]
+async fn metrics_and_the_admin_api_answer_only_this_machine_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("local.db").display());
+    let (mut child, addr) =
+        crate::support::spawn_serve_at("0.0.0.0:0", &["--database", &db], &"66".repeat(32));
+    let port = addr.rsplit(':').next().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let get = |host: String, path: &'static str, forwarded: bool| {
+        let mut r = http.get(format!("http://{host}:{port}{path}"));
+        if forwarded {
+            r = r.header("X-Forwarded-For", "203.0.113.9");
+        }
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
+    let local = "127.0.0.1".to_string();
+    assert_eq!(get(local.clone(), "/metrics", false).await, 200);
+    // The admin API is there (and wants its token).
+    assert_eq!(get(local.clone(), "/admin/v1/scopes", false).await, 401);
+    assert_eq!(get(local.clone(), "/metrics", true).await, 404);
+    assert_eq!(get(local.clone(), "/admin/v1/scopes", true).await, 404);
+    // The API itself answers everyone.
+    assert_eq!(get(local.clone(), "/healthz", true).await, 200);
+    // From the machine's own network address, the peer is not loopback.
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    if probe.connect("10.255.255.255:9").is_ok()
+        && let Ok(own) = probe.local_addr()
+        && !own.ip().is_loopback()
+        && !own.ip().is_unspecified()
+    {
+        let own = own.ip().to_string();
+        assert_eq!(get(own.clone(), "/metrics", false).await, 404);
+        assert_eq!(get(own.clone(), "/admin/v1/scopes", false).await, 404);
+        assert_eq!(get(own, "/healthz", false).await, 200);
+    } else {
+        eprintln!("no non-loopback address: that part is skipped");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

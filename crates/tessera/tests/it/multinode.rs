@@ -212,6 +212,7 @@ async fn a_hundred_concurrent_refreshes_across_nodes_leave_one_live_head() {
             let r = http
                 .post(url)
                 .header("Authorization", b)
+                .header("Content-Type", "application/json")
                 .body(body)
                 .send()
                 .await
@@ -277,6 +278,7 @@ async fn a_node_killed_under_load_loses_nothing_it_answered() {
     let probe = reqwest::Client::new()
         .post(&victim_url)
         .header("Authorization", &b)
+        .header("Content-Type", "application/json")
         .body(exchange_body(&mt, &acc, "crm"))
         .send()
         .await
@@ -300,6 +302,7 @@ async fn a_node_killed_under_load_loses_nothing_it_answered() {
                 let Ok(r) = http
                     .post(&url)
                     .header("Authorization", &b)
+                    .header("Content-Type", "application/json")
                     .body(body.clone())
                     .send()
                     .await

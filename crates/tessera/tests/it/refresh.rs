@@ -117,6 +117,7 @@ async fn concurrent_uses_of_one_token_leave_exactly_one_live_head() {
             let r = http
                 .post(url)
                 .header("Authorization", b)
+                .header("Content-Type", "application/json")
                 .body(body)
                 .send()
                 .await

@@ -555,15 +555,18 @@ impl Resp {
 /// 127.0.0.1:0 --token-rate-limit 0`) and the master key `master_hex`; the child and the
 /// address it announced. Its log is drained in the background.
 pub fn spawn_serve(args: &[&str], master_hex: &str) -> (std::process::Child, String) {
+    spawn_serve_at("127.0.0.1:0", args, master_hex)
+}
+
+/// [`spawn_serve`] on another listen address.
+pub fn spawn_serve_at(
+    listen: &str,
+    args: &[&str],
+    master_hex: &str,
+) -> (std::process::Child, String) {
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--token-rate-limit",
-            "0",
-        ])
+        .args(["serve", "--listen", listen, "--token-rate-limit", "0"])
         .args(args)
         .env("TESSERA_MASTER_KEY", master_hex)
         .env("TESSERA_LOG", "info")
