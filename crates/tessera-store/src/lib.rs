@@ -8,6 +8,7 @@
 
 pub mod metrics;
 pub mod postgres;
+pub mod release;
 mod rows;
 pub mod sqlite;
 

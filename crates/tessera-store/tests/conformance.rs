@@ -1621,3 +1621,74 @@ async fn admin_tokens_and_idempotency_keys() {
         );
     }
 }
+
+/// Rolling upgrades (`tessera_store::release`): opening a database records this release;
+/// a database that the next release migrated opens (a rollout in progress); one that a release
+/// two steps newer migrated is refused, untouched.
+#[tokio::test]
+async fn a_database_two_releases_ahead_is_refused() {
+    use sqlx::Connection;
+    use tessera_store::release::RELEASE;
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls = vec![format!("sqlite://{}", dir.path().join("r.db").display())];
+    if let Ok(admin) = std::env::var("TESSERA_TEST_POSTGRES_URL") {
+        urls.push(
+            tessera_store::create_scratch_database(&admin)
+                .await
+                .unwrap(),
+        );
+    }
+    let options = tessera_store::Options::default();
+    for url in urls {
+        tessera_store::open(&url, &options).await.unwrap();
+        let record = |release: i64| {
+            let url = url.clone();
+            async move {
+                if url.starts_with("sqlite:") {
+                    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                    sqlx::query("INSERT INTO schema_release (release) VALUES (?)")
+                        .bind(release)
+                        .execute(&mut c)
+                        .await
+                        .unwrap();
+                } else {
+                    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+                    sqlx::query("INSERT INTO schema_release (release) VALUES ($1)")
+                        .bind(release)
+                        .execute(&mut c)
+                        .await
+                        .unwrap();
+                }
+            }
+        };
+        let newest = || {
+            let url = url.clone();
+            async move {
+                let sql = "SELECT max(release) FROM schema_release";
+                if url.starts_with("sqlite:") {
+                    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                    sqlx::query_scalar::<_, i64>(sql)
+                        .fetch_one(&mut c)
+                        .await
+                        .unwrap()
+                } else {
+                    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+                    sqlx::query_scalar::<_, i64>(sql)
+                        .fetch_one(&mut c)
+                        .await
+                        .unwrap()
+                }
+            }
+        };
+        assert_eq!(newest().await, RELEASE, "{url}");
+        record(RELEASE + 1).await;
+        tessera_store::open(&url, &options).await.unwrap();
+        assert_eq!(newest().await, RELEASE + 1, "an older node records nothing");
+        record(RELEASE + 2).await;
+        let refused = match tessera_store::open(&url, &options).await {
+            Ok(_) => panic!("{url}: opened a database two releases ahead"),
+            Err(e) => e.to_string(),
+        };
+        assert!(refused.contains("more than one release newer"), "{refused}");
+    }
+}

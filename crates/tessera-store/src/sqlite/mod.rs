@@ -37,7 +37,7 @@ use tessera_core::store::{
 
 /// Migrations, applied in order inside one transaction each; the applied version is kept in
 /// `schema_version`.
-const MIGRATIONS: &[(i64, &str)] = &[
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (
         2,
@@ -247,6 +247,17 @@ impl SqliteStore {
             .await
             .map_err(err)?;
         let current = current.unwrap_or(0);
+        // A database a much newer release migrated is left untouched (crate::release).
+        raw_sql(crate::release::CREATE_TABLE)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        let newest: Option<i64> = sqlx::query_scalar("SELECT max(release) FROM schema_release")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err)?;
+        let newest = newest.unwrap_or(0);
+        crate::release::check(newest)?;
         for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
             raw_sql(*sql).execute(&mut *tx).await.map_err(err)?;
             sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
@@ -255,6 +266,13 @@ impl SqliteStore {
                 .await
                 .map_err(err)?;
             tracing::info!(version, "applied SQLite migration");
+        }
+        if newest < crate::release::RELEASE {
+            sqlx::query("INSERT INTO schema_release (release) VALUES (?)")
+                .bind(crate::release::RELEASE)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
         }
         tx.commit().await.map_err(err)
     }

@@ -29,3 +29,4 @@ mod seed002;
 mod slow;
 mod standard;
 mod support;
+mod upgrade;

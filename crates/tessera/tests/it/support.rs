@@ -564,8 +564,23 @@ pub fn spawn_serve_at(
     args: &[&str],
     master_hex: &str,
 ) -> (std::process::Child, String) {
+    spawn_binary(
+        std::path::Path::new(env!("CARGO_BIN_EXE_tessera")),
+        listen,
+        args,
+        master_hex,
+    )
+}
+
+/// [`spawn_serve_at`] with another build of `tessera` (the previous release, say).
+pub fn spawn_binary(
+    binary: &std::path::Path,
+    listen: &str,
+    args: &[&str],
+    master_hex: &str,
+) -> (std::process::Child, String) {
     use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+    let mut child = Command::new(binary)
         .args(["serve", "--listen", listen, "--token-rate-limit", "0"])
         .args(args)
         .env("TESSERA_MASTER_KEY", master_hex)
