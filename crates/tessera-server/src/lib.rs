@@ -40,7 +40,7 @@ use tessera_core::keys::MasterKey;
 use tessera_core::store::Store;
 use tessera_core::{Engine, EngineConfig, unix_now};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use app::AppState;
@@ -103,7 +103,9 @@ pub fn router(state: AppState, metrics: MetricsAt, admin: MetricsAt) -> Router {
         MetricsAt::Off | MetricsAt::Listen(_) => {}
     }
     if metrics == MetricsAt::Local || admin == MetricsAt::Local {
-        routes = routes.merge(local.route_layer(middleware::from_fn(local_only)));
+        // `layer`, not `route_layer`: the admin API's own not-found answer would otherwise tell
+        // everyone that it is mounted here.
+        routes = routes.merge(local.layer(middleware::from_fn(local_only)));
     }
     routes
         .merge(partner::routes())
@@ -241,7 +243,8 @@ pub struct RunningServer {
     admin_served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     pub engine: Arc<Engine>,
     draining: conn::Draining,
-    shutdown: oneshot::Sender<()>,
+    /// Tells every listener to stop accepting and drain.
+    shutdown: watch::Sender<bool>,
     served: tokio::task::JoinHandle<std::io::Result<()>>,
     metrics_served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     sync: tokio::task::JoinHandle<()>,
@@ -258,15 +261,17 @@ impl RunningServer {
 
     /// Stop accepting connections, let in-flight requests finish, then return.
     pub async fn shutdown(self) -> std::io::Result<()> {
-        let _ = self.shutdown.send(());
+        let _ = self.shutdown.send(true);
+        // Every listener drains at once; an admin change in flight finishes like a token
+        // request does.
         let result = self.served.await.unwrap_or(Ok(()));
+        for side in [self.admin_served, self.metrics_served]
+            .into_iter()
+            .flatten()
+        {
+            let _ = side.await;
+        }
         self.engine.flush_audit().await;
-        if let Some(m) = self.metrics_served {
-            m.abort();
-        }
-        if let Some(a) = self.admin_served {
-            a.abort();
-        }
         self.sync.abort();
         result
     }
@@ -357,9 +362,12 @@ pub async fn start(
             HeaderValue::from_static("max-age=31536000"),
         ));
     }
-    let (tx, rx) = oneshot::channel::<()>();
-    let stop = async {
-        let _ = rx.await;
+    let (tx, rx) = watch::channel(false);
+    let stop = move || {
+        let mut rx = rx.clone();
+        async move {
+            let _ = rx.wait_for(|stopped| *stopped).await;
+        }
     };
     let limits = config.limits;
     let proxies = config.trusted_proxies;
@@ -377,7 +385,7 @@ pub async fn start(
         limits,
         proxies.clone(),
         draining.clone(),
-        stop,
+        stop(),
     ));
     let serve_side = |listener, app| {
         let (tls, proxies) = (tls.clone(), proxies.clone());
@@ -387,8 +395,8 @@ pub async fn start(
             app,
             side,
             proxies,
-            conn::Draining::default(),
-            std::future::pending(),
+            draining.clone(),
+            stop(),
         ))
     };
     let admin_addr = admin_listener.as_ref().map(|(_, bound)| *bound);

@@ -841,3 +841,42 @@ async fn the_admin_api_ends_a_users_browser_sessions() {
     .await;
     problem(&r, 404, "not-found");
 }
+
+/// An admin change in flight on the admin API's own listener when the node shuts down is
+/// finished and answered, as a token request on the main listener is (found by an attack: the
+/// side listeners were aborted once the main one had drained, and the change was lost).
+#[tokio::test]
+async fn an_admin_change_in_flight_at_shutdown_is_finished() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut t = TestServer::start_with_admin(tessera_server::MetricsAt::Listen(
+        "127.0.0.1:0".parse().unwrap(),
+    ))
+    .await;
+    let (_, write) = admin_token(&t, &[AdminScope::Read, AdminScope::Write]).await;
+    let server = t.server.take().unwrap();
+    let admin = server.admin_addr.unwrap();
+    let body = json!({"names": ["late"]}).to_string();
+    let mut tcp = tokio::net::TcpStream::connect(admin).await.unwrap();
+    let head = format!(
+        "POST /admin/v1/scopes HTTP/1.1\r\nHost: {admin}\r\nAuthorization: Bearer {write}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(&body.as_bytes()[..4]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let shutdown = tokio::spawn(server.shutdown());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The process exits when shutdown returns: it must wait for the request.
+    assert!(
+        !shutdown.is_finished(),
+        "shutdown returned while an admin request was in flight"
+    );
+    tcp.write_all(&body.as_bytes()[4..]).await.unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 20"), "{answer:?}");
+    shutdown.await.unwrap().unwrap();
+    let scopes = t.store.list_scopes().await.unwrap();
+    assert!(scopes.iter().any(|s| s == "late"), "the change was lost");
+}

@@ -258,6 +258,19 @@ async fn metrics_and_the_admin_api_answer_only_this_machine_by_default() {
     assert_eq!(get(local.clone(), "/admin/v1/scopes", false).await, 401);
     assert_eq!(get(local.clone(), "/metrics", true).await, 404);
     assert_eq!(get(local.clone(), "/admin/v1/scopes", true).await, 404);
+    // Not even the admin API's own "no such route" answer tells that it is mounted here (found
+    // by an attack): a forwarded request gets the page every unknown path gets.
+    let body = |path: &'static str| {
+        let r = http
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .header("X-Forwarded-For", "203.0.113.9");
+        async move { r.send().await.unwrap().text().await.unwrap() }
+    };
+    assert_eq!(
+        body("/admin/v1/no-such-route").await,
+        body("/no-such-route").await
+    );
+    assert_eq!(body("/admin/v1").await, body("/no-such-route").await);
     // The API itself answers everyone.
     assert_eq!(get(local.clone(), "/healthz", true).await, 200);
     // From the machine's own network address, the peer is not loopback.
