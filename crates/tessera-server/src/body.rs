@@ -27,6 +27,22 @@ pub fn bytes(body: &RawBody) -> Result<&[u8], RequestError> {
     }
 }
 
+/// The media type of a request's `Content-Type`, lower case, without its parameters.
+pub fn media_type(headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = headers
+        .get(axum::http::header::CONTENT_TYPE)?
+        .to_str()
+        .ok()?;
+    Some(
+        value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
 /// A JSON request's body, parsed, after its `Content-Type` says it is JSON (`application/json`
 /// or `…+json`, any parameters). A form-encoded body, the other dialect's, is told so: the mix-up
 /// is the usual one.
@@ -34,17 +50,7 @@ pub fn json<T: DeserializeOwned>(
     headers: &axum::http::HeaderMap,
     body: &RawBody,
 ) -> Result<T, RequestError> {
-    let media = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
-    match media.as_deref() {
+    match media_type(headers).as_deref() {
         Some("application/json") => {}
         Some(m) if m.starts_with("application/") && m.ends_with("+json") => {}
         Some("application/x-www-form-urlencoded") => {

@@ -19,16 +19,7 @@ pub struct Form(HashMap<String, String>);
 
 impl Form {
     pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Form, RequestError> {
-        let media = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            });
+        let media = crate::body::media_type(headers);
         if media.as_deref() != Some("application/x-www-form-urlencoded") {
             return Err(RequestError::field(
                 "Content-Type",

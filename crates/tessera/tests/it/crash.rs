@@ -3,7 +3,7 @@
 //! passes `PRAGMA integrity_check`. A refresh whose answer the kill swallowed is retried after
 //! the restart and, rotation being lossless, succeeds.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -18,29 +18,8 @@ fn serve(db: &str) -> (Child, String) {
 }
 
 fn cli(db: &str, args: &[&str], stdin: &str) -> serde_json::Value {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(args)
-        .args(["--database", db])
-        .env("TESSERA_MASTER_KEY", KEY)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let this = std::path::Path::new(env!("CARGO_BIN_EXE_tessera"));
+    crate::support::cli_json(this, db, args, stdin, KEY)
 }
 
 async fn post(

@@ -97,29 +97,8 @@ fn node(db: &str, issuer: &str) -> (Child, SocketAddr) {
 }
 
 fn cli(db: &str, args: &[&str], stdin: &str) {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(args)
-        .args(["--database", db])
-        .env("TESSERA_MASTER_KEY", KEY)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let this = std::path::Path::new(env!("CARGO_BIN_EXE_tessera"));
+    crate::support::cli_json(this, db, args, stdin, KEY);
 }
 
 async fn ready(pool: &Pool, addr: SocketAddr) {

@@ -572,6 +572,42 @@ pub fn spawn_serve_at(
     )
 }
 
+/// Run a CLI command of `binary` (this build's, or the previous release's) on `db` with the
+/// master key `master_hex` and `stdin` as its input: its JSON output, or a panic with its
+/// stderr.
+pub fn cli_json(
+    binary: &std::path::Path,
+    db: &str,
+    args: &[&str],
+    stdin: &str,
+    master_hex: &str,
+) -> Value {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(binary)
+        .args(args)
+        .args(["--database", db])
+        .env("TESSERA_MASTER_KEY", master_hex)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} {args:?}: {}",
+        binary.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// [`spawn_serve_at`] with another build of `tessera` (the previous release, say).
 pub fn spawn_binary(
     binary: &std::path::Path,

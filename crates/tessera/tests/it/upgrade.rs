@@ -11,7 +11,7 @@
 //! test says "skipped".
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use serde_json::{Value, json};
 
@@ -19,30 +19,7 @@ const KEY: &str = "7777777777777777777777777777777777777777777777777777777777777
 const ISSUER: &str = "http://auth.upgrade.example";
 
 fn cli(binary: &Path, db: &str, args: &[&str], stdin: &str) -> Value {
-    use std::io::Write;
-    let mut child = Command::new(binary)
-        .args(args)
-        .args(["--database", db])
-        .env("TESSERA_MASTER_KEY", KEY)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{} {args:?}: {}",
-        binary.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    crate::support::cli_json(binary, db, args, stdin, KEY)
 }
 
 fn node(binary: &Path, db: &str) -> (Child, String) {
