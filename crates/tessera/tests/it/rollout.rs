@@ -9,6 +9,8 @@
 
 use std::net::SocketAddr;
 use std::process::{Child, Command};
+
+use crate::support::Spawned;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -81,7 +83,7 @@ async fn balance(listener: TcpListener, pool: Arc<Pool>) {
     }
 }
 
-fn node(db: &str, issuer: &str) -> (Child, SocketAddr) {
+fn node(db: &str, issuer: &str) -> (Spawned, SocketAddr) {
     let (child, addr) = spawn_serve(
         &[
             "--database",
@@ -93,7 +95,7 @@ fn node(db: &str, issuer: &str) -> (Child, SocketAddr) {
         ],
         KEY,
     );
-    (child, addr.parse().unwrap())
+    (Spawned(child), addr.parse().unwrap())
 }
 
 fn cli(db: &str, args: &[&str], stdin: &str) {
@@ -284,15 +286,15 @@ async fn a_rolling_replacement_under_load_fails_no_request() {
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Replace A with C, then B with D: each successor ready before its predecessor leaves.
-    let (mut c, c_addr) = node(&db, &base);
+    let (c, c_addr) = node(&db, &base);
     pool.add(c_addr);
     ready(&pool, c_addr).await;
-    replace(&mut a, a_addr).await;
+    replace(&mut a.0, a_addr).await;
     let before_second = served.load(Ordering::Relaxed);
-    let (mut d, d_addr) = node(&db, &base);
+    let (d, d_addr) = node(&db, &base);
     pool.add(d_addr);
     ready(&pool, d_addr).await;
-    replace(&mut b, b_addr).await;
+    replace(&mut b.0, b_addr).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
     for client in clients {
@@ -303,10 +305,7 @@ async fn a_rolling_replacement_under_load_fails_no_request() {
         failed.load(Ordering::Relaxed),
     );
     eprintln!("{served} requests served across the rollout, {failed} failed");
-    for node in [&mut c, &mut d] {
-        let _ = node.kill();
-        let _ = node.wait();
-    }
+    drop((c, d));
     assert_eq!(failed, 0, "{:?}", failures.lock().unwrap());
     assert!(
         served > before_second && before_second > 100,

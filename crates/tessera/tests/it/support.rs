@@ -608,6 +608,17 @@ pub fn cli_json(
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// A spawned server that is killed when it goes out of scope, so that a failing test leaves no
+/// process behind.
+pub struct Spawned(pub std::process::Child);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// [`spawn_serve_at`] with another build of `tessera` (the previous release, say).
 pub fn spawn_binary(
     binary: &std::path::Path,

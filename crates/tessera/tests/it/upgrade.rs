@@ -11,7 +11,9 @@
 //! test says "skipped".
 
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
+
+use crate::support::Spawned;
 
 use serde_json::{Value, json};
 
@@ -22,14 +24,14 @@ fn cli(binary: &Path, db: &str, args: &[&str], stdin: &str) -> Value {
     crate::support::cli_json(binary, db, args, stdin, KEY)
 }
 
-fn node(binary: &Path, db: &str) -> (Child, String) {
+fn node(binary: &Path, db: &str) -> (Spawned, String) {
     let (child, addr) = crate::support::spawn_binary(
         binary,
         "127.0.0.1:0",
         &["--database", db, "--issuer", ISSUER],
         KEY,
     );
-    (child, format!("http://{addr}"))
+    (Spawned(child), format!("http://{addr}"))
 }
 
 struct Partner {
@@ -82,9 +84,8 @@ fn basic(user: &str, password: &str) -> String {
     )
 }
 
-fn stop(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
+fn stop(node: Spawned) {
+    drop(node);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
