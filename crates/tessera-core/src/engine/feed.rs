@@ -269,14 +269,32 @@ impl Engine {
     }
 
     /// Run [`Engine::sync`] whenever the database announces a change and at least every
-    /// `feed_poll` (250 ms), and housekeeping every minute, until the process ends.
+    /// `feed_poll` (250 ms), and, in a task of its own, housekeeping every
+    /// `housekeeping_every` (a minute), until the returned task is aborted.
     pub fn spawn_sync(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        // Housekeeping runs apart: a janitor working through its 20 s budget, or a store call
+        // stuck behind a lock, must not hold back another node's revocation, which the loop
+        // below applies within `feed_poll`. Aborting the sync task aborts it too.
+        let housekeeper = AbortOnDrop(tokio::spawn({
+            let engine = Arc::clone(self);
+            async move {
+                let mut every = tokio::time::interval_at(
+                    tokio::time::Instant::now() + engine.config.housekeeping_every,
+                    engine.config.housekeeping_every,
+                );
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    every.tick().await;
+                    engine.housekeeping(crate::unix_now()).await;
+                }
+            }
+        }));
         let engine = Arc::clone(self);
         tokio::spawn(async move {
+            let _housekeeper = housekeeper;
             let signal = engine.store.change_signal();
             let mut tick = tokio::time::interval(engine.config.feed_poll);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut housekept = tokio::time::Instant::now();
             let mut failing = false;
             loop {
                 match &signal {
@@ -300,11 +318,16 @@ impl Engine {
                     }
                     _ => {}
                 }
-                if housekept.elapsed() >= Duration::from_secs(60) {
-                    housekept = tokio::time::Instant::now();
-                    engine.housekeeping(now).await;
-                }
             }
         })
+    }
+}
+
+/// A task that ends when its handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -92,6 +92,9 @@ pub struct EngineConfig {
     pub key_rotation: Option<i64>,
     /// How often the change feed is polled besides the database's announcements.
     pub feed_poll: std::time::Duration,
+    /// How often the housekeeping (janitor, lockout and feed pruning, key schedule) runs, in a
+    /// task of its own so that it never delays the change feed.
+    pub housekeeping_every: std::time::Duration,
 }
 
 impl EngineConfig {
@@ -134,6 +137,7 @@ impl EngineConfig {
             audit_tokens: true,
             key_rotation: None,
             feed_poll: std::time::Duration::from_millis(250),
+            housekeeping_every: std::time::Duration::from_secs(60),
         }
     }
 }

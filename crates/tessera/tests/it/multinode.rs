@@ -521,3 +521,62 @@ async fn nodes_apply_a_change_when_it_is_announced_not_at_their_next_poll() {
         }
     }
 }
+
+/// Housekeeping runs in a task of its own (issue 23, item 3): while a node's janitor is stuck
+/// (here behind a lock another session holds on the table it prunes first), a revocation made
+/// on another node still reaches it within a second. Before, the janitor ran inside the
+/// change-feed loop, so the revocation waited for it (up to its 20 s budget or the store
+/// timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_janitor_does_not_hold_back_a_revocation() {
+    use sqlx::Connection;
+    let Some(db) = scratch().await else { return };
+    let master = MasterKey::generate();
+    let mut engine = crate::support::config();
+    engine.housekeeping_every = Duration::from_millis(500);
+    let options = tessera_store::Options {
+        timeout: Duration::from_secs(15),
+        ..Default::default()
+    };
+    let n1 = TestServer::start_node_with(&db, &master, options.clone(), engine.clone()).await;
+    let n2 = TestServer::start_node_with(&db, &master, options, engine).await;
+    let p = n1.partner().await;
+    let b = p.basic();
+    let mt = n1
+        .post("/v2/oauth/token", Some(&b), &machine_token_body("crm"))
+        .await
+        .data("access_token");
+    let acc = n1
+        .post("/v2/accounts", Some(&b), r#"{"name":"A"}"#)
+        .await
+        .data("account_id");
+    let exchange = exchange_body(&mt, &acc, "crm");
+    assert_eq!(
+        n2.post("/v2/oauth/token", Some(&b), &exchange).await.status,
+        200
+    );
+
+    // Hold the table the janitor prunes first: every node's next housekeeping waits on it.
+    let mut blocker = sqlx::PgConnection::connect(&db).await.unwrap();
+    let mut held = blocker.begin().await.unwrap();
+    sqlx::query("LOCK TABLE login_attempts IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await; // housekeeping is now stuck
+
+    let r = n1
+        .post(
+            "/v2/oauth/revoke",
+            Some(&b),
+            &serde_json::json!({"token": mt}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    within_one_second("revocation while the janitor is stuck", || async {
+        n2.post("/v2/oauth/token", Some(&b), &exchange).await.code()
+            == "OAUTH_TOKEN_UNKNOWN_OR_REVOKED"
+    })
+    .await;
+    held.rollback().await.unwrap();
+}
