@@ -3,14 +3,12 @@
 //! its subject and dies with it, withdrawing a grant ends its access tokens even without a refresh
 //! family, and an inactive partner's tokens stop working everywhere.
 
-use std::time::{Duration, Instant};
-
 use tessera_core::admin;
 use tessera_core::model::PartnerStatus;
 use tessera_core::unix_now;
 
 use crate::authcode::{self, Agent, REDIRECT, Setup, VERIFIER, authorize, authorize_path};
-use crate::support::{Resp, TestServer, claims, machine_token_body};
+use crate::support::{Resp, TestServer, claims, machine_token_body, within_one_second};
 
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -75,17 +73,6 @@ async fn active(t: &TestServer, auth: &str, token: &str) -> bool {
         .form("/oauth/introspect", Some(auth), &[("token", token)])
         .await;
     r.body["active"].as_bool().unwrap()
-}
-
-async fn within_one_second(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let start = Instant::now();
-    while !done().await {
-        assert!(
-            start.elapsed() < Duration::from_secs(1),
-            "{what}: not within 1 s"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 #[tokio::test]

@@ -4,12 +4,12 @@
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use tessera_core::keys::MasterKey;
 
-use crate::support::{TestServer, config, machine_token_body};
+use crate::support::{TestServer, config, machine_token_body, within_one_second};
 
 fn tessera(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
@@ -52,25 +52,6 @@ fn fails_with(out: &Output, needle: &str) {
         "stderr {err:?} should mention {needle:?}"
     );
     assert!(out.stdout.is_empty());
-}
-
-/// Poll until `check` holds, for at most one second (the coherence promise).
-async fn within_one_second<F, Fut>(mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(1),
-            "the running server did not see the change within 1 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 // The CLI runs as a blocking child process while the server runs in this test's runtime:
@@ -305,7 +286,7 @@ async fn the_cli_contract_and_a_running_server_that_follows_it() {
         ],
         None,
     ));
-    within_one_second(|| async {
+    within_one_second("the running server sees the CLI's change", || async {
         t.post("/v2/oauth/token", Some(&basic), &machine_token_body("crm"))
             .await
             .code()
@@ -324,7 +305,7 @@ async fn the_cli_contract_and_a_running_server_that_follows_it() {
         ],
         None,
     ));
-    within_one_second(|| async {
+    within_one_second("the running server sees the CLI's change", || async {
         t.post("/v2/oauth/token", Some(&basic), &machine_token_body("crm"))
             .await
             .status
@@ -358,7 +339,7 @@ async fn the_cli_contract_and_a_running_server_that_follows_it() {
             assert_eq!(mode, 0o600, "{f}: {mode:o}");
         }
     }
-    within_one_second(|| async {
+    within_one_second("the running server sees the CLI's change", || async {
         let r = t
             .post("/v2/oauth/token", Some(&basic), &machine_token_body("crm"))
             .await;
@@ -416,7 +397,7 @@ async fn the_cli_contract_and_a_running_server_that_follows_it() {
     );
     let out = ok_json(&tessera(&db, &["keys", "revoke", &new_kid], None));
     let replacement = out["replaced_by"].as_str().unwrap().to_string();
-    within_one_second(|| async {
+    within_one_second("the running server sees the CLI's change", || async {
         t.engine()
             .verify_token(&signed, tessera_core::unix_now())
             .is_err()
@@ -619,7 +600,10 @@ async fn credentials_after_a_leak_are_replaced_from_the_cli() {
         Some(&format!("{token}\n")),
     ));
     assert_eq!(out["revoked"], 1);
-    within_one_second(|| async { t.get("/v2/accounts", Some(&bearer)).await.status == 401 }).await;
+    within_one_second("the running server sees the CLI's change", || async {
+        t.get("/v2/accounts", Some(&bearer)).await.status == 401
+    })
+    .await;
 
     // A client secret, rotated with an overlap: both work, then without one: the old stops.
     let out = ok_json(&tessera(
@@ -635,7 +619,10 @@ async fn credentials_after_a_leak_are_replaced_from_the_cli() {
         None,
     ));
     let second_secret = out["client_secret"].as_str().unwrap().to_string();
-    within_one_second(|| async { app_token(second_secret.clone()).await.status == 200 }).await;
+    within_one_second("the running server sees the CLI's change", || async {
+        app_token(second_secret.clone()).await.status == 200
+    })
+    .await;
     assert_eq!(app_token(first_secret.clone()).await.status, 200, "overlap");
     let out = ok_json(&tessera(
         &db,
@@ -643,7 +630,7 @@ async fn credentials_after_a_leak_are_replaced_from_the_cli() {
         None,
     ));
     let third_secret = out["client_secret"].as_str().unwrap().to_string();
-    within_one_second(|| async {
+    within_one_second("the running server sees the CLI's change", || async {
         app_token(second_secret.clone()).await.status == 401
             && app_token(third_secret.clone()).await.status == 200
     })
@@ -668,7 +655,7 @@ async fn credentials_after_a_leak_are_replaced_from_the_cli() {
         ],
         None,
     ));
-    within_one_second(|| async {
+    within_one_second("the running server sees the CLI's change", || async {
         app_token(third_secret.clone()).await.status == 401
             && t.get("/api/users/me", Some(&me)).await.status == 401
     })
@@ -685,7 +672,10 @@ async fn credentials_after_a_leak_are_replaced_from_the_cli() {
         ],
         None,
     ));
-    within_one_second(|| async { app_token(third_secret.clone()).await.status == 200 }).await;
+    within_one_second("the running server sees the CLI's change", || async {
+        app_token(third_secret.clone()).await.status == 200
+    })
+    .await;
 
     // Passwords, replaced from stdin: the old ones stop, the new ones work.
     ok_json(&tessera(
@@ -701,7 +691,7 @@ async fn credentials_after_a_leak_are_replaced_from_the_cli() {
     ));
     let old = format!("Basic {}", b64("ops@leak.example:the-first-long-secret"));
     let new = format!("Basic {}", b64("ops@leak.example:the-second-long-secret"));
-    within_one_second(|| async {
+    within_one_second("the running server sees the CLI's change", || async {
         t.get("/v2/accounts", Some(&old)).await.status == 401
             && t.get("/v2/accounts", Some(&new)).await.status == 200
     })
@@ -738,7 +728,7 @@ async fn credentials_after_a_leak_are_replaced_from_the_cli() {
             .status
         }
     };
-    within_one_second(|| async {
+    within_one_second("the running server sees the CLI's change", || async {
         grant("the-bosss-long-secret").await == 401 && grant("the-bosss-new-secret").await == 200
     })
     .await;
@@ -1072,8 +1062,9 @@ async fn admin_tokens_are_made_listed_and_revoked_from_the_cli() {
 
 /// Attack 4 (issue 18, I6): after `user set-password` (a leaked password replaced) or `user
 /// sessions revoke`, a browser session the attacker already holds completes no `/authorize`:
-/// the next one needs a fresh sign-in, on every node.
-#[tokio::test]
+/// the next one needs a fresh sign-in, on every node. (Two threads, as every test here that
+/// runs the CLI beside a server: see the first.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_reset_and_sessions_revoke_end_the_browser_sessions() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("s.db").display());
@@ -1439,7 +1430,7 @@ async fn the_first_hours_confusions_are_answered_plainly() {
     assert_eq!(err.matches("in use").count(), 1, "{err}");
 
     // PostgreSQL without the database: what to do, without the server's source line.
-    if let Ok(url) = std::env::var("TESSERA_TEST_POSTGRES_URL") {
+    if let Some(url) = crate::support::postgres_url("cli::first_hour on PostgreSQL") {
         let (base, _) = url.rsplit_once('/').unwrap();
         let out = tessera(&format!("{base}/no_such_db"), &["partner", "list"], None);
         fails_with(&out, "has no database \"no_such_db\"");

@@ -723,7 +723,7 @@ async fn sqlite_histories_keep_every_revocation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_histories_keep_every_revocation() {
-    let Ok(admin_url) = std::env::var("TESSERA_TEST_POSTGRES_URL") else {
+    let Some(admin_url) = crate::support::postgres_url("histories on PostgreSQL") else {
         return;
     };
     let started = Instant::now();

@@ -188,7 +188,7 @@ async fn concurrent_sign_in_page_guesses_get_the_allowance_and_no_more() {
 
 #[tokio::test]
 async fn nodes_sharing_postgresql_share_the_allowance() {
-    let Ok(admin) = std::env::var("TESSERA_TEST_POSTGRES_URL") else {
+    let Some(admin) = crate::support::postgres_url("lockout on PostgreSQL") else {
         return;
     };
     let db = tessera_store::create_scratch_database(&admin)

@@ -11,31 +11,18 @@ use tessera_core::keys::MasterKey;
 use tessera_core::unix_now;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::support::{TestServer, exchange_body, machine_token_body, refresh_body};
+use crate::support::{
+    TestServer, exchange_body, machine_token_body, refresh_body, within_one_second,
+};
 
 /// A scratch database, or `None` (the test is skipped) without PostgreSQL.
 async fn scratch() -> Option<String> {
-    let admin = std::env::var("TESSERA_TEST_POSTGRES_URL").ok()?;
+    let admin = crate::support::postgres_url("multinode")?;
     Some(
         tessera_store::create_scratch_database(&admin)
             .await
             .unwrap(),
     )
-}
-
-async fn within_one_second<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !check().await {
-        assert!(
-            start.elapsed() < Duration::from_secs(1),
-            "{what}: not within 1 s"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 fn kid(token: &str) -> String {

@@ -165,8 +165,7 @@ async fn replace(old: &mut Child, addr: SocketAddr) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rolling_replacement_under_load_fails_no_request() {
-    let Ok(admin) = std::env::var("TESSERA_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: TESSERA_TEST_POSTGRES_URL is not set");
+    let Some(admin) = crate::support::postgres_url("rollout") else {
         return;
     };
     let db = tessera_store::create_scratch_database(&admin)

@@ -354,7 +354,7 @@ async fn a_customer_belongs_to_the_client_that_signed_it_up() {
 
 #[tokio::test]
 async fn a_customer_belongs_to_its_client_across_postgres_nodes() {
-    let Ok(admin_url) = std::env::var("TESSERA_TEST_POSTGRES_URL") else {
+    let Some(admin_url) = crate::support::postgres_url("seed002 on PostgreSQL") else {
         return;
     };
     let db = tessera_store::create_scratch_database(&admin_url)

@@ -647,3 +647,33 @@ pub fn spawn_binary(
     std::thread::spawn(move || for _ in lines {});
     (child, addr)
 }
+
+/// Poll `done` until it holds, for at most one second (the coherence promise: a change made on
+/// one node, or by the CLI, is seen by every node within a second); `what` names the change.
+pub async fn within_one_second(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done().await {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(1),
+            "{what}: not within 1 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+/// The PostgreSQL server the PostgreSQL tests use (`TESSERA_TEST_POSTGRES_URL`, a role that
+/// may create databases). Without it a test says "skipped" and returns, except under
+/// `CI=true` (`.ci/run` sets it), where a missing server fails the test instead of letting it
+/// pass without running.
+pub fn postgres_url(test: &str) -> Option<String> {
+    match std::env::var("TESSERA_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
+            panic!("{test}: CI=true but TESSERA_TEST_POSTGRES_URL is not set")
+        }
+        _ => {
+            eprintln!("skipped {test}: TESSERA_TEST_POSTGRES_URL is not set");
+            None
+        }
+    }
+}
