@@ -5,8 +5,9 @@
 use std::collections::HashSet;
 
 use crate::keys::{Alg, KeyUse, MasterKey, StoredKey, generate_key_for};
+use crate::model::PasswordHash;
 use crate::model::{Client, GrantType, Partner, PartnerStatus, Role, User};
-use crate::password::{check_strength, hash_blocking};
+use crate::password::{Passwords, check_strength};
 use crate::policy::{MAX_EMAIL_LEN, MAX_NAME_LEN};
 use crate::scope::ScopeSet;
 use crate::secret::{Secret, SecretKind, generate, random_bytes};
@@ -33,6 +34,9 @@ pub enum AdminError {
     UnknownScopes(Vec<String>),
     #[error("scope(s) outside the partner's allowed scopes: {}", .0.join(", "))]
     ScopesOutsidePartner(Vec<String>),
+    /// The password queue is full (a flood of password checks): nothing was written.
+    #[error("the server is busy hashing passwords; retry in a second")]
+    Busy,
     #[error(transparent)]
     Keys(#[from] crate::keys::KeyError),
     #[error(transparent)]
@@ -100,8 +104,18 @@ fn new_org_code() -> String {
         .collect()
 }
 
+/// A password's hash, through the server's bounded password queue (on a blocking thread, like
+/// every Argon2 run), or [`AdminError::Busy`].
+async fn hash(passwords: &Passwords, password: &str) -> Result<PasswordHash, AdminError> {
+    passwords
+        .hash_queued(password)
+        .await
+        .ok_or(AdminError::Busy)
+}
+
 pub async fn create_partner(
     store: &dyn Store,
+    passwords: &Passwords,
     input: NewPartner<'_>,
     now: i64,
 ) -> Result<Partner, AdminError> {
@@ -134,7 +148,7 @@ pub async fn create_partner(
         org_code: org_code.clone(),
         status: PartnerStatus::Active,
         scopes,
-        password_hash: hash_blocking(input.password),
+        password_hash: hash(passwords, input.password).await?,
         created_at: now,
     };
     match store.insert_partner(&partner).await {
@@ -322,14 +336,13 @@ pub async fn revoke_partner_tokens(
 /// verified credentials within a second.
 pub async fn set_partner_password(
     store: &dyn Store,
+    passwords: &Passwords,
     partner_id: &str,
     password: &str,
 ) -> Result<(), AdminError> {
     check_strength(password).map_err(AdminError::Invalid)?;
-    match store
-        .set_partner_password(partner_id, &hash_blocking(password))
-        .await
-    {
+    let hash = hash(passwords, password).await?;
+    match store.set_partner_password(partner_id, &hash).await {
         Err(StoreError::NotFound(_)) => Err(AdminError::UnknownPartner(partner_id.into())),
         other => Ok(other?),
     }
@@ -338,16 +351,15 @@ pub async fn set_partner_password(
 /// Replace a user's password (checked for strength); the user's id.
 pub async fn set_user_password(
     store: &dyn Store,
+    passwords: &Passwords,
     partner_id: &str,
     username: &str,
     password: &str,
 ) -> Result<String, AdminError> {
     check_strength(password).map_err(AdminError::Invalid)?;
     let username = username.trim().to_ascii_lowercase();
-    match store
-        .set_user_password(partner_id, &username, &hash_blocking(password))
-        .await
-    {
+    let hash = hash(passwords, password).await?;
+    match store.set_user_password(partner_id, &username, &hash).await {
         Err(StoreError::NotFound(_)) => Err(AdminError::Invalid(format!(
             "no user {username:?} in partner {partner_id:?}"
         ))),
@@ -483,6 +495,7 @@ pub struct NewUser<'a> {
 
 pub async fn create_user(
     store: &dyn Store,
+    passwords: &Passwords,
     input: NewUser<'_>,
     now: i64,
 ) -> Result<User, AdminError> {
@@ -525,7 +538,7 @@ pub async fn create_user(
         account_id: input.account_id.map(str::to_string),
         username: username.clone(),
         role: input.role,
-        password_hash: hash_blocking(input.password),
+        password_hash: hash(passwords, input.password).await?,
         first_name: None,
         last_name: None,
         external_id: None,

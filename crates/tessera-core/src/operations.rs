@@ -11,6 +11,7 @@ use crate::admin::{self, AdminError, NewClient, NewPartner, NewUser};
 use crate::audit::{AuditEvent, Event};
 use crate::keys::{Alg, KeyState, KeyUse, MasterKey};
 use crate::model::{AdminScope, AdminToken, PartnerStatus, Role};
+use crate::password::Passwords;
 use crate::secret::{SecretDigest, SecretKind, generate, new_id};
 use crate::store::Store;
 
@@ -91,12 +92,14 @@ pub struct PartnerCreated {
 
 pub async fn create_partner(
     store: &dyn Store,
+    passwords: &Passwords,
     by: &Operator,
     input: &CreatePartner,
     now: i64,
 ) -> Result<PartnerCreated, AdminError> {
     let p = admin::create_partner(
         store,
+        passwords,
         NewPartner {
             name: &input.name,
             email: &input.email,
@@ -111,7 +114,7 @@ pub async fn create_partner(
         store,
         by,
         "partner.create",
-        json!({"partner_id": p.id, "username": input.email}),
+        json!({"partner_id": p.id, "username": p.email}),
         now,
     )
     .await?;
@@ -156,12 +159,13 @@ pub struct PartnerRef {
 
 pub async fn set_partner_password(
     store: &dyn Store,
+    passwords: &Passwords,
     by: &Operator,
     partner_id: &str,
     password: &str,
     now: i64,
 ) -> Result<PartnerRef, AdminError> {
-    admin::set_partner_password(store, partner_id, password).await?;
+    admin::set_partner_password(store, passwords, partner_id, password).await?;
     changed(
         store,
         by,
@@ -390,12 +394,14 @@ pub struct UserRef {
 
 pub async fn create_user(
     store: &dyn Store,
+    passwords: &Passwords,
     by: &Operator,
     input: &CreateUser,
     now: i64,
 ) -> Result<UserRef, AdminError> {
     let user = admin::create_user(
         store,
+        passwords,
         NewUser {
             partner_id: &input.partner_id,
             username: &input.username,
@@ -420,13 +426,14 @@ pub async fn create_user(
 
 pub async fn set_user_password(
     store: &dyn Store,
+    passwords: &Passwords,
     by: &Operator,
     partner_id: &str,
     username: &str,
     password: &str,
     now: i64,
 ) -> Result<UserRef, AdminError> {
-    let id = admin::set_user_password(store, partner_id, username, password).await?;
+    let id = admin::set_user_password(store, passwords, partner_id, username, password).await?;
     changed(
         store,
         by,

@@ -32,8 +32,10 @@ pub struct Passwords {
     /// Argon2 verifications run so far (for tests and metrics).
     verifications: Arc<std::sync::atomic::AtomicU64>,
     /// A hash of a random password, verified against when the user does not exist so that an
-    /// unknown username costs the same as a wrong password.
-    dummy: Arc<PasswordHash>,
+    /// unknown username costs the same as a wrong password. Made once, off the async threads
+    /// ([`Passwords::prepare`], or the first unknown user's check), so that a `Passwords` the
+    /// CLI makes for one change costs no Argon2 run of its own.
+    dummy: Arc<std::sync::OnceLock<PasswordHash>>,
 }
 
 impl Passwords {
@@ -44,7 +46,6 @@ impl Passwords {
     /// At most `queue` checks waiting for an Argon2 slot, besides those running.
     pub fn with_queue(queue: usize) -> Passwords {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let random = crate::secret::generate(crate::secret::SecretKind::ClientSecret);
         Passwords {
             permits: Arc::new(Semaphore::new(cores)),
             admitted: Arc::default(),
@@ -53,8 +54,19 @@ impl Passwords {
             max_per_source: ((cores + queue) / 8).max(1),
             reserved: (cores + queue) / 4,
             verifications: Arc::default(),
-            dummy: Arc::new(hash_blocking(random.expose())),
+            dummy: Arc::default(),
         }
+    }
+
+    /// Make the unknown-user hash now (a server calls this at start-up, so that the first
+    /// unknown username costs what every later one does).
+    pub async fn prepare(&self) {
+        let dummy = Arc::clone(&self.dummy);
+        tokio::task::spawn_blocking(move || {
+            dummy_hash(&dummy);
+        })
+        .await
+        .expect("hashing task panicked");
     }
 
     /// A place in the queue for one password check of `source` (a requester key; `None` for
@@ -116,15 +128,26 @@ impl Passwords {
             .expect("semaphore is never closed")
     }
 
-    pub async fn hash(&self, password: &str) -> PasswordHash {
+    /// Hash a password a person chose, for a `place` admitted to the queue: like a check, the
+    /// place and the slot are held until the Argon2 run ends, on a blocking thread. Every
+    /// password Tessera stores is hashed here (sign-up, the admin API, the CLI), so none runs
+    /// on an async worker or past the queue's bound.
+    pub async fn hash(&self, place: Admission, password: &str) -> PasswordHash {
         let permit = self.slot().await;
         let pw = Zeroizing::new(password.to_string());
         tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            let _held = (permit, place);
             hash_blocking(&pw)
         })
         .await
         .expect("hashing task panicked")
+    }
+
+    /// [`Passwords::hash`] with a place taken for the requester being served (none outside a
+    /// request), or `None` when the queue has no place for it: answer "busy, retry shortly".
+    pub async fn hash_queued(&self, password: &str) -> Option<PasswordHash> {
+        let place = self.admit(crate::audit::current_requester().as_deref())?;
+        Some(self.hash(place, password).await)
     }
 
     /// Verify `password` against `hash`, or against a dummy hash when `hash` is `None` (unknown
@@ -157,10 +180,12 @@ impl Passwords {
         self.verifications
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let known = hash.is_some();
-        let hash = hash.cloned().unwrap_or_else(|| (*self.dummy).clone());
+        let hash = hash.cloned();
+        let dummy = Arc::clone(&self.dummy);
         let pw = Zeroizing::new(password.to_string());
         let ok = tokio::task::spawn_blocking(move || {
             let _held = (permit, place);
+            let hash = hash.as_ref().unwrap_or_else(|| dummy_hash(&dummy));
             Argon2::default()
                 .verify_password(pw.as_bytes(), hash.0.as_str())
                 .is_ok()
@@ -236,8 +261,17 @@ impl Passwords {
     }
 }
 
-/// Hash synchronously (CLI and start-up).
-pub fn hash_blocking(password: &str) -> PasswordHash {
+/// The unknown-user hash, made on first use (on a blocking thread).
+fn dummy_hash(dummy: &std::sync::OnceLock<PasswordHash>) -> &PasswordHash {
+    dummy.get_or_init(|| {
+        let random = crate::secret::generate(crate::secret::SecretKind::ClientSecret);
+        hash_blocking(random.expose())
+    })
+}
+
+/// One Argon2id run, on the calling thread: only ever called on a blocking thread, through
+/// [`Passwords::hash`] or [`Passwords::prepare`].
+fn hash_blocking(password: &str) -> PasswordHash {
     let salt = random_bytes::<16>();
     let phc = Argon2::default()
         .hash_password_with_salt(password.as_bytes(), &salt)
@@ -332,7 +366,7 @@ mod tests {
     async fn an_abandoned_check_holds_its_place_and_slot_until_its_work_ends() {
         let p = Arc::new(Passwords::with_queue(4));
         let slots = p.permits.available_permits();
-        let hash = p.hash("correct horse battery").await;
+        let hash = p.hash_queued("correct horse battery").await.unwrap();
         let place = p.admit(Some("203.0.113.66")).unwrap();
         let started = p.verifications();
         let check = {
@@ -357,11 +391,22 @@ mod tests {
     #[tokio::test]
     async fn verifies_right_and_refuses_wrong_and_unknown() {
         let p = Passwords::new();
-        let h = p.hash("correct horse battery").await;
+        let h = p.hash_queued("correct horse battery").await.unwrap();
         assert!(h.0.starts_with("$argon2id$"));
         assert!(p.verify(Some(&h), "correct horse battery").await);
         assert!(!p.verify(Some(&h), "wrong horse battery").await);
         assert!(!p.verify(None, "correct horse battery").await);
+    }
+
+    #[tokio::test]
+    async fn a_hash_takes_a_place_in_the_queue_and_is_refused_when_it_is_full() {
+        let p = Passwords::with_queue(1);
+        let held: Vec<_> = (0..p.capacity()).filter_map(|_| p.admit(None)).collect();
+        assert_eq!(held.len(), p.capacity());
+        assert!(p.hash_queued("correct horse battery").await.is_none());
+        drop(held);
+        assert!(p.hash_queued("correct horse battery").await.is_some());
+        assert_eq!(p.queued(), 0, "the place is given back when the hash ends");
     }
 
     #[test]

@@ -64,6 +64,19 @@ pub fn issued(grant: &'static str, caller: &'static str) {
         .increment(1);
 }
 
+/// One store call (PostgreSQL) or one group commit / keyed read (SQLite) of `backend`, started
+/// at `started` (the backends record it; the names are kept here with the rest).
+pub fn db_call(backend: &'static str, started: std::time::Instant) {
+    histogram!("tessera_db_call_seconds", "backend" => backend)
+        .record(started.elapsed().as_secs_f64());
+}
+
+/// A database call that ran out of time (a pool that handed out no connection, a statement or
+/// call past the store timeout, a SQLite lock not granted in time) and answered `Unavailable`.
+pub fn db_timeout(backend: &'static str) {
+    counter!("tessera_db_timeouts_total", "backend" => backend).increment(1);
+}
+
 /// A password check refused because the username's lockout bucket is full.
 pub fn lockout() {
     counter!("tessera_lockouts_total").increment(1);
@@ -114,6 +127,15 @@ pub fn feed_applied(n: usize) {
 
 /// Help texts for the metrics above, and those the server and the stores record.
 pub fn describe() {
+    describe_histogram!(
+        "tessera_db_call_seconds",
+        Unit::Seconds,
+        "Store calls (PostgreSQL), group commits and keyed reads (SQLite)"
+    );
+    describe_counter!(
+        "tessera_db_timeouts_total",
+        "Database calls that ran out of time (pool, statement or lock timeout)"
+    );
     describe_counter!(
         "tessera_tokens_issued_total",
         "Token responses, by grant and by caller (partner: partner dialect; client: standard)"

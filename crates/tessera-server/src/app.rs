@@ -1,4 +1,5 @@
-//! What every handler shares: the state ([`AppState`]), the request limits, and the
+//! What every handler shares: the state ([`AppState`], with the admin API's
+//! [`AdminState`] when it is served), the request limits, and the
 //! `Cache-Control: no-store` marking of responses that carry tokens or secrets.
 
 use std::net::SocketAddr;
@@ -7,6 +8,8 @@ use std::sync::Arc;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use tessera_core::Engine;
+use tessera_core::keys::MasterKey;
+use tessera_core::store::Store;
 
 /// Largest request body accepted (bytes). Tessera's largest request is a token exchange with a
 /// JWT inside, well under 16 KiB.
@@ -19,9 +22,28 @@ pub struct AppState {
     /// The Prometheus recorder's handle, when metrics are on.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// What the admin API needs, when it is served.
-    pub admin: Option<Arc<crate::admin::AdminState>>,
+    pub admin: Option<Arc<AdminState>>,
     /// Set when a graceful shutdown begins: readiness then answers 503.
     pub draining: crate::conn::Draining,
+}
+
+/// What the admin API needs beyond the engine: the store (it writes as the CLI does, and the
+/// change feed tells every node) and the master key (to make signing keys).
+pub struct AdminState {
+    pub store: Arc<dyn Store>,
+    pub master: MasterKey,
+    /// Keys the `Idempotency-Key` fingerprints (derived from the master key once).
+    pub fingerprint_key: zeroize::Zeroizing<[u8; 32]>,
+}
+
+impl AdminState {
+    pub fn new(store: Arc<dyn Store>, master: MasterKey) -> AdminState {
+        AdminState {
+            fingerprint_key: master.derive(b"tessera idempotency fingerprint v1"),
+            store,
+            master,
+        }
+    }
 }
 
 /// The address a request came from, for handlers that throttle per requester and for the audit

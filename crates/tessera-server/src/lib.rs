@@ -59,9 +59,9 @@ pub struct ServerConfig {
     /// Peers whose `X-Forwarded-For` (or `Forwarded`) names the client; none by default.
     pub trusted_proxies: forwarded::TrustedProxies,
     /// Where `/metrics` is served, if anywhere.
-    pub metrics: MetricsAt,
+    pub metrics: ServedAt,
     /// Where the admin API (`/admin/v1`) is served, if anywhere.
-    pub admin: MetricsAt,
+    pub admin: ServedAt,
 }
 
 /// Connections the admin and metrics listeners each take at once: enough for operators and
@@ -70,7 +70,7 @@ const SIDE_LISTENER_CONNECTIONS: usize = 256;
 
 /// Where `/metrics` (or the admin API) is served.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum MetricsAt {
+pub enum ServedAt {
     /// Nowhere, and nothing is recorded.
     Off,
     /// On the main listener, but only to connections from a loopback address that no proxy
@@ -87,42 +87,62 @@ pub enum MetricsAt {
 }
 
 /// The whole router, for a given state; `/metrics` and the admin API on it as `metrics` and
-/// `admin` say ([`MetricsAt::Main`] to everyone, [`MetricsAt::Local`] to local connections).
-pub fn router(state: AppState, metrics: MetricsAt, admin: MetricsAt) -> Router {
+/// `admin` say ([`ServedAt::Main`] to everyone, [`ServedAt::Local`] to local connections).
+pub fn router(state: AppState, metrics: ServedAt, admin: ServedAt) -> Router {
+    routes(state, metrics, admin, false)
+}
+
+fn routes(state: AppState, metrics: ServedAt, admin: ServedAt, https: bool) -> Router {
     let (mut routes, mut local) = (Router::new(), Router::new());
     let metrics_route =
         || Router::new().route("/metrics", axum::routing::get(crate::metrics::render));
     match metrics {
-        MetricsAt::Main => routes = routes.merge(metrics_route()),
-        MetricsAt::Local => local = local.merge(metrics_route()),
-        MetricsAt::Off | MetricsAt::Listen(_) => {}
+        ServedAt::Main => routes = routes.merge(metrics_route()),
+        ServedAt::Local => local = local.merge(metrics_route()),
+        ServedAt::Off | ServedAt::Listen(_) => {}
     }
     match admin {
-        MetricsAt::Main => routes = routes.merge(admin::routes(&state)),
-        MetricsAt::Local => local = local.merge(admin::routes(&state)),
-        MetricsAt::Off | MetricsAt::Listen(_) => {}
+        ServedAt::Main => routes = routes.merge(admin::routes(&state)),
+        ServedAt::Local => local = local.merge(admin::routes(&state)),
+        ServedAt::Off | ServedAt::Listen(_) => {}
     }
-    if metrics == MetricsAt::Local || admin == MetricsAt::Local {
+    if metrics == ServedAt::Local || admin == ServedAt::Local {
         // `layer`, not `route_layer`: the admin API's own not-found answer would otherwise tell
         // everyone that it is mounted here.
         routes = routes.merge(local.layer(middleware::from_fn(local_only)));
     }
-    routes
+    let routes = routes
         .merge(partner::routes())
         .merge(standard::routes())
         .merge(pages::routes())
         .merge(ops::routes())
-        .fallback(not_found)
+        .fallback(not_found);
+    layered(routes, state, https)
+}
+
+/// The layers every listener's routes get, written once: the body limit, the request id and
+/// access line ([`access_log`]), `nosniff`, and over HTTPS (`https`) HSTS (RFC 6797), which
+/// tells browsers to stay on HTTPS.
+fn layered(routes: Router<AppState>, state: AppState, https: bool) -> Router {
+    let routes = routes
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(access_log))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
+        ));
+    let routes = if https {
+        routes.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
         ))
-        .with_state(state)
+    } else {
+        routes
+    };
+    routes.with_state(state)
 }
 
-/// For [`MetricsAt::Local`]: a request passes when its client is a loopback address and no
+/// For [`ServedAt::Local`]: a request passes when its client is a loopback address and no
 /// proxy forwarded it. (From a trusted proxy the client is the forwarded one, but such a request
 /// carries the header and is refused; without the header the client is the TCP peer.) A proxy
 /// on the same machine that adds neither header would make these routes public: give them
@@ -291,18 +311,21 @@ pub enum ServeError {
     Tls(#[from] tls::TlsError),
 }
 
-/// The listener of something served on its own address, and the address it bound.
-async fn own_listener(at: MetricsAt) -> Result<Option<(TcpListener, SocketAddr)>, ServeError> {
-    let MetricsAt::Listen(addr) = at else {
-        return Ok(None);
-    };
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| ServeError::Bind { addr, source })?;
-    Ok(Some((listener, bound)))
+/// Bind one listener (the main one, or the admin API's or metrics' own), and the address it
+/// bound (port 0 picks one).
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServeError> {
+    let bind_error = |source| ServeError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, bound))
+}
+
+/// The listener of something served on its own address ([`ServedAt::Listen`]).
+async fn own_listener(at: ServedAt) -> Result<Option<(TcpListener, SocketAddr)>, ServeError> {
+    match at {
+        ServedAt::Listen(addr) => bind(addr).await.map(Some),
+        _ => Ok(None),
+    }
 }
 
 /// Bind, build the engine, and serve in the background.
@@ -312,16 +335,7 @@ pub async fn start(
     config: ServerConfig,
 ) -> Result<RunningServer, ServeError> {
     let tls_config = config.tls.as_ref().map(tls::server_config).transpose()?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
-        addr: config.listen,
-        source,
-    })?;
+    let (listener, addr) = bind(config.listen).await?;
     let mut engine_config = config.engine;
     let scheme = if tls_config.is_some() {
         "https"
@@ -340,9 +354,9 @@ pub async fn start(
         engine_config.audience = engine_config.issuer.clone();
     }
     // Before the engine starts, so that what it records from the first moment is kept.
-    let metrics = (config.metrics != MetricsAt::Off).then(crate::metrics::install);
-    let admin = (config.admin != MetricsAt::Off)
-        .then(|| Arc::new(admin::AdminState::new(Arc::clone(&store), master.clone())));
+    let metrics = (config.metrics != ServedAt::Off).then(crate::metrics::install);
+    let admin = (config.admin != ServedAt::Off)
+        .then(|| Arc::new(app::AdminState::new(Arc::clone(&store), master.clone())));
     let engine = Arc::new(Engine::start(store, engine_config, master, unix_now()).await?);
     let sync = engine.spawn_sync();
     let state = AppState {
@@ -354,14 +368,8 @@ pub async fn start(
     let draining = state.draining.clone();
     let admin_listener = own_listener(config.admin).await?;
     let metrics_listener = own_listener(config.metrics).await?;
-    let mut app = router(state.clone(), config.metrics, config.admin);
-    if tls_config.is_some() {
-        // Over HTTPS, browsers are told to stay on HTTPS (RFC 6797).
-        app = app.layer(SetResponseHeaderLayer::overriding(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000"),
-        ));
-    }
+    let https = tls_config.is_some();
+    let app = routes(state.clone(), config.metrics, config.admin, https);
     let (tx, rx) = watch::channel(false);
     let stop = move || {
         let mut rx = rx.clone();
@@ -401,22 +409,15 @@ pub async fn start(
     };
     let admin_addr = admin_listener.as_ref().map(|(_, bound)| *bound);
     let admin_served = admin_listener.map(|(listener, _)| {
-        let app = admin::routes(&state)
-            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-            .layer(middleware::from_fn(access_log))
-            .layer(SetResponseHeaderLayer::overriding(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ))
-            .with_state(state.clone());
-        serve_side(listener, app)
+        serve_side(
+            listener,
+            layered(admin::routes(&state), state.clone(), https),
+        )
     });
     let metrics_addr = metrics_listener.as_ref().map(|(_, bound)| *bound);
     let metrics_served = metrics_listener.map(|(listener, _)| {
-        let app = Router::new()
-            .route("/metrics", axum::routing::get(crate::metrics::render))
-            .with_state(state);
-        serve_side(listener, app)
+        let routes = Router::new().route("/metrics", axum::routing::get(crate::metrics::render));
+        serve_side(listener, layered(routes, state, https))
     });
     Ok(RunningServer {
         addr,

@@ -1,7 +1,7 @@
 //! `/metrics` in the Prometheus text format, and what the HTTP layer records: requests by route
 //! template, method and status, their latency, and errors by dialect and wire code. The engine
-//! and the stores record their own metrics (`tessera_core::telemetry`,
-//! `tessera_store::metrics`) through the same process-wide recorder, installed once by
+//! and the stores record their own metrics (named in `tessera_core::telemetry`) through the
+//! same process-wide recorder, installed once by
 //! [`install`]; gauges that are cheaper to read when scraped than to track per request (the
 //! Argon2 queue, caches, the change feed, the database pool) are set in [`render`].
 //!
@@ -41,7 +41,6 @@ pub fn install() -> PrometheusHandle {
                 .expect("no other metrics recorder is installed");
             describe();
             tessera_core::telemetry::describe();
-            tessera_store::metrics::describe();
             gauge!("tessera_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
             handle
         })

@@ -6,7 +6,6 @@
 //! The conformance suite in `tests/conformance.rs` runs the same contract checks against every
 //! backend.
 
-pub mod metrics;
 pub mod postgres;
 pub mod release;
 mod rows;

@@ -156,7 +156,7 @@ fn err(e: sqlx::Error) -> StoreError {
             StoreError::Unavailable(e.to_string())
         }
         sqlx::Error::PoolTimedOut => {
-            crate::metrics::timeout("postgres");
+            tessera_core::telemetry::db_timeout("postgres");
             StoreError::Unavailable(e.to_string())
         }
         sqlx::Error::Io(_)
@@ -528,9 +528,9 @@ impl PgStore {
     async fn timed<T>(&self, f: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
         let started = std::time::Instant::now();
         let answer = tokio::time::timeout(self.timeout, f).await;
-        crate::metrics::call("postgres", started);
+        tessera_core::telemetry::db_call("postgres", started);
         answer.unwrap_or_else(|_| {
-            crate::metrics::timeout("postgres");
+            tessera_core::telemetry::db_timeout("postgres");
             Err(StoreError::Unavailable(format!(
                 "no answer from PostgreSQL within {} ms",
                 self.timeout.as_millis()

@@ -14,6 +14,7 @@ use tessera_core::inventory;
 use tessera_core::keys::{Alg, KeyUse};
 use tessera_core::model::{PartnerStatus, Role};
 use tessera_core::operations as ops;
+use tessera_core::password::Passwords;
 use tessera_core::store::Store;
 use tessera_core::store::{GrantsOf, UserFilter};
 use tessera_core::unix_now;
@@ -657,7 +658,14 @@ pub async fn partner(cmd: PartnerCommand) -> anyhow::Result<()> {
                 scopes,
                 org_code,
             };
-            let out = ops::create_partner(store.as_ref(), &operator(), &input, unix_now()).await;
+            let out = ops::create_partner(
+                store.as_ref(),
+                &Passwords::new(),
+                &operator(),
+                &input,
+                unix_now(),
+            )
+            .await;
             print_view(&out?)?;
         }
         PartnerCommand::SetStatus {
@@ -681,8 +689,15 @@ pub async fn partner(cmd: PartnerCommand) -> anyhow::Result<()> {
             let store = db.open().await?;
             let now = unix_now();
             print_view(
-                &ops::set_partner_password(store.as_ref(), &operator(), &partner, &password, now)
-                    .await?,
+                &ops::set_partner_password(
+                    store.as_ref(),
+                    &Passwords::new(),
+                    &operator(),
+                    &partner,
+                    &password,
+                    now,
+                )
+                .await?,
             )?;
         }
         PartnerCommand::Token(PartnerTokenCommand::Create { partner, db }) => {
@@ -825,7 +840,10 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<()> {
                 role,
                 account_id: account,
             };
-            print_view(&ops::create_user(store.as_ref(), &operator(), &input, unix_now()).await?)?;
+            let passwords = Passwords::new();
+            let out = ops::create_user(store.as_ref(), &passwords, &operator(), &input, unix_now())
+                .await?;
+            print_view(&out)?;
         }
         UserCommand::SetPassword {
             partner,
@@ -837,6 +855,7 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<()> {
             let store = db.open().await?;
             let out = ops::set_user_password(
                 store.as_ref(),
+                &Passwords::new(),
                 &operator(),
                 &partner,
                 &username,

@@ -201,8 +201,8 @@ pub struct ServeConfig {
     pub shutdown_grace: std::time::Duration,
     pub trusted_proxies: tessera_server::forwarded::TrustedProxies,
     pub log_format: LogFormat,
-    pub metrics: tessera_server::MetricsAt,
-    pub admin: tessera_server::MetricsAt,
+    pub metrics: tessera_server::ServedAt,
+    pub admin: tessera_server::ServedAt,
 }
 
 impl ServeArgs {
@@ -313,13 +313,13 @@ impl ServeArgs {
             shutdown_grace <= 600,
             "shutdown_grace must be at most 600 seconds"
         );
-        let at = |name: &str, value: Option<String>| -> anyhow::Result<tessera_server::MetricsAt> {
+        let at = |name: &str, value: Option<String>| -> anyhow::Result<tessera_server::ServedAt> {
             Ok(match value.as_deref() {
-                None | Some("local") => tessera_server::MetricsAt::Local,
-                Some("public") => tessera_server::MetricsAt::Main,
-                Some("off") => tessera_server::MetricsAt::Off,
+                None | Some("local") => tessera_server::ServedAt::Local,
+                Some("public") => tessera_server::ServedAt::Main,
+                Some("off") => tessera_server::ServedAt::Off,
                 Some(addr) => {
-                    tessera_server::MetricsAt::Listen(addr.parse().with_context(|| {
+                    tessera_server::ServedAt::Listen(addr.parse().with_context(|| {
                         format!("{name}: {addr:?} is none of an address (host:port), local, public and off")
                     })?)
                 }

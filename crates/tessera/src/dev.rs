@@ -45,6 +45,7 @@ pub async fn ensure_demo_data(store: &dyn Store) -> anyhow::Result<Demo> {
         });
     }
     let now = unix_now();
+    let passwords = tessera_core::password::Passwords::new();
     for (name, description) in [
         ("transport", "Connect and manage your messaging channels"),
         ("crm", "Read and update your contacts and deals"),
@@ -55,6 +56,7 @@ pub async fn ensure_demo_data(store: &dyn Store) -> anyhow::Result<Demo> {
     let partner_password = random_password();
     let partner = admin::create_partner(
         store,
+        &passwords,
         NewPartner {
             name: "Demo Partner",
             email: DEMO_EMAIL,
@@ -98,6 +100,7 @@ pub async fn ensure_demo_data(store: &dyn Store) -> anyhow::Result<Demo> {
     let admin_password = random_password();
     admin::create_user(
         store,
+        &passwords,
         NewUser {
             partner_id: &partner.id,
             username: DEMO_ADMIN,
@@ -111,6 +114,7 @@ pub async fn ensure_demo_data(store: &dyn Store) -> anyhow::Result<Demo> {
     let customer_password = random_password();
     admin::create_user(
         store,
+        &passwords,
         NewUser {
             partner_id: &partner.id,
             username: DEMO_CUSTOMER,

@@ -106,6 +106,10 @@ impl Engine {
                 "An account with this email already exists. Sign in instead.",
             ));
         }
+        // Through the password queue, before anything is written: a refusal ("busy") leaves
+        // no account behind.
+        let place = self.admit_check()?;
+        let password_hash = self.passwords.hash(place, password).await;
         let account = Account {
             id: new_id(),
             partner_id: client.partner_id.clone(),
@@ -120,7 +124,7 @@ impl Engine {
             account_id: Some(account.id.clone()),
             username: email,
             role: Role::Member,
-            password_hash: self.passwords.hash(password).await,
+            password_hash,
             first_name: None,
             last_name: None,
             external_id: None,

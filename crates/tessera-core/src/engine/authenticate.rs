@@ -296,7 +296,7 @@ impl Engine {
 
     /// A place in the bounded queue of password checks, or "busy" at once: a flood of uncached
     /// checks cannot make a legitimate one wait without bound, and costs no lockout unit.
-    fn admit_check(&self) -> Result<crate::password::Admission, EngineError> {
+    pub(crate) fn admit_check(&self) -> Result<crate::password::Admission, EngineError> {
         let source = crate::audit::current_requester();
         self.passwords.admit(source.as_deref()).ok_or_else(|| {
             crate::telemetry::refused("password_queue");

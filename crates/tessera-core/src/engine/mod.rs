@@ -279,6 +279,8 @@ impl Engine {
             .into_iter()
             .collect();
         let disabled: HashSet<String> = store.disabled_client_ids().await?.into_iter().collect();
+        let passwords = Passwords::with_queue(config.password_queue);
+        passwords.prepare().await;
         let page_key = aws_lc_rs::hmac::Key::new(
             aws_lc_rs::hmac::HMAC_SHA256,
             &master.derive(b"tessera page binding v1")[..],
@@ -290,7 +292,7 @@ impl Engine {
             page_key,
             master,
             keys: ArcSwap::from_pointee(keys),
-            passwords: Passwords::with_queue(config.password_queue),
+            passwords,
             keyer: CacheKeyer::new(),
             credentials: Cache::new(cache),
             checking: DashMap::new(),

@@ -36,7 +36,12 @@ async fn a_changed_password_invalidates_the_verified_pair() {
         .authenticate_partner_basic(&email, PASSWORD, T0)
         .await
         .unwrap();
-    let new_hash = tessera_core::password::hash_blocking("another-long-passphrase-7");
+    let new_hash = w
+        .engine
+        .passwords()
+        .hash_queued("another-long-passphrase-7")
+        .await
+        .unwrap();
     w.store
         .set_partner_password(&w.partner.id, &new_hash)
         .await

@@ -8,6 +8,7 @@
 mod authorization_code;
 mod caches;
 mod client_credentials;
+mod operations;
 mod password;
 mod refresh_token;
 mod support;

@@ -113,6 +113,7 @@ impl World {
     pub async fn user(&self, role: Role, account: Option<&Account>) -> User {
         admin::create_user(
             self.store.as_ref(),
+            &tessera_core::password::Passwords::new(),
             NewUser {
                 partner_id: &self.partner.id,
                 username: &format!("{}-{}@buyer.test", role.as_str(), uuid_suffix()),
@@ -145,6 +146,7 @@ async fn new_partner(store: &dyn Store, scopes: &str) -> Partner {
     let suffix = uuid_suffix();
     admin::create_partner(
         store,
+        &tessera_core::password::Passwords::new(),
         NewPartner {
             name: "Partner",
             email: &format!("p-{suffix}@partner.test"),

@@ -16,8 +16,8 @@ use tessera_core::operations::authenticate_admin;
 use tessera_core::secret::SecretDigest;
 use tessera_core::unix_now;
 
-use super::AdminState;
 use super::problem::Problem;
+use crate::app::AdminState;
 use crate::app::{AppState, MAX_BODY_BYTES};
 
 /// How long an `Idempotency-Key`'s answer is kept.

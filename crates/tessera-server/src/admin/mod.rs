@@ -14,8 +14,6 @@ pub mod problem;
 
 use openapi::Conventions;
 
-use std::sync::Arc;
-
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -25,34 +23,15 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tessera_core::audit::AuditQuery;
 use tessera_core::inventory::{self, PageRequest};
-use tessera_core::keys::{Alg, KeyUse, MasterKey};
+use tessera_core::keys::{Alg, KeyUse};
 use tessera_core::model::{AdminToken, PartnerStatus, Role};
 use tessera_core::operations::{self as ops, Operator};
-use tessera_core::store::{GrantsOf, Store, UserFilter};
+use tessera_core::store::{GrantsOf, UserFilter};
 use tessera_core::unix_now;
 
-use crate::app::AppState;
+use crate::app::{AdminState, AppState};
 use crate::body::{RawBody, bytes, parse_json};
 use problem::Problem;
-
-/// What the admin API needs beyond the engine: the store (it writes as the CLI does, and the
-/// change feed tells every node) and the master key (to make signing keys).
-pub struct AdminState {
-    pub store: Arc<dyn Store>,
-    pub master: MasterKey,
-    /// Keys the `Idempotency-Key` fingerprints (derived from the master key once).
-    pub fingerprint_key: zeroize::Zeroizing<[u8; 32]>,
-}
-
-impl AdminState {
-    pub fn new(store: Arc<dyn Store>, master: MasterKey) -> AdminState {
-        AdminState {
-            fingerprint_key: master.derive(b"tessera idempotency fingerprint v1"),
-            store,
-            master,
-        }
-    }
-}
 
 pub fn routes(app: &AppState) -> Router<AppState> {
     let api = Router::new()
@@ -230,8 +209,9 @@ async fn create_partner(
     raw: RawBody,
 ) -> Answer {
     let input: ops::CreatePartner = body(&raw)?;
-    let out =
-        ops::create_partner(admin(&app)?.store.as_ref(), &by(&token), &input, unix_now()).await?;
+    let store = admin(&app)?.store.as_ref();
+    let passwords = app.engine.passwords();
+    let out = ops::create_partner(store, passwords, &by(&token), &input, unix_now()).await?;
     applied(&app).await;
     created(out)
 }
@@ -312,7 +292,9 @@ async fn partner_password(
     let PasswordBody { password } = body(&raw)?;
     let password = zeroize::Zeroizing::new(password);
     let store = admin(&app)?.store.as_ref();
-    let out = ops::set_partner_password(store, &by(&token), &id, &password, unix_now()).await?;
+    let passwords = app.engine.passwords();
+    let out = ops::set_partner_password(store, passwords, &by(&token), &id, &password, unix_now())
+        .await?;
     applied(&app).await;
     ok(out)
 }
@@ -456,8 +438,9 @@ async fn create_user(
     raw: RawBody,
 ) -> Answer {
     let input: ops::CreateUser = body(&raw)?;
-    let out =
-        ops::create_user(admin(&app)?.store.as_ref(), &by(&token), &input, unix_now()).await?;
+    let store = admin(&app)?.store.as_ref();
+    let passwords = app.engine.passwords();
+    let out = ops::create_user(store, passwords, &by(&token), &input, unix_now()).await?;
     applied(&app).await;
     created(out)
 }
@@ -476,6 +459,7 @@ async fn user_password(
     let now = unix_now();
     let out = ops::set_user_password(
         store,
+        app.engine.passwords(),
         &by(&token),
         &user.partner_id,
         &user.username,

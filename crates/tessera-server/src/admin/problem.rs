@@ -132,6 +132,12 @@ fn classify(p: &Problem) -> (StatusCode, &'static str, &'static str, String) {
                 "Already exists",
                 format!("{what} already exists"),
             ),
+            A::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "Busy",
+                e.to_string(),
+            ),
             A::Store(_) | A::Keys(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -160,6 +166,10 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

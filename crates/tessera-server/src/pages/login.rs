@@ -168,6 +168,19 @@ pub(super) async fn register(
             ),
             StatusCode::TOO_MANY_REQUESTS,
         ),
+        Err(EngineError::Busy { .. }) => {
+            let busy = "Too many people are signing in right now. Try again in a moment.";
+            register_view(
+                &app,
+                &headers,
+                &request,
+                &client,
+                (&name, &email),
+                vec![busy.into()],
+            )
+            .status(StatusCode::SERVICE_UNAVAILABLE)
+            .into_response()
+        }
         Err(EngineError::Validation(fields)) => {
             let errors = fields.into_iter().map(|f| sentence(&f.message)).collect();
             register_view(&app, &headers, &request, &client, (&name, &email), errors)

@@ -107,11 +107,11 @@ fn err(e: sqlx::Error) -> StoreError {
         }
         sqlx::Error::Io(_) | sqlx::Error::PoolClosed => StoreError::Unavailable(e.to_string()),
         sqlx::Error::PoolTimedOut => {
-            crate::metrics::timeout("sqlite");
+            tessera_core::telemetry::db_timeout("sqlite");
             StoreError::Unavailable(e.to_string())
         }
         sqlx::Error::Database(db) if db.message().contains("database is locked") => {
-            crate::metrics::timeout("sqlite");
+            tessera_core::telemetry::db_timeout("sqlite");
             StoreError::Unavailable(e.to_string())
         }
         _ => StoreError::Other(e.to_string()),
@@ -215,7 +215,7 @@ impl SqliteStore {
         let committed = answer
             .await
             .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
-        crate::metrics::call("sqlite", started);
+        tessera_core::telemetry::db_call("sqlite", started);
         committed
     }
 
@@ -232,7 +232,7 @@ impl SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(err)?;
-        crate::metrics::call("sqlite", started);
+        tessera_core::telemetry::db_call("sqlite", started);
         row.as_ref().map(map).transpose()
     }
 

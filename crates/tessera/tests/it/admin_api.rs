@@ -506,7 +506,7 @@ async fn an_idempotency_key_creates_once_even_under_20_copies() {
 
 #[tokio::test]
 async fn the_admin_api_can_have_a_listener_of_its_own() {
-    let t = TestServer::start_with_admin(tessera_server::MetricsAt::Listen(
+    let t = TestServer::start_with_admin(tessera_server::ServedAt::Listen(
         "127.0.0.1:0".parse().unwrap(),
     ))
     .await;
@@ -549,17 +549,44 @@ async fn the_admin_api_can_have_a_listener_of_its_own() {
     problem(&r, 401, "unauthenticated");
 }
 
+/// The document describes the routes as served: every documented operation exists and is
+/// guarded (401 without a token, not 404 or 405), answers 403 to a token without the scope it
+/// needs (GET needs `read`, every other method `write`), and documents both answers.
 #[tokio::test]
 async fn the_openapi_document_describes_every_route() {
     let t = TestServer::start().await;
+    let (_, read) = admin_token(&t, &[AdminScope::Read]).await;
+    let (_, write) = admin_token(&t, &[AdminScope::Write]).await;
     let doc = call(&t, M::GET, "/admin/v1/openapi.json", None, None, None).await;
     assert_eq!(doc.status, 200, "public: {}", doc.body);
     assert!(doc.body["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = doc.body["paths"].as_object().unwrap();
     assert_eq!(paths.len(), 21, "{:?}", paths.keys().collect::<Vec<_>>());
+    let mut operations = 0;
     for (path, item) in paths {
+        // Path parameters filled with an id that exists nowhere.
+        let concrete = path
+            .split('/')
+            .map(|part| {
+                if part.starts_with('{') {
+                    "0190a1b2-no-such-id"
+                } else {
+                    part
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let concrete = concrete.trim_start_matches("/admin/v1");
         for (method, op) in item.as_object().unwrap() {
-            for status in ["401", "403", "422"] {
+            let method: M = method.to_uppercase().parse().unwrap();
+            operations += 1;
+            let path = format!("/admin/v1{concrete}");
+            let r = call(&t, method.clone(), &path, None, None, None).await;
+            problem(&r, 401, "unauthenticated");
+            let lacking = if method == M::GET { &write } else { &read };
+            let r = call(&t, method.clone(), &path, Some(lacking), None, None).await;
+            problem(&r, 403, "insufficient-scope");
+            for status in ["401", "403"] {
                 assert!(
                     op["responses"].get(status).is_some(),
                     "{method} {path} lacks {status}"
@@ -567,6 +594,7 @@ async fn the_openapi_document_describes_every_route() {
             }
         }
     }
+    assert!(operations > paths.len(), "{operations} operations");
     assert_eq!(
         doc.body["components"]["securitySchemes"]["admin_token"]["scheme"],
         "bearer"
@@ -576,6 +604,50 @@ async fn the_openapi_document_describes_every_route() {
         serde_json::to_vec_pretty(&doc.body).unwrap(),
     )
     .unwrap();
+}
+
+/// Argon2 never runs past the password queue: with the queue full (a flood of password checks),
+/// an admin call that must hash a password answers 503 "busy" with `Retry-After` at once and
+/// writes nothing; once the queue drains, the same call succeeds.
+#[tokio::test]
+async fn a_password_change_waits_its_turn_in_the_password_queue() {
+    let t = TestServer::start().await;
+    let (_, write) = admin_token(&t, &[AdminScope::Read, AdminScope::Write]).await;
+    let partners = async || {
+        let r = call(&t, M::GET, "/admin/v1/partners", Some(&write), None, None).await;
+        r.body["items"].as_array().map(Vec::len)
+    };
+    let before = partners().await;
+    let passwords = t.engine().passwords();
+    let flood: Vec<_> = (0..passwords.capacity())
+        .filter_map(|_| passwords.admit(None))
+        .collect();
+    assert_eq!(flood.len(), passwords.capacity());
+    let body = json!({"name": "Acme", "email": "ops@acme.example",
+                      "password": "a-long-partner-secret", "scopes": "crm"});
+    let r = call(
+        &t,
+        M::POST,
+        "/admin/v1/partners",
+        Some(&write),
+        Some(body.clone()),
+        None,
+    )
+    .await;
+    problem(&r, 503, "busy");
+    assert_eq!(r.headers["retry-after"], "1");
+    assert_eq!(partners().await, before, "nothing written");
+    drop(flood);
+    let r = call(
+        &t,
+        M::POST,
+        "/admin/v1/partners",
+        Some(&write),
+        Some(body),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
 }
 
 /// Found by an attack: a client that hung up a few milliseconds into a create left the change
@@ -848,7 +920,7 @@ async fn the_admin_api_ends_a_users_browser_sessions() {
 #[tokio::test]
 async fn an_admin_change_in_flight_at_shutdown_is_finished() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut t = TestServer::start_with_admin(tessera_server::MetricsAt::Listen(
+    let mut t = TestServer::start_with_admin(tessera_server::ServedAt::Listen(
         "127.0.0.1:0".parse().unwrap(),
     ))
     .await;

@@ -70,6 +70,7 @@ pub async fn setup(t: &TestServer, frame_origins: &[String], dev: bool) -> Setup
     let user_password = "a-long-customer-secret".to_string();
     let user = admin::create_user(
         t.store.as_ref(),
+        &tessera_core::password::Passwords::new(),
         admin::NewUser {
             partner_id: &partner.id,
             username: &user_email,
@@ -725,6 +726,27 @@ async fn deny_register_revoke_and_the_cli() {
         .await;
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("at least 12 characters"), "{}", bad.body);
+    // With the password queue full (a flood of sign-ins), a sign-up's Argon2 run waits its
+    // turn like a check does: "busy" at once, and no account is made.
+    let passwords = t.engine().passwords();
+    let flood: Vec<_> = (0..passwords.capacity())
+        .filter_map(|_| passwords.admit(None))
+        .collect();
+    let busy = newcomer
+        .post(
+            "/oauth/register",
+            &[
+                ("request", &reg.hidden("request")),
+                ("csrf", &reg.hidden("csrf")),
+                ("account_name", "New Co"),
+                ("email", "new@co.example"),
+                ("password", "brand-new-secret-1"),
+            ],
+        )
+        .await;
+    assert_eq!(busy.status, 503, "{}", busy.body);
+    assert!(busy.body.contains("Try again in a moment"), "{}", busy.body);
+    drop(flood);
     let r = newcomer
         .post(
             "/oauth/register",

@@ -50,6 +50,7 @@ async fn every_refusal_on_the_password_grant_looks_and_costs_the_same() {
         .data("account_id");
     tessera_core::admin::create_user(
         t.store.as_ref(),
+        &tessera_core::password::Passwords::new(),
         tessera_core::admin::NewUser {
             partner_id: &o.partner.id,
             username: &member,
@@ -144,6 +145,7 @@ async fn the_sign_in_page_answers_an_admins_right_password_as_a_wrong_one() {
     let admin_password = "amber-lantern-admin-31";
     tessera_core::admin::create_user(
         t.store.as_ref(),
+        &tessera_core::password::Passwords::new(),
         tessera_core::admin::NewUser {
             partner_id: &s.partner.id,
             username: &admin_email,

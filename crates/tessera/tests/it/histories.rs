@@ -346,6 +346,7 @@ async fn worker(world: Arc<World>, seed: u64, target: usize) {
                 let start = Instant::now();
                 admin::set_user_password(
                     world.nodes[node].store.as_ref(),
+                    &tessera_core::password::Passwords::new(),
                     &world.setup.partner.id,
                     &world.setup.user_email,
                     &next,

@@ -525,6 +525,7 @@ async fn another_member(t: &TestServer, s: &Setup) -> String {
     let email = format!("bob-{}@customer.example", crate::support::uuid_suffix());
     tessera_core::admin::create_user(
         t.store.as_ref(),
+        &tessera_core::password::Passwords::new(),
         tessera_core::admin::NewUser {
             partner_id: &s.partner.id,
             username: &email,

@@ -456,6 +456,7 @@ async fn claiming_a_customer_withdraws_what_other_clients_hold() {
     let phone = "+966500000008";
     tessera_core::admin::create_user(
         t.store.as_ref(),
+        &tessera_core::password::Passwords::new(),
         tessera_core::admin::NewUser {
             partner_id: &s.partner.id,
             username: phone,

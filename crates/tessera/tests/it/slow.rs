@@ -273,7 +273,7 @@ async fn tls_handshakes_count_against_the_cap_and_time_out() {
     let t = TestServer::start_tls_with(
         files,
         limits,
-        tessera_server::MetricsAt::Listen("127.0.0.1:0".parse().unwrap()),
+        tessera_server::ServedAt::Listen("127.0.0.1:0".parse().unwrap()),
     )
     .await;
     let main = t.base.trim_start_matches("https://").to_string();
@@ -317,6 +317,9 @@ async fn tls_handshakes_count_against_the_cap_and_time_out() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+    // With the same layers as the main listener's (one `layered()`): HSTS too.
+    assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
+    assert!(r.headers().contains_key("x-request-id"));
 
     // The held ones end at the head timeout (4 s), and the main listener serves again.
     for s in &mut idle {

@@ -62,7 +62,7 @@ struct How {
     options: tessera_store::Options,
     issuer: Option<String>,
     limits: tessera_server::conn::ConnectionLimits,
-    admin: tessera_server::MetricsAt,
+    admin: tessera_server::ServedAt,
     proxies: tessera_server::forwarded::TrustedProxies,
 }
 
@@ -175,7 +175,7 @@ impl TestServer {
     }
 
     /// A server whose admin API is where `admin` says.
-    pub async fn start_with_admin(admin: tessera_server::MetricsAt) -> TestServer {
+    pub async fn start_with_admin(admin: tessera_server::ServedAt) -> TestServer {
         Self::start_how(How {
             admin,
             ..How::default()
@@ -202,7 +202,7 @@ impl TestServer {
     pub async fn start_tls_with(
         tls: tessera_server::tls::TlsFiles,
         limits: tessera_server::conn::ConnectionLimits,
-        admin: tessera_server::MetricsAt,
+        admin: tessera_server::ServedAt,
     ) -> TestServer {
         Self::start_how(How {
             tls: Some(tls),
@@ -279,7 +279,7 @@ impl TestServer {
                 tls,
                 limits,
                 trusted_proxies: proxies,
-                metrics: tessera_server::MetricsAt::Main,
+                metrics: tessera_server::ServedAt::Main,
                 admin,
             },
         )
@@ -319,6 +319,7 @@ impl TestServer {
         let password = format!("correct-horse-{n}");
         let p = admin::create_partner(
             self.store.as_ref(),
+            &tessera_core::password::Passwords::new(),
             NewPartner {
                 name: "Test Partner",
                 email: &email,
@@ -467,6 +468,7 @@ impl TestServer {
         let admin_password = format!("owner-secret-{}", uuid_suffix());
         admin::create_user(
             self.store.as_ref(),
+            &tessera_core::password::Passwords::new(),
             admin::NewUser {
                 partner_id: &partner.id,
                 username: &admin_email,
