@@ -1,0 +1,270 @@
+//! SQLite: what the admin API and the CLI read and write (`InventoryStore`, `AdminStore`,
+//! `AuditStore`): listings, admin tokens, `Idempotency-Key`s and the audit trail.
+
+use super::*;
+
+#[async_trait]
+impl InventoryStore for SqliteStore {
+    async fn list_partners(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Partner>> {
+        sqlx::query("SELECT * FROM partners WHERE id > ? ORDER BY id LIMIT ?")
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?
+            .iter()
+            .map(partner_of)
+            .collect()
+    }
+
+    async fn list_clients(
+        &self,
+        partner_id: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Client>> {
+        sqlx::query(
+            "SELECT * FROM clients WHERE (?1 IS NULL OR partner_id = ?1) AND id > ?2
+             ORDER BY id LIMIT ?3",
+        )
+        .bind(partner_id)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?
+        .iter()
+        .map(client_of)
+        .collect()
+    }
+
+    async fn list_users(
+        &self,
+        filter: &UserFilter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<User>> {
+        sqlx::query(
+            "SELECT * FROM users WHERE (?1 IS NULL OR partner_id = ?1)
+               AND (?2 IS NULL OR account_id = ?2) AND (?3 IS NULL OR role = ?3)
+               AND (?4 IS NULL OR username = ?4) AND id > ?5
+             ORDER BY id LIMIT ?6",
+        )
+        .bind(filter.partner_id.as_deref())
+        .bind(filter.account_id.as_deref())
+        .bind(filter.role.map(Role::as_str))
+        .bind(filter.username.as_deref())
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?
+        .iter()
+        .map(user_of)
+        .collect()
+    }
+
+    async fn list_grants_of(
+        &self,
+        of: &GrantsOf,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Grant>> {
+        let (sql, key) = match of {
+            GrantsOf::User(id) => (
+                "SELECT * FROM grants WHERE user_id = ? AND id > ? ORDER BY id LIMIT ?",
+                id,
+            ),
+            GrantsOf::Client(id) => (
+                "SELECT * FROM grants WHERE client_id = ? AND id > ? ORDER BY id LIMIT ?",
+                id,
+            ),
+        };
+        sqlx::query(sql)
+            .bind(key)
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?
+            .iter()
+            .map(grant_of)
+            .collect()
+    }
+}
+
+#[async_trait]
+impl AdminStore for SqliteStore {
+    async fn insert_admin_token(&self, t: &AdminToken) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO admin_tokens (id, name, digest, scopes, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&t.id)
+        .bind(&t.name)
+        .bind(&t.digest.0[..])
+        .bind(admin_scopes(&t.scopes))
+        .bind(t.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn admin_token(&self, digest: &SecretDigest) -> StoreResult<Option<AdminToken>> {
+        sqlx::query("SELECT * FROM admin_tokens WHERE digest = ?")
+            .bind(&digest.0[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .as_ref()
+            .map(admin_token_of)
+            .transpose()
+    }
+
+    async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminToken>> {
+        sqlx::query("SELECT * FROM admin_tokens ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?
+            .iter()
+            .map(admin_token_of)
+            .collect()
+    }
+
+    async fn revoke_admin_token(&self, id: &str, now: i64) -> StoreResult<bool> {
+        Ok(sqlx::query(
+            "UPDATE admin_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?
+        .rows_affected()
+            == 1)
+    }
+
+    async fn reserve_idempotency_key(
+        &self,
+        token_id: &str,
+        key: &str,
+        fingerprint: &SecretDigest,
+        now: i64,
+        older_than: i64,
+    ) -> StoreResult<Option<IdempotentRecord>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+            .bind(older_than)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (token_id, key, fingerprint, created_at)
+             VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(token_id)
+        .bind(key)
+        .bind(&fingerprint.0[..])
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?
+        .rows_affected();
+        let held = if inserted == 1 {
+            None
+        } else {
+            sqlx::query("SELECT * FROM idempotency_keys WHERE token_id = ? AND key = ?")
+                .bind(token_id)
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?
+                .as_ref()
+                .map(idempotent_of)
+                .transpose()?
+        };
+        tx.commit().await.map_err(err)?;
+        Ok(held)
+    }
+
+    async fn finish_idempotency_key(
+        &self,
+        token_id: &str,
+        key: &str,
+        status: i64,
+        body: &[u8],
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE idempotency_keys SET status = ?, body = ? WHERE token_id = ? AND key = ?",
+        )
+        .bind(status)
+        .bind(body)
+        .bind(token_id)
+        .bind(key)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn release_idempotency_key(&self, token_id: &str, key: &str) -> StoreResult<()> {
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE token_id = ? AND key = ? AND status IS NULL",
+        )
+        .bind(token_id)
+        .bind(key)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn append_audit(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        for chunk in events.chunks(500) {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO audit_events \
+                 (at, event, partner_id, username, client_id, ip, request_id, detail) ",
+            );
+            insert.push_values(chunk, |mut row, e| {
+                row.push_bind(e.at)
+                    .push_bind(e.event.as_str())
+                    .push_bind(e.partner_id.as_deref())
+                    .push_bind(e.username.as_deref())
+                    .push_bind(e.client_id.as_deref())
+                    .push_bind(e.ip.as_deref())
+                    .push_bind(e.request_id.as_deref())
+                    .push_bind(serde_json::to_string(&e.detail).unwrap_or_default());
+            });
+            insert.build().execute(&mut *tx).await.map_err(err)?;
+        }
+        tx.commit().await.map_err(err)
+    }
+
+    async fn query_audit(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
+        sqlx::query(
+            "SELECT * FROM audit_events WHERE at >= ?1 AND at < ?2
+               AND (?3 IS NULL OR partner_id = ?3) AND (?4 IS NULL OR username = ?4)
+               AND (?5 IS NULL OR client_id = ?5) AND (?6 IS NULL OR event = ?6)
+               AND id < ?8
+             ORDER BY id DESC LIMIT ?7",
+        )
+        .bind(q.since.unwrap_or(i64::MIN))
+        .bind(q.until.unwrap_or(i64::MAX))
+        .bind(q.partner_id.as_deref())
+        .bind(q.username.as_deref())
+        .bind(q.client_id.as_deref())
+        .bind(q.event.as_deref())
+        .bind(i64::from(q.limit))
+        .bind(q.before.unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?
+        .iter()
+        .map(audit_of)
+        .collect()
+    }
+}
