@@ -4,7 +4,8 @@
 
 use std::collections::HashSet;
 
-use crate::keys::{Alg, KeyUse, MasterKey, StoredKey, generate_key_for};
+use crate::keys::{Alg, KeyUse, StoredKey, generate_key_for};
+use crate::master::MasterKey;
 use crate::model::PasswordHash;
 use crate::model::{Client, GrantType, Partner, PartnerStatus, Role, User};
 use crate::password::{Passwords, check_strength};

@@ -243,7 +243,8 @@ pub fn looks_like_jwt(token: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{Alg, MasterKey, generate_key, generate_key_for};
+    use crate::keys::{Alg, generate_key, generate_key_for};
+    use crate::master::MasterKey;
 
     fn keyset(alg: Alg) -> KeySet {
         let m = MasterKey::generate();

@@ -9,13 +9,13 @@
 //! Private keys are parsed once into aws-lc-rs key pairs and kept in [`KeySet`]; re-parsing a
 //! PKCS#8 document per signature (as general JOSE crates do) doubles ES256 cost and makes RS256
 //! cost 1.5 ms. At rest a private key is sealed with AES-256-GCM under the deployment's master
-//! key, with the `kid` as associated data so that a sealed key cannot be swapped between rows.
+//! key ([`crate::master`]), with the `kid` as associated data so that a sealed key cannot be
+//! swapped between rows.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
@@ -23,12 +23,12 @@ use aws_lc_rs::signature::{
     self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, ParsedPublicKey, RsaKeyPair,
 };
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use crate::secret::random_bytes;
+use crate::master::MasterKey;
 
 /// How long a retired key stays published: every access token it signed has expired by then
 /// (access-token lifetimes are capped at [`crate::policy::MAX_ACCESS_TOKEN_TTL`]), plus five
@@ -104,8 +104,6 @@ impl KeyUse {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("the master key must be 32 bytes, given as 64 hex digits or base64 ({0})")]
-    BadMasterKey(&'static str),
     #[error(
         "signing key {kid} could not be decrypted: is this the master key the database was created with?"
     )]
@@ -114,105 +112,6 @@ pub enum KeyError {
     Malformed { kid: String, why: String },
     #[error("key generation failed")]
     Generate,
-}
-
-/// The 256-bit key that seals private signing keys at rest. `Debug` never prints it.
-#[derive(Clone)]
-pub struct MasterKey(Zeroizing<[u8; 32]>);
-
-impl MasterKey {
-    pub fn generate() -> MasterKey {
-        MasterKey(Zeroizing::new(random_bytes::<32>()))
-    }
-
-    /// Parse 64 hex digits or standard/url-safe base64 of exactly 32 bytes.
-    pub fn parse(text: &str) -> Result<MasterKey, KeyError> {
-        let t = text.trim();
-        let bytes: Zeroizing<Vec<u8>> = if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit())
-        {
-            Zeroizing::new(
-                (0..32)
-                    .map(|i| u8::from_str_radix(&t[2 * i..2 * i + 2], 16).unwrap_or(0))
-                    .collect(),
-            )
-        } else {
-            Zeroizing::new(
-                STANDARD
-                    .decode(t)
-                    .or_else(|_| URL_SAFE_NO_PAD.decode(t.trim_end_matches('=')))
-                    .map_err(|_| KeyError::BadMasterKey("not hex or base64"))?,
-            )
-        };
-        let arr: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| KeyError::BadMasterKey("wrong length"))?;
-        Ok(MasterKey(Zeroizing::new(arr)))
-    }
-
-    /// A 256-bit key for one purpose, derived from this one (HMAC-SHA256 of the label), the same
-    /// on every node that shares the master key.
-    pub fn derive(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
-        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.0[..]);
-        let tag = aws_lc_rs::hmac::sign(&key, label);
-        let mut out = Zeroizing::new([0u8; 32]);
-        out.copy_from_slice(tag.as_ref());
-        out
-    }
-
-    pub fn to_hex(&self) -> Zeroizing<String> {
-        Zeroizing::new(self.0.iter().map(|b| format!("{b:02x}")).collect())
-    }
-
-    fn aead(&self) -> LessSafeKey {
-        LessSafeKey::new(UnboundKey::new(&aead::AES_256_GCM, &self.0[..]).expect("32-byte key"))
-    }
-
-    /// AES-256-GCM under the master key, bound to `context` (associated data): a private key
-    /// to its `kid`, a stored answer to its request. Only [`MasterKey::open`] with the same
-    /// context opens it.
-    pub fn seal(&self, context: &str, plaintext: &[u8]) -> Vec<u8> {
-        let nonce = random_bytes::<12>();
-        let mut buf = plaintext.to_vec();
-        self.aead()
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(context.as_bytes()),
-                &mut buf,
-            )
-            .expect("AES-GCM seal cannot fail for in-memory buffers");
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&buf);
-        out
-    }
-
-    pub fn open(&self, kid: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-        if sealed.len() < 12 + 16 {
-            return Err(KeyError::Decrypt {
-                kid: kid.to_string(),
-            });
-        }
-        let nonce =
-            Nonce::try_assume_unique_for_key(&sealed[..12]).map_err(|_| KeyError::Decrypt {
-                kid: kid.to_string(),
-            })?;
-        let mut buf = Zeroizing::new(sealed[12..].to_vec());
-        let len = self
-            .aead()
-            .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buf)
-            .map_err(|_| KeyError::Decrypt {
-                kid: kid.to_string(),
-            })?
-            .len();
-        buf.truncate(len);
-        Ok(buf)
-    }
-}
-
-impl fmt::Debug for MasterKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("MasterKey(<redacted>)")
-    }
 }
 
 /// A signing key as the store keeps it: public JWK in clear, private key sealed.
@@ -535,7 +434,9 @@ impl KeySet {
             if !state.verifies() {
                 continue;
             }
-            let pkcs8 = master.open(&k.kid, &k.private_sealed)?;
+            let pkcs8 = master
+                .open(&k.kid, &k.private_sealed)
+                .map_err(|_| KeyError::Decrypt { kid: k.kid.clone() })?;
             let signer = Signer::from_pkcs8(&k.kid, k.alg, &pkcs8)?;
             let alg: &'static dyn signature::VerificationAlgorithm = match k.alg {
                 Alg::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
@@ -757,15 +658,5 @@ mod tests {
         assert_eq!(access.state(&keys, 40), KeyState::Published);
         assert_eq!(id.state(&keys, 40), KeyState::Active);
         assert_eq!(next.state(&keys, 40), KeyState::Active);
-    }
-
-    #[test]
-    fn master_key_parses_hex_and_base64() {
-        let m = MasterKey::generate();
-        let hex = m.to_hex();
-        assert!(MasterKey::parse(&hex).is_ok());
-        assert!(MasterKey::parse(&STANDARD.encode([7u8; 32])).is_ok());
-        assert!(MasterKey::parse("short").is_err());
-        assert_eq!(format!("{m:?}"), "MasterKey(<redacted>)");
     }
 }

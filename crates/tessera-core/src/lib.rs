@@ -28,6 +28,7 @@ pub mod janitor;
 pub mod jwt;
 pub mod keys;
 pub mod lockout;
+pub mod master;
 pub mod model;
 pub mod operations;
 pub mod password;

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use crate::admin::{self, AdminError, NewClient, NewPartner, NewUser};
 use crate::audit::{AuditEvent, Event};
-use crate::keys::{Alg, KeyState, KeyUse, MasterKey};
+use crate::keys::{Alg, KeyState, KeyUse};
+use crate::master::MasterKey;
 use crate::model::{AdminScope, AdminToken, PartnerStatus, Role};
 use crate::password::Passwords;
 use crate::secret::{SecretDigest, SecretKind, generate, new_id};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use tessera_core::Engine;
-use tessera_core::keys::MasterKey;
+use tessera_core::master::MasterKey;
 use tessera_core::store::Store;
 
 /// Largest request body accepted (bytes). Tessera's largest request is a token exchange with a

@@ -36,7 +36,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use tessera_core::engine::StartError;
-use tessera_core::keys::MasterKey;
+use tessera_core::master::MasterKey;
 use tessera_core::store::Store;
 use tessera_core::{Engine, EngineConfig, unix_now};
 use tokio::net::TcpListener;

@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use tessera_core::keys::{Alg, KeyState, KeyUse, MasterKey, generate_key, generate_key_for};
+use tessera_core::keys::{Alg, KeyState, KeyUse, generate_key, generate_key_for};
+use tessera_core::master::MasterKey;
 use tessera_core::model::{
     Account, Change, Partner, PartnerStatus, PasswordHash, RefreshToken, Role, User,
 };

@@ -7,7 +7,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use tessera_core::keys::MasterKey;
+use tessera_core::master::MasterKey;
 use zeroize::Zeroizing;
 
 pub const ENV: &str = "TESSERA_MASTER_KEY";

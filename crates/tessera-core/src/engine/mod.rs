@@ -35,8 +35,9 @@ use quick_cache::sync::Cache;
 
 use crate::error::EngineError;
 use crate::jwt::Claims;
-use crate::keys::{Alg, KeyError, KeySet, KeyUse, MasterKey, generate_key_for};
+use crate::keys::{Alg, KeyError, KeySet, KeyUse, generate_key_for};
 use crate::lockout::LockoutPolicy;
+use crate::master::MasterKey;
 use crate::model::{Account, Client, Partner, PartnerStatus, User};
 use crate::password::Passwords;
 use crate::policy;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tessera_core::admin::{self, NewClient, NewPartner, NewUser};
 use tessera_core::grants::{GrantRequest, Issued};
 use tessera_core::jwt::Claims;
-use tessera_core::keys::MasterKey;
+use tessera_core::master::MasterKey;
 use tessera_core::model::{Account, Client, Partner, Role, User};
 use tessera_core::secret::Secret;
 use tessera_core::store::Store;

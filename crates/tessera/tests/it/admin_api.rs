@@ -456,7 +456,7 @@ async fn an_idempotency_key_creates_once_even_under_20_copies() {
     let parts: [&[u8]; 3] = [b"POST", b"/clients", &body];
     let label = b"tessera idempotency fingerprint v1";
     let ours = tessera_core::secret::SecretDigest::keyed_parts(&t.master().derive(label), &parts);
-    let other = tessera_core::keys::MasterKey::generate();
+    let other = tessera_core::master::MasterKey::generate();
     let theirs = tessera_core::secret::SecretDigest::keyed_parts(&other.derive(label), &parts);
     assert!(
         held.fingerprint == ours,

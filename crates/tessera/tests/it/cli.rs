@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use tessera_core::keys::MasterKey;
+use tessera_core::master::MasterKey;
 
 use crate::support::{TestServer, config, machine_token_body, within_one_second};
 
@@ -1027,7 +1027,7 @@ async fn admin_tokens_are_made_listed_and_revoked_from_the_cli() {
         dir,
         db.clone(),
         config(),
-        tessera_core::keys::MasterKey::generate(),
+        tessera_core::master::MasterKey::generate(),
     )
     .await;
     let call = |token: String| {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tessera_core::keys::MasterKey;
+use tessera_core::master::MasterKey;
 use tessera_core::secret::SecretDigest;
 use tessera_core::{admin, unix_now};
 use tokio::sync::{Mutex, RwLock};

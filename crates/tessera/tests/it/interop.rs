@@ -8,7 +8,8 @@ use oauth2::{
     ResourceOwnerUsername, RevocationUrl, Scope, StandardRevocableToken,
     TokenIntrospectionResponse, TokenResponse, TokenUrl,
 };
-use tessera_core::keys::{Alg, MasterKey};
+use tessera_core::keys::Alg;
+use tessera_core::master::MasterKey;
 use tessera_server::tls::TlsFiles;
 
 use crate::support::{TestServer, config};

@@ -6,7 +6,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::future::join_all;
-use tessera_core::keys::MasterKey;
+use tessera_core::master::MasterKey;
 
 use crate::authcode::{self, authorize_path};
 use crate::support::{TestServer, machine_token_body};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tessera_core::keys::MasterKey;
+use tessera_core::master::MasterKey;
 use tessera_core::unix_now;
 use tokio::net::{TcpListener, TcpStream};
 

@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use tessera_core::keys::MasterKey;
+use tessera_core::master::MasterKey;
 
 use crate::support::{Onboarded, TestServer, claims};
 

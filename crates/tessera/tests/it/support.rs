@@ -10,7 +10,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::Value;
 use tessera_client::{Credentials, PartnerClient};
 use tessera_core::admin::{self, NewPartner};
-use tessera_core::keys::MasterKey;
+use tessera_core::master::MasterKey;
 use tessera_core::store::Store;
 use tessera_core::{EngineConfig, unix_now};
 use tessera_server::{RunningServer, ServerConfig};
