@@ -1,6 +1,7 @@
 //! The `tessera` binary: `tessera serve` runs the authorization server; every other subcommand
 //! is an administration command that works on the database directly and prints JSON. The CLI is
-//! a thin layer: parsing here, the work in `tessera_core::admin`, storage in `tessera-store`.
+//! a thin layer: parsing here (`admin/`, one module per noun), the work in
+//! `tessera_core::operations` and `tessera_core::inventory`, storage in `tessera-store`.
 
 mod admin;
 mod config;
