@@ -1,4 +1,5 @@
-//! Tessera's Rust SDK, for the three ways a platform meets Tessera:
+//! Tessera's Rust SDK, for the three ways a platform meets Tessera (seed 000 and seed 002 are
+//! the wire contracts described in `docs/wire-contracts.md`):
 //!
 //! - **Partners** ([`PartnerClient`], seed 000's JSON dialect): machine token, accounts, token
 //!   exchange, refresh and revocation, with the wire types of `tessera-proto`.

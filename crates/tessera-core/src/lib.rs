@@ -11,6 +11,9 @@
 //! [`admin`] is what the CLI does; [`error`] is the one error type that each dialect maps to its
 //! wire format in one place. Time is always passed in as `now` (unix seconds), so expiry and
 //! rotation are tested without sleeping (`tests/engine`).
+//!
+//! "Seed 000" and "seed 002" in these docs are the two wire contracts the dialects keep, stated
+//! with their requests in `docs/wire-contracts.md`.
 
 pub mod accounts;
 pub mod admin;
