@@ -1,6 +1,6 @@
 //! What an operator can list and look at: partners, clients, users, grants and scopes, as views
 //! that carry no secret (no password hash, no secret digest), a page at a time. The CLI prints
-//! them as JSON; the admin API will serve the same views.
+//! them as JSON; the admin API serves the same views.
 //!
 //! Pages are keyset-paginated by id: `next` is the last id of a full page, to be passed as
 //! `after` for the page that follows, and `None` once the listing is exhausted.

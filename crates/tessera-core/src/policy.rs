@@ -1,4 +1,6 @@
-//! Fixed limits and defaults of the engine, in one place.
+//! Fixed limits and defaults that several parts of the engine share. A limit that one module
+//! alone uses lives beside it (the janitor's batch and budget in `janitor`, the audit queue in
+//! `audit`, page sizes in `inventory`).
 
 /// The longest access-token lifetime any configuration may set (seconds). Retired signing keys
 /// stay published this long, so every token they signed can still be verified until it expires.

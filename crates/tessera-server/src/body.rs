@@ -1,7 +1,9 @@
 //! Reading untrusted JSON: size is capped by the router's body limit; here nesting depth is
 //! capped before serde sees the bytes, and every serde error is turned into a
 //! validation error naming the field (`token_exchange_data.scope`), never a panic.
-//! Unknown fields are ignored, as clients may send more than Tessera reads.
+//! Unknown fields are ignored in the dialects' bodies, as clients may send more than Tessera
+//! reads; the admin API's inputs refuse them (`deny_unknown_fields`), so that an operator's
+//! misspelt field is an error rather than a silently dropped setting.
 
 use crate::error::RequestError;
 use axum::body::Bytes;

@@ -1,10 +1,10 @@
-//! Tessera's HTTP layer. One axum router serves both dialects over one [`Engine`]:
-//! [`partner`] (JSON, `/v2/...`, seed 000), [`standard`] (form-encoded, `/oauth/...`, RFC 6749,
-//! seed 002), the authorization pages in [`pages`], and the operational endpoints in [`ops`]
-//! (health, readiness, JWKS). Each dialect parses its own wire format into the engine's
-//! `GrantRequest` and maps a [`error::RequestError`] (the engine's error or an HTTP-only one) to
-//! its wire format in exactly one function. [`app`] holds what every handler shares; [`wire`]
-//! the parsing helpers both dialects use.
+//! Tessera's HTTP layer. One axum router serves both dialects over one [`Engine`]: [`partner`]
+//! (JSON, `/v2/...`, seed 000), [`standard`] (form-encoded, `/oauth/...`, RFC 6749, seed 002; the
+//! two wire contracts are stated in `docs/wire-contracts.md`), the authorization pages in
+//! [`pages`], and the operational endpoints in [`operational`] (health, readiness, JWKS). Each dialect
+//! parses its own wire format into the engine's `GrantRequest` and maps a [`error::RequestError`]
+//! (the engine's error or an HTTP-only one) to its wire format in exactly one function. [`app`]
+//! holds what every handler shares; [`wire`] the parsing helpers both dialects use.
 //!
 //! This file builds the router and [`start`]s a server: it binds a listener (port 0 in tests),
 //! builds the engine, starts the change-feed sync and serves until [`RunningServer::shutdown`],
@@ -19,7 +19,7 @@ pub mod forwarded;
 mod framing;
 pub mod metrics;
 pub mod openapi;
-pub mod ops;
+pub mod operational;
 pub mod pages;
 pub mod partner;
 pub mod standard;
@@ -115,7 +115,7 @@ fn routes(state: AppState, metrics: ServedAt, admin: ServedAt, https: bool) -> R
         .merge(partner::routes())
         .merge(standard::routes())
         .merge(pages::routes())
-        .merge(ops::routes())
+        .merge(operational::routes())
         .fallback(not_found);
     layered(routes, state, https)
 }

@@ -1,7 +1,9 @@
-//! The OpenAPI 3.1 documents, generated with `utoipa` from the wire types and the handlers'
-//! annotations: one per API (`/v2/openapi.json` the partner dialect, `/admin/v1/openapi.json`
-//! the admin API) and `/openapi.json`, the partner dialect's. Each API's error shape is added
-//! to every operation here rather than repeated on each path.
+//! What the OpenAPI 3.1 documents share. Each API's document is generated with `utoipa` from
+//! the wire types and the handlers' annotations, in its own module: `/v2/openapi.json` (the
+//! partner dialect), `/oauth/openapi.json` (the standard dialect), `/openapi.json` (both
+//! public dialects in one) and `/admin/v1/openapi.json` (the admin API). Here: adding each
+//! API's error shape and authentication to every operation, rather than on each path, and
+//! serving a document.
 
 use axum::Json;
 use axum::http::{HeaderValue, header};

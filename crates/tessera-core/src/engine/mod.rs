@@ -199,6 +199,8 @@ pub struct Engine {
     /// clients (kept current by the change feed).
     inactive_partners: ArcSwap<HashSet<String>>,
     disabled_clients: ArcSwap<HashSet<String>>,
+    /// Token requests, per partner or client (`Caller::rate_key`); per node, in memory, so
+    /// N nodes allow N times `token_rate_limit`.
     limiter: Option<DefaultKeyedRateLimiter<String>>,
     /// Self-registration on the pages, per requester (IP address) and per partner.
     registrations: Option<DefaultKeyedRateLimiter<String>>,

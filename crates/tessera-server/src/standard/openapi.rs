@@ -94,7 +94,7 @@ impl Modify for Conventions {
         super::users::me,
         super::users::userinfo,
         super::discovery::metadata,
-        crate::ops::jwks
+        crate::operational::jwks
     ),
     components(schemas(OAuthError)),
     modifiers(&Conventions)
