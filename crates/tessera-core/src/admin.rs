@@ -1,13 +1,18 @@
-//! Administration: what the `tessera` CLI (and `serve --dev`) do to the registry. Each function
-//! validates its input, writes through the store, and returns what the CLI prints. Changes reach
-//! running servers through the change feed the store writes alongside.
+//! The registry writes behind [`crate::operations`], private to them: each function validates
+//! its input and writes through the store, with the audit event of the change ([`Changing`]) in
+//! the same transaction, so no change is made unrecorded and no record names a change that was
+//! not made. Changes reach running servers through the change feed the store writes alongside.
 
 use std::collections::HashSet;
 
+use serde_json::{Value, json};
+
+use crate::audit::{AuditEvent, Event};
 use crate::keys::{Alg, KeyUse, StoredKey, generate_key_for};
 use crate::master::MasterKey;
 use crate::model::PasswordHash;
 use crate::model::{Client, GrantType, Partner, PartnerStatus, Role, User};
+use crate::operations::Operator;
 use crate::password::{Passwords, check_strength};
 use crate::policy::{MAX_EMAIL_LEN, MAX_NAME_LEN};
 use crate::scope::ScopeSet;
@@ -42,6 +47,38 @@ pub enum AdminError {
     Keys(#[from] crate::keys::KeyError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// An administrative change being made: who makes it, which change it is, and when.
+pub(crate) struct Changing<'a> {
+    pub by: &'a Operator,
+    pub change: &'static str,
+    pub now: i64,
+}
+
+impl Changing<'_> {
+    /// The change's `admin.change` event, `about` what it names: fields named `partner_id`,
+    /// `client_id` and `username` go to the event's own columns, the rest to its detail. It
+    /// carries where the call came from (the admin API's request context), as every event does.
+    pub fn event(&self, about: Value) -> AuditEvent {
+        let mut event = AuditEvent::new(Event::AdminChange, self.now)
+            .detail("change", self.change)
+            .detail("by", self.by.0.as_str())
+            .in_request_context();
+        if let Value::Object(fields) = about {
+            for (k, v) in fields {
+                match k.as_str() {
+                    "partner_id" => event.partner_id = v.as_str().map(str::to_string),
+                    "client_id" => event.client_id = v.as_str().map(str::to_string),
+                    "username" => event.username = v.as_str().map(str::to_string),
+                    _ => {
+                        event.detail.insert(k, v);
+                    }
+                }
+            }
+        }
+        event
+    }
 }
 
 pub struct NewPartner<'a> {
@@ -114,12 +151,13 @@ async fn hash(passwords: &Passwords, password: &str) -> Result<PasswordHash, Adm
         .ok_or(AdminError::Busy)
 }
 
-pub async fn create_partner(
+pub(crate) async fn create_partner(
     store: &dyn Store,
     passwords: &Passwords,
     input: NewPartner<'_>,
-    now: i64,
+    changing: &Changing<'_>,
 ) -> Result<Partner, AdminError> {
+    let now = changing.now;
     check_name(input.name)?;
     let email = check_email(input.email)?;
     check_strength(input.password).map_err(AdminError::Invalid)?;
@@ -152,7 +190,8 @@ pub async fn create_partner(
         password_hash: hash(passwords, input.password).await?,
         created_at: now,
     };
-    match store.insert_partner(&partner).await {
+    let event = changing.event(json!({"partner_id": partner.id, "username": partner.email}));
+    match store.insert_partner(&partner, &[event]).await {
         Ok(()) => Ok(partner),
         Err(StoreError::Conflict("email")) => Err(AdminError::DuplicateEmail(email)),
         Err(StoreError::Conflict(_)) => Err(AdminError::DuplicateOrgCode(org_code)),
@@ -160,26 +199,29 @@ pub async fn create_partner(
     }
 }
 
-pub async fn set_partner_status(
+pub(crate) async fn set_partner_status(
     store: &dyn Store,
     partner_id: &str,
     status: PartnerStatus,
+    changing: &Changing<'_>,
 ) -> Result<(), AdminError> {
-    match store.set_partner_status(partner_id, status).await {
+    let event = changing.event(json!({"partner_id": partner_id, "status": status.as_str()}));
+    match store.set_partner_status(partner_id, status, &[event]).await {
         Err(StoreError::NotFound(_)) => Err(AdminError::UnknownPartner(partner_id.into())),
         other => Ok(other?),
     }
 }
 
 /// Mint a partner API token; the clear token is returned once.
-pub async fn create_partner_token(
+pub(crate) async fn create_partner_token(
     store: &dyn Store,
     partner_id: &str,
-    now: i64,
+    changing: &Changing<'_>,
 ) -> Result<Secret, AdminError> {
     let token = generate(SecretKind::PartnerToken);
+    let event = changing.event(json!({"partner_id": partner_id}));
     match store
-        .insert_partner_token(partner_id, &token.digest(), now)
+        .insert_partner_token(partner_id, &token.digest(), changing.now, &[event])
         .await
     {
         Err(StoreError::NotFound(_)) => Err(AdminError::UnknownPartner(partner_id.into())),
@@ -205,11 +247,12 @@ pub struct NewClient<'a> {
 }
 
 /// Register a client; returns it and its secret, shown once.
-pub async fn create_client(
+pub(crate) async fn create_client(
     store: &dyn Store,
     input: NewClient<'_>,
-    now: i64,
+    changing: &Changing<'_>,
 ) -> Result<(Client, Secret), AdminError> {
+    let now = changing.now;
     check_name(input.name)?;
     let partner = store
         .partner_by_id(input.partner_id)
@@ -257,26 +300,30 @@ pub async fn create_client(
         disabled: false,
         created_at: now,
     };
-    store.insert_client(&client).await?;
+    let event = changing.event(json!({"partner_id": client.partner_id, "client_id": client.id}));
+    store.insert_client(&client, &[event]).await?;
     Ok((client, secret))
 }
 
 /// Rotate a client's secret (shown once); with `overlap_secs`, the old secret keeps working
 /// that long so a deployment can switch without downtime.
-pub async fn rotate_client_secret(
+pub(crate) async fn rotate_client_secret(
     store: &dyn Store,
     client_id: &str,
     overlap_secs: Option<i64>,
-    now: i64,
+    changing: &Changing<'_>,
 ) -> Result<Secret, AdminError> {
+    let now = changing.now;
     if overlap_secs.is_some_and(|s| !(1..=30 * 86_400).contains(&s)) {
         return Err(AdminError::Invalid(
             "the overlap must be 1 second to 30 days".into(),
         ));
     }
     let secret = generate(SecretKind::ClientSecret);
+    let event = changing.event(json!({"client_id": client_id, "overlap": overlap_secs}));
+    let until = overlap_secs.map(|s| now + s);
     match store
-        .rotate_client_secret(client_id, &secret.digest(), overlap_secs.map(|s| now + s))
+        .rotate_client_secret(client_id, &secret.digest(), until, &[event])
         .await
     {
         Err(StoreError::NotFound(_)) => {
@@ -290,12 +337,18 @@ pub async fn rotate_client_secret(
 }
 
 /// Disable a client (it authenticates no more and its tokens stop verifying) or enable it.
-pub async fn set_client_disabled(
+pub(crate) async fn set_client_disabled(
     store: &dyn Store,
     client_id: &str,
     disabled: bool,
+    changing: &Changing<'_>,
 ) -> Result<(), AdminError> {
-    match store.set_client_disabled(client_id, disabled).await {
+    let status = if disabled { "disabled" } else { "active" };
+    let event = changing.event(json!({"client_id": client_id, "status": status}));
+    match store
+        .set_client_disabled(client_id, disabled, &[event])
+        .await
+    {
         Err(StoreError::NotFound(_)) => {
             Err(AdminError::Invalid(format!("unknown client {client_id:?}")))
         }
@@ -304,63 +357,81 @@ pub async fn set_client_disabled(
 }
 
 /// Revoke one partner API token by its value; whose it was.
-pub async fn revoke_partner_token(
+pub(crate) async fn revoke_partner_token(
     store: &dyn Store,
     token: &str,
-    now: i64,
+    changing: &Changing<'_>,
 ) -> Result<String, AdminError> {
     if SecretKind::of(token) != Some(SecretKind::PartnerToken) {
         return Err(AdminError::Invalid(
             "that is not a partner API token".into(),
         ));
     }
+    let event = changing.event(json!({"revoked": "one"}));
     store
-        .revoke_partner_token(&crate::secret::SecretDigest::of(token), now)
+        .revoke_partner_token(
+            &crate::secret::SecretDigest::of(token),
+            changing.now,
+            &[event],
+        )
         .await?
         .ok_or_else(|| AdminError::Invalid("no active partner token has that value".into()))
 }
 
 /// Revoke every API token of a partner; how many.
-pub async fn revoke_partner_tokens(
+pub(crate) async fn revoke_partner_tokens(
     store: &dyn Store,
     partner_id: &str,
-    now: i64,
+    changing: &Changing<'_>,
 ) -> Result<u64, AdminError> {
     store
         .partner_by_id(partner_id)
         .await?
         .ok_or_else(|| AdminError::UnknownPartner(partner_id.into()))?;
-    Ok(store.revoke_partner_tokens(partner_id, now).await?)
+    let event = changing.event(json!({"partner_id": partner_id, "revoked": "all"}));
+    Ok(store
+        .revoke_partner_tokens(partner_id, changing.now, &[event])
+        .await?)
 }
 
 /// Replace a partner's password (checked for strength). Running servers drop the partner's
 /// verified credentials within a second.
-pub async fn set_partner_password(
+pub(crate) async fn set_partner_password(
     store: &dyn Store,
     passwords: &Passwords,
     partner_id: &str,
     password: &str,
+    changing: &Changing<'_>,
 ) -> Result<(), AdminError> {
     check_strength(password).map_err(AdminError::Invalid)?;
     let hash = hash(passwords, password).await?;
-    match store.set_partner_password(partner_id, &hash).await {
+    let event = changing.event(json!({"partner_id": partner_id}));
+    match store
+        .set_partner_password(partner_id, &hash, &[event])
+        .await
+    {
         Err(StoreError::NotFound(_)) => Err(AdminError::UnknownPartner(partner_id.into())),
         other => Ok(other?),
     }
 }
 
 /// Replace a user's password (checked for strength); the user's id.
-pub async fn set_user_password(
+pub(crate) async fn set_user_password(
     store: &dyn Store,
     passwords: &Passwords,
     partner_id: &str,
     username: &str,
     password: &str,
+    changing: &Changing<'_>,
 ) -> Result<String, AdminError> {
     check_strength(password).map_err(AdminError::Invalid)?;
     let username = username.trim().to_ascii_lowercase();
     let hash = hash(passwords, password).await?;
-    match store.set_user_password(partner_id, &username, &hash).await {
+    let event = changing.event(json!({"partner_id": partner_id, "username": username}));
+    match store
+        .set_user_password(partner_id, &username, &hash, &[event])
+        .await
+    {
         Err(StoreError::NotFound(_)) => Err(AdminError::Invalid(format!(
             "no user {username:?} in partner {partner_id:?}"
         ))),
@@ -370,10 +441,11 @@ pub async fn set_user_password(
 
 /// End every browser session of a user (after a leak, or to sign them out everywhere): the
 /// user's id and how many sessions ended. A new `/authorize` then needs a fresh sign-in.
-pub async fn end_user_sessions(
+pub(crate) async fn end_user_sessions(
     store: &dyn Store,
     partner_id: &str,
     username: &str,
+    changing: &Changing<'_>,
 ) -> Result<(String, u64), AdminError> {
     let username = username.trim().to_ascii_lowercase();
     let Some(user) = store.user_by_username(partner_id, &username).await? else {
@@ -381,7 +453,9 @@ pub async fn end_user_sessions(
             "no user {username:?} in partner {partner_id:?}"
         )));
     };
-    let ended = store.end_user_sessions(&user.id).await?;
+    let event =
+        changing.event(json!({"partner_id": partner_id, "username": username, "user_id": user.id}));
+    let ended = store.end_user_sessions(&user.id, &[event]).await?;
     Ok((user.id, ended))
 }
 
@@ -494,12 +568,13 @@ pub struct NewUser<'a> {
     pub account_id: Option<&'a str>,
 }
 
-pub async fn create_user(
+pub(crate) async fn create_user(
     store: &dyn Store,
     passwords: &Passwords,
     input: NewUser<'_>,
-    now: i64,
+    changing: &Changing<'_>,
 ) -> Result<User, AdminError> {
+    let now = changing.now;
     let username = input.username.trim().to_ascii_lowercase();
     if username.is_empty() || username.len() > MAX_EMAIL_LEN {
         return Err(AdminError::Invalid(format!(
@@ -546,7 +621,11 @@ pub async fn create_user(
         signed_up_by: None,
         created_at: now,
     };
-    match store.insert_user(&user).await {
+    let event = changing.event(
+        json!({"partner_id": user.partner_id, "username": user.username,
+                                      "user_id": user.id, "role": user.role.as_str()}),
+    );
+    match store.insert_user(&user, &[event]).await {
         Err(StoreError::Conflict(_)) => Err(AdminError::DuplicateUsername(username)),
         other => {
             other?;
@@ -556,26 +635,34 @@ pub async fn create_user(
 }
 
 /// Revoke a user's consent for a client, with every refresh token issued under it.
-pub async fn revoke_grant(
+/// The change is recorded twice, in its transaction: as the operator's `admin.change`, and as
+/// the `grant.withdrawn` the user's own withdrawal records.
+pub(crate) async fn revoke_grant(
     store: &dyn Store,
     user_id: &str,
     client_id: &str,
-    now: i64,
+    changing: &Changing<'_>,
 ) -> Result<bool, AdminError> {
+    let now = changing.now;
+    let events = [
+        changing.event(json!({"user_id": user_id, "client_id": client_id})),
+        AuditEvent::new(Event::GrantWithdrawn, now)
+            .client(client_id)
+            .detail("user_id", user_id)
+            .detail("by", changing.by.0.as_str())
+            .in_request_context(),
+    ];
+    let until = crate::policy::family_revocation_until(now);
     Ok(store
-        .revoke_grant(
-            user_id,
-            client_id,
-            crate::policy::family_revocation_until(now),
-            now,
-        )
+        .revoke_grant(user_id, client_id, until, now, &events)
         .await?)
 }
 
-pub async fn add_scopes(
+pub(crate) async fn add_scopes(
     store: &dyn Store,
     names: &[String],
     description: Option<&str>,
+    changing: &Changing<'_>,
 ) -> Result<Vec<String>, AdminError> {
     if names.is_empty() {
         return Err(AdminError::Invalid("name at least one scope".into()));
@@ -593,20 +680,24 @@ pub async fn add_scopes(
             "a scope description must be 1 to 200 characters".into(),
         ));
     }
-    store.add_scopes(&names, description).await?;
+    let event = changing.event(json!({"scopes": names}));
+    store.add_scopes(&names, description, &[event]).await?;
     Ok(names)
 }
 
 /// Make a new key of `purpose`'s lane active; the lane's older keys stay published.
-pub async fn rotate_keys(
+pub(crate) async fn rotate_keys(
     store: &dyn Store,
     master: &MasterKey,
     purpose: KeyUse,
     alg: Alg,
-    now: i64,
+    changing: &Changing<'_>,
 ) -> Result<StoredKey, AdminError> {
+    let now = changing.now;
     let key = generate_key_for(purpose, alg, master, now)?;
-    store.rotate_keys(&key, now).await?;
+    let event = changing
+        .event(json!({"kid": key.kid, "alg": key.alg.as_str(), "purpose": purpose.as_str()}));
+    store.rotate_keys(&key, now, &[event]).await?;
     Ok(key)
 }
 

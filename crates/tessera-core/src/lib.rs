@@ -8,7 +8,8 @@
 //! flow (with [`pkce`]); [`store`] defines the storage contract that `tessera-store` implements
 //! per database; [`jwt`] and [`keys`] mint and verify tokens with keys parsed once; [`secret`]
 //! and [`password`] handle generated secrets (SHA-256 at rest) and human passwords (Argon2id);
-//! [`admin`] is what the CLI does; [`error`] is the one error type that each dialect maps to its
+//! [`operations`] is what an operator does (the CLI and the admin API), each change audited in its
+//! transaction; [`error`] is the one error type that each dialect maps to its
 //! wire format in one place. Time is always passed in as `now` (unix seconds), so expiry and
 //! rotation are tested without sleeping (`tests/engine`).
 //!
@@ -16,7 +17,7 @@
 //! with their requests in `docs/wire-contracts.md`.
 
 pub mod accounts;
-pub mod admin;
+mod admin;
 pub mod audit;
 pub mod authorize;
 pub mod calendar;

@@ -499,4 +499,6 @@ pub struct IdempotentRecord {
     pub fingerprint: SecretDigest,
     pub status: Option<i64>,
     pub body: Option<Vec<u8>>,
+    /// When the first request with the key began.
+    pub reserved_at: i64,
 }

@@ -1,14 +1,14 @@
 //! An operator's operations, written once for the `tessera` CLI and the admin HTTP API: each
-//! takes its input as data, validates it and writes through [`crate::admin`], records an
-//! `admin.change` audit event naming who did it ([`Operator`]), and returns what the operator
-//! is shown. The CLI parses flags into these inputs and prints the outputs; the admin API
+//! takes its input as data, validates it and writes through the registry writes (`admin`,
+//! private to this module) with its `admin.change` audit event naming who did it
+//! ([`Operator`]) in the same store transaction, and returns what the operator is shown. The CLI parses flags into these inputs and prints the outputs; the admin API
 //! deserializes them from JSON and serializes the outputs. Reads are [`crate::inventory`].
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::admin::{self, AdminError, NewClient, NewPartner, NewUser};
-use crate::audit::{AuditEvent, Event};
+pub use crate::admin::AdminError;
+use crate::admin::{self, Changing, NewClient, NewPartner, NewUser};
 use crate::keys::{Alg, KeyState, KeyUse};
 use crate::master::MasterKey;
 use crate::model::{AdminScope, AdminToken, PartnerStatus, Role};
@@ -26,36 +26,6 @@ impl Operator {
     pub fn api(token_id: &str) -> Operator {
         Operator(format!("api:{token_id}"))
     }
-}
-
-/// Record an admin change. Fields named `partner_id`, `client_id` and `username` go to the
-/// event's own columns, the rest to its detail.
-async fn changed(
-    store: &dyn Store,
-    by: &Operator,
-    change: &str,
-    about: Value,
-    now: i64,
-) -> Result<(), AdminError> {
-    // Through the admin API: where the call came from, as every queued event carries it.
-    let mut event = AuditEvent::new(Event::AdminChange, now)
-        .detail("change", change)
-        .detail("by", by.0.as_str())
-        .in_request_context();
-    if let Value::Object(fields) = about {
-        for (k, v) in fields {
-            match k.as_str() {
-                "partner_id" => event.partner_id = v.as_str().map(str::to_string),
-                "client_id" => event.client_id = v.as_str().map(str::to_string),
-                "username" => event.username = v.as_str().map(str::to_string),
-                _ => {
-                    event.detail.insert(k, v);
-                }
-            }
-        }
-    }
-    store.append_audit(&[event]).await?;
-    Ok(())
 }
 
 /// A secret-bearing input prints no secret.
@@ -108,15 +78,11 @@ pub async fn create_partner(
             scopes: &input.scopes,
             org_code: input.org_code.as_deref(),
         },
-        now,
-    )
-    .await?;
-    changed(
-        store,
-        by,
-        "partner.create",
-        json!({"partner_id": p.id, "username": p.email}),
-        now,
+        &Changing {
+            by,
+            change: "partner.create",
+            now,
+        },
     )
     .await?;
     Ok(PartnerCreated {
@@ -138,13 +104,15 @@ pub async fn set_partner_status(
     status: PartnerStatus,
     now: i64,
 ) -> Result<PartnerStatusSet, AdminError> {
-    admin::set_partner_status(store, partner_id, status).await?;
-    changed(
+    admin::set_partner_status(
         store,
-        by,
-        "partner.set_status",
-        json!({"partner_id": partner_id, "status": status.as_str()}),
-        now,
+        partner_id,
+        status,
+        &Changing {
+            by,
+            change: "partner.set_status",
+            now,
+        },
     )
     .await?;
     Ok(PartnerStatusSet {
@@ -166,15 +134,12 @@ pub async fn set_partner_password(
     password: &str,
     now: i64,
 ) -> Result<PartnerRef, AdminError> {
-    admin::set_partner_password(store, passwords, partner_id, password).await?;
-    changed(
-        store,
+    let changing = Changing {
         by,
-        "partner.set_password",
-        json!({"partner_id": partner_id}),
+        change: "partner.set_password",
         now,
-    )
-    .await?;
+    };
+    admin::set_partner_password(store, passwords, partner_id, password, &changing).await?;
     Ok(PartnerRef {
         partner_id: partner_id.into(),
     })
@@ -193,13 +158,14 @@ pub async fn create_partner_token(
     partner_id: &str,
     now: i64,
 ) -> Result<PartnerTokenCreated, AdminError> {
-    let token = admin::create_partner_token(store, partner_id, now).await?;
-    changed(
+    let token = admin::create_partner_token(
         store,
-        by,
-        "partner_token.create",
-        json!({"partner_id": partner_id}),
-        now,
+        partner_id,
+        &Changing {
+            by,
+            change: "partner_token.create",
+            now,
+        },
     )
     .await?;
     Ok(PartnerTokenCreated {
@@ -219,23 +185,20 @@ pub async fn revoke_partner_tokens(
     which: PartnerTokens<'_>,
     now: i64,
 ) -> Result<Revoked, AdminError> {
+    let changing = Changing {
+        by,
+        change: "partner_token.revoke",
+        now,
+    };
     let revoked = match which {
         PartnerTokens::AllOf(partner_id) => {
-            admin::revoke_partner_tokens(store, partner_id, now).await?
+            admin::revoke_partner_tokens(store, partner_id, &changing).await?
         }
         PartnerTokens::One(token) => {
-            admin::revoke_partner_token(store, token, now).await?;
+            admin::revoke_partner_token(store, token, &changing).await?;
             1
         }
     };
-    changed(
-        store,
-        by,
-        "partner_token.revoke",
-        json!({"revoked": revoked}),
-        now,
-    )
-    .await?;
     Ok(Revoked { revoked })
 }
 
@@ -292,15 +255,11 @@ pub async fn create_client(
             pkce_plain: input.pkce_plain,
             allow_registration: input.allow_registration,
         },
-        now,
-    )
-    .await?;
-    changed(
-        store,
-        by,
-        "client.create",
-        json!({"partner_id": input.partner_id, "client_id": client.id}),
-        now,
+        &Changing {
+            by,
+            change: "client.create",
+            now,
+        },
     )
     .await?;
     Ok(ClientCreated {
@@ -325,15 +284,12 @@ pub async fn rotate_client_secret(
     overlap_secs: Option<i64>,
     now: i64,
 ) -> Result<SecretRotated, AdminError> {
-    let secret = admin::rotate_client_secret(store, client_id, overlap_secs, now).await?;
-    changed(
-        store,
+    let changing = Changing {
         by,
-        "client.rotate_secret",
-        json!({"client_id": client_id, "overlap": overlap_secs}),
+        change: "client.rotate_secret",
         now,
-    )
-    .await?;
+    };
+    let secret = admin::rotate_client_secret(store, client_id, overlap_secs, &changing).await?;
     Ok(SecretRotated {
         client_id: client_id.into(),
         client_secret: secret.expose().to_string(),
@@ -361,13 +317,16 @@ pub async fn set_client_status(
     status: ClientStatus,
     now: i64,
 ) -> Result<ClientStatusSet, AdminError> {
-    admin::set_client_disabled(store, client_id, status == ClientStatus::Disabled).await?;
-    changed(
-        store,
+    let changing = Changing {
         by,
-        "client.set_status",
-        json!({"client_id": client_id, "status": status}),
+        change: "client.set_status",
         now,
+    };
+    admin::set_client_disabled(
+        store,
+        client_id,
+        status == ClientStatus::Disabled,
+        &changing,
     )
     .await?;
     Ok(ClientStatusSet {
@@ -410,16 +369,11 @@ pub async fn create_user(
             role: input.role,
             account_id: input.account_id.as_deref(),
         },
-        now,
-    )
-    .await?;
-    changed(
-        store,
-        by,
-        "user.create",
-        json!({"partner_id": input.partner_id, "username": user.username, "user_id": user.id,
-               "role": input.role.as_str()}),
-        now,
+        &Changing {
+            by,
+            change: "user.create",
+            now,
+        },
     )
     .await?;
     Ok(UserRef { user_id: user.id })
@@ -434,15 +388,13 @@ pub async fn set_user_password(
     password: &str,
     now: i64,
 ) -> Result<UserRef, AdminError> {
-    let id = admin::set_user_password(store, passwords, partner_id, username, password).await?;
-    changed(
-        store,
+    let changing = Changing {
         by,
-        "user.set_password",
-        json!({"partner_id": partner_id, "username": username, "user_id": id}),
+        change: "user.set_password",
         now,
-    )
-    .await?;
+    };
+    let id = admin::set_user_password(store, passwords, partner_id, username, password, &changing)
+        .await?;
     Ok(UserRef { user_id: id })
 }
 
@@ -461,16 +413,13 @@ pub async fn end_user_sessions(
     username: &str,
     now: i64,
 ) -> Result<SessionsEnded, AdminError> {
-    let (user_id, sessions) = admin::end_user_sessions(store, partner_id, username).await?;
-    changed(
-        store,
+    let changing = Changing {
         by,
-        "user.sessions_revoke",
-        json!({"partner_id": partner_id, "username": username, "user_id": user_id,
-               "sessions": sessions}),
+        change: "user.sessions_revoke",
         now,
-    )
-    .await?;
+    };
+    let (user_id, sessions) =
+        admin::end_user_sessions(store, partner_id, username, &changing).await?;
     Ok(SessionsEnded { user_id, sessions })
 }
 
@@ -486,8 +435,12 @@ pub async fn add_scopes(
     description: Option<&str>,
     now: i64,
 ) -> Result<ScopesAdded, AdminError> {
-    let added = admin::add_scopes(store, names, description).await?;
-    changed(store, by, "scope.add", json!({"scopes": added}), now).await?;
+    let changing = Changing {
+        by,
+        change: "scope.add",
+        now,
+    };
+    let added = admin::add_scopes(store, names, description, &changing).await?;
     Ok(ScopesAdded { scopes: added })
 }
 
@@ -506,25 +459,16 @@ pub async fn revoke_grant(
     client_id: &str,
     now: i64,
 ) -> Result<GrantRevoked, AdminError> {
-    if !admin::revoke_grant(store, user_id, client_id, now).await? {
+    let changing = Changing {
+        by,
+        change: "grant.revoke",
+        now,
+    };
+    if !admin::revoke_grant(store, user_id, client_id, &changing).await? {
         return Err(AdminError::NotFound(format!(
             "user {user_id} has no active grant for client {client_id}"
         )));
     }
-    changed(
-        store,
-        by,
-        "grant.revoke",
-        json!({"user_id": user_id, "client_id": client_id}),
-        now,
-    )
-    .await?;
-    let withdrawn = AuditEvent::new(Event::GrantWithdrawn, now)
-        .client(client_id)
-        .detail("user_id", user_id)
-        .detail("by", by.0.as_str())
-        .in_request_context();
-    store.append_audit(&[withdrawn]).await?;
     Ok(GrantRevoked {
         user_id: user_id.into(),
         client_id: client_id.into(),
@@ -585,20 +529,17 @@ pub async fn rotate_keys(
     now: i64,
 ) -> Result<KeyRotated, AdminError> {
     let alg = purpose.alg(alg);
-    let key = admin::rotate_keys(store, master, purpose, alg, now).await?;
+    let changing = Changing {
+        by,
+        change: "keys.rotate",
+        now,
+    };
+    let key = admin::rotate_keys(store, master, purpose, alg, &changing).await?;
     let out = KeyRotated {
         kid: key.kid,
         alg: key.alg.as_str().into(),
         purpose: purpose.as_str().into(),
     };
-    changed(
-        store,
-        by,
-        "keys.rotate",
-        serde_json::to_value(&out).expect("serializes"),
-        now,
-    )
-    .await?;
     Ok(out)
 }
 
@@ -626,28 +567,32 @@ pub async fn revoke_key(
             "signing key {kid} is already revoked"
         )));
     }
+    // The replacement is a change of its own, recorded as a rotation by the same operator.
+    let rotating = Changing {
+        by,
+        change: "keys.rotate",
+        now,
+    };
     let replaced_by = if key.state(&stored, now) == KeyState::Active {
         Some(
-            admin::rotate_keys(store, master, key.purpose, key.alg, now)
+            admin::rotate_keys(store, master, key.purpose, key.alg, &rotating)
                 .await?
                 .kid,
         )
     } else {
         None
     };
-    store.revoke_key(kid, now).await?;
     let out = KeyRevoked {
         kid: kid.into(),
         replaced_by,
     };
-    changed(
-        store,
+    let changing = Changing {
         by,
-        "keys.revoke",
-        serde_json::to_value(&out).expect("serializes"),
+        change: "keys.revoke",
         now,
-    )
-    .await?;
+    };
+    let event = changing.event(serde_json::to_value(&out).expect("serializes"));
+    store.revoke_key(kid, now, &[event]).await?;
     Ok(out)
 }
 
@@ -702,15 +647,13 @@ pub async fn create_admin_token(
         created_at: now,
         revoked_at: None,
     };
-    store.insert_admin_token(&token).await?;
-    changed(
-        store,
+    let changing = Changing {
         by,
-        "admin_token.create",
-        json!({"admin_token_id": token.id, "scopes": scopes}),
+        change: "admin_token.create",
         now,
-    )
-    .await?;
+    };
+    let event = changing.event(json!({"admin_token_id": token.id, "scopes": scopes}));
+    store.insert_admin_token(&token, &[event]).await?;
     Ok(AdminTokenCreated {
         id: token.id,
         admin_token: secret.expose().to_string(),
@@ -746,19 +689,17 @@ pub async fn revoke_admin_token(
     id: &str,
     now: i64,
 ) -> Result<AdminTokenRevoked, AdminError> {
-    if !store.revoke_admin_token(id, now).await? {
+    let changing = Changing {
+        by,
+        change: "admin_token.revoke",
+        now,
+    };
+    let event = changing.event(json!({"admin_token_id": id}));
+    if !store.revoke_admin_token(id, now, &[event]).await? {
         return Err(AdminError::NotFound(format!(
             "no unrevoked admin token {id}; see `tessera admin-token list`"
         )));
     }
-    changed(
-        store,
-        by,
-        "admin_token.revoke",
-        json!({"admin_token_id": id}),
-        now,
-    )
-    .await?;
     Ok(AdminTokenRevoked {
         id: id.into(),
         revoked: true,

@@ -36,6 +36,13 @@ pub enum StoreError {
     Other(String),
 }
 
+/// The audit events of an administrative change, for the store write that makes the change:
+/// they are appended to the audit trail **in the same transaction**, so the change and its
+/// record commit together or not at all (a write that changes nothing, such as revoking what
+/// is already revoked, records nothing). Empty for writes no operator made (sign-up, the
+/// engine's key schedule, a user's own revocation), which the engine audits its own way.
+pub type Audit<'a> = &'a [crate::audit::AuditEvent];
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// What [`TokenStore::rotate_refresh_token`] found.
@@ -104,12 +111,17 @@ pub struct Successor {
 #[async_trait]
 pub trait PartnerStore {
     /// Insert a partner. Fails with `Conflict("email")` or `Conflict("org_code")`.
-    async fn insert_partner(&self, partner: &Partner) -> StoreResult<()>;
+    async fn insert_partner(&self, partner: &Partner, audit: Audit<'_>) -> StoreResult<()>;
     async fn partner_by_id(&self, id: &str) -> StoreResult<Option<Partner>>;
     /// Look up by lower-cased email.
     async fn partner_by_email(&self, email: &str) -> StoreResult<Option<Partner>>;
     /// Set the status; emits `Change::Partner`. `NotFound("partner")` when unknown.
-    async fn set_partner_status(&self, id: &str, status: PartnerStatus) -> StoreResult<()>;
+    async fn set_partner_status(
+        &self,
+        id: &str,
+        status: PartnerStatus,
+        audit: Audit<'_>,
+    ) -> StoreResult<()>;
     /// The ids of every partner with `status` (the engine keeps the inactive ones in memory).
     async fn partner_ids_with_status(&self, status: PartnerStatus) -> StoreResult<Vec<String>>;
     /// Replace the password hash; emits `Change::Partner`.
@@ -117,6 +129,7 @@ pub trait PartnerStore {
         &self,
         id: &str,
         hash: &crate::model::PasswordHash,
+        audit: Audit<'_>,
     ) -> StoreResult<()>;
     /// Store a partner API token digest. `NotFound("partner")` when unknown.
     async fn insert_partner_token(
@@ -124,6 +137,7 @@ pub trait PartnerStore {
         partner_id: &str,
         digest: &SecretDigest,
         now: i64,
+        audit: Audit<'_>,
     ) -> StoreResult<()>;
     /// The partner owning an unrevoked API token.
     async fn partner_by_token(&self, digest: &SecretDigest) -> StoreResult<Option<String>>;
@@ -133,9 +147,15 @@ pub trait PartnerStore {
         &self,
         digest: &SecretDigest,
         now: i64,
+        audit: Audit<'_>,
     ) -> StoreResult<Option<String>>;
     /// Revoke every active API token of a partner; how many. Emits `Change::PartnerToken`.
-    async fn revoke_partner_tokens(&self, partner_id: &str, now: i64) -> StoreResult<u64>;
+    async fn revoke_partner_tokens(
+        &self,
+        partner_id: &str,
+        now: i64,
+        audit: Audit<'_>,
+    ) -> StoreResult<u64>;
 }
 
 #[async_trait]
@@ -156,7 +176,7 @@ pub trait AccountStore {
 #[async_trait]
 pub trait ClientStore {
     /// Insert a client. `NotFound("partner")` when its partner is unknown.
-    async fn insert_client(&self, client: &Client) -> StoreResult<()>;
+    async fn insert_client(&self, client: &Client, audit: Audit<'_>) -> StoreResult<()>;
     async fn client_by_id(&self, id: &str) -> StoreResult<Option<Client>>;
     /// Replace the client's secret; with `previous_until`, the old one still authenticates until
     /// then. Emits `Change::Client`; `NotFound("client")` when unknown.
@@ -165,9 +185,15 @@ pub trait ClientStore {
         id: &str,
         digest: &SecretDigest,
         previous_until: Option<i64>,
+        audit: Audit<'_>,
     ) -> StoreResult<()>;
     /// Disable or enable a client. Emits `Change::Client`; `NotFound("client")` when unknown.
-    async fn set_client_disabled(&self, id: &str, disabled: bool) -> StoreResult<()>;
+    async fn set_client_disabled(
+        &self,
+        id: &str,
+        disabled: bool,
+        audit: Audit<'_>,
+    ) -> StoreResult<()>;
     /// The ids of every disabled client (the engine keeps them in memory).
     async fn disabled_client_ids(&self) -> StoreResult<Vec<String>>;
 }
@@ -175,7 +201,7 @@ pub trait ClientStore {
 #[async_trait]
 pub trait UserStore {
     /// Insert a user. `Conflict("username")` when the partner already has that username.
-    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    async fn insert_user(&self, user: &User, audit: Audit<'_>) -> StoreResult<()>;
     async fn user_by_username(&self, partner_id: &str, username: &str)
     -> StoreResult<Option<User>>;
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
@@ -187,6 +213,7 @@ pub trait UserStore {
         partner_id: &str,
         username: &str,
         hash: &crate::model::PasswordHash,
+        audit: Audit<'_>,
     ) -> StoreResult<String>;
     /// Sign-up of a `customer` user: if the partner has no user with `user.username`, insert
     /// `user`; if it has a customer with it, replace that user's password hash (and names and
@@ -203,7 +230,12 @@ pub trait UserStore {
 pub trait ScopeStore {
     /// Register scope names (an existing name keeps its description unless a new one is
     /// given); emits `Change::Scopes`.
-    async fn add_scopes(&self, names: &[String], description: Option<&str>) -> StoreResult<()>;
+    async fn add_scopes(
+        &self,
+        names: &[String],
+        description: Option<&str>,
+        audit: Audit<'_>,
+    ) -> StoreResult<()>;
     /// Every scope with its human description, for consent pages.
     async fn scope_descriptions(&self) -> StoreResult<Vec<(String, Option<String>)>>;
     async fn list_scopes(&self) -> StoreResult<Vec<String>>;
@@ -214,13 +246,13 @@ pub trait KeyStore {
     async fn list_keys(&self) -> StoreResult<Vec<StoredKey>>;
     /// Insert `key` as the active key and retire every other unretired key at `now`, atomically;
     /// emits `Change::Keys`.
-    async fn rotate_keys(&self, key: &StoredKey, now: i64) -> StoreResult<()>;
+    async fn rotate_keys(&self, key: &StoredKey, now: i64, audit: Audit<'_>) -> StoreResult<()>;
     /// Add `key`, which activates later (`activates_at`), unless a key is already pending
     /// (activating after `now`, not revoked or retired): whether it was added. Atomic, so that
     /// of several nodes scheduling at once exactly one adds its key.
     async fn schedule_key(&self, key: &StoredKey, now: i64) -> StoreResult<bool>;
     /// Mark a key revoked at `now`; `NotFound` if no such key (or it is revoked already).
-    async fn revoke_key(&self, kid: &str, now: i64) -> StoreResult<()>;
+    async fn revoke_key(&self, kid: &str, now: i64, audit: Audit<'_>) -> StoreResult<()>;
 }
 
 /// # Revocation is a state of the parent
@@ -340,7 +372,7 @@ pub trait AuthorizationStore {
     /// End every browser session of `user_id`: move the user's session epoch on (so a session
     /// being created from an earlier sign-in is dead too) and delete the sessions; emits
     /// `Change::User`. How many sessions were deleted; `NotFound("user")` when unknown.
-    async fn end_user_sessions(&self, user_id: &str) -> StoreResult<u64>;
+    async fn end_user_sessions(&self, user_id: &str, audit: Audit<'_>) -> StoreResult<u64>;
     async fn delete_session(&self, digest: &SecretDigest) -> StoreResult<()>;
 
     /// Record that `user_id` lets `client_id` use `scope`: the active grant's scope becomes the
@@ -368,6 +400,7 @@ pub trait AuthorizationStore {
         client_id: &str,
         until: i64,
         now: i64,
+        audit: Audit<'_>,
     ) -> StoreResult<bool>;
 
     async fn insert_authorization_code(&self, code: &AuthorizationCode) -> StoreResult<()>;
@@ -554,12 +587,12 @@ pub trait AuditStore {
 /// Admin API tokens and the `Idempotency-Key`s of their requests.
 #[async_trait]
 pub trait AdminStore {
-    async fn insert_admin_token(&self, token: &AdminToken) -> StoreResult<()>;
+    async fn insert_admin_token(&self, token: &AdminToken, audit: Audit<'_>) -> StoreResult<()>;
     /// The token with this digest, revoked or not.
     async fn admin_token(&self, digest: &SecretDigest) -> StoreResult<Option<AdminToken>>;
     async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminToken>>;
     /// `false` when there is no such unrevoked token.
-    async fn revoke_admin_token(&self, id: &str, now: i64) -> StoreResult<bool>;
+    async fn revoke_admin_token(&self, id: &str, now: i64, audit: Audit<'_>) -> StoreResult<bool>;
     /// Reserve `key` for `token_id`'s request with this fingerprint: `None` when it was free
     /// (the caller now runs the request), else what is held (in flight, or its answer).
     /// Reservations older than `older_than` are forgotten first.

@@ -31,7 +31,7 @@ use tessera_core::model::{
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretDigest;
 use tessera_core::store::{
-    AccountStore, AdminStore, AttemptStore, AuditStore, AuthorizationStore, ChangeFeed,
+    AccountStore, AdminStore, AttemptStore, Audit, AuditStore, AuthorizationStore, ChangeFeed,
     ClientStore, CodeTaking, GrantsOf, InventoryStore, Janitor, KeyStore, PartnerStore, Purge,
     Rotation, ScopeStore, Store, StoreError, StoreResult, Successor, TokenOwner, TokenStore,
     UserFilter, UserStore,
@@ -44,6 +44,7 @@ mod registry;
 mod tokens;
 mod upkeep;
 
+use admin::append_audit_in;
 use tokens::{FAMILY_LOCK, record_revocations};
 
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[

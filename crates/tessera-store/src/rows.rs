@@ -184,6 +184,7 @@ macro_rules! row_mappers {
                 fingerprint: digest_of(r, "fingerprint")?,
                 status: r.try_get("status").map_err(err)?,
                 body: r.try_get("body").map_err(err)?,
+                reserved_at: r.try_get("created_at").map_err(err)?,
             })
         }
 

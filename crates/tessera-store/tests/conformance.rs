@@ -34,12 +34,26 @@ fn postgres_url() -> Option<String> {
 
 /// A fresh, empty store of each backend under test.
 async fn stores() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
+    stores_at()
+        .await
+        .into_iter()
+        .map(|(name, store, dir, _)| (name, store, dir))
+        .collect()
+}
+
+/// [`stores`], with each one's database URL.
+async fn stores_at() -> Vec<(
+    &'static str,
+    Arc<dyn Store>,
+    Option<tempfile::TempDir>,
+    String,
+)> {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("c.db").display());
     let sqlite = tessera_store::open(&url, &tessera_store::Options::default())
         .await
         .unwrap();
-    let mut all = vec![("sqlite", sqlite, Some(dir))];
+    let mut all = vec![("sqlite", sqlite, Some(dir), url)];
     if let Some(admin) = postgres_url() {
         let url = tessera_store::create_scratch_database(&admin)
             .await
@@ -47,9 +61,38 @@ async fn stores() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir
         let pg = tessera_store::open(&url, &tessera_store::Options::default())
             .await
             .unwrap();
-        all.push(("postgres", pg, None));
+        all.push(("postgres", pg, None, url));
     }
     all
+}
+
+/// Make the backend's audit trail refuse (or accept again) every append, as a full disk or a
+/// broken table would: a trigger, through a connection of its own.
+async fn refuse_audit(backend: &str, url: &str, refuse: bool) {
+    use sqlx::Connection;
+    let statements: &[&str] = match (backend, refuse) {
+        ("sqlite", true) => &["CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events \
+              BEGIN SELECT RAISE(ABORT, 'the audit trail is unavailable'); END"],
+        ("sqlite", false) => &["DROP TRIGGER refuse_audit"],
+        (_, true) => &[
+            "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'the audit trail is unavailable'; END $$",
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events \
+             FOR EACH ROW EXECUTE FUNCTION refuse_audit()",
+        ],
+        (_, false) => &["DROP TRIGGER refuse_audit ON audit_events"],
+    };
+    if backend == "sqlite" {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        for sql in statements {
+            sqlx::query(*sql).execute(&mut c).await.unwrap();
+        }
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        for sql in statements {
+            sqlx::query(*sql).execute(&mut c).await.unwrap();
+        }
+    }
 }
 
 fn partner(id: &str, email: &str, org: &str) -> Partner {
@@ -97,12 +140,12 @@ async fn changes(store: &dyn Store) -> Vec<Change> {
 #[tokio::test]
 async fn partners_are_unique_by_email_and_org_code_and_changes_are_fed() {
     for (name, s, _dir) in stores().await {
-        s.insert_partner(&partner("p1", "a@x.example", "ORG1"))
+        s.insert_partner(&partner("p1", "a@x.example", "ORG1"), &[])
             .await
             .unwrap();
         assert!(
             matches!(
-                s.insert_partner(&partner("p2", "a@x.example", "ORG2"))
+                s.insert_partner(&partner("p2", "a@x.example", "ORG2"), &[])
                     .await,
                 Err(StoreError::Conflict("email"))
             ),
@@ -110,7 +153,7 @@ async fn partners_are_unique_by_email_and_org_code_and_changes_are_fed() {
         );
         assert!(
             matches!(
-                s.insert_partner(&partner("p3", "b@x.example", "ORG1"))
+                s.insert_partner(&partner("p3", "b@x.example", "ORG1"), &[])
                     .await,
                 Err(StoreError::Conflict("org_code"))
             ),
@@ -124,7 +167,7 @@ async fn partners_are_unique_by_email_and_org_code_and_changes_are_fed() {
         assert!(s.partner_by_id("nope").await.unwrap().is_none());
 
         let before = s.latest_change().await.unwrap();
-        s.set_partner_status("p1", PartnerStatus::Inactive)
+        s.set_partner_status("p1", PartnerStatus::Inactive, &[])
             .await
             .unwrap();
         assert_eq!(
@@ -132,7 +175,8 @@ async fn partners_are_unique_by_email_and_org_code_and_changes_are_fed() {
             PartnerStatus::Inactive
         );
         assert!(matches!(
-            s.set_partner_status("nope", PartnerStatus::Active).await,
+            s.set_partner_status("nope", PartnerStatus::Active, &[])
+                .await,
             Err(StoreError::NotFound("partner"))
         ));
         let fed = s.changes_since(before, 10).await.unwrap();
@@ -145,11 +189,11 @@ async fn partners_are_unique_by_email_and_org_code_and_changes_are_fed() {
 #[tokio::test]
 async fn partner_tokens_resolve_only_for_known_partners() {
     for (name, s, _dir) in stores().await {
-        s.insert_partner(&partner("p1", "a@x.example", "ORG1"))
+        s.insert_partner(&partner("p1", "a@x.example", "ORG1"), &[])
             .await
             .unwrap();
         let d = SecretDigest([7; 32]);
-        s.insert_partner_token("p1", &d, 5).await.unwrap();
+        s.insert_partner_token("p1", &d, 5, &[]).await.unwrap();
         assert_eq!(
             s.partner_by_token(&d).await.unwrap().as_deref(),
             Some("p1"),
@@ -162,7 +206,7 @@ async fn partner_tokens_resolve_only_for_known_partners() {
                 .is_none()
         );
         assert!(matches!(
-            s.insert_partner_token("nope", &SecretDigest([9; 32]), 5)
+            s.insert_partner_token("nope", &SecretDigest([9; 32]), 5, &[])
                 .await,
             Err(StoreError::NotFound("partner"))
         ));
@@ -172,10 +216,10 @@ async fn partner_tokens_resolve_only_for_known_partners() {
 #[tokio::test]
 async fn accounts_page_in_id_order_and_external_ids_are_unique_per_partner() {
     for (name, s, _dir) in stores().await {
-        s.insert_partner(&partner("p1", "a@x.example", "ORG1"))
+        s.insert_partner(&partner("p1", "a@x.example", "ORG1"), &[])
             .await
             .unwrap();
-        s.insert_partner(&partner("p2", "b@x.example", "ORG2"))
+        s.insert_partner(&partner("p2", "b@x.example", "ORG2"), &[])
             .await
             .unwrap();
         for (id, owner, ext) in [
@@ -234,10 +278,10 @@ async fn accounts_page_in_id_order_and_external_ids_are_unique_per_partner() {
 #[tokio::test]
 async fn users_are_unique_per_partner() {
     for (name, s, _dir) in stores().await {
-        s.insert_partner(&partner("p1", "a@x.example", "ORG1"))
+        s.insert_partner(&partner("p1", "a@x.example", "ORG1"), &[])
             .await
             .unwrap();
-        s.insert_partner(&partner("p2", "b@x.example", "ORG2"))
+        s.insert_partner(&partner("p2", "b@x.example", "ORG2"), &[])
             .await
             .unwrap();
         let user = |id: &str, p: &str| User {
@@ -253,11 +297,11 @@ async fn users_are_unique_per_partner() {
             signed_up_by: None,
             created_at: 1,
         };
-        s.insert_user(&user("u1", "p1")).await.unwrap();
-        s.insert_user(&user("u2", "p2")).await.unwrap();
+        s.insert_user(&user("u1", "p1"), &[]).await.unwrap();
+        s.insert_user(&user("u2", "p2"), &[]).await.unwrap();
         assert!(
             matches!(
-                s.insert_user(&user("u3", "p1")).await,
+                s.insert_user(&user("u3", "p1"), &[]).await,
                 Err(StoreError::Conflict("username"))
             ),
             "{name}"
@@ -491,8 +535,8 @@ async fn key_rotation_retires_the_previous_key_atomically() {
         let m = MasterKey::generate();
         let k1 = generate_key(Alg::ES256, &m, 10).unwrap();
         let k2 = generate_key(Alg::EdDSA, &m, 20).unwrap();
-        s.rotate_keys(&k1, 10).await.unwrap();
-        s.rotate_keys(&k2, 20).await.unwrap();
+        s.rotate_keys(&k1, 10, &[]).await.unwrap();
+        s.rotate_keys(&k2, 20, &[]).await.unwrap();
         let keys = s.list_keys().await.unwrap();
         assert_eq!(keys.len(), 2, "{name}");
         assert_eq!(
@@ -516,8 +560,8 @@ async fn key_rotation_retires_the_previous_key_atomically() {
         // An ID-token key rotates its own lane only: the access key keeps signing.
         let id1 = generate_key_for(KeyUse::IdToken, Alg::RS256, &m, 30).unwrap();
         let id2 = generate_key_for(KeyUse::IdToken, Alg::RS256, &m, 40).unwrap();
-        s.rotate_keys(&id1, 30).await.unwrap();
-        s.rotate_keys(&id2, 40).await.unwrap();
+        s.rotate_keys(&id1, 30, &[]).await.unwrap();
+        s.rotate_keys(&id2, 40, &[]).await.unwrap();
         let keys = s.list_keys().await.unwrap();
         let find = |kid: &str| keys.iter().find(|k| k.kid == kid).unwrap();
         assert_eq!(find(&k2.kid).retired_at, None, "{name}");
@@ -538,13 +582,13 @@ async fn key_rotation_retires_the_previous_key_atomically() {
 #[tokio::test]
 async fn scopes_register_idempotently_and_the_feed_pages_and_prunes() {
     for (name, s, _dir) in stores().await {
-        s.add_scopes(&["crm".into(), "WRITE".into()], None)
+        s.add_scopes(&["crm".into(), "WRITE".into()], None, &[])
             .await
             .unwrap();
-        s.add_scopes(&["crm".into()], Some("Your contacts"))
+        s.add_scopes(&["crm".into()], Some("Your contacts"), &[])
             .await
             .unwrap();
-        s.add_scopes(&["crm".into()], None).await.unwrap();
+        s.add_scopes(&["crm".into()], None, &[]).await.unwrap();
         let described = s.scope_descriptions().await.unwrap();
         assert!(described.contains(&("crm".to_string(), Some("Your contacts".to_string()))));
         assert!(described.contains(&("WRITE".to_string(), None)));
@@ -563,7 +607,7 @@ async fn scopes_register_idempotently_and_the_feed_pages_and_prunes() {
 #[tokio::test]
 async fn customer_sign_up_upserts_but_never_takes_over_staff_or_another_clients_users() {
     for (name, s, _dir) in stores().await {
-        s.insert_partner(&partner("p1", "a@x.example", "ORG1"))
+        s.insert_partner(&partner("p1", "a@x.example", "ORG1"), &[])
             .await
             .unwrap();
         let user = |id: &str, username: &str, role: Role, hash: &str| User {
@@ -605,7 +649,7 @@ async fn customer_sign_up_upserts_but_never_takes_over_staff_or_another_clients_
             username: "+1555".into()
         }));
 
-        s.insert_user(&user("a1", "boss@x.example", Role::Admin, "argon"))
+        s.insert_user(&user("a1", "boss@x.example", Role::Admin, "argon"), &[])
             .await
             .unwrap();
         let (u, existed) = s
@@ -684,40 +728,46 @@ async fn customer_sign_up_upserts_but_never_takes_over_staff_or_another_clients_
 }
 
 async fn with_user_and_client(s: &dyn Store) {
-    s.insert_partner(&partner("p1", "a@x.example", "ORG1"))
+    s.insert_partner(&partner("p1", "a@x.example", "ORG1"), &[])
         .await
         .unwrap();
-    s.insert_user(&User {
-        id: "u1".into(),
-        partner_id: "p1".into(),
-        account_id: None,
-        username: "ann@x.example".into(),
-        role: Role::Member,
-        password_hash: PasswordHash("h".into()),
-        first_name: None,
-        last_name: None,
-        external_id: None,
-        signed_up_by: None,
-        created_at: 1,
-    })
+    s.insert_user(
+        &User {
+            id: "u1".into(),
+            partner_id: "p1".into(),
+            account_id: None,
+            username: "ann@x.example".into(),
+            role: Role::Member,
+            password_hash: PasswordHash("h".into()),
+            first_name: None,
+            last_name: None,
+            external_id: None,
+            signed_up_by: None,
+            created_at: 1,
+        },
+        &[],
+    )
     .await
     .unwrap();
-    s.insert_client(&tessera_core::model::Client {
-        id: "c1".into(),
-        partner_id: "p1".into(),
-        name: "App".into(),
-        secret_digest: SecretDigest([0; 32]),
-        grant_types: vec![tessera_core::model::GrantType::AuthorizationCode],
-        scopes: ScopeSet::parse("crm").unwrap(),
-        redirect_uris: vec!["https://app.example/cb".into()],
-        frame_origins: vec![],
-        dev: false,
-        pkce_plain: true,
-        allow_registration: true,
-        previous_secret: None,
-        disabled: false,
-        created_at: 1,
-    })
+    s.insert_client(
+        &tessera_core::model::Client {
+            id: "c1".into(),
+            partner_id: "p1".into(),
+            name: "App".into(),
+            secret_digest: SecretDigest([0; 32]),
+            grant_types: vec![tessera_core::model::GrantType::AuthorizationCode],
+            scopes: ScopeSet::parse("crm").unwrap(),
+            redirect_uris: vec!["https://app.example/cb".into()],
+            frame_origins: vec![],
+            dev: false,
+            pkce_plain: true,
+            allow_registration: true,
+            previous_secret: None,
+            disabled: false,
+            created_at: 1,
+        },
+        &[],
+    )
     .await
     .unwrap();
     // The client's policy flags round-trip.
@@ -842,8 +892,8 @@ async fn grants_widen_by_union_and_revocation_takes_their_refresh_families() {
             Some(g1.id.clone()),
             "{name}: the successor keeps the grant"
         );
-        assert!(s.revoke_grant("u1", "c1", 9000, 30).await.unwrap());
-        assert!(!s.revoke_grant("u1", "c1", 9000, 31).await.unwrap());
+        assert!(s.revoke_grant("u1", "c1", 9000, 30, &[]).await.unwrap());
+        assert!(!s.revoke_grant("u1", "c1", 9000, 31, &[]).await.unwrap());
         assert!(s.active_grant("u1", "c1").await.unwrap().is_none());
         assert_eq!(
             s.grant_by_id(&g1.id).await.unwrap().unwrap().revoked_at,
@@ -1307,10 +1357,10 @@ async fn inventory_lists_page_by_id_and_filter() {
     use tessera_core::store::{GrantsOf, UserFilter};
     for (name, s, _dir) in stores().await {
         with_user_and_client(s.as_ref()).await;
-        s.insert_partner(&partner("p2", "b@x.example", "ORG2"))
+        s.insert_partner(&partner("p2", "b@x.example", "ORG2"), &[])
             .await
             .unwrap();
-        s.insert_partner(&partner("p3", "c@x.example", "ORG3"))
+        s.insert_partner(&partner("p3", "c@x.example", "ORG3"), &[])
             .await
             .unwrap();
         // Partners: pages of two, in id order, the second after the first's last id.
@@ -1332,19 +1382,22 @@ async fn inventory_lists_page_by_id_and_filter() {
         assert_eq!(s.list_clients(None, None, 10).await.unwrap().len(), 1);
 
         // Users: every filter given must match.
-        s.insert_user(&User {
-            id: "u2".into(),
-            partner_id: "p2".into(),
-            account_id: None,
-            username: "ann@x.example".into(),
-            role: Role::Admin,
-            password_hash: PasswordHash("h".into()),
-            first_name: None,
-            last_name: None,
-            external_id: None,
-            signed_up_by: None,
-            created_at: 1,
-        })
+        s.insert_user(
+            &User {
+                id: "u2".into(),
+                partner_id: "p2".into(),
+                account_id: None,
+                username: "ann@x.example".into(),
+                role: Role::Admin,
+                password_hash: PasswordHash("h".into()),
+                first_name: None,
+                last_name: None,
+                external_id: None,
+                signed_up_by: None,
+                created_at: 1,
+            },
+            &[],
+        )
         .await
         .unwrap();
         let users = |f: UserFilter| {
@@ -1392,7 +1445,7 @@ async fn inventory_lists_page_by_id_and_filter() {
 
         // Grants of a user or a client, withdrawn ones included.
         let g = s.upsert_grant("u1", "c1", "crm", 10).await.unwrap();
-        s.revoke_grant("u1", "c1", 100, 20).await.unwrap();
+        s.revoke_grant("u1", "c1", 100, 20, &[]).await.unwrap();
         let of_client = s
             .list_grants_of(&GrantsOf::Client("c1".into()), None, 10)
             .await
@@ -1501,7 +1554,7 @@ async fn one_key_is_scheduled_at_a_time_and_revocation_is_fed() {
     for (name, s, _dir) in stores().await {
         let m = MasterKey::generate();
         let first = generate_key(Alg::ES256, &m, 100).unwrap();
-        s.rotate_keys(&first, 100).await.unwrap();
+        s.rotate_keys(&first, 100, &[]).await.unwrap();
         let mut next = generate_key(Alg::ES256, &m, 200).unwrap();
         next.activates_at = Some(1_000);
         let mut another = generate_key(Alg::ES256, &m, 300).unwrap();
@@ -1518,9 +1571,9 @@ async fn one_key_is_scheduled_at_a_time_and_revocation_is_fed() {
         third.activates_at = Some(9_000);
         assert!(s.schedule_key(&third, 2_500).await.unwrap(), "{name}");
         let before = s.latest_change().await.unwrap();
-        s.revoke_key(&third.kid, 2_600).await.unwrap();
+        s.revoke_key(&third.kid, 2_600, &[]).await.unwrap();
         assert!(matches!(
-            s.revoke_key(&third.kid, 2_700).await,
+            s.revoke_key(&third.kid, 2_700, &[]).await,
             Err(StoreError::NotFound(_))
         ));
         assert_eq!(
@@ -1547,7 +1600,7 @@ async fn admin_tokens_and_idempotency_keys() {
             created_at: 10,
             revoked_at: None,
         };
-        s.insert_admin_token(&t).await.unwrap();
+        s.insert_admin_token(&t, &[]).await.unwrap();
         assert_eq!(
             s.admin_token(&SecretDigest([3; 32])).await.unwrap(),
             Some(t.clone()),
@@ -1555,9 +1608,12 @@ async fn admin_tokens_and_idempotency_keys() {
         );
         assert_eq!(s.admin_token(&SecretDigest([4; 32])).await.unwrap(), None);
         assert_eq!(s.list_admin_tokens().await.unwrap(), vec![t.clone()]);
-        assert!(s.revoke_admin_token("at1", 20).await.unwrap(), "{name}");
         assert!(
-            !s.revoke_admin_token("at1", 30).await.unwrap(),
+            s.revoke_admin_token("at1", 20, &[]).await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            !s.revoke_admin_token("at1", 30, &[]).await.unwrap(),
             "{name}: once"
         );
         assert_eq!(
@@ -1707,5 +1763,72 @@ async fn a_database_two_releases_ahead_is_refused() {
             Err(e) => e.to_string(),
         };
         assert!(refused.contains("more than one release newer"), "{refused}");
+    }
+}
+
+/// One write path: an administrative write and its audit events commit in one transaction.
+/// With the audit trail refusing appends, the write fails and changes nothing (a partner is not
+/// created, a status not set); once it accepts them again, the same writes succeed with their
+/// events, and writes that carry no event were never affected.
+#[tokio::test]
+async fn an_admin_write_and_its_audit_events_commit_together() {
+    use tessera_core::audit::{AuditEvent, AuditQuery, Event};
+    for (name, s, _dir, url) in stores_at().await {
+        s.insert_partner(&partner("p1", "a@x.example", "ORG1"), &[])
+            .await
+            .unwrap();
+        let event = |change: &str| {
+            AuditEvent::new(Event::AdminChange, 10)
+                .detail("change", change)
+                .partner("p1")
+        };
+        refuse_audit(name, &url, true).await;
+        let p2 = partner("p2", "b@x.example", "ORG2");
+        assert!(
+            s.insert_partner(&p2, &[event("partner.create")])
+                .await
+                .is_err()
+        );
+        assert!(
+            s.partner_by_id("p2").await.unwrap().is_none(),
+            "{name}: made, not recorded"
+        );
+        let inactive = PartnerStatus::Inactive;
+        let set = [event("partner.set_status")];
+        assert!(
+            s.set_partner_status("p1", inactive, &set).await.is_err(),
+            "{name}"
+        );
+        let p1 = s.partner_by_id("p1").await.unwrap().unwrap();
+        assert_eq!(
+            p1.status,
+            PartnerStatus::Active,
+            "{name}: changed, not recorded"
+        );
+        // A write no operator made carries no event, and goes through.
+        s.set_partner_status("p1", inactive, &[]).await.unwrap();
+        s.set_partner_status("p1", PartnerStatus::Active, &[])
+            .await
+            .unwrap();
+
+        refuse_audit(name, &url, false).await;
+        s.insert_partner(&p2, &[event("partner.create")])
+            .await
+            .unwrap();
+        s.set_partner_status("p1", inactive, &[event("partner.set_status")])
+            .await
+            .unwrap();
+        let recorded = s
+            .query_audit(&AuditQuery {
+                limit: 10,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        let changes: Vec<_> = recorded
+            .iter()
+            .map(|e| e.detail["change"].clone())
+            .collect();
+        assert_eq!(changes, ["partner.set_status", "partner.create"], "{name}");
     }
 }

@@ -5,8 +5,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use tessera_core::admin::{self, NewClient, NewPartner, NewUser};
 use tessera_core::model::Role;
+use tessera_core::operations::{self as ops, Operator};
 use tessera_core::secret::random_bytes;
 use tessera_core::store::Store;
 use tessera_core::unix_now;
@@ -46,22 +46,25 @@ pub async fn ensure_demo_data(store: &dyn Store) -> anyhow::Result<Demo> {
     }
     let now = unix_now();
     let passwords = tessera_core::password::Passwords::new();
+    // Made through the operator's operations, audited like any other change.
+    let by = &Operator("dev:demo-data".into());
     for (name, description) in [
         ("transport", "Connect and manage your messaging channels"),
         ("crm", "Read and update your contacts and deals"),
         ("WRITE", "Create contracts and payments for you"),
     ] {
-        admin::add_scopes(store, &[name.into()], Some(description)).await?;
+        ops::add_scopes(store, by, &[name.into()], Some(description), now).await?;
     }
     let partner_password = random_password();
-    let partner = admin::create_partner(
+    let partner = ops::create_partner(
         store,
         &passwords,
-        NewPartner {
-            name: "Demo Partner",
-            email: DEMO_EMAIL,
-            password: &partner_password,
-            scopes: "transport crm WRITE",
+        by,
+        &ops::CreatePartner {
+            name: "Demo Partner".into(),
+            email: DEMO_EMAIL.into(),
+            password: partner_password.clone(),
+            scopes: "transport crm WRITE".into(),
             org_code: None,
         },
         now,
@@ -69,27 +72,30 @@ pub async fn ensure_demo_data(store: &dyn Store) -> anyhow::Result<Demo> {
     .await?;
     let account = tessera_core::model::Account {
         id: numeric_account_id(),
-        partner_id: partner.id.clone(),
+        partner_id: partner.partner_id.clone(),
         name: "Demo Customer".into(),
         external_id: Some("demo-1".into()),
         created_at: now,
     };
     store.insert_account(&account).await?;
-    let (client, client_secret) = admin::create_client(
+    let client = ops::create_client(
         store,
-        NewClient {
-            partner_id: &partner.id,
-            name: "Demo App",
-            grant_types: &[
-                "client_credentials".into(),
-                "password".into(),
-                "refresh_token".into(),
-                "authorization_code".into(),
-                "token_exchange".into(),
-            ],
-            scopes: "WRITE transport crm",
-            redirect_uris: &["http://127.0.0.1:9999/callback".into()],
-            frame_origins: &[],
+        by,
+        &ops::CreateClient {
+            partner_id: partner.partner_id.clone(),
+            name: "Demo App".into(),
+            grant_types: [
+                "client_credentials",
+                "password",
+                "refresh_token",
+                "authorization_code",
+                "token_exchange",
+            ]
+            .map(String::from)
+            .to_vec(),
+            scopes: "WRITE transport crm".into(),
+            redirect_uris: vec!["http://127.0.0.1:9999/callback".into()],
+            frame_origins: Vec::new(),
             dev: true,
             pkce_plain: false,
             allow_registration: true,
@@ -97,43 +103,27 @@ pub async fn ensure_demo_data(store: &dyn Store) -> anyhow::Result<Demo> {
         now,
     )
     .await?;
-    let admin_password = random_password();
-    admin::create_user(
-        store,
-        &passwords,
-        NewUser {
-            partner_id: &partner.id,
-            username: DEMO_ADMIN,
-            password: &admin_password,
-            role: Role::Admin,
-            account_id: None,
-        },
-        now,
-    )
-    .await?;
-    let customer_password = random_password();
-    admin::create_user(
-        store,
-        &passwords,
-        NewUser {
-            partner_id: &partner.id,
-            username: DEMO_CUSTOMER,
-            password: &customer_password,
-            role: Role::Customer,
-            account_id: None,
-        },
-        now,
-    )
-    .await?;
+    let user = |username: &str, role| ops::CreateUser {
+        partner_id: partner.partner_id.clone(),
+        username: username.into(),
+        password: random_password(),
+        role,
+        account_id: None,
+    };
+    let admin = user(DEMO_ADMIN, Role::Admin);
+    let customer = user(DEMO_CUSTOMER, Role::Customer);
+    for u in [&admin, &customer] {
+        ops::create_user(store, &passwords, by, u, now).await?;
+    }
     Ok(Demo {
-        partner_id: partner.id,
+        partner_id: partner.partner_id,
         account_id: account.id,
         secrets: Some(DemoSecrets {
-            customer_password,
+            customer_password: customer.password,
             partner_password,
-            client_id: client.id,
-            client_secret: client_secret.expose().to_string(),
-            admin_password,
+            client_id: client.client_id,
+            client_secret: client.client_secret,
+            admin_password: admin.password,
         }),
     })
 }

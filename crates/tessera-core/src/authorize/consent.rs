@@ -175,7 +175,7 @@ impl Engine {
         let until = crate::policy::family_revocation_until(now);
         let revoked = self
             .flows()
-            .revoke_grant(&user.id, client_id, until, now)
+            .revoke_grant(&user.id, client_id, until, now, &[])
             .await?;
         if revoked {
             self.audit(

@@ -108,7 +108,7 @@ impl Engine {
 
     /// Store a new user; a cached absence of the username is forgotten.
     pub(crate) async fn insert_user(&self, user: &User) -> StoreResult<()> {
-        self.store.insert_user(user).await?;
+        self.store.insert_user(user, &[]).await?;
         self.forget_user(&user.partner_id, &user.username);
         Ok(())
     }
@@ -141,6 +141,7 @@ impl Engine {
                         &grant.client_id,
                         crate::policy::family_revocation_until(now),
                         now,
+                        &[],
                     )
                     .await?
             {

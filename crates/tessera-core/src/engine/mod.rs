@@ -262,7 +262,7 @@ impl Engine {
         for (lane, absent) in missing {
             if absent {
                 let key = generate_key_for(lane, lane.alg(config.signing_alg), &master, now)?;
-                store.rotate_keys(&key, now).await?;
+                store.rotate_keys(&key, now, &[]).await?;
                 tracing::info!(kid = %key.kid, alg = key.alg.as_str(), purpose = lane.as_str(), "created a signing key");
                 keys = KeySet::load(&store.list_keys().await?, &master, now)?;
             }

@@ -2,10 +2,10 @@
 //! feed), and never a way around revocation, expiry or the lockout.
 
 use tessera_core::EngineError;
-use tessera_core::admin;
 use tessera_core::model::PartnerStatus;
+use tessera_core::operations as ops;
 
-use crate::support::{PASSWORD, T0, World};
+use crate::support::{PASSWORD, T0, World, operator};
 
 #[tokio::test]
 async fn a_cached_partner_is_refreshed_by_the_change_feed() {
@@ -15,9 +15,15 @@ async fn a_cached_partner_is_refreshed_by_the_change_feed() {
         .authenticate_partner_basic(&email, PASSWORD, T0)
         .await
         .unwrap();
-    admin::set_partner_status(w.store.as_ref(), &w.partner.id, PartnerStatus::Inactive)
-        .await
-        .unwrap();
+    ops::set_partner_status(
+        w.store.as_ref(),
+        &operator(),
+        &w.partner.id,
+        PartnerStatus::Inactive,
+        T0,
+    )
+    .await
+    .unwrap();
     // The change is committed with its feed entry; this node learns of it at its next sync.
     assert!(w.engine.sync(T0).await.unwrap() >= 1);
     let e = w
@@ -43,7 +49,7 @@ async fn a_changed_password_invalidates_the_verified_pair() {
         .await
         .unwrap();
     w.store
-        .set_partner_password(&w.partner.id, &new_hash)
+        .set_partner_password(&w.partner.id, &new_hash, &[])
         .await
         .unwrap();
     w.engine.sync(T0).await.unwrap();
@@ -103,7 +109,7 @@ async fn a_client_secret_is_checked_against_the_cached_client() {
     let (_, client, secret) = w.client(&["client_credentials"]).await;
     assert!(
         w.engine
-            .authenticate_client(&client.id, secret.expose(), T0)
+            .authenticate_client(&client.id, &secret, T0)
             .await
             .is_ok()
     );
@@ -113,13 +119,19 @@ async fn a_client_secret_is_checked_against_the_cached_client() {
         .await
         .unwrap_err();
     assert!(matches!(e, EngineError::InvalidClient(_)), "{e:?}");
-    admin::set_partner_status(w.store.as_ref(), &w.partner.id, PartnerStatus::Inactive)
-        .await
-        .unwrap();
+    ops::set_partner_status(
+        w.store.as_ref(),
+        &operator(),
+        &w.partner.id,
+        PartnerStatus::Inactive,
+        T0,
+    )
+    .await
+    .unwrap();
     w.engine.sync(T0).await.unwrap();
     let e = w
         .engine
-        .authenticate_client(&client.id, secret.expose(), T0)
+        .authenticate_client(&client.id, &secret, T0)
         .await
         .unwrap_err();
     assert!(matches!(e, EngineError::InvalidClient(_)), "{e:?}");
@@ -217,9 +229,15 @@ async fn a_node_away_longer_than_the_feed_keeps_reloads_instead_of_trusting_it()
         .access_token;
     // While this node is away, the partner is deactivated and, a day later, the feed entry
     // that said so is pruned.
-    admin::set_partner_status(w.store.as_ref(), &w.partner.id, PartnerStatus::Inactive)
-        .await
-        .unwrap();
+    ops::set_partner_status(
+        w.store.as_ref(),
+        &operator(),
+        &w.partner.id,
+        PartnerStatus::Inactive,
+        T0,
+    )
+    .await
+    .unwrap();
     let later = T0 + 2 * 86_400;
     w.store.prune_changes(later - 86_400).await.unwrap();
     assert!(w.store.changes_since(0, 10).await.unwrap().is_empty());

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use tessera_core::admin::{self, NewClient, NewPartner, NewUser};
 use tessera_core::grants::{GrantRequest, Issued};
 use tessera_core::jwt::Claims;
 use tessera_core::master::MasterKey;
 use tessera_core::model::{Account, Client, Partner, Role, User};
-use tessera_core::secret::Secret;
+use tessera_core::operations::{self as ops, Operator};
+use tessera_core::password::Passwords;
 use tessera_core::store::Store;
 use tessera_core::{Caller, Engine, EngineConfig, EngineError};
 
@@ -35,10 +35,12 @@ impl World {
         let store = tessera_store::open(&url, &tessera_store::Options::default())
             .await
             .unwrap();
-        admin::add_scopes(
+        ops::add_scopes(
             store.as_ref(),
+            &operator(),
             &["crm".into(), "transport".into(), "billing".into()],
             None,
+            T0,
         )
         .await
         .unwrap();
@@ -68,7 +70,7 @@ impl World {
     }
 
     /// A registered client of the world's partner, authenticated as the standard dialect does.
-    pub async fn client(&self, grants: &[&str]) -> (Caller, Arc<Client>, Secret) {
+    pub async fn client(&self, grants: &[&str]) -> (Caller, Arc<Client>, String) {
         self.client_of(&self.partner, grants).await
     }
 
@@ -76,17 +78,17 @@ impl World {
         &self,
         partner: &Partner,
         grants: &[&str],
-    ) -> (Caller, Arc<Client>, Secret) {
-        let grant_types: Vec<String> = grants.iter().map(|g| g.to_string()).collect();
-        let (client, secret) = admin::create_client(
+    ) -> (Caller, Arc<Client>, String) {
+        let made = ops::create_client(
             self.store.as_ref(),
-            NewClient {
-                partner_id: &partner.id,
-                name: "Test app",
-                grant_types: &grant_types,
-                scopes: "crm transport",
-                redirect_uris: &["https://app.test/cb".to_string()],
-                frame_origins: &[],
+            &operator(),
+            &ops::CreateClient {
+                partner_id: partner.id.clone(),
+                name: "Test app".into(),
+                grant_types: grants.iter().map(|g| g.to_string()).collect(),
+                scopes: "crm transport".into(),
+                redirect_uris: vec!["https://app.test/cb".into()],
+                frame_origins: Vec::new(),
                 dev: false,
                 pkce_plain: false,
                 allow_registration: false,
@@ -95,12 +97,18 @@ impl World {
         )
         .await
         .unwrap();
+        let client = self
+            .store
+            .client_by_id(&made.client_id)
+            .await
+            .unwrap()
+            .unwrap();
         let caller = self
             .engine
-            .authenticate_client(&client.id, secret.expose(), T0)
+            .authenticate_client(&client.id, &made.client_secret, T0)
             .await
             .unwrap();
-        (caller, Arc::new(client), secret)
+        (caller, Arc::new(client), made.client_secret)
     }
 
     pub async fn account(&self) -> Account {
@@ -111,20 +119,22 @@ impl World {
     }
 
     pub async fn user(&self, role: Role, account: Option<&Account>) -> User {
-        admin::create_user(
+        let made = ops::create_user(
             self.store.as_ref(),
-            &tessera_core::password::Passwords::new(),
-            NewUser {
-                partner_id: &self.partner.id,
-                username: &format!("{}-{}@buyer.test", role.as_str(), uuid_suffix()),
-                password: PASSWORD,
+            &Passwords::new(),
+            &operator(),
+            &ops::CreateUser {
+                partner_id: self.partner.id.clone(),
+                username: format!("{}-{}@buyer.test", role.as_str(), uuid_suffix()),
+                password: PASSWORD.into(),
                 role,
-                account_id: account.map(|a| a.id.as_str()),
+                account_id: account.map(|a| a.id.clone()),
             },
             T0,
         )
         .await
-        .unwrap()
+        .unwrap();
+        self.store.user_by_id(&made.user_id).await.unwrap().unwrap()
     }
 
     pub async fn grant(
@@ -144,20 +154,31 @@ impl World {
 
 async fn new_partner(store: &dyn Store, scopes: &str) -> Partner {
     let suffix = uuid_suffix();
-    admin::create_partner(
+    let made = ops::create_partner(
         store,
-        &tessera_core::password::Passwords::new(),
-        NewPartner {
-            name: "Partner",
-            email: &format!("p-{suffix}@partner.test"),
-            password: PASSWORD,
-            scopes,
+        &Passwords::new(),
+        &operator(),
+        &ops::CreatePartner {
+            name: "Partner".into(),
+            email: format!("p-{suffix}@partner.test"),
+            password: PASSWORD.into(),
+            scopes: scopes.into(),
             org_code: None,
         },
         T0,
     )
     .await
-    .unwrap()
+    .unwrap();
+    store
+        .partner_by_id(&made.partner_id)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// Who the tests' changes are made by, in the audit trail.
+pub fn operator() -> Operator {
+    Operator("test".into())
 }
 
 pub fn uuid_suffix() -> String {

@@ -22,6 +22,10 @@ use crate::app::{AppState, MAX_BODY_BYTES};
 
 /// How long an `Idempotency-Key`'s answer is kept.
 const IDEMPOTENCY_TTL: i64 = 86_400;
+/// Past this, a key reserved but never answered belongs to a request that ran and whose answer
+/// could not be kept (an admin call takes seconds; it runs to its end even when its client
+/// hangs up), not to one still running.
+const IN_FLIGHT_SECS: i64 = 60;
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -192,9 +196,10 @@ async fn idempotent(
                     .insert("idempotent-replayed", HeaderValue::from_static("true"));
                 Ok(r)
             }
-            _ => Err(Problem::IdempotencyConflict(
-                "a request with this Idempotency-Key is still being answered; retry shortly",
-            )),
+            _ => Err(Problem::IdempotencyConflict(unanswered(
+                held.reserved_at,
+                now,
+            ))),
         },
         None => {
             let response = next.run(Request::from_parts(parts, Body::from(body))).await;
@@ -209,10 +214,49 @@ async fn idempotent(
                 .await
                 .map_err(|_| Problem::Unavailable)?;
             let sealed = admin.master.seal(&context, &bytes);
-            store
-                .finish_idempotency_key(&token.id, key, i64::from(status.as_u16()), &sealed)
-                .await?;
+            let status = i64::from(status.as_u16());
+            // The change is made (and audited with it): its answer goes to the caller even when
+            // it cannot be kept for replays, rather than a 503 that says it failed. A repeat of
+            // the key then gets a conflict, never a second execution.
+            let mut kept = store
+                .finish_idempotency_key(&token.id, key, status, &sealed)
+                .await;
+            for pause in [50, 250] {
+                if kept.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                kept = store
+                    .finish_idempotency_key(&token.id, key, status, &sealed)
+                    .await;
+            }
+            if let Err(e) = kept {
+                tracing::error!(error = %e, "an admin answer could not be kept for its Idempotency-Key");
+            }
             Ok(Response::from_parts(parts, Body::from(bytes)))
         }
+    }
+}
+
+/// Why a key that is held but has no answer cannot be used: its request is still running, or
+/// (reserved more than [`IN_FLIGHT_SECS`] ago) it ran and its answer was not kept.
+fn unanswered(reserved_at: i64, now: i64) -> &'static str {
+    if now - reserved_at <= IN_FLIGHT_SECS {
+        "a request with this Idempotency-Key is still being answered; retry shortly"
+    } else {
+        "the request with this Idempotency-Key was carried out, but its answer could not be kept; \
+         check its result (GET) before sending it again under a new key"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unanswered_key_is_in_flight_for_a_minute_then_carried_out() {
+        assert!(unanswered(1_000, 1_000).contains("still being answered"));
+        assert!(unanswered(1_000, 1_000 + IN_FLIGHT_SECS).contains("still being answered"));
+        assert!(unanswered(1_000, 1_001 + IN_FLIGHT_SECS).contains("carried out"));
     }
 }

@@ -83,7 +83,7 @@ async fn method_not_allowed() -> Response {
 }
 
 async fn not_found() -> Response {
-    Problem::Admin(tessera_core::admin::AdminError::NotFound(
+    Problem::Admin(tessera_core::operations::AdminError::NotFound(
         "no such admin API route; see /admin/v1/...".into(),
     ))
     .into_response()
@@ -591,7 +591,7 @@ async fn rotate_keys(
         .as_deref()
         .unwrap_or(app.engine.config().signing_alg.as_str())
         .parse()
-        .map_err(|e: String| Problem::Admin(tessera_core::admin::AdminError::Invalid(e)))?;
+        .map_err(|e: String| Problem::Admin(tessera_core::operations::AdminError::Invalid(e)))?;
     let purpose = if input.id_token {
         KeyUse::IdToken
     } else {
@@ -658,9 +658,9 @@ async fn audit(State(app): State<AppState>, q: QueryOf<AuditParams>) -> Answer {
     }
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(Problem::Admin(tessera_core::admin::AdminError::Invalid(
-            "limit must be 1 to 1000".into(),
-        )));
+        return Err(Problem::Admin(
+            tessera_core::operations::AdminError::Invalid("limit must be 1 to 1000".into()),
+        ));
     }
     let query = AuditQuery {
         since: at(&q.since)?,

@@ -4,7 +4,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use tessera_core::admin::AdminError;
+use tessera_core::operations::AdminError;
 
 /// An RFC 9457 problem as sent (documentation of the wire shape; built in [`Problem`]'s
 /// `IntoResponse`).

@@ -107,7 +107,8 @@ impl InventoryStore for PgStore {
 
 #[async_trait]
 impl AdminStore for PgStore {
-    async fn insert_admin_token(&self, t: &AdminToken) -> StoreResult<()> {
+    async fn insert_admin_token(&self, t: &AdminToken, audit: Audit<'_>) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
         sqlx::query(
             "INSERT INTO admin_tokens (id, name, digest, scopes, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -116,10 +117,11 @@ impl AdminStore for PgStore {
         .bind(&t.digest.0[..])
         .bind(admin_scopes_pg(&t.scopes))
         .bind(t.created_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(err)?;
-        Ok(())
+        append_audit_in(&mut tx, audit).await?;
+        tx.commit().await.map_err(err)
     }
 
     async fn admin_token(&self, digest: &SecretDigest) -> StoreResult<Option<AdminToken>> {
@@ -143,17 +145,24 @@ impl AdminStore for PgStore {
             .collect()
     }
 
-    async fn revoke_admin_token(&self, id: &str, now: i64) -> StoreResult<bool> {
-        Ok(sqlx::query(
+    async fn revoke_admin_token(&self, id: &str, now: i64, audit: Audit<'_>) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let revoked = sqlx::query(
             "UPDATE admin_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
         )
         .bind(now)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(err)?
         .rows_affected()
-            == 1)
+            == 1;
+        // Nothing changed, nothing to record: the caller answers "not found".
+        if revoked {
+            append_audit_in(&mut tx, audit).await?;
+            tx.commit().await.map_err(err)?;
+        }
+        Ok(revoked)
     }
 
     async fn reserve_idempotency_key(
@@ -237,23 +246,7 @@ impl AuditStore for PgStore {
     async fn append_audit(&self, events: &[AuditEvent]) -> StoreResult<()> {
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
-            for chunk in events.chunks(500) {
-                let mut insert = sqlx::QueryBuilder::new(
-                    "INSERT INTO audit_events \
-                     (at, event, partner_id, username, client_id, ip, request_id, detail) ",
-                );
-                insert.push_values(chunk, |mut row, e| {
-                    row.push_bind(e.at)
-                        .push_bind(e.event.as_str())
-                        .push_bind(e.partner_id.as_deref())
-                        .push_bind(e.username.as_deref())
-                        .push_bind(e.client_id.as_deref())
-                        .push_bind(e.ip.as_deref())
-                        .push_bind(e.request_id.as_deref())
-                        .push_bind(serde_json::to_string(&e.detail).unwrap_or_default());
-                });
-                insert.build().execute(&mut *tx).await.map_err(err)?;
-            }
+            append_audit_in(&mut tx, events).await?;
             tx.commit().await.map_err(err)
         })
         .await
@@ -285,4 +278,29 @@ impl AuditStore for PgStore {
         })
         .await
     }
+}
+
+/// Append `events` in the caller's transaction, their ids assigned in order.
+pub(super) async fn append_audit_in(
+    conn: &mut PgConnection,
+    events: &[AuditEvent],
+) -> StoreResult<()> {
+    for chunk in events.chunks(500) {
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO audit_events \
+             (at, event, partner_id, username, client_id, ip, request_id, detail) ",
+        );
+        insert.push_values(chunk, |mut row, e| {
+            row.push_bind(e.at)
+                .push_bind(e.event.as_str())
+                .push_bind(e.partner_id.as_deref())
+                .push_bind(e.username.as_deref())
+                .push_bind(e.client_id.as_deref())
+                .push_bind(e.ip.as_deref())
+                .push_bind(e.request_id.as_deref())
+                .push_bind(serde_json::to_string(&e.detail).unwrap_or_default());
+        });
+        insert.build().execute(&mut *conn).await.map_err(err)?;
+    }
+    Ok(())
 }

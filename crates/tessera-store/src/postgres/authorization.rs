@@ -106,7 +106,7 @@ impl AuthorizationStore for PgStore {
         .await
     }
 
-    async fn end_user_sessions(&self, user_id: &str) -> StoreResult<u64> {
+    async fn end_user_sessions(&self, user_id: &str, audit: Audit<'_>) -> StoreResult<u64> {
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
             let (partner_id, username, n) = end_sessions_in(&mut tx, user_id).await?;
@@ -118,6 +118,7 @@ impl AuthorizationStore for PgStore {
                 },
             )
             .await?;
+            append_audit_in(&mut tx, audit).await?;
             tx.commit().await.map_err(err)?;
             Ok(n)
         })
@@ -215,6 +216,7 @@ impl AuthorizationStore for PgStore {
         client_id: &str,
         until: i64,
         now: i64,
+        audit: Audit<'_>,
     ) -> StoreResult<bool> {
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
@@ -263,6 +265,7 @@ impl AuthorizationStore for PgStore {
             .await
             .map_err(err)?;
             record_revocations(&mut tx, &families, until).await?;
+            append_audit_in(&mut tx, audit).await?;
             tx.commit().await.map_err(err)?;
             Ok(true)
         })

@@ -17,7 +17,7 @@ impl KeyStore for PgStore {
         .await
     }
 
-    async fn rotate_keys(&self, key: &StoredKey, now: i64) -> StoreResult<()> {
+    async fn rotate_keys(&self, key: &StoredKey, now: i64, audit: Audit<'_>) -> StoreResult<()> {
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
             // Keys that sign now or signed before stop; a pending key still activates later.
@@ -48,6 +48,7 @@ impl KeyStore for PgStore {
             .await
             .map_err(err)?;
             emit(&mut tx, &Change::Keys).await?;
+            append_audit_in(&mut tx, audit).await?;
             tx.commit().await.map_err(err)
         })
         .await
@@ -95,7 +96,7 @@ impl KeyStore for PgStore {
         .await
     }
 
-    async fn revoke_key(&self, kid: &str, now: i64) -> StoreResult<()> {
+    async fn revoke_key(&self, kid: &str, now: i64, audit: Audit<'_>) -> StoreResult<()> {
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
             let n = sqlx::query(
@@ -111,6 +112,7 @@ impl KeyStore for PgStore {
                 return Err(StoreError::NotFound("key"));
             }
             emit(&mut tx, &Change::Keys).await?;
+            append_audit_in(&mut tx, audit).await?;
             tx.commit().await.map_err(err)
         })
         .await

@@ -9,6 +9,7 @@ impl PartnerStore for PgStore {
         &self,
         digest: &SecretDigest,
         now: i64,
+        audit: Audit<'_>,
     ) -> StoreResult<Option<String>> {
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
@@ -22,6 +23,7 @@ impl PartnerStore for PgStore {
             .map_err(err)?;
             if let Some(id) = &partner {
                 emit(&mut tx, &Change::PartnerToken(id.clone())).await?;
+                append_audit_in(&mut tx, audit).await?;
             }
             tx.commit().await.map_err(err)?;
             Ok(partner)
@@ -29,7 +31,12 @@ impl PartnerStore for PgStore {
         .await
     }
 
-    async fn revoke_partner_tokens(&self, partner_id: &str, now: i64) -> StoreResult<u64> {
+    async fn revoke_partner_tokens(
+        &self,
+        partner_id: &str,
+        now: i64,
+        audit: Audit<'_>,
+    ) -> StoreResult<u64> {
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
             let n = sqlx::query("UPDATE partner_tokens SET revoked_at = $1 WHERE partner_id = $2 AND revoked_at IS NULL")
@@ -42,14 +49,16 @@ impl PartnerStore for PgStore {
             if n > 0 {
                 emit(&mut tx, &Change::PartnerToken(partner_id.to_string())).await?;
             }
+            append_audit_in(&mut tx, audit).await?;
             tx.commit().await.map_err(err)?;
             Ok(n)
         })
         .await
     }
 
-    async fn insert_partner(&self, p: &Partner) -> StoreResult<()> {
+    async fn insert_partner(&self, p: &Partner, audit: Audit<'_>) -> StoreResult<()> {
         self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
             sqlx::query(
                 "INSERT INTO partners (id, name, email, org_code, status, scopes, password_hash, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -62,10 +71,11 @@ impl PartnerStore for PgStore {
             .bind(p.scopes.to_claim())
             .bind(&p.password_hash.0)
             .bind(p.created_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(err)?;
-            Ok(())
+            append_audit_in(&mut tx, audit).await?;
+            tx.commit().await.map_err(err)
         })
         .await
     }
@@ -86,7 +96,12 @@ impl PartnerStore for PgStore {
         .await
     }
 
-    async fn set_partner_status(&self, id: &str, status: PartnerStatus) -> StoreResult<()> {
+    async fn set_partner_status(
+        &self,
+        id: &str,
+        status: PartnerStatus,
+        audit: Audit<'_>,
+    ) -> StoreResult<()> {
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
             let n = sqlx::query("UPDATE partners SET status = $1 WHERE id = $2")
@@ -100,6 +115,7 @@ impl PartnerStore for PgStore {
                 return Err(StoreError::NotFound("partner"));
             }
             emit(&mut tx, &Change::Partner(id.to_string())).await?;
+            append_audit_in(&mut tx, audit).await?;
             tx.commit().await.map_err(err)
         })
         .await
@@ -116,7 +132,12 @@ impl PartnerStore for PgStore {
         .await
     }
 
-    async fn set_partner_password(&self, id: &str, hash: &PasswordHash) -> StoreResult<()> {
+    async fn set_partner_password(
+        &self,
+        id: &str,
+        hash: &PasswordHash,
+        audit: Audit<'_>,
+    ) -> StoreResult<()> {
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
             let n = sqlx::query("UPDATE partners SET password_hash = $1 WHERE id = $2")
@@ -130,6 +151,7 @@ impl PartnerStore for PgStore {
                 return Err(StoreError::NotFound("partner"));
             }
             emit(&mut tx, &Change::Partner(id.to_string())).await?;
+            append_audit_in(&mut tx, audit).await?;
             tx.commit().await.map_err(err)
         })
         .await
@@ -140,6 +162,7 @@ impl PartnerStore for PgStore {
         partner_id: &str,
         digest: &SecretDigest,
         now: i64,
+        audit: Audit<'_>,
     ) -> StoreResult<()> {
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
@@ -156,6 +179,7 @@ impl PartnerStore for PgStore {
             .await
             .map_err(err)?;
             emit(&mut tx, &Change::PartnerToken(partner_id.to_string())).await?;
+            append_audit_in(&mut tx, audit).await?;
             tx.commit().await.map_err(err)
         })
         .await
@@ -234,6 +258,7 @@ impl ClientStore for PgStore {
         id: &str,
         digest: &SecretDigest,
         previous_until: Option<i64>,
+        audit: Audit<'_>,
     ) -> StoreResult<()> {
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
@@ -252,12 +277,18 @@ impl ClientStore for PgStore {
                 return Err(StoreError::NotFound("client"));
             }
             emit(&mut tx, &Change::Client(id.to_string())).await?;
+            append_audit_in(&mut tx, audit).await?;
             tx.commit().await.map_err(err)
         })
         .await
     }
 
-    async fn set_client_disabled(&self, id: &str, disabled: bool) -> StoreResult<()> {
+    async fn set_client_disabled(
+        &self,
+        id: &str,
+        disabled: bool,
+        audit: Audit<'_>,
+    ) -> StoreResult<()> {
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
             let n = sqlx::query("UPDATE clients SET disabled = $1 WHERE id = $2")
@@ -271,6 +302,7 @@ impl ClientStore for PgStore {
                 return Err(StoreError::NotFound("client"));
             }
             emit(&mut tx, &Change::Client(id.to_string())).await?;
+            append_audit_in(&mut tx, audit).await?;
             tx.commit().await.map_err(err)
         })
         .await
@@ -286,7 +318,7 @@ impl ClientStore for PgStore {
         .await
     }
 
-    async fn insert_client(&self, c: &Client) -> StoreResult<()> {
+    async fn insert_client(&self, c: &Client, audit: Audit<'_>) -> StoreResult<()> {
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
             if !partner_exists(&mut tx, &c.partner_id).await? {
@@ -315,6 +347,7 @@ impl ClientStore for PgStore {
             .await
             .map_err(err)?;
             emit(&mut tx, &Change::Client(c.id.clone())).await?;
+            append_audit_in(&mut tx, audit).await?;
             tx.commit().await.map_err(err)
         })
         .await
@@ -336,6 +369,7 @@ impl UserStore for PgStore {
         partner_id: &str,
         username: &str,
         hash: &PasswordHash,
+        audit: Audit<'_>,
     ) -> StoreResult<String> {
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
@@ -360,15 +394,21 @@ impl UserStore for PgStore {
                 },
             )
             .await?;
+            append_audit_in(&mut tx, audit).await?;
             tx.commit().await.map_err(err)?;
             Ok(id)
         })
         .await
     }
 
-    async fn insert_user(&self, u: &User) -> StoreResult<()> {
-        self.timed(async move { insert_user(&self.pool, u).await })
-            .await
+    async fn insert_user(&self, u: &User, audit: Audit<'_>) -> StoreResult<()> {
+        self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            insert_user(&mut *tx, u).await?;
+            append_audit_in(&mut tx, audit).await?;
+            tx.commit().await.map_err(err)
+        })
+        .await
     }
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
@@ -410,7 +450,12 @@ impl UserStore for PgStore {
 
 #[async_trait]
 impl ScopeStore for PgStore {
-    async fn add_scopes(&self, names: &[String], description: Option<&str>) -> StoreResult<()> {
+    async fn add_scopes(
+        &self,
+        names: &[String],
+        description: Option<&str>,
+        audit: Audit<'_>,
+    ) -> StoreResult<()> {
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
             for name in names {
@@ -425,6 +470,7 @@ impl ScopeStore for PgStore {
                 .map_err(err)?;
             }
             emit(&mut tx, &Change::Scopes).await?;
+            append_audit_in(&mut tx, audit).await?;
             tx.commit().await.map_err(err)
         })
         .await

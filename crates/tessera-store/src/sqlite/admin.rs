@@ -95,7 +95,8 @@ impl InventoryStore for SqliteStore {
 
 #[async_trait]
 impl AdminStore for SqliteStore {
-    async fn insert_admin_token(&self, t: &AdminToken) -> StoreResult<()> {
+    async fn insert_admin_token(&self, t: &AdminToken, audit: Audit<'_>) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         sqlx::query(
             "INSERT INTO admin_tokens (id, name, digest, scopes, created_at) VALUES (?, ?, ?, ?, ?)",
         )
@@ -104,10 +105,11 @@ impl AdminStore for SqliteStore {
         .bind(&t.digest.0[..])
         .bind(admin_scopes(&t.scopes))
         .bind(t.created_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(err)?;
-        Ok(())
+        append_audit_in(&mut tx, audit).await?;
+        tx.commit().await.map_err(err)
     }
 
     async fn admin_token(&self, digest: &SecretDigest) -> StoreResult<Option<AdminToken>> {
@@ -131,17 +133,24 @@ impl AdminStore for SqliteStore {
             .collect()
     }
 
-    async fn revoke_admin_token(&self, id: &str, now: i64) -> StoreResult<bool> {
-        Ok(sqlx::query(
+    async fn revoke_admin_token(&self, id: &str, now: i64, audit: Audit<'_>) -> StoreResult<bool> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let revoked = sqlx::query(
             "UPDATE admin_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
         )
         .bind(now)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(err)?
         .rows_affected()
-            == 1)
+            == 1;
+        // Nothing changed, nothing to record: the caller answers "not found".
+        if revoked {
+            append_audit_in(&mut tx, audit).await?;
+            tx.commit().await.map_err(err)?;
+        }
+        Ok(revoked)
     }
 
     async fn reserve_idempotency_key(
@@ -224,23 +233,7 @@ impl AdminStore for SqliteStore {
 impl AuditStore for SqliteStore {
     async fn append_audit(&self, events: &[AuditEvent]) -> StoreResult<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
-        for chunk in events.chunks(500) {
-            let mut insert = sqlx::QueryBuilder::new(
-                "INSERT INTO audit_events \
-                 (at, event, partner_id, username, client_id, ip, request_id, detail) ",
-            );
-            insert.push_values(chunk, |mut row, e| {
-                row.push_bind(e.at)
-                    .push_bind(e.event.as_str())
-                    .push_bind(e.partner_id.as_deref())
-                    .push_bind(e.username.as_deref())
-                    .push_bind(e.client_id.as_deref())
-                    .push_bind(e.ip.as_deref())
-                    .push_bind(e.request_id.as_deref())
-                    .push_bind(serde_json::to_string(&e.detail).unwrap_or_default());
-            });
-            insert.build().execute(&mut *tx).await.map_err(err)?;
-        }
+        append_audit_in(&mut tx, events).await?;
         tx.commit().await.map_err(err)
     }
 
@@ -267,4 +260,29 @@ impl AuditStore for SqliteStore {
         .map(audit_of)
         .collect()
     }
+}
+
+/// Append `events` in the caller's transaction, their ids assigned in order.
+pub(super) async fn append_audit_in(
+    conn: &mut SqliteConnection,
+    events: &[AuditEvent],
+) -> StoreResult<()> {
+    for chunk in events.chunks(500) {
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO audit_events \
+             (at, event, partner_id, username, client_id, ip, request_id, detail) ",
+        );
+        insert.push_values(chunk, |mut row, e| {
+            row.push_bind(e.at)
+                .push_bind(e.event.as_str())
+                .push_bind(e.partner_id.as_deref())
+                .push_bind(e.username.as_deref())
+                .push_bind(e.client_id.as_deref())
+                .push_bind(e.ip.as_deref())
+                .push_bind(e.request_id.as_deref())
+                .push_bind(serde_json::to_string(&e.detail).unwrap_or_default());
+        });
+        insert.build().execute(&mut *conn).await.map_err(err)?;
+    }
+    Ok(())
 }

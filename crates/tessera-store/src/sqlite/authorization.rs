@@ -88,7 +88,7 @@ impl AuthorizationStore for SqliteStore {
         Ok(inserted == 1)
     }
 
-    async fn end_user_sessions(&self, user_id: &str) -> StoreResult<u64> {
+    async fn end_user_sessions(&self, user_id: &str, audit: Audit<'_>) -> StoreResult<u64> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         let (partner_id, username, n) = end_sessions_in(&mut tx, user_id).await?;
         emit(
@@ -99,6 +99,7 @@ impl AuthorizationStore for SqliteStore {
             },
         )
         .await?;
+        append_audit_in(&mut tx, audit).await?;
         tx.commit().await.map_err(err)?;
         Ok(n)
     }
@@ -223,6 +224,7 @@ impl AuthorizationStore for SqliteStore {
         client_id: &str,
         until: i64,
         now: i64,
+        audit: Audit<'_>,
     ) -> StoreResult<bool> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         let grant: Option<String> = sqlx::query_scalar(
@@ -258,6 +260,7 @@ impl AuthorizationStore for SqliteStore {
         for family in families {
             record_revocation(&mut tx, &family, until).await?;
         }
+        append_audit_in(&mut tx, audit).await?;
         tx.commit().await.map_err(err)?;
         Ok(true)
     }

@@ -14,7 +14,7 @@ impl KeyStore for SqliteStore {
             .collect()
     }
 
-    async fn rotate_keys(&self, key: &StoredKey, now: i64) -> StoreResult<()> {
+    async fn rotate_keys(&self, key: &StoredKey, now: i64, audit: Audit<'_>) -> StoreResult<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         // Keys that sign now or signed before stop; a pending key still activates later.
         sqlx::query(
@@ -44,6 +44,7 @@ impl KeyStore for SqliteStore {
         .await
         .map_err(err)?;
         emit(&mut tx, &Change::Keys).await?;
+        append_audit_in(&mut tx, audit).await?;
         tx.commit().await.map_err(err)
     }
 
@@ -81,7 +82,7 @@ impl KeyStore for SqliteStore {
         Ok(true)
     }
 
-    async fn revoke_key(&self, kid: &str, now: i64) -> StoreResult<()> {
+    async fn revoke_key(&self, kid: &str, now: i64, audit: Audit<'_>) -> StoreResult<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         let n = sqlx::query(
             "UPDATE signing_keys SET revoked_at = ? WHERE kid = ? AND revoked_at IS NULL",
@@ -96,6 +97,7 @@ impl KeyStore for SqliteStore {
             return Err(StoreError::NotFound("key"));
         }
         emit(&mut tx, &Change::Keys).await?;
+        append_audit_in(&mut tx, audit).await?;
         tx.commit().await.map_err(err)
     }
 }

@@ -33,7 +33,7 @@ use tessera_core::model::{
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretDigest;
 use tessera_core::store::{
-    AccountStore, AdminStore, AttemptStore, AuditStore, AuthorizationStore, ChangeFeed,
+    AccountStore, AdminStore, AttemptStore, Audit, AuditStore, AuthorizationStore, ChangeFeed,
     ClientStore, CodeTaking, GrantsOf, InventoryStore, Janitor, KeyStore, PartnerStore, Purge,
     Rotation, ScopeStore, Store, StoreError, StoreResult, Successor, TokenOwner, TokenStore,
     UserFilter, UserStore,
@@ -45,6 +45,8 @@ mod keys;
 mod registry;
 mod tokens;
 mod upkeep;
+
+use admin::append_audit_in;
 
 /// Migrations, applied in order inside one transaction each; the applied version is kept in
 /// `schema_version`.

@@ -9,6 +9,7 @@ impl PartnerStore for SqliteStore {
         &self,
         digest: &SecretDigest,
         now: i64,
+        audit: Audit<'_>,
     ) -> StoreResult<Option<String>> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         let partner: Option<String> = sqlx::query_scalar(
@@ -21,12 +22,18 @@ impl PartnerStore for SqliteStore {
         .map_err(err)?;
         if let Some(id) = &partner {
             emit(&mut tx, &Change::PartnerToken(id.clone())).await?;
+            append_audit_in(&mut tx, audit).await?;
         }
         tx.commit().await.map_err(err)?;
         Ok(partner)
     }
 
-    async fn revoke_partner_tokens(&self, partner_id: &str, now: i64) -> StoreResult<u64> {
+    async fn revoke_partner_tokens(
+        &self,
+        partner_id: &str,
+        now: i64,
+        audit: Audit<'_>,
+    ) -> StoreResult<u64> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         let n = sqlx::query(
             "UPDATE partner_tokens SET revoked_at = ? WHERE partner_id = ? AND revoked_at IS NULL",
@@ -40,11 +47,13 @@ impl PartnerStore for SqliteStore {
         if n > 0 {
             emit(&mut tx, &Change::PartnerToken(partner_id.to_string())).await?;
         }
+        append_audit_in(&mut tx, audit).await?;
         tx.commit().await.map_err(err)?;
         Ok(n)
     }
 
-    async fn insert_partner(&self, p: &Partner) -> StoreResult<()> {
+    async fn insert_partner(&self, p: &Partner, audit: Audit<'_>) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         sqlx::query(
             "INSERT INTO partners (id, name, email, org_code, status, scopes, password_hash, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -57,10 +66,11 @@ impl PartnerStore for SqliteStore {
         .bind(p.scopes.to_claim())
         .bind(&p.password_hash.0)
         .bind(p.created_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(err)?;
-        Ok(())
+        append_audit_in(&mut tx, audit).await?;
+        tx.commit().await.map_err(err)
     }
 
     async fn partner_by_id(&self, id: &str) -> StoreResult<Option<Partner>> {
@@ -73,7 +83,12 @@ impl PartnerStore for SqliteStore {
             .await
     }
 
-    async fn set_partner_status(&self, id: &str, status: PartnerStatus) -> StoreResult<()> {
+    async fn set_partner_status(
+        &self,
+        id: &str,
+        status: PartnerStatus,
+        audit: Audit<'_>,
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         let n = sqlx::query("UPDATE partners SET status = ? WHERE id = ?")
             .bind(status.as_str())
@@ -86,6 +101,7 @@ impl PartnerStore for SqliteStore {
             return Err(StoreError::NotFound("partner"));
         }
         emit(&mut tx, &Change::Partner(id.to_string())).await?;
+        append_audit_in(&mut tx, audit).await?;
         tx.commit().await.map_err(err)
     }
 
@@ -97,7 +113,12 @@ impl PartnerStore for SqliteStore {
             .map_err(err)
     }
 
-    async fn set_partner_password(&self, id: &str, hash: &PasswordHash) -> StoreResult<()> {
+    async fn set_partner_password(
+        &self,
+        id: &str,
+        hash: &PasswordHash,
+        audit: Audit<'_>,
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         let n = sqlx::query("UPDATE partners SET password_hash = ? WHERE id = ?")
             .bind(&hash.0)
@@ -110,6 +131,7 @@ impl PartnerStore for SqliteStore {
             return Err(StoreError::NotFound("partner"));
         }
         emit(&mut tx, &Change::Partner(id.to_string())).await?;
+        append_audit_in(&mut tx, audit).await?;
         tx.commit().await.map_err(err)
     }
 
@@ -118,6 +140,7 @@ impl PartnerStore for SqliteStore {
         partner_id: &str,
         digest: &SecretDigest,
         now: i64,
+        audit: Audit<'_>,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         if !partner_exists(&mut tx, partner_id).await? {
@@ -131,6 +154,7 @@ impl PartnerStore for SqliteStore {
             .await
             .map_err(err)?;
         emit(&mut tx, &Change::PartnerToken(partner_id.to_string())).await?;
+        append_audit_in(&mut tx, audit).await?;
         tx.commit().await.map_err(err)
     }
 
@@ -193,6 +217,7 @@ impl ClientStore for SqliteStore {
         id: &str,
         digest: &SecretDigest,
         previous_until: Option<i64>,
+        audit: Audit<'_>,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         let n = sqlx::query(
@@ -210,10 +235,16 @@ impl ClientStore for SqliteStore {
             return Err(StoreError::NotFound("client"));
         }
         emit(&mut tx, &Change::Client(id.to_string())).await?;
+        append_audit_in(&mut tx, audit).await?;
         tx.commit().await.map_err(err)
     }
 
-    async fn set_client_disabled(&self, id: &str, disabled: bool) -> StoreResult<()> {
+    async fn set_client_disabled(
+        &self,
+        id: &str,
+        disabled: bool,
+        audit: Audit<'_>,
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         let n = sqlx::query("UPDATE clients SET disabled = ? WHERE id = ?")
             .bind(i64::from(disabled))
@@ -226,6 +257,7 @@ impl ClientStore for SqliteStore {
             return Err(StoreError::NotFound("client"));
         }
         emit(&mut tx, &Change::Client(id.to_string())).await?;
+        append_audit_in(&mut tx, audit).await?;
         tx.commit().await.map_err(err)
     }
 
@@ -236,7 +268,7 @@ impl ClientStore for SqliteStore {
             .map_err(err)
     }
 
-    async fn insert_client(&self, c: &Client) -> StoreResult<()> {
+    async fn insert_client(&self, c: &Client, audit: Audit<'_>) -> StoreResult<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         if !partner_exists(&mut tx, &c.partner_id).await? {
             return Err(StoreError::NotFound("partner"));
@@ -264,6 +296,7 @@ impl ClientStore for SqliteStore {
         .await
         .map_err(err)?;
         emit(&mut tx, &Change::Client(c.id.clone())).await?;
+        append_audit_in(&mut tx, audit).await?;
         tx.commit().await.map_err(err)
     }
 
@@ -280,6 +313,7 @@ impl UserStore for SqliteStore {
         partner_id: &str,
         username: &str,
         hash: &PasswordHash,
+        audit: Audit<'_>,
     ) -> StoreResult<String> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         let id: Option<String> = sqlx::query_scalar(
@@ -303,12 +337,16 @@ impl UserStore for SqliteStore {
             },
         )
         .await?;
+        append_audit_in(&mut tx, audit).await?;
         tx.commit().await.map_err(err)?;
         Ok(id)
     }
 
-    async fn insert_user(&self, u: &User) -> StoreResult<()> {
-        insert_user(&self.pool, u).await
+    async fn insert_user(&self, u: &User, audit: Audit<'_>) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        insert_user(&mut *tx, u).await?;
+        append_audit_in(&mut tx, audit).await?;
+        tx.commit().await.map_err(err)
     }
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
@@ -397,7 +435,12 @@ impl UserStore for SqliteStore {
 
 #[async_trait]
 impl ScopeStore for SqliteStore {
-    async fn add_scopes(&self, names: &[String], description: Option<&str>) -> StoreResult<()> {
+    async fn add_scopes(
+        &self,
+        names: &[String],
+        description: Option<&str>,
+        audit: Audit<'_>,
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         for name in names {
             sqlx::query(
@@ -411,6 +454,7 @@ impl ScopeStore for SqliteStore {
             .map_err(err)?;
         }
         emit(&mut tx, &Change::Scopes).await?;
+        append_audit_in(&mut tx, audit).await?;
         tx.commit().await.map_err(err)
     }
 

@@ -77,7 +77,7 @@ async fn a_grant_revocation_wins_against_rotations_in_flight() {
                 rotators.push(tokio::spawn(rotate_until_refused(Arc::clone(&s), f)));
             }
             tokio::time::sleep(std::time::Duration::from_millis(5 + round)).await;
-            assert!(s.revoke_grant("u1", "c1", 9000, 300).await.unwrap());
+            assert!(s.revoke_grant("u1", "c1", 9000, 300, &[]).await.unwrap());
             for r in rotators {
                 let made = r.await.unwrap();
                 all_revoked(&s, &made, &format!("{name} round {round}")).await;
@@ -181,7 +181,7 @@ async fn a_grant_revocation_finds_families_whose_tokens_are_gone() {
         s.purge(Purge::Codes, 1_000_000, 30, 100).await.unwrap();
         assert!(s.refresh_token(&t.digest).await.unwrap().is_none());
         let before = s.latest_change().await.unwrap();
-        assert!(s.revoke_grant("u1", "c1", 9000, 300).await.unwrap());
+        assert!(s.revoke_grant("u1", "c1", 9000, 300, &[]).await.unwrap());
         let mut revoked: Vec<String> = s
             .changes_since(before, 100)
             .await
@@ -265,7 +265,7 @@ async fn a_password_reset_or_a_session_end_kills_every_session() {
                 .is_some()
         );
         let before = s.latest_change().await.unwrap();
-        s.set_user_password("p1", "ann@x.example", &PasswordHash("h2".into()))
+        s.set_user_password("p1", "ann@x.example", &PasswordHash("h2".into()), &[])
             .await
             .unwrap();
         assert!(
@@ -289,7 +289,7 @@ async fn a_password_reset_or_a_session_end_kills_every_session() {
         // Ending the sessions without a new password: those before go, a sign-in after works.
         let new = PasswordHash("h2".into());
         assert!(s.insert_session(&session(3), &new).await.unwrap());
-        assert_eq!(s.end_user_sessions("u1").await.unwrap(), 1, "{name}");
+        assert_eq!(s.end_user_sessions("u1", &[]).await.unwrap(), 1, "{name}");
         assert!(
             s.session(&SecretDigest([3; 32]), 50)
                 .await
@@ -304,7 +304,7 @@ async fn a_password_reset_or_a_session_end_kills_every_session() {
                 .is_some()
         );
         assert!(matches!(
-            s.end_user_sessions("nobody").await,
+            s.end_user_sessions("nobody", &[]).await,
             Err(StoreError::NotFound("user"))
         ));
         // Both are fed, so every node's cached user (and its epoch) is dropped.
@@ -322,7 +322,7 @@ async fn a_sign_in_racing_a_password_reset_leaves_no_live_session() {
             // The password verified at sign-in is the one before this round's reset.
             let verified = PasswordHash(format!("h{round}"));
             if round == 0 {
-                s.set_user_password("p1", "ann@x.example", &verified)
+                s.set_user_password("p1", "ann@x.example", &verified, &[])
                     .await
                     .unwrap();
             }
@@ -330,7 +330,7 @@ async fn a_sign_in_racing_a_password_reset_leaves_no_live_session() {
             let attempt = session(round);
             let (inserted, reset) = tokio::join!(
                 s.insert_session(&attempt, &verified),
-                s.set_user_password("p1", "ann@x.example", &next)
+                s.set_user_password("p1", "ann@x.example", &next, &[])
             );
             reset.unwrap();
             stored += u32::from(inserted.unwrap());
@@ -370,7 +370,7 @@ async fn a_grant_with_thousands_of_families_is_withdrawn_in_time() {
         let before = s.latest_change().await.unwrap();
         let started = std::time::Instant::now();
         assert!(
-            s.revoke_grant("u1", "c1", 9000, 300).await.unwrap(),
+            s.revoke_grant("u1", "c1", 9000, 300, &[]).await.unwrap(),
             "{name}"
         );
         eprintln!(

@@ -747,8 +747,9 @@ async fn audit_pages_skip_nothing_within_one_second() {
             None => break,
         }
     }
-    // The 12 scope additions and the admin token's creation.
-    assert_eq!(seen, 13);
+    // The test server's two scope registrations, the 12 additions and the admin token's
+    // creation.
+    assert_eq!(seen, 15);
     let r = call(
         &t,
         M::GET,
@@ -951,4 +952,141 @@ async fn an_admin_change_in_flight_at_shutdown_is_finished() {
     shutdown.await.unwrap().unwrap();
     let scopes = t.store.list_scopes().await.unwrap();
     assert!(scopes.iter().any(|s| s == "late"), "the change was lost");
+}
+
+/// Run SQL on the test server's SQLite database through a connection of its own.
+async fn sql(db: &str, statement: &'static str) {
+    use sqlx::Connection;
+    let mut c = sqlx::SqliteConnection::connect(db).await.unwrap();
+    sqlx::query(statement).execute(&mut c).await.unwrap();
+}
+
+/// How many clients of `partner_id` are named `name`.
+async fn clients_named(t: &TestServer, token: &str, partner_id: &str, name: &str) -> usize {
+    let path = format!("/admin/v1/clients?partner={partner_id}");
+    let r = call(t, M::GET, &path, Some(token), None, None).await;
+    r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == name)
+        .count()
+}
+
+/// A server on a SQLite file the test can reach (its URL), an admin token that may write, and a
+/// partner made through the API.
+async fn on_a_file() -> (TestServer, String, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("a.db").display());
+    let master = tessera_core::master::MasterKey::generate();
+    let t = TestServer::start_on(dir, db.clone(), crate::support::config(), master).await;
+    let (_, write) = admin_token(&t, &[AdminScope::Read, AdminScope::Write]).await;
+    let p = call(
+        &t,
+        M::POST,
+        "/admin/v1/partners",
+        Some(&write),
+        Some(json!({"name": "Acme", "email": "ops@acme.example",
+                    "password": "a-long-partner-secret", "scopes": "crm"})),
+        None,
+    )
+    .await;
+    let partner_id = p.body["partner_id"].as_str().unwrap().to_string();
+    (t, db, write, partner_id)
+}
+
+/// One write path, audited atomically (issue 23, item 2). The change and its audit event are
+/// one transaction: with the audit trail refusing appends, a create answers 503 and leaves
+/// nothing, so the retry under the same `Idempotency-Key` creates exactly one client. (When
+/// the event was appended after the change had committed, the first attempt made the client,
+/// answered 503 and freed the key, and the retry made a second.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_whose_audit_event_cannot_be_written_is_not_made() {
+    let (t, db, write, partner_id) = on_a_file().await;
+    let body = json!({"partner_id": partner_id, "name": "Only Once",
+                      "grant_types": ["client_credentials"], "scopes": "crm"});
+
+    sql(
+        &db,
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events \
+              BEGIN SELECT RAISE(ABORT, 'the audit trail is unavailable'); END",
+    )
+    .await;
+    let r = call(
+        &t,
+        M::POST,
+        "/admin/v1/clients",
+        Some(&write),
+        Some(body.clone()),
+        Some("k-1"),
+    )
+    .await;
+    problem(&r, 503, "unavailable");
+    sql(&db, "DROP TRIGGER refuse_audit").await;
+    assert_eq!(
+        clients_named(&t, &write, &partner_id, "Only Once").await,
+        0,
+        "nothing made"
+    );
+
+    let r = call(
+        &t,
+        M::POST,
+        "/admin/v1/clients",
+        Some(&write),
+        Some(body),
+        Some("k-1"),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(clients_named(&t, &write, &partner_id, "Only Once").await, 1);
+}
+
+/// The other failure path: the change is made and audited, but its answer cannot be kept for
+/// replays (the `Idempotency-Key` table refuses the update). The caller still gets the answer,
+/// with the secret shown once, instead of a 503 for a change that was made; a repeat of the key
+/// is a conflict, never a second client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_cannot_be_kept_still_reaches_the_caller_once() {
+    let (t, db, write, partner_id) = on_a_file().await;
+    let body = json!({"partner_id": partner_id, "name": "Kept Or Not",
+                      "grant_types": ["client_credentials"], "scopes": "crm"});
+
+    sql(
+        &db,
+        "CREATE TRIGGER refuse_answers BEFORE UPDATE ON idempotency_keys \
+              BEGIN SELECT RAISE(ABORT, 'answers cannot be kept'); END",
+    )
+    .await;
+    let r = call(
+        &t,
+        M::POST,
+        "/admin/v1/clients",
+        Some(&write),
+        Some(body.clone()),
+        Some("k-2"),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(
+        r.body["client_secret"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
+    sql(&db, "DROP TRIGGER refuse_answers").await;
+
+    let again = call(
+        &t,
+        M::POST,
+        "/admin/v1/clients",
+        Some(&write),
+        Some(body),
+        Some("k-2"),
+    )
+    .await;
+    problem(&again, 409, "idempotency-conflict");
+    assert_eq!(
+        clients_named(&t, &write, &partner_id, "Kept Or Not").await,
+        1
+    );
 }

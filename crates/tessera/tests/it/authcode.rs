@@ -6,10 +6,11 @@ use std::collections::HashMap;
 
 use base64::Engine as _;
 use serde_json::json;
-use tessera_core::admin;
 use tessera_core::unix_now;
 
-use crate::support::{Resp, TestPartner, TestServer, claims};
+use crate::support::{
+    Resp, TestPartner, TestServer, claims, client_input, create_client, create_user,
+};
 
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
@@ -41,23 +42,16 @@ pub fn setup_clone(s: &Setup) -> Setup {
 
 pub async fn setup(t: &TestServer, frame_origins: &[String], dev: bool) -> Setup {
     let partner = t.partner().await;
-    let (client, secret) = admin::create_client(
-        t.store.as_ref(),
-        admin::NewClient {
-            partner_id: &partner.id,
-            name: "Acme CRM",
-            grant_types: &["authorization_code".into(), "refresh_token".into()],
-            scopes: "crm transport",
-            redirect_uris: &[REDIRECT.into()],
-            frame_origins,
-            dev,
-            pkce_plain: true,
-            allow_registration: true,
-        },
-        unix_now(),
-    )
-    .await
-    .unwrap();
+    let grants = ["authorization_code", "refresh_token"];
+    let input = tessera_core::operations::CreateClient {
+        redirect_uris: vec![REDIRECT.into()],
+        frame_origins: frame_origins.to_vec(),
+        dev,
+        pkce_plain: true,
+        allow_registration: true,
+        ..client_input(&partner.id, "Acme CRM", &grants, "crm transport")
+    };
+    let (client, secret) = create_client(t.store.as_ref(), input).await;
     let account_id = t
         .post(
             "/v2/accounts",
@@ -68,24 +62,20 @@ pub async fn setup(t: &TestServer, frame_origins: &[String], dev: bool) -> Setup
         .data("account_id");
     let user_email = format!("ann-{}@customer.example", crate::support::uuid_suffix());
     let user_password = "a-long-customer-secret".to_string();
-    let user = admin::create_user(
+    let member = tessera_core::model::Role::Member;
+    let user = create_user(
         t.store.as_ref(),
-        &tessera_core::password::Passwords::new(),
-        admin::NewUser {
-            partner_id: &partner.id,
-            username: &user_email,
-            password: &user_password,
-            role: tessera_core::model::Role::Member,
-            account_id: Some(&account_id),
-        },
-        unix_now(),
+        &partner.id,
+        &user_email,
+        &user_password,
+        member,
+        Some(&account_id),
     )
-    .await
-    .unwrap();
+    .await;
     Setup {
         partner,
         client_id: client.id,
-        client_secret: secret.expose().to_string(),
+        client_secret: secret,
         user_email,
         user_password,
         user_id: user.id,
@@ -102,25 +92,14 @@ pub async fn another_client(
     pkce_plain: bool,
     allow_registration: bool,
 ) -> (String, String) {
-    let grants: Vec<String> = grants.iter().map(|g| g.to_string()).collect();
-    let (c, secret) = admin::create_client(
-        t.store.as_ref(),
-        admin::NewClient {
-            partner_id: &s.partner.id,
-            name: "Acme CRM",
-            grant_types: &grants,
-            scopes: "crm transport",
-            redirect_uris: &[REDIRECT.into()],
-            frame_origins: &[],
-            dev: false,
-            pkce_plain,
-            allow_registration,
-        },
-        unix_now(),
-    )
-    .await
-    .unwrap();
-    (c.id, secret.expose().to_string())
+    let input = tessera_core::operations::CreateClient {
+        redirect_uris: vec![REDIRECT.into()],
+        pkce_plain,
+        allow_registration,
+        ..client_input(&s.partner.id, "Acme CRM", grants, "crm transport")
+    };
+    let (c, secret) = create_client(t.store.as_ref(), input).await;
+    (c.id, secret)
 }
 
 /// A cookie-keeping, non-redirecting HTTP client: a browser without the rendering.
@@ -840,9 +819,16 @@ async fn deny_register_revoke_and_the_cli() {
         .await;
     let refresh = r.data("refresh_token");
     assert!(
-        admin::revoke_grant(t.store.as_ref(), &s.user_id, &s.client_id, unix_now())
-            .await
-            .unwrap()
+        tessera_core::operations::revoke_grant(
+            t.store.as_ref(),
+            &crate::support::operator(),
+            &s.user_id,
+            &s.client_id,
+            unix_now()
+        )
+        .await
+        .unwrap()
+        .revoked
     );
     let basic = format!(
         "Basic {}",

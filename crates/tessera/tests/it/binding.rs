@@ -3,7 +3,6 @@
 //! its subject and dies with it, withdrawing a grant ends its access tokens even without a refresh
 //! family, and an inactive partner's tokens stop working everywhere.
 
-use tessera_core::admin;
 use tessera_core::model::PartnerStatus;
 use tessera_core::unix_now;
 
@@ -187,9 +186,16 @@ async fn withdrawing_consent_ends_exchanged_tokens_and_tokens_without_refresh() 
     assert_eq!(me.status, 200, "{}", me.body);
 
     assert!(
-        admin::revoke_grant(t.store.as_ref(), &s.user_id, &id, unix_now())
-            .await
-            .unwrap()
+        tessera_core::operations::revoke_grant(
+            t.store.as_ref(),
+            &crate::support::operator(),
+            &s.user_id,
+            &id,
+            unix_now()
+        )
+        .await
+        .unwrap()
+        .revoked
     );
     within_one_second("the grant's tokens go inactive", async || {
         !active(&t, &auth, &access).await && !active(&t, &auth, &exchanged).await
@@ -243,9 +249,15 @@ async fn an_inactive_partners_tokens_stop_working_within_a_second() {
     for token in [&machine, &app, &user] {
         assert_eq!(me(token.clone()).await, 200);
     }
-    admin::set_partner_status(t.store.as_ref(), &s.partner.id, PartnerStatus::Inactive)
-        .await
-        .unwrap();
+    tessera_core::operations::set_partner_status(
+        t.store.as_ref(),
+        &crate::support::operator(),
+        &s.partner.id,
+        PartnerStatus::Inactive,
+        unix_now(),
+    )
+    .await
+    .unwrap();
     within_one_second("every token of the partner refused", async || {
         let mut all = true;
         for token in [&machine, &app, &user] {
@@ -255,9 +267,15 @@ async fn an_inactive_partners_tokens_stop_working_within_a_second() {
     })
     .await;
     // And back when the partner is active again.
-    admin::set_partner_status(t.store.as_ref(), &s.partner.id, PartnerStatus::Active)
-        .await
-        .unwrap();
+    tessera_core::operations::set_partner_status(
+        t.store.as_ref(),
+        &crate::support::operator(),
+        &s.partner.id,
+        PartnerStatus::Active,
+        unix_now(),
+    )
+    .await
+    .unwrap();
     within_one_second("the partner's tokens work again", async || {
         me(machine.clone()).await == 200
     })

@@ -48,20 +48,15 @@ async fn every_refusal_on_the_password_grant_looks_and_costs_the_same() {
         .post("/v2/accounts", Some(&o.partner.basic()), r#"{"name":"Co"}"#)
         .await
         .data("account_id");
-    tessera_core::admin::create_user(
+    crate::support::create_user(
         t.store.as_ref(),
-        &tessera_core::password::Passwords::new(),
-        tessera_core::admin::NewUser {
-            partner_id: &o.partner.id,
-            username: &member,
-            password: member_password,
-            role: tessera_core::model::Role::Member,
-            account_id: Some(&account),
-        },
-        tessera_core::unix_now(),
+        &o.partner.id,
+        &member,
+        member_password,
+        tessera_core::model::Role::Member,
+        Some(&account),
     )
-    .await
-    .unwrap();
+    .await;
     drop(s);
 
     let cases: [(&str, &str, &str); 7] = [
@@ -143,20 +138,15 @@ async fn the_sign_in_page_answers_an_admins_right_password_as_a_wrong_one() {
     let s = authcode::setup(&t, &[], false).await;
     let admin_email = format!("admin-{}@org.example", crate::support::uuid_suffix());
     let admin_password = "amber-lantern-admin-31";
-    tessera_core::admin::create_user(
+    crate::support::create_user(
         t.store.as_ref(),
-        &tessera_core::password::Passwords::new(),
-        tessera_core::admin::NewUser {
-            partner_id: &s.partner.id,
-            username: &admin_email,
-            password: admin_password,
-            role: tessera_core::model::Role::Admin,
-            account_id: None,
-        },
-        tessera_core::unix_now(),
+        &s.partner.id,
+        &admin_email,
+        admin_password,
+        tessera_core::model::Role::Admin,
+        None,
     )
-    .await
-    .unwrap();
+    .await;
     let mut agent = authcode::Agent::new(&t.base);
     let login = agent
         .get(&authorize_path("standard", &s.client_id, &[]))

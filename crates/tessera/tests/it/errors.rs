@@ -182,9 +182,15 @@ async fn partner_inactive_takes_effect_at_once_even_for_cached_credentials() {
     let t = TestServer::start().await;
     let p = t.partner().await;
     machine(&t, &p.basic(), "crm").await; // now cached
-    tessera_core::admin::set_partner_status(t.store.as_ref(), &p.id, PartnerStatus::Inactive)
-        .await
-        .unwrap();
+    tessera_core::operations::set_partner_status(
+        t.store.as_ref(),
+        &crate::support::operator(),
+        &p.id,
+        PartnerStatus::Inactive,
+        tessera_core::unix_now(),
+    )
+    .await
+    .unwrap();
     t.settle().await;
     let r = t
         .post(
@@ -194,9 +200,15 @@ async fn partner_inactive_takes_effect_at_once_even_for_cached_credentials() {
         )
         .await;
     expect(&r, 403, "OAUTH_PARTNER_INACTIVE");
-    tessera_core::admin::set_partner_status(t.store.as_ref(), &p.id, PartnerStatus::Active)
-        .await
-        .unwrap();
+    tessera_core::operations::set_partner_status(
+        t.store.as_ref(),
+        &crate::support::operator(),
+        &p.id,
+        PartnerStatus::Active,
+        tessera_core::unix_now(),
+    )
+    .await
+    .unwrap();
     t.settle().await;
     machine(&t, &p.basic(), "crm").await;
 }

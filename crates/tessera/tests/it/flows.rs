@@ -3,11 +3,10 @@
 //! CSRF tokens are bound to the session so a planted cookie forges nothing; redirects never
 //! reflect request input; a client introspects and revokes only its own tokens.
 
-use tessera_core::admin;
 use tessera_core::unix_now;
 
 use crate::authcode::{self, Agent, REDIRECT, Setup, VERIFIER, authorize_path};
-use crate::support::TestServer;
+use crate::support::{TestServer, client_input, create_client};
 
 fn basic(id: &str, secret: &str) -> String {
     use base64::Engine as _;
@@ -200,24 +199,9 @@ async fn pages_limit_where_their_forms_may_lead() {
 async fn a_client_introspects_and_revokes_only_its_own_tokens() {
     let t = TestServer::start().await;
     let a = t.onboard(&["client_credentials"]).await;
-    let (b_id, b_secret) = admin::create_client(
-        t.store.as_ref(),
-        admin::NewClient {
-            partner_id: &a.partner.id,
-            name: "Sibling",
-            grant_types: &["client_credentials".into()],
-            scopes: "crm",
-            redirect_uris: &[],
-            frame_origins: &[],
-            dev: false,
-            pkce_plain: false,
-            allow_registration: false,
-        },
-        unix_now(),
-    )
-    .await
-    .map(|(c, s)| (c.id, s.expose().to_string()))
-    .unwrap();
+    let sibling = client_input(&a.partner.id, "Sibling", &["client_credentials"], "crm");
+    let (b, b_secret) = create_client(t.store.as_ref(), sibling).await;
+    let b_id = b.id;
     let b = basic(&b_id, &b_secret);
     let token = t.app_token(&a).await;
     let r = t
@@ -465,9 +449,16 @@ async fn silent_authorizations_racing_a_withdrawal_recreate_no_grant() {
     }
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
     assert!(
-        admin::revoke_grant(t.store.as_ref(), &s.user_id, &s.client_id, unix_now())
-            .await
-            .unwrap()
+        tessera_core::operations::revoke_grant(
+            t.store.as_ref(),
+            &crate::support::operator(),
+            &s.user_id,
+            &s.client_id,
+            unix_now()
+        )
+        .await
+        .unwrap()
+        .revoked
     );
     // Silent requests go on after the withdrawal returned.
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;

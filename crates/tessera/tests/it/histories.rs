@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tessera_core::master::MasterKey;
 use tessera_core::secret::SecretDigest;
-use tessera_core::{admin, unix_now};
+use tessera_core::unix_now;
 use tokio::sync::{Mutex, RwLock};
 
 use crate::authcode::{Agent, REDIRECT, Setup, VERIFIER, authorize_path, setup};
@@ -344,12 +344,14 @@ async fn worker(world: Arc<World>, seed: u64, target: usize) {
                 let mut password = world.password.write().await;
                 let next = format!("amber-harbor-lantern-{}", password.0 + 1);
                 let start = Instant::now();
-                admin::set_user_password(
+                tessera_core::operations::set_user_password(
                     world.nodes[node].store.as_ref(),
                     &tessera_core::password::Passwords::new(),
+                    &crate::support::operator(),
                     &world.setup.partner.id,
                     &world.setup.user_email,
                     &next,
+                    unix_now(),
                 )
                 .await
                 .unwrap();
@@ -373,14 +375,19 @@ async fn worker(world: Arc<World>, seed: u64, target: usize) {
             950..=950 => {
                 let mut epoch = world.epoch.write().await;
                 let start = Instant::now();
-                admin::revoke_grant(
+                // Withdrawn already (no grant since the last withdrawal) is an answer too.
+                match tessera_core::operations::revoke_grant(
                     world.nodes[node].store.as_ref(),
+                    &crate::support::operator(),
                     &world.setup.user_id,
                     &world.setup.client_id,
                     unix_now(),
                 )
                 .await
-                .unwrap();
+                {
+                    Ok(_) | Err(tessera_core::operations::AdminError::NotFound(_)) => {}
+                    Err(e) => panic!("revoking the grant: {e}"),
+                }
                 world
                     .record(Op::RevokeGrant { epoch: *epoch }, node, start, Answer::Done)
                     .await;

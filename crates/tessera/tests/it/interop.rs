@@ -253,7 +253,7 @@ async fn jwks_verifies_tokens_of_every_algorithm_with_an_independent_jose_crate(
     for alg in [Alg::ES256, Alg::EdDSA, Alg::RS256] {
         let key = tessera_core::keys::generate_key(alg, &t.master(), 1).unwrap();
         t.store
-            .rotate_keys(&key, tessera_core::unix_now())
+            .rotate_keys(&key, tessera_core::unix_now(), &[])
             .await
             .unwrap();
         t.settle().await;

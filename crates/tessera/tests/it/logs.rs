@@ -8,14 +8,16 @@ async fn no_secret_reaches_the_logs() {
     let t = TestServer::start().await;
     let p = t.partner().await;
     let b = p.basic();
-    let partner_token = tessera_core::admin::create_partner_token(
+    let partner_token = tessera_core::operations::create_partner_token(
         t.store.as_ref(),
+        &crate::support::operator(),
         &p.id,
         tessera_core::unix_now(),
     )
     .await
-    .unwrap();
-    let bearer = format!("Bearer {}", partner_token.expose());
+    .unwrap()
+    .partner_token;
+    let bearer = format!("Bearer {partner_token}");
     let r = t
         .post("/v2/accounts", Some(&bearer), r#"{"name":"L"}"#)
         .await;
@@ -57,7 +59,7 @@ async fn no_secret_reaches_the_logs() {
     for (what, secret) in [
         ("partner password", p.password.as_str()),
         ("basic header", &b[6..]),
-        ("partner token", partner_token.expose()),
+        ("partner token", partner_token.as_str()),
         ("machine token signature", mt.rsplit('.').next().unwrap()),
         ("access token signature", at.rsplit('.').next().unwrap()),
         ("refresh token", &rt[4..]),

@@ -482,9 +482,19 @@ async fn nodes_apply_a_change_when_it_is_announced_not_at_their_next_poll() {
     }
     for round in 0..4 {
         let disabled = round % 2 == 0;
-        tessera_core::admin::set_client_disabled(n1.store.as_ref(), &o.client_id, disabled)
-            .await
-            .unwrap();
+        tessera_core::operations::set_client_status(
+            n1.store.as_ref(),
+            &crate::support::operator(),
+            &o.client_id,
+            if disabled {
+                tessera_core::operations::ClientStatus::Disabled
+            } else {
+                tessera_core::operations::ClientStatus::Active
+            },
+            unix_now(),
+        )
+        .await
+        .unwrap();
         let want = if disabled { 401 } else { 200 };
         let started = Instant::now();
         for n in [&n1, &n2] {

@@ -523,20 +523,15 @@ async fn id_token_hint_and_unsupported_parameters() {
 /// Bob: another member of `s`'s account, whose password is `a-long-customer-secret`; his email.
 async fn another_member(t: &TestServer, s: &Setup) -> String {
     let email = format!("bob-{}@customer.example", crate::support::uuid_suffix());
-    tessera_core::admin::create_user(
+    crate::support::create_user(
         t.store.as_ref(),
-        &tessera_core::password::Passwords::new(),
-        tessera_core::admin::NewUser {
-            partner_id: &s.partner.id,
-            username: &email,
-            password: "a-long-customer-secret",
-            role: tessera_core::model::Role::Member,
-            account_id: Some(&s.account_id),
-        },
-        tessera_core::unix_now(),
+        &s.partner.id,
+        &email,
+        "a-long-customer-secret",
+        tessera_core::model::Role::Member,
+        Some(&s.account_id),
     )
-    .await
-    .unwrap();
+    .await;
     email
 }
 

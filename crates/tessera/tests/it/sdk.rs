@@ -278,8 +278,9 @@ async fn a_resource_server_verifies_tokens_offline() {
             .min_refetch(Duration::ZERO),
     );
     assert!(verifier.verify(&token).await.is_ok());
-    tessera_core::admin::rotate_keys(
+    tessera_core::operations::rotate_keys(
         t.store.as_ref(),
+        &crate::support::operator(),
         &t.master(),
         tessera_core::keys::KeyUse::Access,
         tessera_core::keys::Alg::EdDSA,

@@ -172,14 +172,16 @@ async fn the_sdk_runs_the_same_flow_and_pages_accounts() {
 async fn a_partner_api_token_authenticates_like_basic() {
     let t = TestServer::start().await;
     let p = t.partner().await;
-    let token = tessera_core::admin::create_partner_token(
+    let token = tessera_core::operations::create_partner_token(
         t.store.as_ref(),
+        &crate::support::operator(),
         &p.id,
         tessera_core::unix_now(),
     )
     .await
-    .unwrap();
-    let bearer = format!("Bearer {}", token.expose());
+    .unwrap()
+    .partner_token;
+    let bearer = format!("Bearer {token}");
     let r = t
         .post("/v2/accounts", Some(&bearer), r#"{"name":"Via token"}"#)
         .await;

@@ -454,20 +454,15 @@ async fn claiming_a_customer_withdraws_what_other_clients_hold() {
     let t = TestServer::start().await;
     let s = authcode::setup(&t, &[], false).await;
     let phone = "+966500000008";
-    tessera_core::admin::create_user(
+    crate::support::create_user(
         t.store.as_ref(),
-        &tessera_core::password::Passwords::new(),
-        tessera_core::admin::NewUser {
-            partner_id: &s.partner.id,
-            username: phone,
-            password: "quartz-meadow-lantern-87",
-            role: tessera_core::model::Role::Customer,
-            account_id: None,
-        },
-        tessera_core::unix_now(),
+        &s.partner.id,
+        phone,
+        "quartz-meadow-lantern-87",
+        tessera_core::model::Role::Customer,
+        None,
     )
-    .await
-    .unwrap();
+    .await;
     // Client B (s's client) signs the unowned customer in and holds a refresh token and a code.
     let b = Setup {
         user_email: phone.into(),

@@ -9,8 +9,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::Value;
 use tessera_client::{Credentials, PartnerClient};
-use tessera_core::admin::{self, NewPartner};
 use tessera_core::master::MasterKey;
+use tessera_core::model::{Client, Role, User};
+use tessera_core::operations::{self as ops, Operator};
 use tessera_core::store::Store;
 use tessera_core::{EngineConfig, unix_now};
 use tessera_server::{RunningServer, ServerConfig};
@@ -249,25 +250,15 @@ impl TestServer {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let store = tessera_store::open(&db_url, &options).await.unwrap();
         if store.list_scopes().await.unwrap().is_empty() {
-            admin::add_scopes(
-                store.as_ref(),
-                &[
-                    "transport".into(),
-                    "crm".into(),
-                    "WRITE".into(),
-                    "billing".into(),
-                ],
-                None,
-            )
-            .await
-            .unwrap();
-            admin::add_scopes(
-                store.as_ref(),
-                &["crm".into()],
-                Some("Read and update your contacts"),
-            )
-            .await
-            .unwrap();
+            let now = unix_now();
+            let all = ["transport", "crm", "WRITE", "billing"].map(String::from);
+            ops::add_scopes(store.as_ref(), &operator(), &all, None, now)
+                .await
+                .unwrap();
+            let described = Some("Read and update your contacts");
+            ops::add_scopes(store.as_ref(), &operator(), &["crm".into()], described, now)
+                .await
+                .unwrap();
         }
         let server = tessera_server::start(
             Arc::clone(&store),
@@ -317,14 +308,15 @@ impl TestServer {
         let n = uuid_suffix();
         let email = format!("partner-{n}@example.com");
         let password = format!("correct-horse-{n}");
-        let p = admin::create_partner(
+        let p = ops::create_partner(
             self.store.as_ref(),
             &tessera_core::password::Passwords::new(),
-            NewPartner {
-                name: "Test Partner",
-                email: &email,
-                password: &password,
-                scopes,
+            &operator(),
+            &ops::CreatePartner {
+                name: "Test Partner".into(),
+                email: email.clone(),
+                password: password.clone(),
+                scopes: scopes.into(),
                 org_code: None,
             },
             unix_now(),
@@ -332,7 +324,7 @@ impl TestServer {
         .await
         .unwrap();
         TestPartner {
-            id: p.id,
+            id: p.partner_id,
             email,
             password,
             org_code: p.org_code,
@@ -466,20 +458,16 @@ impl TestServer {
         let (client_id, client_secret) = self.standard_client(&partner.id, grants).await;
         let admin_email = format!("owner-{}@org.example", uuid_suffix());
         let admin_password = format!("owner-secret-{}", uuid_suffix());
-        admin::create_user(
-            self.store.as_ref(),
-            &tessera_core::password::Passwords::new(),
-            admin::NewUser {
-                partner_id: &partner.id,
-                username: &admin_email,
-                password: &admin_password,
-                role: tessera_core::model::Role::Admin,
-                account_id: None,
-            },
-            unix_now(),
+        let store = self.store.as_ref();
+        create_user(
+            store,
+            &partner.id,
+            &admin_email,
+            &admin_password,
+            Role::Admin,
+            None,
         )
-        .await
-        .unwrap();
+        .await;
         Onboarded {
             partner,
             client_id,
@@ -492,25 +480,9 @@ impl TestServer {
     /// A client of `partner_id` for the standard dialect (scopes `WRITE crm`), allowed
     /// `grants`: its id and secret.
     pub async fn standard_client(&self, partner_id: &str, grants: &[&str]) -> (String, String) {
-        let grants: Vec<String> = grants.iter().map(|g| g.to_string()).collect();
-        let (client, secret) = admin::create_client(
-            self.store.as_ref(),
-            admin::NewClient {
-                partner_id,
-                name: "Escrow App",
-                grant_types: &grants,
-                scopes: "WRITE crm",
-                redirect_uris: &[],
-                frame_origins: &[],
-                dev: false,
-                pkce_plain: false,
-                allow_registration: false,
-            },
-            unix_now(),
-        )
-        .await
-        .unwrap();
-        (client.id, secret.expose().to_string())
+        let input = client_input(partner_id, "Escrow App", grants, "WRITE crm");
+        let (client, secret) = create_client(self.store.as_ref(), input).await;
+        (client.id, secret)
     }
 
     /// POST a form body with an optional Authorization header.
@@ -678,4 +650,61 @@ pub fn postgres_url(test: &str) -> Option<String> {
             None
         }
     }
+}
+
+/// Who the tests' own changes are made by, in the audit trail.
+pub fn operator() -> Operator {
+    Operator("test".into())
+}
+
+/// A user made through the operator's operations, as the store keeps it.
+pub async fn create_user(
+    store: &dyn Store,
+    partner_id: &str,
+    username: &str,
+    password: &str,
+    role: Role,
+    account_id: Option<&str>,
+) -> User {
+    let input = ops::CreateUser {
+        partner_id: partner_id.into(),
+        username: username.into(),
+        password: password.into(),
+        role,
+        account_id: account_id.map(str::to_string),
+    };
+    let passwords = tessera_core::password::Passwords::new();
+    let made = ops::create_user(store, &passwords, &operator(), &input, unix_now())
+        .await
+        .unwrap();
+    store.user_by_id(&made.user_id).await.unwrap().unwrap()
+}
+
+/// What a client is made from: `grants` and `scopes`, nothing else allowed.
+pub fn client_input(
+    partner_id: &str,
+    name: &str,
+    grants: &[&str],
+    scopes: &str,
+) -> ops::CreateClient {
+    ops::CreateClient {
+        partner_id: partner_id.into(),
+        name: name.into(),
+        grant_types: grants.iter().map(|g| g.to_string()).collect(),
+        scopes: scopes.into(),
+        redirect_uris: Vec::new(),
+        frame_origins: Vec::new(),
+        dev: false,
+        pkce_plain: false,
+        allow_registration: false,
+    }
+}
+
+/// A client made through the operator's operations: the stored record and its secret.
+pub async fn create_client(store: &dyn Store, input: ops::CreateClient) -> (Client, String) {
+    let made = ops::create_client(store, &operator(), &input, unix_now())
+        .await
+        .unwrap();
+    let client = store.client_by_id(&made.client_id).await.unwrap().unwrap();
+    (client, made.client_secret)
 }
