@@ -1,0 +1,123 @@
+//! Signing keys: list, rotate, revoke.
+
+use super::*;
+
+/// A signing key as an operator sees it: no key material.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct KeyView {
+    pub kid: String,
+    pub alg: String,
+    pub purpose: String,
+    pub state: String,
+    pub created_at: i64,
+    pub activates_at: i64,
+    pub retired_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct KeyList {
+    pub keys: Vec<KeyView>,
+}
+
+pub async fn list_keys(store: &dyn Store, now: i64) -> Result<KeyList, AdminError> {
+    let stored = store.list_keys().await?;
+    let keys = stored
+        .iter()
+        .map(|k| KeyView {
+            kid: k.kid.clone(),
+            alg: k.alg.as_str().into(),
+            purpose: k.purpose.as_str().into(),
+            state: k.state(&stored, now).as_str().into(),
+            created_at: k.created_at,
+            activates_at: k.activation(),
+            retired_at: k.retired_at,
+            revoked_at: k.revoked_at,
+        })
+        .collect();
+    Ok(KeyList { keys })
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct KeyRotated {
+    pub kid: String,
+    pub alg: String,
+    pub purpose: String,
+}
+
+/// Make a new key of `purpose`'s lane active (ID-token keys are always RS256).
+pub async fn rotate_keys(
+    store: &dyn Store,
+    by: &Operator,
+    master: &MasterKey,
+    purpose: KeyUse,
+    alg: Alg,
+    now: i64,
+) -> Result<KeyRotated, AdminError> {
+    let alg = purpose.alg(alg);
+    let changing = Changing {
+        by,
+        change: "keys.rotate",
+        now,
+    };
+    let key = admin::rotate_keys(store, master, purpose, alg, &changing).await?;
+    let out = KeyRotated {
+        kid: key.kid,
+        alg: key.alg.as_str().into(),
+        purpose: purpose.as_str().into(),
+    };
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct KeyRevoked {
+    pub kid: String,
+    pub replaced_by: Option<String>,
+}
+
+/// Revoke a compromised key; when it is its lane's active key, a new key takes over first.
+pub async fn revoke_key(
+    store: &dyn Store,
+    by: &Operator,
+    master: &MasterKey,
+    kid: &str,
+    now: i64,
+) -> Result<KeyRevoked, AdminError> {
+    let stored = store.list_keys().await?;
+    let key = stored
+        .iter()
+        .find(|k| k.kid == kid)
+        .ok_or_else(|| AdminError::NotFound(format!("no signing key {kid}")))?;
+    if key.revoked_at.is_some() {
+        return Err(AdminError::Invalid(format!(
+            "signing key {kid} is already revoked"
+        )));
+    }
+    // The replacement is a change of its own, recorded as a rotation by the same operator.
+    let rotating = Changing {
+        by,
+        change: "keys.rotate",
+        now,
+    };
+    let replaced_by = if key.state(&stored, now) == KeyState::Active {
+        Some(
+            admin::rotate_keys(store, master, key.purpose, key.alg, &rotating)
+                .await?
+                .kid,
+        )
+    } else {
+        None
+    };
+    let out = KeyRevoked {
+        kid: kid.into(),
+        replaced_by,
+    };
+    let changing = Changing {
+        by,
+        change: "keys.revoke",
+        now,
+    };
+    let event = changing.event(serde_json::to_value(&out).expect("serializes"));
+    store.revoke_key(kid, now, &[event]).await?;
+    Ok(out)
+}

@@ -1,0 +1,168 @@
+//! Partners: create, status, password, API tokens.
+
+use super::*;
+
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePartner {
+    pub name: String,
+    pub email: String,
+    pub password: String,
+    /// Space- or comma-separated registered scopes.
+    pub scopes: String,
+    #[serde(default)]
+    pub org_code: Option<String>,
+}
+redacted!(CreatePartner { name, email, scopes, org_code } secret { password });
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PartnerCreated {
+    pub partner_id: String,
+    pub org_code: String,
+}
+
+pub async fn create_partner(
+    store: &dyn Store,
+    passwords: &Passwords,
+    by: &Operator,
+    input: &CreatePartner,
+    now: i64,
+) -> Result<PartnerCreated, AdminError> {
+    let p = admin::create_partner(
+        store,
+        passwords,
+        NewPartner {
+            name: &input.name,
+            email: &input.email,
+            password: &input.password,
+            scopes: &input.scopes,
+            org_code: input.org_code.as_deref(),
+        },
+        &Changing {
+            by,
+            change: "partner.create",
+            now,
+        },
+    )
+    .await?;
+    Ok(PartnerCreated {
+        partner_id: p.id,
+        org_code: p.org_code,
+    })
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PartnerStatusSet {
+    pub partner_id: String,
+    pub status: PartnerStatus,
+}
+
+pub async fn set_partner_status(
+    store: &dyn Store,
+    by: &Operator,
+    partner_id: &str,
+    status: PartnerStatus,
+    now: i64,
+) -> Result<PartnerStatusSet, AdminError> {
+    admin::set_partner_status(
+        store,
+        partner_id,
+        status,
+        &Changing {
+            by,
+            change: "partner.set_status",
+            now,
+        },
+    )
+    .await?;
+    Ok(PartnerStatusSet {
+        partner_id: partner_id.into(),
+        status,
+    })
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PartnerRef {
+    pub partner_id: String,
+}
+
+pub async fn set_partner_password(
+    store: &dyn Store,
+    passwords: &Passwords,
+    by: &Operator,
+    partner_id: &str,
+    password: &str,
+    now: i64,
+) -> Result<PartnerRef, AdminError> {
+    let changing = Changing {
+        by,
+        change: "partner.set_password",
+        now,
+    };
+    admin::set_partner_password(store, passwords, partner_id, password, &changing).await?;
+    Ok(PartnerRef {
+        partner_id: partner_id.into(),
+    })
+}
+
+/// A new partner API token, shown once.
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PartnerTokenCreated {
+    pub partner_token: String,
+}
+redacted!(PartnerTokenCreated {} secret { partner_token });
+
+pub async fn create_partner_token(
+    store: &dyn Store,
+    by: &Operator,
+    partner_id: &str,
+    now: i64,
+) -> Result<PartnerTokenCreated, AdminError> {
+    let token = admin::create_partner_token(
+        store,
+        partner_id,
+        &Changing {
+            by,
+            change: "partner_token.create",
+            now,
+        },
+    )
+    .await?;
+    Ok(PartnerTokenCreated {
+        partner_token: token.expose().to_string(),
+    })
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Revoked {
+    pub revoked: u64,
+}
+
+/// Revoke every API token of a partner, or the one token given.
+pub async fn revoke_partner_tokens(
+    store: &dyn Store,
+    by: &Operator,
+    which: PartnerTokens<'_>,
+    now: i64,
+) -> Result<Revoked, AdminError> {
+    let changing = Changing {
+        by,
+        change: "partner_token.revoke",
+        now,
+    };
+    let revoked = match which {
+        PartnerTokens::AllOf(partner_id) => {
+            admin::revoke_partner_tokens(store, partner_id, &changing).await?
+        }
+        PartnerTokens::One(token) => {
+            admin::revoke_partner_token(store, token, &changing).await?;
+            1
+        }
+    };
+    Ok(Revoked { revoked })
+}
+
+pub enum PartnerTokens<'a> {
+    AllOf(&'a str),
+    One(&'a str),
+}
