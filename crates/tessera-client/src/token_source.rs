@@ -31,8 +31,8 @@ enum Grant {
 /// A refreshing source ([`TokenSource::partner_refresh`], [`TokenSource::standard_refresh`])
 /// rotates its refresh token safely: only the renewing task holds it, the successor replaces
 /// it only once the answer arrived, and on a failure (say, a lost response) the old one is
-/// kept, which Tessera accepts again within its reuse grace and answers with the same
-/// successor.
+/// kept, which Tessera accepts again within its reuse grace while the successor it answered
+/// is unused: it replaces that successor with a new one, so the family keeps one live head.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), tessera_client::Error> {
