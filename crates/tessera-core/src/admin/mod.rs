@@ -33,14 +33,15 @@ pub enum AdminError {
     DuplicateOrgCode(String),
     #[error("user {0} already exists for this partner")]
     DuplicateUsername(String),
+    /// A partner named in an input (a new client's or user's) does not exist.
     #[error("unknown partner {0}")]
     UnknownPartner(String),
-    /// A record looked up by id does not exist.
+    /// The record a change is about (named by its id, as in an admin API path) does not exist.
     #[error("{0}")]
     NotFound(String),
     #[error("unknown account {0} (or it belongs to another partner)")]
     UnknownAccount(String),
-    #[error("unknown scope(s): {} (register them first with `tessera scope add`)", .0.join(", "))]
+    #[error("unknown scope(s): {} (register them first)", .0.join(", "))]
     UnknownScopes(Vec<String>),
     #[error("scope(s) outside the partner's allowed scopes: {}", .0.join(", "))]
     ScopesOutsidePartner(Vec<String>),
@@ -191,7 +192,9 @@ pub(crate) async fn set_partner_status(
 ) -> Result<(), AdminError> {
     let event = changing.event(json!({"partner_id": partner_id, "status": status.as_str()}));
     match store.set_partner_status(partner_id, status, &[event]).await {
-        Err(StoreError::NotFound(_)) => Err(AdminError::UnknownPartner(partner_id.into())),
+        Err(StoreError::NotFound(_)) => {
+            Err(AdminError::NotFound(format!("no partner {partner_id}")))
+        }
         other => Ok(other?),
     }
 }
@@ -208,7 +211,9 @@ pub(crate) async fn create_partner_token(
         .insert_partner_token(partner_id, &token.digest(), changing.now, &[event])
         .await
     {
-        Err(StoreError::NotFound(_)) => Err(AdminError::UnknownPartner(partner_id.into())),
+        Err(StoreError::NotFound(_)) => {
+            Err(AdminError::NotFound(format!("no partner {partner_id}")))
+        }
         other => {
             other?;
             Ok(token)
@@ -310,9 +315,7 @@ pub(crate) async fn rotate_client_secret(
         .rotate_client_secret(client_id, &secret.digest(), until, &[event])
         .await
     {
-        Err(StoreError::NotFound(_)) => {
-            Err(AdminError::Invalid(format!("unknown client {client_id:?}")))
-        }
+        Err(StoreError::NotFound(_)) => Err(AdminError::NotFound(format!("no client {client_id}"))),
         other => {
             other?;
             Ok(secret)
@@ -333,9 +336,7 @@ pub(crate) async fn set_client_disabled(
         .set_client_disabled(client_id, disabled, &[event])
         .await
     {
-        Err(StoreError::NotFound(_)) => {
-            Err(AdminError::Invalid(format!("unknown client {client_id:?}")))
-        }
+        Err(StoreError::NotFound(_)) => Err(AdminError::NotFound(format!("no client {client_id}"))),
         other => Ok(other?),
     }
 }
@@ -371,7 +372,7 @@ pub(crate) async fn revoke_partner_tokens(
     store
         .partner_by_id(partner_id)
         .await?
-        .ok_or_else(|| AdminError::UnknownPartner(partner_id.into()))?;
+        .ok_or_else(|| AdminError::NotFound(format!("no partner {partner_id}")))?;
     let event = changing.event(json!({"partner_id": partner_id, "revoked": "all"}));
     Ok(store
         .revoke_partner_tokens(partner_id, changing.now, &[event])
@@ -394,7 +395,9 @@ pub(crate) async fn set_partner_password(
         .set_partner_password(partner_id, &hash, &[event])
         .await
     {
-        Err(StoreError::NotFound(_)) => Err(AdminError::UnknownPartner(partner_id.into())),
+        Err(StoreError::NotFound(_)) => {
+            Err(AdminError::NotFound(format!("no partner {partner_id}")))
+        }
         other => Ok(other?),
     }
 }
@@ -472,12 +475,12 @@ pub(crate) async fn create_user(
     match (input.role, input.account_id) {
         (Role::Member, None) => {
             return Err(AdminError::Invalid(
-                "a member user belongs to an account: give --account".into(),
+                "a member user belongs to an account: give its account id".into(),
             ));
         }
         (Role::Admin | Role::Customer, Some(_)) => {
             return Err(AdminError::Invalid(
-                "only member users belong to an account; drop --account".into(),
+                "only member users belong to an account: give no account id".into(),
             ));
         }
         (_, Some(account)) => {

@@ -103,7 +103,7 @@ pub async fn revoke_admin_token(
     let event = changing.event(json!({"admin_token_id": id}));
     if !store.revoke_admin_token(id, now, &[event]).await? {
         return Err(AdminError::NotFound(format!(
-            "no unrevoked admin token {id}; see `tessera admin-token list`"
+            "no unrevoked admin token {id}"
         )));
     }
     Ok(AdminTokenRevoked {

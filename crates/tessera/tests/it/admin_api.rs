@@ -1090,3 +1090,67 @@ async fn an_answer_that_cannot_be_kept_still_reaches_the_caller_once() {
         1
     );
 }
+
+/// An unknown id in an admin path is `404 not-found`, whatever the kind (partners and clients
+/// answered 422, users 404); a partner named in a body (a new client's) stays a `422`.
+#[tokio::test]
+async fn an_unknown_id_in_a_path_is_not_found_for_every_kind() {
+    let t = TestServer::start().await;
+    let (_, write) = admin_token(&t, &[AdminScope::Read, AdminScope::Write]).await;
+    let missing = "0190a1b2-0000-7000-8000-000000000000";
+    let calls: [(M, String, Option<Value>); 11] = [
+        (M::GET, format!("/admin/v1/partners/{missing}"), None),
+        (
+            M::PUT,
+            format!("/admin/v1/partners/{missing}/status"),
+            Some(json!({"status": "inactive"})),
+        ),
+        (
+            M::PUT,
+            format!("/admin/v1/partners/{missing}/password"),
+            Some(json!({"password": "a-long-partner-secret"})),
+        ),
+        (
+            M::POST,
+            format!("/admin/v1/partners/{missing}/tokens"),
+            None,
+        ),
+        (
+            M::DELETE,
+            format!("/admin/v1/partners/{missing}/tokens"),
+            None,
+        ),
+        (M::GET, format!("/admin/v1/clients/{missing}"), None),
+        (M::POST, format!("/admin/v1/clients/{missing}/secret"), None),
+        (
+            M::PUT,
+            format!("/admin/v1/clients/{missing}/status"),
+            Some(json!({"status": "disabled"})),
+        ),
+        (M::GET, format!("/admin/v1/users/{missing}"), None),
+        (
+            M::PUT,
+            format!("/admin/v1/users/{missing}/password"),
+            Some(json!({"password": "a-long-user-secret"})),
+        ),
+        (M::POST, format!("/admin/v1/keys/{missing}/revoke"), None),
+    ];
+    for (method, path, body) in calls {
+        let r = call(&t, method.clone(), &path, Some(&write), body, None).await;
+        assert_eq!(r.status, 404, "{method} {path}: {}", r.body);
+        problem(&r, 404, "not-found");
+    }
+    let r = call(
+        &t,
+        M::POST,
+        "/admin/v1/clients",
+        Some(&write),
+        Some(
+            json!({"partner_id": missing, "name": "App", "grant_types": ["client_credentials"],
+                    "scopes": "crm"}),
+        ),
+        None,
+    )
+    .await;
+    problem(&r, 422, "validation");
+}

@@ -113,7 +113,7 @@ async fn the_cli_contract_and_a_running_server_that_follows_it() {
             ],
             None,
         ),
-        "unknown partner",
+        "no partner nope",
     );
     fails_with(
         &tessera(
@@ -121,7 +121,7 @@ async fn the_cli_contract_and_a_running_server_that_follows_it() {
             &["partner", "token", "create", "--partner", "nope"],
             None,
         ),
-        "unknown partner",
+        "no partner nope",
     );
 
     let out = ok_json(&tessera(
