@@ -52,7 +52,7 @@ async fn readyz(State(app): State<AppState>) -> Response {
 }
 
 /// RFC 7517 key set; cacheable for a minute, so a rotated key is seen soon.
-#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "openid",
+#[utoipa::path(get, operation_id = "jwks", path = "/.well-known/jwks.json", tag = "openid",
     responses((status = 200, description = "The published signing keys (RFC 7517)", body = Object)))]
 pub(crate) async fn jwks(State(app): State<AppState>) -> Response {
     let mut r = axum::Json(app.engine.jwks()).into_response();

@@ -23,7 +23,7 @@ fn view(a: Account) -> AccountView {
     }
 }
 
-#[utoipa::path(post, path = "/v2/accounts", tag = "partner",
+#[utoipa::path(post, operation_id = "partner_create_account", path = "/v2/accounts", tag = "partner",
     request_body = tessera_proto::partner::CreateAccountRequest,
     responses((status = 201, description = "Created",
         body = tessera_proto::partner::Envelope<tessera_proto::partner::AccountView>)))]
@@ -45,7 +45,7 @@ pub async fn create(State(app): State<AppState>, headers: HeaderMap, body: RawBo
     }
 }
 
-#[utoipa::path(get, path = "/v2/accounts/{account_id}", tag = "partner",
+#[utoipa::path(get, operation_id = "partner_get_account", path = "/v2/accounts/{account_id}", tag = "partner",
     params(("account_id" = String, Path)),
     responses((status = 200, description = "The account",
         body = tessera_proto::partner::Envelope<tessera_proto::partner::AccountView>)))]
@@ -75,7 +75,7 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v2/accounts", tag = "partner", params(ListQuery),
+#[utoipa::path(get, operation_id = "partner_list_accounts", path = "/v2/accounts", tag = "partner", params(ListQuery),
     responses((status = 200, description = "A page of accounts",
         body = tessera_proto::partner::Envelope<tessera_proto::partner::AccountPage>)))]
 pub async fn list(

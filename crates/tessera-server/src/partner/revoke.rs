@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::body::{RawBody, json};
 use crate::error::RequestError;
 
-#[utoipa::path(post, path = "/v2/oauth/revoke", tag = "partner",
+#[utoipa::path(post, operation_id = "partner_revoke", path = "/v2/oauth/revoke", tag = "partner",
     request_body = tessera_proto::partner::RevokeRequest,
     responses((status = 200, description = "Revoked (an unknown token too, RFC 7009)",
         body = tessera_proto::partner::Envelope<super::openapi::Empty>)))]

@@ -16,7 +16,7 @@ use crate::body::{RawBody, json};
 use crate::error::RequestError;
 use crate::wire::{bounded, parse_scope, token_type_from_wire, truncate};
 
-#[utoipa::path(post, path = "/v2/oauth/token", tag = "partner",
+#[utoipa::path(post, operation_id = "partner_token", path = "/v2/oauth/token", tag = "partner",
     request_body = tessera_proto::partner::TokenRequest,
     responses((status = 200, description = "A token (and, for an exchange or a code, a refresh token)",
         body = tessera_proto::partner::Envelope<tessera_proto::partner::TokenResponse>)))]

@@ -13,7 +13,7 @@ use tessera_core::userinfo::CLAIMS_SUPPORTED;
 
 use crate::app::AppState;
 
-#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "openid",
+#[utoipa::path(get, operation_id = "discovery", path = "/.well-known/openid-configuration", tag = "openid",
     responses((status = 200, description = "OpenID Provider and RFC 8414 metadata (one document)",
         body = Object)))]
 pub async fn metadata(State(app): State<AppState>) -> Response {

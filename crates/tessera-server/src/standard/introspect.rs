@@ -13,7 +13,7 @@ use crate::app::AppState;
 use crate::body::{RawBody, bytes};
 use crate::error::RequestError;
 
-#[utoipa::path(post, path = "/oauth/introspect", tag = "standard",
+#[utoipa::path(post, operation_id = "oauth_introspect", path = "/oauth/introspect", tag = "standard",
     request_body(content = tessera_proto::standard::TokenParam,
         content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "Whether the token is active, and its claims",

@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::body::{RawBody, bytes};
 use crate::error::RequestError;
 
-#[utoipa::path(post, path = "/oauth/revoke", tag = "standard",
+#[utoipa::path(post, operation_id = "oauth_revoke", path = "/oauth/revoke", tag = "standard",
     request_body(content = tessera_proto::standard::TokenParam,
         content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "Revoked (an unknown token too, RFC 7009 §2.2)")))]

@@ -20,7 +20,7 @@ use crate::body::{RawBody, bytes};
 use crate::error::RequestError;
 use crate::wire::{self, parse_scope, token_type_from_wire};
 
-#[utoipa::path(post, path = "/oauth/token", tag = "standard",
+#[utoipa::path(post, operation_id = "oauth_token", path = "/oauth/token", tag = "standard",
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "A token", body = TokenResponse),

@@ -44,7 +44,7 @@ pub(super) struct SignUpRequest {
     client_user_id: Option<String>,
 }
 
-#[utoipa::path(post, path = "/v2/api/users/sign-up", tag = "standard", request_body = SignUpRequest,
+#[utoipa::path(post, operation_id = "sign_up", path = "/v2/api/users/sign-up", tag = "standard", request_body = SignUpRequest,
     responses(
         (status = 201, description = "Signed up; clientUserToken is the buyer's password, shown once",
             body = super::openapi::SignedUpEnvelope),
@@ -96,7 +96,7 @@ pub async fn sign_up(State(app): State<AppState>, headers: HeaderMap, body: RawB
     }
 }
 
-#[utoipa::path(get, path = "/api/users/me", tag = "standard",
+#[utoipa::path(get, operation_id = "me", path = "/api/users/me", tag = "standard",
     responses((status = 200, description = "Who the token speaks for", body = super::openapi::MeEnvelope)))]
 pub async fn me(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let now = unix_now();
@@ -146,7 +146,7 @@ pub async fn me(State(app): State<AppState>, headers: HeaderMap) -> Response {
 
 /// OpenID Connect UserInfo (Core §5.3), `GET` or `POST`, with the access token of an `openid`
 /// sign-in in `Authorization: Bearer`.
-#[utoipa::path(get, path = "/oauth/userinfo", tag = "openid",
+#[utoipa::path(get, operation_id = "userinfo", path = "/oauth/userinfo", tag = "openid",
     responses((status = 200, description = "Claims about the signed-in user",
         body = tessera_core::userinfo::UserInfo)))]
 pub async fn userinfo(State(app): State<AppState>, headers: HeaderMap) -> Response {
