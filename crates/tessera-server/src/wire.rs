@@ -28,6 +28,17 @@ pub fn parse_scope(value: &str, field: &str) -> Result<ScopeSet, RequestError> {
     ScopeSet::parse(value).map_err(|e| RequestError::field(field, e.to_string()))
 }
 
+/// An `error_description` within RFC 6749's characters (§4.1.2.1 and §5.2: %x20-21 / %x23-5B /
+/// %x5D-7E) and without markup delimiters, at most 200 of them: descriptions are Tessera's own
+/// words, and this keeps them so when one quotes input (a requested scope, say). Redirects and
+/// the standard dialect's error bodies both pass through it.
+pub fn error_description(text: &str) -> String {
+    text.chars()
+        .filter(|&c| matches!(c, ' '..='~') && !matches!(c, '"' | '\\' | '<' | '>'))
+        .take(200)
+        .collect()
+}
+
 /// At most 64 characters of a caller's value, to echo back in a message.
 pub fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
@@ -55,6 +66,14 @@ pub fn token_type_name(t: TokenType) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_descriptions_keep_to_rfc_6749_characters() {
+        assert_eq!(
+            error_description("a \"quoted\" <b>bold</b> \\ é\n ok"),
+            "a quoted bbold/b   ok"
+        );
+    }
 
     #[test]
     fn token_types_round_trip() {

@@ -1,7 +1,7 @@
 //! Consent: what the user is asked, the grant their approval records, the code that goes back to
 //! the client, and the connected-applications list from which a grant is withdrawn.
 
-use super::{SignedIn, with_query};
+use super::SignedIn;
 use crate::audit::{AuditEvent, Event};
 use crate::engine::Engine;
 use crate::error::EngineError;
@@ -14,6 +14,15 @@ use crate::secret::{SecretKind, generate, new_id};
 pub struct ConsentView {
     pub client_name: String,
     pub scopes: Vec<(String, String)>,
+}
+
+/// An approved authorization request: the code for the client, where it goes, and the
+/// request's `state`; the server sends the browser there (with `iss`, RFC 9207).
+pub struct Approved {
+    pub redirect_uri: String,
+    /// Shown once; only its digest is stored.
+    pub code: crate::secret::Secret,
+    pub state: Option<String>,
 }
 
 impl Engine {
@@ -93,7 +102,7 @@ impl Engine {
         signed_in: &SignedIn,
         covering: Option<&Grant>,
         now: i64,
-    ) -> Result<String, EngineError> {
+    ) -> Result<Approved, EngineError> {
         // The pages send an old sign-in to the login page first; this holds whatever they do.
         if !signed_in.satisfies(request) {
             return Err(EngineError::InvalidGrant(
@@ -143,12 +152,11 @@ impl Engine {
                 sid: Some(signed_in.sid.clone()),
             })
             .await?;
-        let mut params = vec![("code", code.expose())];
-        if let Some(state) = &request.state {
-            params.push(("state", state.as_str()));
-        }
-        params.push(("iss", self.config.issuer.as_str()));
-        Ok(with_query(&request.redirect_uri, &params))
+        Ok(Approved {
+            redirect_uri: request.redirect_uri.clone(),
+            code,
+            state: request.state.clone(),
+        })
     }
 
     /// The user's connected applications: each active grant with its client's name.

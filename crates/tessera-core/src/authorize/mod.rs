@@ -4,8 +4,10 @@
 //! `authorization_code` grant.
 //!
 //! Errors before the redirect URI is known to be registered for the client are shown on an error
-//! page and never redirected (RFC 6749 §4.1.2.1, RFC 9700 §4.1); every later error redirects with
-//! `error`, `error_description`, `state` and `iss`.
+//! page and never redirected (RFC 6749 §4.1.2.1, RFC 9700 §4.1); every later error is a value
+//! (`AuthorizeError::Redirect`) that the server sends back with `error`, `error_description`,
+//! `state` and `iss`, as it sends an approval ([`Approved`]) back with `code`, `state` and
+//! `iss`: this crate builds no URL.
 //!
 //! OpenID Connect (Core 1.0) rides on the same flow: the `openid` scope, `nonce` (bound to the
 //! code), `prompt` and `max_age` are checked in `request`, the sign-in time and session id go
@@ -19,10 +21,8 @@ mod consent;
 mod request;
 mod session;
 
-pub use consent::ConsentView;
+pub use consent::{Approved, ConsentView};
 pub use session::SignedIn;
-
-use crate::engine::Engine;
 
 /// The query of an `/authorize` request, as received.
 #[derive(Debug, Default, Clone)]
@@ -79,79 +79,4 @@ pub enum AuthorizeError {
         failure: AuthorizeFailure,
         description: String,
     },
-}
-
-/// `uri` with `params` added to its query (RFC 6749 §4.1.2: keep the registered query).
-pub fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
-    let mut out = uri.to_string();
-    let mut sep = if uri.contains('?') { '&' } else { '?' };
-    for (k, v) in params {
-        out.push(sep);
-        sep = '&';
-        out.push_str(&form_urlencoded::byte_serialize(k.as_bytes()).collect::<String>());
-        out.push('=');
-        out.push_str(&form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>());
-    }
-    out
-}
-
-impl Engine {
-    /// The redirect for an authorization error (RFC 6749 §4.1.2.1 with RFC 9207 `iss`).
-    pub fn error_redirect(
-        &self,
-        redirect_uri: &str,
-        state: Option<&str>,
-        error: &str,
-        description: &str,
-    ) -> String {
-        let description = error_description(description);
-        let mut params = vec![
-            ("error", error),
-            ("error_description", description.as_str()),
-        ];
-        if let Some(s) = state {
-            params.push(("state", s));
-        }
-        params.push(("iss", self.config.issuer.as_str()));
-        with_query(redirect_uri, &params)
-    }
-}
-
-/// An `error_description` within RFC 6749's characters (§4.1.2.1 and §5.2: %x20-21 / %x23-5B /
-/// %x5D-7E) and without markup delimiters, at most 200 of them: descriptions are Tessera's own
-/// words, and this keeps them so when one quotes input (a requested scope, say). Redirects and
-/// the standard dialect's error bodies both pass through it.
-pub fn error_description(text: &str) -> String {
-    text.chars()
-        .filter(|&c| matches!(c, ' '..='~') && !matches!(c, '"' | '\\' | '<' | '>'))
-        .take(200)
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_descriptions_keep_to_rfc_6749_characters() {
-        assert_eq!(
-            error_description("a \"quoted\" <b>bold</b> \\ é\n ok"),
-            "a quoted bbold/b   ok"
-        );
-    }
-
-    #[test]
-    fn redirects_keep_the_registered_query_and_encode_values() {
-        assert_eq!(
-            with_query(
-                "https://a.example/cb?x=1",
-                &[("code", "c d"), ("state", "s&t")]
-            ),
-            "https://a.example/cb?x=1&code=c+d&state=s%26t"
-        );
-        assert_eq!(
-            with_query("https://a.example/cb", &[("k", "v")]),
-            "https://a.example/cb?k=v"
-        );
-    }
 }

@@ -58,17 +58,14 @@ async fn code(w: &World, f: &Flow, now: i64) -> String {
         .await
         .unwrap();
     let (_, signed_in) = w.engine.create_session(&user, now).await.unwrap();
-    let to = w
+    let approved = w
         .engine
         .approve(&request, &signed_in, None, now)
         .await
         .unwrap();
-    assert!(to.starts_with(&format!("{REDIRECT}?code=")), "{to}");
-    assert!(to.contains("&state=st&iss="), "{to}");
-    to.split(['?', '&'])
-        .find_map(|kv| kv.strip_prefix("code="))
-        .unwrap()
-        .to_string()
+    assert_eq!(approved.redirect_uri, REDIRECT);
+    assert_eq!(approved.state.as_deref(), Some("st"));
+    approved.code.expose().to_string()
 }
 
 fn redeem(code: &str, verifier: &str) -> GrantRequest {

@@ -119,9 +119,8 @@ fn authorize_error(app: &AppState, e: AuthorizeError, dialect: Dialect) -> Respo
             description,
         } => {
             let code = dialect.error_code(failure);
-            let to = app
-                .engine
-                .error_redirect(&redirect_uri, state.as_deref(), code, &description);
+            let to =
+                super::error_redirect(app, &redirect_uri, state.as_deref(), code, &description);
             redirect(&to, Vec::new(), &[])
         }
     }

@@ -9,8 +9,8 @@ use tessera_core::unix_now;
 
 use super::view::{self, Framing, Page, SESSION_COOKIE, csrf_token, redirect};
 use super::{
-    RequestQuery, checked_form, end_flow_with_error, failure_page, flow_form, pending, secure,
-    signed_in,
+    RequestQuery, checked_form, code_redirect, end_flow_with_error, failure_page, flow_form,
+    pending, secure, signed_in,
 };
 use crate::app::AppState;
 use crate::body::RawBody;
@@ -65,8 +65,8 @@ pub(super) async fn consent(
     };
     match form.take("decision").as_deref() {
         Some("approve") => match app.engine.approve(&request, &user, None, now).await {
-            Ok(to) => redirect(
-                &to,
+            Ok(approved) => redirect(
+                &code_redirect(&app, &approved),
                 vec![view::end_flow_cookie(&request.id, secure(&app))],
                 &client.frame_origins,
             ),

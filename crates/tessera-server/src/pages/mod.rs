@@ -25,7 +25,7 @@ use axum::routing::{get, post};
 use minijinja::context;
 use serde::Deserialize;
 use tessera_core::EngineError;
-use tessera_core::authorize::{AuthorizeError, AuthorizeFailure, SignedIn};
+use tessera_core::authorize::{Approved, AuthorizeError, AuthorizeFailure, SignedIn};
 use tessera_core::model::{AuthorizationRequest, Client, Grant, User};
 use tessera_core::policy::{AUTHORIZATION_REQUEST_TTL, SESSION_TTL};
 
@@ -91,6 +91,52 @@ impl Dialect {
 }
 
 /// A message for a page: capitalised, ending with a full stop.
+/// `uri` with `params` added to its query (RFC 6749 §4.1.2: keep the registered query).
+fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
+    let mut out = uri.to_string();
+    let mut sep = if uri.contains('?') { '&' } else { '?' };
+    for (k, v) in params {
+        out.push(sep);
+        sep = '&';
+        out.push_str(&form_urlencoded::byte_serialize(k.as_bytes()).collect::<String>());
+        out.push('=');
+        out.push_str(&form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>());
+    }
+    out
+}
+
+/// Where an authorization error sends the browser back to the client (RFC 6749 §4.1.2.1, with
+/// RFC 9207's `iss`), `error` in the words of the dialect the flow began in.
+pub(super) fn error_redirect(
+    app: &AppState,
+    redirect_uri: &str,
+    state: Option<&str>,
+    error: &str,
+    description: &str,
+) -> String {
+    let description = crate::wire::error_description(description);
+    let mut params = vec![
+        ("error", error),
+        ("error_description", description.as_str()),
+    ];
+    if let Some(s) = state {
+        params.push(("state", s));
+    }
+    params.push(("iss", app.engine.config().issuer.as_str()));
+    with_query(redirect_uri, &params)
+}
+
+/// Where an approval sends the browser: the client's redirect URI with the code, the request's
+/// `state` and RFC 9207's `iss`.
+fn code_redirect(app: &AppState, approved: &Approved) -> String {
+    let mut params = vec![("code", approved.code.expose())];
+    if let Some(state) = &approved.state {
+        params.push(("state", state.as_str()));
+    }
+    params.push(("iss", app.engine.config().issuer.as_str()));
+    with_query(&approved.redirect_uri, &params)
+}
+
 pub(super) fn sentence(s: &str) -> String {
     let mut c = s.chars();
     let mut out = match c.next() {
@@ -218,7 +264,8 @@ pub(super) async fn end_flow_with_error(
         return failure_page(&e);
     }
     let code = Dialect::parse(&request.dialect).error_code(failure);
-    let to = app.engine.error_redirect(
+    let to = error_redirect(
+        app,
         &request.redirect_uri,
         request.state.as_deref(),
         code,
@@ -240,9 +287,13 @@ async fn approve(
     mut cookies: Vec<String>,
 ) -> Response {
     match app.engine.approve(request, user, covering, now).await {
-        Ok(to) => {
+        Ok(approved) => {
             cookies.push(view::end_flow_cookie(&request.id, secure(app)));
-            redirect(&to, cookies, &client.frame_origins)
+            redirect(
+                &code_redirect(app, &approved),
+                cookies,
+                &client.frame_origins,
+            )
         }
         Err(e) => failure_page(&e),
     }
@@ -406,6 +457,21 @@ pub(super) async fn flow_form(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirects_keep_the_registered_query_and_encode_values() {
+        assert_eq!(
+            with_query(
+                "https://a.example/cb?x=1",
+                &[("code", "c d"), ("state", "s&t")]
+            ),
+            "https://a.example/cb?x=1&code=c+d&state=s%26t"
+        );
+        assert_eq!(
+            with_query("https://a.example/cb", &[("k", "v")]),
+            "https://a.example/cb?k=v"
+        );
+    }
 
     #[test]
     fn sentences_are_capitalised_and_stopped_once() {

@@ -189,7 +189,7 @@ fn wire_field(field: &str) -> &str {
 }
 
 fn body(status: StatusCode, code: &str, description: &str) -> Response {
-    let description = tessera_core::authorize::error_description(description);
+    let description = crate::wire::error_description(description);
     let mut r = (
         status,
         axum::Json(json!({"error": code, "error_description": description})),
@@ -258,7 +258,7 @@ pub fn render_resource(e: &RequestError) -> Response {
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
         let challenge = format!(
             "Bearer realm=\"tessera\", error=\"{code}\", error_description=\"{}\"",
-            tessera_core::authorize::error_description(&description)
+            crate::wire::error_description(&description)
         );
         if let Ok(v) = HeaderValue::from_str(&challenge) {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
