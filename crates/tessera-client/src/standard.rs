@@ -5,45 +5,11 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::Error;
 
-pub use tessera_proto::standard::{Introspection, TokenResponse};
-
-/// Seed 002's buyer sign-up: who to register.
-#[derive(Clone, Debug, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SignUp {
-    pub phone_number: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub first_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_user_id: Option<String>,
-}
-
-/// The signed-up buyer: `client_user_token` is its generated password, shown once.
-#[derive(Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SignedUp {
-    pub id: String,
-    pub phone_number: String,
-    pub pre_existing_user: bool,
-    pub client_user_token: String,
-}
-
-impl fmt::Debug for SignedUp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SignedUp")
-            .field("id", &self.id)
-            .field("phone_number", &self.phone_number)
-            .field("pre_existing_user", &self.pre_existing_user)
-            .field("client_user_token", &"<redacted>")
-            .finish()
-    }
-}
+pub use tessera_proto::standard::{Introspection, Me, SignUp, SignedUp, TokenResponse};
 
 #[derive(Deserialize)]
 struct OAuthError {
@@ -199,10 +165,6 @@ impl StandardClient {
 
     /// Seed 002's buyer sign-up, with the client's app_token.
     pub async fn sign_up(&self, app_token: &str, buyer: &SignUp) -> Result<SignedUp, Error> {
-        #[derive(Deserialize)]
-        struct Data {
-            data: SignedUp,
-        }
         let response = self
             .http
             .post(format!("{}/v2/api/users/sign-up", self.base))
@@ -210,7 +172,23 @@ impl StandardClient {
             .json(buyer)
             .send()
             .await?;
-        Ok(read::<Data>(response).await?.data)
+        Ok(read::<tessera_proto::standard::Data<SignedUp>>(response)
+            .await?
+            .data)
+    }
+
+    /// Seed 002's `GET /api/users/me`: who `access_token` speaks for (the same type the server
+    /// renders).
+    pub async fn me(&self, access_token: &str) -> Result<Me, Error> {
+        let response = self
+            .http
+            .get(format!("{}/api/users/me", self.base))
+            .bearer_auth(access_token)
+            .send()
+            .await?;
+        Ok(read::<tessera_proto::standard::Data<Me>>(response)
+            .await?
+            .data)
     }
 
     async fn token(&self, form: &[(&str, &str)]) -> Result<TokenResponse, Error> {

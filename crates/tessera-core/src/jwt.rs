@@ -32,6 +32,19 @@ pub enum TokenUse {
     CustomerToken,
 }
 
+impl TokenUse {
+    /// The claim's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenUse::MachineToken => "machine_token",
+            TokenUse::ClientAccessToken => "client_access_token",
+            TokenUse::AppToken => "app_token",
+            TokenUse::UserToken => "user_token",
+            TokenUse::CustomerToken => "customer_token",
+        }
+    }
+}
+
 /// RFC 8693 §4.1 actor claim; `act` nests the earlier actors of a delegation chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {

@@ -108,3 +108,77 @@ pub struct Introspection {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub act: Option<serde_json::Value>,
 }
+
+/// `{"data": ...}`: the envelope of seed 002's resource endpoints (sign-up, `me`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Data<T> {
+    pub data: T,
+}
+
+/// Seed 002's buyer sign-up (`POST /v2/api/users/sign-up`): who to register.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SignUp {
+    pub phone_number: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_user_id: Option<String>,
+}
+
+/// The signed-up buyer: `client_user_token` is its generated password, shown once (`Debug`
+/// does not print it).
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SignedUp {
+    pub id: String,
+    pub phone_number: String,
+    pub pre_existing_user: bool,
+    pub client_user_token: String,
+}
+
+impl fmt::Debug for SignedUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignedUp")
+            .field("id", &self.id)
+            .field("phone_number", &self.phone_number)
+            .field("pre_existing_user", &self.pre_existing_user)
+            .field("client_user_token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// `GET /api/users/me`: who a token speaks for; the user's profile for user and customer tokens.
+/// Absent values are left out, not `null`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Me {
+    pub id: String,
+    pub token_use: String,
+    pub client_id: String,
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_user_id: Option<String>,
+}

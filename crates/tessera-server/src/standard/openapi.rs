@@ -5,49 +5,6 @@ use tessera_proto::standard::OAuthError;
 use utoipa::Modify;
 use utoipa::openapi::security::HttpAuthScheme;
 
-/// `{"data": ...}` of a sign-up.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct SignedUpEnvelope {
-    data: SignedUp,
-}
-
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "camelCase")]
-#[allow(dead_code)]
-struct SignedUp {
-    id: String,
-    phone_number: String,
-    pre_existing_user: bool,
-    client_user_token: String,
-}
-
-/// `{"data": ...}` of `me`.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct MeEnvelope {
-    data: Me,
-}
-
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "camelCase")]
-#[allow(dead_code)]
-struct Me {
-    id: String,
-    token_use: String,
-    client_id: String,
-    scope: String,
-    partner_id: Option<String>,
-    org_code: Option<String>,
-    account_id: Option<String>,
-    role: Option<String>,
-    username: Option<String>,
-    phone_number: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    client_user_id: Option<String>,
-}
-
 const ERRORS: [(&str, &str); 8] = [
     (
         "400",

@@ -5,10 +5,10 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+
 use tessera_core::unix_now;
 use tessera_core::users::SignUp;
+use tessera_proto::standard;
 
 use super::error::render_resource;
 use crate::app::AppState;
@@ -35,27 +35,18 @@ fn bearer(headers: &HeaderMap) -> Result<&str, RequestError> {
     }
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct SignUpRequest {
-    phone_number: String,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    client_user_id: Option<String>,
-}
-
-#[utoipa::path(post, operation_id = "sign_up", path = "/v2/api/users/sign-up", tag = "standard", request_body = SignUpRequest,
+#[utoipa::path(post, operation_id = "sign_up", path = "/v2/api/users/sign-up", tag = "standard", request_body = standard::SignUp,
     responses(
         (status = 201, description = "Signed up; clientUserToken is the buyer's password, shown once",
-            body = super::openapi::SignedUpEnvelope),
+            body = standard::Data<standard::SignedUp>),
         (status = 200, description = "The phone number was known: its user, with a new clientUserToken",
-            body = super::openapi::SignedUpEnvelope),
+            body = standard::Data<standard::SignedUp>),
     ))]
 pub async fn sign_up(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let now = unix_now();
     let result = async {
         let app_token = app.engine.require_app_token(bearer(&headers)?, now)?;
-        let req: SignUpRequest = parse_json(bytes(&body)?)?;
+        let req: standard::SignUp = parse_json(bytes(&body)?)?;
         let signed_up = app
             .engine
             .sign_up(
@@ -79,16 +70,13 @@ pub async fn sign_up(State(app): State<AppState>, headers: HeaderMap, body: RawB
             } else {
                 StatusCode::CREATED
             };
-            let mut r = (
-                status,
-                axum::Json(json!({"data": {
-                    "id": s.user.id,
-                    "phoneNumber": s.user.username,
-                    "preExistingUser": s.pre_existing,
-                    "clientUserToken": s.client_user_token.expose(),
-                }})),
-            )
-                .into_response();
+            let signed_up = standard::SignedUp {
+                id: s.user.id,
+                phone_number: s.user.username,
+                pre_existing_user: s.pre_existing,
+                client_user_token: s.client_user_token.expose().to_string(),
+            };
+            let mut r = (status, axum::Json(standard::Data { data: signed_up })).into_response();
             crate::app::no_store(&mut r);
             r
         }
@@ -97,46 +85,34 @@ pub async fn sign_up(State(app): State<AppState>, headers: HeaderMap, body: RawB
 }
 
 #[utoipa::path(get, operation_id = "me", path = "/api/users/me", tag = "standard",
-    responses((status = 200, description = "Who the token speaks for", body = super::openapi::MeEnvelope)))]
+    responses((status = 200, description = "Who the token speaks for", body = standard::Data<standard::Me>)))]
 pub async fn me(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let now = unix_now();
     let result =
         async { Ok::<_, RequestError>(app.engine.me(bearer(&headers)?, now).await?) }.await;
     match result {
         Ok((claims, user)) => {
-            let mut data = json!({
-                "id": claims.sub,
-                "tokenUse": claims.token_use,
-                "clientId": claims.client_id,
-                "scope": claims.scope,
-            });
-            let map = data.as_object_mut().expect("object");
-            for (k, v) in [
-                ("partnerId", claims.partner_id),
-                ("orgCode", claims.org_code),
-                ("accountId", claims.account_id),
-                ("role", claims.role),
-            ] {
-                if let Some(v) = v {
-                    map.insert(k.into(), Value::String(v));
-                }
-            }
+            let mut me = standard::Me {
+                id: claims.sub,
+                token_use: claims.token_use.as_str().into(),
+                client_id: claims.client_id,
+                scope: claims.scope,
+                partner_id: claims.partner_id,
+                org_code: claims.org_code,
+                account_id: claims.account_id,
+                role: claims.role,
+                ..standard::Me::default()
+            };
             if let Some(u) = user {
-                map.insert("username".into(), u.username.clone().into());
                 if u.role == tessera_core::model::Role::Customer {
-                    map.insert("phoneNumber".into(), u.username.into());
+                    me.phone_number = Some(u.username.clone());
                 }
-                for (k, v) in [
-                    ("firstName", u.first_name),
-                    ("lastName", u.last_name),
-                    ("clientUserId", u.external_id),
-                ] {
-                    if let Some(v) = v {
-                        map.insert(k.into(), Value::String(v));
-                    }
-                }
+                me.username = Some(u.username);
+                me.first_name = u.first_name;
+                me.last_name = u.last_name;
+                me.client_user_id = u.external_id;
             }
-            let mut r = axum::Json(json!({ "data": data })).into_response();
+            let mut r = axum::Json(standard::Data { data: me }).into_response();
             crate::app::no_store(&mut r);
             r
         }

@@ -108,6 +108,21 @@ async fn the_standard_client_and_a_refreshing_source() {
         .unwrap();
     assert!(!buyer.pre_existing_user);
     assert!(!format!("{buyer:?}").contains(&buyer.client_user_token));
+    // The buyer's own token, and `me` read back in the type the server renders.
+    let customer = sc
+        .password(&buyer.phone_number, &buyer.client_user_token, Some("WRITE"))
+        .await
+        .unwrap();
+    let me = sc.me(&customer.access_token).await.unwrap();
+    assert_eq!(
+        (
+            me.id.as_str(),
+            me.token_use.as_str(),
+            me.phone_number.as_deref()
+        ),
+        (buyer.id.as_str(), "customer_token", Some("+966501234567"))
+    );
+    assert_eq!(me.first_name.as_deref(), Some("Sara"));
 
     // A partner's machine token exchanged in the standard dialect: a pair with a refresh token.
     let partner = t.client(&o.partner);
