@@ -83,29 +83,46 @@ pub struct TokenParam {
     pub client_secret: Option<String>,
 }
 
-/// An introspection answer (RFC 7662 §2.2): `active`, and for an active token its claims.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// An introspection answer (RFC 7662 §2.2): `active`, and for an active token its claims (absent
+/// ones are left out, not `null`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Introspection {
     pub active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     /// `Bearer` for an access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_use: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partner_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
     /// RFC 8693 §4.1 delegation chain.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<serde_json::Value>,
 }
 

@@ -4,9 +4,9 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
 use tessera_core::introspect::Introspection;
 use tessera_core::unix_now;
+use tessera_proto::standard::Introspection as Answer;
 
 use super::{client_request, error};
 use crate::app::AppState;
@@ -30,50 +30,41 @@ pub async fn introspect(
         Ok::<_, RequestError>(app.engine.introspect(&caller, &token, now).await?)
     }
     .await;
-    let body: Value = match result {
+    let body = match result {
         Err(e) => return error::render(&e),
-        Ok(Introspection::Inactive) => json!({"active": false}),
-        Ok(Introspection::Access(c)) => {
-            let mut v = json!({
-                "active": true,
-                "scope": c.scope,
-                "client_id": c.client_id,
-                "token_type": "Bearer",
-                "exp": c.exp,
-                "iat": c.iat,
-                "sub": c.sub,
-                "aud": c.aud,
-                "iss": c.iss,
-                "jti": c.jti,
-                "token_use": c.token_use,
-            });
-            let map = v.as_object_mut().expect("object");
-            for (k, val) in [
-                ("partner_id", c.partner_id),
-                ("org_code", c.org_code),
-                ("account_id", c.account_id),
-                ("role", c.role),
-                ("sid", c.sid),
-            ] {
-                if let Some(val) = val {
-                    map.insert(k.into(), val.into());
-                }
-            }
-            if let Some(act) = c.act {
-                map.insert("act".into(), serde_json::to_value(act).expect("serializes"));
-            }
-            v
-        }
-        Ok(Introspection::Refresh(r)) => json!({
-            "active": true,
-            "scope": r.scope,
-            "client_id": r.client_id,
-            "exp": r.expires_at,
-            "iat": r.issued_at,
-            "sub": r.subject,
-            "account_id": r.account_id,
-            "partner_id": r.partner_id,
-        }),
+        Ok(Introspection::Inactive) => Answer::default(),
+        Ok(Introspection::Access(c)) => Answer {
+            active: true,
+            scope: Some(c.scope),
+            client_id: Some(c.client_id),
+            token_type: Some("Bearer".into()),
+            exp: Some(c.exp),
+            iat: Some(c.iat),
+            sub: Some(c.sub),
+            aud: Some(c.aud),
+            iss: Some(c.iss),
+            jti: Some(c.jti),
+            token_use: Some(c.token_use.as_str().into()),
+            partner_id: c.partner_id,
+            org_code: c.org_code,
+            account_id: c.account_id,
+            role: c.role,
+            sid: c.sid,
+            act: c
+                .act
+                .map(|act| serde_json::to_value(act).expect("an actor serializes")),
+        },
+        Ok(Introspection::Refresh(r)) => Answer {
+            active: true,
+            scope: Some(r.scope),
+            client_id: Some(r.client_id),
+            exp: Some(r.expires_at),
+            iat: Some(r.issued_at),
+            sub: Some(r.subject),
+            account_id: r.account_id,
+            partner_id: Some(r.partner_id),
+            ..Answer::default()
+        },
     };
     let mut r = axum::Json(body).into_response();
     crate::app::no_store(&mut r);
