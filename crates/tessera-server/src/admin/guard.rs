@@ -205,8 +205,14 @@ async fn idempotent(
             let response = next.run(Request::from_parts(parts, Body::from(body))).await;
             let status = response.status();
             if status.is_server_error() {
-                // Not an answer to keep: the same request may be sent again.
-                store.release_idempotency_key(&token.id, key).await?;
+                // Not an answer to keep. The key is freed for the same request to be sent
+                // again only when nothing was written: a change and its audit event commit
+                // together, so an `admin.change` of this request means it was carried out (a
+                // commit whose acknowledgement was lost, or the first of two writes, as
+                // revoking an active key rotates first), and a rerun would do it twice.
+                if !carried_out(store, now).await {
+                    store.release_idempotency_key(&token.id, key).await?;
+                }
                 return Ok(response);
             }
             let (parts, body) = response.into_parts();
@@ -235,6 +241,31 @@ async fn idempotent(
             }
             Ok(Response::from_parts(parts, Body::from(bytes)))
         }
+    }
+}
+
+/// Whether the request being served made an administrative change: an `admin.change` event
+/// with its request id, at or after `since`. When that cannot be told (no request id, or the
+/// audit trail does not answer), it is taken as made, which keeps the key from a rerun.
+async fn carried_out(store: &dyn tessera_core::store::Store, since: i64) -> bool {
+    let Some(request_id) = tessera_core::audit::CONTEXT
+        .try_with(|c| c.request_id.clone())
+        .ok()
+        .flatten()
+    else {
+        return true;
+    };
+    let query = tessera_core::audit::AuditQuery {
+        since: Some(since - 5),
+        event: Some(Event::AdminChange.as_str().into()),
+        limit: 1000,
+        ..Default::default()
+    };
+    match store.query_audit(&query).await {
+        Ok(events) => events
+            .iter()
+            .any(|e| e.request_id.as_deref() == Some(request_id.as_str())),
+        Err(_) => true,
     }
 }
 

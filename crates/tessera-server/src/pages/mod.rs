@@ -90,7 +90,6 @@ impl Dialect {
     }
 }
 
-/// A message for a page: capitalised, ending with a full stop.
 /// `uri` with `params` added to its query (RFC 6749 §4.1.2: keep the registered query).
 fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
     let mut out = uri.to_string();
@@ -137,6 +136,7 @@ fn code_redirect(app: &AppState, approved: &Approved) -> String {
     with_query(&approved.redirect_uri, &params)
 }
 
+/// A message for a page: capitalised, ending with a full stop.
 pub(super) fn sentence(s: &str) -> String {
     let mut c = s.chars();
     let mut out = match c.next() {

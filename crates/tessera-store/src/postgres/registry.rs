@@ -48,8 +48,8 @@ impl PartnerStore for PgStore {
                 .rows_affected();
             if n > 0 {
                 emit(&mut tx, &Change::PartnerToken(partner_id.to_string())).await?;
+                append_audit_in(&mut tx, audit).await?;
             }
-            append_audit_in(&mut tx, audit).await?;
             tx.commit().await.map_err(err)?;
             Ok(n)
         })

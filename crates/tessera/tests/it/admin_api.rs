@@ -1163,3 +1163,56 @@ async fn an_unknown_id_in_a_path_is_not_found_for_every_kind() {
     .await;
     problem(&r, 422, "validation");
 }
+
+/// Found by review: a 5xx freed its `Idempotency-Key` even when the change had been made (the
+/// first of two writes, or a commit whose acknowledgement was lost), so the retry made it
+/// again. Revoking the active signing key rotates first: with the revocation refused, the
+/// rotation is carried out and the call answers 503; the key must stay taken, and the retry is
+/// a conflict, not a second rotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_call_that_changed_something_keeps_its_key() {
+    let (t, db, write, _) = on_a_file().await;
+    let access_keys = async || {
+        let r = call(&t, M::GET, "/admin/v1/keys", Some(&write), None, None).await;
+        r.body["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["purpose"] == "access")
+            .map(|k| (k["kid"].as_str().unwrap().to_string(), k["state"].clone()))
+            .collect::<Vec<_>>()
+    };
+    let before = access_keys().await;
+    let active = before
+        .iter()
+        .find(|(_, s)| s == "active")
+        .unwrap()
+        .0
+        .clone();
+    sql(
+        &db,
+        "CREATE TRIGGER refuse_revocation BEFORE UPDATE OF revoked_at ON signing_keys \
+              BEGIN SELECT RAISE(ABORT, 'revocations refused'); END",
+    )
+    .await;
+    let path = format!("/admin/v1/keys/{active}/revoke");
+    let r = call(&t, M::POST, &path, Some(&write), None, Some("k-3")).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    sql(&db, "DROP TRIGGER refuse_revocation").await;
+    assert_eq!(
+        access_keys().await.len(),
+        before.len() + 1,
+        "the rotation was made"
+    );
+
+    let again = call(&t, M::POST, &path, Some(&write), None, Some("k-3")).await;
+    problem(&again, 409, "idempotency-conflict");
+    assert_eq!(
+        access_keys().await.len(),
+        before.len() + 1,
+        "and not made twice"
+    );
+    // A new key is a new request: the revocation itself can be retried.
+    let retry = call(&t, M::POST, &path, Some(&write), None, Some("k-4")).await;
+    assert_eq!(retry.status, 200, "{}", retry.body);
+}
