@@ -352,13 +352,12 @@ pub(crate) async fn revoke_partner_token(
             "that is not a partner API token".into(),
         ));
     }
-    let event = changing.event(json!({"revoked": "one"}));
+    let digest = crate::secret::SecretDigest::of(token);
+    // Whose it is, for the record (read first: the event is written with the revocation).
+    let owner = store.partner_by_token(&digest).await?;
+    let event = changing.event(json!({"partner_id": owner, "revoked": "one"}));
     store
-        .revoke_partner_token(
-            &crate::secret::SecretDigest::of(token),
-            changing.now,
-            &[event],
-        )
+        .revoke_partner_token(&digest, changing.now, &[event])
         .await?
         .ok_or_else(|| AdminError::Invalid("no active partner token has that value".into()))
 }
@@ -414,7 +413,12 @@ pub(crate) async fn set_user_password(
     check_strength(password).map_err(AdminError::Invalid)?;
     let username = username.trim().to_ascii_lowercase();
     let hash = hash(passwords, password).await?;
-    let event = changing.event(json!({"partner_id": partner_id, "username": username}));
+    let user_id = store
+        .user_by_username(partner_id, &username)
+        .await?
+        .map(|u| u.id);
+    let event =
+        changing.event(json!({"partner_id": partner_id, "username": username, "user_id": user_id}));
     match store
         .set_user_password(partner_id, &username, &hash, &[event])
         .await

@@ -256,3 +256,38 @@ async fn listings_page_by_cursor_and_an_unknown_id_is_not_found() {
         Err(AdminError::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn a_revoked_token_and_a_reset_password_name_their_subjects() {
+    let w = World::new().await;
+    let made = ops::create_partner_token(w.store.as_ref(), &by(), &w.partner.id, T0)
+        .await
+        .unwrap();
+    let which = ops::PartnerTokens::One(&made.partner_token);
+    ops::revoke_partner_tokens(w.store.as_ref(), &by(), which, T0 + 1)
+        .await
+        .unwrap();
+    let user = w.user(tessera_core::model::Role::Admin, None).await;
+    ops::set_user_password(
+        w.store.as_ref(),
+        &Passwords::new(),
+        &by(),
+        &w.partner.id,
+        &user.username,
+        "another-long-passphrase-7",
+        T0 + 2,
+    )
+    .await
+    .unwrap();
+    let events = changes(&w).await;
+    let revoked = events
+        .iter()
+        .find(|e| e.detail["change"] == "partner_token.revoke")
+        .unwrap();
+    assert_eq!(revoked.partner_id.as_deref(), Some(w.partner.id.as_str()));
+    let reset = events
+        .iter()
+        .find(|e| e.detail["change"] == "user.set_password")
+        .unwrap();
+    assert_eq!(reset.detail["user_id"], user.id.as_str());
+}
