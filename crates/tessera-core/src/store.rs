@@ -252,7 +252,16 @@ pub trait KeyStore {
     /// of several nodes scheduling at once exactly one adds its key.
     async fn schedule_key(&self, key: &StoredKey, now: i64) -> StoreResult<bool>;
     /// Mark a key revoked at `now`; `NotFound` if no such key (or it is revoked already).
-    async fn revoke_key(&self, kid: &str, now: i64, audit: Audit<'_>) -> StoreResult<()>;
+    /// With `replacement`, that key becomes its lane's active key (as [`KeyStore::rotate_keys`])
+    /// in the same transaction, so a revoked active key is never left without a successor, and
+    /// of two revocations racing for one key exactly one rotates.
+    async fn revoke_key(
+        &self,
+        kid: &str,
+        replacement: Option<&StoredKey>,
+        now: i64,
+        audit: Audit<'_>,
+    ) -> StoreResult<()>;
 }
 
 /// # Revocation is a state of the parent

@@ -1571,9 +1571,9 @@ async fn one_key_is_scheduled_at_a_time_and_revocation_is_fed() {
         third.activates_at = Some(9_000);
         assert!(s.schedule_key(&third, 2_500).await.unwrap(), "{name}");
         let before = s.latest_change().await.unwrap();
-        s.revoke_key(&third.kid, 2_600, &[]).await.unwrap();
+        s.revoke_key(&third.kid, None, 2_600, &[]).await.unwrap();
         assert!(matches!(
-            s.revoke_key(&third.kid, 2_700, &[]).await,
+            s.revoke_key(&third.kid, None, 2_700, &[]).await,
             Err(StoreError::NotFound(_))
         ));
         assert_eq!(
@@ -1830,5 +1830,38 @@ async fn an_admin_write_and_its_audit_events_commit_together() {
             .map(|e| e.detail["change"].clone())
             .collect();
         assert_eq!(changes, ["partner.set_status", "partner.create"], "{name}");
+    }
+}
+
+/// Revoking the active key replaces it in the same transaction: the lane keeps an active key,
+/// and of two revocations racing for one key exactly one succeeds, so exactly one replacement
+/// exists (they used to rotate, then revoke, in two transactions: both rotated).
+#[tokio::test]
+async fn revoking_the_active_key_replaces_it_once_even_under_a_race() {
+    for (name, s, _dir) in stores().await {
+        let m = MasterKey::generate();
+        let first = generate_key(Alg::ES256, &m, 10).unwrap();
+        s.rotate_keys(&first, 10, &[]).await.unwrap();
+        let a = generate_key(Alg::ES256, &m, 20).unwrap();
+        let b = generate_key(Alg::ES256, &m, 20).unwrap();
+        let (ra, rb) = tokio::join!(
+            s.revoke_key(&first.kid, Some(&a), 20, &[]),
+            s.revoke_key(&first.kid, Some(&b), 20, &[])
+        );
+        assert_eq!(
+            [ra.is_ok(), rb.is_ok()].iter().filter(|ok| **ok).count(),
+            1,
+            "{name}: {ra:?} {rb:?}"
+        );
+        let keys = s.list_keys().await.unwrap();
+        assert_eq!(keys.len(), 2, "{name}: one replacement");
+        let active: Vec<_> = keys
+            .iter()
+            .filter(|k| k.state(&keys, 30) == KeyState::Active)
+            .collect();
+        assert_eq!(active.len(), 1, "{name}");
+        assert!(active[0].kid == a.kid || active[0].kid == b.kid, "{name}");
+        let revoked = keys.iter().find(|k| k.kid == first.kid).unwrap();
+        assert_eq!(revoked.revoked_at, Some(20), "{name}");
     }
 }

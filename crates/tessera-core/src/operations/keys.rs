@@ -1,6 +1,7 @@
 //! Signing keys: list, rotate, revoke.
 
 use super::*;
+use crate::keys::generate_key_for;
 
 /// A signing key as an operator sees it: no key material.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -93,31 +94,45 @@ pub async fn revoke_key(
             "signing key {kid} is already revoked"
         )));
     }
-    // The replacement is a change of its own, recorded as a rotation by the same operator.
-    let rotating = Changing {
-        by,
-        change: "keys.rotate",
-        now,
-    };
-    let replaced_by = if key.state(&stored, now) == KeyState::Active {
-        Some(
-            admin::rotate_keys(store, master, key.purpose, key.alg, &rotating)
-                .await?
-                .kid,
-        )
-    } else {
-        None
-    };
+    // A revoked active key is replaced in the revocation's own transaction: never left without
+    // a successor, and of two revocations racing for it exactly one rotates.
+    let replacement = (key.state(&stored, now) == KeyState::Active)
+        .then(|| generate_key_for(key.purpose, key.alg, master, now))
+        .transpose()?;
     let out = KeyRevoked {
         kid: kid.into(),
-        replaced_by,
+        replaced_by: replacement.as_ref().map(|k| k.kid.clone()),
     };
-    let changing = Changing {
-        by,
-        change: "keys.revoke",
-        now,
-    };
-    let event = changing.event(serde_json::to_value(&out).expect("serializes"));
-    store.revoke_key(kid, now, &[event]).await?;
+    let mut events = vec![
+        Changing {
+            by,
+            change: "keys.revoke",
+            now,
+        }
+        .event(serde_json::to_value(&out).expect("serializes")),
+    ];
+    if let Some(k) = &replacement {
+        let rotating = Changing {
+            by,
+            change: "keys.rotate",
+            now,
+        };
+        events
+            .push(rotating.event(
+                json!({"kid": k.kid, "alg": k.alg.as_str(), "purpose": k.purpose.as_str()}),
+            ));
+    }
+    match store
+        .revoke_key(kid, replacement.as_ref(), now, &events)
+        .await
+    {
+        // Revoked meanwhile, by another call: nothing of this one was written.
+        Err(crate::store::StoreError::NotFound(_)) => {
+            return Err(AdminError::Invalid(format!(
+                "signing key {kid} is already revoked"
+            )));
+        }
+        other => other?,
+    }
     Ok(out)
 }

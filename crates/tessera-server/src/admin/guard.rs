@@ -208,8 +208,7 @@ async fn idempotent(
                 // Not an answer to keep. The key is freed for the same request to be sent
                 // again only when nothing was written: a change and its audit event commit
                 // together, so an `admin.change` of this request means it was carried out (a
-                // commit whose acknowledgement was lost, or the first of two writes, as
-                // revoking an active key rotates first), and a rerun would do it twice.
+                // commit whose acknowledgement was lost), and a rerun would do it twice.
                 if !carried_out(store, now).await {
                     store.release_idempotency_key(&token.id, key).await?;
                 }

@@ -16,33 +16,7 @@ impl KeyStore for SqliteStore {
 
     async fn rotate_keys(&self, key: &StoredKey, now: i64, audit: Audit<'_>) -> StoreResult<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
-        // Keys that sign now or signed before stop; a pending key still activates later.
-        sqlx::query(
-            "UPDATE signing_keys SET retired_at = ?1
-             WHERE retired_at IS NULL AND COALESCE(activates_at, created_at) <= ?1
-               AND purpose = ?2",
-        )
-        .bind(now)
-        .bind(key.purpose.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(err)?;
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, alg, public_jwk, private_sealed, created_at, activates_at,
-                 purpose)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&key.kid)
-        .bind(key.alg.as_str())
-        .bind(key.public_jwk.to_string())
-        .bind(&key.private_sealed)
-        .bind(key.created_at)
-        // It signs from the rotation, whenever it was generated.
-        .bind(now)
-        .bind(key.purpose.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(err)?;
+        activate_in(&mut tx, key, now).await?;
         emit(&mut tx, &Change::Keys).await?;
         append_audit_in(&mut tx, audit).await?;
         tx.commit().await.map_err(err)
@@ -82,7 +56,13 @@ impl KeyStore for SqliteStore {
         Ok(true)
     }
 
-    async fn revoke_key(&self, kid: &str, now: i64, audit: Audit<'_>) -> StoreResult<()> {
+    async fn revoke_key(
+        &self,
+        kid: &str,
+        replacement: Option<&StoredKey>,
+        now: i64,
+        audit: Audit<'_>,
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         let n = sqlx::query(
             "UPDATE signing_keys SET revoked_at = ? WHERE kid = ? AND revoked_at IS NULL",
@@ -96,8 +76,44 @@ impl KeyStore for SqliteStore {
         if n == 0 {
             return Err(StoreError::NotFound("key"));
         }
+        if let Some(key) = replacement {
+            activate_in(&mut tx, key, now).await?;
+        }
         emit(&mut tx, &Change::Keys).await?;
         append_audit_in(&mut tx, audit).await?;
         tx.commit().await.map_err(err)
     }
+}
+
+/// Make `key` the active key of its lane from `now`, in the caller's transaction: the lane's
+/// keys that sign now or signed before retire (a pending key still activates later).
+async fn activate_in(conn: &mut SqliteConnection, key: &StoredKey, now: i64) -> StoreResult<()> {
+    // Keys that sign now or signed before stop; a pending key still activates later.
+    sqlx::query(
+        "UPDATE signing_keys SET retired_at = ?1
+         WHERE retired_at IS NULL AND COALESCE(activates_at, created_at) <= ?1
+           AND purpose = ?2",
+    )
+    .bind(now)
+    .bind(key.purpose.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(err)?;
+    sqlx::query(
+        "INSERT INTO signing_keys (kid, alg, public_jwk, private_sealed, created_at, activates_at,
+             purpose)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&key.kid)
+    .bind(key.alg.as_str())
+    .bind(key.public_jwk.to_string())
+    .bind(&key.private_sealed)
+    .bind(key.created_at)
+    // It signs from the rotation, whenever it was generated.
+    .bind(now)
+    .bind(key.purpose.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(err)?;
+    Ok(())
 }

@@ -1164,55 +1164,52 @@ async fn an_unknown_id_in_a_path_is_not_found_for_every_kind() {
     problem(&r, 422, "validation");
 }
 
-/// Found by review: a 5xx freed its `Idempotency-Key` even when the change had been made (the
-/// first of two writes, or a commit whose acknowledgement was lost), so the retry made it
-/// again. Revoking the active signing key rotates first: with the revocation refused, the
-/// rotation is carried out and the call answers 503; the key must stay taken, and the retry is
-/// a conflict, not a second rotation.
+/// Found by review: a 5xx freed its `Idempotency-Key` even when the change had been made (a
+/// PostgreSQL commit whose acknowledgement was lost answers 503 too), so the retry made it
+/// again. The key is now freed only when the audit trail, written in the change's own
+/// transaction, holds no `admin.change` of the request. Here the lost acknowledgement is
+/// staged: the write is refused (503) while an event of the request's id stands in the trail
+/// as a committed write would have left it; its key stays taken. A failure that left no event
+/// frees its key, and the retry runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_call_that_changed_something_keeps_its_key() {
-    let (t, db, write, _) = on_a_file().await;
-    let access_keys = async || {
-        let r = call(&t, M::GET, "/admin/v1/keys", Some(&write), None, None).await;
-        r.body["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|k| k["purpose"] == "access")
-            .map(|k| (k["kid"].as_str().unwrap().to_string(), k["state"].clone()))
-            .collect::<Vec<_>>()
+    let (t, db, write, partner_id) = on_a_file().await;
+    let post = async |request_id: &str, key: &str| {
+        let r = t
+            .http
+            .post(format!("{}/admin/v1/clients", t.base))
+            .bearer_auth(&write)
+            .header("Idempotency-Key", key)
+            .header("X-Request-Id", request_id)
+            .json(&json!({"partner_id": partner_id, "name": "Lost Ack",
+                          "grant_types": ["client_credentials"], "scopes": "crm"}))
+            .send()
+            .await
+            .unwrap();
+        crate::support::resp(r).await
     };
-    let before = access_keys().await;
-    let active = before
-        .iter()
-        .find(|(_, s)| s == "active")
-        .unwrap()
-        .0
-        .clone();
     sql(
         &db,
-        "CREATE TRIGGER refuse_revocation BEFORE UPDATE OF revoked_at ON signing_keys \
-              BEGIN SELECT RAISE(ABORT, 'revocations refused'); END",
+        "CREATE TRIGGER refuse_clients BEFORE INSERT ON clients \
+              BEGIN SELECT RAISE(ABORT, 'clients refused'); END",
     )
     .await;
-    let path = format!("/admin/v1/keys/{active}/revoke");
-    let r = call(&t, M::POST, &path, Some(&write), None, Some("k-3")).await;
-    assert_eq!(r.status, 503, "{}", r.body);
-    sql(&db, "DROP TRIGGER refuse_revocation").await;
-    assert_eq!(
-        access_keys().await.len(),
-        before.len() + 1,
-        "the rotation was made"
-    );
+    // Nothing written: the key is free again.
+    problem(&post("req-free", "k-free").await, 503, "unavailable");
+    // Written, as far as the trail says (the acknowledgement was lost): the key stays taken.
+    sql(
+        &db,
+        "INSERT INTO audit_events (at, event, request_id, detail) \
+              VALUES (strftime('%s','now'), 'admin.change', 'req-lost', '{}')",
+    )
+    .await;
+    problem(&post("req-lost", "k-lost").await, 503, "unavailable");
+    sql(&db, "DROP TRIGGER refuse_clients").await;
 
-    let again = call(&t, M::POST, &path, Some(&write), None, Some("k-3")).await;
+    let again = post("req-lost-2", "k-lost").await;
     problem(&again, 409, "idempotency-conflict");
-    assert_eq!(
-        access_keys().await.len(),
-        before.len() + 1,
-        "and not made twice"
-    );
-    // A new key is a new request: the revocation itself can be retried.
-    let retry = call(&t, M::POST, &path, Some(&write), None, Some("k-4")).await;
-    assert_eq!(retry.status, 200, "{}", retry.body);
+    assert_eq!(clients_named(&t, &write, &partner_id, "Lost Ack").await, 0);
+    let retried = post("req-free-2", "k-free").await;
+    assert_eq!(retried.status, 201, "{}", retried.body);
+    assert_eq!(clients_named(&t, &write, &partner_id, "Lost Ack").await, 1);
 }
