@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+pub use tessera_proto::admin::AuditEntry;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::Store;
@@ -92,7 +93,7 @@ impl Event {
 }
 
 /// One event as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEvent {
     /// Assigned by the store; 0 before.
     pub id: i64,
@@ -108,20 +109,22 @@ pub struct AuditEvent {
     pub detail: Map<String, Value>,
 }
 
-/// An event as the CLI and the admin API show it: the stored fields, and `time`, which is `at`
-/// in RFC 3339 UTC for people reading it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ShownEvent {
-    #[serde(flatten)]
-    pub event: AuditEvent,
-    /// `at` as `YYYY-MM-DDTHH:MM:SSZ`.
-    pub time: String,
-}
-
-impl From<AuditEvent> for ShownEvent {
-    fn from(event: AuditEvent) -> ShownEvent {
-        let time = crate::calendar::format_instant(event.at);
-        ShownEvent { event, time }
+/// An event as the CLI and the admin API show it ([`AuditEntry`]): the stored fields and its
+/// time in RFC 3339 UTC.
+impl From<AuditEvent> for AuditEntry {
+    fn from(e: AuditEvent) -> AuditEntry {
+        AuditEntry {
+            time: crate::calendar::format_instant(e.at),
+            id: e.id,
+            at: e.at,
+            event: e.event,
+            partner_id: e.partner_id,
+            username: e.username,
+            client_id: e.client_id,
+            ip: e.ip,
+            request_id: e.request_id,
+            detail: e.detail,
+        }
     }
 }
 

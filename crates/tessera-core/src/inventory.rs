@@ -5,24 +5,15 @@
 //! Pages are keyset-paginated by id: `next` is the last id of a full page, to be passed as
 //! `after` for the page that follows, and `None` once the listing is exhausted.
 
-use serde::Serialize;
-
 use crate::admin::AdminError;
 use crate::identity::normalize_username;
 use crate::model::{Client, Grant, Partner, User};
 use crate::store::{GrantsOf, Store, UserFilter};
+pub use tessera_proto::admin::{ClientView, GrantView, Page, PartnerView, ScopeView, UserView};
 
 /// Records per page when none is asked for, and the most a page holds.
 pub const DEFAULT_PAGE: u32 = 100;
 pub const MAX_PAGE: u32 = 1000;
-
-/// One page of a listing.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    /// Pass as `after` for the next page; absent on the last.
-    pub next: Option<String>,
-}
 
 /// Where a page starts and how long it is.
 #[derive(Debug, Clone, Default)]
@@ -53,17 +44,6 @@ fn page<R, T>(records: Vec<R>, limit: u32, id: fn(&R) -> &str, view: fn(R) -> T)
     }
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PartnerView {
-    pub partner_id: String,
-    pub name: String,
-    pub email: String,
-    pub org_code: String,
-    pub status: &'static str,
-    pub scopes: String,
-    pub created_at: i64,
-}
-
 impl From<Partner> for PartnerView {
     fn from(p: Partner) -> Self {
         PartnerView {
@@ -76,24 +56,6 @@ impl From<Partner> for PartnerView {
             created_at: p.created_at,
         }
     }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ClientView {
-    pub client_id: String,
-    pub partner_id: String,
-    pub name: String,
-    pub grant_types: Vec<&'static str>,
-    pub scopes: String,
-    pub redirect_uris: Vec<String>,
-    pub frame_origins: Vec<String>,
-    pub dev: bool,
-    pub pkce_plain: bool,
-    pub allow_registration: bool,
-    pub status: &'static str,
-    /// While a rotated-out secret still authenticates: until when.
-    pub previous_secret_valid_until: Option<i64>,
-    pub created_at: i64,
 }
 
 impl From<Client> for ClientView {
@@ -116,19 +78,6 @@ impl From<Client> for ClientView {
     }
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct UserView {
-    pub user_id: String,
-    pub partner_id: String,
-    pub account_id: Option<String>,
-    pub username: String,
-    pub role: &'static str,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub external_id: Option<String>,
-    pub created_at: i64,
-}
-
 impl From<User> for UserView {
     fn from(u: User) -> Self {
         UserView {
@@ -145,17 +94,6 @@ impl From<User> for UserView {
     }
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct GrantView {
-    pub grant_id: String,
-    pub user_id: String,
-    pub client_id: String,
-    pub scope: String,
-    pub created_at: i64,
-    /// When the user (or an operator) withdrew it; absent while it stands.
-    pub revoked_at: Option<i64>,
-}
-
 impl From<Grant> for GrantView {
     fn from(g: Grant) -> Self {
         GrantView {
@@ -167,12 +105,6 @@ impl From<Grant> for GrantView {
             revoked_at: g.revoked_at,
         }
     }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ScopeView {
-    pub name: String,
-    pub description: Option<String>,
 }
 
 pub async fn partners(

@@ -7,32 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::scope::ScopeSet;
 use crate::secret::SecretDigest;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PartnerStatus {
-    Active,
-    Inactive,
-}
-
-impl PartnerStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PartnerStatus::Active => "active",
-            PartnerStatus::Inactive => "inactive",
-        }
-    }
-}
-
-impl std::str::FromStr for PartnerStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "active" => Ok(PartnerStatus::Active),
-            "inactive" => Ok(PartnerStatus::Inactive),
-            other => Err(format!("unknown status {other:?}: use active or inactive")),
-        }
-    }
-}
+pub use tessera_proto::admin::{AdminScope, PartnerStatus, Role};
 
 /// An Argon2id PHC string. `Debug` does not print it.
 #[derive(Clone, PartialEq, Eq)]
@@ -124,38 +99,6 @@ pub struct Client {
     /// A disabled client authenticates no more and its tokens stop verifying.
     pub disabled: bool,
     pub created_at: i64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Admin,
-    Customer,
-    Member,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Customer => "customer",
-            Role::Member => "member",
-        }
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "admin" => Ok(Role::Admin),
-            "customer" => Ok(Role::Customer),
-            "member" => Ok(Role::Member),
-            other => Err(format!(
-                "unknown role {other:?}: use admin, customer or member"
-            )),
-        }
-    }
 }
 
 #[derive(Clone, Debug)]
@@ -452,33 +395,6 @@ pub enum TokenType {
     Jwt,
     /// Anything else: refused, with the type the caller should have sent.
     Unrecognised,
-}
-
-/// What an admin API token may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum AdminScope {
-    /// Lists, shows and the audit query.
-    Read,
-    /// Creates and changes (implies nothing about `read`).
-    Write,
-}
-
-impl AdminScope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AdminScope::Read => "read",
-            AdminScope::Write => "write",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<AdminScope> {
-        match s {
-            "read" => Some(AdminScope::Read),
-            "write" => Some(AdminScope::Write),
-            _ => None,
-        }
-    }
 }
 
 /// An operator's token for the admin HTTP API: only its SHA-256 is stored.

@@ -3,29 +3,13 @@
 //! `email` and `email_verified` with `email` (when the username is an email address; Tessera
 //! does not verify addresses, so `email_verified` is `false`).
 
-use serde::Serialize;
-
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::identity::is_email;
 use crate::jwt::TokenUse;
 use crate::scope::{OPENID, ScopeSet};
 
-/// The UserInfo response (Core §5.1 claim names).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct UserInfo {
-    pub sub: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub given_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub family_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub email_verified: Option<bool>,
-}
+pub use tessera_proto::standard::UserInfo;
 
 /// The claims OpenID Connect discovery lists as supported: the ID token's and UserInfo's.
 pub const CLAIMS_SUPPORTED: [&str; 14] = [

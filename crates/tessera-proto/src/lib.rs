@@ -1,10 +1,12 @@
 //! Wire types of Tessera's dialects, shared by the server (which parses and renders them) and the
 //! SDK (which sends and reads them). Only data shapes live here: no behaviour, no validation
-//! beyond what serde does. [`partner`] is the JSON dialect of seed 000 (`/v2/...`);
+//! beyond what serde does. [`admin`] is the admin API's; [`partner`] is the JSON dialect of
+//! seed 000 (`/v2/...`);
 //! [`standard`] the form dialect of RFC 6749 (`/oauth/...`); [`token_type`] the token type
 //! identifiers both dialects use. Seed 000 and seed 002 are the wire contracts described in
 //! `docs/wire-contracts.md`.
 
+pub mod admin;
 pub mod partner;
 pub mod standard;
 

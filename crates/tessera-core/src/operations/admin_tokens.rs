@@ -1,25 +1,7 @@
 //! The admin HTTP API's own tokens: create, list, revoke, authenticate.
 
 use super::*;
-
-/// A new admin API token, shown once.
-#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AdminTokenCreated {
-    pub id: String,
-    pub admin_token: String,
-    pub scopes: Vec<AdminScope>,
-}
-redacted!(AdminTokenCreated { id, scopes } secret { admin_token });
-
-/// An admin API token as an operator sees it: no secret, no digest.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AdminTokenView {
-    pub id: String,
-    pub name: String,
-    pub scopes: Vec<AdminScope>,
-    pub created_at: i64,
-    pub revoked_at: Option<i64>,
-}
+pub use tessera_proto::admin::{AdminTokenCreated, AdminTokenRevoked, AdminTokenView};
 
 /// Create an admin API token (`tat_` + 256 bits; only its SHA-256 is stored).
 pub async fn create_admin_token(
@@ -80,12 +62,6 @@ pub async fn list_admin_tokens(store: &dyn Store) -> Result<Vec<AdminTokenView>,
             revoked_at: t.revoked_at,
         })
         .collect())
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AdminTokenRevoked {
-    pub id: String,
-    pub revoked: bool,
 }
 
 /// Revoke an admin API token: its next call is refused (tokens are looked up on every call).

@@ -1,35 +1,9 @@
 //! OAuth clients: create, rotate the secret, enable and disable.
 
 use super::*;
-
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateClient {
-    pub partner_id: String,
-    pub name: String,
-    pub grant_types: Vec<String>,
-    /// Space- or comma-separated scopes within the partner's.
-    pub scopes: String,
-    #[serde(default)]
-    pub redirect_uris: Vec<String>,
-    #[serde(default)]
-    pub frame_origins: Vec<String>,
-    #[serde(default)]
-    pub dev: bool,
-    /// Allow `code_challenge_method=plain` besides S256.
-    #[serde(default)]
-    pub pkce_plain: bool,
-    #[serde(default)]
-    pub allow_registration: bool,
-}
-
-/// A new client and its secret, shown once.
-#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ClientCreated {
-    pub client_id: String,
-    pub client_secret: String,
-}
-redacted!(ClientCreated { client_id } secret { client_secret });
+pub use tessera_proto::admin::{
+    ClientCreated, ClientStatus, ClientStatusSet, CreateClient, SecretRotated,
+};
 
 pub async fn create_client(
     store: &dyn Store,
@@ -63,15 +37,6 @@ pub async fn create_client(
     })
 }
 
-/// A client's new secret, shown once, and until when the previous one still works.
-#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct SecretRotated {
-    pub client_id: String,
-    pub client_secret: String,
-    pub previous_secret_valid_until: Option<i64>,
-}
-redacted!(SecretRotated { client_id, previous_secret_valid_until } secret { client_secret });
-
 pub async fn rotate_client_secret(
     store: &dyn Store,
     by: &Operator,
@@ -90,19 +55,6 @@ pub async fn rotate_client_secret(
         client_secret: secret.expose().to_string(),
         previous_secret_valid_until: overlap_secs.map(|o| now + o),
     })
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ClientStatus {
-    Active,
-    Disabled,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ClientStatusSet {
-    pub client_id: String,
-    pub status: ClientStatus,
 }
 
 pub async fn set_client_status(

@@ -1,13 +1,7 @@
 //! Users' consents: withdraw one for a user.
 
 use super::*;
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct GrantRevoked {
-    pub user_id: String,
-    pub client_id: String,
-    pub revoked: bool,
-}
+pub use tessera_proto::admin::GrantRevoked;
 
 /// Withdraw a user's consent for a client, as the user could on the connected-applications page.
 pub async fn revoke_grant(

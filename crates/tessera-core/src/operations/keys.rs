@@ -2,24 +2,7 @@
 
 use super::*;
 use crate::keys::generate_key_for;
-
-/// A signing key as an operator sees it: no key material.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct KeyView {
-    pub kid: String,
-    pub alg: String,
-    pub purpose: String,
-    pub state: String,
-    pub created_at: i64,
-    pub activates_at: i64,
-    pub retired_at: Option<i64>,
-    pub revoked_at: Option<i64>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct KeyList {
-    pub keys: Vec<KeyView>,
-}
+pub use tessera_proto::admin::{KeyList, KeyRevoked, KeyRotated, KeyView};
 
 pub async fn list_keys(store: &dyn Store, now: i64) -> Result<KeyList, AdminError> {
     let stored = store.list_keys().await?;
@@ -37,13 +20,6 @@ pub async fn list_keys(store: &dyn Store, now: i64) -> Result<KeyList, AdminErro
         })
         .collect();
     Ok(KeyList { keys })
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct KeyRotated {
-    pub kid: String,
-    pub alg: String,
-    pub purpose: String,
 }
 
 /// Make a new key of `purpose`'s lane active (ID-token keys are always RS256).
@@ -68,12 +44,6 @@ pub async fn rotate_keys(
         purpose: purpose.as_str().into(),
     };
     Ok(out)
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct KeyRevoked {
-    pub kid: String,
-    pub replaced_by: Option<String>,
 }
 
 /// Revoke a compromised key; when it is its lane's active key, a new key takes over first.

@@ -6,16 +6,16 @@
 //! from JSON and serializes the outputs. Reads are [`crate::inventory`].
 //!
 //! One module per noun (`partners`, `clients`, `users`, `scopes`, `grants`, `keys`,
-//! `admin_tokens`), re-exported here; this one holds the [`Operator`] and what they share.
+//! `admin_tokens`), re-exported here; this one holds the [`Operator`] and what they share. The
+//! inputs and outputs are the admin API's wire types (`tessera_proto::admin`), re-exported.
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 pub use crate::admin::AdminError;
 use crate::admin::{self, Changing, NewClient, NewPartner, NewUser};
 use crate::keys::{Alg, KeyState, KeyUse};
 use crate::master::MasterKey;
-use crate::model::{AdminScope, AdminToken, PartnerStatus, Role};
+use crate::model::{AdminScope, AdminToken, PartnerStatus};
 use crate::password::Passwords;
 use crate::secret::{SecretDigest, SecretKind, generate, new_id};
 use crate::store::Store;
@@ -30,20 +30,6 @@ impl Operator {
     pub fn api(token_id: &str) -> Operator {
         Operator(format!("api:{token_id}"))
     }
-}
-
-/// A secret-bearing input prints no secret.
-macro_rules! redacted {
-    ($ty:ident { $($field:ident),* } secret { $($secret:ident),* }) => {
-        impl std::fmt::Debug for $ty {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct(stringify!($ty))
-                    $(.field(stringify!($field), &self.$field))*
-                    $(.field(stringify!($secret), &"<redacted>"))*
-                    .finish()
-            }
-        }
-    };
 }
 
 mod admin_tokens;

@@ -1,25 +1,9 @@
 //! Partners: create, status, password, API tokens.
 
 use super::*;
-
-#[derive(Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreatePartner {
-    pub name: String,
-    pub email: String,
-    pub password: String,
-    /// Space- or comma-separated registered scopes.
-    pub scopes: String,
-    #[serde(default)]
-    pub org_code: Option<String>,
-}
-redacted!(CreatePartner { name, email, scopes, org_code } secret { password });
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct PartnerCreated {
-    pub partner_id: String,
-    pub org_code: String,
-}
+pub use tessera_proto::admin::{
+    CreatePartner, PartnerCreated, PartnerRef, PartnerStatusSet, PartnerTokenCreated, Revoked,
+};
 
 pub async fn create_partner(
     store: &dyn Store,
@@ -51,12 +35,6 @@ pub async fn create_partner(
     })
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct PartnerStatusSet {
-    pub partner_id: String,
-    pub status: PartnerStatus,
-}
-
 pub async fn set_partner_status(
     store: &dyn Store,
     by: &Operator,
@@ -81,11 +59,6 @@ pub async fn set_partner_status(
     })
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct PartnerRef {
-    pub partner_id: String,
-}
-
 pub async fn set_partner_password(
     store: &dyn Store,
     passwords: &Passwords,
@@ -104,13 +77,6 @@ pub async fn set_partner_password(
         partner_id: partner_id.into(),
     })
 }
-
-/// A new partner API token, shown once.
-#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct PartnerTokenCreated {
-    pub partner_token: String,
-}
-redacted!(PartnerTokenCreated {} secret { partner_token });
 
 pub async fn create_partner_token(
     store: &dyn Store,
@@ -131,11 +97,6 @@ pub async fn create_partner_token(
     Ok(PartnerTokenCreated {
         partner_token: token.expose().to_string(),
     })
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Revoked {
-    pub revoked: u64,
 }
 
 /// Revoke every API token of a partner, or the one token given.

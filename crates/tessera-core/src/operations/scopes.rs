@@ -1,11 +1,7 @@
 //! The scope registry.
 
 use super::*;
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ScopesAdded {
-    pub scopes: Vec<String>,
-}
+pub use tessera_proto::admin::ScopesAdded;
 
 pub async fn add_scopes(
     store: &dyn Store,

@@ -1,23 +1,7 @@
 //! Users: create, set the password, end the browser sessions.
 
 use super::*;
-
-#[derive(Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateUser {
-    pub partner_id: String,
-    pub username: String,
-    pub password: String,
-    pub role: Role,
-    #[serde(default)]
-    pub account_id: Option<String>,
-}
-redacted!(CreateUser { partner_id, username, role, account_id } secret { password });
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct UserRef {
-    pub user_id: String,
-}
+pub use tessera_proto::admin::{CreateUser, SessionsEnded, UserRef};
 
 pub async fn create_user(
     store: &dyn Store,
@@ -63,13 +47,6 @@ pub async fn set_user_password(
     let id = admin::set_user_password(store, passwords, partner_id, username, password, &changing)
         .await?;
     Ok(UserRef { user_id: id })
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct SessionsEnded {
-    pub user_id: String,
-    /// Browser sessions that ended.
-    pub sessions: u64,
 }
 
 /// End every browser session of a user (`tessera user sessions revoke`).

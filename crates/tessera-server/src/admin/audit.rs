@@ -6,7 +6,7 @@ use super::*;
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub(super) struct AuditPage {
-    items: Vec<tessera_core::audit::ShownEvent>,
+    items: Vec<tessera_proto::admin::AuditEntry>,
     next: Option<i64>,
 }
 
@@ -65,6 +65,6 @@ pub(super) async fn audit(State(app): State<AppState>, q: QueryOf<AuditParams>) 
     let next = (events.len() == limit as usize)
         .then(|| events.last().map(|e| e.id))
         .flatten();
-    let items: Vec<tessera_core::audit::ShownEvent> = events.into_iter().map(Into::into).collect();
+    let items: Vec<tessera_proto::admin::AuditEntry> = events.into_iter().map(Into::into).collect();
     ok(serde_json::json!({ "items": items, "next": next }))
 }

@@ -62,7 +62,7 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
     let store = args.db.open().await?;
     let mut out = std::io::stdout().lock();
     for e in store.query_audit(&query).await? {
-        let line = serde_json::to_string(&tessera_core::audit::ShownEvent::from(e))?;
+        let line = serde_json::to_string(&tessera_core::audit::AuditEntry::from(e))?;
         std::io::Write::write_all(&mut out, format!("{line}\n").as_bytes())?;
     }
     Ok(())
