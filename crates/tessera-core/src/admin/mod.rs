@@ -248,8 +248,8 @@ pub(crate) async fn create_client(
         .await?
         .ok_or_else(|| AdminError::UnknownPartner(input.partner_id.into()))?;
     let mut grant_types = Vec::new();
-    for g in input.grant_types.iter().flat_map(|g| g.split(',')) {
-        let gt = parse_grant_type(g.trim()).ok_or_else(|| {
+    for g in input.grant_types {
+        let gt = parse_grant_type(g).ok_or_else(|| {
             AdminError::Invalid(format!(
                 "unknown grant type {g:?}: use client_credentials, password, refresh_token, authorization_code or token_exchange"
             ))

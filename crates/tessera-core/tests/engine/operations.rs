@@ -149,6 +149,17 @@ async fn a_refused_change_writes_nothing_and_records_nothing() {
         "{:?}",
         unknown.err()
     );
+    // One grant type per element: a comma-joined list is the CLI's flag syntax, split there.
+    let joined = ops::CreateClient {
+        grant_types: vec!["client_credentials,password".into()],
+        ..create_client(&w.partner.id, "crm")
+    };
+    let joined = ops::create_client(w.store.as_ref(), &by(), &joined, T0).await;
+    assert!(
+        matches!(joined, Err(AdminError::Invalid(_))),
+        "{:?}",
+        joined.err()
+    );
     let weak = ops::set_partner_password(
         w.store.as_ref(),
         &Passwords::new(),
