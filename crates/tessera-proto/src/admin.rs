@@ -418,3 +418,47 @@ pub struct AuditEntry {
     /// `at` as `YYYY-MM-DDTHH:MM:SSZ`.
     pub time: String,
 }
+
+/// `PUT /admin/v1/partners/{id}/status`: `{"status": "active" | "inactive"}`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PartnerStatusBody {
+    pub status: PartnerStatus,
+}
+
+/// `PUT /admin/v1/clients/{id}/status`: `{"status": "active" | "disabled"}`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ClientStatusBody {
+    pub status: ClientStatus,
+}
+
+/// `GET /admin/v1/scopes`: `{"scopes": [...]}`.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScopeList {
+    pub scopes: Vec<ScopeView>,
+}
+
+/// `GET /admin/v1/audit`: `{"items": [...], "next"}`, newest first; `next` is the `before` of
+/// the next page, absent on the last.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditPage {
+    pub items: Vec<AuditEntry>,
+    pub next: Option<i64>,
+}
+
+/// An RFC 9457 problem, as every admin API error is answered (`application/problem+json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProblemBody {
+    /// `urn:tessera:problem:<kind>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+}

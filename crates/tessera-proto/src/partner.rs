@@ -199,3 +199,8 @@ pub mod codes {
     pub const INTERNAL_ERROR: &str = "INTERNAL_ERROR";
     pub const NOT_FOUND: &str = "NOT_FOUND";
 }
+
+/// `data` of an answer that has nothing to say, such as a revocation: always `{}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Empty {}

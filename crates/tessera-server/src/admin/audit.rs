@@ -2,14 +2,6 @@
 
 use super::*;
 
-/// `{"items": [...], "next"}`, newest first; `next` is the `before` of the next page.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub(super) struct AuditPage {
-    items: Vec<tessera_proto::admin::AuditEntry>,
-    next: Option<i64>,
-}
-
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -28,7 +20,7 @@ pub(super) struct AuditParams {
 /// The audit trail, newest first: `?since=&until=` (Unix seconds, `YYYY-MM-DD`, RFC 3339 UTC,
 /// or an age such as `24h`), `partner`, `user`, `client`, `event`, `limit` (1–1000); the next
 /// page is `before=<next>` (an event id, so events of one second are never skipped).
-#[utoipa::path(get, path = "/admin/v1/audit", tag = "audit", params(AuditParams), responses((status = 200, description = "Events, newest first", body = AuditPage)))]
+#[utoipa::path(get, path = "/admin/v1/audit", tag = "audit", params(AuditParams), responses((status = 200, description = "Events, newest first", body = tessera_proto::admin::AuditPage)))]
 pub(super) async fn audit(State(app): State<AppState>, q: QueryOf<AuditParams>) -> Answer {
     let q = query(q)?;
     let now = unix_now();
@@ -65,6 +57,6 @@ pub(super) async fn audit(State(app): State<AppState>, q: QueryOf<AuditParams>) 
     let next = (events.len() == limit as usize)
         .then(|| events.last().map(|e| e.id))
         .flatten();
-    let items: Vec<tessera_proto::admin::AuditEntry> = events.into_iter().map(Into::into).collect();
-    ok(serde_json::json!({ "items": items, "next": next }))
+    let items = events.into_iter().map(Into::into).collect();
+    ok(tessera_proto::admin::AuditPage { items, next })
 }

@@ -12,13 +12,6 @@ pub(super) struct ClientParams {
     limit: Option<u32>,
 }
 
-/// `{"status": "active" | "disabled"}`.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub(super) struct ClientStatusBody {
-    status: ops::ClientStatus,
-}
-
 #[utoipa::path(get, path = "/admin/v1/clients", tag = "clients", params(ClientParams), responses((status = 200, description = "A page of clients", body = inventory::Page<inventory::ClientView>)))]
 pub(super) async fn clients(State(app): State<AppState>, q: QueryOf<ClientParams>) -> Answer {
     let q = query(q)?;
@@ -70,14 +63,14 @@ pub(super) async fn rotate_secret(
     ok(out)
 }
 
-#[utoipa::path(put, path = "/admin/v1/clients/{id}/status", tag = "clients", params(("id" = String, Path)), request_body = ClientStatusBody, responses((status = 200, description = "Set", body = ops::ClientStatusSet)))]
+#[utoipa::path(put, path = "/admin/v1/clients/{id}/status", tag = "clients", params(("id" = String, Path)), request_body = tessera_proto::admin::ClientStatusBody, responses((status = 200, description = "Set", body = ops::ClientStatusSet)))]
 pub(super) async fn client_status(
     State(app): State<AppState>,
     Extension(token): Extension<AdminToken>,
     Path(id): Path<String>,
     raw: RawBody,
 ) -> Answer {
-    let StatusBody { status } = body::<StatusBody<ops::ClientStatus>>(&raw)?;
+    let tessera_proto::admin::ClientStatusBody { status } = body(&raw)?;
     let store = admin(&app)?.store.as_ref();
     let out = ops::set_client_status(store, &by(&token), &id, status, unix_now()).await?;
     applied(&app).await;

@@ -35,7 +35,7 @@ use serde::de::DeserializeOwned;
 use tessera_core::audit::AuditQuery;
 use tessera_core::inventory::{self, PageRequest};
 use tessera_core::keys::{Alg, KeyUse};
-use tessera_core::model::{AdminToken, PartnerStatus, Role};
+use tessera_core::model::{AdminToken, Role};
 use tessera_core::operations::{self as ops, Operator};
 use tessera_core::store::{GrantsOf, UserFilter};
 use tessera_core::unix_now;
@@ -176,13 +176,8 @@ fn query<T: DeserializeOwned>(q: QueryOf<T>) -> Result<T, Problem> {
         .map_err(|e| Problem::BadRequest(e.body_text()))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StatusBody<S> {
-    status: S,
-}
-
-/// The `Idempotency-Key` header of a `POST`.
+/// The `Idempotency-Key` header of a `POST`, as the OpenAPI document describes it (the guard
+/// reads the header itself, so this type is never built: the one description-only type left).
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]

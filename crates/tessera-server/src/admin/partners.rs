@@ -27,21 +27,14 @@ pub(super) async fn create_partner(
     created(out)
 }
 
-/// `{"status": "active" | "inactive"}`.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub(super) struct PartnerStatusBody {
-    status: PartnerStatus,
-}
-
-#[utoipa::path(put, path = "/admin/v1/partners/{id}/status", tag = "partners", params(("id" = String, Path)), request_body = PartnerStatusBody, responses((status = 200, description = "Set", body = ops::PartnerStatusSet)))]
+#[utoipa::path(put, path = "/admin/v1/partners/{id}/status", tag = "partners", params(("id" = String, Path)), request_body = tessera_proto::admin::PartnerStatusBody, responses((status = 200, description = "Set", body = ops::PartnerStatusSet)))]
 pub(super) async fn partner_status(
     State(app): State<AppState>,
     Extension(token): Extension<AdminToken>,
     Path(id): Path<String>,
     raw: RawBody,
 ) -> Answer {
-    let StatusBody { status } = body::<StatusBody<PartnerStatus>>(&raw)?;
+    let tessera_proto::admin::PartnerStatusBody { status } = body(&raw)?;
     let store = admin(&app)?.store.as_ref();
     let out = ops::set_partner_status(store, &by(&token), &id, status, unix_now()).await?;
     applied(&app).await;

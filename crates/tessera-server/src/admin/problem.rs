@@ -3,21 +3,9 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use tessera_core::operations::AdminError;
 
-/// An RFC 9457 problem as sent (documentation of the wire shape; built in [`Problem`]'s
-/// `IntoResponse`).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct ProblemBody {
-    /// `urn:tessera:problem:<kind>`.
-    #[schema(rename = "type")]
-    kind: String,
-    title: String,
-    status: u16,
-    detail: String,
-}
+pub use tessera_proto::admin::ProblemBody;
 
 /// Why an admin API call failed.
 #[derive(Debug)]
@@ -155,12 +143,12 @@ impl IntoResponse for Problem {
             tracing::warn!(problem = ?self, "admin API call failed");
         }
         crate::metrics::error("admin", slug);
-        let body = json!({
-            "type": format!("urn:tessera:problem:{slug}"),
-            "title": title,
-            "status": status.as_u16(),
-            "detail": detail,
-        });
+        let body = ProblemBody {
+            kind: format!("urn:tessera:problem:{slug}"),
+            title: title.into(),
+            status: status.as_u16(),
+            detail,
+        };
         let mut r = (status, axum::Json(body)).into_response();
         r.headers_mut().insert(
             header::CONTENT_TYPE,

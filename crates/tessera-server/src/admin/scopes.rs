@@ -2,16 +2,10 @@
 
 use super::*;
 
-/// `{"scopes": [...]}`.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub(super) struct ScopeList {
-    scopes: Vec<inventory::ScopeView>,
-}
-
-#[utoipa::path(get, path = "/admin/v1/scopes", tag = "scopes", responses((status = 200, description = "The registered scopes", body = ScopeList)))]
+#[utoipa::path(get, path = "/admin/v1/scopes", tag = "scopes", responses((status = 200, description = "The registered scopes", body = tessera_proto::admin::ScopeList)))]
 pub(super) async fn scopes(State(app): State<AppState>) -> Answer {
-    ok(serde_json::json!({"scopes": inventory::scopes(admin(&app)?.store.as_ref()).await?}))
+    let scopes = inventory::scopes(admin(&app)?.store.as_ref()).await?;
+    ok(tessera_proto::admin::ScopeList { scopes })
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -4,11 +4,6 @@ use tessera_proto::partner::ErrorEnvelope;
 use utoipa::Modify;
 use utoipa::openapi::security::HttpAuthScheme;
 
-/// `data` of a revocation: always `{}`.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct Empty {}
-
 /// The errors every call may answer: seed 000's envelope with its codes.
 const ERRORS: [(&str, &str); 9] = [
     (

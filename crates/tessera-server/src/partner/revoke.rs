@@ -17,11 +17,11 @@ use crate::error::RequestError;
 #[utoipa::path(post, operation_id = "partner_revoke", path = "/v2/oauth/revoke", tag = "partner",
     request_body = tessera_proto::partner::RevokeRequest,
     responses((status = 200, description = "Revoked (an unknown token too, RFC 7009)",
-        body = tessera_proto::partner::Envelope<super::openapi::Empty>)))]
+        body = tessera_proto::partner::Envelope<tessera_proto::partner::Empty>)))]
 pub async fn revoke(State(app): State<AppState>, headers: HeaderMap, body: RawBody) -> Response {
     let now = unix_now();
     match run(&app, &headers, &body, now).await {
-        Ok(()) => ok(StatusCode::OK, serde_json::json!({}), now),
+        Ok(()) => ok(StatusCode::OK, tessera_proto::partner::Empty {}, now),
         Err(e) => error::render(&e, now),
     }
 }
