@@ -7,9 +7,9 @@
 //! time and rotates on its own; both are published in the one JWKS.
 //!
 //! This module generates keys and knows each one's state at a given time; `set` holds them parsed
-//! for use. Private keys are parsed once into aws-lc-rs key pairs and kept in [`KeySet`]; re-
-//! parsing a PKCS#8 document per signature (as general JOSE crates do) doubles ES256 cost and makes
-//! RS256 cost 1.5 ms. At rest a private key is sealed with AES-256-GCM under the deployment's
+//! for use. Private keys are parsed once into aws-lc-rs key pairs and kept in [`KeySet`];
+//! re-parsing a PKCS#8 document per signature (as general JOSE crates do) doubles ES256 cost and
+//! makes RS256 cost 1.5 ms. At rest a private key is sealed with AES-256-GCM under the deployment's
 //! master key ([`crate::master`]), with the `kid` as associated data so that a sealed key cannot be
 //! swapped between rows.
 
