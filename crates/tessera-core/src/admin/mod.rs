@@ -5,21 +5,23 @@
 
 use std::collections::HashSet;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::audit::{AuditEvent, Event};
 use crate::keys::{Alg, KeyUse, StoredKey, generate_key_for};
 use crate::master::MasterKey;
 use crate::model::PasswordHash;
 use crate::model::{Client, GrantType, Partner, PartnerStatus, Role, User};
-use crate::operations::Operator;
 use crate::password::{Passwords, check_strength};
 use crate::policy::MAX_EMAIL_LEN;
 use crate::scope::ScopeSet;
 use crate::secret::{Secret, SecretKind, generate, random_bytes};
 use crate::store::{Store, StoreError};
 
+mod changing;
 mod rules;
+
+pub(crate) use changing::Changing;
 
 use rules::{check_email, check_name, check_origin, check_redirect_uri};
 
@@ -52,38 +54,6 @@ pub enum AdminError {
     Keys(#[from] crate::keys::KeyError),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// An administrative change being made: who makes it, which change it is, and when.
-pub(crate) struct Changing<'a> {
-    pub by: &'a Operator,
-    pub change: &'static str,
-    pub now: i64,
-}
-
-impl Changing<'_> {
-    /// The change's `admin.change` event, `about` what it names: fields named `partner_id`,
-    /// `client_id` and `username` go to the event's own columns, the rest to its detail. It
-    /// carries where the call came from (the admin API's request context), as every event does.
-    pub fn event(&self, about: Value) -> AuditEvent {
-        let mut event = AuditEvent::new(Event::AdminChange, self.now)
-            .detail("change", self.change)
-            .detail("by", self.by.0.as_str())
-            .in_request_context();
-        if let Value::Object(fields) = about {
-            for (k, v) in fields {
-                match k.as_str() {
-                    "partner_id" => event.partner_id = v.as_str().map(str::to_string),
-                    "client_id" => event.client_id = v.as_str().map(str::to_string),
-                    "username" => event.username = v.as_str().map(str::to_string),
-                    _ => {
-                        event.detail.insert(k, v);
-                    }
-                }
-            }
-        }
-        event
-    }
 }
 
 pub struct NewPartner<'a> {

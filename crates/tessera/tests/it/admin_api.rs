@@ -177,8 +177,7 @@ async fn the_back_office_onboards_a_partner_and_its_client() {
     problem(&r, 404, "not-found");
 
     // A client: its secret works at the token endpoint at once, on this node.
-    let client = json!({"partner_id": partner_id, "name": "Escrow App",
-                        "grant_types": ["client_credentials"], "scopes": "crm"});
+    let client = new_client(&partner_id, "Escrow App");
     let r = call(
         &t,
         M::POST,
@@ -386,8 +385,7 @@ async fn an_idempotency_key_creates_once_even_under_20_copies() {
         Some(json!({"name": "Acme", "email": "ops@acme.example", "password": "a-long-partner-secret", "scopes": "crm"})),
         None).await;
     let partner_id = p.body["partner_id"].as_str().unwrap().to_string();
-    let client = json!({"partner_id": partner_id, "name": "Escrow App",
-                        "grant_types": ["client_credentials"], "scopes": "crm"});
+    let client = new_client(&partner_id, "Escrow App");
 
     let first = call(
         &t,
@@ -411,8 +409,7 @@ async fn an_idempotency_key_creates_once_even_under_20_copies() {
     assert_eq!(again.status, 201);
     assert_eq!(again.body, first.body, "the same answer, secret included");
     assert_eq!(again.headers["idempotent-replayed"], "true");
-    let other = json!({"partner_id": partner_id, "name": "Other",
-                       "grant_types": ["client_credentials"], "scopes": "crm"});
+    let other = new_client(&partner_id, "Other");
     let r = call(
         &t,
         M::POST,
@@ -963,6 +960,12 @@ async fn an_admin_change_in_flight_at_shutdown_is_finished() {
     assert!(scopes.iter().any(|s| s == "late"), "the change was lost");
 }
 
+/// The body of a client-credentials client of `partner_id`, named `name`.
+fn new_client(partner_id: &str, name: &str) -> Value {
+    json!({"partner_id": partner_id, "name": name,
+           "grant_types": ["client_credentials"], "scopes": "crm"})
+}
+
 /// Run SQL on the test server's SQLite database through a connection of its own.
 async fn sql(db: &str, statement: &'static str) {
     use sqlx::Connection;
@@ -1012,8 +1015,7 @@ async fn on_a_file() -> (TestServer, String, String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_whose_audit_event_cannot_be_written_is_not_made() {
     let (t, db, write, partner_id) = on_a_file().await;
-    let body = json!({"partner_id": partner_id, "name": "Only Once",
-                      "grant_types": ["client_credentials"], "scopes": "crm"});
+    let body = new_client(&partner_id, "Only Once");
 
     sql(
         &db,
@@ -1058,8 +1060,7 @@ async fn a_change_whose_audit_event_cannot_be_written_is_not_made() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_that_cannot_be_kept_still_reaches_the_caller_once() {
     let (t, db, write, partner_id) = on_a_file().await;
-    let body = json!({"partner_id": partner_id, "name": "Kept Or Not",
-                      "grant_types": ["client_credentials"], "scopes": "crm"});
+    let body = new_client(&partner_id, "Kept Or Not");
 
     sql(
         &db,
@@ -1181,8 +1182,7 @@ async fn a_failed_call_that_changed_something_keeps_its_key() {
             .bearer_auth(&write)
             .header("Idempotency-Key", key)
             .header("X-Request-Id", request_id)
-            .json(&json!({"partner_id": partner_id, "name": "Lost Ack",
-                          "grant_types": ["client_credentials"], "scopes": "crm"}))
+            .json(&new_client(&partner_id, "Lost Ack"))
             .send()
             .await
             .unwrap();

@@ -17,6 +17,10 @@ use crate::model::{
 };
 use crate::secret::SecretDigest;
 
+mod admin;
+
+pub use admin::{AdminStore, AuditStore, GrantsOf, InventoryStore, UserFilter};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A uniqueness rule was broken; the string names the field (`email`, `username`, …).
@@ -533,96 +537,6 @@ pub trait AttemptStore {
     async fn clear_attempts(&self, key: &[u8; 32]) -> StoreResult<()>;
     /// Delete drained buckets, then the oldest beyond `policy.max_entries`; returns how many.
     async fn prune_attempts(&self, now: i64, policy: &LockoutPolicy) -> StoreResult<u64>;
-}
-
-/// Which users to list; every field that is set must match.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UserFilter {
-    pub partner_id: Option<String>,
-    pub account_id: Option<String>,
-    pub role: Option<crate::model::Role>,
-    /// Compared after normalisation (lower case), exactly.
-    pub username: Option<String>,
-}
-
-/// Whose grants to list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GrantsOf {
-    User(String),
-    Client(String),
-}
-
-/// Listings for operators (the CLI, the admin API): ordered by id, a page of at most `limit`
-/// records after the id `after` (keyset pagination: a page does not shift when rows are added
-/// before it).
-#[async_trait]
-pub trait InventoryStore {
-    async fn list_partners(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Partner>>;
-    /// Clients of one partner, or of all.
-    async fn list_clients(
-        &self,
-        partner_id: Option<&str>,
-        after: Option<&str>,
-        limit: u32,
-    ) -> StoreResult<Vec<Client>>;
-    async fn list_users(
-        &self,
-        filter: &UserFilter,
-        after: Option<&str>,
-        limit: u32,
-    ) -> StoreResult<Vec<User>>;
-    /// Grants of a user or a client, withdrawn ones included (`revoked_at` set).
-    async fn list_grants_of(
-        &self,
-        of: &GrantsOf,
-        after: Option<&str>,
-        limit: u32,
-    ) -> StoreResult<Vec<Grant>>;
-}
-
-/// The audit trail (see [`crate::audit`]).
-#[async_trait]
-pub trait AuditStore {
-    /// Append `events` in one transaction; their ids are assigned in order.
-    async fn append_audit(&self, events: &[crate::audit::AuditEvent]) -> StoreResult<()>;
-    /// The events matching `query`, newest first.
-    async fn query_audit(
-        &self,
-        query: &crate::audit::AuditQuery,
-    ) -> StoreResult<Vec<crate::audit::AuditEvent>>;
-}
-
-/// Everything the engine needs from a database.
-/// Admin API tokens and the `Idempotency-Key`s of their requests.
-#[async_trait]
-pub trait AdminStore {
-    async fn insert_admin_token(&self, token: &AdminToken, audit: Audit<'_>) -> StoreResult<()>;
-    /// The token with this digest, revoked or not.
-    async fn admin_token(&self, digest: &SecretDigest) -> StoreResult<Option<AdminToken>>;
-    async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminToken>>;
-    /// `false` when there is no such unrevoked token.
-    async fn revoke_admin_token(&self, id: &str, now: i64, audit: Audit<'_>) -> StoreResult<bool>;
-    /// Reserve `key` for `token_id`'s request with this fingerprint: `None` when it was free
-    /// (the caller now runs the request), else what is held (in flight, or its answer).
-    /// Reservations older than `older_than` are forgotten first.
-    async fn reserve_idempotency_key(
-        &self,
-        token_id: &str,
-        key: &str,
-        fingerprint: &SecretDigest,
-        now: i64,
-        older_than: i64,
-    ) -> StoreResult<Option<IdempotentRecord>>;
-    /// Keep the answer of a reserved key.
-    async fn finish_idempotency_key(
-        &self,
-        token_id: &str,
-        key: &str,
-        status: i64,
-        body: &[u8],
-    ) -> StoreResult<()>;
-    /// Free a reserved key whose request failed, so that it may be sent again.
-    async fn release_idempotency_key(&self, token_id: &str, key: &str) -> StoreResult<()>;
 }
 
 #[async_trait]
