@@ -1,7 +1,7 @@
 //! End-customer accounts owned by partners (`/v2/accounts`).
 
 use crate::engine::Engine;
-use crate::error::{EngineError, FieldError};
+use crate::error::{EngineError, Field, FieldError};
 use crate::model::{Account, Partner};
 use crate::policy::{DEFAULT_PAGE_SIZE, MAX_EXTERNAL_ID_LEN, MAX_NAME_LEN, MAX_PAGE_SIZE};
 use crate::store::StoreError;
@@ -25,10 +25,10 @@ impl Engine {
         let mut errors = Vec::new();
         let name = name.trim();
         if name.is_empty() {
-            errors.push(FieldError::new("name", "must not be empty"));
+            errors.push(FieldError::new(Field::Name, "must not be empty"));
         } else if name.chars().count() > MAX_NAME_LEN {
             errors.push(FieldError::new(
-                "name",
+                Field::Name,
                 format!("must be at most {MAX_NAME_LEN} characters"),
             ));
         }
@@ -36,7 +36,7 @@ impl Engine {
             && (e.is_empty() || e.chars().count() > MAX_EXTERNAL_ID_LEN)
         {
             errors.push(FieldError::new(
-                "external_id",
+                Field::ExternalId,
                 format!("must be 1 to {MAX_EXTERNAL_ID_LEN} characters"),
             ));
         }
@@ -53,7 +53,7 @@ impl Engine {
         match self.insert_account(account).await {
             Ok(account) => Ok((*account).clone()),
             Err(StoreError::Conflict(_)) => Err(EngineError::field(
-                "external_id",
+                Field::ExternalId,
                 "another account of this partner already has this external_id",
             )),
             Err(e) => Err(e.into()),
@@ -79,13 +79,13 @@ impl Engine {
         let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
         if !(1..=MAX_PAGE_SIZE).contains(&limit) {
             return Err(EngineError::field(
-                "limit",
+                Field::Limit,
                 format!("must be between 1 and {MAX_PAGE_SIZE}"),
             ));
         }
         if cursor.is_some_and(|c| c.len() > 64) {
             return Err(EngineError::field(
-                "cursor",
+                Field::Cursor,
                 "is not a cursor this server issued",
             ));
         }

@@ -8,17 +8,47 @@
 use crate::jwt::JwtError;
 use crate::store::StoreError;
 
-/// A field that failed validation: its JSON path and what is wrong with it.
+/// An input the engine validates. The engine names none of them on the wire: each dialect
+/// says where the field sits in its own request (`token_exchange_data.requested_subject`,
+/// `phoneNumber`, a form field), in one exhaustive match of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// An account's or a user's display name.
+    Name,
+    /// A partner's own id for an account.
+    ExternalId,
+    /// A page size.
+    Limit,
+    /// A page cursor.
+    Cursor,
+    Email,
+    Password,
+    /// The account name of the registration page.
+    AccountName,
+    PhoneNumber,
+    FirstName,
+    LastName,
+    /// A client's own id for a signed-up customer.
+    ClientUserId,
+    /// The scopes a grant asks for.
+    Scope,
+    /// The client an authorization code is redeemed by.
+    ClientId,
+    /// The end customer a token exchange acts for.
+    RequestedSubject,
+}
+
+/// A field that failed validation, and what is wrong with it (a sentence for the partner).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
-    pub field: String,
+    pub field: Field,
     pub message: String,
 }
 
 impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(field: Field, message: impl Into<String>) -> Self {
         FieldError {
-            field: field.into(),
+            field,
             message: message.into(),
         }
     }
@@ -40,8 +70,8 @@ pub enum EngineError {
     #[error("too many failed attempts")]
     Locked { retry_after_secs: u64 },
     /// The client may not use this grant type.
-    #[error("the client may not use {0}")]
-    UnauthorizedClient(&'static str),
+    #[error("the client may not use {}", .0.name())]
+    UnauthorizedClient(crate::model::GrantType),
     /// Any other refusal of a grant (RFC 6749 §5.2 `invalid_grant`).
     #[error("{0}")]
     InvalidGrant(&'static str),
@@ -92,7 +122,7 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    pub fn field(field: impl Into<String>, message: impl Into<String>) -> EngineError {
+    pub fn field(field: Field, message: impl Into<String>) -> EngineError {
         EngineError::Validation(vec![FieldError::new(field, message)])
     }
 }

@@ -64,7 +64,7 @@ impl From<Client> for ClientView {
             client_id: c.id,
             partner_id: c.partner_id,
             name: c.name,
-            grant_types: c.grant_types.iter().map(|g| g.as_str()).collect(),
+            grant_types: c.grant_types.iter().map(|g| g.wire()).collect(),
             scopes: c.scopes.to_claim(),
             redirect_uris: c.redirect_uris,
             frame_origins: c.frame_origins,

@@ -48,7 +48,7 @@ pub mod users;
 
 pub use caller::Caller;
 pub use engine::{Engine, EngineConfig};
-pub use error::{EngineError, FieldError};
+pub use error::{EngineError, Field, FieldError};
 
 /// The current time in unix seconds, read at the edges (handlers, CLI) and passed inward.
 pub fn unix_now() -> i64 {

@@ -52,30 +52,43 @@ pub enum GrantType {
 }
 
 impl GrantType {
-    pub const TOKEN_EXCHANGE_URN: &'static str = "urn:ietf:params:oauth:grant-type:token-exchange";
+    pub const ALL: [GrantType; 5] = [
+        GrantType::ClientCredentials,
+        GrantType::Password,
+        GrantType::RefreshToken,
+        GrantType::AuthorizationCode,
+        GrantType::TokenExchange,
+    ];
 
-    pub fn as_str(self) -> &'static str {
+    /// The grant type's short name: the one operators give (`tessera client create
+    /// --grant-types`), metrics label and the audit trail records.
+    pub fn name(self) -> &'static str {
         match self {
             GrantType::ClientCredentials => "client_credentials",
             GrantType::Password => "password",
             GrantType::RefreshToken => "refresh_token",
             GrantType::AuthorizationCode => "authorization_code",
-            GrantType::TokenExchange => Self::TOKEN_EXCHANGE_URN,
+            GrantType::TokenExchange => "token_exchange",
         }
     }
 
-    /// The grant type [`GrantType::as_str`] names, and nothing else (stored records). Each
-    /// dialect parses its own wire `grant_type`, and the CLI its short names.
-    pub fn from_name(s: &str) -> Option<GrantType> {
-        [
-            GrantType::ClientCredentials,
-            GrantType::Password,
-            GrantType::RefreshToken,
-            GrantType::AuthorizationCode,
-            GrantType::TokenExchange,
-        ]
-        .into_iter()
-        .find(|g| g.as_str() == s)
+    /// The `grant_type` value a token request sends for it (RFC 8693's URN for the exchange).
+    pub fn wire(self) -> &'static str {
+        use tessera_proto::grant_type as wire;
+        match self {
+            GrantType::ClientCredentials => wire::CLIENT_CREDENTIALS,
+            GrantType::Password => wire::PASSWORD,
+            GrantType::RefreshToken => wire::REFRESH_TOKEN,
+            GrantType::AuthorizationCode => wire::AUTHORIZATION_CODE,
+            GrantType::TokenExchange => wire::TOKEN_EXCHANGE,
+        }
+    }
+
+    /// The grant type a [`GrantType::name`] or a [`GrantType::wire`] value names.
+    pub fn parse(s: &str) -> Option<GrantType> {
+        GrantType::ALL
+            .into_iter()
+            .find(|g| g.name() == s || g.wire() == s)
     }
 }
 

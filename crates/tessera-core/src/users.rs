@@ -8,7 +8,7 @@
 //! (`phone_number` field error), never handed the customer or a token that replaces its own.
 
 use crate::engine::Engine;
-use crate::error::{EngineError, FieldError};
+use crate::error::{EngineError, Field, FieldError};
 use crate::identity::normalize_username;
 use crate::jwt::{Claims, TokenUse};
 use crate::model::{PartnerStatus, Role, User};
@@ -64,14 +64,14 @@ impl Engine {
         let phone = normalize_phone(input.phone_number);
         if phone.is_none() {
             errors.push(FieldError::new(
-                "phone_number",
+                Field::PhoneNumber,
                 "must be a phone number: optional +, then 6 to 15 digits",
             ));
         }
         for (field, value) in [
-            ("first_name", input.first_name),
-            ("last_name", input.last_name),
-            ("client_user_id", input.client_user_id),
+            (Field::FirstName, input.first_name),
+            (Field::LastName, input.last_name),
+            (Field::ClientUserId, input.client_user_id),
         ] {
             if value.is_some_and(|v| v.chars().count() > MAX_NAME_LEN) {
                 errors.push(FieldError::new(
@@ -108,14 +108,14 @@ impl Engine {
         if user.role != Role::Customer {
             // The phone belongs to an admin or member user: do not let sign-up take it over.
             return Err(EngineError::field(
-                "phone_number",
+                Field::PhoneNumber,
                 "is already used by a user who is not a customer",
             ));
         }
         if user.signed_up_by != candidate.signed_up_by {
             // Another client of this partner signed this customer up: it stays that client's.
             return Err(EngineError::field(
-                "phone_number",
+                Field::PhoneNumber,
                 "is already signed up by another client of this partner: sign it up with that \
                  client, or use another phone number",
             ));

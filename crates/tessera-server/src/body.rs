@@ -9,7 +9,6 @@ use crate::error::RequestError;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use serde::de::DeserializeOwned;
-use tessera_core::{EngineError, FieldError};
 
 /// A request body as handlers take it: `Result<Bytes, BytesRejection>`, so that an oversized or
 /// unreadable body is answered in the dialect's own error shape, not axum's plain text.
@@ -117,7 +116,7 @@ fn field_error(path: &str, e: &serde_json::Error) -> RequestError {
         Category::Syntax | Category::Eof => format!("malformed JSON: {message}"),
         _ => message,
     };
-    RequestError::Engine(EngineError::Validation(vec![FieldError { field, message }]))
+    RequestError::field(field, message)
 }
 
 fn missing_field(message: &str) -> Option<&str> {
@@ -160,9 +159,7 @@ mod tests {
 
     fn fields(e: RequestError) -> Vec<String> {
         match e {
-            RequestError::Engine(EngineError::Validation(v)) => {
-                v.into_iter().map(|f| f.field).collect()
-            }
+            RequestError::Invalid(v) => v.into_iter().map(|f| f.field).collect(),
             other => panic!("{other:?}"),
         }
     }

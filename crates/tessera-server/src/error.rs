@@ -5,12 +5,16 @@
 
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
-use tessera_core::EngineError;
+use tessera_core::{EngineError, Field};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// Fields the server's own parsing refused (a missing member, a wrong type, an empty
+    /// value), named as the request names them.
+    #[error("the request is invalid")]
+    Invalid(Vec<Invalid>),
     #[error("the request body is larger than {0} bytes")]
     BodyTooLarge(usize),
     #[error("{0}")]
@@ -20,10 +24,38 @@ pub enum RequestError {
     UnsupportedGrantType(String),
 }
 
+/// A refused field of the request, under the name the request gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub field: String,
+    pub message: String,
+}
+
 impl RequestError {
-    /// A field that failed validation.
+    /// A field, as the request names it, that failed validation.
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> RequestError {
-        RequestError::Engine(EngineError::field(field, message))
+        RequestError::Invalid(vec![Invalid {
+            field: field.into(),
+            message: message.into(),
+        }])
+    }
+
+    /// The refused fields, when that is the refusal: the engine's named by the dialect's
+    /// `wire_name`, the server's own as they are.
+    pub fn invalid_fields(&self, wire_name: fn(Field) -> &'static str) -> Option<Vec<Invalid>> {
+        match self {
+            RequestError::Invalid(fields) => Some(fields.clone()),
+            RequestError::Engine(EngineError::Validation(fields)) => Some(
+                fields
+                    .iter()
+                    .map(|f| Invalid {
+                        field: wire_name(f.field).to_string(),
+                        message: f.message.clone(),
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        }
     }
 
     /// Seconds the caller should wait, when the refusal is a rate limit or a lockout.

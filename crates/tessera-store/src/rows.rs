@@ -2,10 +2,22 @@
 //! (TEXT, BIGINT/INTEGER, BLOB/BYTEA), so the mapping is written once as a macro that each
 //! backend expands over its own row type; the SQL itself stays per backend.
 
+use tessera_core::model::GrantType;
 use tessera_core::store::StoreError;
 
 pub(crate) fn bad_row(what: &str) -> StoreError {
     StoreError::Other(format!("a stored {what} is malformed"))
+}
+
+/// The text a client's grant type is stored as: its [`GrantType::name`], but RFC 8693's URN for
+/// the token exchange, because release 0.1.0 stored that and reads nothing else, and a rolling
+/// upgrade runs both releases on one database. Reading takes either form
+/// ([`GrantType::parse`]), so the release after the last 0.1.0 node may write the name.
+pub(crate) fn stored_grant_type(g: GrantType) -> &'static str {
+    match g {
+        GrantType::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
+        other => other.name(),
+    }
 }
 
 /// The union of two space-separated scope lists, canonical (sorted, deduplicated).
@@ -67,7 +79,7 @@ macro_rules! row_mappers {
             let scopes: String = row.try_get("scopes").map_err(err)?;
             let grant_types = json_list(row, "grant_types")?
                 .iter()
-                .map(|g| GrantType::from_name(g).ok_or_else(|| bad_row("grant type")))
+                .map(|g| GrantType::parse(g).ok_or_else(|| bad_row("grant type")))
                 .collect::<StoreResult<Vec<_>>>()?;
             Ok(Client {
                 id: row.try_get("id").map_err(err)?,

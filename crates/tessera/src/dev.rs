@@ -5,8 +5,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use tessera_core::model::Role;
+use tessera_core::model::{GrantType, Role};
 use tessera_core::operations::{self as ops, Operator};
+use tessera_core::scope::ScopeSet;
 use tessera_core::secret::random_bytes;
 use tessera_core::store::Store;
 use tessera_core::unix_now;
@@ -53,18 +54,19 @@ pub async fn ensure_demo_data(store: &dyn Store) -> anyhow::Result<Demo> {
         ("crm", "Read and update your contacts and deals"),
         ("WRITE", "Create contracts and payments for you"),
     ] {
-        ops::add_scopes(store, by, &[name.into()], Some(description), now).await?;
+        let name = ScopeSet::from_names([name]);
+        ops::add_scopes(store, by, &name, Some(description), now).await?;
     }
     let partner_password = random_password();
     let partner = ops::create_partner(
         store,
         &passwords,
         by,
-        &ops::CreatePartner {
+        &ops::NewPartner {
             name: "Demo Partner".into(),
             email: DEMO_EMAIL.into(),
             password: partner_password.clone(),
-            scopes: "transport crm WRITE".into(),
+            scopes: ScopeSet::from_names(["transport", "crm", "WRITE"]),
             org_code: None,
         },
         now,
@@ -81,19 +83,11 @@ pub async fn ensure_demo_data(store: &dyn Store) -> anyhow::Result<Demo> {
     let client = ops::create_client(
         store,
         by,
-        &ops::CreateClient {
+        &ops::NewClient {
             partner_id: partner.partner_id.clone(),
             name: "Demo App".into(),
-            grant_types: [
-                "client_credentials",
-                "password",
-                "refresh_token",
-                "authorization_code",
-                "token_exchange",
-            ]
-            .map(String::from)
-            .to_vec(),
-            scopes: "WRITE transport crm".into(),
+            grant_types: GrantType::ALL.to_vec(),
+            scopes: ScopeSet::from_names(["WRITE", "transport", "crm"]),
             redirect_uris: vec!["http://127.0.0.1:9999/callback".into()],
             frame_origins: Vec::new(),
             dev: true,

@@ -56,17 +56,19 @@ pub enum AdminError {
     Store(#[from] StoreError),
 }
 
-pub struct NewPartner<'a> {
-    pub name: &'a str,
-    pub email: &'a str,
-    pub password: &'a str,
-    pub scopes: &'a str,
-    pub org_code: Option<&'a str>,
+/// A partner to create, as the operations take it: its scopes parsed. Built from the admin
+/// API's `CreatePartner` by `TryFrom` (the CLI builds that from its flags). No `Debug`: it holds
+/// a password.
+pub struct NewPartner {
+    pub name: String,
+    pub email: String,
+    pub password: String,
+    pub scopes: ScopeSet,
+    pub org_code: Option<String>,
 }
 
-/// Check the scopes are registered, returning the parsed set.
-async fn registered_scopes(store: &dyn Store, scopes: &str) -> Result<ScopeSet, AdminError> {
-    let set = ScopeSet::parse(scopes).map_err(|e| AdminError::Invalid(e.to_string()))?;
+/// Check the scopes are registered.
+async fn registered(store: &dyn Store, set: &ScopeSet) -> Result<(), AdminError> {
     let known: HashSet<String> = store.list_scopes().await?.into_iter().collect();
     let unknown: Vec<String> = set
         .iter()
@@ -74,18 +76,9 @@ async fn registered_scopes(store: &dyn Store, scopes: &str) -> Result<ScopeSet, 
         .map(str::to_string)
         .collect();
     if unknown.is_empty() {
-        Ok(set)
+        Ok(())
     } else {
         Err(AdminError::UnknownScopes(unknown))
-    }
-}
-
-/// A grant type as the CLI accepts it: its name, or `token_exchange` / `token-exchange` for the
-/// token-exchange URN.
-fn parse_grant_type(s: &str) -> Option<GrantType> {
-    match s {
-        "token_exchange" | "token-exchange" => Some(GrantType::TokenExchange),
-        other => GrantType::from_name(other),
     }
 }
 
@@ -109,18 +102,18 @@ async fn hash(passwords: &Passwords, password: &str) -> Result<PasswordHash, Adm
 pub(crate) async fn create_partner(
     store: &dyn Store,
     passwords: &Passwords,
-    input: NewPartner<'_>,
+    input: &NewPartner,
     changing: &Changing<'_>,
 ) -> Result<Partner, AdminError> {
     let now = changing.now;
-    check_name(input.name)?;
-    let email = check_email(input.email)?;
-    check_strength(input.password).map_err(AdminError::Invalid)?;
-    let scopes = registered_scopes(store, input.scopes).await?;
+    check_name(&input.name)?;
+    let email = check_email(&input.email)?;
+    check_strength(&input.password).map_err(AdminError::Invalid)?;
+    registered(store, &input.scopes).await?;
     if store.partner_by_email(&email).await?.is_some() {
         return Err(AdminError::DuplicateEmail(email));
     }
-    let org_code = match input.org_code {
+    let org_code = match input.org_code.as_deref() {
         Some(c) => {
             if !(2..=32).contains(&c.len())
                 || !c
@@ -141,8 +134,8 @@ pub(crate) async fn create_partner(
         email: email.clone(),
         org_code: org_code.clone(),
         status: PartnerStatus::Active,
-        scopes,
-        password_hash: hash(passwords, input.password).await?,
+        scopes: input.scopes.clone(),
+        password_hash: hash(passwords, &input.password).await?,
         created_at: now,
     };
     let event = changing.event(json!({"partner_id": partner.id, "username": partner.email}));
@@ -191,15 +184,20 @@ pub(crate) async fn create_partner_token(
     }
 }
 
-pub struct NewClient<'a> {
-    pub partner_id: &'a str,
-    pub name: &'a str,
-    pub grant_types: &'a [String],
-    pub scopes: &'a str,
-    pub redirect_uris: &'a [String],
-    pub frame_origins: &'a [String],
+/// A client to register, as the operations take it: its grant types and scopes parsed. Built
+/// from the admin API's `CreateClient` by `TryFrom`.
+#[derive(Clone, Debug)]
+pub struct NewClient {
+    pub partner_id: String,
+    pub name: String,
+    /// At least one, each once.
+    pub grant_types: Vec<GrantType>,
+    pub scopes: ScopeSet,
+    pub redirect_uris: Vec<String>,
+    pub frame_origins: Vec<String>,
     pub dev: bool,
-    /// Accept PKCE `plain` besides S256 (seed 000 lists it; off unless asked for).
+    /// Accept PKCE `plain` besides S256 (the partner dialect's contract lists it; off unless
+    /// asked for).
     pub pkce_plain: bool,
     /// Let Tessera's registration page create accounts through this client.
     pub allow_registration: bool,
@@ -208,38 +206,34 @@ pub struct NewClient<'a> {
 /// Register a client; returns it and its secret, shown once.
 pub(crate) async fn create_client(
     store: &dyn Store,
-    input: NewClient<'_>,
+    input: &NewClient,
     changing: &Changing<'_>,
 ) -> Result<(Client, Secret), AdminError> {
     let now = changing.now;
-    check_name(input.name)?;
+    check_name(&input.name)?;
     let partner = store
-        .partner_by_id(input.partner_id)
+        .partner_by_id(&input.partner_id)
         .await?
-        .ok_or_else(|| AdminError::UnknownPartner(input.partner_id.into()))?;
-    let mut grant_types = Vec::new();
-    for g in input.grant_types {
-        let gt = parse_grant_type(g).ok_or_else(|| {
-            AdminError::Invalid(format!(
-                "unknown grant type {g:?}: use client_credentials, password, refresh_token, authorization_code or token_exchange"
-            ))
-        })?;
-        if !grant_types.contains(&gt) {
-            grant_types.push(gt);
-        }
-    }
-    if grant_types.is_empty() {
+        .ok_or_else(|| AdminError::UnknownPartner(input.partner_id.clone()))?;
+    if input.grant_types.is_empty() {
         return Err(AdminError::Invalid("give at least one grant type".into()));
     }
-    let scopes = registered_scopes(store, input.scopes).await?;
+    let mut grant_types = Vec::new();
+    for g in &input.grant_types {
+        if !grant_types.contains(g) {
+            grant_types.push(*g);
+        }
+    }
+    let scopes = input.scopes.clone();
+    registered(store, &scopes).await?;
     let outside = scopes.outside(&partner.scopes);
     if !outside.is_empty() {
         return Err(AdminError::ScopesOutsidePartner(outside));
     }
-    for uri in input.redirect_uris {
+    for uri in &input.redirect_uris {
         check_redirect_uri(uri)?;
     }
-    for origin in input.frame_origins {
+    for origin in &input.frame_origins {
         check_origin(origin)?;
     }
     let secret = generate(SecretKind::ClientSecret);
@@ -250,8 +244,8 @@ pub(crate) async fn create_client(
         secret_digest: secret.digest(),
         grant_types,
         scopes,
-        redirect_uris: input.redirect_uris.to_vec(),
-        frame_origins: input.frame_origins.to_vec(),
+        redirect_uris: input.redirect_uris.clone(),
+        frame_origins: input.frame_origins.clone(),
         dev: input.dev,
         pkce_plain: input.pkce_plain,
         allow_registration: input.allow_registration,
@@ -520,15 +514,14 @@ pub(crate) async fn revoke_grant(
 
 pub(crate) async fn add_scopes(
     store: &dyn Store,
-    names: &[String],
+    names: &ScopeSet,
     description: Option<&str>,
     changing: &Changing<'_>,
 ) -> Result<Vec<String>, AdminError> {
     if names.is_empty() {
         return Err(AdminError::Invalid("name at least one scope".into()));
     }
-    let set = ScopeSet::parse(&names.join(" ")).map_err(|e| AdminError::Invalid(e.to_string()))?;
-    let names: Vec<String> = set.iter().map(str::to_string).collect();
+    let names: Vec<String> = names.iter().map(str::to_string).collect();
     // One description for several names would overwrite each one's own description.
     if description.is_some() && names.len() != 1 {
         return Err(AdminError::Invalid(

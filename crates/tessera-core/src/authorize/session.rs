@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::engine::Engine;
-use crate::error::{EngineError, FieldError};
+use crate::error::{EngineError, Field, FieldError};
 use crate::identity::{is_email, normalize_username};
 use crate::model::{Account, Client, Role, Session, User};
 use crate::password::check_strength;
@@ -86,23 +86,26 @@ impl Engine {
         let account_name = account_name.trim();
         if account_name.is_empty() || account_name.chars().count() > MAX_NAME_LEN {
             errors.push(FieldError::new(
-                "account_name",
+                Field::AccountName,
                 format!("Enter a name of 1 to {MAX_NAME_LEN} characters."),
             ));
         }
         let email = normalize_username(email);
         if !is_email(&email) {
-            errors.push(FieldError::new("email", "Enter a valid email address."));
+            errors.push(FieldError::new(
+                Field::Email,
+                "Enter a valid email address.",
+            ));
         }
         if let Err(why) = check_strength(password) {
-            errors.push(FieldError::new("password", why));
+            errors.push(FieldError::new(Field::Password, why));
         }
         if !errors.is_empty() {
             return Err(EngineError::Validation(errors));
         }
         if self.user(&client.partner_id, &email).await?.is_some() {
             return Err(EngineError::field(
-                "email",
+                Field::Email,
                 "An account with this email already exists. Sign in instead.",
             ));
         }
@@ -135,7 +138,7 @@ impl Engine {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
                 return Err(EngineError::field(
-                    "email",
+                    Field::Email,
                     "An account with this email already exists. Sign in instead.",
                 ));
             }

@@ -8,7 +8,7 @@
 use crate::audit::{AuditEvent, Event};
 use crate::caller::Caller;
 use crate::engine::Engine;
-use crate::error::EngineError;
+use crate::error::{EngineError, Field};
 use crate::grants::{Issued, base_claims};
 use crate::jwt::{Claims, IdTokenClaims, TokenUse, at_hash};
 use crate::model::{GrantType, RefreshFamily, RefreshToken};
@@ -63,7 +63,7 @@ pub async fn grant(
             let id = request
                 .client_id
                 .as_deref()
-                .ok_or_else(|| EngineError::field("client_id", "is required"))?;
+                .ok_or_else(|| EngineError::field(Field::ClientId, "is required"))?;
             engine
                 .client(id)
                 .await?

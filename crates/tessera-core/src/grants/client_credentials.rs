@@ -4,7 +4,7 @@
 
 use crate::caller::{Caller, effective_scope};
 use crate::engine::Engine;
-use crate::error::EngineError;
+use crate::error::{EngineError, Field};
 use crate::grants::{Issued, base_claims};
 use crate::jwt::TokenUse;
 use crate::scope::ScopeSet;
@@ -23,7 +23,10 @@ pub fn grant(
     now: i64,
 ) -> Result<Issued, EngineError> {
     if matches!(caller, Caller::Partner(_)) && request.scope.is_empty() {
-        return Err(EngineError::field("scope", "request at least one scope"));
+        return Err(EngineError::field(
+            Field::Scope,
+            "request at least one scope",
+        ));
     }
     let scope = effective_scope(request.scope, caller)?;
     let (token_use, ttl) = match caller {

@@ -78,9 +78,7 @@ impl Engine {
     ) -> Result<Issued, EngineError> {
         self.check_rate(caller.rate_key())?;
         if !caller.may_use(request.grant_type()) {
-            return Err(EngineError::UnauthorizedClient(
-                request.grant_type().as_str(),
-            ));
+            return Err(EngineError::UnauthorizedClient(request.grant_type()));
         }
         let grant = request.grant_type();
         let issued = match request {
@@ -93,10 +91,7 @@ impl Engine {
             GrantRequest::RefreshToken(r) => refresh_token::grant(self, caller, r, now).await,
         };
         if let Ok(issued) = &issued {
-            let label = match grant {
-                GrantType::TokenExchange => "token_exchange",
-                other => other.as_str(),
-            };
+            let label = grant.name();
             crate::telemetry::issued(label, caller.kind());
             if self.config.audit_tokens {
                 self.audit(

@@ -10,7 +10,7 @@ use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::grants::{Issued, base_claims};
 use crate::jwt::{Claims, TokenUse};
-use crate::model::Role;
+use crate::model::{GrantType, Role};
 use crate::scope::ScopeSet;
 
 pub struct Request {
@@ -38,7 +38,7 @@ pub async fn grant(
     now: i64,
 ) -> Result<Issued, EngineError> {
     let Caller::Client { partner, .. } = caller else {
-        return Err(EngineError::UnauthorizedClient("password"));
+        return Err(EngineError::UnauthorizedClient(GrantType::Password));
     };
     let scope = effective_scope(request.scope, caller)?;
     let user = engine

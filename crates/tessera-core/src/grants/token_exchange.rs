@@ -22,7 +22,7 @@
 
 use crate::caller::{Caller, require_within};
 use crate::engine::Engine;
-use crate::error::EngineError;
+use crate::error::{EngineError, Field};
 use crate::grants::{Issued, base_claims, new_jti};
 use crate::jwt::{Actor, Claims, TokenUse};
 pub use crate::model::TokenType;
@@ -106,7 +106,10 @@ pub async fn grant(
     let granted = ScopeSet::parse(&subject.scope).map_err(|_| EngineError::Internal)?;
     let scope = if request.scope.is_empty() {
         if matches!(caller, Caller::Partner(_)) {
-            return Err(EngineError::field("scope", "request at least one scope"));
+            return Err(EngineError::field(
+                Field::Scope,
+                "request at least one scope",
+            ));
         }
         // The subject's scopes, without OpenID Connect's: they are about a sign-in, and an
         // exchanged token is for the partner's API.
@@ -155,7 +158,7 @@ pub async fn grant(
             (account.id.clone(), Some(account.id.clone()))
         }
         (None, Caller::Partner(_)) => {
-            return Err(EngineError::field("requested_subject", "is required"));
+            return Err(EngineError::field(Field::RequestedSubject, "is required"));
         }
         (None, Caller::Client { .. }) => (subject.sub.clone(), subject.account_id.clone()),
     };

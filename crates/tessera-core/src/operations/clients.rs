@@ -5,32 +5,52 @@ pub use tessera_proto::admin::{
     ClientCreated, ClientStatus, ClientStatusSet, CreateClient, SecretRotated,
 };
 
+impl TryFrom<CreateClient> for NewClient {
+    type Error = AdminError;
+
+    /// Parse the grant types (each by its name, say `token_exchange`, by the `grant_type` a
+    /// token request sends, or as `token-exchange`) and the scopes.
+    fn try_from(w: CreateClient) -> Result<NewClient, AdminError> {
+        let grant_types = w
+            .grant_types
+            .iter()
+            .map(|g| {
+                GrantType::parse(g)
+                    .or((g == "token-exchange").then_some(GrantType::TokenExchange))
+                    .ok_or_else(|| {
+                        AdminError::Invalid(format!(
+                            "unknown grant type {g:?}: use client_credentials, password, \
+                             refresh_token, authorization_code or token_exchange"
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(NewClient {
+            partner_id: w.partner_id,
+            name: w.name,
+            grant_types,
+            scopes: scopes(&w.scopes)?,
+            redirect_uris: w.redirect_uris,
+            frame_origins: w.frame_origins,
+            dev: w.dev,
+            pkce_plain: w.pkce_plain,
+            allow_registration: w.allow_registration,
+        })
+    }
+}
+
 pub async fn create_client(
     store: &dyn Store,
     by: &Operator,
-    input: &CreateClient,
+    input: &NewClient,
     now: i64,
 ) -> Result<ClientCreated, AdminError> {
-    let (client, secret) = admin::create_client(
-        store,
-        NewClient {
-            partner_id: &input.partner_id,
-            name: &input.name,
-            grant_types: &input.grant_types,
-            scopes: &input.scopes,
-            redirect_uris: &input.redirect_uris,
-            frame_origins: &input.frame_origins,
-            dev: input.dev,
-            pkce_plain: input.pkce_plain,
-            allow_registration: input.allow_registration,
-        },
-        &Changing {
-            by,
-            change: "client.create",
-            now,
-        },
-    )
-    .await?;
+    let changing = Changing {
+        by,
+        change: "client.create",
+        now,
+    };
+    let (client, secret) = admin::create_client(store, input, &changing).await?;
     Ok(ClientCreated {
         client_id: client.id,
         client_secret: secret.expose().to_string(),

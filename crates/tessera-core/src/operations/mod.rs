@@ -7,16 +7,20 @@
 //!
 //! One module per noun (`partners`, `clients`, `users`, `scopes`, `grants`, `keys`,
 //! `admin_tokens`), re-exported here; this one holds the [`Operator`] and what they share. The
-//! inputs and outputs are the admin API's wire types (`tessera_proto::admin`), re-exported.
+//! outputs are the admin API's wire types (`tessera_proto::admin`), re-exported; the inputs are
+//! typed ([`NewPartner`], [`NewClient`], a [`ScopeSet`]) and parsed once from those wire types
+//! (`TryFrom`), by the admin API and the CLI alike.
 
 use serde_json::json;
 
 pub use crate::admin::AdminError;
-use crate::admin::{self, Changing, NewClient, NewPartner, NewUser};
+use crate::admin::{self, Changing, NewUser};
+pub use crate::admin::{NewClient, NewPartner};
 use crate::keys::{Alg, KeyState, KeyUse};
 use crate::master::MasterKey;
-use crate::model::{AdminScope, AdminToken, PartnerStatus};
+use crate::model::{AdminScope, AdminToken, GrantType, PartnerStatus};
 use crate::password::Passwords;
+use crate::scope::ScopeSet;
 use crate::secret::{SecretDigest, SecretKind, generate, new_id};
 use crate::store::Store;
 
@@ -30,6 +34,11 @@ impl Operator {
     pub fn api(token_id: &str) -> Operator {
         Operator(format!("api:{token_id}"))
     }
+}
+
+/// A scope list as the admin API and the CLI write it (space- or comma-separated), parsed.
+fn scopes(list: &str) -> Result<ScopeSet, AdminError> {
+    ScopeSet::parse(list).map_err(|e| AdminError::Invalid(e.to_string()))
 }
 
 mod admin_tokens;

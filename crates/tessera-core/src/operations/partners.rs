@@ -5,30 +5,33 @@ pub use tessera_proto::admin::{
     CreatePartner, PartnerCreated, PartnerRef, PartnerStatusSet, PartnerTokenCreated, Revoked,
 };
 
+impl TryFrom<CreatePartner> for NewPartner {
+    type Error = AdminError;
+
+    fn try_from(w: CreatePartner) -> Result<NewPartner, AdminError> {
+        Ok(NewPartner {
+            scopes: scopes(&w.scopes)?,
+            name: w.name,
+            email: w.email,
+            password: w.password,
+            org_code: w.org_code,
+        })
+    }
+}
+
 pub async fn create_partner(
     store: &dyn Store,
     passwords: &Passwords,
     by: &Operator,
-    input: &CreatePartner,
+    input: &NewPartner,
     now: i64,
 ) -> Result<PartnerCreated, AdminError> {
-    let p = admin::create_partner(
-        store,
-        passwords,
-        NewPartner {
-            name: &input.name,
-            email: &input.email,
-            password: &input.password,
-            scopes: &input.scopes,
-            org_code: input.org_code.as_deref(),
-        },
-        &Changing {
-            by,
-            change: "partner.create",
-            now,
-        },
-    )
-    .await?;
+    let changing = Changing {
+        by,
+        change: "partner.create",
+        now,
+    };
+    let p = admin::create_partner(store, passwords, input, &changing).await?;
     Ok(PartnerCreated {
         partner_id: p.id,
         org_code: p.org_code,

@@ -1,9 +1,10 @@
 //! `client_credentials`: a partner's machine token (8 hours), a client's app token (1 hour).
 
-use tessera_core::EngineError;
 use tessera_core::grants::{GrantRequest, client_credentials};
 use tessera_core::jwt::{JwtError, TokenUse};
+use tessera_core::model::GrantType;
 use tessera_core::scope::ScopeSet;
+use tessera_core::{EngineError, Field};
 
 use crate::support::{T0, World, refused};
 
@@ -45,7 +46,7 @@ async fn a_partner_must_name_scopes_within_its_own() {
     let w = World::new().await;
     let e = refused(w.grant(&w.partner_caller(), request(""), T0).await);
     assert!(
-        matches!(&e, EngineError::Validation(f) if f[0].field == "scope"),
+        matches!(&e, EngineError::Validation(f) if f[0].field == Field::Scope),
         "{e:?}"
     );
     let e = refused(
@@ -80,7 +81,10 @@ async fn a_client_may_use_only_its_registered_grants() {
     let (caller, _, _) = w.client(&["refresh_token"]).await;
     let e = refused(w.grant(&caller, request(""), T0).await);
     assert!(
-        matches!(e, EngineError::UnauthorizedClient("client_credentials")),
+        matches!(
+            e,
+            EngineError::UnauthorizedClient(GrantType::ClientCredentials)
+        ),
         "{e:?}"
     );
 }

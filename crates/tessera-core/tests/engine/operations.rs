@@ -5,9 +5,11 @@
 
 use tessera_core::audit::{AuditEvent, AuditQuery};
 use tessera_core::inventory::{self, PageRequest};
+use tessera_core::model::GrantType;
 use tessera_core::operations::AdminError;
 use tessera_core::operations::{self as ops, Operator};
 use tessera_core::password::Passwords;
+use tessera_core::scope::ScopeSet;
 
 use crate::support::*;
 
@@ -27,7 +29,12 @@ async fn changes(w: &World) -> Vec<AuditEvent> {
         .unwrap()
 }
 
-fn create_client(partner_id: &str, scopes: &str) -> ops::CreateClient {
+fn create_client(partner_id: &str, scopes: &str) -> ops::NewClient {
+    ops::NewClient::try_from(wire_client(partner_id, scopes)).unwrap()
+}
+
+/// The admin API's body for [`create_client`].
+fn wire_client(partner_id: &str, scopes: &str) -> ops::CreateClient {
     ops::CreateClient {
         partner_id: partner_id.into(),
         name: "Back office app".into(),
@@ -44,11 +51,11 @@ fn create_client(partner_id: &str, scopes: &str) -> ops::CreateClient {
 #[tokio::test]
 async fn each_change_is_audited_with_its_operator_and_subject() {
     let w = World::new().await;
-    let input = ops::CreatePartner {
+    let input = ops::NewPartner {
         name: "Acme".into(),
         email: "Ops@Acme.example".into(),
         password: "a-long-partner-secret".into(),
-        scopes: "crm".into(),
+        scopes: ScopeSet::from_names(["crm"]),
         org_code: Some("ACME".into()),
     };
     let created = ops::create_partner(w.store.as_ref(), &Passwords::new(), &by(), &input, T0)
@@ -121,6 +128,55 @@ async fn each_change_is_audited_with_its_operator_and_subject() {
     );
 }
 
+#[test]
+fn the_wire_input_is_parsed_once_into_typed_grant_types_and_scopes() {
+    let parsed = |grant_types: &[&str], scopes: &str| {
+        ops::NewClient::try_from(ops::CreateClient {
+            grant_types: grant_types.iter().map(|g| g.to_string()).collect(),
+            ..wire_client("p", scopes)
+        })
+    };
+    let every = parsed(
+        &[
+            "client_credentials",
+            "token_exchange",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "token-exchange",
+        ],
+        "crm,transport",
+    )
+    .unwrap();
+    assert_eq!(
+        every.grant_types,
+        [
+            GrantType::ClientCredentials,
+            GrantType::TokenExchange,
+            GrantType::TokenExchange,
+            GrantType::TokenExchange,
+        ]
+    );
+    assert_eq!(every.scopes, ScopeSet::from_names(["crm", "transport"]));
+    // One grant type per element: a comma-joined list is the CLI's flag syntax, split there.
+    let joined = parsed(&["client_credentials,password"], "crm");
+    assert!(
+        matches!(joined, Err(AdminError::Invalid(_))),
+        "{:?}",
+        joined.err()
+    );
+    let bad_scope = parsed(&["password"], "crm tr\u{7f}nsport");
+    assert!(
+        matches!(bad_scope, Err(AdminError::Invalid(_))),
+        "{:?}",
+        bad_scope.err()
+    );
+    // Scope names given one by one are each one name.
+    assert!(ops::scope_names(&["crm".into(), "billing".into()]).is_ok());
+    for bad in ["crm billing", "crm,billing", ""] {
+        let refused = ops::scope_names(&[bad.into()]);
+        assert!(matches!(refused, Err(AdminError::Invalid(_))), "{bad:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_refused_change_writes_nothing_and_records_nothing() {
     let w = World::new().await;
@@ -149,16 +205,15 @@ async fn a_refused_change_writes_nothing_and_records_nothing() {
         "{:?}",
         unknown.err()
     );
-    // One grant type per element: a comma-joined list is the CLI's flag syntax, split there.
-    let joined = ops::CreateClient {
-        grant_types: vec!["client_credentials,password".into()],
+    let none = ops::NewClient {
+        grant_types: Vec::new(),
         ..create_client(&w.partner.id, "crm")
     };
-    let joined = ops::create_client(w.store.as_ref(), &by(), &joined, T0).await;
+    let none = ops::create_client(w.store.as_ref(), &by(), &none, T0).await;
     assert!(
-        matches!(joined, Err(AdminError::Invalid(_))),
+        matches!(none, Err(AdminError::Invalid(_))),
         "{:?}",
-        joined.err()
+        none.err()
     );
     let weak = ops::set_partner_password(
         w.store.as_ref(),

@@ -4,7 +4,7 @@
 use tessera_core::EngineError;
 use tessera_core::grants::{GrantRequest, password};
 use tessera_core::jwt::TokenUse;
-use tessera_core::model::Role;
+use tessera_core::model::{GrantType, Role};
 use tessera_core::scope::ScopeSet;
 
 use crate::support::{PASSWORD, T0, World, refused};
@@ -79,7 +79,7 @@ async fn partners_have_no_password_grant() {
             .await,
     );
     assert!(
-        matches!(e, EngineError::UnauthorizedClient("password")),
+        matches!(e, EngineError::UnauthorizedClient(GrantType::Password)),
         "{e:?}"
     );
 }

@@ -9,6 +9,7 @@ use tessera_core::master::MasterKey;
 use tessera_core::model::{Account, Client, Partner, Role, User};
 use tessera_core::operations::{self as ops, Operator};
 use tessera_core::password::Passwords;
+use tessera_core::scope::ScopeSet;
 use tessera_core::store::Store;
 use tessera_core::{Caller, Engine, EngineConfig, EngineError};
 
@@ -38,7 +39,7 @@ impl World {
         ops::add_scopes(
             store.as_ref(),
             &operator(),
-            &["crm".into(), "transport".into(), "billing".into()],
+            &ScopeSet::from_names(["crm", "transport", "billing"]),
             None,
             T0,
         )
@@ -82,7 +83,7 @@ impl World {
         let made = ops::create_client(
             self.store.as_ref(),
             &operator(),
-            &ops::CreateClient {
+            &ops::NewClient::try_from(ops::CreateClient {
                 partner_id: partner.id.clone(),
                 name: "Test app".into(),
                 grant_types: grants.iter().map(|g| g.to_string()).collect(),
@@ -92,7 +93,8 @@ impl World {
                 dev: false,
                 pkce_plain: false,
                 allow_registration: false,
-            },
+            })
+            .unwrap(),
             T0,
         )
         .await
@@ -158,11 +160,11 @@ async fn new_partner(store: &dyn Store, scopes: &str) -> Partner {
         store,
         &Passwords::new(),
         &operator(),
-        &ops::CreatePartner {
+        &ops::NewPartner {
             name: "Partner".into(),
             email: format!("p-{suffix}@partner.test"),
             password: PASSWORD.into(),
-            scopes: scopes.into(),
+            scopes: ScopeSet::parse(scopes).unwrap(),
             org_code: None,
         },
         T0,

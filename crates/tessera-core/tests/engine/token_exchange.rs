@@ -1,12 +1,12 @@
 //! RFC 8693 token exchange: a partner's machine token for an account's 24-hour access token and
 //! a refresh token (seed 000), and a client's exchange of a token of its own partner.
 
-use tessera_core::EngineError;
 use tessera_core::grants::token_exchange::{self, TokenType};
 use tessera_core::grants::{GrantRequest, Issued, client_credentials};
 use tessera_core::jwt::{JwtError, TokenUse};
 use tessera_core::scope::ScopeSet;
 use tessera_core::{Caller, policy};
+use tessera_core::{EngineError, Field};
 
 use crate::support::{T0, World, refused};
 
@@ -132,7 +132,7 @@ async fn a_partner_must_present_a_machine_token_and_name_an_account() {
     let machine = machine_token(&w, &caller, "crm", T0).await;
     let e = refused(w.grant(&caller, exchange(&machine, None, "crm"), T0).await);
     assert!(
-        matches!(&e, EngineError::Validation(f) if f[0].field == "requested_subject"),
+        matches!(&e, EngineError::Validation(f) if f[0].field == Field::RequestedSubject),
         "{e:?}"
     );
     let mut request = exchange(&machine, None, "crm");

@@ -30,7 +30,7 @@ pub(super) async fn create_client(
     Extension(token): Extension<AdminToken>,
     raw: RawBody,
 ) -> Answer {
-    let input: ops::CreateClient = body(&raw)?;
+    let input = ops::NewClient::try_from(body::<ops::CreateClient>(&raw)?)?;
     let out =
         ops::create_client(admin(&app)?.store.as_ref(), &by(&token), &input, unix_now()).await?;
     applied(&app).await;

@@ -124,7 +124,7 @@ fn body<T: DeserializeOwned>(raw: &RawBody) -> Result<T, Problem> {
     bytes(raw).and_then(parse_json).map_err(|e| match e {
         R::BodyTooLarge(n) => Problem::TooLarge(n),
         // Name the field and what is wrong with it, not just that something is.
-        R::Engine(tessera_core::EngineError::Validation(fields)) => Problem::BadRequest(
+        R::Invalid(fields) => Problem::BadRequest(
             fields
                 .iter()
                 .map(|f| format!("{}: {}", f.field, f.message))

@@ -19,7 +19,7 @@ pub(super) async fn create_partner(
     Extension(token): Extension<AdminToken>,
     raw: RawBody,
 ) -> Answer {
-    let input: ops::CreatePartner = body(&raw)?;
+    let input = ops::NewPartner::try_from(body::<ops::CreatePartner>(&raw)?)?;
     let store = admin(&app)?.store.as_ref();
     let passwords = app.engine.passwords();
     let out = ops::create_partner(store, passwords, &by(&token), &input, unix_now()).await?;

@@ -23,12 +23,13 @@ pub(super) async fn add_scopes(
     raw: RawBody,
 ) -> Answer {
     let input: ScopesBody = body(&raw)?;
+    let names = ops::scope_names(&input.names)?;
     let store = admin(&app)?.store.as_ref();
     let now = unix_now();
     let out = ops::add_scopes(
         store,
         &by(&token),
-        &input.names,
+        &names,
         input.description.as_deref(),
         now,
     )

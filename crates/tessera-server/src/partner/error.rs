@@ -4,8 +4,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use tessera_core::EngineError;
 use tessera_core::jwt::JwtError;
+use tessera_core::{EngineError, Field};
 use tessera_proto::partner::{ErrorBody, ErrorDetail, ErrorEnvelope, Meta, codes};
 
 use crate::error::{RequestError, set_retry_after};
@@ -15,6 +15,7 @@ use crate::wire::token_type_name;
 pub fn classify(e: &RequestError) -> (StatusCode, &'static str, String) {
     match e {
         RequestError::Engine(e) => classify_engine(e),
+        RequestError::Invalid(_) => invalid(),
         RequestError::BodyTooLarge(limit) => (
             StatusCode::PAYLOAD_TOO_LARGE,
             codes::VALIDATION_FAILED,
@@ -25,8 +26,8 @@ pub fn classify(e: &RequestError) -> (StatusCode, &'static str, String) {
             codes::OAUTH_INVALID_GRANT_TYPE,
             format!(
                 "grant_type {g:?} is not supported here: use client_credentials, \
-                 urn:ietf:params:oauth:grant-type:token-exchange, refresh_token or \
-                 authorization_code"
+                 {}, refresh_token or authorization_code",
+                tessera_proto::grant_type::TOKEN_EXCHANGE
             ),
         ),
         RequestError::AuthorizationHeader(why) => (
@@ -39,14 +40,18 @@ pub fn classify(e: &RequestError) -> (StatusCode, &'static str, String) {
     }
 }
 
+fn invalid() -> (StatusCode, &'static str, String) {
+    (
+        StatusCode::BAD_REQUEST,
+        codes::VALIDATION_FAILED,
+        "the request is invalid; see details for each field".into(),
+    )
+}
+
 fn classify_engine(e: &EngineError) -> (StatusCode, &'static str, String) {
     use EngineError as E;
     match e {
-        E::Validation(_) => (
-            StatusCode::BAD_REQUEST,
-            codes::VALIDATION_FAILED,
-            "the request is invalid; see details for each field".into(),
-        ),
+        E::Validation(_) => invalid(),
         E::InvalidCredentials => (
             StatusCode::UNAUTHORIZED,
             codes::OAUTH_PARTNER_NOT_FOUND,
@@ -66,7 +71,8 @@ fn classify_engine(e: &EngineError) -> (StatusCode, &'static str, String) {
             StatusCode::BAD_REQUEST,
             codes::OAUTH_INVALID_GRANT_TYPE,
             format!(
-                "grant_type {grant} is not available to partners; use client_credentials, token exchange or refresh_token"
+                "grant_type {} is not available to partners; use client_credentials, token exchange or refresh_token",
+                grant.wire()
             ),
         ),
         E::InvalidGrant(why) => (
@@ -212,18 +218,15 @@ pub fn authorize_error(f: tessera_core::authorize::AuthorizeFailure) -> &'static
 pub fn render(e: &RequestError, now: i64) -> Response {
     let (status, code, message) = classify(e);
     crate::metrics::error("partner", code);
-    let details = match e {
-        RequestError::Engine(EngineError::Validation(fields)) => Some(
-            fields
-                .iter()
-                .map(|f| ErrorDetail {
-                    field: wire_field(&f.field).to_string(),
-                    message: f.message.clone(),
-                })
-                .collect(),
-        ),
-        _ => None,
-    };
+    let details = e.invalid_fields(wire_field).map(|fields| {
+        fields
+            .into_iter()
+            .map(|f| ErrorDetail {
+                field: f.field,
+                message: f.message,
+            })
+            .collect()
+    });
     let mut response = envelope(status, code, message, details, now);
     set_retry_after(&mut response, e);
     response
@@ -240,13 +243,24 @@ pub fn not_found(now: i64) -> Response {
     )
 }
 
-/// The engine names the fields of a grant neutrally; the partner dialect nests them under the
-/// grant's `*_data` object. Only fields the partner parser does not check itself reach here.
-fn wire_field(field: &str) -> &str {
+/// Where the partner dialect's requests carry each field the engine checks: a grant's fields
+/// nest under its `*_data` object.
+fn wire_field(field: Field) -> &'static str {
     match field {
-        "requested_subject" => "token_exchange_data.requested_subject",
-        "client_id" => "authorization_code_data.client_id",
-        other => other,
+        Field::Name => "name",
+        Field::ExternalId => "external_id",
+        Field::Limit => "limit",
+        Field::Cursor => "cursor",
+        Field::Email => "email",
+        Field::Password => "password",
+        Field::AccountName => "account_name",
+        Field::PhoneNumber => "phone_number",
+        Field::FirstName => "first_name",
+        Field::LastName => "last_name",
+        Field::ClientUserId => "client_user_id",
+        Field::Scope => "scope",
+        Field::ClientId => "authorization_code_data.client_id",
+        Field::RequestedSubject => "token_exchange_data.requested_subject",
     }
 }
 

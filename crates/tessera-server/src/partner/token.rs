@@ -5,9 +5,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use tessera_core::grants::{self, GrantRequest, Issued};
-use tessera_core::model::GrantType;
 use tessera_core::scope::ScopeSet;
 use tessera_core::{Caller, unix_now};
+use tessera_proto::grant_type;
 use tessera_proto::partner::{TokenRequest, TokenResponse};
 
 use super::{auth, error, ok};
@@ -61,7 +61,7 @@ pub fn parse(req: TokenRequest) -> Result<GrantRequest, RequestError> {
         RequestError::field(field, format!("is required for grant_type {grant_type}"))
     };
     match grant_type.as_str() {
-        "client_credentials" => {
+        grant_type::CLIENT_CREDENTIALS => {
             let data = req
                 .client_credentials_data
                 .ok_or_else(|| missing("client_credentials_data"))?;
@@ -71,7 +71,7 @@ pub fn parse(req: TokenRequest) -> Result<GrantRequest, RequestError> {
                 },
             ))
         }
-        GrantType::TOKEN_EXCHANGE_URN => {
+        grant_type::TOKEN_EXCHANGE => {
             let data = req
                 .token_exchange_data
                 .ok_or_else(|| missing("token_exchange_data"))?;
@@ -95,7 +95,7 @@ pub fn parse(req: TokenRequest) -> Result<GrantRequest, RequestError> {
                 },
             ))
         }
-        "authorization_code" => {
+        grant_type::AUTHORIZATION_CODE => {
             let data = req
                 .authorization_code_data
                 .ok_or_else(|| missing("authorization_code_data"))?;
@@ -111,7 +111,7 @@ pub fn parse(req: TokenRequest) -> Result<GrantRequest, RequestError> {
                 },
             ))
         }
-        "refresh_token" => {
+        grant_type::REFRESH_TOKEN => {
             let data = req
                 .refresh_token_data
                 .ok_or_else(|| missing("refresh_token_data"))?;

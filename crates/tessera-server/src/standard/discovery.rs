@@ -39,11 +39,11 @@ pub async fn metadata(State(app): State<AppState>) -> Response {
         // Every client accepts S256; `plain` only clients registered with `--pkce s256,plain`.
         "code_challenge_methods_supported": ["S256"],
         "grant_types_supported": [
-            GrantType::AuthorizationCode.as_str(),
-            GrantType::ClientCredentials.as_str(),
-            GrantType::Password.as_str(),
-            GrantType::RefreshToken.as_str(),
-            GrantType::TokenExchange.as_str(),
+            GrantType::AuthorizationCode.wire(),
+            GrantType::ClientCredentials.wire(),
+            GrantType::Password.wire(),
+            GrantType::RefreshToken.wire(),
+            GrantType::TokenExchange.wire(),
         ],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

@@ -7,7 +7,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use tessera_core::EngineError;
+use tessera_core::{EngineError, Field};
 
 use crate::error::{RequestError, set_retry_after};
 use crate::wire::token_type_name;
@@ -16,6 +16,15 @@ use crate::wire::token_type_name;
 pub fn classify(e: &RequestError) -> (StatusCode, &'static str, String) {
     match e {
         RequestError::Engine(e) => classify_engine(e),
+        RequestError::Invalid(fields) => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            described(
+                fields
+                    .iter()
+                    .map(|f| (f.field.as_str(), f.message.as_str())),
+            ),
+        ),
         RequestError::BodyTooLarge(n) => (
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid_request",
@@ -26,7 +35,8 @@ pub fn classify(e: &RequestError) -> (StatusCode, &'static str, String) {
             "unsupported_grant_type",
             format!(
                 "grant_type {g:?} is not supported: use authorization_code, client_credentials, \
-                 password, refresh_token or urn:ietf:params:oauth:grant-type:token-exchange"
+                 password, refresh_token or {}",
+                tessera_proto::grant_type::TOKEN_EXCHANGE
             ),
         ),
         RequestError::AuthorizationHeader(why) => (
@@ -46,11 +56,11 @@ fn classify_engine(e: &EngineError) -> (StatusCode, &'static str, String) {
         E::Validation(fields) => (
             bad,
             "invalid_request",
-            fields
-                .iter()
-                .map(|f| format!("{}: {}", wire_field(&f.field), f.message))
-                .collect::<Vec<_>>()
-                .join("; "),
+            described(
+                fields
+                    .iter()
+                    .map(|f| (wire_field(f.field), f.message.as_str())),
+            ),
         ),
         E::InvalidClient(why) => (StatusCode::UNAUTHORIZED, "invalid_client", (*why).into()),
         E::InvalidCredentials | E::InvalidPartnerToken => (
@@ -76,7 +86,10 @@ fn classify_engine(e: &EngineError) -> (StatusCode, &'static str, String) {
         E::UnauthorizedClient(grant) => (
             bad,
             "unauthorized_client",
-            format!("this client is not registered for the {grant} grant"),
+            format!(
+                "this client is not registered for the {} grant",
+                grant.wire()
+            ),
         ),
         E::TokenInvalid(_) => (
             bad,
@@ -177,14 +190,32 @@ pub fn not_found() -> Response {
         .into_response()
 }
 
-/// The engine names fields neutrally; seed 002's sign-up body names them in camelCase.
-fn wire_field(field: &str) -> &str {
+/// `field: what is wrong` for each refused field, as one description.
+fn described<'a>(fields: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    fields
+        .map(|(field, message)| format!("{field}: {message}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Where the standard dialect's requests carry each field the engine checks: the sign-up
+/// body names its fields in camelCase.
+fn wire_field(field: Field) -> &'static str {
     match field {
-        "phone_number" => "phoneNumber",
-        "first_name" => "firstName",
-        "last_name" => "lastName",
-        "client_user_id" => "clientUserId",
-        other => other,
+        Field::Name => "name",
+        Field::ExternalId => "external_id",
+        Field::Limit => "limit",
+        Field::Cursor => "cursor",
+        Field::Email => "email",
+        Field::Password => "password",
+        Field::AccountName => "account_name",
+        Field::PhoneNumber => "phoneNumber",
+        Field::FirstName => "firstName",
+        Field::LastName => "lastName",
+        Field::ClientUserId => "clientUserId",
+        Field::Scope => "scope",
+        Field::ClientId => "client_id",
+        Field::RequestedSubject => "requested_subject",
     }
 }
 

@@ -74,14 +74,7 @@ fn bounded(form: &mut Form, name: &str) -> Result<String, RequestError> {
 
 /// RFC 6749 §4.1.3, §4.3.2, §4.4.2, §6 and RFC 8693 §2.1 `grant_type` values.
 fn grant_type_from_wire(s: &str) -> Option<GrantType> {
-    Some(match s {
-        "authorization_code" => GrantType::AuthorizationCode,
-        "client_credentials" => GrantType::ClientCredentials,
-        "password" => GrantType::Password,
-        "refresh_token" => GrantType::RefreshToken,
-        "urn:ietf:params:oauth:grant-type:token-exchange" => GrantType::TokenExchange,
-        _ => return None,
-    })
+    GrantType::ALL.into_iter().find(|g| g.wire() == s)
 }
 
 /// The standard dialect's form → the engine's [`GrantRequest`].

@@ -273,7 +273,11 @@ impl ClientStore for SqliteStore {
         if !partner_exists(&mut tx, &c.partner_id).await? {
             return Err(StoreError::NotFound("partner"));
         }
-        let grant_types: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
+        let grant_types: Vec<&str> = c
+            .grant_types
+            .iter()
+            .map(|g| crate::rows::stored_grant_type(*g))
+            .collect();
         sqlx::query(
             "INSERT INTO clients (id, partner_id, name, secret_digest, grant_types, scopes,
                                   redirect_uris, frame_origins, dev, pkce_plain,

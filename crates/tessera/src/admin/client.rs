@@ -96,7 +96,7 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             db,
         } => {
             let store = db.open_or_create().await?;
-            let input = ops::CreateClient {
+            let input = ops::NewClient::try_from(ops::CreateClient {
                 partner_id: partner,
                 name,
                 grant_types,
@@ -106,7 +106,7 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
                 dev,
                 pkce_plain: pkce.contains("plain"),
                 allow_registration,
-            };
+            })?;
             print_view(
                 &ops::create_client(store.as_ref(), &operator(), &input, unix_now()).await?,
             )?;

@@ -105,13 +105,13 @@ pub async fn partner(cmd: PartnerCommand) -> anyhow::Result<()> {
         } => {
             let password = read_password(password_stdin)?;
             let store = db.open_or_create().await?;
-            let input = ops::CreatePartner {
+            let input = ops::NewPartner::try_from(ops::CreatePartner {
                 name,
                 email,
                 password: password.to_string(),
                 scopes,
                 org_code,
-            };
+            })?;
             let out = ops::create_partner(
                 store.as_ref(),
                 &Passwords::new(),

@@ -35,6 +35,7 @@ pub async fn scope(cmd: ScopeCommand) -> anyhow::Result<()> {
             let store = db.open_or_create().await?;
             let now = unix_now();
             let by = operator();
+            let names = ops::scope_names(&names)?;
             let out = ops::add_scopes(store.as_ref(), &by, &names, description.as_deref(), now);
             print_view(&out.await?)?;
         }

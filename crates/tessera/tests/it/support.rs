@@ -12,6 +12,7 @@ use tessera_client::{Credentials, PartnerClient};
 use tessera_core::master::MasterKey;
 use tessera_core::model::{Client, Role, User};
 use tessera_core::operations::{self as ops, Operator};
+use tessera_core::scope::ScopeSet;
 use tessera_core::store::Store;
 use tessera_core::{EngineConfig, unix_now};
 use tessera_server::{RunningServer, ServerConfig};
@@ -251,12 +252,13 @@ impl TestServer {
         let store = tessera_store::open(&db_url, &options).await.unwrap();
         if store.list_scopes().await.unwrap().is_empty() {
             let now = unix_now();
-            let all = ["transport", "crm", "WRITE", "billing"].map(String::from);
+            let all = ScopeSet::from_names(["transport", "crm", "WRITE", "billing"]);
             ops::add_scopes(store.as_ref(), &operator(), &all, None, now)
                 .await
                 .unwrap();
             let described = Some("Read and update your contacts");
-            ops::add_scopes(store.as_ref(), &operator(), &["crm".into()], described, now)
+            let crm = ScopeSet::from_names(["crm"]);
+            ops::add_scopes(store.as_ref(), &operator(), &crm, described, now)
                 .await
                 .unwrap();
         }
@@ -312,11 +314,11 @@ impl TestServer {
             self.store.as_ref(),
             &tessera_core::password::Passwords::new(),
             &operator(),
-            &ops::CreatePartner {
+            &ops::NewPartner {
                 name: "Test Partner".into(),
                 email: email.clone(),
                 password: password.clone(),
-                scopes: scopes.into(),
+                scopes: ScopeSet::parse(scopes).unwrap(),
                 org_code: None,
             },
             unix_now(),
@@ -702,6 +704,7 @@ pub fn client_input(
 
 /// A client made through the operator's operations: the stored record and its secret.
 pub async fn create_client(store: &dyn Store, input: ops::CreateClient) -> (Client, String) {
+    let input = ops::NewClient::try_from(input).unwrap();
     let made = ops::create_client(store, &operator(), &input, unix_now())
         .await
         .unwrap();
