@@ -50,7 +50,7 @@ use tessera_proto::partner::{
 
 pub use standard::StandardClient;
 pub use token_source::{MachineTokenSource, TokenSource};
-pub use verifier::{AccessClaims, Verifier, VerifyError};
+pub use verifier::{AccessClaims, Claims, TokenUse, Verifier, VerifyError};
 
 /// `subject_token_type` of a machine token.
 pub const MACHINE_TOKEN_TYPE: &str = tessera_proto::token_type::MACHINE_TOKEN;

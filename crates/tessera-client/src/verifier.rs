@@ -8,40 +8,22 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::jwk::{JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
+pub use tessera_proto::claims::{Claims, TokenUse};
 
 use crate::standard::StandardClient;
 
-/// The claims of a verified Tessera access token (RFC 9068 with Tessera's own).
+/// The claims of a verified Tessera access token (RFC 9068 with Tessera's own): the server's
+/// own [`Claims`] (`claims.client_id`, `claims.has_scope("crm")` reach them), in a type of the
+/// SDK's so that the `axum` feature can extract it from a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessClaims {
-    pub iss: String,
-    pub sub: String,
-    pub aud: String,
-    pub exp: i64,
-    pub iat: i64,
-    pub jti: String,
-    pub client_id: String,
-    /// Space-separated.
-    pub scope: String,
-    /// `machine_token`, `client_access_token`, `app_token`, `user_token` or `customer_token`.
-    pub token_use: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub partner_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub org_code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
-    /// The delegation chain of an exchanged token (RFC 8693 §4.1), as sent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub act: Option<serde_json::Value>,
-}
+#[serde(transparent)]
+pub struct AccessClaims(pub Claims);
 
-impl AccessClaims {
-    /// Whether the token carries `scope`.
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scope.split(' ').any(|s| s == scope)
+impl std::ops::Deref for AccessClaims {
+    type Target = Claims;
+
+    fn deref(&self) -> &Claims {
+        &self.0
     }
 }
 

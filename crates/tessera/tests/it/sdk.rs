@@ -336,7 +336,7 @@ async fn a_resource_server_verifies_tokens_offline() {
     let service = axum::Router::new()
         .route(
             "/contacts",
-            axum::routing::get(|c: AccessClaims| async move { c.client_id }),
+            axum::routing::get(|c: AccessClaims| async move { c.0.client_id }),
         )
         .layer(axum::middleware::from_fn_with_state(
             Guard::new(Arc::clone(&verifier)).scopes(["WRITE"]),
@@ -344,7 +344,7 @@ async fn a_resource_server_verifies_tokens_offline() {
         ))
         .route(
             "/crm",
-            axum::routing::get(|c: AccessClaims| async move { c.sub }).layer(
+            axum::routing::get(|c: AccessClaims| async move { c.0.sub }).layer(
                 axum::middleware::from_fn_with_state(
                     Guard::new(Arc::clone(&verifier)).scopes(["crm"]),
                     require_token,
