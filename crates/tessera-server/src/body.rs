@@ -84,6 +84,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RequestError> 
             format!("JSON nested deeper than {MAX_JSON_DEPTH} levels"),
         ));
     }
+    if escapes_nul(bytes) {
+        return Err(RequestError::field(
+            "body",
+            "a string holds the NUL character (\\u0000), which no field accepts",
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -92,6 +98,24 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RequestError> 
     de.end()
         .map_err(|_| RequestError::field("body", "unexpected data after the JSON value"))?;
     Ok(value)
+}
+
+/// Whether a JSON text escapes a NUL character (`\u0000`) in a string. No stored text may hold
+/// one (PostgreSQL refuses it, which would surface as a 503), so it is refused as input. A
+/// backslash appears only in strings, and each escape is skipped whole.
+fn escapes_nul(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            if bytes.get(i + 1..i + 6) == Some(b"u0000") {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
 }
 
 fn field_error(path: &str, e: &serde_json::Error) -> RequestError {
@@ -162,6 +186,18 @@ mod tests {
             RequestError::Invalid(v) => v.into_iter().map(|f| f.field).collect(),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_nul_in_any_string_is_refused_and_an_escaped_backslash_is_not_one() {
+        let nul = parse_json::<serde_json::Value>(br#"{"name":"a\u0000b"}"#).unwrap_err();
+        assert_eq!(fields(nul), ["body"]);
+        let nested = parse_json::<serde_json::Value>(br#"{"a":{"b":["x\\\u0000"]}}"#);
+        assert!(nested.is_err());
+        // `\\u0000` is a backslash followed by the text "u0000", not a NUL.
+        let text = parse_json::<serde_json::Value>(br#"{"name":"a\\u0000b"}"#).unwrap();
+        assert_eq!(text["name"], "a\\u0000b");
+        assert!(parse_json::<serde_json::Value>(br#"{"name":"\u0001"}"#).is_ok());
     }
 
     #[test]

@@ -75,6 +75,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         12,
         include_str!("../migrations/postgres/0012_hinted_subject.sql"),
     ),
+    (
+        13,
+        include_str!("../migrations/postgres/0013_idempotency_outcome.sql"),
+    ),
 ];
 
 /// Advisory lock keys: one for migrations, one for change-feed appends.

@@ -194,6 +194,7 @@ macro_rules! row_mappers {
         fn idempotent_of(r: &$row) -> StoreResult<IdempotentRecord> {
             Ok(IdempotentRecord {
                 fingerprint: digest_of(r, "fingerprint")?,
+                carried_out: r.try_get("carried_out").map_err(err)?,
                 status: r.try_get("status").map_err(err)?,
                 body: r.try_get("body").map_err(err)?,
                 reserved_at: r.try_get("created_at").map_err(err)?,

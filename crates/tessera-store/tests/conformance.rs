@@ -1590,6 +1590,7 @@ async fn one_key_is_scheduled_at_a_time_and_revocation_is_fed() {
 
 #[tokio::test]
 async fn admin_tokens_and_idempotency_keys() {
+    use tessera_core::audit::{AuditEvent, Event};
     use tessera_core::model::{AdminScope, AdminToken};
     for (name, s, _dir) in stores().await {
         let t = AdminToken {
@@ -1631,7 +1632,7 @@ async fn admin_tokens_and_idempotency_keys() {
             .map(|_| {
                 let (s, fp) = (Arc::clone(&s), fp);
                 tokio::spawn(async move {
-                    s.reserve_idempotency_key("at1", "k", &fp, 100, 0)
+                    s.reserve_idempotency_key("at1", "k", None, &fp, 100, 0)
                         .await
                         .unwrap()
                 })
@@ -1649,7 +1650,7 @@ async fn admin_tokens_and_idempotency_keys() {
             .await
             .unwrap();
         let held = s
-            .reserve_idempotency_key("at1", "k", &fp, 101, 0)
+            .reserve_idempotency_key("at1", "k", None, &fp, 101, 0)
             .await
             .unwrap()
             .unwrap();
@@ -1658,35 +1659,77 @@ async fn admin_tokens_and_idempotency_keys() {
             (Some(201), Some(&b"sealed"[..]))
         );
         // A finished key is not released; an unfinished one is, and is free again.
-        s.release_idempotency_key("at1", "k").await.unwrap();
+        assert!(!s.release_idempotency_key("at1", "k").await.unwrap());
         assert!(
-            s.reserve_idempotency_key("at1", "k", &fp, 102, 0)
+            s.reserve_idempotency_key("at1", "k", None, &fp, 102, 0)
                 .await
                 .unwrap()
                 .is_some()
         );
         assert!(
-            s.reserve_idempotency_key("at1", "k2", &fp, 102, 0)
+            s.reserve_idempotency_key("at1", "k2", None, &fp, 102, 0)
                 .await
                 .unwrap()
                 .is_none()
         );
-        s.release_idempotency_key("at1", "k2").await.unwrap();
+        assert!(s.release_idempotency_key("at1", "k2").await.unwrap());
         assert!(
-            s.reserve_idempotency_key("at1", "k2", &fp, 103, 0)
+            s.reserve_idempotency_key("at1", "k2", None, &fp, 103, 0)
                 .await
                 .unwrap()
                 .is_none()
+        );
+        // A change of the request that reserved a key marks it in the change's transaction:
+        // the key is then never freed, and shows as carried out. An event of another kind, or
+        // of another request, marks nothing.
+        let change = |request: &str, event| AuditEvent {
+            request_id: Some(request.into()),
+            ..AuditEvent::new(event, 105)
+        };
+        for key in ["k3", "k4"] {
+            let request = format!("req-{key}");
+            assert!(
+                s.reserve_idempotency_key("at1", key, Some(&request), &fp, 105, 0)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+        }
+        let issued = change("req-k4", Event::TokenIssued);
+        let other = change("req-other", Event::AdminChange);
+        s.add_scopes(
+            &["marked".into()],
+            None,
+            &[change("req-k3", Event::AdminChange)],
+        )
+        .await
+        .unwrap();
+        s.add_scopes(&["unmarked".into()], None, &[issued, other])
+            .await
+            .unwrap();
+        assert!(
+            !s.release_idempotency_key("at1", "k3").await.unwrap(),
+            "{name}: a carried-out key is kept"
+        );
+        let held = s
+            .reserve_idempotency_key("at1", "k3", Some("req-again"), &fp, 106, 0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(held.carried_out, "{name}");
+        assert!(
+            s.release_idempotency_key("at1", "k4").await.unwrap(),
+            "{name}: nothing marked k4"
         );
         // Keys are per token, and forgotten once older than the window.
         assert!(
-            s.reserve_idempotency_key("at2", "k", &fp, 104, 0)
+            s.reserve_idempotency_key("at2", "k", None, &fp, 104, 0)
                 .await
                 .unwrap()
                 .is_none()
         );
         assert!(
-            s.reserve_idempotency_key("at1", "k", &fp, 200_000, 200_000 - 86_400)
+            s.reserve_idempotency_key("at1", "k", None, &fp, 200_000, 200_000 - 86_400)
                 .await
                 .unwrap()
                 .is_none(),

@@ -70,13 +70,16 @@ pub trait AdminStore {
     async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminToken>>;
     /// `false` when there is no such unrevoked token.
     async fn revoke_admin_token(&self, id: &str, now: i64, audit: Audit<'_>) -> StoreResult<bool>;
-    /// Reserve `key` for `token_id`'s request with this fingerprint: `None` when it was free
-    /// (the caller now runs the request), else what is held (in flight, or its answer).
-    /// Reservations older than `older_than` are forgotten first.
+    /// Reserve `key` for `token_id`'s request `request_id` with this fingerprint: `None` when
+    /// it was free (the caller now runs the request), else what is held (in flight, or its
+    /// answer). Reservations older than `older_than` are forgotten first. Any write whose
+    /// audit events include an `admin.change` of `request_id` marks the reservation
+    /// `carried_out` in its own transaction.
     async fn reserve_idempotency_key(
         &self,
         token_id: &str,
         key: &str,
+        request_id: Option<&str>,
         fingerprint: &SecretDigest,
         now: i64,
         older_than: i64,
@@ -89,6 +92,7 @@ pub trait AdminStore {
         status: i64,
         body: &[u8],
     ) -> StoreResult<()>;
-    /// Free a reserved key whose request failed, so that it may be sent again.
-    async fn release_idempotency_key(&self, token_id: &str, key: &str) -> StoreResult<()>;
+    /// Free a reserved key whose request failed, so that it may be sent again, unless a change
+    /// of its request committed (or is committing: the release waits for it). `true` when freed.
+    async fn release_idempotency_key(&self, token_id: &str, key: &str) -> StoreResult<bool>;
 }

@@ -91,11 +91,19 @@ async fn run(app: AppState, request: Request, next: Next) -> Result<Response, Pr
     };
     once(&parts.headers, "authorization")?;
     once(&parts.headers, IDEMPOTENCY_KEY)?;
-    if percent_encoding::percent_decode_str(parts.uri.path())
-        .decode_utf8()
-        .is_err()
-    {
-        return Err(Problem::BadRequest("the path is not UTF-8".into()));
+    match percent_encoding::percent_decode_str(parts.uri.path()).decode_utf8() {
+        Err(_) => return Err(Problem::BadRequest("the path is not UTF-8".into())),
+        Ok(path) if path.contains('\0') => {
+            return Err(Problem::BadRequest(
+                "the path holds a NUL character (%00)".into(),
+            ));
+        }
+        Ok(_) => {}
+    }
+    if parts.uri.query().is_some_and(|q| q.contains("%00")) {
+        return Err(Problem::BadRequest(
+            "the query holds a NUL character (%00)".into(),
+        ));
     }
     let presented = bearer(&parts.headers).ok_or(Problem::Unauthenticated)?;
     let token = authenticate_admin(admin.store.as_ref(), presented)
@@ -169,18 +177,31 @@ async fn idempotent(
     );
     let store = admin.store.as_ref();
     let context = format!("idempotency:{}:{key}", token.id);
-    match store
-        .reserve_idempotency_key(&token.id, key, &fingerprint, now, now - IDEMPOTENCY_TTL)
-        .await?
-    {
+    // The request's id ties the key to the change: a write whose `admin.change` event carries
+    // it marks the key carried out in its own transaction. Without one, no failure frees the key.
+    let request_id = tessera_core::audit::CONTEXT
+        .try_with(|c| c.request_id.clone())
+        .ok()
+        .flatten();
+    let reserved = store
+        .reserve_idempotency_key(
+            &token.id,
+            key,
+            request_id.as_deref(),
+            &fingerprint,
+            now,
+            now - IDEMPOTENCY_TTL,
+        )
+        .await?;
+    match reserved {
         Some(held) if held.fingerprint != fingerprint => Err(Problem::IdempotencyConflict(
             "this Idempotency-Key was used for another request; use a new key for a new request",
         )),
-        Some(held) => match (held.status, held.body) {
+        Some(held) => match (held.status, held.body.as_deref()) {
             (Some(status), Some(sealed)) => {
                 let body = admin
                     .master
-                    .open(&context, &sealed)
+                    .open(&context, sealed)
                     .map_err(|_| Problem::Unavailable)?;
                 let status =
                     StatusCode::from_u16(status as u16).map_err(|_| Problem::Unavailable)?;
@@ -196,20 +217,18 @@ async fn idempotent(
                     .insert("idempotent-replayed", HeaderValue::from_static("true"));
                 Ok(r)
             }
-            _ => Err(Problem::IdempotencyConflict(unanswered(
-                held.reserved_at,
-                now,
-            ))),
+            _ => Err(Problem::IdempotencyConflict(unanswered(&held, now))),
         },
         None => {
             let response = next.run(Request::from_parts(parts, Body::from(body))).await;
             let status = response.status();
             if status.is_server_error() {
                 // Not an answer to keep. The key is freed for the same request to be sent
-                // again only when nothing was written: a change and its audit event commit
-                // together, so an `admin.change` of this request means it was carried out (a
-                // commit whose acknowledgement was lost), and a rerun would do it twice.
-                if !carried_out(store, now).await {
+                // again only when nothing was written: the store declines while the key is
+                // marked carried out by a change of this request, including one whose commit
+                // outlived the request's deadline (the release waits for it), since a rerun
+                // would do it twice.
+                if request_id.is_some() {
                     store.release_idempotency_key(&token.id, key).await?;
                 }
                 return Ok(response);
@@ -243,38 +262,17 @@ async fn idempotent(
     }
 }
 
-/// Whether the request being served made an administrative change: an `admin.change` event
-/// with its request id, at or after `since`. When that cannot be told (no request id, or the
-/// audit trail does not answer), it is taken as made, which keeps the key from a rerun.
-async fn carried_out(store: &dyn tessera_core::store::Store, since: i64) -> bool {
-    let Some(request_id) = tessera_core::audit::CONTEXT
-        .try_with(|c| c.request_id.clone())
-        .ok()
-        .flatten()
-    else {
-        return true;
-    };
-    let query = tessera_core::audit::AuditQuery {
-        since: Some(since - 5),
-        event: Some(Event::AdminChange.as_str().into()),
-        limit: 1000,
-        ..Default::default()
-    };
-    match store.query_audit(&query).await {
-        Ok(events) => events
-            .iter()
-            .any(|e| e.request_id.as_deref() == Some(request_id.as_str())),
-        Err(_) => true,
-    }
-}
-
-/// Why a key that is held but has no answer cannot be used: its request is still running, or
-/// (reserved more than [`IN_FLIGHT_SECS`] ago) it ran and its answer was not kept.
-fn unanswered(reserved_at: i64, now: i64) -> &'static str {
-    if now - reserved_at <= IN_FLIGHT_SECS {
+/// Why a key that is held but has no answer cannot be used: its change was made but its
+/// answer not kept, its request is still running, or (reserved more than [`IN_FLIGHT_SECS`]
+/// ago, nothing marked) its server stopped before it finished.
+fn unanswered(held: &tessera_core::model::IdempotentRecord, now: i64) -> &'static str {
+    if held.carried_out {
+        "the request with this Idempotency-Key was carried out, but its answer could not be kept; \
+         check its result (GET) before sending it again under a new key"
+    } else if now - held.reserved_at <= IN_FLIGHT_SECS {
         "a request with this Idempotency-Key is still being answered; retry shortly"
     } else {
-        "the request with this Idempotency-Key was carried out, but its answer could not be kept; \
+        "the request with this Idempotency-Key did not finish and its outcome is unknown; \
          check its result (GET) before sending it again under a new key"
     }
 }
@@ -284,9 +282,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_unanswered_key_is_in_flight_for_a_minute_then_carried_out() {
-        assert!(unanswered(1_000, 1_000).contains("still being answered"));
-        assert!(unanswered(1_000, 1_000 + IN_FLIGHT_SECS).contains("still being answered"));
-        assert!(unanswered(1_000, 1_001 + IN_FLIGHT_SECS).contains("carried out"));
+    fn an_unanswered_key_says_whether_its_change_was_made() {
+        let held = |carried_out| tessera_core::model::IdempotentRecord {
+            fingerprint: SecretDigest([0; 32]),
+            carried_out,
+            status: None,
+            body: None,
+            reserved_at: 1_000,
+        };
+        let in_flight = 1_000 + IN_FLIGHT_SECS;
+        assert!(unanswered(&held(false), 1_000).contains("still being answered"));
+        assert!(unanswered(&held(false), in_flight).contains("still being answered"));
+        assert!(unanswered(&held(false), in_flight + 1).contains("outcome is unknown"));
+        for now in [1_000, in_flight + 1] {
+            assert!(unanswered(&held(true), now).contains("was carried out"));
+        }
     }
 }

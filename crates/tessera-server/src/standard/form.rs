@@ -31,6 +31,12 @@ impl Form {
             if map.len() >= MAX_PARAMS {
                 return Err(RequestError::field("body", "too many parameters"));
             }
+            if k.contains('\0') || v.contains('\0') {
+                return Err(RequestError::field(
+                    k.to_string(),
+                    "holds a NUL character (%00)",
+                ));
+            }
             if map.insert(k.to_string(), v.into_owned()).is_some() {
                 return Err(RequestError::field(k.to_string(), "is repeated"));
             }

@@ -157,6 +157,7 @@ impl AdminStore for SqliteStore {
         &self,
         token_id: &str,
         key: &str,
+        request_id: Option<&str>,
         fingerprint: &SecretDigest,
         now: i64,
         older_than: i64,
@@ -168,13 +169,14 @@ impl AdminStore for SqliteStore {
             .await
             .map_err(err)?;
         let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (token_id, key, fingerprint, created_at)
-             VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO idempotency_keys (token_id, key, fingerprint, created_at, request_id)
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         )
         .bind(token_id)
         .bind(key)
         .bind(&fingerprint.0[..])
         .bind(now)
+        .bind(request_id)
         .execute(&mut *tx)
         .await
         .map_err(err)?
@@ -216,16 +218,21 @@ impl AdminStore for SqliteStore {
         Ok(())
     }
 
-    async fn release_idempotency_key(&self, token_id: &str, key: &str) -> StoreResult<()> {
-        sqlx::query(
-            "DELETE FROM idempotency_keys WHERE token_id = ? AND key = ? AND status IS NULL",
+    async fn release_idempotency_key(&self, token_id: &str, key: &str) -> StoreResult<bool> {
+        // On PostgreSQL a commit still in flight holds the row's lock (its change marked the
+        // row), so the DELETE waits and then sees `carried_out`; on SQLite the write lock
+        // orders it after that commit.
+        let freed = sqlx::query(
+            "DELETE FROM idempotency_keys WHERE token_id = ? AND key = ? AND status IS NULL
+             AND NOT carried_out",
         )
         .bind(token_id)
         .bind(key)
         .execute(&self.pool)
         .await
-        .map_err(err)?;
-        Ok(())
+        .map_err(err)?
+        .rows_affected();
+        Ok(freed == 1)
     }
 }
 
@@ -283,6 +290,20 @@ pub(super) async fn append_audit_in(
                 .push_bind(serde_json::to_string(&e.detail).unwrap_or_default());
         });
         insert.build().execute(&mut *conn).await.map_err(err)?;
+    }
+    // Mark the Idempotency-Key this request reserved, if any: the change commits, and so does
+    // the mark, or neither does.
+    for e in events {
+        if let (true, Some(request_id)) = (
+            e.event == tessera_core::audit::Event::AdminChange.as_str(),
+            e.request_id.as_deref(),
+        ) {
+            sqlx::query("UPDATE idempotency_keys SET carried_out = TRUE WHERE request_id = ?")
+                .bind(request_id)
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?;
+        }
     }
     Ok(())
 }

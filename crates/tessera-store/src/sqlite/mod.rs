@@ -95,6 +95,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         14,
         include_str!("../../migrations/sqlite/0014_hinted_subject.sql"),
     ),
+    (
+        15,
+        include_str!("../../migrations/sqlite/0015_idempotency_outcome.sql"),
+    ),
 ];
 
 pub struct SqliteStore {

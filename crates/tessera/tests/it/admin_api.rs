@@ -441,6 +441,7 @@ async fn an_idempotency_key_creates_once_even_under_20_copies() {
         .reserve_idempotency_key(
             &token_id,
             "k-1",
+            None,
             &tessera_core::secret::SecretDigest([0; 32]),
             unix_now(),
             0,
@@ -1054,7 +1055,7 @@ async fn a_change_whose_audit_event_cannot_be_written_is_not_made() {
 }
 
 /// The other failure path: the change is made and audited, but its answer cannot be kept for
-/// replays (the `Idempotency-Key` table refuses the update). The caller still gets the answer,
+/// replays (the `Idempotency-Key` table refuses to store answers). The caller still gets the answer,
 /// with the secret shown once, instead of a 503 for a change that was made; a repeat of the key
 /// is a conflict, never a second client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1064,7 +1065,7 @@ async fn an_answer_that_cannot_be_kept_still_reaches_the_caller_once() {
 
     sql(
         &db,
-        "CREATE TRIGGER refuse_answers BEFORE UPDATE ON idempotency_keys \
+        "CREATE TRIGGER refuse_answers BEFORE UPDATE OF status, body ON idempotency_keys \
               BEGIN SELECT RAISE(ABORT, 'answers cannot be kept'); END",
     )
     .await;
@@ -1165,51 +1166,168 @@ async fn an_unknown_id_in_a_path_is_not_found_for_every_kind() {
     problem(&r, 422, "validation");
 }
 
-/// Found by review: a 5xx freed its `Idempotency-Key` even when the change had been made (a
-/// PostgreSQL commit whose acknowledgement was lost answers 503 too), so the retry made it
-/// again. The key is now freed only when the audit trail, written in the change's own
-/// transaction, holds no `admin.change` of the request. Here the lost acknowledgement is
-/// staged: the write is refused (503) while an event of the request's id stands in the trail
-/// as a committed write would have left it; its key stays taken. A failure that left no event
-/// frees its key, and the retry runs.
+/// A 5xx frees its `Idempotency-Key` for the same request to be sent again only when nothing
+/// was written: here the write is refused (503) and the retry under the same key runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_call_that_changed_something_keeps_its_key() {
+async fn a_failed_call_that_changed_nothing_frees_its_key() {
     let (t, db, write, partner_id) = on_a_file().await;
-    let post = async |request_id: &str, key: &str| {
-        let r = t
-            .http
-            .post(format!("{}/admin/v1/clients", t.base))
-            .bearer_auth(&write)
-            .header("Idempotency-Key", key)
-            .header("X-Request-Id", request_id)
-            .json(&new_client(&partner_id, "Lost Ack"))
-            .send()
-            .await
-            .unwrap();
-        crate::support::resp(r).await
-    };
     sql(
         &db,
         "CREATE TRIGGER refuse_clients BEFORE INSERT ON clients \
               BEGIN SELECT RAISE(ABORT, 'clients refused'); END",
     )
     .await;
-    // Nothing written: the key is free again.
-    problem(&post("req-free", "k-free").await, 503, "unavailable");
-    // Written, as far as the trail says (the acknowledgement was lost): the key stays taken.
-    sql(
-        &db,
-        "INSERT INTO audit_events (at, event, request_id, detail) \
-              VALUES (strftime('%s','now'), 'admin.change', 'req-lost', '{}')",
+    let post = || keyed_post(&t, &write, "k-free", new_client(&partner_id, "Refused"));
+    problem(&post().await, 503, "unavailable");
+    sql(&db, "DROP TRIGGER refuse_clients").await;
+    let retried = post().await;
+    assert_eq!(retried.status, 201, "{}", retried.body);
+    assert_eq!(clients_named(&t, &write, &partner_id, "Refused").await, 1);
+}
+
+/// Found by the attack on issue 23's write path: a PostgreSQL COMMIT slower than the store's
+/// deadline answered 503; the guard, finding no `admin.change` of the request in the audit
+/// trail yet, freed the key; the commit then landed, and the retry under the same key made a
+/// second client with a second live secret. Now the change marks its key carried out in its
+/// own transaction, and the release (a conditional DELETE) waits for that commit's row lock:
+/// the key stays taken and the retry is told the change was made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_slower_than_the_deadline_keeps_its_key() {
+    use sqlx::Connection;
+    let Some(server) = crate::support::postgres_url("a_commit_slower_than_the_deadline") else {
+        return;
+    };
+    let db = tessera_store::create_scratch_database(&server)
+        .await
+        .unwrap();
+    let options = tessera_store::Options {
+        timeout: std::time::Duration::from_secs(1),
+        ..Default::default()
+    };
+    let master = tessera_core::master::MasterKey::generate();
+    let t = TestServer::start_node(&db, &master, options).await;
+    let (_, write) = admin_token(&t, &[AdminScope::Read, AdminScope::Write]).await;
+    let p = call(
+        &t,
+        M::POST,
+        "/admin/v1/partners",
+        Some(&write),
+        Some(json!({"name": "Acme", "email": "ops@acme.example",
+                    "password": "a-long-partner-secret", "scopes": "crm"})),
+        None,
     )
     .await;
-    problem(&post("req-lost", "k-lost").await, 503, "unavailable");
-    sql(&db, "DROP TRIGGER refuse_clients").await;
-
-    let again = post("req-lost-2", "k-lost").await;
+    let partner_id = p.body["partner_id"].as_str().unwrap().to_string();
+    // Every commit that inserted a client now takes 1.5 s (a deferred trigger runs at COMMIT),
+    // past the store's deadline of 1 s: as a commit waiting on a slow disk or a synchronous
+    // standby. (The release then waits half a second for it, within its own deadline.)
+    let mut c = sqlx::PgConnection::connect(&db).await.unwrap();
+    for statement in [
+        "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN PERFORM pg_sleep(1.5); RETURN NULL; END $$",
+        "CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON clients \
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit()",
+    ] {
+        sqlx::query(statement).execute(&mut c).await.unwrap();
+    }
+    let post = || keyed_post(&t, &write, "k-slow", new_client(&partner_id, "Slow"));
+    problem(&post().await, 503, "unavailable");
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    sqlx::query("DROP TRIGGER slow_commit ON clients")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(
+        clients_named(&t, &write, &partner_id, "Slow").await,
+        1,
+        "the slow commit landed"
+    );
+    let again = post().await;
     problem(&again, 409, "idempotency-conflict");
-    assert_eq!(clients_named(&t, &write, &partner_id, "Lost Ack").await, 0);
-    let retried = post("req-free-2", "k-free").await;
-    assert_eq!(retried.status, 201, "{}", retried.body);
-    assert_eq!(clients_named(&t, &write, &partner_id, "Lost Ack").await, 1);
+    assert!(
+        again.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("was carried out"),
+        "{}",
+        again.body
+    );
+    assert_eq!(clients_named(&t, &write, &partner_id, "Slow").await, 1);
+}
+
+/// `POST /admin/v1/clients` with `body` under the `Idempotency-Key` `key`.
+async fn keyed_post(t: &TestServer, token: &str, key: &str, body: Value) -> Resp {
+    let r = t
+        .http
+        .post(format!("{}/admin/v1/clients", t.base))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    crate::support::resp(r).await
+}
+
+/// Found by the attack on issue 23's write path: a NUL character (`\u0000` in JSON, `%00` in a
+/// path, query or form) reached PostgreSQL, which refuses it in text, and came back as a 503
+/// with Retry-After, inviting endless retries (and a new user's password was hashed first). It
+/// is refused as input now, as a 400 of each dialect, on every backend.
+#[tokio::test]
+async fn a_nul_character_is_refused_as_input_not_answered_unavailable() {
+    let t = TestServer::start().await;
+    let (_, write) = admin_token(&t, &[AdminScope::Read, AdminScope::Write]).await;
+    let nul_email = json!({"name": "P", "email": "a\u{0}@x.example",
+                           "password": "a-long-partner-secret", "scopes": "crm"});
+    let r = call(
+        &t,
+        M::POST,
+        "/admin/v1/partners",
+        Some(&write),
+        Some(nul_email),
+        None,
+    )
+    .await;
+    problem(&r, 400, "bad-request");
+    let r = call(
+        &t,
+        M::PUT,
+        "/admin/v1/partners/%00/status",
+        Some(&write),
+        Some(json!({"status": "inactive"})),
+        None,
+    )
+    .await;
+    problem(&r, 400, "bad-request");
+    let r = call(
+        &t,
+        M::GET,
+        "/admin/v1/clients?partner=%00",
+        Some(&write),
+        None,
+        None,
+    )
+    .await;
+    problem(&r, 400, "bad-request");
+    let partners = call(&t, M::GET, "/admin/v1/partners", Some(&write), None, None).await;
+    assert_eq!(partners.body["items"].as_array().unwrap().len(), 0);
+
+    // The partner dialect's JSON and the standard dialect's form.
+    let p = t.partner().await;
+    let r = t
+        .post("/v2/accounts", Some(&p.basic()), r#"{"name":"a\u0000b"}"#)
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body["error"]["code"], "VALIDATION_FAILED", "{}", r.body);
+    let r = t
+        .http
+        .post(format!("{}/oauth/token", t.base))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("grant_type=password&username=a%00b&password=x&client_id=c&client_secret=s")
+        .send()
+        .await
+        .unwrap();
+    let r = crate::support::resp(r).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body["error"], "invalid_request", "{}", r.body);
 }
