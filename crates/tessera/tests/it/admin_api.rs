@@ -986,6 +986,21 @@ async fn clients_named(t: &TestServer, token: &str, partner_id: &str, name: &str
         .count()
 }
 
+/// Onboard the partner Acme (`crm`) through the API; its id.
+async fn acme(t: &TestServer, write: &str) -> String {
+    let p = call(
+        t,
+        M::POST,
+        "/admin/v1/partners",
+        Some(write),
+        Some(json!({"name": "Acme", "email": "ops@acme.example",
+                    "password": "a-long-partner-secret", "scopes": "crm"})),
+        None,
+    )
+    .await;
+    p.body["partner_id"].as_str().unwrap().to_string()
+}
+
 /// A server on a SQLite file the test can reach (its URL), an admin token that may write, and a
 /// partner made through the API.
 async fn on_a_file() -> (TestServer, String, String, String) {
@@ -994,17 +1009,7 @@ async fn on_a_file() -> (TestServer, String, String, String) {
     let master = tessera_core::master::MasterKey::generate();
     let t = TestServer::start_on(dir, db.clone(), crate::support::config(), master).await;
     let (_, write) = admin_token(&t, &[AdminScope::Read, AdminScope::Write]).await;
-    let p = call(
-        &t,
-        M::POST,
-        "/admin/v1/partners",
-        Some(&write),
-        Some(json!({"name": "Acme", "email": "ops@acme.example",
-                    "password": "a-long-partner-secret", "scopes": "crm"})),
-        None,
-    )
-    .await;
-    let partner_id = p.body["partner_id"].as_str().unwrap().to_string();
+    let partner_id = acme(&t, &write).await;
     (t, db, write, partner_id)
 }
 
@@ -1207,17 +1212,7 @@ async fn a_commit_slower_than_the_deadline_keeps_its_key() {
     let master = tessera_core::master::MasterKey::generate();
     let t = TestServer::start_node(&db, &master, options).await;
     let (_, write) = admin_token(&t, &[AdminScope::Read, AdminScope::Write]).await;
-    let p = call(
-        &t,
-        M::POST,
-        "/admin/v1/partners",
-        Some(&write),
-        Some(json!({"name": "Acme", "email": "ops@acme.example",
-                    "password": "a-long-partner-secret", "scopes": "crm"})),
-        None,
-    )
-    .await;
-    let partner_id = p.body["partner_id"].as_str().unwrap().to_string();
+    let partner_id = acme(&t, &write).await;
     // Every commit that inserted a client now takes 1.5 s (a deferred trigger runs at COMMIT),
     // past the store's deadline of 1 s: as a commit waiting on a slow disk or a synchronous
     // standby. (The release then waits half a second for it, within its own deadline.)
