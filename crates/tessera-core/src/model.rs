@@ -422,15 +422,15 @@ pub struct AdminToken {
 }
 
 /// What the store holds for an `Idempotency-Key`: the request's fingerprint, whether a change
-/// of the request committed, and, once the request finished, its status and (sealed) body.
+/// of the request committed, and, once the request finished, its answer as the caller kept it
+/// (sealed, and opaque to the store).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdempotentRecord {
     pub fingerprint: SecretDigest,
     /// An audited change of the request that reserved the key committed (set in the change's
     /// own transaction, from its `admin.change` event's request id).
     pub carried_out: bool,
-    pub status: Option<i64>,
-    pub body: Option<Vec<u8>>,
+    pub answer: Option<Vec<u8>>,
     /// When the first request with the key began.
     pub reserved_at: i64,
 }

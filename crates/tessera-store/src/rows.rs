@@ -192,11 +192,17 @@ macro_rules! row_mappers {
         }
 
         fn idempotent_of(r: &$row) -> StoreResult<IdempotentRecord> {
+            // Release 0.1.0 kept an answer's HTTP status in a column of its own beside its
+            // body, sealed in a format this release does not replay: such a key reads as
+            // carried out without an answer (a repeat is a conflict, never a second run). This
+            // release writes `status` NULL, so 0.1.0 reads its answers as unanswered: the same.
+            let legacy: Option<i64> = r.try_get("status").map_err(err)?;
+            let carried_out: bool = r.try_get("carried_out").map_err(err)?;
+            let answer: Option<Vec<u8>> = r.try_get("body").map_err(err)?;
             Ok(IdempotentRecord {
                 fingerprint: digest_of(r, "fingerprint")?,
-                carried_out: r.try_get("carried_out").map_err(err)?,
-                status: r.try_get("status").map_err(err)?,
-                body: r.try_get("body").map_err(err)?,
+                carried_out: carried_out || legacy.is_some(),
+                answer: answer.filter(|_| legacy.is_none()),
                 reserved_at: r.try_get("created_at").map_err(err)?,
             })
         }

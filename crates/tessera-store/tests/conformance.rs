@@ -69,7 +69,6 @@ async fn stores_at() -> Vec<(
 /// Make the backend's audit trail refuse (or accept again) every append, as a full disk or a
 /// broken table would: a trigger, through a connection of its own.
 async fn refuse_audit(backend: &str, url: &str, refuse: bool) {
-    use sqlx::Connection;
     let statements: &[&str] = match (backend, refuse) {
         ("sqlite", true) => &["CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events \
               BEGIN SELECT RAISE(ABORT, 'the audit trail is unavailable'); END"],
@@ -82,6 +81,12 @@ async fn refuse_audit(backend: &str, url: &str, refuse: bool) {
         ],
         (_, false) => &["DROP TRIGGER refuse_audit ON audit_events"],
     };
+    run_sql(backend, url, statements).await;
+}
+
+/// Run `statements` on the backend's database through a connection of its own.
+async fn run_sql(backend: &str, url: &str, statements: &[&'static str]) {
+    use sqlx::Connection;
     if backend == "sqlite" {
         let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
         for sql in statements {
@@ -1592,7 +1597,7 @@ async fn one_key_is_scheduled_at_a_time_and_revocation_is_fed() {
 async fn admin_tokens_and_idempotency_keys() {
     use tessera_core::audit::{AuditEvent, Event};
     use tessera_core::model::{AdminScope, AdminToken};
-    for (name, s, _dir) in stores().await {
+    for (name, s, _dir, url) in stores_at().await {
         let t = AdminToken {
             id: "at1".into(),
             name: "back office".into(),
@@ -1642,11 +1647,11 @@ async fn admin_tokens_and_idempotency_keys() {
         for task in tasks {
             match task.await.unwrap() {
                 None => free += 1,
-                Some(held) => assert_eq!((held.fingerprint, held.status), (fp, None), "{name}"),
+                Some(held) => assert_eq!((held.fingerprint, held.answer), (fp, None), "{name}"),
             }
         }
         assert_eq!(free, 1, "{name}");
-        s.finish_idempotency_key("at1", "k", 201, b"sealed")
+        s.finish_idempotency_key("at1", "k", b"sealed")
             .await
             .unwrap();
         let held = s
@@ -1654,10 +1659,31 @@ async fn admin_tokens_and_idempotency_keys() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(
-            (held.status, held.body.as_deref()),
-            (Some(201), Some(&b"sealed"[..]))
+        assert_eq!(held.answer.as_deref(), Some(&b"sealed"[..]), "{name}");
+        // An answer release 0.1.0 kept (its status in a column of its own) is not replayed:
+        // its key reads as carried out, without an answer.
+        assert!(
+            s.reserve_idempotency_key("at1", "legacy", None, &fp, 101, 0)
+                .await
+                .unwrap()
+                .is_none()
         );
+        s.finish_idempotency_key("at1", "legacy", b"0.1.0 body")
+            .await
+            .unwrap();
+        run_sql(
+            name,
+            &url,
+            &["UPDATE idempotency_keys SET status = 201 WHERE key = 'legacy'"],
+        )
+        .await;
+        let legacy = s
+            .reserve_idempotency_key("at1", "legacy", None, &fp, 101, 0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((legacy.carried_out, legacy.answer), (true, None), "{name}");
+        assert!(!s.release_idempotency_key("at1", "legacy").await.unwrap());
         // A finished key is not released; an unfinished one is, and is free again.
         assert!(!s.release_idempotency_key("at1", "k").await.unwrap());
         assert!(

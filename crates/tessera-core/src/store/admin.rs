@@ -84,13 +84,12 @@ pub trait AdminStore {
         now: i64,
         older_than: i64,
     ) -> StoreResult<Option<IdempotentRecord>>;
-    /// Keep the answer of a reserved key.
+    /// Keep the answer of a reserved key: bytes the caller made (and sealed).
     async fn finish_idempotency_key(
         &self,
         token_id: &str,
         key: &str,
-        status: i64,
-        body: &[u8],
+        answer: &[u8],
     ) -> StoreResult<()>;
     /// Free a reserved key whose request failed, so that it may be sent again, unless a change
     /// of its request committed (or is committing: the release waits for it). `true` when freed.

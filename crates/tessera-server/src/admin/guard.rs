@@ -176,7 +176,10 @@ async fn idempotent(
         &[parts.method.as_str().as_bytes(), uri.as_bytes(), &body],
     );
     let store = admin.store.as_ref();
-    let context = format!("idempotency:{}:{key}", token.id);
+    // The kept answer is sealed bound to its token and key (another format's context than
+    // 0.1.0's, whose answers this release does not replay: the store reports them as carried
+    // out without an answer).
+    let context = format!("idempotency-answer:{}:{key}", token.id);
     // The request's id ties the key to the change: a write whose `admin.change` event carries
     // it marks the key carried out in its own transaction. Without one, no failure frees the key.
     let request_id = tessera_core::audit::CONTEXT
@@ -197,15 +200,15 @@ async fn idempotent(
         Some(held) if held.fingerprint != fingerprint => Err(Problem::IdempotencyConflict(
             "this Idempotency-Key was used for another request; use a new key for a new request",
         )),
-        Some(held) => match (held.status, held.body.as_deref()) {
-            (Some(status), Some(sealed)) => {
-                let body = admin
+        Some(held) => match held.answer.as_deref() {
+            Some(sealed) => {
+                let (status, body) = admin
                     .master
                     .open(&context, sealed)
-                    .map_err(|_| Problem::Unavailable)?;
-                let status =
-                    StatusCode::from_u16(status as u16).map_err(|_| Problem::Unavailable)?;
-                let mut r = (status, body.to_vec()).into_response();
+                    .ok()
+                    .and_then(|kept| answer_of(&kept))
+                    .ok_or(Problem::Unavailable)?;
+                let mut r = (status, body).into_response();
                 let kind = if status.is_success() {
                     "application/json"
                 } else {
@@ -217,7 +220,7 @@ async fn idempotent(
                     .insert("idempotent-replayed", HeaderValue::from_static("true"));
                 Ok(r)
             }
-            _ => Err(Problem::IdempotencyConflict(unanswered(&held, now))),
+            None => Err(Problem::IdempotencyConflict(unanswered(&held, now))),
         },
         None => {
             let response = next.run(Request::from_parts(parts, Body::from(body))).await;
@@ -237,22 +240,17 @@ async fn idempotent(
             let bytes = axum::body::to_bytes(body, usize::MAX)
                 .await
                 .map_err(|_| Problem::Unavailable)?;
-            let sealed = admin.master.seal(&context, &bytes);
-            let status = i64::from(status.as_u16());
+            let sealed = admin.master.seal(&context, &kept_answer(status, &bytes));
             // The change is made (and audited with it): its answer goes to the caller even when
             // it cannot be kept for replays, rather than a 503 that says it failed. A repeat of
             // the key then gets a conflict, never a second execution.
-            let mut kept = store
-                .finish_idempotency_key(&token.id, key, status, &sealed)
-                .await;
+            let mut kept = store.finish_idempotency_key(&token.id, key, &sealed).await;
             for pause in [50, 250] {
                 if kept.is_ok() {
                     break;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-                kept = store
-                    .finish_idempotency_key(&token.id, key, status, &sealed)
-                    .await;
+                kept = store.finish_idempotency_key(&token.id, key, &sealed).await;
             }
             if let Err(e) = kept {
                 tracing::error!(error = %e, "an admin answer could not be kept for its Idempotency-Key");
@@ -260,6 +258,22 @@ async fn idempotent(
             Ok(Response::from_parts(parts, Body::from(bytes)))
         }
     }
+}
+
+/// An answer as it is kept for replays (then sealed): its status, two bytes big-endian, then
+/// its body. The HTTP status is the server's to keep; the store holds opaque bytes.
+fn kept_answer(status: StatusCode, body: &[u8]) -> Vec<u8> {
+    let mut kept = Vec::with_capacity(2 + body.len());
+    kept.extend_from_slice(&status.as_u16().to_be_bytes());
+    kept.extend_from_slice(body);
+    kept
+}
+
+/// The status and body of a [`kept_answer`].
+fn answer_of(kept: &[u8]) -> Option<(StatusCode, Vec<u8>)> {
+    let (status, body) = kept.split_first_chunk::<2>()?;
+    let status = StatusCode::from_u16(u16::from_be_bytes(*status)).ok()?;
+    Some((status, body.to_vec()))
 }
 
 /// Why a key that is held but has no answer cannot be used: its change was made but its
@@ -282,12 +296,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_kept_answer_carries_its_status() {
+        let kept = kept_answer(StatusCode::CREATED, br#"{"a":1}"#);
+        assert_eq!(
+            answer_of(&kept),
+            Some((StatusCode::CREATED, br#"{"a":1}"#.to_vec()))
+        );
+        assert_eq!(answer_of(&kept_answer(StatusCode::OK, b"")).unwrap().1, b"");
+        assert_eq!(answer_of(b"\x01"), None);
+    }
+
+    #[test]
     fn an_unanswered_key_says_whether_its_change_was_made() {
         let held = |carried_out| tessera_core::model::IdempotentRecord {
             fingerprint: SecretDigest([0; 32]),
             carried_out,
-            status: None,
-            body: None,
+            answer: None,
             reserved_at: 1_000,
         };
         let in_flight = 1_000 + IN_FLIGHT_SECS;

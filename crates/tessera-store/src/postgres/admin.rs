@@ -214,19 +214,15 @@ impl AdminStore for PgStore {
         &self,
         token_id: &str,
         key: &str,
-        status: i64,
-        body: &[u8],
+        answer: &[u8],
     ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE idempotency_keys SET status = $1, body = $2 WHERE token_id = $3 AND key = $4",
-        )
-        .bind(status)
-        .bind(body)
-        .bind(token_id)
-        .bind(key)
-        .execute(&self.pool)
-        .await
-        .map_err(err)?;
+        sqlx::query("UPDATE idempotency_keys SET body = $1 WHERE token_id = $2 AND key = $3")
+            .bind(answer)
+            .bind(token_id)
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
         Ok(())
     }
 
@@ -236,7 +232,7 @@ impl AdminStore for PgStore {
         // orders it after that commit.
         let freed = sqlx::query(
             "DELETE FROM idempotency_keys WHERE token_id = $1 AND key = $2 AND status IS NULL
-             AND NOT carried_out",
+             AND body IS NULL AND NOT carried_out",
         )
         .bind(token_id)
         .bind(key)

@@ -202,19 +202,15 @@ impl AdminStore for SqliteStore {
         &self,
         token_id: &str,
         key: &str,
-        status: i64,
-        body: &[u8],
+        answer: &[u8],
     ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE idempotency_keys SET status = ?, body = ? WHERE token_id = ? AND key = ?",
-        )
-        .bind(status)
-        .bind(body)
-        .bind(token_id)
-        .bind(key)
-        .execute(&self.pool)
-        .await
-        .map_err(err)?;
+        sqlx::query("UPDATE idempotency_keys SET body = ? WHERE token_id = ? AND key = ?")
+            .bind(answer)
+            .bind(token_id)
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
         Ok(())
     }
 
@@ -224,7 +220,7 @@ impl AdminStore for SqliteStore {
         // orders it after that commit.
         let freed = sqlx::query(
             "DELETE FROM idempotency_keys WHERE token_id = ? AND key = ? AND status IS NULL
-             AND NOT carried_out",
+             AND body IS NULL AND NOT carried_out",
         )
         .bind(token_id)
         .bind(key)

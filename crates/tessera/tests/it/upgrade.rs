@@ -2,7 +2,8 @@
 //! and a node of this one share a PostgreSQL database, as they do while a fleet is replaced.
 //! The previous release creates the database; this one migrates it (expand only:
 //! `tessera_store::release`) while the old node keeps serving; then seed 000's and seed 002's
-//! requests, and refreshes, go back and forth between the two, and the old node restarts on the
+//! requests, and refreshes, go back and forth between the two, an admin `Idempotency-Key`
+//! answered by either is never run again by the other, and the old node restarts on the
 //! migrated database.
 //!
 //! The previous release's binary is built from a git worktree of its tag by
@@ -285,6 +286,50 @@ async fn the_previous_release_and_this_one_share_a_database() {
         "{}",
         signup.text().await.unwrap()
     );
+
+    // An Idempotency-Key answered by one release is never run again by the other. This
+    // release keeps answers in a format of its own (0.1.0 kept the status in a column), so
+    // across releases a repeat is a conflict rather than a replay: never a second change.
+    let admin = cli(
+        old,
+        &db,
+        &["admin-token", "create", "--scopes", "read,write"],
+        "",
+    )["admin_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let keyed = |base: String, key: &'static str, name: &'static str| {
+        let admin = &admin;
+        async move {
+            let r = reqwest::Client::new()
+                .post(format!("{base}/admin/v1/scopes"))
+                .bearer_auth(admin)
+                .header("Idempotency-Key", key)
+                .json(&json!({"names": [name]}))
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.headers().contains_key("idempotent-replayed"),
+            )
+        }
+    };
+    for (first, then) in [(&new_base, &old_base), (&old_base, &new_base)] {
+        let (key, name) = if first == &new_base {
+            ("k-new-first", "upgrade-a")
+        } else {
+            ("k-old-first", "upgrade-b")
+        };
+        assert_eq!(keyed(first.clone(), key, name).await, (200, false));
+        assert_eq!(
+            keyed(first.clone(), key, name).await,
+            (200, true),
+            "{first}"
+        );
+        assert_eq!(keyed(then.clone(), key, name).await.0, 409, "{then}");
+    }
 
     // The old release restarts on the migrated database and carries on.
     stop(old_node);
