@@ -1511,8 +1511,32 @@ async fn audit_events_append_in_order_filter_and_expire() {
             all.windows(2).all(|w| w[0].id > w[1].id),
             "{name}: newest first"
         );
-        assert_eq!(all[0].detail["n"], 1199);
+        assert!(
+            all.iter()
+                .enumerate()
+                .all(|(k, e)| e.detail["n"] == 1199 - k as i64),
+            "{name}: ids follow the order of the batch"
+        );
         assert_eq!(all[0].ip.as_deref(), Some("192.0.2.1"));
+        // A short batch after a long one (another statement shape), with absent fields.
+        let bare: Vec<AuditEvent> = (0..3)
+            .map(|i| AuditEvent::new(Event::Lockout, 900).detail("bare", i))
+            .collect();
+        s.append_audit(&bare).await.unwrap();
+        let newest = s
+            .query_audit(&AuditQuery {
+                limit: 4,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(newest[0].detail["bare"], 2, "{name}");
+        assert_eq!(newest[2].detail["bare"], 0, "{name}");
+        assert_eq!(newest[3].detail["n"], 1199, "{name}");
+        assert_eq!(
+            (newest[0].partner_id.as_deref(), newest[0].ip.as_deref()),
+            (None, None)
+        );
         let some = s
             .query_audit(&AuditQuery {
                 since: Some(1_100),
@@ -1541,7 +1565,7 @@ async fn audit_events_append_in_order_filter_and_expire() {
                 break;
             }
         }
-        assert_eq!(deleted, 500, "{name}: at < 1500");
+        assert_eq!(deleted, 503, "{name}: at < 1500");
         let left = s
             .query_audit(&AuditQuery {
                 limit: 5000,

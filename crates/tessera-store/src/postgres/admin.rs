@@ -288,23 +288,34 @@ pub(super) async fn append_audit_in(
     conn: &mut PgConnection,
     events: &[AuditEvent],
 ) -> StoreResult<()> {
-    for chunk in events.chunks(500) {
-        let mut insert = sqlx::QueryBuilder::new(
-            "INSERT INTO audit_events \
-             (at, event, partner_id, username, client_id, ip, request_id, detail) ",
-        );
-        insert.push_values(chunk, |mut row, e| {
-            row.push_bind(e.at)
-                .push_bind(e.event.as_str())
-                .push_bind(e.partner_id.as_deref())
-                .push_bind(e.username.as_deref())
-                .push_bind(e.client_id.as_deref())
-                .push_bind(e.ip.as_deref())
-                .push_bind(e.request_id.as_deref())
-                .push_bind(serde_json::to_string(&e.detail).unwrap_or_default());
-        });
-        insert.build().execute(&mut *conn).await.map_err(err)?;
+    if events.is_empty() {
+        return Ok(());
     }
+    // One statement for any number of rows (arrays, unnested in order), prepared once: a
+    // statement per batch size would be prepared anew for almost every batch and cached.
+    let column = |f: fn(&AuditEvent) -> Option<&str>| events.iter().map(f).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO audit_events \
+         (at, event, partner_id, username, client_id, ip, request_id, detail) \
+         SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], \
+                              $6::TEXT[], $7::TEXT[], $8::TEXT[])",
+    )
+    .bind(events.iter().map(|e| e.at).collect::<Vec<_>>())
+    .bind(column(|e| Some(e.event.as_str())))
+    .bind(column(|e| e.partner_id.as_deref()))
+    .bind(column(|e| e.username.as_deref()))
+    .bind(column(|e| e.client_id.as_deref()))
+    .bind(column(|e| e.ip.as_deref()))
+    .bind(column(|e| e.request_id.as_deref()))
+    .bind(
+        events
+            .iter()
+            .map(|e| serde_json::to_string(&e.detail).unwrap_or_default())
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(err)?;
     // Mark the Idempotency-Key this request reserved, if any: the change commits, and so does
     // the mark, or neither does.
     for e in events {

@@ -265,12 +265,18 @@ impl AuditStore for SqliteStore {
     }
 }
 
+/// Rows in the statement that appends audit events.
+const AUDIT_ROWS: usize = 500;
+
 /// Append `events` in the caller's transaction, their ids assigned in order.
 pub(super) async fn append_audit_in(
     conn: &mut SqliteConnection,
     events: &[AuditEvent],
 ) -> StoreResult<()> {
-    for chunk in events.chunks(500) {
+    // A full chunk's statement is prepared once per connection and cached; a shorter one is
+    // prepared for its batch only (not persistent): one per batch size would be kept in the
+    // connection's statement cache (100 statements of up to 4,000 parameters: tens of MB).
+    for chunk in events.chunks(AUDIT_ROWS) {
         let mut insert = sqlx::QueryBuilder::new(
             "INSERT INTO audit_events \
              (at, event, partner_id, username, client_id, ip, request_id, detail) ",
@@ -285,7 +291,12 @@ pub(super) async fn append_audit_in(
                 .push_bind(e.request_id.as_deref())
                 .push_bind(serde_json::to_string(&e.detail).unwrap_or_default());
         });
-        insert.build().execute(&mut *conn).await.map_err(err)?;
+        insert
+            .build()
+            .persistent(chunk.len() == AUDIT_ROWS)
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
     }
     // Mark the Idempotency-Key this request reserved, if any: the change commits, and so does
     // the mark, or neither does.
