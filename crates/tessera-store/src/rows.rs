@@ -9,6 +9,46 @@ pub(crate) fn bad_row(what: &str) -> StoreError {
     StoreError::Other(format!("a stored {what} is malformed"))
 }
 
+/// The query that lists audit events newest first: a condition for each filter that is set and
+/// none for one that is not, so that an unfiltered page walks the primary key down from
+/// `before` and stops at `limit`, and an equality can use its column's index. (One statement
+/// with `(? IS NULL OR column = ?)` for every filter made SQLite read every row in time order
+/// and sort them all for each page: 1.6 s on 1.6M events.)
+/// `select` is `SELECT *` (or, in a test, `EXPLAIN QUERY PLAN SELECT *`).
+pub(crate) fn audit_listing<DB>(
+    select: &str,
+    q: &tessera_core::audit::AuditQuery,
+) -> sqlx::QueryBuilder<DB>
+where
+    DB: sqlx::Database,
+    DB::Arguments: Default,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let mut sql = sqlx::QueryBuilder::new(format!("{select} FROM audit_events WHERE id < "));
+    sql.push_bind(q.before.unwrap_or(i64::MAX));
+    if let Some(since) = q.since {
+        sql.push(" AND at >= ").push_bind(since);
+    }
+    if let Some(until) = q.until {
+        sql.push(" AND at < ").push_bind(until);
+    }
+    for (column, value) in [
+        ("partner_id", &q.partner_id),
+        ("username", &q.username),
+        ("client_id", &q.client_id),
+        ("event", &q.event),
+    ] {
+        if let Some(value) = value {
+            sql.push(format_args!(" AND {column} = "))
+                .push_bind(value.clone());
+        }
+    }
+    sql.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::from(q.limit));
+    sql
+}
+
 /// The text a client's grant type is stored as: its [`GrantType::name`], but RFC 8693's URN for
 /// the token exchange, because release 0.1.0 stored that and reads nothing else, and a rolling
 /// upgrade runs both releases on one database. Reading takes either form
@@ -314,5 +354,45 @@ mod tests {
     fn scope_unions_are_canonical() {
         assert_eq!(super::union_scope("crm b", "a crm"), "a b crm");
         assert_eq!(super::union_scope("", "x"), "x");
+    }
+
+    /// SQLite's plan for an audit listing: an unfiltered page walks the primary key (no sort of
+    /// the table), and a filter on a column uses its index.
+    #[tokio::test]
+    async fn an_audit_page_reads_no_more_than_its_filters_need() {
+        use sqlx::{Connection, Row};
+        use tessera_core::audit::AuditQuery;
+        let mut c = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        sqlx::raw_sql(include_str!("../migrations/sqlite/0007_audit.sql"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let mut plan = async |q: AuditQuery| {
+            super::audit_listing::<sqlx::Sqlite>("EXPLAIN QUERY PLAN SELECT *", &q)
+                .build()
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<String, _>("detail"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let page = plan(AuditQuery {
+            before: Some(1_000),
+            limit: 50,
+            ..AuditQuery::default()
+        })
+        .await;
+        assert!(page.contains("PRIMARY KEY") && !page.contains("TEMP B-TREE"), "{page}");
+        let partner = plan(AuditQuery {
+            partner_id: Some("p1".into()),
+            limit: 50,
+            ..AuditQuery::default()
+        })
+        .await;
+        assert!(partner.contains("audit_by_partner"), "{partner}");
     }
 }

@@ -241,27 +241,14 @@ impl AuditStore for SqliteStore {
     }
 
     async fn query_audit(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
-        sqlx::query(
-            "SELECT * FROM audit_events WHERE at >= ?1 AND at < ?2
-               AND (?3 IS NULL OR partner_id = ?3) AND (?4 IS NULL OR username = ?4)
-               AND (?5 IS NULL OR client_id = ?5) AND (?6 IS NULL OR event = ?6)
-               AND id < ?8
-             ORDER BY id DESC LIMIT ?7",
-        )
-        .bind(q.since.unwrap_or(i64::MIN))
-        .bind(q.until.unwrap_or(i64::MAX))
-        .bind(q.partner_id.as_deref())
-        .bind(q.username.as_deref())
-        .bind(q.client_id.as_deref())
-        .bind(q.event.as_deref())
-        .bind(i64::from(q.limit))
-        .bind(q.before.unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(err)?
-        .iter()
-        .map(audit_of)
-        .collect()
+        crate::rows::audit_listing::<sqlx::Sqlite>("SELECT *", q)
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?
+            .iter()
+            .map(audit_of)
+            .collect()
     }
 }
 
