@@ -6,6 +6,7 @@
 //! The conformance suite in `tests/conformance.rs` runs the same contract checks against every
 //! backend.
 
+mod batch;
 pub mod postgres;
 pub mod release;
 mod rows;

@@ -79,6 +79,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         13,
         include_str!("../migrations/postgres/0013_idempotency_outcome.sql"),
     ),
+    (
+        14,
+        include_str!("../migrations/postgres/0014_audit_batches.sql"),
+    ),
 ];
 
 /// Advisory lock keys: one for migrations, one for change-feed appends.

@@ -25,7 +25,10 @@ where
     i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
     String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
 {
-    let mut sql = sqlx::QueryBuilder::new(format!("{select} FROM audit_events WHERE id < "));
+    let mut sql = sqlx::QueryBuilder::new(format!(
+        "{select} FROM audit_events WHERE event <> '{}' AND id < ",
+        crate::batch::MARKER
+    ));
     sql.push_bind(q.before.unwrap_or(i64::MAX));
     if let Some(since) = q.since {
         sql.push(" AND at >= ").push_bind(since);
@@ -197,6 +200,17 @@ macro_rules! row_mappers {
                 scope: row.try_get("scope").map_err(err)?,
                 created_at: row.try_get("created_at").map_err(err)?,
                 revoked_at: row.try_get("revoked_at").map_err(err)?,
+            })
+        }
+
+        fn batch_of(row: &$row) -> StoreResult<crate::batch::Batch> {
+            Ok(crate::batch::Batch {
+                id: row.try_get("id").map_err(err)?,
+                first_id: row.try_get("first_id").map_err(err)?,
+                first_at: row.try_get("first_at").map_err(err)?,
+                last_at: row.try_get("last_at").map_err(err)?,
+                count: row.try_get("count").map_err(err)?,
+                records: row.try_get("records").map_err(err)?,
             })
         }
 
@@ -386,7 +400,10 @@ mod tests {
             ..AuditQuery::default()
         })
         .await;
-        assert!(page.contains("PRIMARY KEY") && !page.contains("TEMP B-TREE"), "{page}");
+        assert!(
+            page.contains("PRIMARY KEY") && !page.contains("TEMP B-TREE"),
+            "{page}"
+        );
         let partner = plan(AuditQuery {
             partner_id: Some("p1".into()),
             limit: 50,

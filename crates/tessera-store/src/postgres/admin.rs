@@ -2,6 +2,7 @@
 //! `AuditStore`): listings, admin tokens, `Idempotency-Key`s and the audit trail.
 
 use super::*;
+use crate::batch;
 
 #[async_trait]
 impl InventoryStore for PgStore {
@@ -247,9 +248,42 @@ impl AdminStore for PgStore {
 #[async_trait]
 impl AuditStore for PgStore {
     async fn append_audit(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        let (tokens, rows): (Vec<&AuditEvent>, Vec<&AuditEvent>) =
+            events.iter().partition(|e| batch::batched(e));
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
-            append_audit_in(&mut tx, events).await?;
+            append_rows(&mut tx, &rows).await?;
+            for chunk in tokens.chunks(batch::MOST) {
+                // Ids from the audit trail's sequence, one per event (other nodes draw from it
+                // meanwhile, so they need not be consecutive); the marker row takes the last.
+                let ids: Vec<i64> = sqlx::query_scalar(
+                    "SELECT nextval(pg_get_serial_sequence('audit_events', 'id'))
+                       FROM generate_series(1, $1) ORDER BY 1",
+                )
+                .bind(chunk.len() as i64)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(err)?;
+                let b = batch::encode(chunk, &ids);
+                sqlx::query(
+                    "WITH marker AS (
+                         INSERT INTO audit_events (id, at, event, detail)
+                         VALUES ($1, $3, $7, $8))
+                     INSERT INTO audit_batches (id, first_id, first_at, last_at, count, records)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(b.id)
+                .bind(b.first_id)
+                .bind(b.first_at)
+                .bind(b.last_at)
+                .bind(b.count)
+                .bind(&b.records)
+                .bind(batch::MARKER)
+                .bind(format!("{{\"count\":{}}}", b.count))
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            }
             tx.commit().await.map_err(err)
         })
         .await
@@ -257,14 +291,33 @@ impl AuditStore for PgStore {
 
     async fn query_audit(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
         self.timed(async move {
-            crate::rows::audit_listing::<sqlx::Postgres>("SELECT *", q)
+            let rows = crate::rows::audit_listing::<sqlx::Postgres>("SELECT *", q)
                 .build()
                 .fetch_all(&self.pool)
                 .await
                 .map_err(err)?
                 .iter()
                 .map(audit_of)
+                .collect::<StoreResult<Vec<_>>>()?;
+            batch::listing(q, rows, |below| async move {
+                sqlx::query(
+                    "SELECT * FROM audit_batches
+                      WHERE id < $1 AND first_id < $2 AND last_at >= $3 AND first_at < $4
+                      ORDER BY id DESC LIMIT $5",
+                )
+                .bind(below)
+                .bind(q.before.unwrap_or(i64::MAX))
+                .bind(q.since.unwrap_or(i64::MIN))
+                .bind(q.until.unwrap_or(i64::MAX))
+                .bind(batch::PAGE)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?
+                .iter()
+                .map(batch_of)
                 .collect()
+            })
+            .await
         })
         .await
     }
@@ -275,12 +328,18 @@ pub(super) async fn append_audit_in(
     conn: &mut PgConnection,
     events: &[AuditEvent],
 ) -> StoreResult<()> {
+    append_rows(conn, &events.iter().collect::<Vec<_>>()).await
+}
+
+/// Append `events` as rows (each its own), their ids assigned in order.
+async fn append_rows(conn: &mut PgConnection, events: &[&AuditEvent]) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }
     // One statement for any number of rows (arrays, unnested in order), prepared once: a
     // statement per batch size would be prepared anew for almost every batch and cached.
-    let column = |f: fn(&AuditEvent) -> Option<&str>| events.iter().map(f).collect::<Vec<_>>();
+    let column =
+        |f: fn(&AuditEvent) -> Option<&str>| events.iter().map(|e| f(e)).collect::<Vec<_>>();
     sqlx::query(
         "INSERT INTO audit_events \
          (at, event, partner_id, username, client_id, ip, request_id, detail) \

@@ -28,9 +28,11 @@ fn purge_sql(what: Purge) -> &'static str {
             "DELETE FROM refresh_families WHERE id IN (
                  SELECT id FROM refresh_families WHERE issued_at < $1 LIMIT $2)"
         }
+        // A batch's marker row goes with its batch (`purge`), never before it.
         Purge::AuditEvents => {
             "DELETE FROM audit_events WHERE id IN (
-                 SELECT id FROM audit_events WHERE at < $1 LIMIT $2)"
+                 SELECT id FROM audit_events
+                  WHERE at < $1 AND event <> 'token.issued.batch' LIMIT $2)"
         }
         Purge::RefreshTokens => {
             "DELETE FROM refresh_tokens
@@ -150,8 +152,25 @@ impl Janitor for PgStore {
                 .await
                 .map_err(err)?
                 .rows_affected();
+            let mut batches = 0;
+            if what == Purge::AuditEvents {
+                // Batches whose newest event is past the retention, and their marker rows.
+                batches = sqlx::query(
+                    "WITH old AS (
+                         DELETE FROM audit_batches WHERE id IN (
+                             SELECT id FROM audit_batches WHERE last_at < $1 LIMIT $2)
+                         RETURNING id)
+                     DELETE FROM audit_events WHERE id IN (SELECT id FROM old)",
+                )
+                .bind(before)
+                .bind(i64::from(batch))
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?
+                .rows_affected();
+            }
             tx.commit().await.map_err(err)?;
-            Ok(n)
+            Ok(n + batches)
         })
         .await
     }

@@ -2,6 +2,7 @@
 //! `AuditStore`): listings, admin tokens, `Idempotency-Key`s and the audit trail.
 
 use super::*;
+use crate::batch;
 
 #[async_trait]
 impl InventoryStore for SqliteStore {
@@ -235,20 +236,73 @@ impl AdminStore for SqliteStore {
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn append_audit(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        let (tokens, rows): (Vec<&AuditEvent>, Vec<&AuditEvent>) =
+            events.iter().partition(|e| batch::batched(e));
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
-        append_audit_in(&mut tx, events).await?;
+        append_rows(&mut tx, &rows).await?;
+        for chunk in tokens.chunks(batch::MOST) {
+            // The batch's events take the ids after the newest event (this transaction holds
+            // the only write lock), and its marker row the last of them, so that the next row
+            // appended by any process is numbered after the batch.
+            let newest: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM audit_events")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(err)?;
+            let ids: Vec<i64> = (newest + 1..=newest + chunk.len() as i64).collect();
+            let b = batch::encode(chunk, &ids);
+            sqlx::query("INSERT INTO audit_events (id, at, event, detail) VALUES (?, ?, ?, ?)")
+                .bind(b.id)
+                .bind(b.first_at)
+                .bind(batch::MARKER)
+                .bind(format!("{{\"count\":{}}}", b.count))
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            sqlx::query(
+                "INSERT INTO audit_batches (id, first_id, first_at, last_at, count, records)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(b.id)
+            .bind(b.first_id)
+            .bind(b.first_at)
+            .bind(b.last_at)
+            .bind(b.count)
+            .bind(&b.records)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
         tx.commit().await.map_err(err)
     }
 
     async fn query_audit(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
-        crate::rows::audit_listing::<sqlx::Sqlite>("SELECT *", q)
+        let rows = crate::rows::audit_listing::<sqlx::Sqlite>("SELECT *", q)
             .build()
             .fetch_all(&self.pool)
             .await
             .map_err(err)?
             .iter()
             .map(audit_of)
+            .collect::<StoreResult<Vec<_>>>()?;
+        batch::listing(q, rows, |below| async move {
+            sqlx::query(
+                "SELECT * FROM audit_batches
+                  WHERE id < ? AND first_id < ? AND last_at >= ? AND first_at < ?
+                  ORDER BY id DESC LIMIT ?",
+            )
+            .bind(below)
+            .bind(q.before.unwrap_or(i64::MAX))
+            .bind(q.since.unwrap_or(i64::MIN))
+            .bind(q.until.unwrap_or(i64::MAX))
+            .bind(batch::PAGE)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?
+            .iter()
+            .map(batch_of)
             .collect()
+        })
+        .await
     }
 }
 
@@ -260,6 +314,11 @@ pub(super) async fn append_audit_in(
     conn: &mut SqliteConnection,
     events: &[AuditEvent],
 ) -> StoreResult<()> {
+    append_rows(conn, &events.iter().collect::<Vec<_>>()).await
+}
+
+/// Append `events` as rows (each its own), their ids assigned in order.
+async fn append_rows(conn: &mut SqliteConnection, events: &[&AuditEvent]) -> StoreResult<()> {
     // A full chunk's statement is prepared once per connection and cached; a shorter one is
     // prepared for its batch only (not persistent): one per batch size would be kept in the
     // connection's statement cache (100 statements of up to 4,000 parameters: tens of MB).
@@ -268,7 +327,7 @@ pub(super) async fn append_audit_in(
             "INSERT INTO audit_events \
              (at, event, partner_id, username, client_id, ip, request_id, detail) ",
         );
-        insert.push_values(chunk, |mut row, e| {
+        insert.push_values(chunk.iter().copied(), |mut row, e| {
             row.push_bind(e.at)
                 .push_bind(e.event.as_str())
                 .push_bind(e.partner_id.as_deref())

@@ -99,6 +99,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         15,
         include_str!("../../migrations/sqlite/0015_idempotency_outcome.sql"),
     ),
+    (
+        16,
+        include_str!("../../migrations/sqlite/0016_audit_batches.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -401,9 +405,11 @@ fn purge_sql(what: Purge) -> &'static str {
             "DELETE FROM refresh_families WHERE id IN (
                  SELECT id FROM refresh_families WHERE issued_at < ?1 LIMIT ?2)"
         }
+        // A batch's marker row goes with its batch (`upkeep`), never before it.
         Purge::AuditEvents => {
             "DELETE FROM audit_events WHERE id IN (
-                 SELECT id FROM audit_events WHERE at < ?1 LIMIT ?2)"
+                 SELECT id FROM audit_events
+                  WHERE at < ?1 AND event <> 'token.issued.batch' LIMIT ?2)"
         }
         Purge::RefreshTokens => {
             "DELETE FROM refresh_tokens

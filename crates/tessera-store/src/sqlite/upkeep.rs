@@ -90,8 +90,27 @@ impl Janitor for SqliteStore {
             .await
             .map_err(err)?
             .rows_affected();
+        let mut batches = 0;
+        if what == Purge::AuditEvents {
+            // Batches whose newest event is past the retention, and their marker rows (the
+            // same batches: the same order and limit in one transaction).
+            for sql in [
+                "DELETE FROM audit_events WHERE id IN (
+                     SELECT id FROM audit_batches WHERE last_at < ?1 ORDER BY id LIMIT ?2)",
+                "DELETE FROM audit_batches WHERE id IN (
+                     SELECT id FROM audit_batches WHERE last_at < ?1 ORDER BY id LIMIT ?2)",
+            ] {
+                batches = sqlx::query(sql)
+                    .bind(before)
+                    .bind(i64::from(batch))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?
+                    .rows_affected();
+            }
+        }
         tx.commit().await.map_err(err)?;
-        Ok(n)
+        Ok(n + batches)
     }
 }
 
