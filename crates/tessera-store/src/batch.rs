@@ -41,8 +41,8 @@ pub(crate) fn batched(e: &AuditEvent) -> bool {
 pub(crate) struct Batch {
     pub id: i64,
     pub first_id: i64,
-    pub first_at: i64,
-    pub last_at: i64,
+    pub min_at: i64,
+    pub max_at: i64,
     pub count: i64,
     pub records: Vec<u8>,
 }
@@ -55,7 +55,10 @@ pub(crate) fn encode(events: &[&AuditEvent], ids: &[i64]) -> Batch {
     records.push(VERSION);
     varint(&mut records, events.len() as u64);
     let mut before: Option<&AuditEvent> = None;
-    let (mut id, mut at) = (ids[0], events[0].at);
+    // `at` is written as the difference from the previous event's, the first from the batch's
+    // earliest (events of one flush need not be in time order).
+    let min_at = events.iter().map(|e| e.at).min().unwrap_or(events[0].at);
+    let (mut id, mut at) = (ids[0], min_at);
     for (e, &next) in events.iter().zip(ids) {
         varint(&mut records, (next - id) as u64);
         varint(&mut records, zigzag(e.at - at));
@@ -116,8 +119,8 @@ pub(crate) fn encode(events: &[&AuditEvent], ids: &[i64]) -> Batch {
     Batch {
         id: ids[ids.len() - 1],
         first_id: ids[0],
-        first_at: events[0].at,
-        last_at: events.iter().map(|e| e.at).max().unwrap_or(events[0].at),
+        min_at,
+        max_at: events.iter().map(|e| e.at).max().unwrap_or(min_at),
         count: events.len() as i64,
         records,
     }
@@ -140,17 +143,21 @@ fn text(out: &mut Vec<u8>, s: Option<&str>, was: Option<&str>) {
 }
 
 /// The events of a stored batch, oldest first.
-pub(crate) fn decode(first_id: i64, first_at: i64, records: &[u8]) -> StoreResult<Vec<AuditEvent>> {
+pub(crate) fn decode(first_id: i64, min_at: i64, records: &[u8]) -> StoreResult<Vec<AuditEvent>> {
     let mut r = Reader(records);
     if r.byte()? != VERSION {
         return Err(bad_row("audit batch"));
     }
     let count = r.varint()? as usize;
     let mut events: Vec<AuditEvent> = Vec::with_capacity(count.min(records.len()));
-    let (mut id, mut at) = (first_id, first_at);
+    let (mut id, mut at) = (first_id, min_at);
     for _ in 0..count {
-        id += r.varint()? as i64;
-        at += unzigzag(r.varint()?);
+        let damaged = || bad_row("audit batch");
+        id = i64::try_from(r.varint()?)
+            .ok()
+            .and_then(|d| id.checked_add(d))
+            .ok_or_else(damaged)?;
+        at = at.checked_add(unzigzag(r.varint()?)).ok_or_else(damaged)?;
         let before = events.last();
         let was = |f: fn(&AuditEvent) -> Option<&String>| before.and_then(f);
         let event = r
@@ -201,6 +208,80 @@ pub(crate) fn decode(first_id: i64, first_at: i64, records: &[u8]) -> StoreResul
     Ok(events)
 }
 
+/// The distinct partners, clients and users a batch's events name, as `(kind, value)`: stored
+/// beside the batch (`audit_batch_keys`) so that a filtered listing reads only the batches
+/// that name its partner, client or user.
+pub(crate) fn keys<'a>(
+    events: &[&'a AuditEvent],
+) -> std::collections::BTreeSet<(&'static str, &'a str)> {
+    let mut keys = std::collections::BTreeSet::new();
+    for e in events {
+        for (kind, value) in [
+            ("partner", &e.partner_id),
+            ("client", &e.client_id),
+            ("user", &e.username),
+        ] {
+            if let Some(value) = value {
+                keys.insert((kind, value.as_str()));
+            }
+        }
+    }
+    keys
+}
+
+/// The query for up to [`PAGE`] batches below id `below` that may hold events matching `q`,
+/// newest first: driven by the index of `audit_batch_keys` when `q` names a partner, client or
+/// user (a rare partner's batches are found without reading the others), by the primary key
+/// otherwise.
+pub(crate) fn page_query<DB>(q: &AuditQuery, below: i64) -> sqlx::QueryBuilder<DB>
+where
+    DB: sqlx::Database,
+    DB::Arguments: Default,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let mut named = [
+        ("partner", &q.partner_id),
+        ("client", &q.client_id),
+        ("user", &q.username),
+    ]
+    .into_iter()
+    .filter_map(|(kind, value)| value.as_ref().map(|v| (kind, v.clone())));
+    let mut sql;
+    match named.next() {
+        Some((kind, value)) => {
+            sql = sqlx::QueryBuilder::new(format!(
+                "SELECT b.* FROM audit_batch_keys k JOIN audit_batches b ON b.id = k.batch_id \
+                 WHERE k.kind = '{kind}' AND k.value = "
+            ));
+            sql.push_bind(value)
+                .push(" AND k.batch_id < ")
+                .push_bind(below);
+        }
+        None => {
+            sql = sqlx::QueryBuilder::new("SELECT b.* FROM audit_batches b WHERE b.id < ");
+            sql.push_bind(below);
+        }
+    }
+    for (kind, value) in named {
+        sql.push(format_args!(
+            " AND EXISTS (SELECT 1 FROM audit_batch_keys o \
+               WHERE o.kind = '{kind}' AND o.batch_id = b.id AND o.value = "
+        ))
+        .push_bind(value)
+        .push(")");
+    }
+    sql.push(" AND b.first_id < ")
+        .push_bind(q.before.unwrap_or(i64::MAX))
+        .push(" AND b.max_at >= ")
+        .push_bind(q.since.unwrap_or(i64::MIN))
+        .push(" AND b.min_at < ")
+        .push_bind(q.until.unwrap_or(i64::MAX))
+        .push(" ORDER BY b.id DESC LIMIT ")
+        .push_bind(PAGE);
+    sql
+}
+
 /// Whether events of batches can match `q`.
 pub(crate) fn may_match(q: &AuditQuery) -> bool {
     q.event
@@ -246,7 +327,7 @@ where
             }
             below = b.id;
             rows.extend(
-                decode(b.first_id, b.first_at, &b.records)?
+                decode(b.first_id, b.min_at, &b.records)?
                     .into_iter()
                     .filter(|e| matches(q, e)),
             );
@@ -351,8 +432,12 @@ mod tests {
         let refs: Vec<&AuditEvent> = events.iter().collect();
         let batch = encode(&refs, &ids);
         assert_eq!((batch.id, batch.first_id, batch.count), (10, 7, 3));
-        assert_eq!((batch.first_at, batch.last_at), (100, 101));
-        let back = decode(batch.first_id, batch.first_at, &batch.records).unwrap();
+        assert_eq!(
+            (batch.min_at, batch.max_at),
+            (99, 101),
+            "the earliest, not the first"
+        );
+        let back = decode(batch.first_id, batch.min_at, &batch.records).unwrap();
         for ((mut want, got), id) in events.into_iter().zip(&back).zip(ids) {
             want.id = id;
             assert_eq!(&want, got);

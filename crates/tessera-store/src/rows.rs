@@ -207,8 +207,8 @@ macro_rules! row_mappers {
             Ok(crate::batch::Batch {
                 id: row.try_get("id").map_err(err)?,
                 first_id: row.try_get("first_id").map_err(err)?,
-                first_at: row.try_get("first_at").map_err(err)?,
-                last_at: row.try_get("last_at").map_err(err)?,
+                min_at: row.try_get("min_at").map_err(err)?,
+                max_at: row.try_get("max_at").map_err(err)?,
                 count: row.try_get("count").map_err(err)?,
                 records: row.try_get("records").map_err(err)?,
             })

@@ -1606,7 +1606,7 @@ async fn audit_events_append_in_order_filter_and_expire() {
 #[tokio::test]
 async fn audit_pages_merge_token_batches_and_rows() {
     use tessera_core::audit::{AuditEvent, AuditQuery, Event};
-    for (name, s, _dir) in stores().await {
+    for (name, s, _dir, url) in stores_at().await {
         let mut n = 0;
         // 20 flushes (more batches than one read of them), each with tokens of two partners
         // and a sign-in failure between them.
@@ -1679,6 +1679,59 @@ async fn audit_pages_merge_token_batches_and_rows() {
         assert_eq!(failures.len(), 20, "{name}");
         let jti = &all.iter().find(|e| e.detail["n"] == 1).unwrap().detail["jti"];
         assert_eq!(jti, "j1", "{name}: a token event's detail comes back");
+        // Two filters at once: a batch must name both.
+        assert!(
+            page_through(AuditQuery {
+                partner_id: Some("p1".into()),
+                client_id: Some("nobody".into()),
+                ..AuditQuery::default()
+            })
+            .await
+            .is_empty(),
+            "{name}"
+        );
+
+        // A row dated later than the next batch but numbered before it.
+        s.append_audit(&[AuditEvent::new(Event::Lockout, 30_000)])
+            .await
+            .unwrap();
+        // Events of one flush out of time order: the batch spans the earliest to the latest,
+        // and a time filter finds the early one.
+        let late_then_early = [
+            AuditEvent::new(Event::TokenIssued, 20_001).detail("n", "late"),
+            AuditEvent::new(Event::TokenIssued, 20_000).detail("n", "early"),
+        ];
+        s.append_audit(&late_then_early).await.unwrap();
+        let early = s
+            .query_audit(&AuditQuery {
+                since: Some(20_000),
+                until: Some(20_001),
+                limit: 10,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(early.len(), 1, "{name}");
+        assert_eq!(early[0].detail["n"], "early", "{name}");
+
+        // A janitor that knows no batches (release 0.1.0 deletes by time alone) takes a marker
+        // only with its whole batch: ids appended afterwards are still new (a marker dated by
+        // the batch's earliest event went first, and the next row took the batch's first id).
+        run_sql(name, &url, &["DELETE FROM audit_events WHERE at < 20001"]).await;
+        s.append_audit(&[AuditEvent::new(Event::Lockout, 20_002)])
+            .await
+            .unwrap();
+        s.append_audit(&[AuditEvent::new(Event::TokenIssued, 20_003)])
+            .await
+            .unwrap();
+        let ids: Vec<i64> = page_through(AuditQuery::default())
+            .await
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        let mut unique = ids.clone();
+        unique.dedup();
+        assert_eq!(ids, unique, "{name}: no id twice");
     }
 }
 

@@ -1,13 +1,23 @@
 -- Token events in compact batches: one row per flush instead of one row and three index
--- entries per token. `id` is the id of the batch's newest event; the batch's events have the
+-- entries per token. `id` is the largest id of the batch's events; min_at and max_at
+-- are its earliest and latest `at`; the batch's events have the
 -- ids first_id..id, reserved by a marker row with the same id in audit_events (event
--- 'token.issued.batch'), which no listing shows and which is deleted with its batch.
+-- 'token.issued.batch'), which no listing shows, is dated by max_at and is deleted with its batch.
 CREATE TABLE audit_batches (
     id       INTEGER PRIMARY KEY,
     first_id INTEGER NOT NULL,
-    first_at INTEGER NOT NULL,
-    last_at  INTEGER NOT NULL,
+    min_at   INTEGER NOT NULL,
+    max_at   INTEGER NOT NULL,
     count    INTEGER NOT NULL,
     records  BLOB NOT NULL
 );
-CREATE INDEX audit_batches_by_last_at ON audit_batches (last_at);
+CREATE INDEX audit_batches_by_max_at ON audit_batches (max_at);
+-- The partners, clients and users each batch names: a filtered listing reads only the
+-- batches that name its partner, client or user.
+CREATE TABLE audit_batch_keys (
+    kind     TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    batch_id INTEGER NOT NULL,
+    PRIMARY KEY (kind, value, batch_id)
+) WITHOUT ROWID;
+CREATE INDEX audit_batch_keys_by_batch ON audit_batch_keys (batch_id);

@@ -265,21 +265,29 @@ impl AuditStore for PgStore {
                 .await
                 .map_err(err)?;
                 let b = batch::encode(chunk, &ids);
+                let (kinds, values): (Vec<&str>, Vec<&str>) = batch::keys(chunk).into_iter().unzip();
+                // The marker row is dated by the batch's latest event: a 0.1.0 janitor, which
+                // knows no batches, deletes it only once the whole batch is past the retention.
                 sqlx::query(
                     "WITH marker AS (
                          INSERT INTO audit_events (id, at, event, detail)
-                         VALUES ($1, $3, $7, $8))
-                     INSERT INTO audit_batches (id, first_id, first_at, last_at, count, records)
+                         VALUES ($1, $4, $7, $8)),
+                     keys AS (
+                         INSERT INTO audit_batch_keys (kind, value, batch_id)
+                         SELECT kind, value, $1 FROM UNNEST($9::TEXT[], $10::TEXT[]) AS k(kind, value))
+                     INSERT INTO audit_batches (id, first_id, min_at, max_at, count, records)
                      VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(b.id)
                 .bind(b.first_id)
-                .bind(b.first_at)
-                .bind(b.last_at)
+                .bind(b.min_at)
+                .bind(b.max_at)
                 .bind(b.count)
                 .bind(&b.records)
                 .bind(batch::MARKER)
                 .bind(format!("{{\"count\":{}}}", b.count))
+                .bind(kinds)
+                .bind(values)
                 .execute(&mut *tx)
                 .await
                 .map_err(err)?;
@@ -300,22 +308,14 @@ impl AuditStore for PgStore {
                 .map(audit_of)
                 .collect::<StoreResult<Vec<_>>>()?;
             batch::listing(q, rows, |below| async move {
-                sqlx::query(
-                    "SELECT * FROM audit_batches
-                      WHERE id < $1 AND first_id < $2 AND last_at >= $3 AND first_at < $4
-                      ORDER BY id DESC LIMIT $5",
-                )
-                .bind(below)
-                .bind(q.before.unwrap_or(i64::MAX))
-                .bind(q.since.unwrap_or(i64::MIN))
-                .bind(q.until.unwrap_or(i64::MAX))
-                .bind(batch::PAGE)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(err)?
-                .iter()
-                .map(batch_of)
-                .collect()
+                batch::page_query::<sqlx::Postgres>(q, below)
+                    .build()
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(err)?
+                    .iter()
+                    .map(batch_of)
+                    .collect()
             })
             .await
         })

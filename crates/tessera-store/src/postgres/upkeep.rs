@@ -154,20 +154,23 @@ impl Janitor for PgStore {
                 .rows_affected();
             let mut batches = 0;
             if what == Purge::AuditEvents {
-                // Batches whose newest event is past the retention, and their marker rows.
-                batches = sqlx::query(
+                // Batches whose latest event is past the retention, their keys and their
+                // marker rows; counted by the batches deleted.
+                let purged: i64 = sqlx::query_scalar(
                     "WITH old AS (
                          DELETE FROM audit_batches WHERE id IN (
-                             SELECT id FROM audit_batches WHERE last_at < $1 LIMIT $2)
-                         RETURNING id)
-                     DELETE FROM audit_events WHERE id IN (SELECT id FROM old)",
+                             SELECT id FROM audit_batches WHERE max_at < $1 LIMIT $2)
+                         RETURNING id),
+                     keys AS (DELETE FROM audit_batch_keys WHERE batch_id IN (SELECT id FROM old)),
+                     markers AS (DELETE FROM audit_events WHERE id IN (SELECT id FROM old))
+                     SELECT count(*) FROM old",
                 )
                 .bind(before)
                 .bind(i64::from(batch))
-                .execute(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await
-                .map_err(err)?
-                .rows_affected();
+                .map_err(err)?;
+                batches = purged as u64;
             }
             tx.commit().await.map_err(err)?;
             Ok(n + batches)

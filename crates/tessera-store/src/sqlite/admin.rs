@@ -241,36 +241,52 @@ impl AuditStore for SqliteStore {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         append_rows(&mut tx, &rows).await?;
         for chunk in tokens.chunks(batch::MOST) {
-            // The batch's events take the ids after the newest event (this transaction holds
-            // the only write lock), and its marker row the last of them, so that the next row
-            // appended by any process is numbered after the batch.
-            let newest: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM audit_events")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(err)?;
+            // The batch's events take the ids after the newest event or batch (this
+            // transaction holds the only write lock), and its marker row the last of them, so
+            // that the next row appended by any process is numbered after the batch. The
+            // marker is dated by the batch's latest event: a 0.1.0 janitor, which knows no
+            // batches, deletes it only once the whole batch is past the retention.
+            let newest: i64 = sqlx::query_scalar(
+                "SELECT MAX(COALESCE((SELECT MAX(id) FROM audit_events), 0),
+                            COALESCE((SELECT MAX(id) FROM audit_batches), 0))",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err)?;
             let ids: Vec<i64> = (newest + 1..=newest + chunk.len() as i64).collect();
             let b = batch::encode(chunk, &ids);
             sqlx::query("INSERT INTO audit_events (id, at, event, detail) VALUES (?, ?, ?, ?)")
                 .bind(b.id)
-                .bind(b.first_at)
+                .bind(b.max_at)
                 .bind(batch::MARKER)
                 .bind(format!("{{\"count\":{}}}", b.count))
                 .execute(&mut *tx)
                 .await
                 .map_err(err)?;
             sqlx::query(
-                "INSERT INTO audit_batches (id, first_id, first_at, last_at, count, records)
+                "INSERT INTO audit_batches (id, first_id, min_at, max_at, count, records)
                  VALUES (?, ?, ?, ?, ?, ?)",
             )
             .bind(b.id)
             .bind(b.first_id)
-            .bind(b.first_at)
-            .bind(b.last_at)
+            .bind(b.min_at)
+            .bind(b.max_at)
             .bind(b.count)
             .bind(&b.records)
             .execute(&mut *tx)
             .await
             .map_err(err)?;
+            for (kind, value) in batch::keys(chunk) {
+                sqlx::query(
+                    "INSERT INTO audit_batch_keys (kind, value, batch_id) VALUES (?, ?, ?)",
+                )
+                .bind(kind)
+                .bind(value)
+                .bind(b.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            }
         }
         tx.commit().await.map_err(err)
     }
@@ -285,22 +301,14 @@ impl AuditStore for SqliteStore {
             .map(audit_of)
             .collect::<StoreResult<Vec<_>>>()?;
         batch::listing(q, rows, |below| async move {
-            sqlx::query(
-                "SELECT * FROM audit_batches
-                  WHERE id < ? AND first_id < ? AND last_at >= ? AND first_at < ?
-                  ORDER BY id DESC LIMIT ?",
-            )
-            .bind(below)
-            .bind(q.before.unwrap_or(i64::MAX))
-            .bind(q.since.unwrap_or(i64::MIN))
-            .bind(q.until.unwrap_or(i64::MAX))
-            .bind(batch::PAGE)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)?
-            .iter()
-            .map(batch_of)
-            .collect()
+            batch::page_query::<sqlx::Sqlite>(q, below)
+                .build()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?
+                .iter()
+                .map(batch_of)
+                .collect()
         })
         .await
     }

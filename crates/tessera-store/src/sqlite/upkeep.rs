@@ -92,13 +92,15 @@ impl Janitor for SqliteStore {
             .rows_affected();
         let mut batches = 0;
         if what == Purge::AuditEvents {
-            // Batches whose newest event is past the retention, and their marker rows (the
-            // same batches: the same order and limit in one transaction).
+            // Batches whose latest event is past the retention, their keys and their marker
+            // rows (the same batches: the same order and limit in one transaction).
             for sql in [
+                "DELETE FROM audit_batch_keys WHERE batch_id IN (
+                     SELECT id FROM audit_batches WHERE max_at < ?1 ORDER BY id LIMIT ?2)",
                 "DELETE FROM audit_events WHERE id IN (
-                     SELECT id FROM audit_batches WHERE last_at < ?1 ORDER BY id LIMIT ?2)",
+                     SELECT id FROM audit_batches WHERE max_at < ?1 ORDER BY id LIMIT ?2)",
                 "DELETE FROM audit_batches WHERE id IN (
-                     SELECT id FROM audit_batches WHERE last_at < ?1 ORDER BY id LIMIT ?2)",
+                     SELECT id FROM audit_batches WHERE max_at < ?1 ORDER BY id LIMIT ?2)",
             ] {
                 batches = sqlx::query(sql)
                     .bind(before)
