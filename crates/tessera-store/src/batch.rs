@@ -23,6 +23,11 @@ use tessera_core::store::StoreResult;
 
 use crate::rows::bad_row;
 
+/// The error of a batch that does not decode.
+fn damaged() -> tessera_core::store::StoreError {
+    bad_row("audit batch")
+}
+
 /// The `event` of the row in `audit_events` that holds a batch's ids.
 pub(crate) const MARKER: &str = "token.issued.batch";
 
@@ -45,6 +50,14 @@ pub(crate) struct Batch {
     pub max_at: i64,
     pub count: i64,
     pub records: Vec<u8>,
+}
+
+impl Batch {
+    /// The `detail` of the batch's marker row in `audit_events` (what a release that knows no
+    /// batches lists for it).
+    pub fn marker_detail(&self) -> String {
+        format!("{{\"count\":{}}}", self.count)
+    }
 }
 
 /// Encode `events` (oldest first) with their `ids` (ascending, one each).
@@ -146,50 +159,44 @@ fn text(out: &mut Vec<u8>, s: Option<&str>, was: Option<&str>) {
 pub(crate) fn decode(first_id: i64, min_at: i64, records: &[u8]) -> StoreResult<Vec<AuditEvent>> {
     let mut r = Reader(records);
     if r.byte()? != VERSION {
-        return Err(bad_row("audit batch"));
+        return Err(damaged());
     }
     let count = r.varint()? as usize;
     let mut events: Vec<AuditEvent> = Vec::with_capacity(count.min(records.len()));
     let (mut id, mut at) = (first_id, min_at);
     for _ in 0..count {
-        let damaged = || bad_row("audit batch");
         id = i64::try_from(r.varint()?)
             .ok()
             .and_then(|d| id.checked_add(d))
             .ok_or_else(damaged)?;
         at = at.checked_add(unzigzag(r.varint()?)).ok_or_else(damaged)?;
         let before = events.last();
-        let was = |f: fn(&AuditEvent) -> Option<&String>| before.and_then(f);
-        let event = r
-            .text(was(|b| Some(&b.event)))?
-            .ok_or_else(|| bad_row("audit batch"))?;
-        let partner_id = r.text(was(|b| b.partner_id.as_ref()))?;
-        let username = r.text(was(|b| b.username.as_ref()))?;
-        let client_id = r.text(was(|b| b.client_id.as_ref()))?;
-        let ip = r.text(was(|b| b.ip.as_ref()))?;
-        let request_id = r.text(was(|b| b.request_id.as_ref()))?;
+        let was = |f: fn(&AuditEvent) -> Option<&str>| before.and_then(f);
+        let event = r.text(was(|b| Some(&b.event)))?.ok_or_else(damaged)?;
+        let partner_id = r.text(was(|b| b.partner_id.as_deref()))?;
+        let username = r.text(was(|b| b.username.as_deref()))?;
+        let client_id = r.text(was(|b| b.client_id.as_deref()))?;
+        let ip = r.text(was(|b| b.ip.as_deref()))?;
+        let request_id = r.text(was(|b| b.request_id.as_deref()))?;
         let mut previous = before.map(|b| b.detail.iter());
         let mut detail = Map::new();
         for _ in 0..r.varint()? {
             let (was_key, was_value) = match previous.as_mut().and_then(|p| p.next()) {
-                Some((k, v)) => (Some(k), v.as_str()),
+                Some((k, v)) => (Some(k.as_str()), v.as_str()),
                 None => (None, None),
             };
-            let key = r.text(was_key)?.ok_or_else(|| bad_row("audit batch"))?;
+            let key = r.text(was_key)?.ok_or_else(damaged)?;
             let value = match r.byte()? {
                 0 => Value::Null,
                 1 => Value::Bool(false),
                 2 => Value::Bool(true),
                 3 => Value::from(unzigzag(r.varint()?)),
-                4 => Value::String(
-                    r.text(was_value.map(str::to_string).as_ref())?
-                        .ok_or_else(|| bad_row("audit batch"))?,
-                ),
+                4 => Value::String(r.text(was_value)?.ok_or_else(damaged)?),
                 5 => {
-                    let json = r.text(None)?.ok_or_else(|| bad_row("audit batch"))?;
-                    serde_json::from_str(&json).map_err(|_| bad_row("audit batch"))?
+                    let json = r.text(None)?.ok_or_else(damaged)?;
+                    serde_json::from_str(&json).map_err(|_| damaged())?
                 }
-                _ => return Err(bad_row("audit batch")),
+                _ => return Err(damaged()),
             };
             detail.insert(key, value);
         }
@@ -283,7 +290,7 @@ where
 }
 
 /// Whether events of batches can match `q`.
-pub(crate) fn may_match(q: &AuditQuery) -> bool {
+fn may_match(q: &AuditQuery) -> bool {
     q.event
         .as_deref()
         .is_none_or(|e| e == Event::TokenIssued.as_str())
@@ -366,7 +373,7 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: usize) -> StoreResult<&'a [u8]> {
         if n > self.0.len() {
-            return Err(bad_row("audit batch"));
+            return Err(damaged());
         }
         let (head, tail) = self.0.split_at(n);
         self.0 = tail;
@@ -374,17 +381,17 @@ impl<'a> Reader<'a> {
     }
 
     /// A string written by [`text`], given the previous event's.
-    fn text(&mut self, was: Option<&String>) -> StoreResult<Option<String>> {
+    fn text(&mut self, was: Option<&str>) -> StoreResult<Option<String>> {
         match self.byte()? {
             0 => Ok(None),
-            1 => was.cloned().map(Some).ok_or_else(|| bad_row("audit batch")),
+            1 => was.map(|s| Some(s.to_string())).ok_or_else(damaged),
             2 => {
                 let len = self.varint()? as usize;
                 let bytes = self.take(len)?;
-                let s = std::str::from_utf8(bytes).map_err(|_| bad_row("audit batch"))?;
+                let s = std::str::from_utf8(bytes).map_err(|_| damaged())?;
                 Ok(Some(s.to_string()))
             }
-            _ => Err(bad_row("audit batch")),
+            _ => Err(damaged()),
         }
     }
 
@@ -397,7 +404,7 @@ impl<'a> Reader<'a> {
                 return Ok(v);
             }
         }
-        Err(bad_row("audit batch"))
+        Err(damaged())
     }
 }
 

@@ -285,7 +285,7 @@ impl AuditStore for PgStore {
                 .bind(b.count)
                 .bind(&b.records)
                 .bind(batch::MARKER)
-                .bind(format!("{{\"count\":{}}}", b.count))
+                .bind(b.marker_detail())
                 .bind(kinds)
                 .bind(values)
                 .execute(&mut *tx)

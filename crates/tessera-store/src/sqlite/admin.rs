@@ -259,7 +259,7 @@ impl AuditStore for SqliteStore {
                 .bind(b.id)
                 .bind(b.max_at)
                 .bind(batch::MARKER)
-                .bind(format!("{{\"count\":{}}}", b.count))
+                .bind(b.marker_detail())
                 .execute(&mut *tx)
                 .await
                 .map_err(err)?;
