@@ -20,6 +20,7 @@ pub mod accounts;
 mod admin;
 pub mod audit;
 pub mod authorize;
+pub mod budget;
 pub mod calendar;
 pub mod caller;
 pub mod engine;

@@ -16,7 +16,7 @@ impl Engine {
         // Each revocation may write a revocation entry that every node keeps until the token's
         // expiry: it counts against the caller's token-request budget, so no client can grow
         // the revoked set faster than it can mint tokens.
-        self.check_rate(caller.rate_key())?;
+        self.check_rate(caller.rate_key()).await?;
         if SecretKind::of(token) == Some(SecretKind::RefreshToken) {
             let Some(record) = self
                 .tokens()

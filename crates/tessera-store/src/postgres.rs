@@ -83,6 +83,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         14,
         include_str!("../migrations/postgres/0014_audit_batches.sql"),
     ),
+    (
+        15,
+        include_str!("../migrations/postgres/0015_rate_budgets.sql"),
+    ),
 ];
 
 /// Advisory lock keys: one for migrations, one for change-feed appends.

@@ -13,6 +13,8 @@ use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretDigest;
 use tessera_core::store::{CodeTaking, Purge, Rotation, Store, StoreError, Successor, TokenOwner};
 
+#[path = "conformance/budgets.rs"]
+mod budgets;
 #[path = "conformance/revocation.rs"]
 mod revocation;
 

@@ -81,7 +81,8 @@ impl Engine {
                 "this application does not offer registration",
             ));
         }
-        self.check_registration_rate(&client.partner_id, source)?;
+        self.check_registration_rate(&client.partner_id, source)
+            .await?;
         let mut errors = Vec::new();
         let account_name = account_name.trim();
         if account_name.is_empty() || account_name.chars().count() > MAX_NAME_LEN {

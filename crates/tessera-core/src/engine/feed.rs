@@ -165,6 +165,14 @@ impl Engine {
         if let Some(registrations) = &self.registrations {
             registrations.retain_recent();
         }
+        if self.store.shared()
+            && let Err(e) = self
+                .store
+                .prune_budgets(now.saturating_mul(1_000_000))
+                .await
+        {
+            tracing::warn!(error = %e, "could not prune the rate budgets");
+        }
         if let Err(e) = self.store.prune_attempts(now, &self.lockout).await {
             tracing::warn!(error = %e, "could not prune the lockout buckets");
         }

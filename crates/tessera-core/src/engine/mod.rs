@@ -20,6 +20,7 @@
 mod authenticate;
 mod directory;
 mod feed;
+mod limits;
 mod tokens;
 
 use std::collections::HashSet;
@@ -29,10 +30,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use quick_cache::sync::Cache;
 
+use crate::budget::Quota;
 use crate::error::EngineError;
 use crate::jwt::Claims;
 use crate::keys::{Alg, KeyError, KeySet, KeyUse, generate_key_for};
@@ -43,6 +43,7 @@ use crate::password::Passwords;
 use crate::policy;
 use crate::secret::{CacheKeyer, SecretDigest};
 use crate::store::{AuthorizationStore, Store, StoreResult, TokenStore};
+use limits::Limiter;
 
 /// Settings of the engine; the server fills them from its configuration.
 #[derive(Clone, Debug)]
@@ -199,13 +200,13 @@ pub struct Engine {
     /// clients (kept current by the change feed).
     inactive_partners: ArcSwap<HashSet<String>>,
     disabled_clients: ArcSwap<HashSet<String>>,
-    /// Token requests, per partner or client (`Caller::rate_key`); per node, in memory, so
-    /// N nodes allow N times `token_rate_limit`.
-    limiter: Option<DefaultKeyedRateLimiter<String>>,
+    /// Token requests, per partner or client (`Caller::rate_key`); counted by every node
+    /// together when they share the database (see `limits`).
+    limiter: Option<Limiter>,
     /// Self-registration on the pages, per requester (IP address) and per partner.
-    registrations: Option<DefaultKeyedRateLimiter<String>>,
+    registrations: Option<Limiter>,
     /// Anonymous `/authorize` requests (each stores a pending request), per requester.
-    flows: Option<DefaultKeyedRateLimiter<String>>,
+    flows: Option<Limiter>,
     /// The audit trail's queue.
     audit: crate::audit::Auditor,
     /// Lockout bucket → when this node last recorded a `lockout` event for it.
@@ -272,8 +273,9 @@ impl Engine {
         for (id, until) in store.active_revocations(now).await? {
             revoked.insert(id, until);
         }
+        let shared = store.shared();
         let limiter = NonZeroU32::new(config.token_rate_limit)
-            .map(|n| RateLimiter::keyed(Quota::per_second(n).allow_burst(n)));
+            .map(|n| Limiter::new("token", Quota::per_second(n), shared));
         let cache = config.credential_cache_size.max(16);
         let scopes = store.list_scopes().await?;
         let inactive: HashSet<String> = store
@@ -313,19 +315,14 @@ impl Engine {
             limiter,
             // `flow_burst` at once, then one every 2 seconds per requester.
             flows: NonZeroU32::new(config.flow_burst).map(|burst| {
-                RateLimiter::keyed(
-                    Quota::with_period(std::time::Duration::from_secs(2))
-                        .expect("non-zero period")
-                        .allow_burst(burst),
-                )
+                let quota = Quota::every(std::time::Duration::from_secs(2), burst);
+                Limiter::new("flows", quota, shared)
             }),
             // `registrations_per_hour` spread over the hour, at most 5 back to back.
             registrations: NonZeroU32::new(config.registrations_per_hour).map(|n| {
-                RateLimiter::keyed(
-                    Quota::with_period(std::time::Duration::from_secs(3600) / n.get())
-                        .expect("non-zero period")
-                        .allow_burst(n.min(NonZeroU32::new(5).expect("non-zero"))),
-                )
+                let period = std::time::Duration::from_secs(3600) / n.get();
+                let quota = Quota::every(period, n.min(NonZeroU32::new(5).expect("non-zero")));
+                Limiter::new("registrations", quota, shared)
             }),
             seq: AtomicI64::new(seq),
             synced_at: AtomicI64::new(now),
@@ -395,8 +392,8 @@ impl Engine {
     }
 
     /// Count one self-registration against its requester's and its partner's budgets
-    /// (`registrations_per_hour` each, at most 5 back to back). Per node, in memory.
-    pub(crate) fn check_registration_rate(
+    /// (`registrations_per_hour` each, at most 5 back to back).
+    pub(crate) async fn check_registration_rate(
         &self,
         partner_id: &str,
         source: &str,
@@ -405,27 +402,27 @@ impl Engine {
             return Ok(());
         };
         for key in [format!("source:{source}"), format!("partner:{partner_id}")] {
-            charge(registrations, "registrations", key)?;
+            registrations.charge(&*self.store, &key).await?;
         }
         Ok(())
     }
 
     /// Count one `/authorize` request (it stores a pending request) against its requester's
-    /// budget: `flow_burst` back to back, then one every 2 seconds. Per node, in memory.
-    pub fn check_flow_rate(&self, source: &str) -> Result<(), EngineError> {
+    /// budget: `flow_burst` back to back, then one every 2 seconds.
+    pub async fn check_flow_rate(&self, source: &str) -> Result<(), EngineError> {
         match &self.flows {
-            Some(flows) => charge(flows, "flows", source.to_string()),
+            Some(flows) => flows.charge(&*self.store, source).await,
             None => Ok(()),
         }
     }
 
-    /// Count one token request against `key`'s budget.
-    pub fn check_rate(&self, key: &str) -> Result<(), EngineError> {
-        let Some(limiter) = &self.limiter else {
-            return Ok(());
-        };
-        // Keys are partner ids and client ids: bounded by the registry, not by callers.
-        charge(limiter, "token", key.to_string())
+    /// Count one token request against `key`'s budget (`token_rate_limit` a second, as many
+    /// at once). Keys are partner ids and client ids: bounded by the registry, not by callers.
+    pub async fn check_rate(&self, key: &str) -> Result<(), EngineError> {
+        match &self.limiter {
+            Some(limiter) => limiter.charge(&*self.store, key).await,
+            None => Ok(()),
+        }
     }
 }
 
@@ -465,20 +462,4 @@ impl Engine {
             revoked: self.revoked.len(),
         }
     }
-}
-
-/// Take one unit of `key`'s budget in `limiter`, or refuse with the whole seconds (at least one)
-/// until the next unit.
-fn charge(
-    limiter: &DefaultKeyedRateLimiter<String>,
-    name: &'static str,
-    key: String,
-) -> Result<(), EngineError> {
-    limiter.check_key(&key).map_err(|not_until| {
-        crate::telemetry::refused(name);
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        EngineError::RateLimited {
-            retry_after_secs: (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1),
-        }
-    })
 }

@@ -76,7 +76,7 @@ impl Engine {
         request: GrantRequest,
         now: i64,
     ) -> Result<Issued, EngineError> {
-        self.check_rate(caller.rate_key())?;
+        self.check_rate(caller.rate_key()).await?;
         if !caller.may_use(request.grant_type()) {
             return Err(EngineError::UnauthorizedClient(request.grant_type()));
         }

@@ -18,8 +18,10 @@ use crate::model::{
 use crate::secret::SecretDigest;
 
 mod admin;
+mod budgets;
 
 pub use admin::{AdminStore, AuditStore, GrantsOf, InventoryStore, UserFilter};
+pub use budgets::BudgetStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -550,6 +552,7 @@ pub trait Store:
     + TokenStore
     + AuthorizationStore
     + AttemptStore
+    + BudgetStore
     + Janitor
     + ChangeFeed
     + InventoryStore

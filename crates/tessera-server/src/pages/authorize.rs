@@ -79,7 +79,7 @@ async fn authorize(
     let now = unix_now();
     // Each request stores a pending request: bounded per requester and per browser.
     if let Err(EngineError::RateLimited { retry_after_secs }) =
-        app.engine.check_flow_rate(&Peer(peer).requester())
+        app.engine.check_flow_rate(&Peer(peer).requester()).await
     {
         return error_page(
             &format!(

@@ -1,7 +1,9 @@
-//! PostgreSQL: upkeep (`AttemptStore`, `Janitor`, `ChangeFeed`): lockout buckets, the janitor's
-//! purges, and the change feed every node follows.
+//! PostgreSQL: upkeep (`AttemptStore`, `BudgetStore`, `Janitor`, `ChangeFeed`): lockout buckets,
+//! rate budgets, the janitor's purges, and the change feed every node follows.
 
 use super::*;
+use tessera_core::budget::{self, Quota};
+use tessera_core::store::BudgetStore;
 
 /// The advisory lock the janitors of all nodes take turns on.
 const JANITOR_LOCK: i64 = 0x7465_7373_6a61_6e69;
@@ -121,6 +123,65 @@ impl AttemptStore for PgStore {
             .map_err(err)?
             .rows_affected();
             Ok(drained + oldest)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl BudgetStore for PgStore {
+    fn shared(&self) -> bool {
+        true
+    }
+
+    async fn take_budget(
+        &self,
+        key: &str,
+        now_us: i64,
+        quota: Quota,
+        want: u32,
+    ) -> StoreResult<Result<u32, i64>> {
+        self.timed(async move {
+            // As for the lockout: a row for the key, then its lock, so that every node's takes
+            // of one budget queue on that row.
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            sqlx::query(
+                "INSERT INTO rate_budgets (key, tat) VALUES ($1, 0) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            let tat: i64 =
+                sqlx::query_scalar("SELECT tat FROM rate_budgets WHERE key = $1 FOR UPDATE")
+                    .bind(key)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(err)?;
+            let (units, tat) = match budget::take(Some(tat), now_us, quota, want) {
+                Ok(taken) => taken,
+                Err(wait) => return Ok(Err(wait)),
+            };
+            sqlx::query("UPDATE rate_budgets SET tat = $2 WHERE key = $1")
+                .bind(key)
+                .bind(tat)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            tx.commit().await.map_err(err)?;
+            Ok(Ok(units))
+        })
+        .await
+    }
+
+    async fn prune_budgets(&self, now_us: i64) -> StoreResult<u64> {
+        self.timed(async move {
+            Ok(sqlx::query("DELETE FROM rate_budgets WHERE tat < $1")
+                .bind(now_us)
+                .execute(&self.pool)
+                .await
+                .map_err(err)?
+                .rows_affected())
         })
         .await
     }

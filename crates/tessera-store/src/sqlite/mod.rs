@@ -103,6 +103,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         16,
         include_str!("../../migrations/sqlite/0016_audit_batches.sql"),
     ),
+    (
+        17,
+        include_str!("../../migrations/sqlite/0017_rate_budgets.sql"),
+    ),
 ];
 
 pub struct SqliteStore {

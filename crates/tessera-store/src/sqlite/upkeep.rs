@@ -1,7 +1,9 @@
-//! SQLite: upkeep (`AttemptStore`, `Janitor`, `ChangeFeed`): lockout buckets, the janitor's purges,
-//! and the change feed every node follows.
+//! SQLite: upkeep (`AttemptStore`, `BudgetStore`, `Janitor`, `ChangeFeed`): lockout buckets, rate
+//! budgets, the janitor's purges, and the change feed every node follows.
 
 use super::*;
+use tessera_core::budget::{self, Quota};
+use tessera_core::store::BudgetStore;
 
 #[async_trait]
 impl AttemptStore for SqliteStore {
@@ -71,6 +73,52 @@ impl AttemptStore for SqliteStore {
         .map_err(err)?
         .rows_affected();
         Ok(drained + oldest)
+    }
+}
+
+#[async_trait]
+impl BudgetStore for SqliteStore {
+    fn shared(&self) -> bool {
+        false
+    }
+
+    async fn take_budget(
+        &self,
+        key: &str,
+        now_us: i64,
+        quota: Quota,
+        want: u32,
+    ) -> StoreResult<Result<u32, i64>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let tat: Option<i64> = sqlx::query_scalar("SELECT tat FROM rate_budgets WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?;
+        let (units, tat) = match budget::take(tat, now_us, quota, want) {
+            Ok(taken) => taken,
+            Err(wait) => return Ok(Err(wait)),
+        };
+        sqlx::query(
+            "INSERT INTO rate_budgets (key, tat) VALUES (?, ?)
+             ON CONFLICT (key) DO UPDATE SET tat = excluded.tat",
+        )
+        .bind(key)
+        .bind(tat)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(Ok(units))
+    }
+
+    async fn prune_budgets(&self, now_us: i64) -> StoreResult<u64> {
+        Ok(sqlx::query("DELETE FROM rate_budgets WHERE tat < ?")
+            .bind(now_us)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?
+            .rows_affected())
     }
 }
 

@@ -27,8 +27,8 @@ pub struct ServeArgs {
     /// `iss` of every token [default: http://<listen address>].
     #[arg(long, env = "TESSERA_ISSUER")]
     pub issuer: Option<String>,
-    /// Token requests a second per partner or client (burst of as many); 0 turns it off
-    /// [default: 50].
+    /// Token requests a second per partner or client (burst of as many), for all nodes of a
+    /// shared database together; 0 turns it off [default: 50].
     #[arg(long, env = "TESSERA_TOKEN_RATE_LIMIT")]
     pub token_rate_limit: Option<u32>,
     /// Algorithm of a signing key created when none exists: ES256, EdDSA or RS256

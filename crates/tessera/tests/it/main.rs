@@ -6,6 +6,7 @@ mod authcode;
 mod binding;
 mod browser;
 mod cli;
+mod cluster_limits;
 mod crash;
 mod deploy;
 mod enumeration;

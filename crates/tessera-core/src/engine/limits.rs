@@ -1,0 +1,271 @@
+//! Rate limits: token requests per partner or client, anonymous `/authorize` requests and
+//! self-registrations per requester (and per partner).
+//!
+//! On a database that one node serves (SQLite) a limit is counted in memory (governor: keyed,
+//! lock-free, exact). When nodes share the database (PostgreSQL), counting in memory would let N
+//! nodes allow N times the rate, so the budget lives in the database ([`crate::budget`], one row
+//! per key) and each node **leases** units a few at a time (`Refill`: 50 ms of the rate at
+//! first, more for a busy key, at most a quarter of the burst): one round trip per lease, not
+//! per request, about four a second for a busy key. A refusal is remembered until the budget
+//! can have a unit again, so a client over its limit costs no round trip either. A node spends
+//! its leased units within [`LEASE_LIFE_US`] or drops them, and never admits a unit the
+//! database did not grant: the cluster admits at most `burst + rate × t` in any `t` (plus the
+//! rate times the nodes' clock skew), and less by the units left in leases when a key goes
+//! quiet (at most one lease per node).
+//!
+//! If the database does not answer a lease within [`LEASE_DEADLINE`], the node counts in memory
+//! for [`DEGRADED_FOR_US`] (each node the whole rate, as on one node) rather than hold up
+//! requests that need no database, such as machine tokens for cached credentials.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, RateLimiter};
+use quick_cache::sync::Cache;
+
+use crate::budget::{self, Quota};
+use crate::error::EngineError;
+use crate::store::BudgetStore;
+
+/// How long leased units may be spent: a node that goes quiet on a key gives them up.
+const LEASE_LIFE_US: i64 = 1_000_000;
+/// The longest a request waits for a lease before its node counts in memory.
+const LEASE_DEADLINE: Duration = Duration::from_millis(500);
+/// How long a node counts in memory after the database failed to answer a lease.
+const DEGRADED_FOR_US: i64 = 5_000_000;
+/// Keys whose lease a node keeps (requesters of the pages are not bounded by the registry); a
+/// lease evicted early only strands its units.
+const LEASES_KEPT: usize = 65_536;
+
+/// One limit: a quota per key.
+pub(crate) struct Limiter {
+    /// `token`, `flows` or `registrations`: the metric's label and the budgets' key prefix.
+    name: &'static str,
+    quota: Quota,
+    /// Counts when the database is not shared, and while it does not answer.
+    local: DefaultKeyedRateLimiter<String>,
+    /// Key → the units this node holds; `None` when the database is not shared.
+    leases: Option<Cache<String, Arc<Lease>>>,
+    /// Until when (µs) this node counts in memory because the database did not answer.
+    degraded_until: AtomicI64,
+}
+
+/// Units of one key's budget that this node holds.
+#[derive(Default)]
+struct Lease {
+    /// Units left; below zero after takers raced past the last one.
+    units: AtomicI64,
+    /// The units may be spent before this moment (µs).
+    until: AtomicI64,
+    /// The budget has no unit before this moment (µs): refuse without asking.
+    refused_until: AtomicI64,
+    /// One lease request at a time per key on this node, and how large the next should be.
+    refill: tokio::sync::Mutex<Refill>,
+}
+
+/// The size of a key's leases on this node: the quota's [`Quota::lease_size`] at first,
+/// doubled each time a lease is spent within [`QUICK_US`] (up to a quarter of the burst), back
+/// to the smallest after a lease outlives [`LEASE_LIFE_US`]. A busy key then costs about four
+/// round trips a second per node, whatever its rate, and a quiet one holds few units.
+#[derive(Default)]
+struct Refill {
+    want: u32,
+    filled_at: i64,
+}
+
+/// A lease spent faster than this asks for twice as many units next time.
+const QUICK_US: i64 = 250_000;
+
+impl Refill {
+    /// Units to ask for at `now`.
+    fn next(&mut self, now: i64, quota: Quota) -> u32 {
+        let least = quota.lease_size();
+        let most = least.max(quota.burst / 4);
+        let since = now - self.filled_at;
+        self.want = if since < QUICK_US {
+            self.want.saturating_mul(2)
+        } else if since >= LEASE_LIFE_US {
+            least
+        } else {
+            self.want
+        }
+        .clamp(least, most);
+        self.want
+    }
+}
+
+impl Lease {
+    /// Spend a held unit at `now`: `Some(Ok)`, `Some(Err(wait_us))` while refused, `None` when
+    /// the database must be asked.
+    fn spend(&self, now: i64) -> Option<Result<(), i64>> {
+        let refused_until = self.refused_until.load(Ordering::Acquire);
+        if now < refused_until {
+            return Some(Err(refused_until - now));
+        }
+        if now < self.until.load(Ordering::Acquire) && self.units.fetch_sub(1, Ordering::AcqRel) > 0
+        {
+            return Some(Ok(()));
+        }
+        None
+    }
+
+    /// Hold `units` more (one of the lease's already spent by the caller) until `until`. The
+    /// count is stored before the time, so a taker that sees the new time sees the new count.
+    fn fill(&self, units: u32, until: i64) {
+        self.units.store(i64::from(units) - 1, Ordering::Release);
+        self.until.store(until, Ordering::Release);
+    }
+}
+
+impl Limiter {
+    /// A limit of `quota` per key; counted in the database when `shared`.
+    pub(crate) fn new(name: &'static str, quota: Quota, shared: bool) -> Limiter {
+        let period = Duration::from_micros(quota.period_us.unsigned_abs());
+        let burst = std::num::NonZeroU32::new(quota.burst).unwrap_or(std::num::NonZeroU32::MIN);
+        Limiter {
+            name,
+            quota,
+            local: RateLimiter::keyed(
+                governor::Quota::with_period(period)
+                    .expect("a period of at least a microsecond")
+                    .allow_burst(burst),
+            ),
+            leases: shared.then(|| Cache::new(LEASES_KEPT)),
+            degraded_until: AtomicI64::new(0),
+        }
+    }
+
+    /// Take one unit of `key`'s budget, or refuse with the seconds until the next.
+    pub(crate) async fn charge(
+        &self,
+        store: &dyn BudgetStore,
+        key: &str,
+    ) -> Result<(), EngineError> {
+        let Some(leases) = &self.leases else {
+            return self.charge_locally(key);
+        };
+        let now = budget::unix_micros();
+        if now < self.degraded_until.load(Ordering::Acquire) {
+            return self.charge_locally(key);
+        }
+        let lease = leases
+            .get_or_insert_with(key, || Ok::<_, Infallible>(Arc::default()))
+            .unwrap_or_else(|never| match never {});
+        if let Some(spent) = lease.spend(now) {
+            return spent.map_err(|wait| self.refused(wait));
+        }
+        let mut refill = lease.refill.lock().await;
+        // Whoever held the turn before may have refilled the lease, or been refused.
+        let now = budget::unix_micros();
+        if let Some(spent) = lease.spend(now) {
+            return spent.map_err(|wait| self.refused(wait));
+        }
+        let budget_key = format!("{}:{key}", self.name);
+        let want = refill.next(now, self.quota);
+        let asked = store.take_budget(&budget_key, now, self.quota, want);
+        match tokio::time::timeout(LEASE_DEADLINE, asked).await {
+            Ok(Ok(Ok(units))) => {
+                lease.fill(units, now + LEASE_LIFE_US);
+                refill.filled_at = now;
+                Ok(())
+            }
+            Ok(Ok(Err(wait))) => {
+                lease.refused_until.store(now + wait, Ordering::Release);
+                Err(self.refused(wait))
+            }
+            failed => {
+                let error = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "no answer in time".to_string(),
+                };
+                tracing::warn!(
+                    limiter = self.name,
+                    %error,
+                    "could not lease a rate budget; counting on this node alone for 5 s"
+                );
+                self.degraded_until
+                    .store(now + DEGRADED_FOR_US, Ordering::Release);
+                self.charge_locally(key)
+            }
+        }
+    }
+
+    fn charge_locally(&self, key: &str) -> Result<(), EngineError> {
+        self.local.check_key(&key.to_string()).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            self.refused(i64::try_from(wait.as_micros()).unwrap_or(i64::MAX))
+        })
+    }
+
+    /// Count a refusal; the error with the whole seconds (at least one) until the next unit.
+    fn refused(&self, wait_us: i64) -> EngineError {
+        crate::telemetry::refused(self.name);
+        let wait = u64::try_from(wait_us).unwrap_or(0);
+        EngineError::RateLimited {
+            retry_after_secs: wait.div_ceil(1_000_000).max(1),
+        }
+    }
+
+    /// Forget in-memory state of keys idle long enough to be whole again.
+    pub(crate) fn retain_recent(&self) {
+        self.local.retain_recent();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_key_leases_more_at_a_time_and_a_quiet_one_the_least() {
+        let quota = Quota::per_second(std::num::NonZeroU32::new(1_000).unwrap());
+        assert_eq!((quota.lease_size(), quota.burst / 4), (50, 250));
+        let mut refill = Refill::default();
+        let mut now = 10_000_000;
+        assert_eq!(refill.next(now, quota), 50, "the first lease is the least");
+        let mut sizes = Vec::new();
+        for _ in 0..4 {
+            refill.filled_at = now;
+            now += 100_000; // spent in 100 ms
+            sizes.push(refill.next(now, quota));
+        }
+        assert_eq!(
+            sizes,
+            [100, 200, 250, 250],
+            "doubled, up to a quarter of the burst"
+        );
+        refill.filled_at = now;
+        assert_eq!(
+            refill.next(now + 500_000, quota),
+            250,
+            "kept while it lasts"
+        );
+        refill.filled_at = now;
+        assert_eq!(refill.next(now + LEASE_LIFE_US, quota), 50, "a quiet key");
+    }
+
+    #[test]
+    fn a_lease_spends_what_it_holds_until_it_ends_and_remembers_a_refusal() {
+        let lease = Lease::default();
+        assert_eq!(lease.spend(0), None, "an empty lease asks the database");
+        // Three units leased, the first spent by the request that leased them.
+        lease.fill(3, 1_000);
+        assert_eq!(lease.spend(10), Some(Ok(())));
+        assert_eq!(lease.spend(10), Some(Ok(())));
+        assert_eq!(lease.spend(10), None, "all three spent");
+        assert_eq!(lease.spend(10), None, "takers racing past zero do not wrap");
+        lease.fill(5, 1_000);
+        assert_eq!(lease.spend(999), Some(Ok(())));
+        assert_eq!(
+            lease.spend(1_000),
+            None,
+            "units left at the lease's end are dropped"
+        );
+        lease.refused_until.store(2_000, Ordering::Release);
+        assert_eq!(lease.spend(1_500), Some(Err(500)), "refused without asking");
+        assert_eq!(lease.spend(2_000), None);
+    }
+}
