@@ -97,7 +97,7 @@ impl InventoryStore for SqliteStore {
 #[async_trait]
 impl AdminStore for SqliteStore {
     async fn insert_admin_token(&self, t: &AdminToken, audit: Audit<'_>) -> StoreResult<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         sqlx::query(
             "INSERT INTO admin_tokens (id, name, digest, scopes, created_at) VALUES (?, ?, ?, ?, ?)",
         )
@@ -135,7 +135,7 @@ impl AdminStore for SqliteStore {
     }
 
     async fn revoke_admin_token(&self, id: &str, now: i64, audit: Audit<'_>) -> StoreResult<bool> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         let revoked = sqlx::query(
             "UPDATE admin_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
         )
@@ -163,7 +163,7 @@ impl AdminStore for SqliteStore {
         now: i64,
         older_than: i64,
     ) -> StoreResult<Option<IdempotentRecord>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
             .bind(older_than)
             .execute(&mut *tx)
@@ -238,7 +238,7 @@ impl AuditStore for SqliteStore {
     async fn append_audit(&self, events: &[AuditEvent]) -> StoreResult<()> {
         let (tokens, rows): (Vec<&AuditEvent>, Vec<&AuditEvent>) =
             events.iter().partition(|e| batch::batched(e));
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         append_rows(&mut tx, &rows).await?;
         for chunk in tokens.chunks(batch::MOST) {
             // The batch's events take the ids after the newest event or batch (this

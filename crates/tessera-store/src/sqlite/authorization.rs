@@ -89,7 +89,7 @@ impl AuthorizationStore for SqliteStore {
     }
 
     async fn end_user_sessions(&self, user_id: &str, audit: Audit<'_>) -> StoreResult<u64> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         let (partner_id, username, n) = end_sessions_in(&mut tx, user_id).await?;
         emit(
             &mut tx,
@@ -133,7 +133,7 @@ impl AuthorizationStore for SqliteStore {
         scope: &str,
         now: i64,
     ) -> StoreResult<Grant> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         let existing = sqlx::query(
             "SELECT * FROM grants WHERE user_id = ? AND client_id = ? AND revoked_at IS NULL",
         )
@@ -226,7 +226,7 @@ impl AuthorizationStore for SqliteStore {
         now: i64,
         audit: Audit<'_>,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         let grant: Option<String> = sqlx::query_scalar(
             "UPDATE grants SET revoked_at = ? WHERE user_id = ? AND client_id = ? AND revoked_at IS NULL
              RETURNING id",
@@ -298,7 +298,7 @@ impl AuthorizationStore for SqliteStore {
         client_id: &str,
         now: i64,
     ) -> StoreResult<CodeTaking> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         let taken = sqlx::query(
             "UPDATE authorization_codes SET used_at = ?
              WHERE digest = ? AND client_id = ? AND used_at IS NULL RETURNING *",

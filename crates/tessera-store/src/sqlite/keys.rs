@@ -15,7 +15,7 @@ impl KeyStore for SqliteStore {
     }
 
     async fn rotate_keys(&self, key: &StoredKey, now: i64, audit: Audit<'_>) -> StoreResult<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         activate_in(&mut tx, key, now).await?;
         emit(&mut tx, &Change::Keys).await?;
         append_audit_in(&mut tx, audit).await?;
@@ -23,7 +23,7 @@ impl KeyStore for SqliteStore {
     }
 
     async fn schedule_key(&self, key: &StoredKey, now: i64) -> StoreResult<bool> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         let pending: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM signing_keys WHERE revoked_at IS NULL AND retired_at IS NULL
                AND COALESCE(activates_at, created_at) > ? AND purpose = ?",
@@ -63,7 +63,7 @@ impl KeyStore for SqliteStore {
         now: i64,
         audit: Audit<'_>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         let n = sqlx::query(
             "UPDATE signing_keys SET revoked_at = ? WHERE kid = ? AND revoked_at IS NULL",
         )

@@ -17,8 +17,10 @@ use sqlx::sqlite::{
 use sqlx::{Row, raw_sql};
 use tokio::sync::{mpsc, oneshot};
 
+mod gate;
 mod writer;
 
+use gate::WriteGate;
 use writer::{MAX_BATCH, Write, checkpointer, writer};
 
 use crate::rows::{bad_row, union_scope};
@@ -112,6 +114,8 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
 pub struct SqliteStore {
     pool: SqlitePool,
     writes: mpsc::Sender<Write>,
+    /// Every write transaction of this process takes its turn here (see `gate`).
+    gate: WriteGate,
 }
 
 fn err(e: sqlx::Error) -> StoreError {
@@ -219,9 +223,10 @@ impl SqliteStore {
             .await
             .map_err(err)?;
         let (writes, queue) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(writer(pool.clone(), queue));
+        let gate = WriteGate::new(opts.timeout.max(Duration::from_millis(100)));
+        tokio::spawn(writer(pool.clone(), gate.clone(), queue));
         tokio::spawn(checkpointer(pool.clone(), writes.downgrade()));
-        let store = SqliteStore { pool, writes };
+        let store = SqliteStore { pool, writes, gate };
         store.migrate().await?;
         Ok(store)
     }
@@ -262,7 +267,7 @@ impl SqliteStore {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         raw_sql("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             .execute(&mut *tx)
             .await

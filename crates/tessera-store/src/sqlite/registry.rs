@@ -11,7 +11,7 @@ impl PartnerStore for SqliteStore {
         now: i64,
         audit: Audit<'_>,
     ) -> StoreResult<Option<String>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         let partner: Option<String> = sqlx::query_scalar(
             "UPDATE partner_tokens SET revoked_at = ? WHERE digest = ? AND revoked_at IS NULL RETURNING partner_id",
         )
@@ -34,7 +34,7 @@ impl PartnerStore for SqliteStore {
         now: i64,
         audit: Audit<'_>,
     ) -> StoreResult<u64> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         let n = sqlx::query(
             "UPDATE partner_tokens SET revoked_at = ? WHERE partner_id = ? AND revoked_at IS NULL",
         )
@@ -53,7 +53,7 @@ impl PartnerStore for SqliteStore {
     }
 
     async fn insert_partner(&self, p: &Partner, audit: Audit<'_>) -> StoreResult<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         sqlx::query(
             "INSERT INTO partners (id, name, email, org_code, status, scopes, password_hash, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -89,7 +89,7 @@ impl PartnerStore for SqliteStore {
         status: PartnerStatus,
         audit: Audit<'_>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         let n = sqlx::query("UPDATE partners SET status = ? WHERE id = ?")
             .bind(status.as_str())
             .bind(id)
@@ -119,7 +119,7 @@ impl PartnerStore for SqliteStore {
         hash: &PasswordHash,
         audit: Audit<'_>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         let n = sqlx::query("UPDATE partners SET password_hash = ? WHERE id = ?")
             .bind(&hash.0)
             .bind(id)
@@ -142,7 +142,7 @@ impl PartnerStore for SqliteStore {
         now: i64,
         audit: Audit<'_>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         if !partner_exists(&mut tx, partner_id).await? {
             return Err(StoreError::NotFound("partner"));
         }
@@ -219,7 +219,7 @@ impl ClientStore for SqliteStore {
         previous_until: Option<i64>,
         audit: Audit<'_>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         let n = sqlx::query(
             "UPDATE clients SET previous_secret_digest = CASE WHEN ?1 IS NULL THEN NULL ELSE secret_digest END,
                  previous_secret_until = ?1, secret_digest = ?2 WHERE id = ?3",
@@ -245,7 +245,7 @@ impl ClientStore for SqliteStore {
         disabled: bool,
         audit: Audit<'_>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         let n = sqlx::query("UPDATE clients SET disabled = ? WHERE id = ?")
             .bind(i64::from(disabled))
             .bind(id)
@@ -269,7 +269,7 @@ impl ClientStore for SqliteStore {
     }
 
     async fn insert_client(&self, c: &Client, audit: Audit<'_>) -> StoreResult<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         if !partner_exists(&mut tx, &c.partner_id).await? {
             return Err(StoreError::NotFound("partner"));
         }
@@ -319,7 +319,7 @@ impl UserStore for SqliteStore {
         hash: &PasswordHash,
         audit: Audit<'_>,
     ) -> StoreResult<String> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         let id: Option<String> = sqlx::query_scalar(
             "UPDATE users SET password_hash = ? WHERE partner_id = ? AND username = ? RETURNING id",
         )
@@ -347,7 +347,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn insert_user(&self, u: &User, audit: Audit<'_>) -> StoreResult<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         insert_user(&mut *tx, u).await?;
         append_audit_in(&mut tx, audit).await?;
         tx.commit().await.map_err(err)
@@ -359,7 +359,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn upsert_customer(&self, u: &User) -> StoreResult<(User, bool)> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         let existing = sqlx::query("SELECT * FROM users WHERE partner_id = ? AND username = ?")
             .bind(&u.partner_id)
             .bind(&u.username)
@@ -445,7 +445,7 @@ impl ScopeStore for SqliteStore {
         description: Option<&str>,
         audit: Audit<'_>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         for name in names {
             sqlx::query(
                 "INSERT INTO scopes (name, description) VALUES (?, ?)

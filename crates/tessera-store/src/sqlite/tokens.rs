@@ -43,7 +43,7 @@ impl TokenStore for SqliteStore {
     }
 
     async fn revoke_family(&self, family_id: &str, until: i64, now: i64) -> StoreResult<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         sqlx::query(
             "INSERT INTO refresh_families (id, grant_id, issued_at, revoked_at) VALUES (?1, NULL, ?2, ?2)
              ON CONFLICT (id) DO UPDATE SET revoked_at = coalesce(refresh_families.revoked_at, excluded.revoked_at)",
@@ -66,7 +66,7 @@ impl TokenStore for SqliteStore {
     }
 
     async fn revoke_jti(&self, jti: &str, until: i64) -> StoreResult<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         record_revocation(&mut tx, jti, until).await?;
         tx.commit().await.map_err(err)
     }

@@ -14,7 +14,7 @@ impl AttemptStore for SqliteStore {
         policy: &LockoutPolicy,
     ) -> StoreResult<Result<(), u64>> {
         // The write lock, taken first, makes the read and the write one step for every caller.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         let bucket = sqlx::query("SELECT level, at FROM login_attempts WHERE key = ?")
             .bind(&key[..])
             .fetch_optional(&mut *tx)
@@ -89,7 +89,7 @@ impl BudgetStore for SqliteStore {
         quota: Quota,
         want: u32,
     ) -> StoreResult<Result<u32, i64>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         let tat: Option<i64> = sqlx::query_scalar("SELECT tat FROM rate_budgets WHERE key = ?")
             .bind(key)
             .fetch_optional(&mut *tx)
@@ -127,7 +127,7 @@ impl Janitor for SqliteStore {
     async fn purge(&self, what: Purge, now: i64, grace: i64, batch: u32) -> StoreResult<u64> {
         let sql = purge_sql(what);
         let (before, revoked_before) = what.cutoffs(now, grace);
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.gate.begin(&self.pool).await?;
         let mut query = sqlx::query(sql).bind(before);
         if what == Purge::RefreshTokens {
             query = query.bind(revoked_before);

@@ -8,6 +8,7 @@ use sqlx::sqlite::SqlitePool;
 use sqlx::{Row, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
+use super::gate::WriteGate;
 use super::{err, refresh_of};
 use crate::rows::{is_retry, successor_of};
 use tessera_core::model::{RefreshFamily, RefreshToken};
@@ -60,7 +61,7 @@ pub(super) const MAX_BATCH: usize = 256;
 /// takes whatever is queued, runs it in one `BEGIN IMMEDIATE` transaction in arrival order (each
 /// rotation still a compare-and-swap, now against the batch's earlier writes too), commits, and
 /// only then answers every caller. Durability is unchanged; one fsync serves the whole batch.
-pub(super) async fn writer(pool: SqlitePool, mut queue: mpsc::Receiver<Write>) {
+pub(super) async fn writer(pool: SqlitePool, gate: WriteGate, mut queue: mpsc::Receiver<Write>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.recv().await {
         batch.push(first);
@@ -70,7 +71,7 @@ pub(super) async fn writer(pool: SqlitePool, mut queue: mpsc::Receiver<Write>) {
                 Err(_) => break,
             }
         }
-        run_batch(&pool, &mut batch).await;
+        run_batch(&pool, &gate, &mut batch).await;
     }
 }
 
@@ -79,9 +80,9 @@ pub(super) enum Outcome {
     Rotate(Box<StoreResult<Rotation>>),
 }
 
-pub(super) async fn run_batch(pool: &SqlitePool, batch: &mut Vec<Write>) {
+pub(super) async fn run_batch(pool: &SqlitePool, gate: &WriteGate, batch: &mut Vec<Write>) {
     let result: StoreResult<Vec<Outcome>> = async {
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = gate.begin(pool).await?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for w in batch.iter() {
             outcomes.push(match w {

@@ -393,3 +393,47 @@ async fn a_grant_with_thousands_of_families_is_withdrawn_in_time() {
         );
     }
 }
+
+/// A client that refreshes without pause keeps SQLite's one write lock busy batch after batch;
+/// a revocation on another connection used to sleep in the busy handler, miss every free moment
+/// and fail after the timeout. Each write now takes its turn in order: the revocation waits for
+/// the batch ahead of it, not for a gap.
+#[tokio::test]
+async fn a_revocation_gets_its_turn_while_rotations_never_pause() {
+    for (name, first, _dir, url) in stores_at().await {
+        drop(first);
+        let options = tessera_store::Options {
+            pool_size: None,
+            timeout: std::time::Duration::from_millis(300),
+        };
+        let s = tessera_store::open(&url, &options).await.unwrap();
+        with_user_and_client(s.as_ref()).await;
+        let grant = s.upsert_grant("u1", "c1", "crm", 10).await.unwrap();
+        let mut rotators = Vec::new();
+        for f in 0..8 {
+            let id = format!("busy-{f}");
+            let mut first = refresh(0, &id, 100_000);
+            first.digest = digest(f, 0);
+            first.grant_id = Some(grant.id.clone());
+            first.client_id = "p1".into();
+            s.start_family(&family(&id, Some(&grant.id)), Some(&first))
+                .await
+                .unwrap();
+            rotators.push(tokio::spawn(rotate_until_refused(Arc::clone(&s), f)));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        for n in 0..20 {
+            s.revoke_jti(&format!("jti-{n}"), 9000)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: revocation {n} refused: {e}"));
+        }
+        assert!(
+            s.revoke_grant("u1", "c1", 9000, 300, &[]).await.unwrap(),
+            "{name}"
+        );
+        for r in rotators {
+            let made = r.await.unwrap();
+            all_revoked(&s, &made, name).await;
+        }
+    }
+}
