@@ -51,6 +51,23 @@ async fn rotate_until_refused(s: Arc<dyn Store>, f: usize) -> Vec<SecretDigest> 
     made
 }
 
+/// Start family `id` (digests of `f`) under `grant`, and a task rotating it until refused.
+async fn rotating_under(
+    s: &Arc<dyn Store>,
+    grant: &str,
+    id: &str,
+    f: usize,
+) -> tokio::task::JoinHandle<Vec<SecretDigest>> {
+    let mut first = refresh(0, id, 100_000);
+    first.digest = digest(f, 0);
+    first.grant_id = Some(grant.to_string());
+    first.client_id = "p1".into();
+    s.start_family(&family(id, Some(grant)), Some(&first))
+        .await
+        .unwrap();
+    tokio::spawn(rotate_until_refused(Arc::clone(s), f))
+}
+
 async fn all_revoked(s: &Arc<dyn Store>, made: &[SecretDigest], what: &str) {
     for d in made {
         let t = s.refresh_token(d).await.unwrap().unwrap();
@@ -66,15 +83,7 @@ async fn a_grant_revocation_wins_against_rotations_in_flight() {
             let grant = s.upsert_grant("u1", "c1", "crm", 10).await.unwrap();
             let mut rotators = Vec::new();
             for f in 0..3 {
-                let id = format!("g{round}-{f}");
-                let mut first = refresh(0, &id, 100_000);
-                first.digest = digest(f, 0);
-                first.grant_id = Some(grant.id.clone());
-                first.client_id = "p1".into();
-                s.start_family(&family(&id, Some(&grant.id)), Some(&first))
-                    .await
-                    .unwrap();
-                rotators.push(tokio::spawn(rotate_until_refused(Arc::clone(&s), f)));
+                rotators.push(rotating_under(&s, &grant.id, &format!("g{round}-{f}"), f).await);
             }
             tokio::time::sleep(std::time::Duration::from_millis(5 + round)).await;
             assert!(s.revoke_grant("u1", "c1", 9000, 300, &[]).await.unwrap());
@@ -411,15 +420,7 @@ async fn a_revocation_gets_its_turn_while_rotations_never_pause() {
         let grant = s.upsert_grant("u1", "c1", "crm", 10).await.unwrap();
         let mut rotators = Vec::new();
         for f in 0..8 {
-            let id = format!("busy-{f}");
-            let mut first = refresh(0, &id, 100_000);
-            first.digest = digest(f, 0);
-            first.grant_id = Some(grant.id.clone());
-            first.client_id = "p1".into();
-            s.start_family(&family(&id, Some(&grant.id)), Some(&first))
-                .await
-                .unwrap();
-            rotators.push(tokio::spawn(rotate_until_refused(Arc::clone(&s), f)));
+            rotators.push(rotating_under(&s, &grant.id, &format!("busy-{f}"), f).await);
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         for n in 0..20 {
