@@ -6,8 +6,10 @@
 //! nodes allow N times the rate, so the budget lives in the database ([`crate::budget`], one row
 //! per key) and each node **leases** units a few at a time (`Refill`: 50 ms of the rate at
 //! first, more for a busy key, at most a quarter of the burst): one round trip per lease, not
-//! per request, about four a second for a busy key. A refusal is remembered until the budget
-//! can have a unit again, so a client over its limit costs no round trip either. A node spends
+//! per request, about four a second for a busy key. When a quarter of a lease is left the next
+//! is asked for in the background, so a busy key's requests do not wait for the database; only
+//! a key's first request, or one that outruns its lease, does. A refusal is remembered until
+//! the budget can have a unit again, so a client over its limit costs no round trip either. A node spends
 //! its leased units within [`LEASE_LIFE_US`] or drops them, and never admits a unit the
 //! database did not grant: the cluster admits at most `burst + rate × t` in any `t` (plus the
 //! rate times the nodes' clock skew), and less by the units left in leases when a key goes
@@ -28,7 +30,7 @@ use quick_cache::sync::Cache;
 
 use crate::budget::{self, Quota};
 use crate::error::EngineError;
-use crate::store::BudgetStore;
+use crate::store::Store;
 
 /// How long leased units may be spent: a node that goes quiet on a key gives them up.
 const LEASE_LIFE_US: i64 = 1_000_000;
@@ -62,6 +64,9 @@ struct Lease {
     until: AtomicI64,
     /// The budget has no unit before this moment (µs): refuse without asking.
     refused_until: AtomicI64,
+    /// When this many units are left, the next lease is asked for in the background, so that
+    /// no request waits for it (a quarter of the last lease; 0, never, for leases under 4).
+    low_mark: AtomicI64,
     /// One lease request at a time per key on this node, and how large the next should be.
     refill: tokio::sync::Mutex<Refill>,
 }
@@ -98,24 +103,39 @@ impl Refill {
 }
 
 impl Lease {
-    /// Spend a held unit at `now`: `Some(Ok)`, `Some(Err(wait_us))` while refused, `None` when
-    /// the database must be asked.
-    fn spend(&self, now: i64) -> Option<Result<(), i64>> {
+    /// Spend a held unit at `now`: `Some(Ok(left))` with the units left after it,
+    /// `Some(Err(wait_us))` while refused, `None` when the database must be asked.
+    fn spend(&self, now: i64) -> Option<Result<i64, i64>> {
         let refused_until = self.refused_until.load(Ordering::Acquire);
         if now < refused_until {
             return Some(Err(refused_until - now));
         }
-        if now < self.until.load(Ordering::Acquire) && self.units.fetch_sub(1, Ordering::AcqRel) > 0
-        {
-            return Some(Ok(()));
+        if now < self.until.load(Ordering::Acquire) {
+            let held = self.units.fetch_sub(1, Ordering::AcqRel);
+            if held > 0 {
+                return Some(Ok(held - 1));
+            }
         }
         None
     }
 
-    /// Hold `units` more (one of the lease's already spent by the caller) until `until`. The
-    /// count is stored before the time, so a taker that sees the new time sees the new count.
+    /// Hold `units` (one of them already spent by the caller) until `until`. The count is
+    /// stored before the time, so a taker that sees the new time sees the new count.
     fn fill(&self, units: u32, until: i64) {
         self.units.store(i64::from(units) - 1, Ordering::Release);
+        self.low_mark.store(i64::from(units / 4), Ordering::Release);
+        self.until.store(until, Ordering::Release);
+    }
+
+    /// Hold `units` more, beside those left, until `until` (a background top-up). Takers that
+    /// raced past zero in the meantime spent nothing, so the count starts from zero at least.
+    fn add(&self, units: u32, until: i64) {
+        let _ = self
+            .units
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                Some(held.max(0) + i64::from(units))
+            });
+        self.low_mark.store(i64::from(units / 4), Ordering::Release);
         self.until.store(until, Ordering::Release);
     }
 }
@@ -141,7 +161,7 @@ impl Limiter {
     /// Take one unit of `key`'s budget, or refuse with the seconds until the next.
     pub(crate) async fn charge(
         &self,
-        store: &dyn BudgetStore,
+        store: &Arc<dyn Store>,
         key: &str,
     ) -> Result<(), EngineError> {
         let Some(leases) = &self.leases else {
@@ -155,13 +175,18 @@ impl Limiter {
             .get_or_insert_with(key, || Ok::<_, Infallible>(Arc::default()))
             .unwrap_or_else(|never| match never {});
         if let Some(spent) = lease.spend(now) {
-            return spent.map_err(|wait| self.refused(wait));
+            let left = spent.map_err(|wait| self.refused(wait))?;
+            // Exactly one taker sees each count: the one that reaches the mark tops up.
+            if left > 0 && left == lease.low_mark.load(Ordering::Acquire) {
+                self.top_up(store, &lease, key);
+            }
+            return Ok(());
         }
         let mut refill = lease.refill.lock().await;
         // Whoever held the turn before may have refilled the lease, or been refused.
         let now = budget::unix_micros();
         if let Some(spent) = lease.spend(now) {
-            return spent.map_err(|wait| self.refused(wait));
+            return spent.map(drop).map_err(|wait| self.refused(wait));
         }
         let budget_key = format!("{}:{key}", self.name);
         let want = refill.next(now, self.quota);
@@ -191,6 +216,26 @@ impl Limiter {
                 self.charge_locally(key)
             }
         }
+    }
+
+    /// Ask for `key`'s next lease in the background while units are left. If another lease
+    /// request of the key is under way, that one serves; a refusal or a failure is left to the
+    /// request that finds the lease empty.
+    fn top_up(&self, store: &Arc<dyn Store>, lease: &Arc<Lease>, key: &str) {
+        let (store, lease, quota) = (Arc::clone(store), Arc::clone(lease), self.quota);
+        let budget_key = format!("{}:{key}", self.name);
+        tokio::spawn(async move {
+            let Ok(mut refill) = lease.refill.try_lock() else {
+                return;
+            };
+            let now = budget::unix_micros();
+            let want = refill.next(now, quota);
+            let asked = store.take_budget(&budget_key, now, quota, want);
+            if let Ok(Ok(Ok(units))) = tokio::time::timeout(LEASE_DEADLINE, asked).await {
+                lease.add(units, now + LEASE_LIFE_US);
+                refill.filled_at = now;
+            }
+        });
     }
 
     fn charge_locally(&self, key: &str) -> Result<(), EngineError> {
@@ -253,12 +298,22 @@ mod tests {
         assert_eq!(lease.spend(0), None, "an empty lease asks the database");
         // Three units leased, the first spent by the request that leased them.
         lease.fill(3, 1_000);
-        assert_eq!(lease.spend(10), Some(Ok(())));
-        assert_eq!(lease.spend(10), Some(Ok(())));
+        assert_eq!(lease.spend(10), Some(Ok(1)));
+        assert_eq!(lease.spend(10), Some(Ok(0)));
         assert_eq!(lease.spend(10), None, "all three spent");
         assert_eq!(lease.spend(10), None, "takers racing past zero do not wrap");
+        // A top-up counts from zero, not from the takers that found none.
+        lease.add(2, 1_000);
+        assert_eq!(lease.spend(10), Some(Ok(1)));
+        assert_eq!(lease.spend(10), Some(Ok(0)));
+        assert_eq!(lease.spend(10), None);
+        // A lease of 8 asks for the next at 2 left; one of under 4 never ahead of time.
+        lease.fill(8, 1_000);
+        assert_eq!(lease.low_mark.load(Ordering::Acquire), 2);
+        lease.fill(3, 1_000);
+        assert_eq!(lease.low_mark.load(Ordering::Acquire), 0);
         lease.fill(5, 1_000);
-        assert_eq!(lease.spend(999), Some(Ok(())));
+        assert_eq!(lease.spend(999), Some(Ok(3)));
         assert_eq!(
             lease.spend(1_000),
             None,

@@ -402,7 +402,7 @@ impl Engine {
             return Ok(());
         };
         for key in [format!("source:{source}"), format!("partner:{partner_id}")] {
-            registrations.charge(&*self.store, &key).await?;
+            registrations.charge(&self.store, &key).await?;
         }
         Ok(())
     }
@@ -411,7 +411,7 @@ impl Engine {
     /// budget: `flow_burst` back to back, then one every 2 seconds.
     pub async fn check_flow_rate(&self, source: &str) -> Result<(), EngineError> {
         match &self.flows {
-            Some(flows) => flows.charge(&*self.store, source).await,
+            Some(flows) => flows.charge(&self.store, source).await,
             None => Ok(()),
         }
     }
@@ -420,7 +420,7 @@ impl Engine {
     /// at once). Keys are partner ids and client ids: bounded by the registry, not by callers.
     pub async fn check_rate(&self, key: &str) -> Result<(), EngineError> {
         match &self.limiter {
-            Some(limiter) => limiter.charge(&*self.store, key).await,
+            Some(limiter) => limiter.charge(&self.store, key).await,
             None => Ok(()),
         }
     }
