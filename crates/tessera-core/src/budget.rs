@@ -3,8 +3,9 @@
 //! the budget will be whole again. Taking `n` units moves it `n` periods later; a budget whose
 //! `tat` has passed is whole, the same as no row at all, so the janitor may delete it.
 //!
-//! [`take`] is the step every backend runs under the key's row lock; the engine's limiter
-//! (`engine::limits`) leases units from it a few at a time ([`Quota::lease_size`]).
+//! [`take`] is the step every backend runs under the key's row lock, with the database's clock
+//! where nodes share it (see `BudgetStore`); the engine's limiter (`engine::limits`) leases
+//! units from it a few at a time ([`Quota::lease_size`]).
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -62,7 +63,8 @@ pub fn take(tat: Option<i64>, now: i64, quota: Quota, want: u32) -> Result<(u32,
     Ok((units as u32, from + units * t))
 }
 
-/// Microseconds since the Unix epoch, the clock budgets are counted in.
+/// Microseconds since the Unix epoch by this machine's clock: what a store whose nodes share no
+/// clock (SQLite, one node) counts budgets in.
 pub fn unix_micros() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -103,9 +105,9 @@ mod tests {
     }
 
     #[test]
-    fn a_node_whose_clock_is_behind_takes_nothing_early() {
-        // Another node emptied the budget when its clock read 1_600_000; this one reads
-        // 1_500_000 and waits the period and the skew.
+    fn a_budget_spent_ahead_of_now_waits_out_the_difference() {
+        // Spent in full at 1_600_000 and asked again at 1_500_000 (one clock must count a
+        // budget: the store's): the wait is the period and the difference.
         let quota = q(10);
         let (_, tat) = take(None, 1_600_000, quota, 10).unwrap();
         assert_eq!(take(Some(tat), 1_500_000, quota, 1), Err(200_000));

@@ -10,6 +10,9 @@ use crate::janitor::JANITOR_BUDGET;
 use crate::keys::{KeySet, KeyState, KeyUse, StoredKey};
 use crate::model::{Change, PartnerStatus};
 use crate::policy::{FEED_GAP_MARGIN, FEED_RETENTION, KEY_ANNOUNCE_SECS};
+
+/// Rate budgets deleted per statement by housekeeping.
+const BUDGETS_PRUNED: u32 = 10_000;
 use crate::store::Purge;
 
 impl Engine {
@@ -165,13 +168,8 @@ impl Engine {
         if let Some(registrations) = &self.registrations {
             registrations.retain_recent();
         }
-        if self.store.shared()
-            && let Err(e) = self
-                .store
-                .prune_budgets(now.saturating_mul(1_000_000))
-                .await
-        {
-            tracing::warn!(error = %e, "could not prune the rate budgets");
+        if self.store.shared() {
+            self.prune_budgets().await;
         }
         if let Err(e) = self.store.prune_attempts(now, &self.lockout).await {
             tracing::warn!(error = %e, "could not prune the lockout buckets");
@@ -251,6 +249,22 @@ impl Engine {
             );
         }
         Ok(added)
+    }
+
+    /// Delete rate budgets that are whole again, [`BUDGETS_PRUNED`] at a time, at most ten
+    /// batches a round: a flood of requesters leaves many rows, and one unbounded `DELETE`
+    /// could outlive the database timeout and never finish.
+    async fn prune_budgets(&self) {
+        for _ in 0..10 {
+            match self.store.prune_budgets(BUDGETS_PRUNED).await {
+                Ok(n) if n == u64::from(BUDGETS_PRUNED) => continue,
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not prune the rate budgets");
+                    return;
+                }
+            }
+        }
     }
 
     /// The janitor: delete what can never be used again (see [`crate::janitor`]); stops after

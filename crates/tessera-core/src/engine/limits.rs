@@ -6,14 +6,16 @@
 //! nodes allow N times the rate, so the budget lives in the database ([`crate::budget`], one row
 //! per key) and each node **leases** units a few at a time (`Refill`: 50 ms of the rate at
 //! first, more for a busy key, at most a quarter of the burst): one round trip per lease, not
-//! per request, about four a second for a busy key. When a quarter of a lease is left the next
+//! per request, four to eight a second for a busy key. When a quarter of a lease is left the next
 //! is asked for in the background, so a busy key's requests do not wait for the database; only
 //! a key's first request, or one that outruns its lease, does. A refusal is remembered until
 //! the budget can have a unit again, so a client over its limit costs no round trip either. A node spends
 //! its leased units within [`LEASE_LIFE_US`] or drops them, and never admits a unit the
-//! database did not grant: the cluster admits at most `burst + rate × t` in any `t` (plus the
-//! rate times the nodes' clock skew), and less by the units left in leases when a key goes
-//! quiet (at most one lease per node).
+//! database did not grant. Over a second or more the cluster admits at most `burst + rate × t`
+//! (`it::cluster_limits`); within a shorter window it can admit up to one lease per node more,
+//! because a unit leased shortly before the window may be spent in it (a lease is at most a
+//! quarter of the burst, and lives 250 ms). Budgets are counted in the database's clock, so
+//! nodes' clocks do not matter.
 //!
 //! If the database does not answer a lease within [`LEASE_DEADLINE`], the node counts in memory
 //! for [`DEGRADED_FOR_US`] (each node the whole rate, as on one node) rather than hold up
@@ -32,8 +34,10 @@ use crate::budget::{self, Quota};
 use crate::error::EngineError;
 use crate::store::Store;
 
-/// How long leased units may be spent: a node that goes quiet on a key gives them up.
-const LEASE_LIFE_US: i64 = 1_000_000;
+/// How long leased units may be spent: a node that goes quiet on a key gives them up. Units
+/// spent late are units the budget counted earlier, so this also bounds how far a node's
+/// admissions can lag the budget's.
+const LEASE_LIFE_US: i64 = 250_000;
 /// The longest a request waits for a lease before its node counts in memory.
 const LEASE_DEADLINE: Duration = Duration::from_millis(500);
 /// How long a node counts in memory after the database failed to answer a lease.
@@ -73,7 +77,7 @@ struct Lease {
 
 /// The size of a key's leases on this node: the quota's [`Quota::lease_size`] at first,
 /// doubled each time a lease is spent within [`QUICK_US`] (up to a quarter of the burst), back
-/// to the smallest after a lease outlives [`LEASE_LIFE_US`]. A busy key then costs about four
+/// to the smallest after a lease outlives [`LEASE_LIFE_US`]. A busy key then costs four to eight
 /// round trips a second per node, whatever its rate, and a quiet one holds few units.
 #[derive(Default)]
 struct Refill {
@@ -82,7 +86,7 @@ struct Refill {
 }
 
 /// A lease spent faster than this asks for twice as many units next time.
-const QUICK_US: i64 = 250_000;
+const QUICK_US: i64 = 125_000;
 
 impl Refill {
     /// Units to ask for at `now`.
@@ -190,7 +194,7 @@ impl Limiter {
         }
         let budget_key = format!("{}:{key}", self.name);
         let want = refill.next(now, self.quota);
-        let asked = store.take_budget(&budget_key, now, self.quota, want);
+        let asked = store.take_budget(&budget_key, self.quota, want);
         match tokio::time::timeout(LEASE_DEADLINE, asked).await {
             Ok(Ok(Ok(units))) => {
                 lease.fill(units, now + LEASE_LIFE_US);
@@ -230,7 +234,7 @@ impl Limiter {
             };
             let now = budget::unix_micros();
             let want = refill.next(now, quota);
-            let asked = store.take_budget(&budget_key, now, quota, want);
+            let asked = store.take_budget(&budget_key, quota, want);
             if let Ok(Ok(Ok(units))) = tokio::time::timeout(LEASE_DEADLINE, asked).await {
                 lease.add(units, now + LEASE_LIFE_US);
                 refill.filled_at = now;
@@ -284,7 +288,7 @@ mod tests {
         );
         refill.filled_at = now;
         assert_eq!(
-            refill.next(now + 500_000, quota),
+            refill.next(now + 200_000, quota),
             250,
             "kept while it lasts"
         );

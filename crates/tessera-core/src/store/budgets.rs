@@ -11,17 +11,21 @@ pub trait BudgetStore: Send + Sync {
     /// that a limit counted in one node's memory would let N nodes allow N times the rate.
     /// SQLite serves one node, which counts in memory.
     fn shared(&self) -> bool;
-    /// Take up to `want` units of `key`'s budget at `now_us` (microseconds) with
-    /// [`crate::budget::take`], read and written under one lock, so that the units granted to
-    /// concurrent takers (from any node) never exceed the budget. `Ok(Ok(units))`, at least
-    /// one; `Ok(Err(wait_us))` when none is left (nothing is written).
+    /// Take up to `want` units of `key`'s budget now with [`crate::budget::take`], read and
+    /// written under one lock, so that the units granted to concurrent takers (from any node)
+    /// never exceed the budget. `Ok(Ok(units))`, at least one; `Ok(Err(wait_us))` when none is
+    /// left (nothing is written).
+    ///
+    /// "Now" is the database's clock where nodes share it (PostgreSQL's `clock_timestamp()`),
+    /// never a node's: a node whose clock ran ahead would otherwise store a budget that looks
+    /// spent to every other node for as long as it is ahead. SQLite, one node, uses its own.
     async fn take_budget(
         &self,
         key: &str,
-        now_us: i64,
         quota: Quota,
         want: u32,
     ) -> StoreResult<Result<u32, i64>>;
-    /// Delete the budgets that are whole again at `now_us` (the same as no row); how many.
-    async fn prune_budgets(&self, now_us: i64) -> StoreResult<u64>;
+    /// Delete at most `batch` budgets that are whole again now (the same as no row), skipping
+    /// any a lease holds; how many.
+    async fn prune_budgets(&self, batch: u32) -> StoreResult<u64>;
 }

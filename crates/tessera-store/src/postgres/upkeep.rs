@@ -137,28 +137,25 @@ impl BudgetStore for PgStore {
     async fn take_budget(
         &self,
         key: &str,
-        now_us: i64,
         quota: Quota,
         want: u32,
     ) -> StoreResult<Result<u32, i64>> {
         self.timed(async move {
-            // As for the lockout: a row for the key, then its lock, so that every node's takes
-            // of one budget queue on that row.
+            // The key's row, made if missing and locked either way, in one statement (the
+            // insert-or-update is atomic even against a concurrent prune of the row), with the
+            // database's time: every node's takes of one budget queue on that row and count in
+            // one clock.
             let mut tx = self.pool.begin().await.map_err(err)?;
-            sqlx::query(
-                "INSERT INTO rate_budgets (key, tat) VALUES ($1, 0) ON CONFLICT (key) DO NOTHING",
+            let (tat, now): (i64, i64) = sqlx::query_as(
+                "INSERT INTO rate_budgets AS b (key, tat) VALUES ($1, 0)
+                 ON CONFLICT (key) DO UPDATE SET tat = b.tat
+                 RETURNING tat, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint",
             )
             .bind(key)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await
             .map_err(err)?;
-            let tat: i64 =
-                sqlx::query_scalar("SELECT tat FROM rate_budgets WHERE key = $1 FOR UPDATE")
-                    .bind(key)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(err)?;
-            let (units, tat) = match budget::take(Some(tat), now_us, quota, want) {
+            let (units, tat) = match budget::take(Some(tat), now, quota, want) {
                 Ok(taken) => taken,
                 Err(wait) => return Ok(Err(wait)),
             };
@@ -174,14 +171,19 @@ impl BudgetStore for PgStore {
         .await
     }
 
-    async fn prune_budgets(&self, now_us: i64) -> StoreResult<u64> {
+    async fn prune_budgets(&self, batch: u32) -> StoreResult<u64> {
         self.timed(async move {
-            Ok(sqlx::query("DELETE FROM rate_budgets WHERE tat < $1")
-                .bind(now_us)
-                .execute(&self.pool)
-                .await
-                .map_err(err)?
-                .rows_affected())
+            Ok(sqlx::query(
+                "DELETE FROM rate_budgets WHERE key IN (
+                     SELECT key FROM rate_budgets
+                      WHERE tat < (extract(epoch FROM clock_timestamp()) * 1000000)::bigint
+                      LIMIT $1 FOR UPDATE SKIP LOCKED)",
+            )
+            .bind(i64::from(batch))
+            .execute(&self.pool)
+            .await
+            .map_err(err)?
+            .rows_affected())
         })
         .await
     }

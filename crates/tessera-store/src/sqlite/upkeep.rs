@@ -85,7 +85,6 @@ impl BudgetStore for SqliteStore {
     async fn take_budget(
         &self,
         key: &str,
-        now_us: i64,
         quota: Quota,
         want: u32,
     ) -> StoreResult<Result<u32, i64>> {
@@ -95,7 +94,8 @@ impl BudgetStore for SqliteStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(err)?;
-        let (units, tat) = match budget::take(tat, now_us, quota, want) {
+        // One node: its own clock, read under the write lock.
+        let (units, tat) = match budget::take(tat, budget::unix_micros(), quota, want) {
             Ok(taken) => taken,
             Err(wait) => return Ok(Err(wait)),
         };
@@ -112,13 +112,17 @@ impl BudgetStore for SqliteStore {
         Ok(Ok(units))
     }
 
-    async fn prune_budgets(&self, now_us: i64) -> StoreResult<u64> {
-        Ok(sqlx::query("DELETE FROM rate_budgets WHERE tat < ?")
-            .bind(now_us)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?
-            .rows_affected())
+    async fn prune_budgets(&self, batch: u32) -> StoreResult<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM rate_budgets WHERE key IN (
+                 SELECT key FROM rate_budgets WHERE tat < ? LIMIT ?)",
+        )
+        .bind(budget::unix_micros())
+        .bind(i64::from(batch))
+        .execute(&self.pool)
+        .await
+        .map_err(err)?
+        .rows_affected())
     }
 }
 

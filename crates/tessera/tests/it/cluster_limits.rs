@@ -108,3 +108,50 @@ async fn three_nodes_allow_a_requester_its_authorize_burst_once() {
         "the requester was admitted {admitted} times by three nodes: {statuses:?}"
     );
 }
+
+/// Units a node leased and did not spend must not top up a later burst: after a few requests
+/// on one node and a pause in which the shared budget refills, 300 requests at once over three
+/// nodes get the burst and what the rate adds while they run, not the burst plus the first
+/// node's leftovers (they lived a second; now a quarter of one).
+#[tokio::test]
+async fn units_a_node_leased_earlier_do_not_top_up_a_burst() {
+    const RATE: u32 = 20;
+    let mut engine = config();
+    engine.token_rate_limit = RATE;
+    let Some(nodes) = three_nodes(engine).await else {
+        return;
+    };
+    let basic = nodes[0].partner().await.basic();
+    let token = |node: &Arc<TestServer>| {
+        let (node, basic) = (Arc::clone(node), basic.clone());
+        async move {
+            node.post("/v2/oauth/token", Some(&basic), &machine_token_body("crm"))
+                .await
+                .status
+        }
+    };
+    // Each node checks the password once; then every lease ends and the budget is whole.
+    for node in &nodes {
+        assert_eq!(token(node).await, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // The first node leases as it serves six, one after another.
+    for _ in 0..6 {
+        assert_eq!(token(&nodes[0]).await, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(620)).await;
+    let started = Instant::now();
+    let mut burst = tokio::task::JoinSet::new();
+    for node in nodes.iter().cycle().take(300) {
+        burst.spawn(token(node));
+    }
+    let mut admitted = 0;
+    while let Some(status) = burst.join_next().await {
+        admitted += u32::from(status.unwrap() == 200);
+    }
+    let most = f64::from(RATE) * (1.0 + started.elapsed().as_secs_f64()) + 1.0;
+    assert!(
+        f64::from(admitted) <= most,
+        "{admitted} admitted at once, more than the burst and the rate allow ({most:.1})"
+    );
+}
