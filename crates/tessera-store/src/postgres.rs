@@ -94,6 +94,10 @@ const MIGRATION_LOCK: i64 = 0x7e55_e4a0;
 const CHANGES_LOCK: i64 = 0x7e55_e4a1;
 pub struct PgStore {
     pool: PgPool,
+    /// Rate-budget leases only (two connections, opened on first use): a lease must not wait
+    /// for a connection behind the requests it limits, or a flood of unknown clients that fills
+    /// the main pool would push every lease past its deadline (see `engine::limits`).
+    budgets: PgPool,
     timeout: Duration,
     /// For the change listener's own connection, started by the first `change_signal` call
     /// (a server's; the CLI never starts it).
@@ -392,8 +396,14 @@ impl PgStore {
             .connect_with(options.clone())
             .await
             .map_err(|e| connect_err(e, &options))?;
+        let budgets = PgPoolOptions::new()
+            .max_connections(2)
+            .min_connections(0)
+            .acquire_timeout(timeout)
+            .connect_lazy_with(options.clone().application_name("tessera-budgets"));
         let store = PgStore {
             pool,
+            budgets,
             timeout,
             listen_options: options.application_name("tessera-listener"),
             signal: std::sync::OnceLock::new(),

@@ -17,9 +17,14 @@
 //! quarter of the burst, and lives 250 ms). Budgets are counted in the database's clock, so
 //! nodes' clocks do not matter.
 //!
-//! If the database does not answer a lease within [`LEASE_DEADLINE`], the node counts in memory
-//! for [`DEGRADED_FOR_US`] (each node the whole rate, as on one node) rather than hold up
-//! requests that need no database, such as machine tokens for cached credentials.
+//! If a lease fails — the database does not answer within the store's timeout
+//! (`--db-timeout`), or cannot be reached — the node counts in memory for [`DEGRADED_FOR_US`]
+//! (each node the whole rate, as on one node) rather than refuse requests that need no database,
+//! such as machine tokens for cached credentials; one request per node and limit waits out the
+//! timeout every [`DEGRADED_FOR_US`]. A slow answer is waited for: a node that merely has too
+//! much to do (a flood of unknown clients, found by an attack with a shorter deadline of its
+//! own) keeps counting with the others. Leases have connections of their own, so they never
+//! queue behind the requests they limit.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -30,7 +35,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, RateLimiter};
 use quick_cache::sync::Cache;
 
-use crate::budget::{self, Quota};
+use crate::budget::Quota;
 use crate::error::EngineError;
 use crate::store::Store;
 
@@ -38,13 +43,20 @@ use crate::store::Store;
 /// spent late are units the budget counted earlier, so this also bounds how far a node's
 /// admissions can lag the budget's.
 const LEASE_LIFE_US: i64 = 250_000;
-/// The longest a request waits for a lease before its node counts in memory.
-const LEASE_DEADLINE: Duration = Duration::from_millis(500);
 /// How long a node counts in memory after the database failed to answer a lease.
 const DEGRADED_FOR_US: i64 = 5_000_000;
 /// Keys whose lease a node keeps (requesters of the pages are not bounded by the registry); a
 /// lease evicted early only strands its units.
 const LEASES_KEPT: usize = 65_536;
+
+/// Microseconds on this process's monotonic clock: what leases, refusals and the degraded
+/// spell are timed in, so that a step of the wall clock can neither stretch a refusal nor keep
+/// a lease alive. (The budgets themselves count in the store's clock.)
+fn monotonic_micros() -> i64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(std::time::Instant::now);
+    i64::try_from(start.elapsed().as_micros()).unwrap_or(i64::MAX)
+}
 
 /// One limit: a quota per key.
 pub(crate) struct Limiter {
@@ -171,7 +183,7 @@ impl Limiter {
         let Some(leases) = &self.leases else {
             return self.charge_locally(key);
         };
-        let now = budget::unix_micros();
+        let now = monotonic_micros();
         if now < self.degraded_until.load(Ordering::Acquire) {
             return self.charge_locally(key);
         }
@@ -188,28 +200,27 @@ impl Limiter {
         }
         let mut refill = lease.refill.lock().await;
         // Whoever held the turn before may have refilled the lease, or been refused.
-        let now = budget::unix_micros();
+        let now = monotonic_micros();
         if let Some(spent) = lease.spend(now) {
             return spent.map(drop).map_err(|wait| self.refused(wait));
         }
         let budget_key = format!("{}:{key}", self.name);
         let want = refill.next(now, self.quota);
         let asked = store.take_budget(&budget_key, self.quota, want);
-        match tokio::time::timeout(LEASE_DEADLINE, asked).await {
-            Ok(Ok(Ok(units))) => {
+        let answer = asked.await;
+        // Timed from the answer: a slow lease must not arrive already spent.
+        let now = monotonic_micros();
+        match answer {
+            Ok(Ok(units)) => {
                 lease.fill(units, now + LEASE_LIFE_US);
                 refill.filled_at = now;
                 Ok(())
             }
-            Ok(Ok(Err(wait))) => {
+            Ok(Err(wait)) => {
                 lease.refused_until.store(now + wait, Ordering::Release);
                 Err(self.refused(wait))
             }
-            failed => {
-                let error = match failed {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "no answer in time".to_string(),
-                };
+            Err(error) => {
                 tracing::warn!(
                     limiter = self.name,
                     %error,
@@ -232,10 +243,11 @@ impl Limiter {
             let Ok(mut refill) = lease.refill.try_lock() else {
                 return;
             };
-            let now = budget::unix_micros();
+            let now = monotonic_micros();
             let want = refill.next(now, quota);
             let asked = store.take_budget(&budget_key, quota, want);
-            if let Ok(Ok(Ok(units))) = tokio::time::timeout(LEASE_DEADLINE, asked).await {
+            if let Ok(Ok(units)) = asked.await {
+                let now = monotonic_micros();
                 lease.add(units, now + LEASE_LIFE_US);
                 refill.filled_at = now;
             }

@@ -145,7 +145,7 @@ impl BudgetStore for PgStore {
             // insert-or-update is atomic even against a concurrent prune of the row), with the
             // database's time: every node's takes of one budget queue on that row and count in
             // one clock.
-            let mut tx = self.pool.begin().await.map_err(err)?;
+            let mut tx = self.budgets.begin().await.map_err(err)?;
             let (tat, now): (i64, i64) = sqlx::query_as(
                 "INSERT INTO rate_budgets AS b (key, tat) VALUES ($1, 0)
                  ON CONFLICT (key) DO UPDATE SET tat = b.tat

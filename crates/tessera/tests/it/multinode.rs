@@ -431,7 +431,8 @@ async fn a_database_outage_answers_503_fast_and_recovers_by_itself() {
             "503 within --db-timeout"
         );
         // What needs no database keeps working: JWKS and a machine token for cached
-        // credentials, the rate limit counted on this node until the database answers again.
+        // credentials, the rate limit counted on this node while the database is away (at most
+        // one wait of --db-timeout, 1 s here, every 5 s: the lease that failed).
         assert_eq!(t.get("/.well-known/jwks.json", None).await.status, 200);
         let started = Instant::now();
         assert_eq!(
@@ -441,8 +442,8 @@ async fn a_database_outage_answers_503_fast_and_recovers_by_itself() {
             200
         );
         assert!(
-            started.elapsed() < Duration::from_millis(900),
-            "no wait on the database"
+            started.elapsed() < Duration::from_millis(1_600),
+            "no more than one wait on the database"
         );
         assert_eq!(t.get("/readyz", None).await.status, 503);
         tokio::time::sleep(Duration::from_millis(500)).await;
