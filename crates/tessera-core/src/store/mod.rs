@@ -528,7 +528,9 @@ pub trait Janitor {
 pub trait AttemptStore {
     /// Reserve one password check for `key` at `now` with [`crate::lockout::reserve`], read and
     /// written under one lock, so that concurrent reservations (from any node) never exceed the
-    /// allowance. `Ok(Err(seconds))` when refused (nothing is written).
+    /// allowance. `Ok(Err(seconds))` when refused (nothing is written). A database that nodes
+    /// share ([`BudgetStore::shared`]) counts in its own clock and ignores `now`, as it does in
+    /// [`AttemptStore::prune_attempts`].
     async fn reserve_attempt(
         &self,
         key: &[u8; 32],

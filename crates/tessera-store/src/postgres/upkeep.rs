@@ -49,31 +49,32 @@ impl AttemptStore for PgStore {
     async fn reserve_attempt(
         &self,
         key: &[u8; 32],
-        now: i64,
+        _node_now: i64,
         policy: &LockoutPolicy,
     ) -> StoreResult<Result<(), u64>> {
         self.timed(async move {
-            // A row for the key, then its lock: every node's reservations of one username queue
-            // on that row, so their total never exceeds the allowance.
+            // The key's row, made if missing and locked either way in one statement (a prune
+            // between two statements would leave nothing to lock): every node's reservations of
+            // one username queue on that row, so their total never exceeds the allowance. In
+            // the database's clock, not the node's: a node whose clock ran behind would write
+            // buckets that look long drained to the others (an attack with faketime got every
+            // guess through), and one ahead would stretch every lockout.
             let mut tx = self.pool.begin().await.map_err(err)?;
-            sqlx::query(
-                "INSERT INTO login_attempts (key, level, at) VALUES ($1, 0, $2)
-                 ON CONFLICT (key) DO NOTHING",
+            let row = sqlx::query(
+                "INSERT INTO login_attempts AS a (key, level, at)
+                 VALUES ($1, 0, extract(epoch FROM clock_timestamp())::bigint)
+                 ON CONFLICT (key) DO UPDATE SET level = a.level
+                 RETURNING level, at, extract(epoch FROM clock_timestamp())::bigint AS now",
             )
             .bind(&key[..])
-            .bind(now)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await
             .map_err(err)?;
-            let row = sqlx::query("SELECT level, at FROM login_attempts WHERE key = $1 FOR UPDATE")
-                .bind(&key[..])
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(err)?;
             let bucket = Bucket {
                 level: row.try_get("level").map_err(err)?,
                 at: row.try_get("at").map_err(err)?,
             };
+            let now: i64 = row.try_get("now").map_err(err)?;
             let next = match lockout::reserve(Some(bucket), now, policy) {
                 Ok(next) => next,
                 Err(wait) => return Ok(Err(wait)),
@@ -103,8 +104,13 @@ impl AttemptStore for PgStore {
         .await
     }
 
-    async fn prune_attempts(&self, now: i64, policy: &LockoutPolicy) -> StoreResult<u64> {
+    async fn prune_attempts(&self, _node_now: i64, policy: &LockoutPolicy) -> StoreResult<u64> {
         self.timed(async move {
+            let now: i64 =
+                sqlx::query_scalar("SELECT extract(epoch FROM clock_timestamp())::bigint")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(err)?;
             let drained = sqlx::query("DELETE FROM login_attempts WHERE at < $1")
                 .bind(lockout::drained_before(now, policy))
                 .execute(&self.pool)
