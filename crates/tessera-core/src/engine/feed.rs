@@ -159,14 +159,11 @@ impl Engine {
     /// drained lockout buckets and old change-feed entries.
     pub async fn housekeeping(&self, now: i64) {
         self.revoked.retain(|_, until| *until > now);
-        if let Some(l) = &self.limiter {
-            l.retain_recent();
-        }
-        if let Some(flows) = &self.flows {
-            flows.retain_recent();
-        }
-        if let Some(registrations) = &self.registrations {
-            registrations.retain_recent();
+        for limit in [&self.limiter, &self.flows, &self.registrations]
+            .into_iter()
+            .flatten()
+        {
+            limit.retain_recent();
         }
         if self.store.shared() {
             self.prune_budgets().await;

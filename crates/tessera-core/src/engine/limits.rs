@@ -37,7 +37,7 @@ use quick_cache::sync::Cache;
 
 use crate::budget::Quota;
 use crate::error::EngineError;
-use crate::store::Store;
+use crate::store::{Store, StoreResult};
 
 /// How long leased units may be spent: a node that goes quiet on a key gives them up. Units
 /// spent late are units the budget counted earlier, so this also bounds how far a node's
@@ -56,6 +56,27 @@ fn monotonic_micros() -> i64 {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     let start = *START.get_or_init(std::time::Instant::now);
     i64::try_from(start.elapsed().as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Ask the store for `key`'s next lease of limit `name`, sized by `refill` (which notes when a
+/// lease was granted); the answer and the moment it came (a slow lease is timed from its
+/// answer, so that it does not arrive already spent).
+async fn ask(
+    store: &Arc<dyn Store>,
+    name: &str,
+    key: &str,
+    quota: Quota,
+    refill: &mut Refill,
+) -> (StoreResult<Result<u32, i64>>, i64) {
+    let want = refill.next(monotonic_micros(), quota);
+    let answer = store
+        .take_budget(&format!("{name}:{key}"), quota, want)
+        .await;
+    let now = monotonic_micros();
+    if matches!(answer, Ok(Ok(_))) {
+        refill.filled_at = now;
+    }
+    (answer, now)
 }
 
 /// One limit: a quota per key.
@@ -204,16 +225,10 @@ impl Limiter {
         if let Some(spent) = lease.spend(now) {
             return spent.map(drop).map_err(|wait| self.refused(wait));
         }
-        let budget_key = format!("{}:{key}", self.name);
-        let want = refill.next(now, self.quota);
-        let asked = store.take_budget(&budget_key, self.quota, want);
-        let answer = asked.await;
-        // Timed from the answer: a slow lease must not arrive already spent.
-        let now = monotonic_micros();
+        let (answer, now) = ask(store, self.name, key, self.quota, &mut refill).await;
         match answer {
             Ok(Ok(units)) => {
                 lease.fill(units, now + LEASE_LIFE_US);
-                refill.filled_at = now;
                 Ok(())
             }
             Ok(Err(wait)) => {
@@ -237,19 +252,15 @@ impl Limiter {
     /// request of the key is under way, that one serves; a refusal or a failure is left to the
     /// request that finds the lease empty.
     fn top_up(&self, store: &Arc<dyn Store>, lease: &Arc<Lease>, key: &str) {
-        let (store, lease, quota) = (Arc::clone(store), Arc::clone(lease), self.quota);
-        let budget_key = format!("{}:{key}", self.name);
+        let (store, lease, quota, name) =
+            (Arc::clone(store), Arc::clone(lease), self.quota, self.name);
+        let key = key.to_string();
         tokio::spawn(async move {
             let Ok(mut refill) = lease.refill.try_lock() else {
                 return;
             };
-            let now = monotonic_micros();
-            let want = refill.next(now, quota);
-            let asked = store.take_budget(&budget_key, quota, want);
-            if let Ok(Ok(units)) = asked.await {
-                let now = monotonic_micros();
+            if let (Ok(Ok(units)), now) = ask(&store, name, &key, quota, &mut refill).await {
                 lease.add(units, now + LEASE_LIFE_US);
-                refill.filled_at = now;
             }
         });
     }
