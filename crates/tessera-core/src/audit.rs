@@ -3,17 +3,20 @@
 //! changes), never a password, secret or token: a token is named by its `jti`.
 //!
 //! The hot path does not wait for the database: [`Auditor::record`] puts the event in a bounded
-//! queue and returns; one task per process appends what has queued in one batch (one
-//! transaction; on SQLite one fsync) at least every [`FLUSH_EVERY`]. A full queue (the database
-//! is far behind) drops the event, counts it (`tessera_audit_dropped_total`) and logs it, rather
-//! than slowing requests; a crash loses at most the events of the last flush interval. Each
-//! event can also be written as a log line (target `tessera::audit`, off in the default log
-//! filter) for log shippers.
+//! queue, [`Auditor::issued`] a token's on a sharded shelf (see [`TokenIssued`]), and both
+//! return; one task per process appends what has queued in one batch (one transaction; on
+//! SQLite one fsync) at least every [`FLUSH_EVERY`]. A full queue (the database is far behind)
+//! drops the event, counts it (`tessera_audit_dropped_total`) and logs it, rather than slowing
+//! requests; a crash loses at most the events of the last flush interval. Each event can also
+//! be written as a log line (target `tessera::audit`, off in the default log filter) for log
+//! shippers.
 //!
 //! Where the request came from (client IP, request id) is not passed down through every call:
 //! the server sets a [`RequestContext`] for the task serving a request ([`CONTEXT`]), and
 //! [`Auditor::record`] reads it.
 
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -27,7 +30,7 @@ use crate::store::Store;
 pub const QUEUE: usize = 65_536;
 /// Longest an event waits in the queue (one batch is appended per interval, so that a busy
 /// server pays one transaction and one fsync per interval, not one per handful of events).
-pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
+pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// Most events appended in one batch; a queue holding more is appended without waiting.
 const BATCH: usize = 8_192;
 
@@ -162,7 +165,7 @@ impl AuditEvent {
     pub fn in_request_context(mut self) -> Self {
         let _ = CONTEXT.try_with(|c| {
             self.ip = c.ip.map(|ip| ip.to_string());
-            self.request_id.clone_from(&c.request_id);
+            self.request_id = c.request_id.as_deref().map(str::to_string);
         });
         self
     }
@@ -170,6 +173,93 @@ impl AuditEvent {
     pub fn detail(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.detail.insert(key.to_string(), value.into());
         self
+    }
+}
+
+/// A `token.issued` event as a grant makes it: one per token, tens of thousands a second, so
+/// it is typed rather than an [`AuditEvent`] with a JSON map: it shares the caller's partner
+/// and client (no copy), keeps the IP as an address and the request id shared, and is queued
+/// without a box. The store encodes it straight into a compact batch; it reads back as the
+/// [`AuditEvent`] that [`TokenIssued::to_event`] gives.
+#[derive(Clone)]
+pub struct TokenIssued {
+    pub at: i64,
+    /// Who the token was issued to: its partner and client.
+    pub caller: crate::caller::Caller,
+    /// The grant type, as the `grant` detail.
+    pub grant: &'static str,
+    pub subject: String,
+    /// The access token's `jti`.
+    pub jti: String,
+    /// Whether a refresh token came with it.
+    pub refresh_token: bool,
+    pub ip: Option<IpAddr>,
+    pub request_id: Option<Arc<str>>,
+}
+
+impl TokenIssued {
+    /// The event for a token issued to `caller` now, in the current request's context.
+    pub fn new(
+        at: i64,
+        caller: &crate::caller::Caller,
+        grant: &'static str,
+        subject: &str,
+        jti: &str,
+        refresh_token: bool,
+    ) -> TokenIssued {
+        let (ip, request_id) = CONTEXT
+            .try_with(|c| (c.ip, c.request_id.clone()))
+            .unwrap_or_default();
+        TokenIssued {
+            at,
+            caller: caller.clone(),
+            grant,
+            subject: subject.to_string(),
+            jti: jti.to_string(),
+            refresh_token,
+            ip,
+            request_id,
+        }
+    }
+
+    pub fn partner_id(&self) -> &str {
+        &self.caller.partner().id
+    }
+
+    pub fn client_id(&self) -> &str {
+        self.caller.client_id()
+    }
+
+    /// The event as a listing shows it (id 0: the store assigns it).
+    pub fn to_event(&self) -> AuditEvent {
+        AuditEvent {
+            ip: self.ip.map(|ip| ip.to_string()),
+            request_id: self.request_id.as_deref().map(str::to_string),
+            ..AuditEvent::new(Event::TokenIssued, self.at)
+                .partner(self.partner_id())
+                .client(self.client_id())
+                .detail("grant", self.grant)
+                .detail("subject", self.subject.as_str())
+                .detail("jti", self.jti.as_str())
+                .detail("refresh_token", self.refresh_token)
+        }
+    }
+}
+
+/// Names the token by its `jti`, as the audit trail does; the caller by its ids only.
+impl std::fmt::Debug for TokenIssued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenIssued")
+            .field("at", &self.at)
+            .field("partner_id", &self.partner_id())
+            .field("client_id", &self.client_id())
+            .field("grant", &self.grant)
+            .field("subject", &self.subject)
+            .field("jti", &self.jti)
+            .field("refresh_token", &self.refresh_token)
+            .field("ip", &self.ip)
+            .field("request_id", &self.request_id)
+            .finish()
     }
 }
 
@@ -193,7 +283,8 @@ pub struct AuditQuery {
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
     pub ip: Option<std::net::IpAddr>,
-    pub request_id: Option<String>,
+    /// Shared: a `token.issued` event keeps it without a copy.
+    pub request_id: Option<Arc<str>>,
 }
 
 tokio::task_local! {
@@ -227,18 +318,88 @@ enum Message {
     Flush(oneshot::Sender<()>),
 }
 
+/// Shards of the shelf where `token.issued` events wait.
+const SHARDS: usize = 8;
+/// Events a shard holds at most before new ones are dropped.
+const SHARD_MOST: usize = QUEUE / SHARDS;
+
+/// Where `token.issued` events wait for the appender: one event per token, so not the channel
+/// the other events take (an atomic or two per message, and its blocks to fill). Each thread
+/// puts its events in one of a few shards, a `Vec` behind its own lock (threads seldom share
+/// one, so the lock is uncontended); the appender swaps each shard's `Vec` for an empty one
+/// with the capacity of the last, so a steady load queues without allocating.
+struct Shelf {
+    shards: Box<[std::sync::Mutex<Vec<TokenIssued>>]>,
+    /// Wakes the appender when a shard is half full.
+    filling: tokio::sync::Notify,
+}
+
+/// Threads take shards in turn.
+static NEXT_SHARD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+thread_local! {
+    static SHARD: usize = NEXT_SHARD.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SHARDS;
+}
+
+impl Shelf {
+    fn new() -> Shelf {
+        Shelf {
+            shards: (0..SHARDS).map(|_| Default::default()).collect(),
+            filling: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// `false` when the thread's shard is full (the event is not kept).
+    fn put(&self, event: TokenIssued) -> bool {
+        let mut shard = self.shards[SHARD.with(|s| *s)]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if shard.len() >= SHARD_MOST {
+            return false;
+        }
+        shard.push(event);
+        if shard.len() == SHARD_MOST / 2 {
+            self.filling.notify_one();
+        }
+        true
+    }
+
+    /// Move every shelved event to `into` (empty), which hands its capacity to a shard: with
+    /// one busy shard, two `Vec`s take turns and nothing is copied; events of other shards
+    /// are moved through `spare`.
+    fn take(&self, spare: &mut Vec<TokenIssued>, into: &mut Vec<TokenIssued>) {
+        for shard in &self.shards {
+            let mut shard = shard
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if shard.is_empty() {
+                continue;
+            }
+            if into.is_empty() {
+                std::mem::swap(&mut *shard, into);
+            } else {
+                std::mem::swap(&mut *shard, spare);
+                drop(shard);
+                into.append(spare);
+            }
+        }
+    }
+}
+
 /// The queue in front of the audit table; cheap to clone.
 #[derive(Clone)]
 pub struct Auditor {
     queue: mpsc::Sender<Message>,
+    shelf: std::sync::Arc<Shelf>,
 }
 
 impl Auditor {
     /// Start the task that appends queued events to `store`.
     pub fn start(store: std::sync::Arc<dyn Store>) -> Auditor {
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(append(store, rx));
-        Auditor { queue }
+        let shelf = std::sync::Arc::new(Shelf::new());
+        tokio::spawn(append(store, rx, std::sync::Arc::clone(&shelf)));
+        Auditor { queue, shelf }
     }
 
     /// Queue `event`, with the current request's IP and id; never waits.
@@ -257,8 +418,27 @@ impl Auditor {
         if let Err(mpsc::error::TrySendError::Full(_)) =
             self.queue.try_send(Message::Event(Box::new(event)))
         {
-            crate::telemetry::audit_dropped();
-            tracing::warn!("audit queue full; an event was dropped");
+            dropped();
+        }
+    }
+
+    /// Queue a `token.issued` event; never waits. Its log line (when that target is on) is
+    /// written as [`Auditor::record`] writes one.
+    pub fn issued(&self, event: TokenIssued) {
+        if tracing::enabled!(target: "tessera::audit", tracing::Level::INFO) {
+            let e = event.to_event();
+            tracing::info!(
+                target: "tessera::audit",
+                event = %e.event,
+                partner_id = e.partner_id.as_deref(),
+                client_id = e.client_id.as_deref(),
+                ip = e.ip.as_deref(),
+                detail = %serde_json::Value::Object(e.detail),
+                "audit"
+            );
+        }
+        if !self.shelf.put(event) {
+            dropped();
         }
     }
 
@@ -271,38 +451,121 @@ impl Auditor {
     }
 }
 
-async fn append(store: std::sync::Arc<dyn Store>, mut rx: mpsc::Receiver<Message>) {
+fn dropped() {
+    crate::telemetry::audit_dropped();
+    tracing::warn!("audit queue full; an event was dropped");
+}
+
+/// The appender: every [`FLUSH_EVERY`], or at once when a flush is asked for or a queue is
+/// half full, appends what has queued in one call. It ends, after a last append, when every
+/// [`Auditor`] is gone.
+async fn append(
+    store: std::sync::Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Message>,
+    shelf: std::sync::Arc<Shelf>,
+) {
     let mut batch: Vec<AuditEvent> = Vec::new();
+    let mut issued: Vec<TokenIssued> = Vec::new();
+    let mut spare: Vec<TokenIssued> = Vec::new();
     let mut flushed: Vec<oneshot::Sender<()>> = Vec::new();
     let mut messages = Vec::with_capacity(BATCH);
-    loop {
-        if rx.recv_many(&mut messages, BATCH).await == 0 {
-            return;
-        }
-        for m in messages.drain(..) {
-            match m {
-                Message::Event(e) => batch.push(*e),
-                Message::Flush(done) => flushed.push(done),
+    let mut open = true;
+    while open {
+        let due = tokio::time::sleep(FLUSH_EVERY);
+        tokio::pin!(due);
+        loop {
+            tokio::select! {
+                n = rx.recv_many(&mut messages, BATCH) => {
+                    open = n > 0;
+                    for m in messages.drain(..) {
+                        match m {
+                            Message::Event(e) => batch.push(*e),
+                            Message::Flush(done) => flushed.push(done),
+                        }
+                    }
+                    if !open || !flushed.is_empty() || batch.len() >= BATCH {
+                        break;
+                    }
+                }
+                () = shelf.filling.notified() => break,
+                () = &mut due => break,
             }
         }
-        if !batch.is_empty() {
+        shelf.take(&mut spare, &mut issued);
+        if !batch.is_empty() || !issued.is_empty() {
             let started = std::time::Instant::now();
-            if let Err(e) = store.append_audit(&batch).await {
+            let events = batch.len() + issued.len();
+            if let Err(e) = store.append_audit(&batch, &issued).await {
                 // One retry after a pause: a busy database usually answers the second time.
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                if let Err(e2) = store.append_audit(&batch).await {
-                    tracing::error!(error = %e, retry = %e2, events = batch.len(), "could not store audit events");
+                if let Err(e2) = store.append_audit(&batch, &issued).await {
+                    tracing::error!(error = %e, retry = %e2, events, "could not store audit events");
                 }
             }
-            crate::telemetry::audit_appended(batch.len(), started.elapsed().as_secs_f64());
+            crate::telemetry::audit_appended(events, started.elapsed().as_secs_f64());
             batch.clear();
+            issued.clear();
         }
-        let waiters = !flushed.is_empty();
         for done in flushed.drain(..) {
             let _ = done.send(());
         }
-        if !waiters && rx.len() < BATCH {
-            tokio::time::sleep(FLUSH_EVERY).await;
-        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::caller::Caller;
+    use crate::model::{Partner, PartnerStatus, PasswordHash};
+
+    fn issued(jti: String) -> TokenIssued {
+        let partner = Partner {
+            id: "p1".into(),
+            name: "P".into(),
+            email: "p@example.com".into(),
+            org_code: "O".into(),
+            status: PartnerStatus::Active,
+            scopes: crate::scope::ScopeSet::default(),
+            password_hash: PasswordHash("$argon2id$x".into()),
+            created_at: 1,
+        };
+        TokenIssued::new(
+            1,
+            &Caller::Partner(Arc::new(partner)),
+            "client_credentials",
+            "p1",
+            &jti,
+            false,
+        )
+    }
+
+    #[test]
+    fn every_thread_s_events_are_taken_once_and_a_full_shard_refuses() {
+        let shelf = Arc::new(Shelf::new());
+        let threads: Vec<_> = (0..SHARDS + 3)
+            .map(|t| {
+                let shelf = Arc::clone(&shelf);
+                std::thread::spawn(move || (0..100).all(|i| shelf.put(issued(format!("{t}-{i}")))))
+            })
+            .collect();
+        assert!(threads.into_iter().all(|t| t.join().unwrap()));
+        let (mut spare, mut into) = (Vec::new(), Vec::new());
+        shelf.take(&mut spare, &mut into);
+        let mut jtis: Vec<String> = into.iter().map(|e| e.jti.clone()).collect();
+        jtis.sort();
+        jtis.dedup();
+        assert_eq!(jtis.len(), (SHARDS + 3) * 100, "every event, once");
+        into.clear();
+        shelf.take(&mut spare, &mut into);
+        assert!(into.is_empty(), "taken events are gone from the shelf");
+
+        // One thread fills its shard: the next event is refused, not kept.
+        let kept = (0..SHARD_MOST + 5)
+            .filter(|i| shelf.put(issued(i.to_string())))
+            .count();
+        assert_eq!(kept, SHARD_MOST);
+        shelf.take(&mut spare, &mut into);
+        assert_eq!(into.len(), SHARD_MOST);
+        assert!(shelf.put(issued("after".into())), "room again once taken");
     }
 }

@@ -210,7 +210,7 @@ async fn access_log(request: Request, next: Next) -> Response {
             .extensions()
             .get::<axum::extract::ConnectInfo<app::Peer>>()
             .map(|c| c.0.0.ip()),
-        request_id: id.to_str().ok().map(str::to_string),
+        request_id: id.to_str().ok().map(std::sync::Arc::from),
     };
     // Nothing more is collected unless a metric or the access line will be written: this runs
     // on every request.

@@ -340,6 +340,11 @@ impl Engine {
         self.audit.record(event);
     }
 
+    /// Record a `token.issued` event (queued, typed; see [`crate::audit::TokenIssued`]).
+    pub fn audit_issued(&self, event: crate::audit::TokenIssued) {
+        self.audit.issued(event);
+    }
+
     /// Wait until every audit event recorded so far is stored.
     pub async fn flush_audit(&self) {
         self.audit.flush().await;

@@ -9,7 +9,7 @@ pub mod password;
 pub mod refresh_token;
 pub mod token_exchange;
 
-use crate::audit::{AuditEvent, Event};
+use crate::audit::TokenIssued;
 use crate::caller::Caller;
 use crate::engine::Engine;
 use crate::error::EngineError;
@@ -94,15 +94,14 @@ impl Engine {
             let label = grant.name();
             crate::telemetry::issued(label, caller.kind());
             if self.config.audit_tokens {
-                self.audit(
-                    AuditEvent::new(Event::TokenIssued, now)
-                        .partner(&caller.partner().id)
-                        .client(caller.client_id())
-                        .detail("grant", label)
-                        .detail("subject", issued.subject.as_str())
-                        .detail("jti", issued.jti.as_str())
-                        .detail("refresh_token", issued.refresh_token.is_some()),
-                );
+                self.audit_issued(TokenIssued::new(
+                    now,
+                    caller,
+                    label,
+                    &issued.subject,
+                    &issued.jti,
+                    issued.refresh_token.is_some(),
+                ));
             }
         }
         issued

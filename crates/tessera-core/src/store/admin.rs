@@ -51,10 +51,14 @@ pub trait InventoryStore {
 /// The audit trail (see [`crate::audit`]).
 #[async_trait]
 pub trait AuditStore {
-    /// Append `events` in one transaction. Ids follow the order of `events` among the events
-    /// stored as rows and among the `token.issued` events (stored in compact batches, after
-    /// the rows of the same call); every id is unique and larger than any before it.
-    async fn append_audit(&self, events: &[crate::audit::AuditEvent]) -> StoreResult<()>;
+    /// Append `events` (each a row) and `issued` (stored in compact batches) in one
+    /// transaction. Ids follow the order of `events`, then of `issued`; every id is unique and
+    /// larger than any before it.
+    async fn append_audit(
+        &self,
+        events: &[crate::audit::AuditEvent],
+        issued: &[crate::audit::TokenIssued],
+    ) -> StoreResult<()>;
     /// The events matching `query`, newest first.
     async fn query_audit(
         &self,

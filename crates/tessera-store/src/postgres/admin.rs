@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::batch;
+use tessera_core::audit::TokenIssued;
 
 #[async_trait]
 impl InventoryStore for PgStore {
@@ -247,9 +248,8 @@ impl AdminStore for PgStore {
 
 #[async_trait]
 impl AuditStore for PgStore {
-    async fn append_audit(&self, events: &[AuditEvent]) -> StoreResult<()> {
-        let (tokens, rows): (Vec<&AuditEvent>, Vec<&AuditEvent>) =
-            events.iter().partition(|e| batch::batched(e));
+    async fn append_audit(&self, events: &[AuditEvent], tokens: &[TokenIssued]) -> StoreResult<()> {
+        let rows: Vec<&AuditEvent> = events.iter().collect();
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
             append_rows(&mut tx, &rows).await?;

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::batch;
+use tessera_core::audit::TokenIssued;
 
 #[async_trait]
 impl InventoryStore for SqliteStore {
@@ -235,9 +236,8 @@ impl AdminStore for SqliteStore {
 
 #[async_trait]
 impl AuditStore for SqliteStore {
-    async fn append_audit(&self, events: &[AuditEvent]) -> StoreResult<()> {
-        let (tokens, rows): (Vec<&AuditEvent>, Vec<&AuditEvent>) =
-            events.iter().partition(|e| batch::batched(e));
+    async fn append_audit(&self, events: &[AuditEvent], tokens: &[TokenIssued]) -> StoreResult<()> {
+        let rows: Vec<&AuditEvent> = events.iter().collect();
         let mut tx = self.gate.begin(&self.pool).await?;
         append_rows(&mut tx, &rows).await?;
         for chunk in tokens.chunks(batch::MOST) {
