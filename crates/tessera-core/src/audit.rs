@@ -26,7 +26,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::store::Store;
 
-/// Events queued at most before new ones are dropped.
+/// Events queued at most before new ones are dropped: in the channel, and on each shard of the
+/// `token.issued` shelf (so that one busy thread rides out a database stall as long as with a
+/// single queue; all shards full, which takes eight busy threads, is ~130 MB).
 pub const QUEUE: usize = 65_536;
 /// Longest an event waits in the queue (one batch is appended per interval, so that a busy
 /// server pays one transaction and one fsync per interval, not one per handful of events).
@@ -321,7 +323,7 @@ enum Message {
 /// Shards of the shelf where `token.issued` events wait.
 const SHARDS: usize = 8;
 /// Events a shard holds at most before new ones are dropped.
-const SHARD_MOST: usize = QUEUE / SHARDS;
+const SHARD_MOST: usize = QUEUE;
 
 /// Where `token.issued` events wait for the appender: one event per token, so not the channel
 /// the other events take (an atomic or two per message, and its blocks to fill). Each thread
