@@ -26,9 +26,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::store::Store;
 
-/// Events queued at most before new ones are dropped: in the channel, and on each shard of the
-/// `token.issued` shelf (so that one busy thread rides out a database stall as long as with a
-/// single queue; all shards full, which takes eight busy threads, is ~130 MB).
+/// Events queued at most before new ones are dropped: in the channel, and on the `token.issued`
+/// shelf.
 pub const QUEUE: usize = 65_536;
 /// Longest an event waits in the queue (one batch is appended per interval, so that a busy
 /// server pays one transaction and one fsync per interval, not one per handful of events).
@@ -197,6 +196,8 @@ pub struct TokenIssued {
     pub refresh_token: bool,
     pub ip: Option<IpAddr>,
     pub request_id: Option<Arc<str>>,
+    /// Its place in the order events were recorded in, across the shelf's shards.
+    seq: u64,
 }
 
 impl TokenIssued {
@@ -221,6 +222,7 @@ impl TokenIssued {
             refresh_token,
             ip,
             request_id,
+            seq: 0,
         }
     }
 
@@ -322,8 +324,6 @@ enum Message {
 
 /// Shards of the shelf where `token.issued` events wait.
 const SHARDS: usize = 8;
-/// Events a shard holds at most before new ones are dropped.
-const SHARD_MOST: usize = QUEUE;
 
 /// Where `token.issued` events wait for the appender: one event per token, so not the channel
 /// the other events take (an atomic or two per message, and its blocks to fill). Each thread
@@ -332,7 +332,11 @@ const SHARD_MOST: usize = QUEUE;
 /// with the capacity of the last, so a steady load queues without allocating.
 struct Shelf {
     shards: Box<[std::sync::Mutex<Vec<TokenIssued>>]>,
-    /// Wakes the appender when a shard is half full.
+    /// Events on the shelf, at most [`QUEUE`] in all.
+    queued: std::sync::atomic::AtomicUsize,
+    /// The next event's `seq`: the appender puts the shards' events back in recorded order.
+    next: std::sync::atomic::AtomicU64,
+    /// Wakes the appender when the shelf is half full.
     filling: tokio::sync::Notify,
 }
 
@@ -347,22 +351,29 @@ impl Shelf {
     fn new() -> Shelf {
         Shelf {
             shards: (0..SHARDS).map(|_| Default::default()).collect(),
+            queued: std::sync::atomic::AtomicUsize::new(0),
+            next: std::sync::atomic::AtomicU64::new(0),
             filling: tokio::sync::Notify::new(),
         }
     }
 
-    /// `false` when the thread's shard is full (the event is not kept).
-    fn put(&self, event: TokenIssued) -> bool {
+    /// `false` when the shelf is full (the event is not kept).
+    fn put(&self, mut event: TokenIssued) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let queued = self.queued.fetch_add(1, Relaxed);
+        if queued >= QUEUE {
+            self.queued.fetch_sub(1, Relaxed);
+            return false;
+        }
+        if queued == QUEUE / 2 {
+            self.filling.notify_one();
+        }
         let mut shard = self.shards[SHARD.with(|s| *s)]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if shard.len() >= SHARD_MOST {
-            return false;
-        }
+        // Numbered under the shard's lock, so each shard is in `seq` order.
+        event.seq = self.next.fetch_add(1, Relaxed);
         shard.push(event);
-        if shard.len() == SHARD_MOST / 2 {
-            self.filling.notify_one();
-        }
         true
     }
 
@@ -370,6 +381,7 @@ impl Shelf {
     /// one busy shard, two `Vec`s take turns and nothing is copied; events of other shards
     /// are moved through `spare`.
     fn take(&self, spare: &mut Vec<TokenIssued>, into: &mut Vec<TokenIssued>) {
+        let mut shards_taken = 0;
         for shard in &self.shards {
             let mut shard = shard
                 .lock()
@@ -377,6 +389,7 @@ impl Shelf {
             if shard.is_empty() {
                 continue;
             }
+            shards_taken += 1;
             if into.is_empty() {
                 std::mem::swap(&mut *shard, into);
             } else {
@@ -384,6 +397,12 @@ impl Shelf {
                 drop(shard);
                 into.append(spare);
             }
+        }
+        self.queued
+            .fetch_sub(into.len(), std::sync::atomic::Ordering::Relaxed);
+        if shards_taken > 1 {
+            // Runs already in order: a stable sort merges them.
+            into.sort_by_key(|e| e.seq);
         }
     }
 }
@@ -407,16 +426,7 @@ impl Auditor {
     /// Queue `event`, with the current request's IP and id; never waits.
     pub fn record(&self, event: AuditEvent) {
         let event = event.in_request_context();
-        tracing::info!(
-            target: "tessera::audit",
-            event = %event.event,
-            partner_id = event.partner_id.as_deref(),
-            username = event.username.as_deref(),
-            client_id = event.client_id.as_deref(),
-            ip = event.ip.as_deref(),
-            detail = %serde_json::Value::Object(event.detail.clone()),
-            "audit"
-        );
+        log_line(&event);
         if let Err(mpsc::error::TrySendError::Full(_)) =
             self.queue.try_send(Message::Event(Box::new(event)))
         {
@@ -428,16 +438,7 @@ impl Auditor {
     /// written as [`Auditor::record`] writes one.
     pub fn issued(&self, event: TokenIssued) {
         if tracing::enabled!(target: "tessera::audit", tracing::Level::INFO) {
-            let e = event.to_event();
-            tracing::info!(
-                target: "tessera::audit",
-                event = %e.event,
-                partner_id = e.partner_id.as_deref(),
-                client_id = e.client_id.as_deref(),
-                ip = e.ip.as_deref(),
-                detail = %serde_json::Value::Object(e.detail),
-                "audit"
-            );
+            log_line(&event.to_event());
         }
         if !self.shelf.put(event) {
             dropped();
@@ -451,6 +452,20 @@ impl Auditor {
             let _ = wait.await;
         }
     }
+}
+
+/// The event's log line (target `tessera::audit`; its fields are read only when it is on).
+fn log_line(event: &AuditEvent) {
+    tracing::info!(
+        target: "tessera::audit",
+        event = %event.event,
+        partner_id = event.partner_id.as_deref(),
+        username = event.username.as_deref(),
+        client_id = event.client_id.as_deref(),
+        ip = event.ip.as_deref(),
+        detail = %serde_json::Value::Object(event.detail.clone()),
+        "audit"
+    );
 }
 
 fn dropped() {
@@ -494,6 +509,15 @@ async fn append(
             }
         }
         shelf.take(&mut spare, &mut issued);
+        // An event recorded before a token taken just now may still be in the channel: it
+        // goes in this append too, so that its id is not above the token's.
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(Message::Event(e)) => batch.push(*e),
+                Ok(Message::Flush(done)) => flushed.push(done),
+                Err(_) => break,
+            }
+        }
         if !batch.is_empty() || !issued.is_empty() {
             let started = std::time::Instant::now();
             let events = batch.len() + issued.len();
@@ -507,6 +531,12 @@ async fn append(
             crate::telemetry::audit_appended(events, started.elapsed().as_secs_f64());
             batch.clear();
             issued.clear();
+        }
+        // Buffers a burst grew are not kept (they would circulate through the shards).
+        for buffer in [&mut issued, &mut spare] {
+            if buffer.capacity() > 4 * BATCH {
+                *buffer = Vec::new();
+            }
         }
         for done in flushed.drain(..) {
             let _ = done.send(());
@@ -561,13 +591,30 @@ mod tests {
         shelf.take(&mut spare, &mut into);
         assert!(into.is_empty(), "taken events are gone from the shelf");
 
-        // One thread fills its shard: the next event is refused, not kept.
-        let kept = (0..SHARD_MOST + 5)
+        // The shelf holds QUEUE events in all: the next is refused, not kept.
+        let kept = (0..QUEUE + 5)
             .filter(|i| shelf.put(issued(i.to_string())))
             .count();
-        assert_eq!(kept, SHARD_MOST);
+        assert_eq!(kept, QUEUE);
         shelf.take(&mut spare, &mut into);
-        assert_eq!(into.len(), SHARD_MOST);
+        assert_eq!(into.len(), QUEUE);
         assert!(shelf.put(issued("after".into())), "room again once taken");
+    }
+
+    #[test]
+    fn events_of_several_threads_come_back_in_the_order_they_were_put() {
+        let shelf = Arc::new(Shelf::new());
+        // Threads take turns, one event each: their shards differ, the order must not.
+        for i in 0..40 {
+            let shelf = Arc::clone(&shelf);
+            std::thread::spawn(move || assert!(shelf.put(issued(i.to_string()))))
+                .join()
+                .unwrap();
+        }
+        let (mut spare, mut into) = (Vec::new(), Vec::new());
+        shelf.take(&mut spare, &mut into);
+        let order: Vec<String> = into.iter().map(|e| e.jti.clone()).collect();
+        let put: Vec<String> = (0..40).map(|i: i32| i.to_string()).collect();
+        assert_eq!(order, put);
     }
 }

@@ -413,24 +413,25 @@ mod tests {
             password_hash: PasswordHash("$argon2id$x".into()),
             created_at: 1,
         };
-        TokenIssued {
+        let mut event = TokenIssued::new(
             at,
-            caller: Caller::Partner(Arc::new(partner)),
-            grant: "client_credentials",
-            subject: "c-1".into(),
-            jti: jti.into(),
-            refresh_token: jti == "b",
-            ip: Some(
-                if jti == "c" {
-                    "2001:db8::1"
-                } else {
-                    "192.0.2.7"
-                }
-                .parse()
-                .unwrap(),
-            ),
-            request_id: (jti != "b").then(|| format!("req-{jti}").into()),
-        }
+            &Caller::Partner(Arc::new(partner)),
+            "client_credentials",
+            "c-1",
+            jti,
+            jti == "b",
+        );
+        event.ip = Some(
+            if jti == "c" {
+                "2001:db8::1"
+            } else {
+                "192.0.2.7"
+            }
+            .parse()
+            .unwrap(),
+        );
+        event.request_id = (jti != "b").then(|| format!("req-{jti}").into());
+        event
     }
 
     #[test]

@@ -118,20 +118,18 @@ fn partner(id: &str, email: &str, org: &str) -> Partner {
 /// A `token.issued` event as the engine queues it: to partner `partner_id` (its own client),
 /// from 192.0.2.1, naming the token `jti`.
 fn issued(at: i64, partner_id: &str, jti: &str) -> tessera_core::audit::TokenIssued {
-    tessera_core::audit::TokenIssued {
+    let caller =
+        tessera_core::caller::Caller::Partner(Arc::new(partner(partner_id, "p@example.com", "O")));
+    let mut event = tessera_core::audit::TokenIssued::new(
         at,
-        caller: tessera_core::caller::Caller::Partner(Arc::new(partner(
-            partner_id,
-            "p@example.com",
-            "O",
-        ))),
-        grant: "client_credentials",
-        subject: partner_id.into(),
-        jti: jti.into(),
-        refresh_token: false,
-        ip: Some("192.0.2.1".parse().unwrap()),
-        request_id: None,
-    }
+        &caller,
+        "client_credentials",
+        partner_id,
+        jti,
+        false,
+    );
+    event.ip = Some("192.0.2.1".parse().unwrap());
+    event
 }
 
 fn refresh(digest: u8, family: &str, expires_at: i64) -> RefreshToken {
