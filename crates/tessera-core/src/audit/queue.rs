@@ -15,12 +15,14 @@ enum Message {
 
 /// Shards of the shelf where `token.issued` events wait.
 const SHARDS: usize = 8;
+/// A buffer with room for more events than this was grown by a burst, and is not kept.
+const GROWN: usize = 4 * BATCH;
 
 /// Where `token.issued` events wait for the appender: one event per token, so not the channel
 /// the other events take (an atomic or two per message, and its blocks to fill). Each thread
 /// puts its events in one of a few shards, a `Vec` behind its own lock (threads seldom share
-/// one, so the lock is uncontended); the appender swaps each shard's `Vec` for an empty one
-/// with the capacity of the last, so a steady load queues without allocating.
+/// one, so the lock is uncontended); the appender moves them out and leaves each shard its
+/// buffer, so a steady load queues without allocating.
 struct Shelf {
     shards: Box<[std::sync::Mutex<Vec<TokenIssued>>]>,
     /// Events on the shelf, at most [`QUEUE`] in all.
@@ -68,10 +70,10 @@ impl Shelf {
         true
     }
 
-    /// Move every shelved event to `into` (empty), which hands its capacity to a shard: with
-    /// one busy shard, two `Vec`s take turns and nothing is copied; events of other shards
-    /// are moved through `spare`.
-    fn take(&self, spare: &mut Vec<TokenIssued>, into: &mut Vec<TokenIssued>) {
+    /// Move every shelved event to `into`, in the order they were put. Each shard keeps its
+    /// buffer (a steady load queues without allocating), unless a burst grew it.
+    fn take(&self, into: &mut Vec<TokenIssued>) {
+        let before = into.len();
         let mut shards_taken = 0;
         for shard in &self.shards {
             let mut shard = shard
@@ -81,19 +83,16 @@ impl Shelf {
                 continue;
             }
             shards_taken += 1;
-            if into.is_empty() {
-                std::mem::swap(&mut *shard, into);
-            } else {
-                std::mem::swap(&mut *shard, spare);
-                drop(shard);
-                into.append(spare);
+            into.append(&mut shard);
+            if shard.capacity() > GROWN {
+                *shard = Vec::new();
             }
         }
         self.queued
-            .fetch_sub(into.len(), std::sync::atomic::Ordering::Relaxed);
+            .fetch_sub(into.len() - before, std::sync::atomic::Ordering::Relaxed);
         if shards_taken > 1 {
             // Runs already in order: a stable sort merges them.
-            into.sort_by_key(|e| e.seq);
+            into[before..].sort_by_key(|e| e.seq);
         }
     }
 }
@@ -170,7 +169,6 @@ fn dropped() {
 async fn append(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Message>, shelf: Arc<Shelf>) {
     let mut batch: Vec<AuditEvent> = Vec::new();
     let mut issued: Vec<TokenIssued> = Vec::new();
-    let mut spare: Vec<TokenIssued> = Vec::new();
     let mut flushed: Vec<oneshot::Sender<()>> = Vec::new();
     let mut messages = Vec::with_capacity(BATCH);
     let mut open = true;
@@ -195,7 +193,7 @@ async fn append(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Message>, shelf: A
                 () = &mut due => break,
             }
         }
-        shelf.take(&mut spare, &mut issued);
+        shelf.take(&mut issued);
         // An event recorded before a token taken just now may still be in the channel: it
         // goes in this append too, so that its id is not above the token's.
         while batch.len() < BATCH {
@@ -219,11 +217,8 @@ async fn append(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Message>, shelf: A
             batch.clear();
             issued.clear();
         }
-        // Buffers a burst grew are not kept (they would circulate through the shards).
-        for buffer in [&mut issued, &mut spare] {
-            if buffer.capacity() > 4 * BATCH {
-                *buffer = Vec::new();
-            }
+        if issued.capacity() > GROWN {
+            issued = Vec::new();
         }
         for done in flushed.drain(..) {
             let _ = done.send(());
@@ -268,14 +263,14 @@ mod tests {
             })
             .collect();
         assert!(threads.into_iter().all(|t| t.join().unwrap()));
-        let (mut spare, mut into) = (Vec::new(), Vec::new());
-        shelf.take(&mut spare, &mut into);
+        let mut into = Vec::new();
+        shelf.take(&mut into);
         let mut jtis: Vec<String> = into.iter().map(|e| e.jti.clone()).collect();
         jtis.sort();
         jtis.dedup();
         assert_eq!(jtis.len(), (SHARDS + 3) * 100, "every event, once");
         into.clear();
-        shelf.take(&mut spare, &mut into);
+        shelf.take(&mut into);
         assert!(into.is_empty(), "taken events are gone from the shelf");
 
         // The shelf holds QUEUE events in all: the next is refused, not kept.
@@ -283,7 +278,7 @@ mod tests {
             .filter(|i| shelf.put(issued(i.to_string())))
             .count();
         assert_eq!(kept, QUEUE);
-        shelf.take(&mut spare, &mut into);
+        shelf.take(&mut into);
         assert_eq!(into.len(), QUEUE);
         assert!(shelf.put(issued("after".into())), "room again once taken");
     }
@@ -298,8 +293,8 @@ mod tests {
                 .join()
                 .unwrap();
         }
-        let (mut spare, mut into) = (Vec::new(), Vec::new());
-        shelf.take(&mut spare, &mut into);
+        let mut into = Vec::new();
+        shelf.take(&mut into);
         let order: Vec<String> = into.iter().map(|e| e.jti.clone()).collect();
         let put: Vec<String> = (0..40).map(|i: i32| i.to_string()).collect();
         assert_eq!(order, put);

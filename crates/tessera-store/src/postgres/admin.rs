@@ -249,10 +249,9 @@ impl AdminStore for PgStore {
 #[async_trait]
 impl AuditStore for PgStore {
     async fn append_audit(&self, events: &[AuditEvent], tokens: &[TokenIssued]) -> StoreResult<()> {
-        let rows: Vec<&AuditEvent> = events.iter().collect();
         self.timed(async move {
             let mut tx = self.pool.begin().await.map_err(err)?;
-            append_rows(&mut tx, &rows).await?;
+            append_audit_in(&mut tx, events).await?;
             for chunk in tokens.chunks(batch::MOST) {
                 // Ids from the audit trail's sequence, one per event (other nodes draw from it
                 // meanwhile, so they need not be consecutive); the marker row takes the last.
@@ -328,11 +327,6 @@ pub(super) async fn append_audit_in(
     conn: &mut PgConnection,
     events: &[AuditEvent],
 ) -> StoreResult<()> {
-    append_rows(conn, &events.iter().collect::<Vec<_>>()).await
-}
-
-/// Append `events` as rows (each its own), their ids assigned in order.
-async fn append_rows(conn: &mut PgConnection, events: &[&AuditEvent]) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }

@@ -237,9 +237,8 @@ impl AdminStore for SqliteStore {
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn append_audit(&self, events: &[AuditEvent], tokens: &[TokenIssued]) -> StoreResult<()> {
-        let rows: Vec<&AuditEvent> = events.iter().collect();
         let mut tx = self.gate.begin(&self.pool).await?;
-        append_rows(&mut tx, &rows).await?;
+        append_audit_in(&mut tx, events).await?;
         for chunk in tokens.chunks(batch::MOST) {
             // The batch's events take the ids after the newest event or batch (this
             // transaction holds the only write lock), and its marker row the last of them, so
@@ -322,11 +321,6 @@ pub(super) async fn append_audit_in(
     conn: &mut SqliteConnection,
     events: &[AuditEvent],
 ) -> StoreResult<()> {
-    append_rows(conn, &events.iter().collect::<Vec<_>>()).await
-}
-
-/// Append `events` as rows (each its own), their ids assigned in order.
-async fn append_rows(conn: &mut SqliteConnection, events: &[&AuditEvent]) -> StoreResult<()> {
     // A full chunk's statement is prepared once per connection and cached; a shorter one is
     // prepared for its batch only (not persistent): one per batch size would be kept in the
     // connection's statement cache (100 statements of up to 4,000 parameters: tens of MB).
@@ -335,7 +329,7 @@ async fn append_rows(conn: &mut SqliteConnection, events: &[&AuditEvent]) -> Sto
             "INSERT INTO audit_events \
              (at, event, partner_id, username, client_id, ip, request_id, detail) ",
         );
-        insert.push_values(chunk.iter().copied(), |mut row, e| {
+        insert.push_values(chunk, |mut row, e| {
             row.push_bind(e.at)
                 .push_bind(e.event.as_str())
                 .push_bind(e.partner_id.as_deref())
