@@ -62,6 +62,10 @@ impl Engine {
 
     /// One of the partner's accounts; another partner's or an unknown id answer the same.
     pub async fn get_account(&self, partner: &Partner, id: &str) -> Result<Account, EngineError> {
+        // No account has such an id; PostgreSQL would refuse a NUL in it as a query error.
+        if id.len() > 64 || id.contains('\0') {
+            return Err(EngineError::NotPartnersResource("account"));
+        }
         self.account(id)
             .await?
             .filter(|a| a.partner_id == partner.id)
@@ -83,7 +87,7 @@ impl Engine {
                 format!("must be between 1 and {MAX_PAGE_SIZE}"),
             ));
         }
-        if cursor.is_some_and(|c| c.len() > 64) {
+        if cursor.is_some_and(|c| c.len() > 64 || c.contains('\0')) {
             return Err(EngineError::field(
                 Field::Cursor,
                 "is not a cursor this server issued",

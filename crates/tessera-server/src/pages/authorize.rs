@@ -25,6 +25,13 @@ fn authorize_params(raw: Option<&str>) -> Result<AuthorizeParams, String> {
         if !seen.insert(k.to_string()) {
             return Err(format!("The request repeats the parameter {k}."));
         }
+        // PostgreSQL refuses NUL in text (the request is stored), and no parameter has one.
+        if k.contains('\0') || v.contains('\0') {
+            return Err(format!(
+                "The request's parameter {} holds a NUL character (%00).",
+                k.replace('\0', "%00")
+            ));
+        }
         let v = Some(v.into_owned());
         match k.as_ref() {
             "response_type" => p.response_type = v,
