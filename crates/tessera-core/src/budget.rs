@@ -10,6 +10,20 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+/// Whose budgets a limit counts, which decides the connections its leases take where nodes
+/// share the database: a flood of budgets that anyone can make must not delay, and so unshare,
+/// the budgets of callers that signed in (found by an attack: `/authorize` requests from
+/// thousands of addresses, each a first request and so a lease, filled the lease connections
+/// until the token limit's leases timed out and every node counted it alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Partners and clients that authenticated (the token limit).
+    Callers,
+    /// Requesters by address, and what they ask of a partner without signing in (the
+    /// `/authorize` and registration throttles).
+    Requesters,
+}
+
 /// A budget: `burst` units at once, then one more every `period_us` microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {

@@ -97,7 +97,11 @@ pub struct PgStore {
     /// Rate-budget leases only (two connections, opened on first use): a lease must not wait
     /// for a connection behind the requests it limits, or a flood of unknown clients that fills
     /// the main pool would push every lease past its deadline (see `engine::limits`).
+    /// Lease connections of the callers' budgets (the token limit), and of the requesters'
+    /// (the page throttles), apart from each other and from `pool`
+    /// ([`tessera_core::budget::Lane`]).
     budgets: PgPool,
+    requester_budgets: PgPool,
     timeout: Duration,
     /// For the change listener's own connection, started by the first `change_signal` call
     /// (a server's; the CLI never starts it).
@@ -396,14 +400,17 @@ impl PgStore {
             .connect_with(options.clone())
             .await
             .map_err(|e| connect_err(e, &options))?;
-        let budgets = PgPoolOptions::new()
-            .max_connections(2)
-            .min_connections(0)
-            .acquire_timeout(timeout)
-            .connect_lazy_with(options.clone().application_name("tessera-budgets"));
+        let lease_pool = |name: &str| {
+            PgPoolOptions::new()
+                .max_connections(2)
+                .min_connections(0)
+                .acquire_timeout(timeout)
+                .connect_lazy_with(options.clone().application_name(name))
+        };
         let store = PgStore {
             pool,
-            budgets,
+            budgets: lease_pool("tessera-budgets"),
+            requester_budgets: lease_pool("tessera-requester-budgets"),
             timeout,
             listen_options: options.application_name("tessera-listener"),
             signal: std::sync::OnceLock::new(),

@@ -81,8 +81,6 @@ impl Engine {
                 "this application does not offer registration",
             ));
         }
-        self.check_registration_rate(&client.partner_id, source)
-            .await?;
         let mut errors = Vec::new();
         let account_name = account_name.trim();
         if account_name.is_empty() || account_name.chars().count() > MAX_NAME_LEN {
@@ -110,6 +108,10 @@ impl Engine {
                 "An account with this email already exists. Sign in instead.",
             ));
         }
+        // Only a registration that would be made counts against the budgets (found by an
+        // attack: five empty forms from one address spent a partner's budget for everyone).
+        self.check_registration_rate(&client.partner_id, source)
+            .await?;
         // Through the password queue, before anything is written: a refusal ("busy") leaves
         // no account behind.
         let place = self.admit_check()?;

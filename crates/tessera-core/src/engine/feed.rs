@@ -159,10 +159,13 @@ impl Engine {
     /// drained lockout buckets and old change-feed entries.
     pub async fn housekeeping(&self, now: i64) {
         self.revoked.retain(|_, until| *until > now);
-        for limit in [&self.limiter, &self.flows, &self.registrations]
-            .into_iter()
-            .flatten()
-        {
+        let limits = [
+            &self.limiter,
+            &self.flows,
+            &self.registrations,
+            &self.registrations_by_source,
+        ];
+        for limit in limits.into_iter().flatten() {
             limit.retain_recent();
         }
         if self.store.shared() {

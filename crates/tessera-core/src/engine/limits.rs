@@ -24,7 +24,11 @@
 //! timeout every [`DEGRADED_FOR_US`]. A slow answer is waited for: a node that merely has too
 //! much to do (a flood of unknown clients, found by an attack with a shorter deadline of its
 //! own) keeps counting with the others. Leases have connections of their own, so they never
-//! queue behind the requests they limit.
+//! queue behind the requests they limit, and the token limit's leases ([`Lane::Callers`]) have
+//! others than the page throttles' ([`Lane::Requesters`]), whose keys anyone can make: a flood
+//! of `/authorize` requests from thousands of addresses (each a lease) can make only the page
+//! throttles fall back to counting on each node (found by an attack, where the token limit
+//! admitted up to twice its budget across three nodes).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -35,7 +39,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, RateLimiter};
 use quick_cache::sync::Cache;
 
-use crate::budget::Quota;
+use crate::budget::{Lane, Quota};
 use crate::error::EngineError;
 use crate::store::{Store, StoreResult};
 
@@ -63,14 +67,14 @@ fn monotonic_micros() -> i64 {
 /// answer, so that it does not arrive already spent).
 async fn ask(
     store: &Arc<dyn Store>,
-    name: &str,
+    (name, lane): (&str, Lane),
     key: &str,
     quota: Quota,
     refill: &mut Refill,
 ) -> (StoreResult<Result<u32, i64>>, i64) {
     let want = refill.next(monotonic_micros(), quota);
     let answer = store
-        .take_budget(&format!("{name}:{key}"), quota, want)
+        .take_budget(&format!("{name}:{key}"), quota, want, lane)
         .await;
     let now = monotonic_micros();
     if matches!(answer, Ok(Ok(_))) {
@@ -83,6 +87,8 @@ async fn ask(
 pub(crate) struct Limiter {
     /// `token`, `flows` or `registrations`: the metric's label and the budgets' key prefix.
     name: &'static str,
+    /// Whose budgets these are: which lease connections they take.
+    lane: Lane,
     quota: Quota,
     /// Counts when the database is not shared, and while it does not answer.
     local: DefaultKeyedRateLimiter<String>,
@@ -178,12 +184,13 @@ impl Lease {
 }
 
 impl Limiter {
-    /// A limit of `quota` per key; counted in the database when `shared`.
-    pub(crate) fn new(name: &'static str, quota: Quota, shared: bool) -> Limiter {
+    /// A limit of `quota` per key of `lane`; counted in the database when `shared`.
+    pub(crate) fn new(name: &'static str, lane: Lane, quota: Quota, shared: bool) -> Limiter {
         let period = Duration::from_micros(quota.period_us.unsigned_abs());
         let burst = std::num::NonZeroU32::new(quota.burst).unwrap_or(std::num::NonZeroU32::MIN);
         Limiter {
             name,
+            lane,
             quota,
             local: RateLimiter::keyed(
                 governor::Quota::with_period(period)
@@ -220,12 +227,17 @@ impl Limiter {
             return Ok(());
         }
         let mut refill = lease.refill.lock().await;
-        // Whoever held the turn before may have refilled the lease, or been refused.
+        // Whoever held the turn before may have refilled the lease, or been refused, or found
+        // the database failing (then waiting out the timeout again would only delay this one).
         let now = monotonic_micros();
         if let Some(spent) = lease.spend(now) {
             return spent.map(drop).map_err(|wait| self.refused(wait));
         }
-        let (answer, now) = ask(store, self.name, key, self.quota, &mut refill).await;
+        if now < self.degraded_until.load(Ordering::Acquire) {
+            return self.charge_locally(key);
+        }
+        let asking = (self.name, self.lane);
+        let (answer, now) = ask(store, asking, key, self.quota, &mut refill).await;
         match answer {
             Ok(Ok(units)) => {
                 lease.fill(units, now + LEASE_LIFE_US);
@@ -252,14 +264,18 @@ impl Limiter {
     /// request of the key is under way, that one serves; a refusal or a failure is left to the
     /// request that finds the lease empty.
     fn top_up(&self, store: &Arc<dyn Store>, lease: &Arc<Lease>, key: &str) {
-        let (store, lease, quota, name) =
-            (Arc::clone(store), Arc::clone(lease), self.quota, self.name);
+        let (store, lease, quota, asking) = (
+            Arc::clone(store),
+            Arc::clone(lease),
+            self.quota,
+            (self.name, self.lane),
+        );
         let key = key.to_string();
         tokio::spawn(async move {
             let Ok(mut refill) = lease.refill.try_lock() else {
                 return;
             };
-            if let (Ok(Ok(units)), now) = ask(&store, name, &key, quota, &mut refill).await {
+            if let (Ok(Ok(units)), now) = ask(&store, asking, &key, quota, &mut refill).await {
                 lease.add(units, now + LEASE_LIFE_US);
             }
         });

@@ -32,7 +32,7 @@ use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use quick_cache::sync::Cache;
 
-use crate::budget::Quota;
+use crate::budget::{Lane, Quota};
 use crate::error::EngineError;
 use crate::jwt::Claims;
 use crate::keys::{Alg, KeyError, KeySet, KeyUse, generate_key_for};
@@ -72,8 +72,9 @@ pub struct EngineConfig {
     /// off. Each request stores a pending request, so the default bounds what one source can
     /// make the database keep.
     pub flow_burst: u32,
-    /// Self-registrations (the sign-in page's "create an account") a requester, and a partner,
-    /// may make an hour, at most 5 back to back; `0` = off.
+    /// Self-registrations (the sign-in page's "create an account") a partner's users may make
+    /// an hour, at most 5 back to back; one requester half of that, at most 2 back to back, so
+    /// that no single requester can keep a partner's registrations spent; `0` = off.
     pub registrations_per_hour: u32,
     /// Entries in the verified-credential cache.
     pub credential_cache_size: usize,
@@ -203,8 +204,9 @@ pub struct Engine {
     /// Token requests, per partner or client (`Caller::rate_key`); counted by every node
     /// together when they share the database (see `limits`).
     limiter: Option<Limiter>,
-    /// Self-registration on the pages, per requester (IP address) and per partner.
+    /// Self-registration on the pages, per partner, and per requester at half that rate.
     registrations: Option<Limiter>,
+    registrations_by_source: Option<Limiter>,
     /// Anonymous `/authorize` requests (each stores a pending request), per requester.
     flows: Option<Limiter>,
     /// The audit trail's queue.
@@ -275,7 +277,7 @@ impl Engine {
         }
         let shared = store.shared();
         let limiter = NonZeroU32::new(config.token_rate_limit)
-            .map(|n| Limiter::new("token", Quota::per_second(n), shared));
+            .map(|n| Limiter::new("token", Lane::Callers, Quota::per_second(n), shared));
         let cache = config.credential_cache_size.max(16);
         let scopes = store.list_scopes().await?;
         let inactive: HashSet<String> = store
@@ -316,13 +318,20 @@ impl Engine {
             // `flow_burst` at once, then one every 2 seconds per requester.
             flows: NonZeroU32::new(config.flow_burst).map(|burst| {
                 let quota = Quota::every(std::time::Duration::from_secs(2), burst);
-                Limiter::new("flows", quota, shared)
+                Limiter::new("flows", Lane::Requesters, quota, shared)
             }),
-            // `registrations_per_hour` spread over the hour, at most 5 back to back.
+            // `registrations_per_hour` spread over the hour, at most 5 back to back, per
+            // partner; a requester half as many, at most 2 back to back (found by an attack:
+            // with the same budget, one address spent a partner's for everyone).
             registrations: NonZeroU32::new(config.registrations_per_hour).map(|n| {
                 let period = std::time::Duration::from_secs(3600) / n.get();
                 let quota = Quota::every(period, n.min(NonZeroU32::new(5).expect("non-zero")));
-                Limiter::new("registrations", quota, shared)
+                Limiter::new("registrations", Lane::Requesters, quota, shared)
+            }),
+            registrations_by_source: NonZeroU32::new(config.registrations_per_hour).map(|n| {
+                let period = std::time::Duration::from_secs(3600) * 2 / n.get();
+                let quota = Quota::every(period, n.min(NonZeroU32::new(2).expect("non-zero")));
+                Limiter::new("registrations", Lane::Requesters, quota, shared)
             }),
             seq: AtomicI64::new(seq),
             synced_at: AtomicI64::new(now),
@@ -396,20 +405,26 @@ impl Engine {
         self.keys.load().jwks().clone()
     }
 
-    /// Count one self-registration against its requester's and its partner's budgets
-    /// (`registrations_per_hour` each, at most 5 back to back).
+    /// Count one self-registration (a valid one: the engine checks the form first) against
+    /// its requester's budget and then its partner's (`registrations_per_hour`, at most 5 back
+    /// to back; half of that and at most 2 for a requester). A requester over its own budget
+    /// spends none of the partner's.
     pub(crate) async fn check_registration_rate(
         &self,
         partner_id: &str,
         source: &str,
     ) -> Result<(), EngineError> {
-        let Some(registrations) = &self.registrations else {
+        let (Some(per_partner), Some(per_source)) =
+            (&self.registrations, &self.registrations_by_source)
+        else {
             return Ok(());
         };
-        for key in [format!("source:{source}"), format!("partner:{partner_id}")] {
-            registrations.charge(&self.store, &key).await?;
-        }
-        Ok(())
+        per_source
+            .charge(&self.store, &format!("source:{source}"))
+            .await?;
+        per_partner
+            .charge(&self.store, &format!("partner:{partner_id}"))
+            .await
     }
 
     /// Count one `/authorize` request (it stores a pending request) against its requester's

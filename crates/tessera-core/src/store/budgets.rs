@@ -2,7 +2,7 @@
 //! in (see [`crate::budget`]).
 
 use super::*;
-use crate::budget::Quota;
+use crate::budget::{Lane, Quota};
 
 /// Rate budgets, one row per key, shared by every node of the database.
 #[async_trait]
@@ -19,11 +19,16 @@ pub trait BudgetStore: Send + Sync {
     /// "Now" is the database's clock where nodes share it (PostgreSQL's `clock_timestamp()`),
     /// never a node's: a node whose clock ran ahead would otherwise store a budget that looks
     /// spent to every other node for as long as it is ahead. SQLite, one node, uses its own.
+    ///
+    /// A shared store takes each [`Lane`]'s budgets on connections of its own, apart from the
+    /// requests the limits guard and from each other, so that a flood of one lane's keys can
+    /// make only that lane's takes wait (and time out).
     async fn take_budget(
         &self,
         key: &str,
         quota: Quota,
         want: u32,
+        lane: Lane,
     ) -> StoreResult<Result<u32, i64>>;
     /// Delete at most `batch` budgets that are whole again now (the same as no row), skipping
     /// any a lease holds; how many.

@@ -2,7 +2,7 @@
 //! rate budgets, the janitor's purges, and the change feed every node follows.
 
 use super::*;
-use tessera_core::budget::{self, Quota};
+use tessera_core::budget::{self, Lane, Quota};
 use tessera_core::store::BudgetStore;
 
 /// The advisory lock the janitors of all nodes take turns on.
@@ -145,13 +145,18 @@ impl BudgetStore for PgStore {
         key: &str,
         quota: Quota,
         want: u32,
+        lane: Lane,
     ) -> StoreResult<Result<u32, i64>> {
+        let pool = match lane {
+            Lane::Callers => &self.budgets,
+            Lane::Requesters => &self.requester_budgets,
+        };
         self.timed(async move {
             // The key's row, made if missing and locked either way, in one statement (the
             // insert-or-update is atomic even against a concurrent prune of the row), with the
             // database's time: every node's takes of one budget queue on that row and count in
             // one clock.
-            let mut tx = self.budgets.begin().await.map_err(err)?;
+            let mut tx = pool.begin().await.map_err(err)?;
             let (tat, now): (i64, i64) = sqlx::query_as(
                 "INSERT INTO rate_budgets AS b (key, tat) VALUES ($1, 0)
                  ON CONFLICT (key) DO UPDATE SET tat = b.tat

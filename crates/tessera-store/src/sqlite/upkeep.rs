@@ -2,7 +2,7 @@
 //! budgets, the janitor's purges, and the change feed every node follows.
 
 use super::*;
-use tessera_core::budget::{self, Quota};
+use tessera_core::budget::{self, Lane, Quota};
 use tessera_core::store::BudgetStore;
 
 #[async_trait]
@@ -82,11 +82,13 @@ impl BudgetStore for SqliteStore {
         false
     }
 
+    /// One node: the lane makes no difference.
     async fn take_budget(
         &self,
         key: &str,
         quota: Quota,
         want: u32,
+        _lane: Lane,
     ) -> StoreResult<Result<u32, i64>> {
         let mut tx = self.gate.begin(&self.pool).await?;
         let tat: Option<i64> = sqlx::query_scalar("SELECT tat FROM rate_budgets WHERE key = ?")

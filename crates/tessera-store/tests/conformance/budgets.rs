@@ -1,19 +1,20 @@
 //! Rate budgets (`BudgetStore`): the units granted for one key, by any number of concurrent
 //! takers on any number of connections (nodes), never exceed `burst + rate × t`, counted in the
-//! store's one clock; pruning a whole budget never fails a take of it.
+//! store's one clock, whichever lane (lease connections) they take it through; pruning a whole
+//! budget never fails a take of it.
 
 use super::*;
 use std::num::NonZeroU32;
 use std::time::Duration;
-use tessera_core::budget::Quota;
+use tessera_core::budget::{Lane, Quota};
 
 /// Ten at once, then one every ten seconds: nothing refills while a test runs.
 fn slow() -> Quota {
     Quota::every(Duration::from_secs(10), NonZeroU32::new(10).unwrap())
 }
 
-/// Take `want` units of `key` `n` times at once, half through `a` and half through `b`; how many
-/// units were granted.
+/// Take `want` units of `key` `n` times at once, half through `a` and half through `b`, and in
+/// each half through both lanes; how many units were granted.
 async fn take_at_once(
     a: &Arc<dyn Store>,
     b: &Arc<dyn Store>,
@@ -24,7 +25,12 @@ async fn take_at_once(
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n {
         let s = Arc::clone(if i % 2 == 0 { a } else { b });
-        tasks.spawn(async move { s.take_budget(key, slow(), want).await.unwrap() });
+        let lane = if i % 4 < 2 {
+            Lane::Callers
+        } else {
+            Lane::Requesters
+        };
+        tasks.spawn(async move { s.take_budget(key, slow(), want, lane).await.unwrap() });
     }
     let mut granted = 0;
     while let Some(r) = tasks.join_next().await {
@@ -47,7 +53,11 @@ async fn budgets_grant_no_more_than_the_burst_to_concurrent_takers_on_two_nodes(
             10,
             "{name}"
         );
-        match s.take_budget("token:p1", slow(), 1).await.unwrap() {
+        match s
+            .take_budget("token:p1", slow(), 1, Lane::Callers)
+            .await
+            .unwrap()
+        {
             Err(wait) => assert!(
                 (9_000_000..=10_000_000).contains(&wait),
                 "{name}: about one period to wait, not {wait} µs"
@@ -65,7 +75,11 @@ async fn budgets_grant_no_more_than_the_burst_to_concurrent_takers_on_two_nodes(
         // One unit a millisecond, one at once: whole again a millisecond after a take.
         let fast = Quota::every(Duration::from_millis(1), NonZeroU32::new(1).unwrap());
         for key in ["flows:a", "flows:b", "flows:c"] {
-            assert_eq!(s.take_budget(key, fast, 1).await.unwrap(), Ok(1), "{name}");
+            assert_eq!(
+                s.take_budget(key, fast, 1, Lane::Requesters).await.unwrap(),
+                Ok(1),
+                "{name}"
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(
@@ -107,7 +121,7 @@ async fn pruning_a_whole_budget_never_fails_a_take_of_it() {
                         "token:warm"
                     };
                     // Granted or refused, never a store error.
-                    if let Err(e) = s.take_budget(key, quota, 1).await {
+                    if let Err(e) = s.take_budget(key, quota, 1, Lane::Callers).await {
                         panic!("a take of {key} failed: {e}");
                     }
                 }

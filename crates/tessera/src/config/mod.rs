@@ -125,8 +125,9 @@ pub struct ServeArgs {
     /// 0 turns it off [default: 30].
     #[arg(long, env = "TESSERA_FLOW_BURST")]
     pub flow_burst: Option<u32>,
-    /// Self-registrations a requester, and a partner, may make an hour (at most 5 back to
-    /// back); 0 turns it off [default: 10].
+    /// Self-registrations a partner's users may make an hour (at most 5 back to
+    /// back), and one requester half as many (at most 2 back to back); 0 turns it off
+    /// [default: 10].
     #[arg(long, env = "TESSERA_REGISTRATIONS_PER_HOUR")]
     pub registrations_per_hour: Option<u32>,
     /// Log lines as human-readable `text` or as `json` lines for log shippers [default: text].

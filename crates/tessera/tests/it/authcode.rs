@@ -137,9 +137,15 @@ impl Page {
 
 impl Agent {
     pub fn new(base: &str) -> Agent {
+        Agent::from(base, std::net::Ipv4Addr::LOCALHOST)
+    }
+
+    /// A browser at another address of 127/8: another requester to the server's throttles.
+    pub fn from(base: &str, address: std::net::Ipv4Addr) -> Agent {
         Agent {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .local_address(std::net::IpAddr::V4(address))
                 .build()
                 .unwrap(),
             base: base.to_string(),

@@ -264,7 +264,19 @@ async fn pkce_plain_only_for_clients_registered_for_it() {
 
 /// Register an account through `client` from a fresh browser; the page's status.
 async fn register(t: &TestServer, client: &str, n: usize) -> u16 {
-    let mut agent = Agent::new(&t.base);
+    register_from(t, client, n, std::net::Ipv4Addr::LOCALHOST, true).await
+}
+
+/// Register an account through `client` from a fresh browser at `address`, with a valid form
+/// or an empty one; the page's status.
+async fn register_from(
+    t: &TestServer,
+    client: &str,
+    n: usize,
+    address: std::net::Ipv4Addr,
+    valid: bool,
+) -> u16 {
+    let mut agent = Agent::from(&t.base, address);
     let r = agent.get(&authorize_path("standard", client, &[])).await;
     let login = r.location.unwrap();
     let page = agent
@@ -274,15 +286,20 @@ async fn register(t: &TestServer, client: &str, n: usize) -> u16 {
         return page.status;
     }
     let email = format!("new-{n}-{}@customer.example", crate::support::uuid_suffix());
+    let (name, email, password) = if valid {
+        ("Spam Ltd", email, "violet-harbor-engine-42")
+    } else {
+        ("", String::new(), "")
+    };
     agent
         .post(
             "/oauth/register",
             &[
                 ("request", &page.hidden("request")),
                 ("csrf", &page.hidden("csrf")),
-                ("account_name", "Spam Ltd"),
+                ("account_name", name),
                 ("email", &email),
-                ("password", "violet-harbor-engine-42"),
+                ("password", password),
             ],
         )
         .await
@@ -308,9 +325,34 @@ async fn registration_is_off_unless_allowed_and_throttled_when_on() {
     for n in 0..20 {
         statuses.push(register(&t, &open, n).await);
     }
+    // One requester: two back to back.
     let created = statuses.iter().filter(|&&s| s == 303).count();
-    assert_eq!(created, 5, "{statuses:?}");
-    assert!(statuses[5..].iter().all(|&s| s == 429), "{statuses:?}");
+    assert_eq!(created, 2, "{statuses:?}");
+    assert!(statuses[2..].iter().all(|&s| s == 429), "{statuses:?}");
+}
+
+/// Found by the third attack on the limits: registrations were counted before the form was
+/// checked, against one budget for a requester and for the partner, so five empty forms from
+/// one address spent the partner's registrations for everyone, on every node. Now only a
+/// registration that would be made counts, and a requester gets at most 2 of the partner's 5.
+#[tokio::test]
+async fn one_requester_cannot_spend_a_partners_registrations() {
+    use std::net::Ipv4Addr;
+    let t = TestServer::start().await;
+    let s = authcode::setup(&t, &[], false).await;
+    let open = client_with(&t, &s, false, true).await;
+    let attacker = Ipv4Addr::new(127, 0, 0, 2);
+    for n in 0..5 {
+        assert_eq!(register_from(&t, &open, n, attacker, false).await, 400);
+    }
+    let mut statuses = Vec::new();
+    for (n, from) in [2, 2, 2, 3, 3, 4, 5].into_iter().enumerate() {
+        let from = Ipv4Addr::new(127, 0, 0, from);
+        statuses.push(register_from(&t, &open, 10 + n, from, true).await);
+    }
+    // Two for the attacker's address, refused its third; two for the next; the partner's
+    // fifth for the third address, and then no more for anyone.
+    assert_eq!(statuses, [303, 303, 429, 303, 303, 303, 429]);
 }
 
 #[tokio::test]
