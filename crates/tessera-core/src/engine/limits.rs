@@ -248,13 +248,18 @@ impl Limiter {
                 Err(self.refused(wait))
             }
             Err(error) => {
-                tracing::warn!(
-                    limiter = self.name,
-                    %error,
-                    "could not lease a rate budget; counting on this node alone for 5 s"
-                );
-                self.degraded_until
-                    .store(now + DEGRADED_FOR_US, Ordering::Release);
+                // Once per spell: the leases that were waiting with this one fail with it, and
+                // a flood must not turn each of them into a log line.
+                let was = self
+                    .degraded_until
+                    .swap(now + DEGRADED_FOR_US, Ordering::AcqRel);
+                if was <= now {
+                    tracing::warn!(
+                        limiter = self.name,
+                        %error,
+                        "could not lease a rate budget; counting on this node alone for 5 s"
+                    );
+                }
                 self.charge_locally(key)
             }
         }
