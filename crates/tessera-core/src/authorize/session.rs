@@ -108,13 +108,13 @@ impl Engine {
                 "An account with this email already exists. Sign in instead.",
             ));
         }
+        // Through the password queue, before anything is written: a refusal ("busy") leaves
+        // no account behind.
+        let place = self.admit_check()?;
         // Only a registration that would be made counts against the budgets (found by an
         // attack: five empty forms from one address spent a partner's budget for everyone).
         self.check_registration_rate(&client.partner_id, source)
             .await?;
-        // Through the password queue, before anything is written: a refusal ("busy") leaves
-        // no account behind.
-        let place = self.admit_check()?;
         let password_hash = self.passwords.hash(place, password).await;
         let account = Account {
             id: new_id(),

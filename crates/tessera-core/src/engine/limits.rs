@@ -83,12 +83,25 @@ async fn ask(
     (answer, now)
 }
 
+/// What a limit does while its budgets cannot be leased.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unleased {
+    /// Count on this node alone (each node the whole rate): for limits whose refusal would
+    /// stop requests that need no database.
+    CountAlone,
+    /// Refuse ("busy, retry shortly"): for rare requests a flood must not unlock, such as
+    /// self-registration (an attack degraded the lane with a flood and got a partner's budget
+    /// again from each node).
+    Refuse,
+}
+
 /// One limit: a quota per key.
 pub(crate) struct Limiter {
     /// `token`, `flows` or `registrations`: the metric's label and the budgets' key prefix.
     name: &'static str,
     /// Whose budgets these are: which lease connections they take.
     lane: Lane,
+    unleased: Unleased,
     quota: Quota,
     /// Counts when the database is not shared, and while it does not answer.
     local: DefaultKeyedRateLimiter<String>,
@@ -185,12 +198,19 @@ impl Lease {
 
 impl Limiter {
     /// A limit of `quota` per key of `lane`; counted in the database when `shared`.
-    pub(crate) fn new(name: &'static str, lane: Lane, quota: Quota, shared: bool) -> Limiter {
+    pub(crate) fn new(
+        name: &'static str,
+        lane: Lane,
+        unleased: Unleased,
+        quota: Quota,
+        shared: bool,
+    ) -> Limiter {
         let period = Duration::from_micros(quota.period_us.unsigned_abs());
         let burst = std::num::NonZeroU32::new(quota.burst).unwrap_or(std::num::NonZeroU32::MIN);
         Limiter {
             name,
             lane,
+            unleased,
             quota,
             local: RateLimiter::keyed(
                 governor::Quota::with_period(period)
@@ -212,12 +232,12 @@ impl Limiter {
             return self.charge_locally(key);
         };
         let now = monotonic_micros();
-        if now < self.degraded_until.load(Ordering::Acquire) {
-            return self.charge_locally(key);
-        }
         let lease = leases
             .get_or_insert_with(key, || Ok::<_, Infallible>(Arc::default()))
             .unwrap_or_else(|never| match never {});
+        // Units the database granted are spent, and a refusal it gave holds, even while the
+        // node counts alone (found by an attack: one stalled lease, and a partner whose
+        // budget the database had spent got a fresh one from each node).
         if let Some(spent) = lease.spend(now) {
             let left = spent.map_err(|wait| self.refused(wait))?;
             // Exactly one taker sees each count: the one that reaches the mark tops up.
@@ -225,6 +245,9 @@ impl Limiter {
                 self.top_up(store, &lease, key);
             }
             return Ok(());
+        }
+        if now < self.degraded_until.load(Ordering::Acquire) {
+            return self.alone(key);
         }
         let mut refill = lease.refill.lock().await;
         // Whoever held the turn before may have refilled the lease, or been refused, or found
@@ -234,7 +257,7 @@ impl Limiter {
             return spent.map(drop).map_err(|wait| self.refused(wait));
         }
         if now < self.degraded_until.load(Ordering::Acquire) {
-            return self.charge_locally(key);
+            return self.alone(key);
         }
         let asking = (self.name, self.lane);
         let (answer, now) = ask(store, asking, key, self.quota, &mut refill).await;
@@ -254,13 +277,17 @@ impl Limiter {
                     .degraded_until
                     .swap(now + DEGRADED_FOR_US, Ordering::AcqRel);
                 if was <= now {
+                    let then = match self.unleased {
+                        Unleased::CountAlone => "counting on this node alone",
+                        Unleased::Refuse => "refusing",
+                    };
                     tracing::warn!(
                         limiter = self.name,
                         %error,
-                        "could not lease a rate budget; counting on this node alone for 5 s"
+                        "could not lease a rate budget; {then} for 5 s"
                     );
                 }
-                self.charge_locally(key)
+                self.alone(key)
             }
         }
     }
@@ -284,6 +311,19 @@ impl Limiter {
                 lease.add(units, now + LEASE_LIFE_US);
             }
         });
+    }
+
+    /// A charge while the budgets cannot be leased ([`Unleased`]).
+    fn alone(&self, key: &str) -> Result<(), EngineError> {
+        match self.unleased {
+            Unleased::CountAlone => self.charge_locally(key),
+            Unleased::Refuse => {
+                crate::telemetry::refused(self.name);
+                Err(EngineError::Busy {
+                    retry_after_secs: (DEGRADED_FOR_US / 1_000_000) as u64,
+                })
+            }
+        }
     }
 
     fn charge_locally(&self, key: &str) -> Result<(), EngineError> {

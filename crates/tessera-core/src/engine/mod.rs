@@ -43,7 +43,7 @@ use crate::password::Passwords;
 use crate::policy;
 use crate::secret::{CacheKeyer, SecretDigest};
 use crate::store::{AuthorizationStore, Store, StoreResult, TokenStore};
-use limits::Limiter;
+use limits::{Limiter, Unleased};
 
 /// Settings of the engine; the server fills them from its configuration.
 #[derive(Clone, Debug)]
@@ -276,8 +276,15 @@ impl Engine {
             revoked.insert(id, until);
         }
         let shared = store.shared();
-        let limiter = NonZeroU32::new(config.token_rate_limit)
-            .map(|n| Limiter::new("token", Lane::Callers, Quota::per_second(n), shared));
+        let limiter = NonZeroU32::new(config.token_rate_limit).map(|n| {
+            Limiter::new(
+                "token",
+                Lane::Callers,
+                Unleased::CountAlone,
+                Quota::per_second(n),
+                shared,
+            )
+        });
         let cache = config.credential_cache_size.max(16);
         let scopes = store.list_scopes().await?;
         let inactive: HashSet<String> = store
@@ -318,7 +325,13 @@ impl Engine {
             // `flow_burst` at once, then one every 2 seconds per requester.
             flows: NonZeroU32::new(config.flow_burst).map(|burst| {
                 let quota = Quota::every(std::time::Duration::from_secs(2), burst);
-                Limiter::new("flows", Lane::Requesters, quota, shared)
+                Limiter::new(
+                    "flows",
+                    Lane::Requesters,
+                    Unleased::CountAlone,
+                    quota,
+                    shared,
+                )
             }),
             // `registrations_per_hour` spread over the hour, at most 5 back to back, per
             // partner; a requester half as many, at most 2 back to back (found by an attack:
@@ -326,12 +339,25 @@ impl Engine {
             registrations: NonZeroU32::new(config.registrations_per_hour).map(|n| {
                 let period = std::time::Duration::from_secs(3600) / n.get();
                 let quota = Quota::every(period, n.min(NonZeroU32::new(5).expect("non-zero")));
-                Limiter::new("registrations", Lane::Requesters, quota, shared)
+                Limiter::new(
+                    "registrations",
+                    Lane::Requesters,
+                    Unleased::Refuse,
+                    quota,
+                    shared,
+                )
             }),
             registrations_by_source: NonZeroU32::new(config.registrations_per_hour).map(|n| {
                 let period = std::time::Duration::from_secs(3600) * 2 / n.get();
                 let quota = Quota::every(period, n.min(NonZeroU32::new(2).expect("non-zero")));
-                Limiter::new("registrations", Lane::Requesters, quota, shared)
+                let refuse = Unleased::Refuse;
+                Limiter::new(
+                    "registration_sources",
+                    Lane::Requesters,
+                    refuse,
+                    quota,
+                    shared,
+                )
             }),
             seq: AtomicI64::new(seq),
             synced_at: AtomicI64::new(now),

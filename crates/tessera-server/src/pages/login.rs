@@ -163,7 +163,7 @@ pub(super) async fn register(
         Err(EngineError::Forbidden(_)) => no_registration(),
         Err(EngineError::RateLimited { retry_after_secs }) => error_page(
             &format!(
-                "Too many accounts were created from here. Try again in {} minutes.",
+                "Too many accounts were created recently. Try again in {} minutes.",
                 retry_after_secs.div_ceil(60)
             ),
             StatusCode::TOO_MANY_REQUESTS,

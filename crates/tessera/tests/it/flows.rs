@@ -355,6 +355,40 @@ async fn one_requester_cannot_spend_a_partners_registrations() {
     assert_eq!(statuses, [303, 303, 429, 303, 303, 303, 429]);
 }
 
+/// Found by the fourth attack on the limits: while a node could not lease a budget (one
+/// stalled lease was enough) it counted registrations on its own, so each node gave a partner
+/// whose budget the database had spent a fresh one. Registrations are now refused, "busy",
+/// while their budgets cannot be leased. Here a session holds the partner's budget row past
+/// `--db-timeout` (2 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_are_refused_while_their_budget_cannot_be_leased() {
+    use sqlx::Connection;
+    use std::net::Ipv4Addr;
+    let Some(admin) = crate::support::postgres_url("flows on PostgreSQL") else {
+        return;
+    };
+    let db = tessera_store::create_scratch_database(&admin)
+        .await
+        .unwrap();
+    let master = tessera_core::master::MasterKey::generate();
+    let t = TestServer::start_node(&db, &master, Default::default()).await;
+    let s = authcode::setup(&t, &[], false).await;
+    let open = client_with(&t, &s, false, true).await;
+    let mut c = sqlx::PgConnection::connect(&db).await.unwrap();
+    let mut holding = c.begin().await.unwrap();
+    sqlx::query("INSERT INTO rate_budgets (key, tat) VALUES ($1, 0)")
+        .bind(format!("registrations:partner:{}", s.partner.id))
+        .execute(&mut *holding)
+        .await
+        .unwrap();
+    let stalled = register_from(&t, &open, 0, Ipv4Addr::new(127, 0, 0, 2), true).await;
+    holding.rollback().await.unwrap();
+    assert_eq!(stalled, 503, "refused while the budget cannot be leased");
+    // And for the rest of the spell (5 s), not counted on this node alone.
+    let next = register_from(&t, &open, 1, Ipv4Addr::new(127, 0, 0, 3), true).await;
+    assert_eq!(next, 503);
+}
+
 #[tokio::test]
 async fn anonymous_authorize_requests_are_bounded_per_browser_and_per_address() {
     let t = TestServer::start().await;
