@@ -20,7 +20,9 @@
 //! If a lease fails — the database does not answer within the store's timeout
 //! (`--db-timeout`), or cannot be reached — the node counts in memory for [`DEGRADED_FOR_US`]
 //! (each node the whole rate, as on one node) rather than refuse requests that need no database,
-//! such as machine tokens for cached credentials; one request per node and limit waits out the
+//! such as machine tokens for cached credentials; units already leased are spent first and a
+//! refusal the database gave still holds, and a limit made with [`Unleased::Refuse`]
+//! (self-registration) refuses instead; one request per node and limit waits out the
 //! timeout every [`DEGRADED_FOR_US`]. A slow answer is waited for: a node that merely has too
 //! much to do (a flood of unknown clients, found by an attack with a shorter deadline of its
 //! own) keeps counting with the others. Leases have connections of their own, so they never
