@@ -52,8 +52,8 @@ impl Quota {
         }
     }
 
-    /// The fewest units a node takes from the shared budget at a time: [`LEASE_SPAN_US`] of the
-    /// rate, at least one, at most the burst.
+    /// The fewest units a node takes from the shared budget at a time: 50 ms of the rate
+    /// (`LEASE_SPAN_US`), at least one, at most the burst.
     pub fn lease_size(self) -> u32 {
         let span = (LEASE_SPAN_US / self.period_us).clamp(1, i64::from(self.burst.max(1)));
         u32::try_from(span).unwrap_or(1)
