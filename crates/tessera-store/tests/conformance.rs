@@ -342,6 +342,54 @@ async fn users_are_unique_per_partner() {
     }
 }
 
+/// A member who registered and their account are written together: when the username is
+/// taken (another registration of the same email won), no account is left behind.
+#[tokio::test]
+async fn a_member_and_their_account_are_inserted_together() {
+    for (name, s, _dir) in stores().await {
+        s.insert_partner(&partner("p1", "a@x.example", "ORG1"), &[])
+            .await
+            .unwrap();
+        let account = |id: &str| Account {
+            id: id.into(),
+            partner_id: "p1".into(),
+            name: "Customer Co".into(),
+            external_id: None,
+            created_at: 1,
+        };
+        let member = |id: &str, account: &str| User {
+            id: id.into(),
+            partner_id: "p1".into(),
+            account_id: Some(account.into()),
+            username: "ann@customer.example".into(),
+            role: Role::Member,
+            password_hash: PasswordHash("h".into()),
+            first_name: None,
+            last_name: None,
+            external_id: None,
+            signed_up_by: None,
+            created_at: 1,
+        };
+        let (s1, s2) = (Arc::clone(&s), Arc::clone(&s));
+        let (a, b) = tokio::join!(
+            async move { s1.insert_member(&account("a1"), &member("u1", "a1")).await },
+            async move { s2.insert_member(&account("a2"), &member("u2", "a2")).await },
+        );
+        let (won, lost) = match (a, b) {
+            (Ok(()), Err(StoreError::Conflict("username"))) => ("a1", "a2"),
+            (Err(StoreError::Conflict("username")), Ok(())) => ("a2", "a1"),
+            other => panic!("{name}: one registration wins, the other conflicts: {other:?}"),
+        };
+        assert!(s.account_by_id(won).await.unwrap().is_some(), "{name}");
+        assert!(
+            s.account_by_id(lost).await.unwrap().is_none(),
+            "{name}: the losing registration left its account"
+        );
+        let listed = s.list_accounts("p1", None, 10).await.unwrap();
+        assert_eq!(listed.len(), 1, "{name}");
+    }
+}
+
 #[tokio::test]
 async fn rotation_is_a_compare_and_swap_with_reuse_evidence() {
     for (name, s, _dir) in stores().await {

@@ -123,7 +123,6 @@ impl Engine {
             external_id: None,
             created_at: now,
         };
-        self.insert_account(account.clone()).await?;
         let user = User {
             id: new_id(),
             partner_id: client.partner_id.clone(),
@@ -137,7 +136,7 @@ impl Engine {
             signed_up_by: None,
             created_at: now,
         };
-        match self.insert_user(&user).await {
+        match self.insert_member(account, &user).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
                 return Err(EngineError::field(

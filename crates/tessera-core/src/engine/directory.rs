@@ -106,10 +106,12 @@ impl Engine {
         self.store.user_by_id(id).await
     }
 
-    /// Store a new user; a cached absence of the username is forgotten.
-    pub(crate) async fn insert_user(&self, user: &User) -> StoreResult<()> {
-        self.store.insert_user(user, &[]).await?;
+    /// Store a member who registered and the account made for them, together; the account is
+    /// cached and a cached absence of the username forgotten.
+    pub(crate) async fn insert_member(&self, account: Account, user: &User) -> StoreResult<()> {
+        self.store.insert_member(&account, user).await?;
         self.forget_user(&user.partner_id, &user.username);
+        self.accounts.insert(account.id.clone(), Arc::new(account));
         Ok(())
     }
 

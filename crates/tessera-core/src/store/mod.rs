@@ -208,6 +208,10 @@ pub trait ClientStore {
 pub trait UserStore {
     /// Insert a user. `Conflict("username")` when the partner already has that username.
     async fn insert_user(&self, user: &User, audit: Audit<'_>) -> StoreResult<()>;
+    /// A member who registered on the pages and the account made for them, in one transaction:
+    /// on `Conflict("username")` no account is left either (concurrent registrations of one
+    /// email, written apart, left accounts without a user).
+    async fn insert_member(&self, account: &Account, user: &User) -> StoreResult<()>;
     async fn user_by_username(&self, partner_id: &str, username: &str)
     -> StoreResult<Option<User>>;
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;

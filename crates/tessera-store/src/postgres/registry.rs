@@ -199,24 +199,28 @@ impl PartnerStore for PgStore {
     }
 }
 
+async fn insert_account_in<'c, E>(conn: E, a: &Account) -> StoreResult<()>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Postgres>,
+{
+    sqlx::query(
+        "INSERT INTO accounts (id, partner_id, name, external_id, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&a.id)
+    .bind(&a.partner_id)
+    .bind(&a.name)
+    .bind(&a.external_id)
+    .bind(a.created_at)
+    .execute(conn)
+    .await
+    .map_err(err)?;
+    Ok(())
+}
+
 #[async_trait]
 impl AccountStore for PgStore {
     async fn insert_account(&self, a: &Account) -> StoreResult<()> {
-        self.timed(async move {
-            sqlx::query(
-                "INSERT INTO accounts (id, partner_id, name, external_id, created_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&a.id)
-            .bind(&a.partner_id)
-            .bind(&a.name)
-            .bind(&a.external_id)
-            .bind(a.created_at)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-            Ok(())
-        })
-        .await
+        self.timed(insert_account_in(&self.pool, a)).await
     }
 
     async fn account_by_id(&self, id: &str) -> StoreResult<Option<Account>> {
@@ -410,6 +414,16 @@ impl UserStore for PgStore {
             let mut tx = self.pool.begin().await.map_err(err)?;
             insert_user(&mut *tx, u).await?;
             append_audit_in(&mut tx, audit).await?;
+            tx.commit().await.map_err(err)
+        })
+        .await
+    }
+
+    async fn insert_member(&self, a: &Account, u: &User) -> StoreResult<()> {
+        self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            insert_account_in(&mut *tx, a).await?;
+            insert_user(&mut *tx, u).await?;
             tx.commit().await.map_err(err)
         })
         .await

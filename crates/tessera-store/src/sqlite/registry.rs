@@ -169,21 +169,28 @@ impl PartnerStore for SqliteStore {
     }
 }
 
+async fn insert_account_in<'c, E>(conn: E, a: &Account) -> StoreResult<()>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO accounts (id, partner_id, name, external_id, created_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(&a.id)
+    .bind(&a.partner_id)
+    .bind(&a.name)
+    .bind(&a.external_id)
+    .bind(a.created_at)
+    .execute(conn)
+    .await
+    .map_err(err)?;
+    Ok(())
+}
+
 #[async_trait]
 impl AccountStore for SqliteStore {
     async fn insert_account(&self, a: &Account) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO accounts (id, partner_id, name, external_id, created_at) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&a.id)
-        .bind(&a.partner_id)
-        .bind(&a.name)
-        .bind(&a.external_id)
-        .bind(a.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(err)?;
-        Ok(())
+        insert_account_in(&self.pool, a).await
     }
 
     async fn account_by_id(&self, id: &str) -> StoreResult<Option<Account>> {
@@ -350,6 +357,13 @@ impl UserStore for SqliteStore {
         let mut tx = self.gate.begin(&self.pool).await?;
         insert_user(&mut *tx, u).await?;
         append_audit_in(&mut tx, audit).await?;
+        tx.commit().await.map_err(err)
+    }
+
+    async fn insert_member(&self, a: &Account, u: &User) -> StoreResult<()> {
+        let mut tx = self.gate.begin(&self.pool).await?;
+        insert_account_in(&mut *tx, a).await?;
+        insert_user(&mut *tx, u).await?;
         tx.commit().await.map_err(err)
     }
 
