@@ -45,6 +45,23 @@ use crate::secret::{CacheKeyer, SecretDigest};
 use crate::store::{AuthorizationStore, Store, StoreResult, TokenStore};
 use limits::{Limiter, Unleased};
 
+/// The self-registration limits for `n` an hour: per partner, `n` spread over the hour and at
+/// most 5 back to back; per requester, half as many and at most 2 back to back (found by an
+/// attack: with the partner's budget, one address spent it for everyone). Both refuse while
+/// their budgets cannot be leased.
+fn registration_limits(n: NonZeroU32, shared: bool) -> (Limiter, Limiter) {
+    let period = std::time::Duration::from_secs(3600) / n.get();
+    let limit = |name, period, most: u32| {
+        let burst = n.min(NonZeroU32::new(most).expect("non-zero"));
+        let quota = Quota::every(period, burst);
+        Limiter::new(name, Lane::Requesters, Unleased::Refuse, quota, shared)
+    };
+    (
+        limit("registrations", period, 5),
+        limit("registration_sources", period * 2, 2),
+    )
+}
+
 /// Settings of the engine; the server fills them from its configuration.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -285,6 +302,10 @@ impl Engine {
                 shared,
             )
         });
+        let (registrations, registrations_by_source) =
+            NonZeroU32::new(config.registrations_per_hour)
+                .map(|n| registration_limits(n, shared))
+                .unzip();
         let cache = config.credential_cache_size.max(16);
         let scopes = store.list_scopes().await?;
         let inactive: HashSet<String> = store
@@ -333,32 +354,8 @@ impl Engine {
                     shared,
                 )
             }),
-            // `registrations_per_hour` spread over the hour, at most 5 back to back, per
-            // partner; a requester half as many, at most 2 back to back (found by an attack:
-            // with the same budget, one address spent a partner's for everyone).
-            registrations: NonZeroU32::new(config.registrations_per_hour).map(|n| {
-                let period = std::time::Duration::from_secs(3600) / n.get();
-                let quota = Quota::every(period, n.min(NonZeroU32::new(5).expect("non-zero")));
-                Limiter::new(
-                    "registrations",
-                    Lane::Requesters,
-                    Unleased::Refuse,
-                    quota,
-                    shared,
-                )
-            }),
-            registrations_by_source: NonZeroU32::new(config.registrations_per_hour).map(|n| {
-                let period = std::time::Duration::from_secs(3600) * 2 / n.get();
-                let quota = Quota::every(period, n.min(NonZeroU32::new(2).expect("non-zero")));
-                let refuse = Unleased::Refuse;
-                Limiter::new(
-                    "registration_sources",
-                    Lane::Requesters,
-                    refuse,
-                    quota,
-                    shared,
-                )
-            }),
+            registrations,
+            registrations_by_source,
             seq: AtomicI64::new(seq),
             synced_at: AtomicI64::new(now),
             epoch: AtomicU64::new(0),
