@@ -9,12 +9,15 @@
 //! `before` cursor ([`listing`]). Every other event is a row (events written with an admin
 //! change commit with the change).
 //!
-//! Format (version 1): the version, the event count, then per event: id − previous id (the
+//! Format (version 2): the version, the event count, then per event: id − previous id (the
 //! first from `first_id`), `at` − previous `at` (zigzag), then `event`, `partner_id`,
 //! `username`, `client_id`, `ip`, `request_id` and the detail (entry count, then each key and
 //! typed value) where each string is 0 (absent), 1 (the same as the previous event's in that
-//! place: no hashing, and a token's partner, client, grant and subject repeat) or 2 and the
-//! string. Varints are LEB128.
+//! place: no hashing, and a token's partner, client, grant and subject repeat), 2 and the
+//! string, or 3 and the 16 bytes of a UUID in its lowercase hyphenated form (the `jti` and the
+//! request id, 37 bytes each as text, were most of an event and of what the batch costs to
+//! write). Varints are LEB128. Version 1, which release 0.2.0's first batches were written in,
+//! is version 2 without the UUID form, and is read as such.
 
 use std::future::Future;
 
@@ -127,25 +130,44 @@ pub(crate) fn encode(events: &[TokenIssued], ids: &[i64]) -> Batch {
 }
 
 /// The format's version, its first byte.
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
-/// A string where the previous event had `was`: 0 absent, 1 the same, 2 and the string.
+/// A string where the previous event had `was`: 0 absent, 1 the same, 2 and the string, 3 and
+/// the 16 bytes of a UUID written as [`as_uuid`] reads it.
 fn text(out: &mut Vec<u8>, s: Option<&str>, was: Option<&str>) {
     match s {
         None => out.push(0),
         Some(s) if was == Some(s) => out.push(1),
-        Some(s) => {
-            out.push(2);
-            varint(out, s.len() as u64);
-            out.extend_from_slice(s.as_bytes());
-        }
+        Some(s) => match as_uuid(s) {
+            Some(uuid) => {
+                out.push(3);
+                out.extend_from_slice(uuid.as_bytes());
+            }
+            None => {
+                out.push(2);
+                varint(out, s.len() as u64);
+                out.extend_from_slice(s.as_bytes());
+            }
+        },
     }
+}
+
+/// `s` as a UUID when it is one in the form a listing gives back: lowercase hyphenated (a
+/// request id from a proxy in another form stays text, byte for byte).
+fn as_uuid(s: &str) -> Option<uuid::Uuid> {
+    let b = s.as_bytes();
+    let canonical = b.len() == 36
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
+        });
+    canonical.then(|| uuid::Uuid::try_parse_ascii(b).ok()).flatten()
 }
 
 /// The events of a stored batch, oldest first.
 pub(crate) fn decode(first_id: i64, min_at: i64, records: &[u8]) -> StoreResult<Vec<AuditEvent>> {
     let mut r = Reader(records);
-    if r.byte()? != VERSION {
+    if !(1..=VERSION).contains(&r.byte()?) {
         return Err(damaged());
     }
     let count = r.varint()? as usize;
@@ -375,6 +397,10 @@ impl<'a> Reader<'a> {
                 let s = std::str::from_utf8(bytes).map_err(|_| damaged())?;
                 Ok(Some(s.to_string()))
             }
+            3 => {
+                let bytes: [u8; 16] = self.take(16)?.try_into().map_err(|_| damaged())?;
+                Ok(Some(uuid::Uuid::from_bytes(bytes).hyphenated().to_string()))
+            }
             _ => Err(damaged()),
         }
     }
@@ -497,7 +523,51 @@ mod tests {
             assert!(decode(1, 100, &batch.records[..cut]).is_err());
         }
         let mut wrong = batch.records.clone();
-        wrong[0] = 2;
-        assert!(decode(1, 100, &wrong).is_err());
+        for version in [0, VERSION + 1] {
+            wrong[0] = version;
+            assert!(decode(1, 100, &wrong).is_err(), "version {version}");
+        }
+    }
+
+    #[test]
+    fn uuids_take_sixteen_bytes_and_come_back_as_they_were_written() {
+        let jti = |i: u128| uuid::Uuid::from_u128(0x0193_0000_7000_8000_0000_0000_0000_0000 + i);
+        let mut events: Vec<TokenIssued> = (0..100)
+            .map(|i| {
+                let mut e = token(100, "p1", &jti(i).to_string());
+                e.request_id = Some(jti(1_000 + i).to_string().into());
+                e
+            })
+            .collect();
+        let ids: Vec<i64> = (1..=100).collect();
+        let size = encode(&events, &ids).records.len();
+        assert!(size < 100 * 55, "{size} bytes for 100 events");
+        // Forms a listing must give back byte for byte stay text: upper case, no hyphens, a
+        // proxy's own id.
+        let upper = jti(7).to_string().to_uppercase();
+        let simple = jti(8).simple().to_string();
+        events[1].request_id = Some(upper.clone().into());
+        events[2].request_id = Some(simple.clone().into());
+        events[3].request_id = Some(format!("{}x", &upper[..35]).into());
+        let batch = encode(&events, &ids);
+        let back = decode(batch.first_id, batch.min_at, &batch.records).unwrap();
+        for ((e, got), id) in events.iter().zip(&back).zip(&ids) {
+            let mut want = e.to_event();
+            want.id = *id;
+            assert_eq!(&want, got);
+        }
+        assert_eq!(back[1].request_id.as_deref(), Some(upper.as_str()));
+        assert_eq!(back[2].request_id.as_deref(), Some(simple.as_str()));
+    }
+
+    #[test]
+    fn a_version_one_batch_is_still_read() {
+        // Version 1 is version 2 without the UUID form: what the first batches hold.
+        let events = [token(100, "p1", "a"), token(101, "p2", "b")];
+        let mut batch = encode(&events, &[1, 2]);
+        batch.records[0] = 1;
+        let back = decode(1, 100, &batch.records).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[1].detail["jti"], "b");
     }
 }
