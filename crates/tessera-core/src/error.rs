@@ -110,6 +110,13 @@ pub enum EngineError {
     /// The user has not granted, or has revoked, the client's access.
     #[error("the user has not granted access or has revoked it")]
     MissingGrant,
+    /// An authorization request refused where no browser waits (a pushed request, RFC 9126):
+    /// answered as the token endpoint answers, with the code `/authorize` would redirect with.
+    #[error("{description}")]
+    AuthorizationRequest {
+        failure: crate::authorize::AuthorizeFailure,
+        description: String,
+    },
     #[error("too many token requests")]
     RateLimited { retry_after_secs: u64 },
     #[error("the service is temporarily unavailable")]

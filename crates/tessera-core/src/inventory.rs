@@ -70,6 +70,7 @@ impl From<Client> for ClientView {
             frame_origins: c.frame_origins,
             dev: c.dev,
             pkce_plain: c.pkce_plain,
+            require_par: c.require_par,
             allow_registration: c.allow_registration,
             status: if c.disabled { "disabled" } else { "active" },
             previous_secret_valid_until: c.previous_secret.map(|(_, until)| until),

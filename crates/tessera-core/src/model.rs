@@ -105,6 +105,9 @@ pub struct Client {
     pub dev: bool,
     /// Whether PKCE `plain` is accepted (S256 always is).
     pub pkce_plain: bool,
+    /// Whether `/authorize` takes this client's requests only by reference to one it pushed
+    /// first (RFC 9126 `require_pushed_authorization_requests`).
+    pub require_par: bool,
     /// Whether Tessera's registration page may create accounts through this client.
     pub allow_registration: bool,
     /// The secret before the last rotation and until when it still authenticates.

@@ -177,6 +177,9 @@ pub struct CreateClient {
     /// Allow `code_challenge_method=plain` besides S256.
     #[serde(default)]
     pub pkce_plain: bool,
+    /// Accept authorization requests only by reference to one pushed first (RFC 9126).
+    #[serde(default)]
+    pub require_par: bool,
     #[serde(default)]
     pub allow_registration: bool,
 }
@@ -356,6 +359,7 @@ pub struct ClientView {
     pub frame_origins: Vec<String>,
     pub dev: bool,
     pub pkce_plain: bool,
+    pub require_par: bool,
     pub allow_registration: bool,
     pub status: &'static str,
     /// While a rotated-out secret still authenticates: until when.

@@ -116,6 +116,28 @@ redacted_debug!(TokenExchangeData { subject_token_type, requested_subject, scope
 redacted_debug!(RefreshTokenData {} secret { refresh_token });
 redacted_debug!(AuthorizationCodeData { client_id, redirect_uri } secret { code, code_verifier });
 
+/// `POST /v2/oauth/par` (RFC 9126): an authorization request of one of the partner's clients,
+/// pushed before the browser is sent to `/v2/oauth/authorize` with `client_id` and the
+/// `request_uri` it returns. The members are `/v2/oauth/authorize`'s query parameters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PushRequest {
+    pub client_id: Option<String>,
+    /// `code`.
+    pub response_type: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub scope: Option<String>,
+    pub state: Option<String>,
+    pub code_challenge: Option<String>,
+    /// `S256` (or `plain` for clients registered for it).
+    pub code_challenge_method: Option<String>,
+    pub nonce: Option<String>,
+    pub prompt: Option<String>,
+    /// Seconds.
+    pub max_age: Option<u32>,
+    pub id_token_hint: Option<String>,
+}
+
 /// `data` of a successful token response.
 #[derive(Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

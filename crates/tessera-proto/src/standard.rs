@@ -72,6 +72,41 @@ pub struct TokenForm {
     pub client_secret: Option<String>,
 }
 
+/// `POST /oauth/par`'s form (RFC 9126 §2.1): the authorization request's own parameters, as
+/// `/oauth/authorize` takes them in its query, and the client's authentication as at the token
+/// endpoint. `request_uri` may not be pushed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PushForm {
+    /// `code`.
+    pub response_type: String,
+    /// When given, the authenticated client's own id.
+    pub client_id: Option<String>,
+    /// One of the client's registered redirect URIs (required when it has several).
+    pub redirect_uri: Option<String>,
+    pub scope: Option<String>,
+    pub state: Option<String>,
+    pub code_challenge: String,
+    /// `S256` (or `plain` for clients registered for it).
+    pub code_challenge_method: Option<String>,
+    pub nonce: Option<String>,
+    pub prompt: Option<String>,
+    pub max_age: Option<String>,
+    pub id_token_hint: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+/// A pushed authorization request, kept (RFC 9126 §2.2): send the browser to the
+/// authorization endpoint with `client_id` and this `request_uri` within `expires_in` seconds.
+/// The reference is good for one use.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PushedResponse {
+    /// `urn:ietf:params:oauth:request_uri:` and a random reference.
+    pub request_uri: String,
+    pub expires_in: i64,
+}
+
 /// The form of introspection and revocation (RFC 7662 §2.1, RFC 7009 §2.1).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

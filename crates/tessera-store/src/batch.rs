@@ -161,7 +161,9 @@ fn as_uuid(s: &str) -> Option<uuid::Uuid> {
             8 | 13 | 18 | 23 => c == b'-',
             _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
         });
-    canonical.then(|| uuid::Uuid::try_parse_ascii(b).ok()).flatten()
+    canonical
+        .then(|| uuid::Uuid::try_parse_ascii(b).ok())
+        .flatten()
 }
 
 /// The events of a stored batch, oldest first.

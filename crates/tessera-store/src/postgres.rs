@@ -87,6 +87,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         15,
         include_str!("../migrations/postgres/0015_rate_budgets.sql"),
     ),
+    (
+        16,
+        include_str!("../migrations/postgres/0016_require_par.sql"),
+    ),
 ];
 
 /// Advisory lock keys: one for migrations, one for change-feed appends.

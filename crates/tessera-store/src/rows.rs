@@ -135,6 +135,7 @@ macro_rules! row_mappers {
                 frame_origins: json_list(row, "frame_origins")?,
                 dev: row.try_get::<i64, _>("dev").map_err(err)? != 0,
                 pkce_plain: row.try_get::<i64, _>("pkce_plain").map_err(err)? != 0,
+                require_par: row.try_get::<i64, _>("require_par").map_err(err)? != 0,
                 allow_registration: row.try_get::<i64, _>("allow_registration").map_err(err)? != 0,
                 previous_secret: match row
                     .try_get::<Option<Vec<u8>>, _>("previous_secret_digest")

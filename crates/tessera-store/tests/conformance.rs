@@ -833,6 +833,7 @@ async fn with_user_and_client(s: &dyn Store) {
             frame_origins: vec![],
             dev: false,
             pkce_plain: true,
+            require_par: true,
             allow_registration: true,
             previous_secret: None,
             disabled: false,
@@ -844,7 +845,7 @@ async fn with_user_and_client(s: &dyn Store) {
     .unwrap();
     // The client's policy flags round-trip.
     let c = s.client_by_id("c1").await.unwrap().unwrap();
-    assert!(c.pkce_plain && c.allow_registration);
+    assert!(c.pkce_plain && c.require_par && c.allow_registration);
 }
 
 trait UsedAt {

@@ -92,6 +92,7 @@ pub async fn ensure_demo_data(store: &dyn Store) -> anyhow::Result<Demo> {
             frame_origins: Vec::new(),
             dev: true,
             pkce_plain: false,
+            require_par: false,
             allow_registration: true,
         },
         now,

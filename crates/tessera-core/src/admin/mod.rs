@@ -199,6 +199,8 @@ pub struct NewClient {
     /// Accept PKCE `plain` besides S256 (the partner dialect's contract lists it; off unless
     /// asked for).
     pub pkce_plain: bool,
+    /// Take authorization requests only by reference to one pushed first (RFC 9126).
+    pub require_par: bool,
     /// Let Tessera's registration page create accounts through this client.
     pub allow_registration: bool,
 }
@@ -248,6 +250,7 @@ pub(crate) async fn create_client(
         frame_origins: input.frame_origins.clone(),
         dev: input.dev,
         pkce_plain: input.pkce_plain,
+        require_par: input.require_par,
         allow_registration: input.allow_registration,
         previous_secret: None,
         disabled: false,

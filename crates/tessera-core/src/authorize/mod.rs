@@ -13,15 +13,18 @@
 //! code), `prompt` and `max_age` are checked in `request`, the sign-in time and session id go
 //! into the code at consent, and the `authorization_code` grant mints the ID token.
 //!
-//! By step: `request` validates `/authorize` and keeps the pending request, `session` signs
+//! By step: `request` validates `/authorize` and keeps the pending request (`pushed` does the
+//! same for a request the client pushed first, RFC 9126, and takes it back), `session` signs
 //! the user in or registers an account and keeps the browser session, `consent` records the
 //! user's grant, mints the code, and lists and withdraws grants. PKCE is in [`crate::pkce`].
 
 mod consent;
+mod pushed;
 mod request;
 mod session;
 
 pub use consent::{Approved, ConsentView};
+pub use pushed::{PUSHED_REQUEST_TTL, Pushed, REQUEST_URI_PREFIX};
 pub use session::SignedIn;
 
 /// The query of an `/authorize` request, as received.
@@ -41,11 +44,38 @@ pub struct AuthorizeParams {
     /// Request objects (Core §6) and response modes other than `query` are not supported;
     /// they are read only to be refused rather than silently ignored.
     pub request: Option<String>,
+    /// A reference to a request the client pushed (RFC 9126); any other `request_uri` (a
+    /// request object by reference) is refused.
     pub request_uri: Option<String>,
     pub response_mode: Option<String>,
     /// An ID token naming the user the client expects (Core §3.1.2.1); the server checks it
     /// against the browser's session.
     pub id_token_hint: Option<String>,
+}
+
+impl AuthorizeParams {
+    /// Set the parameter `name` (as RFC 6749, RFC 7636 and OpenID Connect name it); any other
+    /// name is ignored (RFC 6749 §3.1). The caller refuses a repeated parameter.
+    pub fn set(&mut self, name: &str, value: String) {
+        let slot = match name {
+            "response_type" => &mut self.response_type,
+            "client_id" => &mut self.client_id,
+            "redirect_uri" => &mut self.redirect_uri,
+            "scope" => &mut self.scope,
+            "state" => &mut self.state,
+            "code_challenge" => &mut self.code_challenge,
+            "code_challenge_method" => &mut self.code_challenge_method,
+            "nonce" => &mut self.nonce,
+            "prompt" => &mut self.prompt,
+            "max_age" => &mut self.max_age,
+            "request" => &mut self.request,
+            "request_uri" => &mut self.request_uri,
+            "response_mode" => &mut self.response_mode,
+            "id_token_hint" => &mut self.id_token_hint,
+            _ => return,
+        };
+        *slot = Some(value);
+    }
 }
 
 /// Why an authorization request fails after the redirect URI is trusted.
@@ -64,7 +94,7 @@ pub enum AuthorizeFailure {
     ConsentRequired,
     /// OpenID Connect `request` (a request object), which Tessera does not support.
     RequestNotSupported,
-    /// OpenID Connect `request_uri`, which Tessera does not support.
+    /// A `request_uri` other than a pushed request's (a request object by reference).
     RequestUriNotSupported,
 }
 

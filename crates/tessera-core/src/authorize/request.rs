@@ -18,7 +18,8 @@ use crate::secret::random_bytes;
 impl Engine {
     /// Validate an `/authorize` request and store it as pending. `origin` is an opaque label of
     /// the front end that received it (the server keeps its dialect there, to answer later
-    /// errors in the same words); the engine stores it and never reads it.
+    /// errors in the same words); the engine stores it and never reads it. A request that names
+    /// a `request_uri` is one the client pushed (RFC 9126): it is taken instead (see `pushed`).
     pub async fn begin_authorization(
         &self,
         params: AuthorizeParams,
@@ -26,6 +27,13 @@ impl Engine {
         now: i64,
     ) -> Result<(AuthorizationRequest, Arc<Client>), AuthorizeError> {
         let page = |m: &str| AuthorizeError::Page(m.to_string());
+        if params
+            .request_uri
+            .as_deref()
+            .is_some_and(|uri| uri.starts_with(super::REQUEST_URI_PREFIX))
+        {
+            return self.take_pushed(&params, origin, now).await;
+        }
         let client_id = params
             .client_id
             .as_deref()
@@ -36,23 +44,71 @@ impl Engine {
             .await
             .map_err(|_| page("The service is temporarily unavailable. Try again shortly."))?
             .ok_or_else(|| page("The application that sent you here is not registered."))?;
-        let dev_redirect = self.config.dev_redirect_uri.as_deref();
-        let redirect_uri = match params.redirect_uri.as_deref() {
-            Some(uri) if client.redirect_uris.iter().any(|r| r == uri) => uri.to_string(),
-            Some(uri) if client.dev && dev_redirect == Some(uri) => uri.to_string(),
-            Some(_) => {
-                return Err(page(
+        let redirect_uri = self.redirect_uri(&client, &params).map_err(|why| {
+            page(match why {
+                RedirectProblem::Unregistered => {
                     "The application asked to send you to an address it has not registered, so \
-                     Tessera stopped here.",
-                ));
-            }
-            None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
-            None => {
-                return Err(page(
-                    "The request does not say where to return (redirect_uri is missing).",
-                ));
-            }
-        };
+                     Tessera stopped here."
+                }
+                RedirectProblem::Missing => {
+                    "The request does not say where to return (redirect_uri is missing)."
+                }
+            })
+        })?;
+        if client.require_par {
+            return Err(AuthorizeError::Redirect {
+                redirect_uri,
+                state: params.state.clone(),
+                failure: AuthorizeFailure::InvalidRequest,
+                description: "this client must push its authorization requests (RFC 9126): \
+                              POST them to the pushed authorization request endpoint and send \
+                              only client_id and request_uri here"
+                    .into(),
+            });
+        }
+        let request = self
+            .validate_authorization(&params, &client, redirect_uri, origin, now)
+            .await?;
+        self.flows()
+            .insert_authorization_request(&request)
+            .await
+            .map_err(|_| AuthorizeError::Redirect {
+                redirect_uri: request.redirect_uri.clone(),
+                state: request.state.clone(),
+                failure: AuthorizeFailure::ServerError,
+                description: "temporarily unavailable".into(),
+            })?;
+        Ok((request, client))
+    }
+
+    /// The redirect URI of a request of `client`: the one it names if registered, or the
+    /// client's only one.
+    pub(super) fn redirect_uri(
+        &self,
+        client: &Client,
+        params: &AuthorizeParams,
+    ) -> Result<String, RedirectProblem> {
+        let dev_redirect = self.config.dev_redirect_uri.as_deref();
+        match params.redirect_uri.as_deref() {
+            Some(uri) if client.redirect_uris.iter().any(|r| r == uri) => Ok(uri.to_string()),
+            Some(uri) if client.dev && dev_redirect == Some(uri) => Ok(uri.to_string()),
+            Some(_) => Err(RedirectProblem::Unregistered),
+            None if client.redirect_uris.len() == 1 => Ok(client.redirect_uris[0].clone()),
+            None => Err(RedirectProblem::Missing),
+        }
+    }
+
+    /// Check every parameter of a request of `client` whose redirect URI is trusted, and make
+    /// the pending request (not stored): what `/authorize` and a push share.
+    pub(super) async fn validate_authorization(
+        &self,
+        params: &AuthorizeParams,
+        client: &Arc<Client>,
+        redirect_uri: String,
+        origin: &str,
+        now: i64,
+    ) -> Result<AuthorizationRequest, AuthorizeError> {
+        let page = |m: &str| AuthorizeError::Page(m.to_string());
         let fail = |failure, description: &str| AuthorizeError::Redirect {
             redirect_uri: redirect_uri.clone(),
             state: params.state.clone(),
@@ -116,7 +172,7 @@ impl Engine {
             .map_err(|_| fail(AuthorizeFailure::ServerError, "temporarily unavailable"))?
             .ok_or_else(|| fail(AuthorizeFailure::UnauthorizedClient, "unknown partner"))?;
         let caller = Caller::Client {
-            client: Arc::clone(&client),
+            client: Arc::clone(client),
             partner,
         };
         // Never echo request input into a redirect (RFC 9700 §4.1; a reflected-markup vector).
@@ -148,12 +204,6 @@ impl Engine {
                 "request objects are not supported: send the parameters in the query",
             ));
         }
-        if params.request_uri.is_some() {
-            return Err(fail(
-                AuthorizeFailure::RequestUriNotSupported,
-                "request_uri is not supported: send the parameters in the query",
-            ));
-        }
         if params
             .response_mode
             .as_deref()
@@ -164,7 +214,14 @@ impl Engine {
                 "response_mode must be query",
             ));
         }
-        let oidc = openid_params(&params, now)
+        if params.request_uri.is_some() {
+            return Err(fail(
+                AuthorizeFailure::RequestUriNotSupported,
+                "request_uri must be one this server's pushed authorization request endpoint \
+                 returned: request objects by reference are not supported",
+            ));
+        }
+        let oidc = openid_params(params, now)
             .map_err(|why| fail(AuthorizeFailure::InvalidRequest, why))?;
         // OpenID Connect Core §3.1.2.1: the hint must be an ID token of ours for this client; the
         // user it names is the only one who may complete the request.
@@ -180,7 +237,7 @@ impl Engine {
                     })?,
             ),
         };
-        let request = AuthorizationRequest {
+        Ok(AuthorizationRequest {
             id: URL_SAFE_NO_PAD.encode(random_bytes::<16>()),
             client_id: client.id.clone(),
             redirect_uri: redirect_uri.clone(),
@@ -195,12 +252,7 @@ impl Engine {
             min_auth_time: oidc.min_auth_time,
             login_sid: None,
             subject,
-        };
-        self.flows()
-            .insert_authorization_request(&request)
-            .await
-            .map_err(|_| fail(AuthorizeFailure::ServerError, "temporarily unavailable"))?;
-        Ok((request, client))
+        })
     }
 
     /// A pending request and its client, or a page error when it has expired.
@@ -214,7 +266,8 @@ impl Engine {
                 "This sign-in link has expired. Go back to the application and start again.".into(),
             )
         };
-        if id.len() > 64 {
+        // A pushed request is continued only through its reference (`take_pushed`).
+        if id.len() > 64 || super::pushed::is_pushed_id(id) {
             return Err(expired());
         }
         let request = self
@@ -231,6 +284,14 @@ impl Engine {
             .ok_or_else(expired)?;
         Ok((request, client))
     }
+}
+
+/// Why a request's redirect URI cannot be trusted.
+pub(super) enum RedirectProblem {
+    /// It names one the client did not register.
+    Unregistered,
+    /// It names none, and the client registered several.
+    Missing,
 }
 
 /// `nonce`, `prompt` and `max_age`, validated (OpenID Connect Core §3.1.2.1).

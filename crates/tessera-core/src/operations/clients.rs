@@ -34,6 +34,7 @@ impl TryFrom<CreateClient> for NewClient {
             frame_origins: w.frame_origins,
             dev: w.dev,
             pkce_plain: w.pkce_plain,
+            require_par: w.require_par,
             allow_registration: w.allow_registration,
         })
     }

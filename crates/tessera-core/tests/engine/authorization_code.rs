@@ -208,3 +208,75 @@ async fn withdrawing_the_grant_stops_its_refresh_tokens() {
     );
     assert!(matches!(e, EngineError::MissingGrant), "{e:?}");
 }
+
+/// A pushed request (RFC 9126) is taken by reference until its 60 seconds are up, once, with
+/// the clock at each boundary; it continues under a pending id of its own.
+#[tokio::test]
+async fn a_pushed_request_lives_sixty_seconds_and_is_taken_once() {
+    let w = World::new().await;
+    let f = flow(&w, &["authorization_code"]).await;
+    let challenge = URL_SAFE_NO_PAD.encode(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, VERIFIER.as_bytes()).as_ref(),
+    );
+    let params = AuthorizeParams {
+        response_type: Some("code".into()),
+        redirect_uri: Some(REDIRECT.into()),
+        scope: Some("crm".into()),
+        state: Some("st".into()),
+        code_challenge: Some(challenge),
+        code_challenge_method: Some("S256".into()),
+        ..Default::default()
+    };
+    let push = || async {
+        w.engine
+            .push_authorization(&f.caller, params.clone(), "standard", T0)
+            .await
+            .unwrap()
+    };
+    let by_reference = |uri: &str| AuthorizeParams {
+        client_id: Some(f.client.id.clone()),
+        request_uri: Some(uri.to_string()),
+        ..Default::default()
+    };
+    let pushed = push().await;
+    assert_eq!(
+        pushed.expires_in,
+        tessera_core::authorize::PUSHED_REQUEST_TTL
+    );
+    // At its last second it is taken, and continues as a pending request of its own.
+    let (request, _) = w
+        .engine
+        .begin_authorization(by_reference(&pushed.request_uri), "standard", T0 + 59)
+        .await
+        .unwrap();
+    assert_eq!(request.state.as_deref(), Some("st"));
+    assert_eq!(
+        request.expires_at,
+        T0 + 59 + policy::AUTHORIZATION_REQUEST_TTL
+    );
+    let (pending, _) = w
+        .engine
+        .pending_authorization(&request.id, T0 + 60)
+        .await
+        .unwrap();
+    assert_eq!(pending.redirect_uri, REDIRECT);
+    // Once only.
+    let again = w
+        .engine
+        .begin_authorization(by_reference(&pushed.request_uri), "standard", T0 + 59)
+        .await;
+    assert!(
+        matches!(again, Err(tessera_core::authorize::AuthorizeError::Page(_))),
+        "{again:?}"
+    );
+    // At 60 seconds it is gone.
+    let late = push().await;
+    let gone = w
+        .engine
+        .begin_authorization(by_reference(&late.request_uri), "standard", T0 + 60)
+        .await;
+    assert!(
+        matches!(gone, Err(tessera_core::authorize::AuthorizeError::Page(_))),
+        "{gone:?}"
+    );
+}

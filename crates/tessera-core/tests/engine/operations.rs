@@ -44,6 +44,7 @@ fn wire_client(partner_id: &str, scopes: &str) -> ops::CreateClient {
         frame_origins: Vec::new(),
         dev: false,
         pkce_plain: false,
+        require_par: false,
         allow_registration: false,
     }
 }

@@ -92,6 +92,7 @@ impl World {
                 frame_origins: Vec::new(),
                 dev: false,
                 pkce_plain: false,
+                require_par: false,
                 allow_registration: false,
             })
             .unwrap(),

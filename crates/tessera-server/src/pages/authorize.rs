@@ -32,24 +32,7 @@ fn authorize_params(raw: Option<&str>) -> Result<AuthorizeParams, String> {
                 k.replace('\0', "%00")
             ));
         }
-        let v = Some(v.into_owned());
-        match k.as_ref() {
-            "response_type" => p.response_type = v,
-            "client_id" => p.client_id = v,
-            "redirect_uri" => p.redirect_uri = v,
-            "scope" => p.scope = v,
-            "state" => p.state = v,
-            "code_challenge" => p.code_challenge = v,
-            "code_challenge_method" => p.code_challenge_method = v,
-            "nonce" => p.nonce = v,
-            "prompt" => p.prompt = v,
-            "max_age" => p.max_age = v,
-            "request" => p.request = v,
-            "request_uri" => p.request_uri = v,
-            "response_mode" => p.response_mode = v,
-            "id_token_hint" => p.id_token_hint = v,
-            _ => {}
-        }
+        p.set(&k, v.into_owned());
     }
     Ok(p)
 }

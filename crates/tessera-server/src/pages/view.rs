@@ -348,6 +348,7 @@ mod tests {
             frame_origins: vec![],
             dev: false,
             pkce_plain: false,
+            require_par: false,
             allow_registration: false,
             previous_secret: None,
             disabled: false,

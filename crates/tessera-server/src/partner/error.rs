@@ -90,6 +90,19 @@ fn classify_engine(e: &EngineError) -> (StatusCode, &'static str, String) {
             codes::OAUTH_SCOPE_FORBIDDEN,
             (*why).into(),
         ),
+        E::AuthorizationRequest {
+            failure,
+            description,
+        } => (
+            match failure {
+                tessera_core::authorize::AuthorizeFailure::ServerError => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                _ => StatusCode::BAD_REQUEST,
+            },
+            authorize_error(*failure),
+            description.clone(),
+        ),
         E::InvalidPartnerToken => (
             StatusCode::UNAUTHORIZED,
             codes::OAUTH_INVALID_PARTNER_TOKEN,

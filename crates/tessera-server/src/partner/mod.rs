@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod auth;
 pub mod error;
 pub mod openapi;
+pub mod par;
 pub mod revoke;
 pub mod token;
 
@@ -20,6 +21,7 @@ use crate::app::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v2/oauth/token", post(token::token))
+        .route("/v2/oauth/par", post(par::par))
         .route("/v2/oauth/revoke", post(revoke::revoke))
         .route("/v2/accounts", post(accounts::create).get(accounts::list))
         .route("/v2/accounts/{account_id}", get(accounts::get))

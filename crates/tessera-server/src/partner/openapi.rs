@@ -49,6 +49,7 @@ impl Modify for Conventions {
     ),
     paths(
         super::token::token,
+        super::par::par,
         super::revoke::revoke,
         super::accounts::create,
         super::accounts::get,

@@ -34,6 +34,9 @@ pub async fn metadata(State(app): State<AppState>) -> Response {
         "jwks_uri": format!("{iss}/.well-known/jwks.json"),
         "introspection_endpoint": format!("{iss}/oauth/introspect"),
         "revocation_endpoint": format!("{iss}/oauth/revoke"),
+        // RFC 9126 §5: clients registered with --require-par must push; others may.
+        "pushed_authorization_request_endpoint": format!("{iss}/oauth/par"),
+        "require_pushed_authorization_requests": false,
         "authorization_endpoint": format!("{iss}/oauth/authorize"),
         "authorization_response_iss_parameter_supported": true,
         // Every client accepts S256; `plain` only clients registered with `--pkce s256,plain`.

@@ -157,6 +157,19 @@ fn classify_engine(e: &EngineError) -> (StatusCode, &'static str, String) {
             "the requested audience is not served by this authorization server".into(),
         ),
         E::Forbidden(why) => (StatusCode::FORBIDDEN, "insufficient_scope", (*why).into()),
+        E::AuthorizationRequest {
+            failure,
+            description,
+        } => (
+            match failure {
+                tessera_core::authorize::AuthorizeFailure::ServerError => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                _ => bad,
+            },
+            authorize_error(*failure),
+            description.clone(),
+        ),
         E::RateLimited { .. } => (
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_requests",

@@ -55,6 +55,11 @@ impl Form {
         self.0.remove(name).filter(|v| !v.is_empty())
     }
 
+    /// Every parameter left (those not taken), in no particular order.
+    pub fn into_pairs(self) -> impl Iterator<Item = (String, String)> {
+        self.0.into_iter()
+    }
+
     pub fn require(&mut self, name: &str) -> Result<String, RequestError> {
         self.take(name)
             .ok_or_else(|| RequestError::field(name, "is required"))

@@ -8,6 +8,7 @@ pub mod error;
 pub mod form;
 pub mod introspect;
 pub mod openapi;
+pub mod par;
 pub mod revoke;
 pub mod token;
 pub mod users;
@@ -25,6 +26,7 @@ use form::Form;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/oauth/token", post(token::token))
+        .route("/oauth/par", post(par::par))
         .route("/oauth/introspect", post(introspect::introspect))
         .route("/oauth/revoke", post(revoke::revoke))
         .route(

@@ -45,6 +45,7 @@ impl Modify for Conventions {
     ),
     paths(
         super::token::token,
+        super::par::par,
         super::introspect::introspect,
         super::revoke::revoke,
         super::users::sign_up,

@@ -336,8 +336,8 @@ impl ClientStore for PgStore {
             sqlx::query(
                 "INSERT INTO clients (id, partner_id, name, secret_digest, grant_types, scopes,
                                       redirect_uris, frame_origins, dev, pkce_plain,
-                                  allow_registration, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                                  allow_registration, created_at, require_par)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(&c.id)
             .bind(&c.partner_id)
@@ -351,6 +351,7 @@ impl ClientStore for PgStore {
             .bind(i64::from(c.pkce_plain))
             .bind(i64::from(c.allow_registration))
             .bind(c.created_at)
+            .bind(i64::from(c.require_par))
             .execute(&mut *tx)
             .await
             .map_err(err)?;

@@ -109,6 +109,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         17,
         include_str!("../../migrations/sqlite/0017_rate_budgets.sql"),
     ),
+    (
+        18,
+        include_str!("../../migrations/sqlite/0018_require_par.sql"),
+    ),
 ];
 
 pub struct SqliteStore {

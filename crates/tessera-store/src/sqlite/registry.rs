@@ -288,8 +288,8 @@ impl ClientStore for SqliteStore {
         sqlx::query(
             "INSERT INTO clients (id, partner_id, name, secret_digest, grant_types, scopes,
                                   redirect_uris, frame_origins, dev, pkce_plain,
-                                  allow_registration, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                  allow_registration, created_at, require_par)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.id)
         .bind(&c.partner_id)
@@ -303,6 +303,7 @@ impl ClientStore for SqliteStore {
         .bind(i64::from(c.pkce_plain))
         .bind(i64::from(c.allow_registration))
         .bind(c.created_at)
+        .bind(i64::from(c.require_par))
         .execute(&mut *tx)
         .await
         .map_err(err)?;

@@ -43,6 +43,10 @@ pub enum ClientCommand {
         /// PKCE methods accepted: `s256` (the default) or `s256,plain` (seed 000 lists plain).
         #[arg(long, default_value = "s256", value_parser = ["s256", "s256,plain", "plain,s256"])]
         pkce: String,
+        /// Take this client's authorization requests only by reference to one it pushed first
+        /// (RFC 9126 PAR): `/authorize` refuses the parameters in the query.
+        #[arg(long)]
+        require_par: bool,
         /// Let users create an account on Tessera's registration page through this client.
         #[arg(long)]
         allow_registration: bool,
@@ -92,6 +96,7 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             frame_origins,
             dev,
             pkce,
+            require_par,
             allow_registration,
             db,
         } => {
@@ -105,6 +110,7 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
                 frame_origins,
                 dev,
                 pkce_plain: pkce.contains("plain"),
+                require_par,
                 allow_registration,
             })?;
             print_view(

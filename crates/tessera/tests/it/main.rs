@@ -21,6 +21,7 @@ mod logs;
 mod metrics;
 mod multinode;
 mod oidc;
+mod par;
 mod proxy;
 mod refresh;
 mod rollout;

@@ -450,6 +450,7 @@ async fn discovery_lists_what_is_implemented() {
         ".introspection_endpoint" => "[issuer]/oauth/introspect",
         ".userinfo_endpoint" => "[issuer]/oauth/userinfo",
         ".revocation_endpoint" => "[issuer]/oauth/revoke",
+        ".pushed_authorization_request_endpoint" => "[issuer]/oauth/par",
     });
     // Every endpoint it names answers.
     for key in ["jwks_uri"] {

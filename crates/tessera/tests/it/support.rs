@@ -698,6 +698,7 @@ pub fn client_input(
         frame_origins: Vec::new(),
         dev: false,
         pkce_plain: false,
+        require_par: false,
         allow_registration: false,
     }
 }
