@@ -75,6 +75,7 @@ impl Engine {
     /// RFC 9126 §2: validate `params` for `caller`'s client as `/authorize` would and keep the
     /// request for [`PUSHED_REQUEST_TTL`] seconds. `caller` is an authenticated client (whose
     /// own id `client_id` must be, when given) or partner (whose client `client_id` must name).
+    /// Each push stores a row: it counts against the caller's token-request budget.
     pub async fn push_authorization(
         &self,
         caller: &Caller,
@@ -82,6 +83,7 @@ impl Engine {
         origin: &str,
         now: i64,
     ) -> Result<Pushed, EngineError> {
+        self.check_rate(caller.rate_key()).await?;
         if params.request_uri.is_some() {
             return Err(invalid(
                 "request_uri cannot be pushed: send the authorization request's own parameters",

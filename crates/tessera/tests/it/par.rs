@@ -342,3 +342,24 @@ async fn many_uses_of_one_reference_at_once_let_one_through_on_every_backend() {
         );
     }
 }
+
+/// Each push stores a row for a minute: pushes count against the caller's token-request budget,
+/// so an authenticated client cannot fill the table faster than it may ask for tokens.
+#[tokio::test]
+async fn pushes_count_against_the_token_request_budget() {
+    let mut c = crate::support::config();
+    c.token_rate_limit = 2;
+    let t = TestServer::start_with(c).await;
+    let s = setup(&t, &[], false).await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(push(&t, &s, &[]).await.status);
+    }
+    assert_eq!(statuses[0], 201, "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let r = push(&t, &s, &[]).await;
+    if r.status == 429 {
+        assert_eq!(r.oauth_error(), "too_many_requests");
+        assert!(r.headers.contains_key("retry-after"));
+    }
+}
