@@ -71,6 +71,19 @@ impl RequestError {
     }
 }
 
+/// The status of an authorization request refused where no browser waits (a push): 503 when
+/// the server could not look something up, 400 otherwise. Both dialects answer with it.
+pub fn authorization_request_status(
+    failure: tessera_core::authorize::AuthorizeFailure,
+) -> axum::http::StatusCode {
+    match failure {
+        tessera_core::authorize::AuthorizeFailure::ServerError => {
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        }
+        _ => axum::http::StatusCode::BAD_REQUEST,
+    }
+}
+
 /// Set `Retry-After` (at least one second) when `e` asks the caller to wait.
 pub fn set_retry_after(response: &mut Response, e: &RequestError) {
     if let Some(secs) = e.retry_after() {

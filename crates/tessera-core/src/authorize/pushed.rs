@@ -210,16 +210,7 @@ impl Engine {
             expires_at: now + AUTHORIZATION_REQUEST_TTL,
             ..pushed
         };
-        self.flows()
-            .insert_authorization_request(&request)
-            .await
-            .map_err(|_| AuthorizeError::Redirect {
-                redirect_uri: request.redirect_uri.clone(),
-                state: request.state.clone(),
-                failure: AuthorizeFailure::ServerError,
-                description: "temporarily unavailable".into(),
-            })?;
-        Ok((request, client))
+        self.keep_pending(request, client).await
     }
 }
 

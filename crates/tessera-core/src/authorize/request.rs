@@ -69,6 +69,16 @@ impl Engine {
         let request = self
             .validate_authorization(&params, &client, redirect_uri, origin, now)
             .await?;
+        self.keep_pending(request, client).await
+    }
+
+    /// Store `request` as pending; a failure goes back to the client, whose redirect URI the
+    /// request holds.
+    pub(super) async fn keep_pending(
+        &self,
+        request: AuthorizationRequest,
+        client: Arc<Client>,
+    ) -> Result<(AuthorizationRequest, Arc<Client>), AuthorizeError> {
         self.flows()
             .insert_authorization_request(&request)
             .await

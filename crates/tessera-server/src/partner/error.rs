@@ -94,12 +94,7 @@ fn classify_engine(e: &EngineError) -> (StatusCode, &'static str, String) {
             failure,
             description,
         } => (
-            match failure {
-                tessera_core::authorize::AuthorizeFailure::ServerError => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-                _ => StatusCode::BAD_REQUEST,
-            },
+            crate::error::authorization_request_status(*failure),
             authorize_error(*failure),
             description.clone(),
         ),

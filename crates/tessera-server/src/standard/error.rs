@@ -161,12 +161,7 @@ fn classify_engine(e: &EngineError) -> (StatusCode, &'static str, String) {
             failure,
             description,
         } => (
-            match failure {
-                tessera_core::authorize::AuthorizeFailure::ServerError => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-                _ => bad,
-            },
+            crate::error::authorization_request_status(*failure),
             authorize_error(*failure),
             description.clone(),
         ),
