@@ -136,6 +136,11 @@ pub struct PushRequest {
     /// Seconds.
     pub max_age: Option<u32>,
     pub id_token_hint: Option<String>,
+    /// Read only to be refused, as `/v2/oauth/authorize` refuses them: `request_uri` cannot be
+    /// pushed, request objects are not supported, and the response mode is `query`.
+    pub request_uri: Option<String>,
+    pub request: Option<String>,
+    pub response_mode: Option<String>,
 }
 
 /// `data` of a successful token response.

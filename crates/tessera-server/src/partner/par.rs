@@ -38,7 +38,9 @@ pub async fn par(State(app): State<AppState>, headers: HeaderMap, body: RawBody)
             prompt: r.prompt,
             max_age: r.max_age.map(|a| a.to_string()),
             id_token_hint: r.id_token_hint,
-            ..AuthorizeParams::default()
+            request_uri: r.request_uri,
+            request: r.request,
+            response_mode: r.response_mode,
         };
         let pushed = app
             .engine

@@ -216,6 +216,26 @@ async fn a_push_is_refused_as_the_token_endpoint_refuses() {
         r.body
     );
     insta::assert_json_snapshot!("par_partner_error", r.body, {".meta.timestamp" => "[timestamp]"});
+    // What /v2/oauth/authorize refuses, a push refuses (found by the attack on this feature: the
+    // partner's JSON dropped these members, and form_post was silently answered in the query).
+    for (member, value, code) in [
+        (
+            "request_uri",
+            "urn:ietf:params:oauth:request_uri:x",
+            "VALIDATION_FAILED",
+        ),
+        ("request", "a.b.c", "request_not_supported"),
+        ("response_mode", "form_post", "VALIDATION_FAILED"),
+    ] {
+        let mut body = json!({"client_id": s.client_id, "response_type": "code",
+            "redirect_uri": REDIRECT, "scope": "crm", "code_challenge": CHALLENGE,
+            "code_challenge_method": "S256"});
+        body[member] = value.into();
+        let r = t
+            .post("/v2/oauth/par", Some(&s.partner.basic()), &body.to_string())
+            .await;
+        assert_eq!((r.status, r.code()), (400, code), "{member}: {}", r.body);
+    }
 
     // /authorize: a reference of this server only, for its own client only; nothing redirects
     // (the request, and so its redirect URI, is not known).
