@@ -193,14 +193,20 @@ impl Engine {
             )
         })?;
         // With `openid`, the OpenID Connect scopes are the flow's own, open to every client of
-        // it; the rest must lie within the client's (all of those when only OpenID ones were
-        // asked). Without it, `profile` or `email` are whatever the partner registered.
+        // it; the rest must lie within the client's, and only those asked for are granted: an
+        // app that only signs users in gets no API access. Without `openid`, `profile` or
+        // `email` are whatever the partner registered, and no scope means the client's own.
         let (openid, requested) = if requested.contains(crate::scope::OPENID) {
             requested.split_openid()
         } else {
             (ScopeSet::default(), requested)
         };
-        let scope = effective_scope(requested, &caller)
+        let api = if !openid.is_empty() && requested.is_empty() {
+            Ok(ScopeSet::default())
+        } else {
+            effective_scope(requested, &caller)
+        };
+        let scope = api
             .map_err(|_| {
                 fail(
                     AuthorizeFailure::InvalidScope,

@@ -114,7 +114,13 @@ pub async fn grant(
         // The subject's scopes, without OpenID Connect's: they are about a sign-in, and an
         // exchanged token is for the partner's API.
         if granted.contains(crate::scope::OPENID) {
-            granted.clone().split_openid().1
+            let api = granted.clone().split_openid().1;
+            if api.is_empty() {
+                return Err(EngineError::InvalidGrant(
+                    "the subject token grants no API scope: it is a sign-in's, without access",
+                ));
+            }
+            api
         } else {
             granted.clone()
         }

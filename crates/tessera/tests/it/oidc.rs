@@ -611,3 +611,89 @@ async fn the_hinted_user_is_checked_on_every_page_of_the_flow() {
         .await;
     assert!(r.query().contains_key("code"), "{:?}", r.location);
 }
+
+/// Least privilege (issue 21): `openid profile email` alone signs the user in and grants no API
+/// scope (it used to grant all of the client's); an API scope must be asked for. Without
+/// `openid`, no scope still means the client's own.
+#[tokio::test]
+async fn signing_in_alone_grants_no_api_scope() {
+    let t = TestServer::start().await;
+    let s = setup(&t, &[], false).await;
+    let mut agent = Agent::new(&t.base);
+    // Signed in (and consented to crm) through an ordinary flow first.
+    authorize(&mut agent, &s, &oidc_path(&s, "crm", &[])).await;
+    // A client that may also exchange its users' tokens.
+    let (client_id, client_secret) = crate::authcode::another_client(
+        &t,
+        &s,
+        &["authorization_code", "token_exchange"],
+        false,
+        false,
+    )
+    .await;
+    let s = Setup {
+        client_id,
+        client_secret,
+        ..crate::authcode::setup_clone(&s)
+    };
+
+    let r = agent.get(&oidc_path(&s, "openid profile email", &[])).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let next = r.location.unwrap();
+    assert!(next.starts_with("/oauth/consent"), "{next}");
+    let page = agent.get(&next).await;
+    let r = agent
+        .post(
+            "/oauth/consent",
+            &[
+                ("request", &page.hidden("request")),
+                ("csrf", &page.hidden("csrf")),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let pair = redeem(&t, &s, &r.query()["code"]).await;
+    let access = pair["access_token"].as_str().unwrap();
+    assert_eq!(claims(access)["scope"], "email openid profile");
+    assert!(pair["id_token"].is_string());
+    let info = t
+        .get("/oauth/userinfo", Some(&format!("Bearer {access}")))
+        .await;
+    assert_eq!(info.status, 200, "{}", info.body);
+    // Nothing to exchange: the token is a sign-in's.
+    let r = t
+        .form(
+            "/oauth/token",
+            Some(&basic(&s)),
+            &[
+                ("grant_type", tessera_proto::grant_type::TOKEN_EXCHANGE),
+                ("subject_token", access),
+                (
+                    "subject_token_type",
+                    "urn:ietf:params:oauth:token-type:access_token",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.oauth_error()),
+        (400, "invalid_grant"),
+        "{}",
+        r.body
+    );
+
+    // An API scope asked for is granted with it; no scope without openid is the client's own.
+    let q = authorize(&mut agent, &s, &oidc_path(&s, "openid crm", &[])).await;
+    let pair = redeem(&t, &s, &q["code"]).await;
+    assert_eq!(
+        claims(pair["access_token"].as_str().unwrap())["scope"],
+        "crm openid"
+    );
+    let q = authorize(&mut agent, &s, &oidc_path(&s, "", &[])).await;
+    let pair = redeem(&t, &s, &q["code"]).await;
+    assert_eq!(
+        claims(pair["access_token"].as_str().unwrap())["scope"],
+        "crm transport"
+    );
+}
