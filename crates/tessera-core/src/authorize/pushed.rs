@@ -202,8 +202,10 @@ impl Engine {
             .client(client_id)
             .await
             .map_err(|_| page("The service is temporarily unavailable. Try again shortly."))?
-            .filter(|c| !c.disabled)
             .ok_or_else(|| page("The application that sent you here is not registered."))?;
+        if client.disabled {
+            return Err(page(super::request::DISABLED));
+        }
         let request = AuthorizationRequest {
             id: URL_SAFE_NO_PAD.encode(random_bytes::<16>()),
             dialect: origin.to_string(),

@@ -44,6 +44,9 @@ impl Engine {
             .await
             .map_err(|_| page("The service is temporarily unavailable. Try again shortly."))?
             .ok_or_else(|| page("The application that sent you here is not registered."))?;
+        if client.disabled {
+            return Err(page(DISABLED));
+        }
         let redirect_uri = self.redirect_uri(&client, &params).map_err(|why| {
             page(match why {
                 RedirectProblem::Unregistered => {
@@ -298,9 +301,18 @@ impl Engine {
             .ok()
             .flatten()
             .ok_or_else(expired)?;
+        // Disabled since the request began: no page of it continues, so no code is minted
+        // that re-enabling the client would make good (found by the attack on PAR).
+        if client.disabled {
+            return Err(AuthorizeError::Page(DISABLED.into()));
+        }
         Ok((request, client))
     }
 }
+
+/// The page of a request whose client is disabled.
+pub(super) const DISABLED: &str =
+    "The application that sent you here is disabled. Ask its provider, then start again.";
 
 /// Why a request's redirect URI cannot be trusted.
 pub(super) enum RedirectProblem {

@@ -332,3 +332,70 @@ async fn revoking_a_family_token_ends_the_chain_exchanged_from_it() {
         .await;
     assert_eq!(me.status, 401, "{}", me.body);
 }
+
+/// Found by the attack on PAR: a sign-in begun before its client was disabled could still be
+/// approved, and the code redeemed once the client was enabled again. No page of a disabled
+/// client's request continues now, and `/authorize` refuses it outright.
+#[tokio::test]
+async fn a_disabled_clients_sign_in_stops_on_every_page() {
+    use tessera_core::operations::{ClientStatus, set_client_status};
+    let t = TestServer::start().await;
+    let s = authcode::setup(&t, &[], false).await;
+    let mut agent = Agent::new(&t.base);
+    authorize(
+        &mut agent,
+        &s,
+        &authorize_path("standard", &s.client_id, &[]),
+    )
+    .await;
+    // A request waiting on its consent page (prompt=consent asks again).
+    let r = agent
+        .get(&authorize_path(
+            "standard",
+            &s.client_id,
+            &[("prompt", "consent")],
+        ))
+        .await;
+    let consent = r.location.expect("to the consent page");
+    let page = agent.get(&consent).await;
+    let (request, csrf) = (page.hidden("request"), page.hidden("csrf"));
+    let status = |to| {
+        let t = &t;
+        let id = s.client_id.clone();
+        async move {
+            set_client_status(
+                t.store.as_ref(),
+                &crate::support::operator(),
+                &id,
+                to,
+                unix_now(),
+            )
+            .await
+            .unwrap();
+            t.settle().await;
+        }
+    };
+    status(ClientStatus::Disabled).await;
+    let approve = [
+        ("request", request.as_str()),
+        ("csrf", csrf.as_str()),
+        ("decision", "approve"),
+    ];
+    let r = agent.post("/oauth/consent", &approve).await;
+    assert_eq!((r.status, r.location.as_deref()), (400, None), "{}", r.body);
+    assert!(r.body.contains("disabled"), "{}", r.body);
+    assert_eq!(agent.get(&consent).await.status, 400);
+    let r = agent
+        .get(&authorize_path("standard", &s.client_id, &[]))
+        .await;
+    assert_eq!((r.status, r.location.as_deref()), (400, None), "{}", r.body);
+    // Enabled again, the flow runs (the user's approval now is of an active client).
+    status(ClientStatus::Active).await;
+    let q = authorize(
+        &mut agent,
+        &s,
+        &authorize_path("standard", &s.client_id, &[]),
+    )
+    .await;
+    assert!(q["code"].starts_with("tac_"));
+}
