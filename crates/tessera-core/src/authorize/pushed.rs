@@ -198,14 +198,7 @@ impl Engine {
         {
             return Err(gone());
         }
-        let client = self
-            .client(client_id)
-            .await
-            .map_err(|_| page("The service is temporarily unavailable. Try again shortly."))?
-            .ok_or_else(|| page("The application that sent you here is not registered."))?;
-        if client.disabled {
-            return Err(page(super::request::DISABLED));
-        }
+        let client = self.active_client(client_id).await?;
         let request = AuthorizationRequest {
             id: URL_SAFE_NO_PAD.encode(random_bytes::<16>()),
             dialect: origin.to_string(),

@@ -39,14 +39,7 @@ impl Engine {
             .as_deref()
             .filter(|c| !c.is_empty() && c.len() <= 128)
             .ok_or_else(|| page("The request names no client (client_id is missing)."))?;
-        let client = self
-            .client(client_id)
-            .await
-            .map_err(|_| page("The service is temporarily unavailable. Try again shortly."))?
-            .ok_or_else(|| page("The application that sent you here is not registered."))?;
-        if client.disabled {
-            return Err(page(DISABLED));
-        }
+        let client = self.active_client(client_id).await?;
         let redirect_uri = self.redirect_uri(&client, &params).map_err(|why| {
             page(match why {
                 RedirectProblem::Unregistered => {
@@ -73,6 +66,21 @@ impl Engine {
             .validate_authorization(&params, &client, redirect_uri, origin, now)
             .await?;
         self.keep_pending(request, client).await
+    }
+
+    /// The client a request names, if registered and not disabled (a page otherwise: nothing
+    /// is redirected before the client is known).
+    pub(super) async fn active_client(&self, id: &str) -> Result<Arc<Client>, AuthorizeError> {
+        let page = |m: &str| AuthorizeError::Page(m.to_string());
+        let client = self
+            .client(id)
+            .await
+            .map_err(|_| page("The service is temporarily unavailable. Try again shortly."))?
+            .ok_or_else(|| page("The application that sent you here is not registered."))?;
+        if client.disabled {
+            return Err(page(DISABLED));
+        }
+        Ok(client)
     }
 
     /// Store `request` as pending; a failure goes back to the client, whose redirect URI the
@@ -311,7 +319,7 @@ impl Engine {
 }
 
 /// The page of a request whose client is disabled.
-pub(super) const DISABLED: &str =
+const DISABLED: &str =
     "The application that sent you here is disabled. Ask its provider, then start again.";
 
 /// Why a request's redirect URI cannot be trusted.

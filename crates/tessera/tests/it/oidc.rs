@@ -118,7 +118,7 @@ async fn the_openidconnect_crate_signs_a_user_in() {
     assert_eq!(info.email_verified(), Some(false));
 }
 
-fn basic(s: &Setup) -> String {
+pub(crate) fn basic(s: &Setup) -> String {
     format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD

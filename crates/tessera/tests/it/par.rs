@@ -6,16 +6,9 @@
 use base64::Engine as _;
 use serde_json::json;
 
-use crate::authcode::{Agent, CHALLENGE, REDIRECT, Setup, VERIFIER, authorize, setup};
+use crate::authcode::{Agent, CHALLENGE, REDIRECT, Setup, authorize, setup};
+use crate::oidc::{basic as client_basic, redeem};
 use crate::support::{Resp, TestServer, client_input, create_client};
-
-fn client_basic(s: &Setup) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", s.client_id, s.client_secret))
-    )
-}
 
 /// The authorization request's parameters, as a client pushes them.
 fn pushed<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
@@ -96,20 +89,8 @@ async fn a_pushed_request_runs_the_flow_once_in_both_dialects() {
     let q = authorize(&mut agent, &s, &path).await;
     assert_eq!(q["state"], "xyz-state", "the pushed state, not the query's");
     assert_eq!(q["iss"], t.base);
-    let r = t
-        .form(
-            "/oauth/token",
-            Some(&client_basic(&s)),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &q["code"]),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", VERIFIER),
-            ],
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let claims = crate::support::claims(r.body["access_token"].as_str().unwrap());
+    let pair = redeem(&t, &s, &q["code"]).await;
+    let claims = crate::support::claims(pair["access_token"].as_str().unwrap());
     assert_eq!(claims["scope"], "crm");
 
     // A reference is good once: the second use is a page, not a redirect.
